@@ -1,0 +1,261 @@
+"""`recai ...` commands: parse arguments, call the library, print with rich. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from recai import __version__
+from recai.data import DataError, UnknownDatasetError
+
+app = typer.Typer(help="recai: large language models for recommender systems.", no_args_is_help=True)
+data_app = typer.Typer(help="Datasets: list, describe, import, download, split.", no_args_is_help=True)
+rec_app = typer.Typer(help="Classic recommenders.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(rec_app, name="rec")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: BaseException) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=1)
+
+
+def _load(name_or_path: str):
+    from recai.data import load
+
+    with console.status(f"loading {name_or_path} ..."):
+        try:
+            return load(name_or_path)
+        except (DataError, UnknownDatasetError, FileNotFoundError) as exc:
+            raise _fail(exc) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"recai {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """recai: large language models for recommender systems."""
+
+
+# ---------------------------------------------------------------------- data
+@data_app.command("list")
+def data_list() -> None:
+    """Datasets recai can load by name."""
+    from recai.data import list_datasets
+
+    table = Table("name", "status", "description")
+    for row in list_datasets():
+        table.add_row(row["name"], row["status"], row["description"])
+    console.print(table)
+
+
+@data_app.command("describe")
+def data_describe(
+    name_or_path: Annotated[str | None, typer.Argument(help="A dataset name or a folder.")] = None,
+    path: Annotated[
+        Path | None, typer.Option("--path", help="A folder (raw MovieLens layout or a saved dataset).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    samples: Annotated[int, typer.Option(help="How many example items to print.")] = 3,
+) -> None:
+    """Summarise a dataset: catalog columns and roles, interaction statistics, examples."""
+    target = str(path) if path is not None else name_or_path
+    if target is None:
+        raise _fail(ValueError("give a dataset name or --path"))
+    ds = _load(target)
+    summary = ds.describe()
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+        return
+    console.print(
+        f"[bold]{ds.name}[/]: {len(ds.catalog)} items, {len(ds.interactions)} interactions, "
+        f"{ds.interactions.n_users} users"
+    )
+    console.print(ds.catalog.schema_card())
+    stats = summary["interactions"]
+    table = Table("statistic", "value", title="interactions")
+    for key, value in stats.items():
+        table.add_row(key, json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value))
+    console.print(table)
+    counts = ds.popularity()
+    top = counts.argsort()[::-1][:5]
+    console.print(
+        "most interacted: " + "; ".join(f"{ds.catalog.display_title(int(i))} ({counts[i]})" for i in top)
+    )
+    for i in range(min(samples, len(ds.catalog))):
+        console.print(f"[dim]example:[/] {ds.catalog.render(i, by_position=True, max_chars=300)}")
+
+
+@data_app.command("import")
+def data_import(
+    items: Annotated[Path | None, typer.Option(help="Item table (CSV, TSV, Parquet, JSON lines).")] = None,
+    interactions: Annotated[
+        Path | None, typer.Option(help="Interaction log (CSV, TSV, Parquet, JSON lines).")
+    ] = None,
+    schema: Annotated[
+        Path | None, typer.Option(help="YAML spec with column roles and the log's columns.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Dataset name (default: from the spec or the items file).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder to write (default: $RECAI_HOME/datasets/NAME).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset folder.")] = False,
+) -> None:
+    """Import your own catalog and interaction log as a recai dataset."""
+    from recai.data.home import datasets_dir
+    from recai.data.loaders.tabular import import_tabular
+
+    try:
+        with console.status("importing ..."):
+            ds, inferred = import_tabular(schema, items_path=items, interactions_path=interactions, name=name)
+        target = out or datasets_dir() / ds.name
+        ds.save(target, overwrite=overwrite)
+    except (DataError, FileExistsError) as exc:
+        raise _fail(exc) from None
+    if inferred is not None:
+        table = Table("column", "role", "why", title="inferred column roles (edit schema.yaml to correct)")
+        for row in inferred:
+            table.add_row(*row)
+        console.print(table)
+    console.print(
+        f"saved [bold]{ds.name}[/] ({len(ds.catalog)} items, {len(ds.interactions)} interactions) to {target}"
+    )
+
+
+@data_app.command("download")
+def data_download(
+    name: Annotated[str, typer.Argument(help="A known public dataset, see `recai data list`.")],
+    url: Annotated[str | None, typer.Option(help="A mirror URL of the same archive.")] = None,
+    checksum: Annotated[
+        str | None, typer.Option(help="Override the pinned checksum (sha256:... or md5:...).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Download and prepare again even if present.")] = False,
+) -> None:
+    """Fetch an official archive, verify its checksum, and prepare it as a dataset."""
+    from recai.data.loaders.download import download
+    from recai.data.loaders.registry import KNOWN
+
+    if name not in KNOWN:
+        raise _fail(ValueError(f"unknown dataset '{name}'; known: {', '.join(KNOWN)}"))
+    spec = KNOWN[name]
+    console.print(f"{spec.description}\nlicense: {spec.license}")
+    try:
+        target = download(spec, url=url, checksum=checksum, force=force)
+    except (DataError, OSError) as exc:
+        raise _fail(exc) from None
+    console.print(f"ready: {target}")
+
+
+@data_app.command("split")
+def data_split(
+    name_or_path: Annotated[str, typer.Argument(help="A dataset name or a folder.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Output file: .tsv or .parquet (columns user_id, item_id, rating, timestamp, split)."
+        ),
+    ],
+    protocol: Annotated[str, typer.Option(help="leave_one_out or temporal.")] = "leave_one_out",
+    min_rating: Annotated[float | None, typer.Option(help="Keep events rated at least this.")] = None,
+    k_core: Annotated[int, typer.Option(help="Iterative k-core before splitting (0: none).")] = 0,
+    test_start: Annotated[
+        str | None, typer.Option(help="temporal: first test time (epoch s or ISO date).")
+    ] = None,
+    valid_start: Annotated[str | None, typer.Option(help="temporal: first validation time.")] = None,
+) -> None:
+    """Filter and split a dataset's interactions, leak-free, into one labelled file."""
+    import pandas as pd
+
+    from recai.data.atomic import atomic_file
+
+    ds = _load(name_or_path)
+    if min_rating is not None:
+        ds = ds.implicit(min_rating)
+    if k_core:
+        ds = ds.k_core(k_core)
+    kwargs: dict[str, Any] = {}
+    if protocol == "temporal":
+        for key, value in (("test_start", test_start), ("valid_start", valid_start)):
+            if value is not None:
+                kwargs[key] = int(value) if value.isdigit() else value
+    try:
+        split = ds.split(protocol, **kwargs)
+    except ValueError as exc:
+        raise _fail(exc) from None
+    parts = []
+    for label, part in (("train", split.train), ("valid", split.valid), ("test", split.test)):
+        frame = part.frame.drop(columns=["_row"]).assign(split=label)
+        parts.append(frame)
+    table = pd.concat(parts, ignore_index=True)
+    cols = ["user_id", "item_id"] + (["rating"] if "rating" in table else []) + ["timestamp", "split"]
+    table = table[cols]
+    with atomic_file(out) as tmp:
+        if out.suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, sep="\t", index=False)
+    console.print(json.dumps(split.describe()))
+    console.print(f"wrote {out}")
+
+
+# ----------------------------------------------------------------------- rec
+@rec_app.command("recommend")
+def rec_recommend(
+    history: Annotated[str, typer.Option(help="Titles or ids separated by ';', oldest first.")] = "",
+    data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
+    model: Annotated[str, typer.Option(help="Recommender: popularity.")] = "popularity",
+    k: Annotated[int, typer.Option("-k", "--k", help="How many items.")] = 10,
+) -> None:
+    """Recommend items for a history of titles (grounded to the catalog) with a classic recommender."""
+    from recai.rec import Popularity
+
+    ds = _load(data)
+    models = {"popularity": Popularity}
+    if model not in models:
+        raise _fail(ValueError(f"unknown model '{model}'; available: {', '.join(models)}"))
+    positions = []
+    for raw in [h.strip() for h in history.split(";") if h.strip()]:
+        pos = ds.catalog.index_of([raw], missing="mark")[0] if raw.isdigit() else -1
+        if pos < 0:
+            g = ds.catalog.ground(raw)
+            if not g.resolved:
+                raise _fail(
+                    ValueError(f"'{raw}' is not in the catalog; did you mean: {'; '.join(g.did_you_mean())}?")
+                )
+            pos = ds.catalog.index_of([g.item_id])[0]
+            note = " (ambiguous: " + "; ".join(g.did_you_mean()) + ")" if g.ambiguous else ""
+            console.print(
+                f"[dim]'{raw}' -> {ds.catalog.display_title(int(pos))} (score {g.score:.0f}){note}[/]"
+            )
+        positions.append(int(pos))
+    fitted = models[model]().fit(ds.interactions)
+    items, scores = fitted.recommend(positions, k)
+    table = Table("#", "title", "score", title=f"{model} recommendations on {ds.name}")
+    for rank, (i, s) in enumerate(zip(items, scores, strict=True), start=1):
+        table.add_row(str(rank), ds.catalog.display_title(int(i)), f"{s:g}")
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The data layer every recai pillar shares: Catalog, Interactions, Dataset, splits and loaders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from recai.data.catalog import Catalog, SqlError, SqlResult
+from recai.data.dataset import Dataset, is_dataset_folder
+from recai.data.errors import DataError, UnknownDatasetError
+from recai.data.grounding import Grounding, Match, TitleMatcher
+from recai.data.home import data_home, datasets_dir
+from recai.data.interactions import Interactions
+from recai.data.schema import CatalogSchema, ColumnRole, ColumnSpec
+from recai.data.splits import Split, leave_one_out, temporal_split
+
+BUILTIN = ("demo",)
+
+__all__ = [
+    "BUILTIN",
+    "Catalog",
+    "CatalogSchema",
+    "ColumnRole",
+    "ColumnSpec",
+    "DataError",
+    "Dataset",
+    "Grounding",
+    "Interactions",
+    "Match",
+    "Split",
+    "SqlError",
+    "SqlResult",
+    "TitleMatcher",
+    "UnknownDatasetError",
+    "data_home",
+    "leave_one_out",
+    "list_datasets",
+    "load",
+    "temporal_split",
+]
+
+
+def load(name_or_path: str | Path) -> Dataset:
+    """Load a dataset by name or path.
+
+    Resolution order: the built-in ``demo``; a dataset saved or downloaded under ``$RECAI_HOME/datasets``;
+    an existing path (a recai dataset folder, or a publisher's raw layout such as a MovieLens folder).
+    """
+    from recai.data.loaders.registry import KNOWN, load_path
+
+    text = str(name_or_path)
+    if text == "demo":
+        from recai.data.demo.loader import load_demo
+
+        return load_demo()
+    saved = datasets_dir() / text
+    if "/" not in text and is_dataset_folder(saved):
+        return Dataset.load(saved)
+    path = Path(text).expanduser()
+    if path.exists():
+        return load_path(path)
+    hint = ""
+    if text in KNOWN:
+        hint = f" It is a known public dataset: fetch it once with `recai data download {text}`."
+    raise UnknownDatasetError(
+        f"no dataset named or at '{text}'.{hint} Built in: {', '.join(BUILTIN)}; saved: "
+        f"{', '.join(sorted(d['name'] for d in list_datasets() if d['status'] == 'saved')) or 'none'}."
+    )
+
+
+def list_datasets() -> list[dict[str, Any]]:
+    """Every dataset recai can load by name: built in, saved/downloaded, and downloadable."""
+    from recai.data.loaders.registry import KNOWN
+
+    rows: list[dict[str, Any]] = [
+        {"name": "demo", "status": "built in", "description": "300 films and a simulated viewing log"}
+    ]
+    saved = set()
+    root = datasets_dir()
+    if root.is_dir():
+        for folder in sorted(root.iterdir()):
+            if is_dataset_folder(folder):
+                saved.add(folder.name)
+                desc = KNOWN[folder.name].description if folder.name in KNOWN else "saved dataset"
+                rows.append(
+                    {"name": folder.name, "status": "saved", "description": desc, "path": str(folder)}
+                )
+    for name, spec in KNOWN.items():
+        if name not in saved:
+            rows.append({"name": name, "status": "downloadable", "description": spec.description})
+    return rows

@@ -1,0 +1,462 @@
+"""The item table: one DuckDB table plus the roles of its columns.
+
+The catalog is what keeps an LLM honest: every item a recai component recommends is a row here, every
+title an LLM writes is grounded here, and every SQL condition a planner writes runs here, read-only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import sqlglot
+from sqlglot import exp
+
+from recai.data.errors import DataError
+from recai.data.grounding import DEFAULT_THRESHOLD, Grounding, TitleMatcher
+from recai.data.schema import CatalogSchema, ColumnRole
+
+TABLE = "items"
+
+
+class SqlError(ValueError):
+    """A query was refused (not a single read-only SELECT over the catalog) or failed in DuckDB."""
+
+
+@dataclass(frozen=True)
+class SqlResult:
+    """Rows of a catalog query, and whether they were cut at ``max_rows``."""
+
+    frame: pd.DataFrame
+    truncated: bool
+
+
+class Catalog:
+    """An item table with column roles, title grounding, text rendering and a read-only SQL surface.
+
+    Rows have a dense, stable position (0..n-1, the order of the table as loaded) that recommenders use
+    as the item index; :meth:`index_of` and :attr:`ids` convert between ids and positions.
+    """
+
+    def __init__(
+        self,
+        items: pd.DataFrame,
+        schema: CatalogSchema | None = None,
+        *,
+        source: str | Path | None = None,
+        grounding_threshold: float = DEFAULT_THRESHOLD,
+    ) -> None:
+        if schema is None:
+            schema, _ = CatalogSchema.infer(items)
+        schema.validate_frame(items, source=source)
+        self.schema = schema
+        self.source = str(source) if source is not None else None
+        self.grounding_threshold = grounding_threshold
+        self._items = _normalise_columns(items[schema.kept_columns].reset_index(drop=True), schema, source)
+        self._ids = pd.Index(self._items[schema.id_column])
+        self._interaction_counts: np.ndarray | None = None
+        self._lock = threading.Lock()
+        self._con = duckdb.connect(":memory:")
+        self._con.register("_recai_source", self._items)
+        self._con.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM _recai_source")
+        self._con.unregister("_recai_source")
+        # No file, network or extension access from catalog SQL, and nobody may switch it back on.
+        self._con.execute("SET enable_external_access = false")
+        self._con.execute("SET lock_configuration = true")
+
+    # ------------------------------------------------------------------ basics
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Catalog({len(self)} items, columns={list(self._items.columns)})"
+
+    @property
+    def items(self) -> pd.DataFrame:
+        """The item table (row position = item index). Treat it as read-only."""
+        return self._items
+
+    @property
+    def ids(self) -> pd.Index:
+        """Item ids in row order."""
+        return self._ids
+
+    @property
+    def id_column(self) -> str:
+        return self.schema.id_column
+
+    @property
+    def title_column(self) -> str:
+        return self.schema.title_column
+
+    @property
+    def titles(self) -> list[str]:
+        return self._items[self.title_column].astype(str).tolist()
+
+    def _coerce_ids(self, ids: Iterable[Any]) -> list[Any]:
+        values = list(ids)
+        if pd.api.types.is_integer_dtype(self._ids.dtype):
+            out = []
+            for v in values:
+                try:
+                    out.append(int(v))
+                except (TypeError, ValueError):
+                    out.append(v)
+            return out
+        return [str(v) for v in values]
+
+    def index_of(self, ids: Iterable[Any], *, missing: str = "raise") -> np.ndarray:
+        """Row positions of ``ids``; ``missing='raise'`` names unknown ids, ``'drop'`` skips them,
+        ``'mark'`` returns -1 for them."""
+        values = self._coerce_ids(ids)
+        pos = self._ids.get_indexer(values) if values else np.empty(0, dtype=np.int64)
+        if (pos < 0).any():
+            if missing == "raise":
+                unknown = [v for v, p in zip(values, pos, strict=True) if p < 0][:5]
+                raise KeyError(f"unknown item id(s) {unknown} (catalog ids look like {list(self._ids[:3])})")
+            if missing == "drop":
+                pos = pos[pos >= 0]
+            elif missing != "mark":
+                raise ValueError("missing must be 'raise', 'drop' or 'mark'")
+        return np.asarray(pos, dtype=np.int64)
+
+    def __contains__(self, item_id: Any) -> bool:
+        return bool(self.index_of([item_id], missing="mark")[0] >= 0)
+
+    def row(self, item_id: Any) -> dict[str, Any]:
+        """All attributes of one item."""
+        return self._items.iloc[int(self.index_of([item_id])[0])].to_dict()
+
+    def title_of(self, item_id: Any) -> str:
+        return self.display_title(int(self.index_of([item_id])[0]))
+
+    @cached_property
+    def _year_column(self) -> str | None:
+        for name in ("year", "release_year"):
+            if name in self._items and self.schema.column(name).role is ColumnRole.NUMERIC:
+                return name
+        return None
+
+    def display_title(self, position: int) -> str:
+        """Title with the year when the catalog has one and the title does not already show it."""
+        title = str(self._items.iat[position, self._items.columns.get_loc(self.title_column)])
+        if self._year_column is None:
+            return title
+        year = self._items.iat[position, self._items.columns.get_loc(self._year_column)]
+        if pd.isna(year) or f"({int(year)})" in title:
+            return title
+        return f"{title} ({int(year)})"
+
+    def popularity(self) -> np.ndarray | None:
+        """Popularity in row order: the schema's popularity column, else interaction counts attached by
+        the dataset (:meth:`attach_interaction_counts`), else None."""
+        col = self.schema.popularity_column
+        if col is not None:
+            return self._items[col].astype(float).fillna(0.0).to_numpy()
+        return self._interaction_counts
+
+    def attach_interaction_counts(self, counts: np.ndarray) -> None:
+        """Let the log's popularity break ties between equally good title matches (remakes)."""
+        counts = np.asarray(counts, dtype=float)
+        if counts.shape != (len(self),):
+            raise ValueError(f"expected {len(self)} counts, got shape {counts.shape}")
+        self._interaction_counts = counts
+        self.__dict__.pop("_matcher", None)
+
+    # -------------------------------------------------------------- rendering
+    def render(
+        self,
+        item: Any,
+        *,
+        columns: Sequence[str] | None = None,
+        max_chars: int = 512,
+        by_position: bool = False,
+    ) -> str:
+        """One item as text for prompts and embedders, cut to ``max_chars`` at a word boundary.
+
+        Short facts come first and long text last, so truncation removes synopsis words, not facts.
+        """
+        pos = int(item) if by_position else int(self.index_of([item])[0])
+        return self._render_row(pos, self._render_plan(columns), max_chars)
+
+    def texts(self, *, columns: Sequence[str] | None = None, max_chars: int = 512) -> list[str]:
+        """Rendered text of every item, in row order."""
+        plan = self._render_plan(columns)
+        return [self._render_row(i, plan, max_chars) for i in range(len(self))]
+
+    def _render_plan(self, columns: Sequence[str] | None) -> list[tuple[str, ColumnRole]]:
+        names = list(columns) if columns is not None else self.schema.rendered_columns()
+        plan = []
+        for name in names:
+            if name not in self._items:
+                raise KeyError(
+                    f"cannot render unknown column '{name}' (columns: {list(self._items.columns)})"
+                )
+            plan.append((name, self.schema.column(name).role))
+        long_last = sorted(plan, key=lambda p: (p[1] is ColumnRole.TEXT,))
+        return long_last
+
+    def _render_row(self, pos: int, plan: list[tuple[str, ColumnRole]], max_chars: int) -> str:
+        parts: list[str] = []
+        names = {name for name, _ in plan}
+        for name, role in plan:
+            value = self._items.iat[pos, self._items.columns.get_loc(name)]
+            if role is ColumnRole.TITLE:
+                parts.insert(0, self.display_title(pos) + ".")
+                continue
+            if role is ColumnRole.ID or (name == self._year_column and self.title_column in names):
+                continue
+            text = _format_value(value, role)
+            if text:
+                unit = self.schema.column(name).unit
+                label = name.replace("_", " ").capitalize()
+                parts.append(f"{label}: {text}{' ' + unit if unit else ''}".rstrip(".") + ".")
+        out = " ".join(parts)
+        return _cut(out, max_chars)
+
+    # -------------------------------------------------------------- grounding
+    @cached_property
+    def _matcher(self) -> TitleMatcher:
+        years = self._items[self._year_column].tolist() if self._year_column else None
+        return TitleMatcher(
+            [self.display_title(i) for i in range(len(self))],
+            list(self._ids),
+            years=years,
+            popularity=self.popularity(),
+            threshold=self.grounding_threshold,
+        )
+
+    def ground(self, title: str, *, k: int = 5, threshold: float | None = None) -> Grounding:
+        """Map a free-text title to an item id, or to nothing with "did you mean" alternatives."""
+        return self._matcher.ground(title, k=k, threshold=threshold)
+
+    def ground_many(self, titles: Sequence[str], **kwargs: Any) -> list[Grounding]:
+        return self._matcher.ground_many(titles, **kwargs)
+
+    # ------------------------------------------------------------ description
+    def column_values(self, column: str) -> pd.Series:
+        """Value counts of a categorical or multi-valued column (lists are exploded)."""
+        role = self.schema.column(column).role
+        values = self._items[column]
+        if role is ColumnRole.MULTI_CATEGORICAL:
+            values = values.explode()
+        return values.dropna().astype(str).value_counts()
+
+    def schema_card(self, *, max_values: int = 8) -> str:
+        """A compact description of the table for LLM prompts: columns, roles, ranges, frequent values."""
+        lines = [f"Table `{TABLE}` ({len(self)} rows). Columns:"]
+        for spec in self.schema.columns:
+            if spec.name not in self._items:
+                continue
+            s = self._items[spec.name]
+            sql_type = "list of text" if spec.role is ColumnRole.MULTI_CATEGORICAL else _sql_type(s)
+            desc = f" - {spec.description}" if spec.description else ""
+            info = ""
+            if spec.role in (ColumnRole.NUMERIC, ColumnRole.POPULARITY, ColumnRole.DATE) and s.notna().any():
+                lo, hi = s.min(), s.max()
+                info = f"; range {_short(lo)} to {_short(hi)}"
+            elif spec.role in (ColumnRole.CATEGORICAL, ColumnRole.MULTI_CATEGORICAL):
+                counts = self.column_values(spec.name)
+                top = ", ".join(counts.index[:max_values])
+                more = f", ... ({len(counts)} distinct)" if len(counts) > max_values else ""
+                info = f"; values: {top}{more}"
+                if spec.role is ColumnRole.MULTI_CATEGORICAL:
+                    info += f"; test membership with list_contains({spec.name}, 'value')"
+            unit = f", in {spec.unit}" if spec.unit else ""
+            lines.append(f"- {spec.name} ({sql_type}, {spec.role.value}{desc}{unit}){info}")
+        return "\n".join(lines)
+
+    def describe(self) -> dict[str, Any]:
+        """Numbers for `recai data describe`."""
+        return {
+            "items": len(self),
+            "columns": {c.name: c.role.value for c in self.schema.columns if c.name in self._items},
+        }
+
+    # -------------------------------------------------------------------- SQL
+    def sql(self, query: str, *, max_rows: int = 1000, timeout_s: float = 10.0) -> SqlResult:
+        """Run one read-only SELECT over the ``items`` table.
+
+        The query is parsed with sqlglot and refused unless it is a single SELECT (or set operation)
+        that reads only ``items`` and its own CTEs; DuckDB itself has file and network access switched
+        off. A query running past ``timeout_s`` is interrupted.
+        """
+        check_read_only(query)
+        with self._lock:
+            cursor = self._con.cursor()
+        timer = threading.Timer(timeout_s, cursor.interrupt)
+        timer.start()
+        try:
+            cursor.execute(query)
+            rows = cursor.fetchmany(max_rows + 1)
+            columns = [d[0] for d in cursor.description or []]
+        except duckdb.InterruptException:
+            raise SqlError(f"query interrupted after {timeout_s:g} s") from None
+        except duckdb.Error as exc:
+            raise SqlError(str(exc).splitlines()[0]) from None
+        finally:
+            timer.cancel()
+            cursor.close()
+        truncated = len(rows) > max_rows
+        return SqlResult(pd.DataFrame(rows[:max_rows], columns=columns), truncated)
+
+    def ids_where(self, condition: str, *, within: Iterable[Any] | None = None) -> list[Any]:
+        """Ids of items satisfying a SQL boolean ``condition`` (a WHERE clause body), in row order."""
+        query = f"SELECT {_quote(self.id_column)} FROM {TABLE} WHERE {condition}"
+        result = self.sql(query, max_rows=len(self) + 1)
+        ids = result.frame.iloc[:, 0].tolist()
+        if within is None:
+            return ids
+        keep = set(self._coerce_ids(within))
+        return [i for i in ids if i in keep]
+
+
+_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
+    getattr(exp, name)
+    for name in (
+        "Insert",
+        "Update",
+        "Delete",
+        "Merge",
+        "Create",
+        "Drop",
+        "Alter",
+        "Command",
+        "Pragma",
+        "Set",
+        "Copy",
+        "Attach",
+        "Detach",
+        "Use",
+        "Transaction",
+        "Commit",
+        "Rollback",
+        "Into",
+        "LoadData",
+        "Install",
+        "Export",
+    )
+    if hasattr(exp, name)
+)
+
+
+def check_read_only(query: str, *, tables: Sequence[str] = (TABLE,)) -> None:
+    """Refuse anything but one SELECT that reads only ``tables`` (and CTEs it defines)."""
+    if not query or not query.strip():
+        raise SqlError("empty query")
+    try:
+        statements = [s for s in sqlglot.parse(query, read="duckdb") if s is not None]
+    except sqlglot.errors.ParseError as exc:
+        raise SqlError(f"could not parse SQL: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise SqlError(f"exactly one statement is allowed, got {len(statements)}")
+    tree = statements[0]
+    if not isinstance(tree, exp.Query):
+        raise SqlError(f"only SELECT queries are allowed, got {tree.key.upper()}")
+    for node in tree.walk():
+        if isinstance(node, _FORBIDDEN_NODES):
+            raise SqlError(f"{node.key.upper()} is not allowed in a read-only query")
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    allowed = {t.lower() for t in tables} | ctes
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            raise SqlError(f"table functions are not allowed: {table.sql(dialect='duckdb')}")
+        if table.db or table.catalog:
+            raise SqlError(
+                f"only the table(s) {sorted(tables)} can be read, not {table.sql(dialect='duckdb')}"
+            )
+        if table.name.lower() not in allowed:
+            raise SqlError(f"unknown table '{table.name}': only {sorted(tables)} can be read")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_type(s: pd.Series) -> str:
+    if pd.api.types.is_integer_dtype(s):
+        return "integer"
+    if pd.api.types.is_float_dtype(s):
+        return "number"
+    if pd.api.types.is_bool_dtype(s):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return "timestamp"
+    return "text"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    return str(value)
+
+
+def _format_value(value: Any, role: ColumnRole) -> str:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(str(v) for v in value if v is not None and str(v) != "")
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer() and role is not ColumnRole.TEXT:
+        return str(int(value))
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    return str(value).strip()
+
+
+def _cut(text: str, max_chars: int) -> str:
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    head = text[: max_chars - 3]
+    space = head.rfind(" ")
+    if space > max_chars // 2:
+        head = head[:space]
+    return head.rstrip(" ,.;:") + "..."
+
+
+def _normalise_columns(frame: pd.DataFrame, schema: CatalogSchema, source: str | Path | None) -> pd.DataFrame:
+    """Give each column the dtype its role implies, naming the row and field of any bad value."""
+    out = frame.copy()
+    for spec in schema.columns:
+        if spec.name not in out:
+            continue
+        s = out[spec.name]
+        if spec.role is ColumnRole.MULTI_CATEGORICAL:
+            out[spec.name] = _as_lists(s, spec.separator)
+        elif spec.role in (ColumnRole.NUMERIC, ColumnRole.POPULARITY):
+            numeric = pd.to_numeric(s, errors="coerce")
+            bad = numeric.isna() & s.notna() & (s.astype(str).str.strip() != "")
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataError(f"not a number: {s.iloc[row]!r}", path=source, line=row + 2, field=spec.name)
+            out[spec.name] = numeric
+        elif spec.role is ColumnRole.DATE and not pd.api.types.is_datetime64_any_dtype(s):
+            parsed = pd.to_datetime(s, errors="coerce", format="mixed")
+            bad = parsed.isna() & s.notna() & (s.astype(str).str.strip() != "")
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataError(f"not a date: {s.iloc[row]!r}", path=source, line=row + 2, field=spec.name)
+            out[spec.name] = parsed
+        elif spec.role in (ColumnRole.TITLE, ColumnRole.TEXT, ColumnRole.CATEGORICAL):
+            out[spec.name] = s.astype("string").astype(object).where(s.notna(), None)
+    return out
+
+
+def _as_lists(s: pd.Series, separator: str | None) -> pd.Series:
+    def convert(v: Any) -> list[str]:
+        if isinstance(v, (list, tuple, np.ndarray)):
+            return [str(x).strip() for x in v if x is not None and str(x).strip()]
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            return []
+        parts = str(v).split(separator) if separator else [str(v)]
+        return [p.strip() for p in parts if p.strip()]
+
+    return s.map(convert).astype(object)

@@ -1,0 +1,152 @@
+"""A named catalog plus its interaction log, saved as a plain folder anyone can open.
+
+Folder layout (``format_version`` 1): ``items.parquet``, ``interactions.parquet``, ``schema.yaml``,
+``meta.json`` and, when the source has user attributes, ``users.parquet``. Written atomically: a
+temporary folder is filled and then renamed, so an interrupted save never leaves a broken dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recai.data.atomic import atomic_directory
+from recai.data.catalog import Catalog
+from recai.data.errors import DataError
+from recai.data.interactions import Interactions
+from recai.data.schema import CatalogSchema
+from recai.data.splits import Split, leave_one_out, temporal_split
+
+FORMAT_VERSION = 1
+_FILES = ("items.parquet", "interactions.parquet", "schema.yaml", "meta.json")
+
+
+@dataclass
+class Dataset:
+    """A catalog, the interactions over it, optional user attributes, and free-form metadata."""
+
+    name: str
+    catalog: Catalog
+    interactions: Interactions
+    users: pd.DataFrame | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.interactions.item_ids.equals(self.catalog.ids):
+            self.interactions = self.interactions.with_items(self.catalog.ids)
+        if self.catalog.schema.popularity_column is None:
+            self.catalog.attach_interaction_counts(self.interactions.item_counts())
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name!r}, {len(self.catalog)} items, {len(self.interactions)} interactions)"
+
+    # ------------------------------------------------------------ derivation
+    def with_interactions(self, interactions: Interactions, *, note: str | None = None) -> Dataset:
+        """The same catalog with another log (after filtering), keeping a record of what was done."""
+        meta = dict(self.meta)
+        if note:
+            meta["processing"] = [*meta.get("processing", []), note]
+        return Dataset(self.name, self.catalog, interactions.with_items(self.catalog.ids), self.users, meta)
+
+    def implicit(self, min_rating: float) -> Dataset:
+        """Keep interactions rated at least ``min_rating``."""
+        return self.with_interactions(
+            self.interactions.filter_rating(min_rating), note=f"rating>={min_rating:g}"
+        )
+
+    def k_core(self, k: int = 5) -> Dataset:
+        """Iterative k-core over users and items."""
+        return self.with_interactions(self.interactions.k_core(k), note=f"{k}-core")
+
+    def split(self, protocol: str = "leave_one_out", **kwargs: Any) -> Split:
+        """Split the interactions: ``leave_one_out`` (alias ``loo``) or ``temporal``."""
+        if protocol in ("leave_one_out", "loo"):
+            return leave_one_out(self.interactions, **kwargs)
+        if protocol == "temporal":
+            return temporal_split(self.interactions, **kwargs)
+        raise ValueError(f"unknown split protocol '{protocol}' (use 'leave_one_out' or 'temporal')")
+
+    def popularity(self) -> np.ndarray:
+        """Interaction counts per catalog row."""
+        return self.interactions.item_counts()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "catalog": self.catalog.describe(),
+            "interactions": self.interactions.describe(),
+            "users_table": None if self.users is None else list(self.users.columns),
+            "meta": self.meta,
+        }
+
+    # ------------------------------------------------------------------- I/O
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the dataset folder atomically and return its path."""
+        path = Path(path)
+        with atomic_directory(path, overwrite=overwrite) as tmp:
+            self.catalog.items.to_parquet(tmp / "items.parquet", index=False)
+            frame = self.interactions.frame.drop(columns=["_row"])
+            frame.to_parquet(tmp / "interactions.parquet", index=False)
+            if self.users is not None:
+                self.users.to_parquet(tmp / "users.parquet", index=False)
+            self.catalog.schema.save(tmp / "schema.yaml")
+            meta = {
+                **self.meta,
+                "name": self.name,
+                "format_version": FORMAT_VERSION,
+                "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "counts": {
+                    "items": len(self.catalog),
+                    "interactions": len(self.interactions),
+                    "users": self.interactions.n_users,
+                },
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Dataset:
+        """Read a dataset folder written by :meth:`save` (or by hand in the same layout)."""
+        path = Path(path)
+        missing = [f for f in _FILES if not (path / f).exists()]
+        if missing:
+            raise DataError(f"not a recai dataset folder: missing {missing}", path=path)
+        meta = _read_meta(path / "meta.json")
+        version = meta.get("format_version", FORMAT_VERSION)
+        if version > FORMAT_VERSION:
+            raise DataError(
+                f"dataset format_version {version} is newer than this recai understands ({FORMAT_VERSION}); "
+                "upgrade recai",
+                path=path / "meta.json",
+                field="format_version",
+            )
+        schema = CatalogSchema.load(path / "schema.yaml")
+        items = pd.read_parquet(path / "items.parquet")
+        catalog = Catalog(items, schema, source=path / "items.parquet")
+        interactions = Interactions(
+            pd.read_parquet(path / "interactions.parquet"),
+            catalog.ids,
+            source=str(path / "interactions.parquet"),
+        )
+        users = pd.read_parquet(path / "users.parquet") if (path / "users.parquet").exists() else None
+        return cls(meta.get("name", path.name), catalog, interactions, users, meta)
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+    if not isinstance(meta, dict):
+        raise DataError("meta.json must hold a JSON object", path=path)
+    return meta
+
+
+def is_dataset_folder(path: Path) -> bool:
+    return path.is_dir() and all((path / f).exists() for f in _FILES)

@@ -1,0 +1,41 @@
+"""Errors raised on bad input, always naming where the problem is (file, line, field)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DataError(ValueError):
+    """Bad input data: a missing column, an unparsable row, a duplicate id, an unknown encoding.
+
+    The message always says where: the file, and when known the (1-based) line and the field, so that a
+    user can open the file at the right place instead of guessing.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.field = field
+        self.reason = message
+        where = []
+        if self.path is not None:
+            where.append(self.path)
+        if line is not None:
+            where.append(f"line {line}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        super().__init__(f"{': '.join([', '.join(where)] if where else [])}{': ' if where else ''}{message}")
+
+
+class UnknownDatasetError(KeyError):
+    """A dataset name that is neither built in, downloaded, saved, nor an existing path."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; a sentence reads better.
+        return str(self.args[0]) if self.args else "unknown dataset"

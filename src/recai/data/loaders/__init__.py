@@ -1,0 +1,1 @@
+"""Readers for publishers' raw formats and for users' own tables."""

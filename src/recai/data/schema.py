@@ -1,0 +1,298 @@
+"""Column roles for an item table: what each column means to recai.
+
+Every column of a catalog gets exactly one role. Roles drive everything downstream: which column is the
+id and the title, what text an embedder sees, which columns the SQL filter may treat as lists, which
+numeric ranges the schema card shows to an LLM planner.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from recai.data.atomic import write_text_atomic
+from recai.data.errors import DataError
+
+
+class ColumnRole(str, Enum):
+    """What a catalog column means."""
+
+    ID = "id"
+    TITLE = "title"
+    TEXT = "text"
+    CATEGORICAL = "categorical"
+    MULTI_CATEGORICAL = "multi_categorical"
+    NUMERIC = "numeric"
+    DATE = "date"
+    POPULARITY = "popularity"
+    IGNORE = "ignore"
+
+
+class ColumnSpec(BaseModel):
+    """One column: its name, role and, for text imports, how a multi-valued cell is separated."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+    name: str
+    role: ColumnRole
+    separator: str | None = Field(
+        default=None, description="For multi_categorical columns stored as text: the value separator."
+    )
+    description: str | None = Field(default=None, description="A short human description for prompts.")
+    unit: str | None = Field(
+        default=None, description="Unit of a numeric column, shown after values (min, EUR)."
+    )
+
+    @model_validator(mode="after")
+    def _separator_only_for_lists(self) -> ColumnSpec:
+        if self.separator is not None and self.role is not ColumnRole.MULTI_CATEGORICAL:
+            raise ValueError(f"column '{self.name}': 'separator' only applies to multi_categorical columns")
+        return self
+
+
+class CatalogSchema(BaseModel):
+    """The roles of all catalog columns, loaded from and saved to ``schema.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    columns: list[ColumnSpec]
+    text_columns: list[str] | None = Field(
+        default=None,
+        description="Columns rendered into item text, in order (default: every column but id and ignored).",
+    )
+
+    @model_validator(mode="after")
+    def _check_roles(self) -> CatalogSchema:
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate column names: {dupes}")
+        for role in (ColumnRole.ID, ColumnRole.TITLE):
+            count = sum(c.role is role for c in self.columns)
+            if count != 1:
+                raise ValueError(f"exactly one column must have role '{role.value}', found {count}")
+        pops = sum(c.role is ColumnRole.POPULARITY for c in self.columns)
+        if pops > 1:
+            raise ValueError(f"at most one column may have role 'popularity', found {pops}")
+        if self.text_columns is not None:
+            unknown = [c for c in self.text_columns if c not in names]
+            if unknown:
+                raise ValueError(f"text_columns names unknown columns: {unknown}")
+        return self
+
+    # ----------------------------------------------------------------- access
+    def column(self, name: str) -> ColumnSpec:
+        """The spec of column ``name``."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"no column '{name}' in the schema (columns: {[c.name for c in self.columns]})")
+
+    def by_role(self, role: ColumnRole | str) -> list[str]:
+        """Names of the columns with ``role``, in schema order."""
+        role = ColumnRole(role)
+        return [c.name for c in self.columns if c.role is role]
+
+    @property
+    def id_column(self) -> str:
+        return self.by_role(ColumnRole.ID)[0]
+
+    @property
+    def title_column(self) -> str:
+        return self.by_role(ColumnRole.TITLE)[0]
+
+    @property
+    def popularity_column(self) -> str | None:
+        pops = self.by_role(ColumnRole.POPULARITY)
+        return pops[0] if pops else None
+
+    @property
+    def kept_columns(self) -> list[str]:
+        """Every column that is not ignored, in schema order."""
+        return [c.name for c in self.columns if c.role is not ColumnRole.IGNORE]
+
+    def rendered_columns(self) -> list[str]:
+        """The columns that make up an item's text, in order."""
+        if self.text_columns is not None:
+            return list(self.text_columns)
+        return [c.name for c in self.columns if c.role not in (ColumnRole.ID, ColumnRole.IGNORE)]
+
+    # -------------------------------------------------------------------- I/O
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | Path | None = None) -> CatalogSchema:
+        """Validate a parsed YAML mapping, turning pydantic errors into a :class:`DataError`."""
+        if not isinstance(data, dict):
+            raise DataError("a schema must be a mapping with a 'columns' list", path=source)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            field = loc or None
+            if (
+                first["loc"][:1] == ("columns",)
+                and len(first["loc"]) > 1
+                and isinstance(first["loc"][1], int)
+            ):
+                cols = data.get("columns") or []
+                idx = first["loc"][1]
+                if idx < len(cols) and isinstance(cols[idx], dict) and "name" in cols[idx]:
+                    field = f"columns[{idx}] ({cols[idx]['name']})" + (
+                        f".{'.'.join(str(p) for p in first['loc'][2:])}" if len(first["loc"]) > 2 else ""
+                    )
+            raise DataError(first["msg"], path=source, field=field) from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> CatalogSchema:
+        """Read ``schema.yaml`` (or any YAML file with a ``columns`` list, such as an import spec)."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise DataError(f"invalid YAML: {exc}", path=path, line=mark.line + 1 if mark else None) from None
+        if isinstance(data, dict) and "items" in data and "columns" not in data:
+            data = data["items"]
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k in cls.model_fields}
+        return cls.from_dict(data, source=path)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"version": self.version, "columns": []}
+        for c in self.columns:
+            entry: dict[str, Any] = {"name": c.name, "role": c.role.value}
+            if c.separator is not None:
+                entry["separator"] = c.separator
+            if c.description:
+                entry["description"] = c.description
+            if c.unit:
+                entry["unit"] = c.unit
+            out["columns"].append(entry)
+        if self.text_columns is not None:
+            out["text_columns"] = list(self.text_columns)
+        return out
+
+    def save(self, path: str | Path) -> None:
+        write_text_atomic(path, yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+
+    # -------------------------------------------------------------- checking
+    def validate_frame(self, frame: pd.DataFrame, *, source: str | Path | None = None) -> None:
+        """Check that ``frame`` has every schema column and that ids are present and unique."""
+        missing = [c.name for c in self.columns if c.role is not ColumnRole.IGNORE and c.name not in frame]
+        if missing:
+            raise DataError(
+                f"missing column(s) {missing}; the file has {list(frame.columns)}",
+                path=source,
+                field=missing[0],
+            )
+        ids = frame[self.id_column]
+        if ids.isna().any():
+            row = int(np.flatnonzero(ids.isna().to_numpy())[0])
+            raise DataError("empty item id", path=source, line=row + 2, field=self.id_column)
+        dup = ids.duplicated(keep="first")
+        if dup.any():
+            row = int(np.flatnonzero(dup.to_numpy())[0])
+            raise DataError(
+                f"duplicate item id {ids.iloc[row]!r} (first seen on line "
+                f"{int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0]) + 2})",
+                path=source,
+                line=row + 2,
+                field=self.id_column,
+            )
+
+    # ------------------------------------------------------------- inference
+    @classmethod
+    def infer(cls, frame: pd.DataFrame) -> tuple[CatalogSchema, list[tuple[str, str, str]]]:
+        """Guess a role for each column; returns the schema and (column, role, reason) rows to show.
+
+        The guesses are heuristics a user should read and correct, which is why the reasons come back.
+        """
+        rows: list[tuple[str, str, str]] = []
+        specs: list[ColumnSpec] = []
+        n = max(len(frame), 1)
+        id_col = _guess_id(frame)
+        title_col = _guess_title(frame, exclude={id_col})
+        pop_taken = False
+        for name in frame.columns:
+            s = frame[name]
+            role, sep, why = _guess_role(name, s, n, id_col, title_col, pop_taken)
+            pop_taken = pop_taken or role is ColumnRole.POPULARITY
+            specs.append(ColumnSpec(name=name, role=role, separator=sep))
+            rows.append((name, role.value, why))
+        return cls(columns=specs), rows
+
+
+_ID_NAMES = re.compile(r"^(item_?id|itemid|id|movie_?id|book_?id|product_?id|asin|sku)$", re.I)
+_TITLE_NAMES = re.compile(r"(title|name)", re.I)
+_POP_NAMES = re.compile(r"(popularity|num_?ratings|ratings_?count|n_?ratings|votes|views|count)", re.I)
+_LIST_SEPARATORS = ("|", ";")
+
+
+def _guess_id(frame: pd.DataFrame) -> str:
+    for name in frame.columns:
+        if _ID_NAMES.match(str(name)) and frame[name].is_unique and not frame[name].isna().any():
+            return str(name)
+    for name in frame.columns:
+        if frame[name].is_unique and not frame[name].isna().any():
+            return str(name)
+    raise DataError(f"no column has unique, non-empty values to serve as the item id: {list(frame.columns)}")
+
+
+def _guess_title(frame: pd.DataFrame, exclude: set[str]) -> str:
+    strings = [c for c in frame.columns if c not in exclude and _is_string(frame[c])]
+    for name in strings:
+        if _TITLE_NAMES.search(str(name)):
+            return str(name)
+    if strings:
+        return str(strings[0])
+    raise DataError(f"no text column can serve as the item title: {list(frame.columns)}")
+
+
+def _is_string(s: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(s) or s.dtype == object
+
+
+def _guess_role(
+    name: str, s: pd.Series, n: int, id_col: str, title_col: str, pop_taken: bool
+) -> tuple[ColumnRole, str | None, str]:
+    if name == id_col:
+        return ColumnRole.ID, None, "unique, non-empty values"
+    if name == title_col:
+        return ColumnRole.TITLE, None, "first text column named like a title"
+    non_null = s.dropna()
+    if non_null.empty:
+        return ColumnRole.IGNORE, None, "always empty"
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return ColumnRole.DATE, None, "datetime values"
+    if pd.api.types.is_bool_dtype(s):
+        return ColumnRole.CATEGORICAL, None, "boolean values"
+    if pd.api.types.is_numeric_dtype(s):
+        if not pop_taken and _POP_NAMES.search(name) and (non_null >= 0).all():
+            return ColumnRole.POPULARITY, None, "non-negative counts named like popularity"
+        return ColumnRole.NUMERIC, None, "numbers"
+    if non_null.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).all():
+        return ColumnRole.MULTI_CATEGORICAL, None, "list values"
+    text = non_null.astype(str)
+    for sep in _LIST_SEPARATORS:
+        share = text.str.contains(sep, regex=False).mean()
+        if share >= 0.2 and text.str.len().mean() < 120:
+            return ColumnRole.MULTI_CATEGORICAL, sep, f"{share:.0%} of values contain '{sep}'"
+    if re.search(r"(date|time|released?)$", name, re.I):
+        parsed = pd.to_datetime(text.head(200), errors="coerce", format="mixed")
+        if parsed.notna().mean() > 0.9:
+            return ColumnRole.DATE, None, "named like a date and parses as one"
+    mean_len = text.str.len().mean()
+    if mean_len > 60:
+        return ColumnRole.TEXT, None, f"long free text (mean {mean_len:.0f} characters)"
+    unique = text.nunique()
+    if unique <= max(50, int(0.5 * n)):
+        return ColumnRole.CATEGORICAL, None, f"{unique} distinct values"
+    return ColumnRole.TEXT, None, f"{unique} distinct short texts"

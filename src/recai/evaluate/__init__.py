@@ -1,0 +1,1 @@
+"""Measurement: metrics now; ranking, embedding, conversation and judge evaluations build on them."""

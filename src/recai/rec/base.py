@@ -1,0 +1,141 @@
+"""The one API every classic recommender implements (scikit-learn style).
+
+Hyperparameters go to ``__init__``; ``fit(interactions)`` learns attributes that end with ``_`` and
+returns self; ``score`` and ``recommend`` work for any history of item positions (catalog row
+indices), so a brand-new user needs no retraining; ``save`` / ``load`` write a folder atomically with
+versioned metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from recai.data.atomic import atomic_directory
+from recai.data.interactions import Interactions
+
+R = TypeVar("R", bound="Recommender")
+FORMAT_VERSION = 1
+
+
+class NotFittedError(RuntimeError):
+    """The recommender was used before ``fit``."""
+
+
+class Recommender(ABC):
+    """Base class: subclasses implement ``_fit``, ``_score`` and the state they save."""
+
+    name: ClassVar[str] = "recommender"
+
+    def __init__(self) -> None:
+        self.n_items_: int | None = None
+
+    # ------------------------------------------------------------------ API
+    def fit(self: R, interactions: Interactions) -> R:
+        """Learn from a log; the item space is the log's item vocabulary."""
+        self.n_items_ = interactions.n_items
+        self._fit(interactions)
+        return self
+
+    def score(self, histories: Sequence[Iterable[int]], items: Sequence[int] | None = None) -> np.ndarray:
+        """Scores (n_histories, n_items) for every catalog item, or for ``items`` only."""
+        self._check_fitted()
+        arrays = [np.asarray(list(h), dtype=np.int64) for h in histories]
+        for h in arrays:
+            if len(h) and (h.min() < 0 or h.max() >= self.n_items_):
+                raise IndexError(f"history item positions must be in [0, {self.n_items_}), got {h.tolist()}")
+        scores = self._score(arrays)
+        if items is not None:
+            scores = scores[:, np.asarray(items, dtype=np.int64)]
+        return scores
+
+    def recommend(
+        self,
+        history: Iterable[int],
+        k: int = 10,
+        *,
+        candidates: Sequence[int] | None = None,
+        exclude: Iterable[int] | None = None,
+        exclude_history: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k item positions and their scores for one history.
+
+        Items in the history are excluded unless ``exclude_history`` is False; ``exclude`` removes more;
+        ``candidates`` restricts the ranking to a given set. Fewer than k items come back when fewer remain.
+        """
+        history = np.asarray(list(history), dtype=np.int64)
+        scores = self.score([history])[0].astype(np.float64)
+        allowed = np.zeros(len(scores), dtype=bool)
+        if candidates is None:
+            allowed[:] = True
+        else:
+            allowed[np.asarray(list(candidates), dtype=np.int64)] = True
+        if exclude_history and len(history):
+            allowed[history] = False
+        if exclude is not None:
+            ex = np.asarray(list(exclude), dtype=np.int64)
+            if len(ex):
+                allowed[ex] = False
+        idx = np.flatnonzero(allowed)
+        order = np.lexsort((idx, -scores[idx]))[:k]
+        return idx[order], scores[idx[order]]
+
+    # ------------------------------------------------------------- persist
+    def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
+        """Write ``meta.json`` (class, version, hyperparameters) and ``state.npz`` atomically."""
+        self._check_fitted()
+        path = Path(path)
+        with atomic_directory(path, overwrite=overwrite) as tmp:
+            meta = {
+                "class": type(self).__name__,
+                "name": self.name,
+                "format_version": FORMAT_VERSION,
+                "params": self.get_params(),
+                "n_items": self.n_items_,
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            np.savez(tmp / "state.npz", **self._state())
+        return path
+
+    @classmethod
+    def load(cls: type[R], path: str | Path) -> R:
+        path = Path(path)
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("class") != cls.__name__:
+            raise ValueError(f"{path} holds a {meta.get('class')}, not a {cls.__name__}")
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(f"{path} was written by a newer recai (format {meta['format_version']})")
+        model = cls(**meta["params"])
+        model.n_items_ = int(meta["n_items"])
+        with np.load(path / "state.npz") as state:
+            model._set_state({k: state[k] for k in state.files})
+        return model
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as passed to ``__init__`` (JSON-serialisable)."""
+        import inspect
+
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
+
+    # --------------------------------------------------------- subclassing
+    def _check_fitted(self) -> None:
+        if self.n_items_ is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(interactions) first")
+
+    @abstractmethod
+    def _fit(self, interactions: Interactions) -> None: ...
+
+    @abstractmethod
+    def _score(self, histories: list[np.ndarray]) -> np.ndarray: ...
+
+    @abstractmethod
+    def _state(self) -> dict[str, np.ndarray]: ...
+
+    @abstractmethod
+    def _set_state(self, state: dict[str, np.ndarray]) -> None: ...
