@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 class DataError(ValueError):
@@ -39,3 +42,8 @@ class UnknownDatasetError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; a sentence reads better.
         return str(self.args[0]) if self.args else "unknown dataset"
+
+
+def plain_value(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds, so messages read '10', not 'np.int64(10)'."""
+    return value.item() if isinstance(value, np.generic) else value

@@ -39,6 +39,7 @@ _PARENTHESISED = re.compile(r"\(([^()]*)\)")
 _TRAILING_ARTICLE = re.compile(
     r"^(?P<body>.+?),\s*(?P<article>the|a|an|les|la|le|l'|il|das|die|der|el|los|las|den|det|de)$", re.I
 )
+_AKA = re.compile(r"^a\.?k\.?a\.?\s+", re.I)
 _LEADING_ARTICLE = re.compile(r"^(the|a|an)\s+", re.I)
 _NON_WORD = re.compile(r"[^\w\s]+")
 _SPACES = re.compile(r"\s+")
@@ -78,7 +79,7 @@ def parse_title(raw: str) -> tuple[str, list[str], int | None]:
         year = int(m.group(1))
         text = text[: m.start()].strip()
     alternatives = [a.strip() for a in _PARENTHESISED.findall(text) if a.strip() and not a.strip().isdigit()]
-    alternatives = [a[4:].strip() if a.lower().startswith("a.k.a.") else a for a in alternatives]
+    alternatives = [_AKA.sub("", a).strip() for a in alternatives]
     main = _PARENTHESISED.sub(" ", text).strip() if alternatives else text
     return _SPACES.sub(" ", main), alternatives, year
 

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from recai.data.atomic import write_text_atomic
-from recai.data.errors import DataError
+from recai.data.errors import DataError, plain_value
 
 
 class ColumnRole(str, Enum):
@@ -201,7 +201,7 @@ class CatalogSchema(BaseModel):
         if dup.any():
             row = int(np.flatnonzero(dup.to_numpy())[0])
             raise DataError(
-                f"duplicate item id {ids.iloc[row]!r} (first seen on line "
+                f"duplicate item id {plain_value(ids.iloc[row])!r} (first seen on line "
                 f"{int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0]) + 2})",
                 path=source,
                 line=row + 2,

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from recai.data.catalog import Catalog
 from recai.data.dataset import Dataset
-from recai.data.errors import DataError
+from recai.data.errors import DataError, plain_value
 from recai.data.interactions import Interactions
 from recai.data.loaders.reading import check_encoding, read_delimited
 from recai.data.schema import CatalogSchema, ColumnSpec
@@ -233,7 +233,7 @@ def _check_known_items(frame: pd.DataFrame, catalog: Catalog, source: Path, fiel
     if (pos < 0).any():
         row = int(np.flatnonzero(pos < 0)[0])
         raise DataError(
-            f"item {frame['item_id'].iloc[row]!r} is not in the item table "
+            f"item {plain_value(frame['item_id'].iloc[row])!r} is not in the item table "
             f"({int((pos < 0).sum())} such interactions)",
             path=source,
             line=row + 2,

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+
+from recai.data import Catalog, TitleMatcher
+from recai.data.grounding import parse_title
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Pulp Fiction", 10),
+        ("pulp fiction", 10),
+        ("Pulp Fictoin", 10),  # typo
+        ("PULP FICTION (1994)", 10),
+        ("Godfather", 16),  # leading article dropped
+        ("Godfather, The (1972)", 16),  # MovieLens style
+        ("Amelie", 13),  # accents folded
+        ("The Godfather Part II", 17),
+        ("Beauty and the Beast (1946)", 14),  # the year separates remakes
+        ("beauty & the beast (1991)", 15),
+    ],
+)
+def test_titles_resolve(catalog: Catalog, query: str, expected: int) -> None:
+    g = catalog.ground(query)
+    assert g.resolved and g.item_id == expected, g
+
+
+@pytest.mark.parametrize("query", ["asdfgh", "the", "love", "Jurassic Park", "", "   ", "Heat wave in Paris"])
+def test_garbage_never_resolves(catalog: Catalog, query: str) -> None:
+    g = catalog.ground(query)
+    assert not g.resolved and g.item_id is None
+    assert g.score < catalog.grounding_threshold
+
+
+def test_near_miss_offers_did_you_mean(catalog: Catalog) -> None:
+    g = catalog.ground("Reservoir Cats")
+    assert not g.resolved
+    assert g.did_you_mean(1) == ["Reservoir Dogs (1992)"]
+
+
+def test_same_title_without_year_is_ambiguous(catalog: Catalog) -> None:
+    g = catalog.ground("Beauty and the Beast")
+    assert g.resolved and g.ambiguous
+    assert {m.item_id for m in g.alternatives[:2]} == {14, 15}
+
+
+def test_threshold_is_configurable(catalog: Catalog) -> None:
+    assert not catalog.ground("Pulp Fictoin", threshold=95).resolved
+    assert catalog.ground("Pulp Fictoin", threshold=80).resolved
+
+
+def test_main_title_before_subtitle_matches() -> None:
+    m = TitleMatcher(["Star Wars: Episode IV - A New Hope (1977)", "Starship Troopers (1997)"], [1, 2])
+    g = m.ground("Star Wars")
+    assert g.item_id == 1 and g.score == 95.0
+
+
+def test_alternative_titles_in_parentheses_match() -> None:
+    m = TitleMatcher(["City of Lost Children, The (Cité des enfants perdus, La) (1995)"], ["x"])
+    assert m.ground("La cité des enfants perdus").item_id == "x"
+    assert m.ground("The City of Lost Children").item_id == "x"
+
+
+def test_parse_title() -> None:
+    assert parse_title("Matrix, The (1999)") == ("Matrix, The", [], 1999)
+    assert parse_title("Seven (a.k.a. Se7en) (1995)") == ("Seven", ["Se7en"], 1995)
+    assert parse_title("Heat") == ("Heat", [], None)
+
+
+def test_mismatched_lengths_are_rejected() -> None:
+    with pytest.raises(ValueError, match="2 titles but 1 ids"):
+        TitleMatcher(["a", "b"], [1])

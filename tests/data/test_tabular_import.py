@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recai.data import ColumnRole, DataError, Dataset
+from recai.data.loaders.tabular import import_tabular, read_table
+
+SPEC = """
+name: shop
+items:
+  path: items.csv
+  columns:
+    - {name: sku, role: id}
+    - {name: name, role: title}
+    - {name: tags, role: multi_categorical, separator: ";"}
+    - {name: price, role: numeric, unit: EUR}
+    - {name: blurb, role: text}
+    - {name: internal_code, role: ignore}
+interactions:
+  path: events.csv
+  user: customer
+  item: sku
+  timestamp: when
+  rating: stars
+"""
+
+
+def _write_shop(folder: Path) -> Path:
+    (folder / "items.csv").write_text(
+        "sku,name,tags,price,blurb,internal_code\n"
+        "A-1,Red Kettle,kitchen;red,29.9,A loud red kettle.,x1\n"
+        "B-2,Blue Mug,kitchen;blue,7.5,A mug.,x2\n"
+        "C-3,Garden Hose,garden,19,Twenty metres.,x3\n"
+    )
+    (folder / "events.csv").write_text(
+        "customer,sku,when,stars\n"
+        "u1,A-1,2024-01-01T10:00:00Z,5\n"
+        "u1,B-2,2024-01-02T10:00:00Z,3\n"
+        "u2,C-3,2024-01-01T09:00:00Z,4\n"
+    )
+    spec = folder / "schema.yaml"
+    spec.write_text(SPEC)
+    return spec
+
+
+def test_import_with_a_spec(tmp_path: Path) -> None:
+    ds, inferred = import_tabular(_write_shop(tmp_path))
+    assert inferred is None and ds.name == "shop"
+    assert "internal_code" not in ds.catalog.items
+    assert ds.catalog.row("B-2")["tags"] == ["kitchen", "blue"]
+    assert (
+        ds.catalog.render("A-1")
+        == "Red Kettle. Tags: kitchen, red. Price: 29.9 EUR. Blurb: A loud red kettle."
+    )
+    assert ds.catalog.ids[ds.interactions.sequence("u1")].tolist() == ["A-1", "B-2"]
+    assert ds.interactions.timestamps.min() == int(pd.Timestamp("2024-01-01T09:00:00Z").timestamp())
+    saved = Dataset.load(ds.save(tmp_path / "out"))
+    assert saved.catalog.render("A-1") == ds.catalog.render("A-1")
+
+
+def test_import_infers_roles_without_columns(tmp_path: Path) -> None:
+    _write_shop(tmp_path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "interactions: {user: customer, item: sku, timestamp: when, rating: stars, min_rating: 4}\n"
+    )
+    ds, inferred = import_tabular(
+        spec, items_path=tmp_path / "items.csv", interactions_path=tmp_path / "events.csv"
+    )
+    roles = {name: role for name, role, _ in inferred}
+    assert roles["sku"] == "id" and roles["name"] == "title" and roles["tags"] == "multi_categorical"
+    assert roles["price"] == "numeric"
+    assert ds.catalog.schema.column("tags").role is ColumnRole.MULTI_CATEGORICAL
+    assert len(ds.interactions) == 2  # min_rating 4 drops the 3-star event
+    assert ds.meta["processing"] == ["rating>=4"]
+
+
+def test_import_errors_name_the_place(tmp_path: Path) -> None:
+    spec = _write_shop(tmp_path)
+    (tmp_path / "events.csv").write_text(
+        "customer,sku,when,stars\nu1,A-1,2024-01-01,5\nu2,Z-9,2024-01-02,4\n"
+    )
+    with pytest.raises(
+        DataError, match=r"events.csv, line 3, field 'sku': item 'Z-9' is not in the item table"
+    ):
+        import_tabular(spec)
+    (tmp_path / "events.csv").write_text("customer,sku,when,stars\nu1,A-1,someday,5\n")
+    with pytest.raises(DataError, match=r"events.csv, line 2, field 'when': not a date or time: 'someday'"):
+        import_tabular(spec)
+    (tmp_path / "events.csv").write_text("customer,product,when,stars\nu1,A-1,2024-01-01,5\n")
+    with pytest.raises(DataError, match=r"events.csv, line 1, field 'sku': the spec maps interactions.item"):
+        import_tabular(spec)
+    (tmp_path / "events.csv").write_text("customer,sku,when,stars\nu1,A-1,2024-01-01,5\n")
+    (tmp_path / "items.csv").write_text("sku,name,tags,price,blurb,internal_code\nA-1,Kettle,k,cheap,b,x\n")
+    with pytest.raises(DataError, match=r"items.csv, line 2, field 'price': not a number: 'cheap'"):
+        import_tabular(spec)
+    spec.write_text("items:\n  colums: []\n")
+    with pytest.raises(DataError, match=r"schema.yaml, field 'items.colums'"):
+        import_tabular(spec)
+    spec.write_text("items: [unclosed\n")
+    with pytest.raises(DataError, match=r"schema.yaml, line \d+: invalid YAML"):
+        import_tabular(spec)
+
+
+def test_read_table_formats(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    frame.to_parquet(tmp_path / "t.parquet")
+    frame.to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+    frame.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    for name in ("t.parquet", "t.jsonl", "t.tsv"):
+        assert read_table(tmp_path / name)["b"].tolist() == ["x", "y"]
+    (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{"a": \n')
+    with pytest.raises(DataError, match=r"bad.jsonl, line 2: invalid JSON"):
+        read_table(tmp_path / "bad.jsonl")
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,4,5\n")
+    with pytest.raises(DataError, match=r"bad.csv, line 3: expected 2 fields, found 3"):
+        read_table(tmp_path / "bad.csv")

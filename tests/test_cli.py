@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from recai import __version__
+from recai.cli import app
+from tests.data.raw_fixtures import write_ml100k
+from tests.data.test_tabular_import import _write_shop
+
+runner = CliRunner()
+
+
+def _run(*args: str) -> str:
+    result = runner.invoke(app, list(args), catch_exceptions=False, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_version_and_list() -> None:
+    assert __version__ in _run("--version")
+    out = _run("data", "list")
+    assert "demo" in out and "built in" in out and "ml-100k" in out and "downloadable" in out
+
+
+def test_describe_demo_and_a_raw_folder(tmp_path: Path) -> None:
+    out = _run("data", "describe", "demo")
+    assert "300 items" in out and "list_contains(genres" in out and "most interacted" in out
+    raw = write_ml100k(tmp_path / "ml-100k")
+    assert "4 items, 4 interactions" in _run("data", "describe", "--path", str(raw))
+    assert '"interactions": 4' in _run("data", "describe", str(raw), "--json")
+
+
+def test_describe_unknown_fails_cleanly() -> None:
+    result = runner.invoke(app, ["data", "describe", "nope"])
+    assert result.exit_code == 1 and "no dataset named or at 'nope'" in result.output
+
+
+def test_import_then_describe_by_name(tmp_path: Path, _private_home: Path) -> None:
+    spec = _write_shop(tmp_path)
+    out = _run("data", "import", "--schema", str(spec))
+    assert "saved shop (3 items, 3 interactions)" in out
+    assert (_private_home / "datasets" / "shop" / "schema.yaml").exists()
+    assert "3 items" in _run("data", "describe", "shop")
+    again = runner.invoke(app, ["data", "import", "--schema", str(spec)])
+    assert again.exit_code == 1 and "already exists" in again.output
+    _run("data", "import", "--schema", str(spec), "--overwrite")
+
+
+def test_import_without_spec_prints_inferred_roles(tmp_path: Path) -> None:
+    _write_shop(tmp_path)
+    (tmp_path / "events.csv").write_text("user_id,item_id,timestamp\nu1,A-1,1\n")
+    out = _run("data", "import", "--items", str(tmp_path / "items.csv"), "--interactions",
+               str(tmp_path / "events.csv"), "--out", str(tmp_path / "ds"))  # fmt: skip
+    assert "inferred column roles" in out and "multi_categorical" in out
+
+
+def test_split_writes_a_labelled_file(tmp_path: Path) -> None:
+    out_file = tmp_path / "split.tsv"
+    _run("data", "split", "demo", "--out", str(out_file), "--min-rating", "4", "--k-core", "5")
+    table = pd.read_csv(out_file, sep="\t")
+    assert list(table.columns) == ["user_id", "item_id", "rating", "timestamp", "split"]
+    assert (table["rating"] >= 4).all()
+    counts = table["split"].value_counts()
+    assert counts["test"] == counts["valid"] == table.loc[table.split == "test", "user_id"].nunique()
+    _run("data", "split", "demo", "--out", str(tmp_path / "t.parquet"), "--protocol", "temporal",
+         "--test-start", "2024-01-01")  # fmt: skip
+    temporal = pd.read_parquet(tmp_path / "t.parquet")
+    cut = pd.Timestamp("2024-01-01").timestamp()
+    assert (temporal.loc[temporal.split == "train", "timestamp"] < cut).all()
+    assert (temporal.loc[temporal.split == "test", "timestamp"] >= cut).all()
+
+
+def test_recommend_grounds_titles_and_excludes_history() -> None:
+    out = _run("rec", "recommend", "--history", "pulp fictoin; Heat", "-k", "5")
+    assert "'pulp fictoin' -> Pulp Fiction (1994)" in out
+    table = out.split("popularity recommendations")[1]
+    assert "Pulp Fiction" not in table and "Heat (1995)" not in table
+    assert "│ 5 │" in table and "│ 6 │" not in table
+    bad = runner.invoke(app, ["rec", "recommend", "--history", "Pulp Fishin' Trip"])
+    assert bad.exit_code == 1 and "did you mean" in bad.output
