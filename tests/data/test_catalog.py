@@ -133,3 +133,42 @@ def test_popularity_breaks_title_ties(catalog: Catalog) -> None:
     g = catalog.ground("Beauty and the Beast")
     assert g.item_id == 15 and g.ambiguous
     assert g.did_you_mean(2) == ["Beauty and the Beast (1991)", "Beauty and the Beast (1946)"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT 1 `--`; DROP TABLE items",  # sqlglot and DuckDB disagree on backticks: both gates must pass
+        "SELECT 1 `--`; INSERT INTO items (item_id, title) VALUES (999, 'Hallucinated')",
+        "CHECKPOINT",
+        "DESCRIBE items",
+        "SUMMARIZE items",
+    ],
+)
+def test_parser_disagreements_cannot_smuggle_statements(catalog: Catalog, query: str) -> None:
+    with pytest.raises(SqlError):
+        catalog.sql(query)
+    assert catalog.sql("SELECT count(*) AS n FROM items").frame["n"].iloc[0] == len(catalog)
+
+
+def test_a_trailing_comment_is_not_a_second_statement(catalog: Catalog) -> None:
+    assert catalog.sql("SELECT 1 AS x; -- why").frame["x"].tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "false UNION ALL SELECT 123456789",
+        "false UNION ALL SELECT title FROM items",
+        "year < 2000 ORDER BY random()",
+        "true) UNION ALL (SELECT 5",
+    ],
+)
+def test_ids_where_conditions_cannot_add_or_reorder_rows(catalog: Catalog, condition: str) -> None:
+    with pytest.raises(SqlError, match="not a single condition"):
+        catalog.ids_where(condition)
+
+
+def test_ids_where_returns_catalog_order_without_duplicates(catalog: Catalog) -> None:
+    ids = catalog.ids_where("item_id IN (SELECT item_id FROM items WHERE year > 1990) OR year < 1950")
+    assert ids == [10, 11, 12, 13, 14, 15]

@@ -71,3 +71,34 @@ def test_parse_title() -> None:
 def test_mismatched_lengths_are_rejected() -> None:
     with pytest.raises(ValueError, match="2 titles but 1 ids"):
         TitleMatcher(["a", "b"], [1])
+
+
+@pytest.mark.parametrize(
+    "query", ["Godfather Part III", "The Godfather Part 4", "Heat 2", "Pulp Fiction II", "Amelie 2 (2001)"]
+)
+def test_invented_sequels_do_not_resolve_to_real_ones(catalog: Catalog, query: str) -> None:
+    g = catalog.ground(query)
+    assert not g.resolved, g
+    assert g.alternatives  # but the real titles are offered
+
+
+def test_numbers_written_differently_still_match() -> None:
+    m = TitleMatcher(["Rocky II (1979)", "Rocky III (1982)", "Toy Story 2 (1999)"], [2, 3, 22])
+    assert m.ground("Rocky 2").item_id == 2
+    assert m.ground("Toy Story II").item_id == 22
+    assert m.ground("Rocky 4").item_id is None
+
+
+def test_a_wrong_year_does_not_resolve_but_one_year_off_does(catalog: Catalog) -> None:
+    assert not catalog.ground("Heat (2050)").resolved
+    assert catalog.ground("Heat (2050)").did_you_mean(1) == ["Heat (1995)"]
+    assert catalog.ground("Heat (1996)").item_id == 12  # festival vs release year
+
+
+def test_empty_titles_are_refused(films, film_schema) -> None:
+    from recai.data import DataError
+
+    films = films.astype({"title": object})
+    films.loc[2, "title"] = None
+    with pytest.raises(DataError, match=r"line 4, field 'title': empty title"):
+        Catalog(films, film_schema)

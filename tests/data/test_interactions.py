@@ -100,3 +100,10 @@ def test_describe(catalog: Catalog, log: pd.DataFrame) -> None:
     d = Interactions(log, catalog.ids).describe()
     assert d["interactions"] == 8 and d["users"] == 3 and d["items_with_interactions"] == 6
     assert d["rating_counts"] == {"2.0": 1, "3.0": 1, "4.0": 3, "5.0": 3}
+
+
+def test_timezone_aware_times_are_converted_to_utc(catalog: Catalog) -> None:
+    frame = pd.DataFrame(
+        {"user_id": [1], "item_id": [10], "timestamp": [pd.Timestamp("1970-01-02 01:00", tz="Europe/Paris")]}
+    )
+    assert Interactions(frame, catalog.ids).timestamps.tolist() == [86400]

@@ -128,3 +128,12 @@ def test_sequence_file(tmp_path: Path) -> None:
     path.write_text("1 10\n2\n")
     with pytest.raises(DataError, match=r"Beauty.txt, line 2: a line needs a user"):
         load_sequence_file(path)
+
+
+def test_amazon_prices_and_markup() -> None:
+    from recai.data.loaders.amazon import _price, _text
+
+    assert _price("$1,299.00") == 1299.0 and _price("$4.50") == 4.5 and _price(7) == 7.0
+    for junk in (".a-box{margin-bottom:22px}", "$10.00 - $20.00", ""):
+        assert _price(junk) != _price(junk)  # NaN: unknown, not a made-up number
+    assert _text("Salt &amp; Pepper <b>Grinder</b>") == "Salt & Pepper Grinder"

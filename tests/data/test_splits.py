@@ -73,3 +73,10 @@ def test_no_future_event_of_a_user_leaks_into_train(rows: list[tuple[int, int, i
     assert temporal.valid.timestamps.max(initial=0) < 14 <= temporal.test.timestamps.min(initial=14)
     assert np.array_equal(np.sort(np.r_[temporal.train.timestamps, temporal.valid.timestamps,
                                           temporal.test.timestamps]), np.sort(inter.timestamps))  # fmt: skip
+
+
+def test_numeric_cut_offs_of_any_type_are_epoch_seconds(catalog: Catalog, log: pd.DataFrame) -> None:
+    inter = Interactions(log, catalog.ids)
+    as_float = temporal_split(inter, valid_start=np.float64(100.0), test_start=300.0)
+    as_int = temporal_split(inter, valid_start=100, test_start=300)
+    assert len(as_float.test) == len(as_int.test) == 2 and len(as_float.train) == len(as_int.train)

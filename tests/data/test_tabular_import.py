@@ -118,3 +118,56 @@ def test_read_table_formats(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,4,5\n")
     with pytest.raises(DataError, match=r"bad.csv, line 3: expected 2 fields, found 3"):
         read_table(tmp_path / "bad.csv")
+
+
+def test_codes_with_leading_zeros_stay_text_and_plain_integers_become_numbers(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_text(
+        "sku,name,zip,year\n007,Bond Mug,01234,1999\n7,Seven Mug,02134,2001\n"
+    )
+    (tmp_path / "events.csv").write_text("user_id,item_id,timestamp\nu1,007,1\nu1,7,2\n")
+    ds, _ = import_tabular(items_path=tmp_path / "items.csv", interactions_path=tmp_path / "events.csv")
+    assert ds.catalog.ids.tolist() == ["007", "7"]
+    assert ds.catalog.items["zip"].tolist() == ["01234", "02134"]
+    assert ds.catalog.items["year"].dtype.kind == "i"
+    assert ds.catalog.ids[ds.interactions.sequence("u1")].tolist() == ["007", "7"]
+
+
+def test_trailing_delimiters_do_not_shift_columns(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_text("item_id,title,genre\n1,Alpha,x,\n2,Beta,y,\n")
+    table = read_table(tmp_path / "items.csv")  # the empty last field is dropped, nothing shifts
+    assert table.to_dict("list") == {"item_id": [1, 2], "title": ["Alpha", "Beta"], "genre": ["x", "y"]}
+
+
+@pytest.mark.parametrize("kind", ["jsonl_epoch", "jsonl_ms", "parquet_datetime", "parquet_tz"])
+def test_timestamps_keep_their_meaning_across_formats(tmp_path: Path, kind: str) -> None:
+    (tmp_path / "items.csv").write_text("item_id,title\n1,A\n2,B\n")
+    when = pd.Timestamp("2020-09-13T12:26:40Z")
+    events = pd.DataFrame({"user_id": ["u", "u"], "item_id": [1, 2]})
+    if kind == "jsonl_epoch":
+        events["timestamp"] = [1_600_000_000, 1_600_000_001]
+        path = tmp_path / "e.jsonl"
+        events.to_json(path, orient="records", lines=True)
+    elif kind == "jsonl_ms":
+        events["timestamp"] = [1_600_000_000_000, 1_600_000_001_000]
+        path = tmp_path / "e.jsonl"
+        events.to_json(path, orient="records", lines=True)
+    else:
+        stamps = pd.to_datetime([when, when + pd.Timedelta(seconds=1)])
+        events["timestamp"] = stamps if kind == "parquet_tz" else stamps.tz_localize(None)
+        path = tmp_path / "e.parquet"
+        events.to_parquet(path)
+    ds, _ = import_tabular(items_path=tmp_path / "items.csv", interactions_path=path)
+    assert ds.interactions.timestamps.tolist() == [1_600_000_000, 1_600_000_001]
+
+
+def test_sub_second_order_survives_truncation_to_seconds(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_text("item_id,title\n1,A\n2,B\n3,C\n")
+    # File order is 1, 2, 3 but the clicks happened 3 (.1 s), 2 (.5 s), 1 (.9 s) within one second.
+    (tmp_path / "e.csv").write_text(
+        "user_id,item_id,timestamp\nu,1,1600000000900\nu,2,1600000000500\nu,3,1600000000100\n"
+    )
+    ds, _ = import_tabular(items_path=tmp_path / "items.csv", interactions_path=tmp_path / "e.csv")
+    assert ds.catalog.ids[ds.interactions.sequence("u")].tolist() == [3, 2, 1]
+    assert set(ds.interactions.timestamps) == {1_600_000_000}
+    again = Dataset.load(ds.save(tmp_path / "saved"))
+    assert again.catalog.ids[again.interactions.sequence("u")].tolist() == [3, 2, 1]

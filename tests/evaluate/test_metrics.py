@@ -127,3 +127,18 @@ def test_coverage_and_popularity_bias() -> None:
     assert bias["long_tail_share"] == pytest.approx(1 / 5)
     # percentiles: item 0 -> 9/9, item 1 -> 8/9, item 2 -> 7/9.
     assert bias["popularity_percentile"] == pytest.approx((3 * 1 + 8 / 9 + 7 / 9) / 5)
+
+
+def test_popularity_ties_share_a_percentile() -> None:
+    counts = np.array([0] * 8 + [5, 9])
+    a = popularity_bias(np.array([[0]]), counts)["popularity_percentile"]
+    b = popularity_bias(np.array([[7]]), counts)["popularity_percentile"]
+    assert a == b
+    flat = popularity_bias(np.array([[0, 3]]), np.ones(10))
+    assert flat["popularity_percentile"] == pytest.approx(0.5) and flat["long_tail_share"] == 0.0
+
+
+def test_edge_cases_of_top_k_and_sparse_targets() -> None:
+    assert top_k(np.ones((2, 3)), 0).shape == (2, 0)
+    stored_zero = sp.csr_matrix((np.array([1.0, 0.0]), (np.array([0, 0]), np.array([1, 2]))), shape=(1, 3))
+    assert ranking_metrics(np.array([[1, 0]]), stored_zero, ks=(2,))["recall@2"].tolist() == [1.0]

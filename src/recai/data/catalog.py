@@ -52,6 +52,7 @@ class Catalog:
         *,
         source: str | Path | None = None,
         grounding_threshold: float = DEFAULT_THRESHOLD,
+        sql_memory_limit: str = "2GB",
     ) -> None:
         if schema is None:
             schema, _ = CatalogSchema.infer(items)
@@ -69,6 +70,7 @@ class Catalog:
         self._con.unregister("_recai_source")
         # No file, network or extension access from catalog SQL, and nobody may switch it back on.
         self._con.execute("SET enable_external_access = false")
+        self._con.execute(f"SET memory_limit = '{sql_memory_limit}'")
         self._con.execute("SET lock_configuration = true")
 
     # ------------------------------------------------------------------ basics
@@ -284,17 +286,20 @@ class Catalog:
     def sql(self, query: str, *, max_rows: int = 1000, timeout_s: float = 10.0) -> SqlResult:
         """Run one read-only SELECT over the ``items`` table.
 
-        The query is parsed with sqlglot and refused unless it is a single SELECT (or set operation)
-        that reads only ``items`` and its own CTEs; DuckDB itself has file and network access switched
-        off. A query running past ``timeout_s`` is interrupted.
+        Two independent gates must agree: DuckDB's own parser must see exactly one statement of type
+        SELECT (and that parsed statement, not the raw text, is what runs), and sqlglot must see a
+        single SELECT (or set operation) that reads only ``items`` and its own CTEs, with no DDL,
+        DML or table functions. DuckDB also has file and network access switched off and locked.
+        A query running past ``timeout_s`` is interrupted.
         """
-        check_read_only(query)
+        statement = self._single_select(query)
+        check_read_only(statement.query)
         with self._lock:
             cursor = self._con.cursor()
         timer = threading.Timer(timeout_s, cursor.interrupt)
         timer.start()
         try:
-            cursor.execute(query)
+            cursor.execute(statement)
             rows = cursor.fetchmany(max_rows + 1)
             columns = [d[0] for d in cursor.description or []]
         except duckdb.InterruptException:
@@ -307,15 +312,37 @@ class Catalog:
         truncated = len(rows) > max_rows
         return SqlResult(pd.DataFrame(rows[:max_rows], columns=columns), truncated)
 
+    def _single_select(self, query: str) -> Any:
+        if not query or not query.strip():
+            raise SqlError("empty query")
+        with self._lock:
+            try:
+                statements = self._con.extract_statements(query)
+            except duckdb.Error as exc:
+                raise SqlError(f"could not parse SQL: {str(exc).splitlines()[0]}") from None
+        if len(statements) != 1:
+            raise SqlError(f"exactly one statement is allowed, got {len(statements)}")
+        if statements[0].type != duckdb.StatementType.SELECT:
+            raise SqlError(f"only SELECT queries are allowed, got {statements[0].type.name}")
+        return statements[0]
+
     def ids_where(self, condition: str, *, within: Iterable[Any] | None = None) -> list[Any]:
-        """Ids of items satisfying a SQL boolean ``condition`` (a WHERE clause body), in row order."""
-        query = f"SELECT {_quote(self.id_column)} FROM {TABLE} WHERE {condition}"
+        """Ids of items satisfying a SQL boolean ``condition`` (a WHERE clause body), in catalog order.
+
+        The condition must parse as one boolean expression: it cannot add rows (``UNION``), reorder
+        them or reach other tables; ids it could not produce from the table are dropped regardless.
+        """
+        try:
+            parsed = sqlglot.parse_one(condition, read="duckdb", into=exp.Condition)
+        except sqlglot.errors.ParseError as exc:
+            raise SqlError(f"not a single condition: {str(exc).splitlines()[0]}") from None
+        query = f"SELECT {_quote(self.id_column)} FROM {TABLE} WHERE {parsed.sql(dialect='duckdb')}"
         result = self.sql(query, max_rows=len(self) + 1)
-        ids = result.frame.iloc[:, 0].tolist()
-        if within is None:
-            return ids
-        keep = set(self._coerce_ids(within))
-        return [i for i in ids if i in keep]
+        positions = np.unique(self.index_of(result.frame.iloc[:, 0].tolist(), missing="drop"))
+        if within is not None:
+            allowed = self.index_of(within, missing="drop")
+            positions = positions[np.isin(positions, allowed)]
+        return self._ids[positions].tolist()
 
 
 _FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
@@ -352,7 +379,9 @@ def check_read_only(query: str, *, tables: Sequence[str] = (TABLE,)) -> None:
     if not query or not query.strip():
         raise SqlError("empty query")
     try:
-        statements = [s for s in sqlglot.parse(query, read="duckdb") if s is not None]
+        parsed = sqlglot.parse(query, read="duckdb")
+        # A trailing comment parses as an empty statement: it is not a second statement.
+        statements = [s for s in parsed if s is not None and type(s).__name__ != "Semicolon"]
     except sqlglot.errors.ParseError as exc:
         raise SqlError(f"could not parse SQL: {str(exc).splitlines()[0]}") from None
     if len(statements) != 1:

@@ -12,7 +12,12 @@ Scoring (0-100, documented because evaluations depend on it):
   main title before a subtitle (":" or " - ") scores 95;
 - otherwise the score is the larger of rapidfuzz's ``ratio`` and ``token_sort_ratio`` on the
   normalised strings (no partial-ratio: it would let "the" or "love" match long titles);
-- when the query names a year, items of another year lose 15 points, which separates remakes.
+- numbers are identity, not spelling: when the query and a title disagree on their numbers (digits,
+  roman numerals II-XX, number words two-ten), a fuzzy score loses 30 points, so "Toy Story 5" or
+  "Inception 2" never resolve to "Toy Story 2" or "Inception";
+- queries shorter than 4 characters (after normalising) only match exactly, so "the" matches nothing;
+- when the query names a year, items one year off lose 5 points (release vs festival year) and items
+  further off lose 30, which separates remakes and refuses "Titanic (2050)".
 A match is resolved when its score reaches the threshold (default 85). It is flagged ambiguous when
 another item scores within 2 points of it above the threshold (remakes, franchise titles).
 """
@@ -30,7 +35,10 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 DEFAULT_THRESHOLD = 85.0
-_YEAR_PENALTY = 15.0
+_NEAR_YEAR_PENALTY = 5.0
+_FAR_YEAR_PENALTY = 30.0
+_NUMBER_MISMATCH_PENALTY = 30.0
+_MIN_FUZZY_LENGTH = 4
 _MAIN_TITLE_SCORE = 95.0
 _AMBIGUITY_MARGIN = 2.0
 
@@ -43,6 +51,52 @@ _AKA = re.compile(r"^a\.?k\.?a\.?\s+", re.I)
 _LEADING_ARTICLE = re.compile(r"^(the|a|an)\s+", re.I)
 _NON_WORD = re.compile(r"[^\w\s]+")
 _SPACES = re.compile(r"\s+")
+
+
+_ROMAN_NUMERALS = [
+    "i",
+    "ii",
+    "iii",
+    "iv",
+    "v",
+    "vi",
+    "vii",
+    "viii",
+    "ix",
+    "x",
+    "xi",
+    "xii",
+    "xiii",
+    "xiv",
+    "xv",
+    "xvi",
+    "xvii",
+    "xviii",
+    "xix",
+    "xx",
+]
+# Single letters (I, V, X) are words too often ("I, Robot", "X-Men"); only II..XX count as numbers.
+_ROMAN = {r: v for v, r in enumerate(_ROMAN_NUMERALS, start=1) if len(r) >= 2}
+_NUMBER_WORDS = {
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
+
+
+def _numbers(key: str) -> frozenset[int]:
+    """The numbers a normalised key names (roman numerals and number words are digits by then)."""
+    out = set()
+    for token in key.split():
+        if token.isdigit():
+            out.add(int(token))
+    return frozenset(out)
 
 
 def _fold(text: str) -> str:
@@ -64,7 +118,9 @@ def _key(text: str) -> str:
     text = _move_article(text.strip())
     text = _NON_WORD.sub(" ", text)
     text = _SPACES.sub(" ", text).strip()
-    return _LEADING_ARTICLE.sub("", text)
+    text = _LEADING_ARTICLE.sub("", text)
+    # "Rocky II", "Rocky 2" and "Rocky Two" are the same title: numbers compare as digits.
+    return " ".join(str(_ROMAN.get(t, _NUMBER_WORDS.get(t, t))) for t in text.split())
 
 
 def parse_title(raw: str) -> tuple[str, list[str], int | None]:
@@ -155,6 +211,7 @@ class TitleMatcher:
                     self._main[head_key].append(i)
         self._keys = keys
         self._owners = np.asarray(owners, dtype=np.int64)
+        self._key_numbers = [_numbers(k) for k in keys]
 
     def __len__(self) -> int:
         return len(self._titles)
@@ -168,19 +225,24 @@ class TitleMatcher:
             return Grounding(query=text, item_id=None, score=0.0)
         best = np.zeros(len(self._titles))
         for q in query_keys:
-            if len(self._keys):
+            if len(self._keys) and len(q) >= _MIN_FUZZY_LENGTH:
                 sims = np.maximum(
                     process.cdist([q], self._keys, scorer=fuzz.ratio, workers=1)[0],
                     process.cdist([q], self._keys, scorer=fuzz.token_sort_ratio, workers=1)[0],
                 ).astype(float)
+                q_numbers = _numbers(q)
+                mismatch = np.fromiter((n != q_numbers for n in self._key_numbers), bool, len(self._keys))
+                sims = np.where(mismatch, sims - _NUMBER_MISMATCH_PENALTY, sims)
                 np.maximum.at(best, self._owners, sims)
             for i in self._main.get(q, ()):
                 best[i] = max(best[i], _MAIN_TITLE_SCORE)
             for i in self._exact.get(q, ()):
                 best[i] = 100.0
         if year is not None:
-            wrong_year = (self._years >= 0) & (self._years != year)
-            best = np.where(wrong_year, best - _YEAR_PENALTY, best)
+            known = self._years >= 0
+            gap = np.abs(self._years - year)
+            best = np.where(known & (gap == 1), best - _NEAR_YEAR_PENALTY, best)
+            best = np.where(known & (gap > 1), best - _FAR_YEAR_PENALTY, best)
         order = np.lexsort((np.arange(len(best)), -self._popularity, -best))[: max(k, 1)]
         ranked = tuple(
             Match(self._ids[i], self._titles[i], round(float(best[i]), 2)) for i in order if best[i] > 0

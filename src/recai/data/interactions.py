@@ -21,6 +21,37 @@ USER, ITEM, TIMESTAMP, RATING = "user_id", "item_id", "timestamp", "rating"
 _ROW = "_row"
 
 
+def _epoch_seconds(df: pd.DataFrame, source: str | None) -> pd.Series:
+    """Whole epoch seconds; when the input is finer (datetimes, fractional or millisecond times),
+    ``_row`` is renumbered so that events within the same second keep their true order."""
+    ts = df[TIMESTAMP]
+    if pd.api.types.is_integer_dtype(ts):
+        return ts.astype(np.int64)
+    if isinstance(ts.dtype, pd.DatetimeTZDtype):
+        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        precise = ts.astype("datetime64[ns]").astype(np.int64).to_numpy()
+        seconds = precise // 1_000_000_000
+    else:
+        numeric = pd.to_numeric(ts, errors="coerce")
+        if numeric.isna().any():
+            row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
+            raise DataError(
+                f"timestamp {ts.iloc[row]!r} is not a number or a datetime",
+                path=source,
+                line=row + 1,
+                field=TIMESTAMP,
+            )
+        precise = numeric.to_numpy(dtype=np.float64)
+        seconds = np.floor(precise).astype(np.int64)
+    if (precise != seconds * (1_000_000_000 if precise.dtype.kind in "iu" else 1)).any():
+        order = np.lexsort((df[_ROW].to_numpy(), precise))
+        rows = np.empty(len(df), dtype=np.int64)
+        rows[order] = np.arange(len(df))
+        df[_ROW] = rows
+    return pd.Series(seconds, index=df.index, dtype=np.int64)
+
+
 class Interactions:
     """A time-ordered log of (user, item, timestamp[, rating]) events over a fixed item vocabulary.
 
@@ -47,20 +78,7 @@ class Interactions:
             if df[col].isna().any():
                 row = int(np.flatnonzero(df[col].isna().to_numpy())[0])
                 raise DataError("empty value", path=source, line=row + 1, field=col)
-        if not pd.api.types.is_integer_dtype(df[TIMESTAMP]):
-            if pd.api.types.is_datetime64_any_dtype(df[TIMESTAMP]):
-                df[TIMESTAMP] = df[TIMESTAMP].astype("datetime64[s]").astype(np.int64)
-            else:
-                ts = pd.to_numeric(df[TIMESTAMP], errors="coerce")
-                if ts.isna().any():
-                    row = int(np.flatnonzero(ts.isna().to_numpy())[0])
-                    raise DataError(
-                        f"timestamp {df[TIMESTAMP].iloc[row]!r} is not a number",
-                        path=source,
-                        line=row + 1,
-                        field=TIMESTAMP,
-                    )
-                df[TIMESTAMP] = ts.astype(np.int64)
+        df[TIMESTAMP] = _epoch_seconds(df, source)
         if RATING in df:
             df[RATING] = pd.to_numeric(df[RATING], errors="coerce").astype(np.float32)
         df = df.sort_values([USER, TIMESTAMP, _ROW], kind="stable").reset_index(drop=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -62,7 +62,7 @@ class CatalogSchema(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int = 1
+    version: Literal[1] = 1
     columns: list[ColumnSpec]
     text_columns: list[str] | None = Field(
         default=None,
@@ -86,6 +86,11 @@ class CatalogSchema(BaseModel):
             unknown = [c for c in self.text_columns if c not in names]
             if unknown:
                 raise ValueError(f"text_columns names unknown columns: {unknown}")
+            ignored = [
+                c.name for c in self.columns if c.role is ColumnRole.IGNORE and c.name in self.text_columns
+            ]
+            if ignored:
+                raise ValueError(f"text_columns names ignored columns: {ignored}")
         return self
 
     # ----------------------------------------------------------------- access
@@ -152,17 +157,13 @@ class CatalogSchema(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> CatalogSchema:
-        """Read ``schema.yaml`` (or any YAML file with a ``columns`` list, such as an import spec)."""
+        """Read ``schema.yaml``; unknown keys are errors (a typo must not be silently ignored)."""
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise DataError(f"invalid YAML: {exc}", path=path, line=mark.line + 1 if mark else None) from None
-        if isinstance(data, dict) and "items" in data and "columns" not in data:
-            data = data["items"]
-        if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if k in cls.model_fields}
         return cls.from_dict(data, source=path)
 
     def to_dict(self) -> dict[str, Any]:
@@ -193,6 +194,17 @@ class CatalogSchema(BaseModel):
                 path=source,
                 field=missing[0],
             )
+        titles = frame[self.title_column]
+        empty = titles.isna() | (titles.astype(str).str.strip() == "")
+        if empty.any():
+            row = int(np.flatnonzero(empty.to_numpy())[0])
+            raise DataError(
+                f"empty title ({int(empty.sum())} items have none); give every item a title or choose "
+                "another title column",
+                path=source,
+                line=row + 2,
+                field=self.title_column,
+            )
         ids = frame[self.id_column]
         if ids.isna().any():
             row = int(np.flatnonzero(ids.isna().to_numpy())[0])
@@ -220,19 +232,35 @@ class CatalogSchema(BaseModel):
         n = max(len(frame), 1)
         id_col = _guess_id(frame)
         title_col = _guess_title(frame, exclude={id_col})
-        pop_taken = False
+        pop_col = _guess_popularity(frame, exclude={id_col, title_col})
         for name in frame.columns:
             s = frame[name]
-            role, sep, why = _guess_role(name, s, n, id_col, title_col, pop_taken)
-            pop_taken = pop_taken or role is ColumnRole.POPULARITY
+            role, sep, why = _guess_role(name, s, n, id_col, title_col, pop_col)
             specs.append(ColumnSpec(name=name, role=role, separator=sep))
             rows.append((name, role.value, why))
         return cls(columns=specs), rows
 
 
 _ID_NAMES = re.compile(r"^(item_?id|itemid|id|movie_?id|book_?id|product_?id|asin|sku)$", re.I)
+_EXACT_TITLE_NAMES = (
+    "title",
+    "name",
+    "item_title",
+    "item_name",
+    "product_title",
+    "product_name",
+    "movie_title",
+)
 _TITLE_NAMES = re.compile(r"(title|name)", re.I)
-_POP_NAMES = re.compile(r"(popularity|num_?ratings|ratings_?count|n_?ratings|votes|views|count)", re.I)
+# Most specific first: "ratings_count" is popularity, "books_count" (editions) only a last resort.
+_POP_PATTERNS = [
+    re.compile(p, re.I)
+    for p in (
+        r"^popularity$",
+        r"^(num|n)_?(ratings|reviews|interactions|votes)$|^(ratings|reviews|votes|interactions)_?count$",
+        r"popularity|votes|views|ratings_?count|reviews_?count",
+    )
+]
 _LIST_SEPARATORS = ("|", ";")
 
 
@@ -247,13 +275,38 @@ def _guess_id(frame: pd.DataFrame) -> str:
 
 
 def _guess_title(frame: pd.DataFrame, exclude: set[str]) -> str:
-    strings = [c for c in frame.columns if c not in exclude and _is_string(frame[c])]
-    for name in strings:
-        if _TITLE_NAMES.search(str(name)):
-            return str(name)
-    if strings:
-        return str(strings[0])
+    """Prefer a column named exactly like a title, then one containing 'title'/'name'; among equals,
+    the one with fewest empty values (goodbooks has both 'title' and a sparse 'original_title')."""
+    strings = [str(c) for c in frame.columns if c not in exclude and _is_string(frame[c])]
+
+    def empties(name: str) -> int:
+        col = frame[name]
+        return int((col.isna() | (col.astype(str).str.strip() == "")).sum())
+
+    for group in (
+        [c for c in strings if c.lower() in _EXACT_TITLE_NAMES],
+        [c for c in strings if _TITLE_NAMES.search(c)],
+        strings,
+    ):
+        if group:
+            return min(group, key=lambda c: (empties(c), strings.index(c)))
     raise DataError(f"no text column can serve as the item title: {list(frame.columns)}")
+
+
+def _guess_popularity(frame: pd.DataFrame, exclude: set[str]) -> str | None:
+    numeric = [
+        str(c)
+        for c in frame.columns
+        if c not in exclude
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_bool_dtype(frame[c])
+        and (frame[c].dropna() >= 0).all()
+    ]
+    for pattern in _POP_PATTERNS:
+        for name in numeric:
+            if pattern.search(name):
+                return name
+    return None
 
 
 def _is_string(s: pd.Series) -> bool:
@@ -261,12 +314,12 @@ def _is_string(s: pd.Series) -> bool:
 
 
 def _guess_role(
-    name: str, s: pd.Series, n: int, id_col: str, title_col: str, pop_taken: bool
+    name: str, s: pd.Series, n: int, id_col: str, title_col: str, pop_col: str | None
 ) -> tuple[ColumnRole, str | None, str]:
     if name == id_col:
         return ColumnRole.ID, None, "unique, non-empty values"
     if name == title_col:
-        return ColumnRole.TITLE, None, "first text column named like a title"
+        return ColumnRole.TITLE, None, "text column named most like a title, with fewest empty values"
     non_null = s.dropna()
     if non_null.empty:
         return ColumnRole.IGNORE, None, "always empty"
@@ -275,7 +328,7 @@ def _guess_role(
     if pd.api.types.is_bool_dtype(s):
         return ColumnRole.CATEGORICAL, None, "boolean values"
     if pd.api.types.is_numeric_dtype(s):
-        if not pop_taken and _POP_NAMES.search(name) and (non_null >= 0).all():
+        if name == pop_col:
             return ColumnRole.POPULARITY, None, "non-negative counts named like popularity"
         return ColumnRole.NUMERIC, None, "numbers"
     if non_null.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).all():
@@ -289,6 +342,8 @@ def _guess_role(
         parsed = pd.to_datetime(text.head(200), errors="coerce", format="mixed")
         if parsed.notna().mean() > 0.9:
             return ColumnRole.DATE, None, "named like a date and parses as one"
+    if text.str.match(r"^(https?|ftp)://").mean() > 0.9:
+        return ColumnRole.IGNORE, None, "links (not useful as item text)"
     mean_len = text.str.len().mean()
     if mean_len > 60:
         return ColumnRole.TEXT, None, f"long free text (mean {mean_len:.0f} characters)"

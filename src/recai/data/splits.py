@@ -67,8 +67,8 @@ def leave_one_out(interactions: Interactions, *, min_train: int = 1) -> Split:
 def temporal_split(
     interactions: Interactions,
     *,
-    test_start: int | str | pd.Timestamp | None = None,
-    valid_start: int | str | pd.Timestamp | None = None,
+    test_start: float | str | pd.Timestamp | None = None,
+    valid_start: float | str | pd.Timestamp | None = None,
     test_fraction: float = 0.1,
     valid_fraction: float = 0.1,
 ) -> Split:
@@ -96,7 +96,7 @@ def temporal_split(
     )
 
 
-def _to_seconds(value: int | str | pd.Timestamp) -> int:
-    if isinstance(value, (int, np.integer)):
-        return int(value)
+def _to_seconds(value: float | str | pd.Timestamp) -> int:
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return int(value)  # epoch seconds, whatever the numeric type
     return int(pd.Timestamp(value).timestamp())

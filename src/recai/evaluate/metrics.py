@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.stats import rankdata
 
 METRICS = ("hit", "recall", "precision", "ndcg", "mrr", "map")
 Targets = np.ndarray | Sequence[Iterable[int]] | sp.spmatrix
@@ -42,7 +43,8 @@ class MetricSummary:
 
 def _target_lists(targets: Targets, n: int) -> list[np.ndarray]:
     if sp.issparse(targets):
-        csr = sp.csr_matrix(targets)
+        csr = sp.csr_matrix(targets, copy=True)
+        csr.eliminate_zeros()  # an explicitly stored 0 is not a relevant item
         if csr.shape[0] != n:
             raise ValueError(f"{csr.shape[0]} target rows for {n} rankings")
         return [csr.indices[csr.indptr[u] : csr.indptr[u + 1]] for u in range(n)]
@@ -180,6 +182,8 @@ def top_k(
     appear. Ties go to the lower index, so results are deterministic."""
     scores = np.array(scores, dtype=np.float64, copy=True)
     n, m = scores.shape
+    if k <= 0 or m == 0:
+        return np.empty((n, 0), dtype=np.int64)
     if exclude is not None:
         if sp.issparse(exclude):
             coo = sp.coo_matrix(exclude)
@@ -231,12 +235,11 @@ def popularity_bias(
     items = rankings[valid]
     if len(items) == 0:
         return {"arp": 0.0, "popularity_percentile": 0.0, "long_tail_share": 0.0}
-    order = np.argsort(counts, kind="stable")
-    percentile = np.empty(len(counts))
-    percentile[order] = np.arange(len(counts)) / max(len(counts) - 1, 1)
+    # Average ranks: items with equal counts get equal percentiles (all-equal counts give 0.5).
+    percentile = (rankdata(counts, method="average") - 1) / max(len(counts) - 1, 1)
     head_size = max(1, round(head_share * len(counts)))
-    head = np.zeros(len(counts), dtype=bool)
-    head[order[::-1][:head_size]] = True
+    cutoff = np.sort(counts)[::-1][head_size - 1]
+    head = counts >= cutoff if cutoff > 0 else counts > 0  # ties at the cut-off all belong to the head
     return {
         "arp": float(counts[items].mean() / max(counts.max(), 1.0)),
         "popularity_percentile": float(percentile[items].mean()),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import gzip
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from recai.data.interactions import Interactions
 from recai.data.loaders.reading import read_delimited
 from recai.data.schema import CatalogSchema, ColumnRole, ColumnSpec
 
-_PRICE = re.compile(r"[-+]?\d+(?:[.,]\d+)?")
+_PRICE = re.compile(r"^\s*(?:[$€£¥]|US\$|EUR|USD)?\s*(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?\s*$")
 _HTML = re.compile(r"<[^>]+>")
 
 
@@ -73,7 +74,7 @@ def _categories(value: Any) -> list[str]:
     out: list[str] = []
     for p in paths:
         for name in p[1:] if len(p) > 1 else p:
-            name = _HTML.sub("", str(name)).strip()
+            name = html.unescape(_HTML.sub("", str(name))).strip()
             if name and name not in out:
                 out.append(name)
     return out
@@ -84,16 +85,17 @@ def _text(value: Any) -> str | None:
         value = " ".join(str(v) for v in value)
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
-    text = _HTML.sub(" ", str(value))
+    text = html.unescape(_HTML.sub(" ", str(value)))
     text = re.sub(r"\s+", " ", text).strip()
     return text or None
 
 
 def _price(value: Any) -> float:
+    """A price like 4.5, "$4.50" or "$1,299.00"; anything else (ranges, page markup) is unknown."""
     if isinstance(value, (int, float)):
         return float(value)
-    m = _PRICE.search(str(value or ""))
-    return float(m.group(0).replace(",", ".")) if m else float("nan")
+    m = _PRICE.match(str(value or ""))
+    return float(m.group(1).replace(",", "") + (m.group(2) or "")) if m else float("nan")
 
 
 def load_amazon(

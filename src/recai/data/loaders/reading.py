@@ -43,7 +43,7 @@ def read_delimited(
     names: Sequence[str] | None = None,
     header: bool = False,
     encoding: str = "utf-8",
-    dtype: dict[str, object] | None = None,
+    dtype: dict[str, object] | type | None = None,
     required: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read a delimited file; every row must have exactly the expected number of fields."""
@@ -62,6 +62,7 @@ def read_delimited(
             engine="python" if regex_sep else "c",
             keep_default_na=False,
             na_values=[""],
+            index_col=False,  # a trailing delimiter must not turn the first column into an index
             quoting=csv.QUOTE_NONE if sep in ("\t", "::", "|") else csv.QUOTE_MINIMAL,
         )
     except UnicodeDecodeError:
@@ -101,7 +102,7 @@ def _locate_bad_line(
     names: Sequence[str] | None,
     header: bool,
     encoding: str,
-    dtype: dict[str, object] | None,
+    dtype: dict[str, object] | type | None,
 ) -> None:
     """Scan the file to raise a precise DataError for the first malformed line (if one is found)."""
     check_encoding(path, encoding)
@@ -133,7 +134,7 @@ def _locate_bad_line(
                 f"expected {expected} fields, found {len(fields)}", path=path, line=start + offset
             )
         for name, value in zip(columns, fields, strict=False):
-            kind = (dtype or {}).get(name)
+            kind = dtype.get(name) if isinstance(dtype, dict) else None
             if kind in ("int64", int, "Int64") and value.strip():
                 try:
                     int(value)

@@ -24,6 +24,8 @@ Spec (paths are relative to the spec file; every key but the column names is opt
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -95,47 +97,74 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
     if ".parquet" in suffixes or ".pq" in suffixes:
         return pd.read_parquet(path)
     if ".jsonl" in suffixes or ".ndjson" in suffixes or ".json" in suffixes:
-        check_encoding(path, encoding)
-        try:
-            return pd.read_json(path, lines=True, encoding=encoding)
-        except ValueError as exc:
-            _locate_bad_json_line(path, encoding)
-            raise DataError(f"could not parse JSON lines: {exc}", path=path) from None
+        return _read_json_lines(path, encoding)
     sep = "\t" if ".tsv" in suffixes or ".tab" in suffixes else ","
-    return read_delimited(path, sep=sep, header=True, encoding=encoding)
+    return _infer_types(read_delimited(path, sep=sep, header=True, encoding=encoding, dtype=str))
 
 
-def _locate_bad_json_line(path: Path, encoding: str) -> None:
-    import json
+_LEADING_ZERO = re.compile(r"^[+-]?0\d")
 
+
+def _infer_types(frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn text columns that are wholly numeric into numbers, except codes with leading zeros
+    ("007", zip codes), which are identities and stay text."""
+    out = frame.copy()
+    for name in out.columns:
+        col = out[name]
+        values = col.dropna().astype(str).str.strip()
+        if values.empty or values.str.match(_LEADING_ZERO).any():
+            continue
+        numeric = pd.to_numeric(values, errors="coerce")
+        if numeric.notna().all():
+            converted = pd.to_numeric(col, errors="coerce")
+            as_int = converted.dropna()
+            if (as_int == as_int.round()).all() and not values.str.contains(r"[.eE]").any():
+                converted = converted.astype("Int64") if converted.isna().any() else converted.astype("int64")
+            out[name] = converted
+    return out
+
+
+def _read_json_lines(path: Path, encoding: str) -> pd.DataFrame:
+    """One JSON object per line. Values keep their JSON types: no date guessing, "007" stays text."""
+    check_encoding(path, encoding)
+    records = []
     with path.open(encoding=encoding) as fh:
         for lineno, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"invalid JSON: {exc.msg}", path=path, line=lineno) from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"invalid JSON: {exc.msg}", path=path, line=lineno) from None
+            if not isinstance(obj, dict):
+                raise DataError("each line must be a JSON object", path=path, line=lineno)
+            records.append(obj)
+    return pd.DataFrame.from_records(records)
 
 
-def _timestamps(values: pd.Series, fmt: str, source: Path, field: str) -> np.ndarray:
+def _timestamps(values: pd.Series, fmt: str, source: Path, field: str) -> pd.Series:
+    """Event times as UTC datetimes or (possibly fractional) epoch seconds, for Interactions to order
+    at full precision before it keeps whole seconds."""
     if fmt not in ("auto", "unix", "unix_ms", "iso"):
         raise DataError(
             f"unknown timestamp_format '{fmt}' (auto, unix, unix_ms, iso)", path=source, field=field
         )
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
     numeric = pd.to_numeric(values, errors="coerce")
     if fmt in ("unix", "unix_ms") or (fmt == "auto" and numeric.notna().all()):
         if numeric.isna().any():
             row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
             raise DataError(f"not a number: {values.iloc[row]!r}", path=source, line=row + 2, field=field)
         seconds = numeric.astype("float64")
-        if fmt == "unix_ms" or (fmt == "auto" and seconds.max() > 1e11):
+        if fmt == "unix_ms" or (fmt == "auto" and seconds.abs().max() > 1e11):
             seconds = seconds / 1000.0
-        return seconds.astype(np.int64).to_numpy()
+        return seconds
     parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
     if parsed.isna().any():
         row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise DataError(f"not a date or time: {values.iloc[row]!r}", path=source, line=row + 2, field=field)
-    return (parsed.astype("datetime64[s, UTC]").astype(np.int64)).to_numpy()
+    return parsed
 
 
 def import_tabular(
@@ -194,6 +223,7 @@ def import_tabular(
     id_col = schema.id_column
     item_ids, event_items = items[id_col], events[ispec.item]
     if not (pd.api.types.is_integer_dtype(item_ids) and pd.api.types.is_integer_dtype(event_items)):
+        # Ids compare as text when either side is not integral; codes like "007" survive as written.
         items = items.assign(**{id_col: item_ids.astype(str)})
         event_items = event_items.astype(str)
     catalog = Catalog(items, schema, source=items_file)
