@@ -16,6 +16,15 @@ import pandas as pd
 
 from recai.data.errors import DataError
 
+_VALUE_CHECKS: dict[object, tuple[type, str]] = {
+    "int64": (int, "an integer"),
+    "Int64": (int, "an integer"),
+    int: (int, "an integer"),
+    "float64": (float, "a number"),
+    "float32": (float, "a number"),
+    float: (float, "a number"),
+}
+
 
 def check_encoding(path: Path, encoding: str) -> None:
     """Raise a DataError naming the line when ``path`` does not decode with ``encoding``."""
@@ -135,17 +144,12 @@ def _locate_bad_line(
             )
         for name, value in zip(columns, fields, strict=False):
             kind = dtype.get(name) if isinstance(dtype, dict) else None
-            if kind in ("int64", int, "Int64") and value.strip():
+            check = _VALUE_CHECKS.get(kind)  # type: ignore[arg-type]
+            if check is not None and value.strip():
+                parse, what = check
                 try:
-                    int(value)
+                    parse(value)
                 except ValueError:
                     raise DataError(
-                        f"not an integer: {value!r}", path=path, line=start + offset, field=name
-                    ) from None
-            if kind in ("float64", float, "float32") and value.strip():
-                try:
-                    float(value)
-                except ValueError:
-                    raise DataError(
-                        f"not a number: {value!r}", path=path, line=start + offset, field=name
+                        f"not {what}: {value!r}", path=path, line=start + offset, field=name
                     ) from None
