@@ -1,0 +1,240 @@
+"""The ChatModel protocol every backend implements, with schema enforcement and usage metering.
+
+Backends implement ``_generate`` and ``_stream``; this base class owns the contract callers rely on:
+a JSON schema in ``response_format`` yields a parsed, schema-valid object (natively constrained
+backends are still validated; the others are retried with the validation error fed back) or a
+:class:`SchemaError` that carries every raw reply, never a crash on malformed output.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from recai.llm.prompting import render_prompt
+from recai.llm.structured import SchemaError, normalise_response_format, parse_structured
+from recai.llm.usage import meter
+
+Message = dict[str, str]
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass
+class Generation:
+    """What a backend produced for one call, before schema handling."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str | None = None
+
+
+@dataclass
+class Completion:
+    """The result of :meth:`ChatModel.complete`."""
+
+    text: str
+    parsed: Any | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    model: str = ""
+    finish_reason: str | None = None
+    attempts: int = 1
+    raw: list[str] = field(default_factory=list)
+
+
+def check_messages(messages: Sequence[Message]) -> list[Message]:
+    """Validate chat messages up front, naming the first bad one."""
+    if not messages:
+        raise ValueError("messages must not be empty")
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            raise ValueError(f"messages[{i}] must be {{'role': one of {ROLES}, 'content': str}}, got {m!r}")
+        out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+def apply_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest stop sequence (backends that stop natively make this a no-op)."""
+    if not stop:
+        return text, False
+    cuts = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+class ChatModel(ABC):
+    """A chat LLM. Subclasses set ``name`` and ``native_schema`` and implement the two generators."""
+
+    name: str = "chat-model"
+    #: True when ``_generate`` itself constrains output to the schema (grammar, server-side).
+    native_schema: bool = False
+
+    def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        response_format: Any = None,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+        max_schema_retries: int = 2,
+    ) -> Completion:
+        """Generate one reply; with ``response_format`` the reply is parsed and validated."""
+        msgs = check_messages(messages)
+        schema = normalise_response_format(response_format)
+        if schema is None:
+            return self._one_call(msgs, None, max_tokens, temperature, stop, seed)
+        instruction = render_prompt("json_reply", schema=json.dumps(schema, ensure_ascii=False))
+        msgs = _with_system_note(msgs, instruction)
+        raw: list[str] = []
+        errors: list[str] = []
+        total = Completion(text="", model=self.name)
+        for attempt in range(1, max_schema_retries + 2):
+            result = self._one_call(msgs, schema, max_tokens, temperature, stop, seed)
+            raw.append(result.text)
+            total.prompt_tokens += result.prompt_tokens
+            total.completion_tokens += result.completion_tokens
+            total.latency_s += result.latency_s
+            value, error = parse_structured(result.text, schema)
+            if error is None:
+                total.text, total.parsed, total.attempts, total.raw = result.text, value, attempt, raw
+                total.finish_reason = result.finish_reason
+                return total
+            if result.finish_reason == "length":
+                error += f" (the reply was cut off at max_tokens={max_tokens})"
+            errors.append(error)
+            msgs = [
+                *msgs,
+                {"role": "assistant", "content": result.text},
+                {"role": "user", "content": render_prompt("json_retry", error=error)},
+            ]
+        raise SchemaError(
+            f"{self.name} gave no schema-valid reply in {len(raw)} attempts; last problem: {errors[-1]}",
+            raw=raw,
+            errors=errors,
+        )
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Yield the reply as text chunks (structured output needs :meth:`complete`)."""
+        msgs = check_messages(messages)
+        start = time.perf_counter()
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        failed = True
+        buffer = ""  # received but not yet yielded: it might be the start of a stop sequence
+        hold = max((len(x) for x in stop or () if x), default=1) - 1
+        try:
+            for chunk in self._stream(
+                msgs, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed, usage=usage
+            ):
+                buffer += chunk
+                cut, hit = apply_stop(buffer, stop)
+                if hit:
+                    buffer = cut
+                    break
+                if len(buffer) > hold:
+                    yield buffer[: len(buffer) - hold]
+                    buffer = buffer[len(buffer) - hold :]
+            if buffer:
+                yield buffer
+            failed = False
+        finally:
+            meter.record(
+                self.name,
+                prompt_tokens=usage["prompt_tokens"],
+                completion_tokens=usage["completion_tokens"],
+                latency_s=time.perf_counter() - start,
+                failed=failed,
+            )
+
+    # ------------------------------------------------------------ internals
+    def _one_call(
+        self,
+        msgs: list[Message],
+        schema: dict[str, Any] | None,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        seed: int | None,
+    ) -> Completion:
+        start = time.perf_counter()
+        try:
+            gen = self._generate(
+                msgs, schema=schema, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed
+            )
+        except Exception:
+            meter.record(
+                self.name,
+                prompt_tokens=0,
+                completion_tokens=0,
+                latency_s=time.perf_counter() - start,
+                failed=True,
+            )
+            raise
+        latency = time.perf_counter() - start
+        text, hit = apply_stop(gen.text, stop)
+        meter.record(
+            self.name,
+            prompt_tokens=gen.prompt_tokens,
+            completion_tokens=gen.completion_tokens,
+            latency_s=latency,
+        )
+        return Completion(
+            text=text,
+            prompt_tokens=gen.prompt_tokens,
+            completion_tokens=gen.completion_tokens,
+            latency_s=latency,
+            model=self.name,
+            finish_reason="stop" if hit else gen.finish_reason,
+            raw=[gen.text],
+        )
+
+    @abstractmethod
+    def _generate(
+        self,
+        messages: list[Message],
+        *,
+        schema: dict[str, Any] | None,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        seed: int | None,
+    ) -> Generation:
+        """One generation; a backend with ``native_schema`` must constrain output to ``schema``."""
+
+    @abstractmethod
+    def _stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        seed: int | None,
+        usage: dict[str, int],
+    ) -> Iterator[str]:
+        """Yield text deltas; fill ``usage`` with token counts before returning."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
+        """Release resources (model weights, connections)."""
+
+
+def _with_system_note(messages: list[Message], note: str) -> list[Message]:
+    """Append ``note`` to the system message (adding one if there is none)."""
+    if messages and messages[0]["role"] == "system":
+        return [{"role": "system", "content": messages[0]["content"].rstrip() + "\n\n" + note}, *messages[1:]]
+    return [{"role": "system", "content": note}, *messages]

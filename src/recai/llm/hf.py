@@ -1,0 +1,170 @@
+"""transformers backend: local model folders or GGUF files, optional PEFT adapter, bf16 on CPU.
+
+This is the backend fine-tuned recai models run on. The prompt is built with the tokenizer's own chat
+template. JSON schemas are enforced during decoding by an xgrammar logits processor when xgrammar is
+installed (and by validated retry otherwise); callers may add their own logits processors, which is how
+catalog-constrained decoding plugs in.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from recai.llm.base import ChatModel, Generation, Message
+
+LogitsProcessorFactory = Callable[[list[Message]], Sequence[Any]]
+
+
+class HFChatModel(ChatModel):
+    """A causal LM run with ``model.generate``."""
+
+    def __init__(
+        self,
+        model: str | Path | Any,
+        *,
+        tokenizer: Any | None = None,
+        gguf_file: str | None = None,
+        adapter: str | Path | None = None,
+        dtype: str = "bfloat16",
+        device: str = "cpu",
+        name: str | None = None,
+        logits_processors: LogitsProcessorFactory | None = None,
+        use_grammar: bool = True,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch_dtype = getattr(torch, dtype)
+        if isinstance(model, (str, Path)):
+            path = Path(model)
+            if path.is_file() and path.suffix == ".gguf":
+                gguf_file, path = path.name, path.parent
+            self.name = name or (gguf_file or path.name)
+            self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path, gguf_file=gguf_file)
+            self.model = AutoModelForCausalLM.from_pretrained(path, gguf_file=gguf_file, dtype=torch_dtype)
+        else:  # an already built model (tests build tiny random ones from a config)
+            if tokenizer is None:
+                raise ValueError("pass the tokenizer together with a model object")
+            self.model, self.tokenizer, self.name = model, tokenizer, name or type(model).__name__
+        if adapter is not None:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, str(adapter))
+        self.model.to(device)
+        self.model.eval()
+        self.device = device
+        self.extra_processors = logits_processors
+        self._grammar_compiler: Any | None = None
+        self.native_schema = False
+        if use_grammar:
+            try:
+                import xgrammar
+
+                vocab_size = self.model.get_output_embeddings().weight.shape[0]
+                info = xgrammar.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=vocab_size)
+                self._grammar_compiler = xgrammar.GrammarCompiler(info)
+                self.native_schema = True
+            except ImportError:
+                pass
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- helpers
+    def _inputs(self, messages: list[Message]) -> Any:
+        encoded = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        return {k: v.to(self.device) for k, v in encoded.items()}
+
+    def _processors(self, messages: list[Message], schema: dict[str, Any] | None) -> list[Any]:
+        processors: list[Any] = list(self.extra_processors(messages)) if self.extra_processors else []
+        if schema is not None and self._grammar_compiler is not None:
+            import json
+
+            from xgrammar.contrib.hf import LogitsProcessor as GrammarProcessor
+
+            compiled = self._grammar_compiler.compile_json_schema(json.dumps(schema), any_whitespace=False)
+            processors.append(GrammarProcessor(compiled))
+        return processors
+
+    def _generate_kwargs(
+        self, max_tokens: int, temperature: float, stop: Sequence[str] | None, seed: int | None
+    ) -> dict[str, Any]:
+        import torch
+
+        if seed is not None:
+            torch.manual_seed(seed)
+        kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
+        return kwargs
+
+    def _generate(
+        self,
+        messages: list[Message],
+        *,
+        schema: dict[str, Any] | None,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        seed: int | None,
+    ) -> Generation:
+        import torch
+        from transformers import LogitsProcessorList
+
+        inputs = self._inputs(messages)
+        prompt_len = inputs["input_ids"].shape[1]
+        kwargs = self._generate_kwargs(max_tokens, temperature, stop, seed)
+        with self._lock, torch.no_grad():
+            output = self.model.generate(
+                **inputs, logits_processor=LogitsProcessorList(self._processors(messages, schema)), **kwargs
+            )
+        new_tokens = output[0, prompt_len:]
+        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
+        ended = len(new_tokens) < max_tokens or int(new_tokens[-1]) == self.tokenizer.eos_token_id
+        return Generation(text, prompt_len, len(new_tokens), "stop" if ended else "length")
+
+    def _stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        seed: int | None,
+        usage: dict[str, int],
+    ) -> Iterator[str]:
+        import torch
+        from transformers import LogitsProcessorList, TextIteratorStreamer
+
+        inputs = self._inputs(messages)
+        prompt_len = inputs["input_ids"].shape[1]
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = self._generate_kwargs(max_tokens, temperature, stop, seed)
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            with torch.no_grad():
+                result["output"] = self.model.generate(
+                    **inputs,
+                    streamer=streamer,
+                    logits_processor=LogitsProcessorList(self._processors(messages, None)),
+                    **kwargs,
+                )
+
+        with self._lock:
+            worker = threading.Thread(target=run, daemon=True)
+            worker.start()
+            yield from streamer
+            worker.join()
+        usage["prompt_tokens"] = prompt_len
+        if "output" in result:
+            usage["completion_tokens"] = int(result["output"].shape[1] - prompt_len)

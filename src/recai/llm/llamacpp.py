@@ -1,0 +1,120 @@
+"""In-process GGUF inference with llama-cpp-python.
+
+- The chat template comes from the GGUF's own metadata (llama-cpp-python's Jinja formatter), never a
+  hard-coded format.
+- JSON schemas are enforced by a grammar compiled from the schema (``response_format`` with a
+  ``schema``); the grammar lets raw newlines into strings, which the parser accepts.
+- Consecutive calls reuse the KV cache for the longest common token prefix (llama.cpp does this when
+  the new prompt extends the previous one), so a multi-turn chat does not re-read its history.
+- One model instance is not thread-safe: calls are serialised with a lock.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from recai.llm.base import ChatModel, Generation, Message
+
+
+class LlamaCppChatModel(ChatModel):
+    """A GGUF model loaded once in this process."""
+
+    native_schema = True
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        name: str | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_batch: int = 256,
+        seed: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise ImportError(
+                "the llamacpp backend needs llama-cpp-python: pip install 'recai[local]'"
+            ) from exc
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"no GGUF file at {self.model_path}")
+        self.name = name or self.model_path.stem
+        self._lock = threading.Lock()
+        self._llm = Llama(
+            model_path=str(self.model_path),
+            n_ctx=n_ctx,
+            n_threads=n_threads or max(1, (os.cpu_count() or 2)),
+            n_batch=n_batch,
+            seed=seed,
+            verbose=verbose,
+        )
+        self.n_ctx = n_ctx
+
+    def _kwargs(
+        self, max_tokens: int, temperature: float, stop: Sequence[str] | None, seed: int | None
+    ) -> dict:
+        kwargs: dict[str, Any] = {
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+            "stop": list(stop or []),
+        }
+        if seed is not None:
+            kwargs["seed"] = seed
+        return kwargs
+
+    def _generate(
+        self,
+        messages: list[Message],
+        *,
+        schema: dict[str, Any] | None,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        seed: int | None,
+    ) -> Generation:
+        kwargs = self._kwargs(max_tokens, temperature, stop, seed)
+        if schema is not None:
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
+        with self._lock:
+            out = self._llm.create_chat_completion(messages=messages, **kwargs)
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return Generation(
+            text=choice["message"].get("content") or "",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    def _stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        seed: int | None,
+        usage: dict[str, int],
+    ) -> Iterator[str]:
+        kwargs = self._kwargs(max_tokens, temperature, stop, seed)
+        with self._lock:
+            chunks = 0
+            for chunk in self._llm.create_chat_completion(messages=messages, stream=True, **kwargs):
+                delta = chunk["choices"][0].get("delta", {}).get("content")
+                if delta:
+                    chunks += 1
+                    yield delta
+            usage["completion_tokens"] = chunks
+            usage["prompt_tokens"] = max(int(self._llm.n_tokens) - chunks, 0)
+
+    def close(self) -> None:
+        llm = getattr(self, "_llm", None)
+        if llm is not None and hasattr(llm, "close"):
+            llm.close()

@@ -1,0 +1,148 @@
+"""Any OpenAI-compatible chat server through the official ``openai`` client.
+
+Works with OpenAI, Azure OpenAI, vLLM, Ollama, llama.cpp's server and others. Configuration comes from
+arguments or the usual environment variables (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``; for Azure
+``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``, ``OPENAI_API_VERSION``). The client retries 429,
+5xx and connection errors with exponential backoff (``max_retries``). JSON schemas are sent as
+``response_format={"type": "json_schema", ...}``; a server that rejects that is remembered and then
+served by validated retry instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from recai.llm.base import ChatModel, Generation, Message
+
+
+class OpenAIChatModel(ChatModel):
+    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        azure_api_version: str | None = None,
+        name: str | None = None,
+        json_schema_support: bool = True,
+    ) -> None:
+        try:
+            import openai
+        except ImportError as exc:
+            raise ImportError("the openai backend needs the openai package: pip install openai") from exc
+        self.model = model
+        self.name = name or model
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        azure_endpoint = os.environ.get("AZURE_OPENAI_ENDPOINT") if base_url is None else None
+        if azure_endpoint or (base_url and ".openai.azure.com" in base_url):
+            self._client: Any = openai.AzureOpenAI(
+                azure_endpoint=azure_endpoint or base_url,
+                api_key=api_key or os.environ.get("AZURE_OPENAI_API_KEY"),
+                api_version=azure_api_version or os.environ.get("OPENAI_API_VERSION", "2024-10-21"),
+                timeout=timeout,
+                max_retries=max_retries,
+            )
+        else:
+            # Local servers (vLLM, llama.cpp, Ollama) accept any key; the client insists on one.
+            key = api_key or os.environ.get("OPENAI_API_KEY") or ("not-needed" if base_url else None)
+            self._client = openai.OpenAI(
+                base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries
+            )
+        self.native_schema = json_schema_support
+
+    def _request(
+        self,
+        messages: list[Message],
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        seed: int | None,
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+        if stop:
+            kwargs["stop"] = list(stop)[:4]  # the API accepts at most four
+        if seed is not None:
+            kwargs["seed"] = seed
+        return kwargs
+
+    def _generate(
+        self,
+        messages: list[Message],
+        *,
+        schema: dict[str, Any] | None,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        seed: int | None,
+    ) -> Generation:
+        import openai
+
+        kwargs = self._request(messages, max_tokens, temperature, stop, seed)
+        if schema is not None and self.native_schema:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": str(schema.get("title", "reply")).replace(" ", "_")[:64],
+                    "schema": schema,
+                },
+            }
+        try:
+            response = self._client.chat.completions.create(**kwargs)
+        except openai.BadRequestError as exc:
+            if "response_format" not in kwargs or "response_format" not in str(exc).lower():
+                raise
+            self.native_schema = False  # this server cannot do it: fall back to validated retry for good
+            kwargs.pop("response_format")
+            response = self._client.chat.completions.create(**kwargs)
+        choice = response.choices[0]
+        usage = response.usage
+        return Generation(
+            text=choice.message.content or "",
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            finish_reason=choice.finish_reason,
+        )
+
+    def _stream(
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        seed: int | None,
+        usage: dict[str, int],
+    ) -> Iterator[str]:
+        kwargs = self._request(messages, max_tokens, temperature, stop, seed)
+        stream = self._client.chat.completions.create(
+            stream=True, stream_options={"include_usage": True}, **kwargs
+        )
+        chunks = 0
+        try:
+            for event in stream:
+                if getattr(event, "usage", None):
+                    usage["prompt_tokens"] = int(event.usage.prompt_tokens or 0)
+                    usage["completion_tokens"] = int(event.usage.completion_tokens or 0)
+                if event.choices:
+                    delta = event.choices[0].delta.content
+                    if delta:
+                        chunks += 1
+                        yield delta
+        finally:
+            stream.close()
+        if not usage.get("completion_tokens"):
+            usage["completion_tokens"] = chunks
+
+    def close(self) -> None:
+        self._client.close()

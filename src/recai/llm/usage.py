@@ -1,0 +1,92 @@
+"""Who called which model how often, with how many tokens, and how long it took.
+
+Every ChatModel call is recorded against the *component* active at the time (``with track("planner"):``),
+so an agent turn or an evaluation run can report its LLM cost per component afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass
+
+_component: ContextVar[str] = ContextVar("recai_llm_component", default="default")
+
+
+@dataclass
+class UsageStats:
+    """Totals for one (component, model) pair."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    failures: int = 0
+
+
+class UsageMeter:
+    """Thread-safe accumulator of LLM usage."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stats: dict[tuple[str, str], UsageStats] = {}
+
+    def record(
+        self,
+        model: str,
+        *,
+        prompt_tokens: int,
+        completion_tokens: int,
+        latency_s: float,
+        failed: bool = False,
+    ) -> None:
+        key = (_component.get(), model)
+        with self._lock:
+            stats = self._stats.setdefault(key, UsageStats())
+            stats.calls += 1
+            stats.prompt_tokens += prompt_tokens
+            stats.completion_tokens += completion_tokens
+            stats.latency_s += latency_s
+            stats.failures += int(failed)
+
+    def report(self) -> dict[str, dict[str, dict[str, float]]]:
+        """``{component: {model: {calls, prompt_tokens, completion_tokens, latency_s, failures}}}``."""
+        with self._lock:
+            out: dict[str, dict[str, dict[str, float]]] = {}
+            for (component, model), stats in sorted(self._stats.items()):
+                out.setdefault(component, {})[model] = asdict(stats)
+            return out
+
+    def totals(self) -> UsageStats:
+        with self._lock:
+            total = UsageStats()
+            for s in self._stats.values():
+                total.calls += s.calls
+                total.prompt_tokens += s.prompt_tokens
+                total.completion_tokens += s.completion_tokens
+                total.latency_s += s.latency_s
+                total.failures += s.failures
+            return total
+
+    def reset(self) -> None:
+        with self._lock:
+            self._stats.clear()
+
+
+meter = UsageMeter()
+
+
+@contextlib.contextmanager
+def track(component: str) -> Iterator[None]:
+    """Attribute the LLM calls made inside the block to ``component``."""
+    token = _component.set(component)
+    try:
+        yield
+    finally:
+        _component.reset(token)
+
+
+def current_component() -> str:
+    return _component.get()
