@@ -10,11 +10,23 @@ import pytest
 from recai.data import Catalog, CatalogSchema, ColumnRole, ColumnSpec, Dataset, Interactions
 
 
+@pytest.fixture(scope="session")
+def shared_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One models folder per test session: assembling a 1 GB GGUF once is enough."""
+    return tmp_path_factory.mktemp("recai-models")
+
+
 @pytest.fixture(autouse=True)
-def _private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _private_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, shared_models_dir: Path
+) -> Path:
     """No test reads or writes the user's real cache."""
     home = tmp_path_factory.mktemp("recai-home")
     monkeypatch.setenv("RECAI_HOME", str(home))
+    monkeypatch.setenv("RECAI_MODELS_DIR", str(shared_models_dir))
+    for var in ("RECAI_LLM", "RECAI_EMBEDDER", "OPENAI_BASE_URL", "OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home
 
 

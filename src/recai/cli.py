@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from recai import __version__
@@ -16,8 +17,16 @@ from recai.data import DataError, UnknownDatasetError
 app = typer.Typer(help="recai: large language models for recommender systems.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: list, describe, import, download, split.", no_args_is_help=True)
 rec_app = typer.Typer(help="Classic recommenders.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Model weights: list, pull (assemble offline copies), verify.", no_args_is_help=True
+)
+llm_app = typer.Typer(help="Talk to a chat model.", no_args_is_help=True)
+index_app = typer.Typer(help="Vector indexes of catalog items.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(rec_app, name="rec")
+app.add_typer(models_app, name="models")
+app.add_typer(llm_app, name="llm")
+app.add_typer(index_app, name="index")
 console = Console()
 err = Console(stderr=True)
 
@@ -60,7 +69,7 @@ def data_list() -> None:
 
     table = Table("name", "status", "description")
     for row in list_datasets():
-        table.add_row(row["name"], row["status"], row["description"])
+        table.add_row(escape(row["name"]), row["status"], escape(row["description"]))
     console.print(table)
 
 
@@ -86,19 +95,23 @@ def data_describe(
         f"[bold]{ds.name}[/]: {len(ds.catalog)} items, {len(ds.interactions)} interactions, "
         f"{ds.interactions.n_users} users"
     )
-    console.print(ds.catalog.schema_card())
+    console.print(escape(ds.catalog.schema_card()))
     stats = summary["interactions"]
     table = Table("statistic", "value", title="interactions")
     for key, value in stats.items():
-        table.add_row(key, json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value))
+        table.add_row(
+            key, escape(json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value))
+        )
     console.print(table)
     counts = ds.popularity()
     top = counts.argsort()[::-1][:5]
     console.print(
-        "most interacted: " + "; ".join(f"{ds.catalog.display_title(int(i))} ({counts[i]})" for i in top)
+        escape(
+            "most interacted: " + "; ".join(f"{ds.catalog.display_title(int(i))} ({counts[i]})" for i in top)
+        )
     )
     for i in range(min(samples, len(ds.catalog))):
-        console.print(f"[dim]example:[/] {ds.catalog.render(i, by_position=True, max_chars=300)}")
+        console.print(f"[dim]example:[/] {escape(ds.catalog.render(i, by_position=True, max_chars=300))}")
 
 
 @data_app.command("import")
@@ -132,7 +145,7 @@ def data_import(
     if inferred is not None:
         table = Table("column", "role", "why", title="inferred column roles (edit schema.yaml to correct)")
         for row in inferred:
-            table.add_row(*row)
+            table.add_row(*(escape(cell) for cell in row))
         console.print(table)
     console.print(
         f"saved [bold]{ds.name}[/] ({len(ds.catalog)} items, {len(ds.interactions)} interactions) to {target}"
@@ -249,8 +262,142 @@ def rec_recommend(
     items, scores = fitted.recommend(positions, k)
     table = Table("#", "title", "score", title=f"{model} recommendations on {ds.name}")
     for rank, (i, s) in enumerate(zip(items, scores, strict=True), start=1):
-        table.add_row(str(rank), ds.catalog.display_title(int(i)), f"{s:g}")
+        table.add_row(str(rank), escape(ds.catalog.display_title(int(i))), f"{s:g}")
     console.print(table)
+
+
+# -------------------------------------------------------------------- models
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Known models: role, size, whether present, and where the offline copy comes from."""
+    from recai.llm.resolve import model_table
+
+    if as_json:
+        console.print_json(json.dumps(model_table()))
+        return
+    table = Table("name", "role", "size", "present", "source", "offline copy")
+    for row in model_table():
+        size = f"{row['size_mb']} MB" if row["size_mb"] else "-"
+        table.add_row(
+            escape(row["name"]),
+            row["role"],
+            size,
+            "yes" if row["present"] else "no",
+            row["source"],
+            row["offline_copy"],
+        )
+    console.print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(help="A known model name, see `recai models list`.")],
+) -> None:
+    """Make a model present: assemble its offline copy (verified) or download it when online."""
+    from recai.llm.resolve import ChecksumMismatchError, ModelNotFoundError, resolve_model
+
+    try:
+        path = resolve_model(name)
+    except (ModelNotFoundError, ChecksumMismatchError) as exc:
+        raise _fail(exc) from None
+    console.print(f"ready: {path}")
+
+
+@models_app.command("verify")
+def models_verify(name: Annotated[str, typer.Argument(help="A known model name.")]) -> None:
+    """Re-hash a present model against its pinned sha256."""
+    from recai.llm.resolve import ChecksumMismatchError, find_spec, locate, verify_file
+
+    spec = find_spec(name)
+    if spec is None:
+        raise _fail(ValueError(f"unknown model '{name}'"))
+    path, source = locate(name)
+    if path is None:
+        raise _fail(FileNotFoundError(f"{name} is not present ({source}); run `recai models pull {name}`"))
+    if spec.sha256 is None:
+        console.print(f"{name}: no pinned checksum (a folder model); present at {path}")
+        return
+    try:
+        verify_file(path, spec.sha256, progress=True, force=True)
+    except ChecksumMismatchError as exc:
+        raise _fail(exc) from None
+    console.print(f"{name}: sha256 ok ({path})")
+
+
+# ----------------------------------------------------------------------- llm
+@llm_app.command("chat")
+def llm_chat(
+    prompt: Annotated[str, typer.Argument(help="What to say.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model spec, e.g. local:qwen2.5-1.5b-instruct, "
+            "openai:gpt-4o-mini, openai:http://host:8000/v1#name."
+        ),
+    ] = None,
+    system: Annotated[str | None, typer.Option(help="A system message.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Reply length limit in tokens.")] = 256,
+    temperature: Annotated[float, typer.Option(help="0 for greedy decoding.")] = 0.0,
+    schema: Annotated[
+        Path | None, typer.Option(help="A JSON schema file: reply with a valid object.")
+    ] = None,
+) -> None:
+    """Send one message to a chat model and stream the reply."""
+    from recai.llm import SchemaError, load_chat_model, meter
+    from recai.llm.resolve import ModelNotFoundError
+
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": prompt}
+    ]
+    try:
+        with console.status("loading model ..."):
+            chat = load_chat_model(model)
+        if schema is not None:
+            result = chat.complete(
+                messages,
+                response_format=json.loads(schema.read_text()),
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
+            console.print_json(json.dumps(result.parsed))
+        else:
+            for chunk in chat.stream(messages, max_tokens=max_tokens, temperature=temperature):
+                console.print(chunk, end="", markup=False, highlight=False)
+            console.print()
+    except (ModelNotFoundError, SchemaError, ImportError, OSError, ValueError) as exc:
+        raise _fail(exc) from None
+    total = meter.totals()
+    err.print(
+        f"[dim]{chat.name}: {total.prompt_tokens} prompt + {total.completion_tokens} completion tokens "
+        f"in {total.latency_s:.2f} s[/]"
+    )
+
+
+# --------------------------------------------------------------------- index
+@index_app.command("build")
+def index_build(
+    name_or_path: Annotated[str, typer.Argument(help="A dataset name or folder.")] = "demo",
+    encoder: Annotated[
+        str | None, typer.Option(help="st:NAME_OR_PATH or openai:MODEL (default all-MiniLM-L6-v2).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where to save the index (default: the recai cache).")
+    ] = None,
+) -> None:
+    """Encode a catalog's items (reusing cached embeddings) and build its vector index."""
+    from recai.embed import load_encoder
+    from recai.embed.catalog_index import build_item_index
+
+    ds = _load(name_or_path)
+    with console.status("loading encoder ..."):
+        enc = load_encoder(encoder)
+    index = build_item_index(ds.catalog, enc, save_to=out)
+    console.print(
+        f"{len(index)} items, dim {index.dim}, {index.kind} search, "
+        f"{index.metadata.get('newly_encoded', 0)} newly encoded"
+    )
 
 
 def main() -> None:

@@ -63,6 +63,7 @@ class Catalog:
         self._items = _normalise_columns(items[schema.kept_columns].reset_index(drop=True), schema, source)
         self._ids = pd.Index(self._items[schema.id_column])
         self._interaction_counts: np.ndarray | None = None
+        self._indexes: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._con = duckdb.connect(":memory:")
         self._con.register("_recai_source", self._items)
@@ -241,6 +242,21 @@ class Catalog:
 
     def ground_many(self, titles: Sequence[str], **kwargs: Any) -> list[Grounding]:
         return self._matcher.ground_many(titles, **kwargs)
+
+    # ------------------------------------------------------------- vectors
+    def index(self, encoder: Any = None, **kwargs: Any) -> Any:
+        """The item VectorIndex for ``encoder`` (default: the default embedder), built once and cached
+        on disk; see :func:`recai.embed.catalog_index.build_item_index` for the options."""
+        from recai.embed.catalog_index import build_item_index
+        from recai.embed.encoder import load_encoder
+
+        if encoder is None or isinstance(encoder, str):
+            encoder = load_encoder(encoder)
+        key = (encoder.identity, tuple(sorted(kwargs.items(), key=lambda kv: kv[0])).__repr__())
+        cached = self._indexes.get(key)
+        if cached is None:
+            cached = self._indexes[key] = build_item_index(self, encoder, **kwargs)
+        return cached
 
     # ------------------------------------------------------------ description
     def column_values(self, column: str) -> pd.Series:

@@ -13,6 +13,7 @@ Options follow ``?`` as ``key=value&...`` (``local:qwen2.5-0.5b-instruct?n_ctx=8
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from typing import Any
@@ -71,6 +72,18 @@ def _typed(value: str) -> Any:
 
 _CACHE: dict[str, ChatModel] = {}
 _CACHE_LOCK = threading.Lock()
+
+
+def close_cached_models() -> None:
+    """Release every cached model now (also run at interpreter exit, while native libraries still exist)."""
+    with _CACHE_LOCK:
+        models = list(_CACHE.values())
+        _CACHE.clear()
+    for model in models:
+        model.close()
+
+
+atexit.register(close_cached_models)
 
 
 def load_chat_model(spec: str | ChatModelConfig | None = None, *, cache: bool = True) -> ChatModel:

@@ -115,6 +115,9 @@ class LlamaCppChatModel(ChatModel):
             usage["prompt_tokens"] = max(int(self._llm.n_tokens) - chunks, 0)
 
     def close(self) -> None:
+        """Free the weights now; llama-cpp-python's own finaliser fails if it runs at interpreter exit."""
         llm = getattr(self, "_llm", None)
-        if llm is not None and hasattr(llm, "close"):
-            llm.close()
+        if llm is not None:
+            with self._lock:
+                llm.close()
+                self._llm = None

@@ -17,6 +17,7 @@ import hashlib
 import importlib.metadata as metadata
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,10 @@ DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 
 
 def models_dir() -> Path:
-    return data_home() / "models"
+    """``$RECAI_MODELS_DIR``, else ``$RECAI_HOME/models``: assembled weights are large, so tests and
+    shared machines can point every home at one models folder."""
+    env = os.environ.get("RECAI_MODELS_DIR")
+    return Path(env).expanduser() if env else data_home() / "models"
 
 
 def find_spec(name: str) -> ModelSpec | None:
@@ -313,6 +317,16 @@ def resolve_model(name_or_path: str, *, progress: bool = True, allow_download: b
     raise ModelNotFoundError(f"{spec.name} is not available offline (missing {shown}); {spec.install_hint}")
 
 
+def _package_label(spec: ModelSpec) -> str:
+    if not spec.packaged:
+        return "-"
+    first, last = spec.packaged[0].distribution, spec.packaged[-1].distribution
+    if first == last:
+        return first
+    number = re.search(r"\d+$", last)
+    return f"{first}..{number.group(0) if number else last}"
+
+
 def model_table() -> list[dict[str, Any]]:
     """Rows for `recai models list`."""
     rows = []
@@ -327,7 +341,8 @@ def model_table() -> list[dict[str, Any]]:
                 "present": path is not None,
                 "source": source,
                 "path": str(path) if path else None,
-                "offline_copy": spec.install_hint,
+                "offline_copy": _package_label(spec),
+                "install": spec.install_hint,
                 "hub": spec.hub_repo,
                 "description": spec.description,
             }

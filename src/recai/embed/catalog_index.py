@@ -1,0 +1,59 @@
+"""Build (and cache) the vector index of a catalog's items for an encoder."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from recai.data.catalog import Catalog
+from recai.data.home import data_home
+from recai.embed.cache import EmbeddingCache
+from recai.embed.encoder import Encoder
+from recai.embed.index import VectorIndex
+
+
+def build_item_index(
+    catalog: Catalog,
+    encoder: Encoder,
+    *,
+    columns: Sequence[str] | None = None,
+    max_chars: int = 512,
+    cache: EmbeddingCache | None = None,
+    save_to: str | Path | None = None,
+    progress: bool = True,
+    chunk: int = 2048,
+) -> VectorIndex:
+    """Encode every item's rendered text (reusing cached vectors) into a VectorIndex keyed by item id.
+
+    The index is saved under ``$RECAI_HOME/indexes/<catalog fingerprint>-<encoder>`` by default, and a
+    later call with the same catalog text and encoder loads it instead of rebuilding.
+    """
+    texts = catalog.texts(columns=columns, max_chars=max_chars)
+    fingerprint = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    enc_tag = hashlib.sha256(encoder.cache_key("item").encode()).hexdigest()[:12]
+    target = Path(save_to) if save_to is not None else data_home() / "indexes" / f"{fingerprint}-{enc_tag}"
+    if (target / "index.json").exists():
+        index = VectorIndex.load(target)
+        if (
+            index.metadata.get("fingerprint") == fingerprint
+            and index.metadata.get("encoder") == encoder.identity
+        ):
+            return index
+    cache = cache or EmbeddingCache()
+    index = VectorIndex(
+        encoder.dim, metadata={"fingerprint": fingerprint, "encoder": encoder.identity, "items": len(texts)}
+    )
+    ids = list(catalog.ids)
+    new = 0
+    with tqdm(total=len(texts), desc="encoding items", unit="item", disable=not progress) as bar:
+        for start in range(0, len(texts), chunk):
+            vectors, fresh = cache.encode(encoder, texts[start : start + chunk], kind="item")
+            index.add(ids[start : start + chunk], vectors)
+            new += fresh
+            bar.update(len(vectors))
+    index.metadata["newly_encoded"] = new
+    index.save(target)
+    return index

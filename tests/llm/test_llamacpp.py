@@ -1,0 +1,54 @@
+"""The llama.cpp backend on the packaged SmolLM2-135M GGUF (wiring only: it is too small to be smart)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+from recai.llm.llamacpp import LlamaCppChatModel
+from recai.llm.resolve import ModelNotFoundError, resolve_model
+from tests.llm.conformance import FILM_REQUEST, FILM_SCHEMA, ChatModelConformance
+
+
+@pytest.fixture(scope="module")
+def smollm() -> Iterator[LlamaCppChatModel]:
+    try:
+        path = resolve_model("smollm2-135m-instruct", progress=False, allow_download=False)
+    except ModelNotFoundError as exc:
+        pytest.skip(f"SmolLM2 is not installed: {exc}")
+    model = LlamaCppChatModel(path, name="smollm2", n_ctx=2048, n_threads=2)
+    yield model
+    model.close()
+
+
+class TestLlamaCppConformance(ChatModelConformance):
+    @pytest.fixture
+    def chat_model(self, smollm: LlamaCppChatModel) -> LlamaCppChatModel:
+        return smollm
+
+
+def test_the_grammar_makes_a_tiny_model_valid_on_the_first_try(smollm: LlamaCppChatModel) -> None:
+    result = smollm.complete(FILM_REQUEST, response_format=FILM_SCHEMA, max_tokens=160)
+    assert result.attempts == 1 and result.parsed["genre"] in ("crime", "drama", "comedy")
+
+
+def test_a_follow_up_turn_reuses_the_cached_prefix(smollm: LlamaCppChatModel) -> None:
+    import llama_cpp
+
+    ctx = smollm._llm._ctx.ctx
+    first = [{"role": "system", "content": "You are terse. " * 40}, {"role": "user", "content": "Hi."}]
+    reply = smollm.complete(first, max_tokens=8).text
+    llama_cpp.llama_perf_context_reset(ctx)
+    follow_up = [*first, {"role": "assistant", "content": reply}, {"role": "user", "content": "And?"}]
+    result = smollm.complete(follow_up, max_tokens=8)
+    evaluated = llama_cpp.llama_perf_context(ctx).n_p_eval
+    # Only the new turn is read; the 200+ token history comes from the KV cache.
+    assert result.prompt_tokens > 200 and evaluated < result.prompt_tokens / 4
+
+
+def test_missing_files_are_reported() -> None:
+    with pytest.raises(FileNotFoundError, match="no GGUF file"):
+        LlamaCppChatModel("/nonexistent/model.gguf")
