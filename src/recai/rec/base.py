@@ -36,20 +36,37 @@ class Recommender(ABC):
         self.n_items_: int | None = None
 
     # ------------------------------------------------------------------ API
-    def fit(self: R, interactions: Interactions) -> R:
-        """Learn from a log; the item space is the log's item vocabulary."""
+    def fit(self: R, interactions: Interactions, *, valid: Interactions | None = None) -> R:
+        """Learn from a log; the item space is the log's item vocabulary.
+
+        Iterative models evaluate NDCG@10 on ``valid`` (one held-out event per user, ranked with the
+        training log as history) to stop early and keep their best state; others ignore it.
+        """
         self.n_items_ = interactions.n_items
-        self._fit(interactions)
+        self._fit(interactions, valid)
         return self
 
-    def score(self, histories: Sequence[Iterable[int]], items: Sequence[int] | None = None) -> np.ndarray:
-        """Scores (n_histories, n_items) for every catalog item, or for ``items`` only."""
+    def score(
+        self,
+        histories: Sequence[Iterable[int]],
+        items: Sequence[int] | None = None,
+        *,
+        users: Sequence[Any] | None = None,
+    ) -> np.ndarray:
+        """Scores (n_histories, n_items) for every catalog item, or for ``items`` only.
+
+        ``users`` (aligned with ``histories``) lets models with per-user parameters use them for users
+        they were trained on; everyone else, and every model without such parameters, is scored from
+        the history alone.
+        """
         self._check_fitted()
         arrays = [np.asarray(list(h), dtype=np.int64) for h in histories]
         for h in arrays:
             if len(h) and (h.min() < 0 or h.max() >= self.n_items_):
                 raise IndexError(f"history item positions must be in [0, {self.n_items_}), got {h.tolist()}")
-        scores = self._score(arrays)
+        if users is not None and len(users) != len(arrays):
+            raise ValueError(f"{len(users)} users for {len(arrays)} histories")
+        scores = self._score(arrays, list(users) if users is not None else None)
         if items is not None:
             scores = scores[:, np.asarray(items, dtype=np.int64)]
         return scores
@@ -62,6 +79,7 @@ class Recommender(ABC):
         candidates: Sequence[int] | None = None,
         exclude: Iterable[int] | None = None,
         exclude_history: bool = True,
+        user: Any | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item positions and their scores for one history.
 
@@ -69,7 +87,7 @@ class Recommender(ABC):
         ``candidates`` restricts the ranking to a given set. Fewer than k items come back when fewer remain.
         """
         history = np.asarray(list(history), dtype=np.int64)
-        scores = self.score([history])[0].astype(np.float64)
+        scores = self.score([history], users=[user] if user is not None else None)[0].astype(np.float64)
         allowed = np.zeros(len(scores), dtype=bool)
         if candidates is None:
             allowed[:] = True
@@ -84,6 +102,11 @@ class Recommender(ABC):
         idx = np.flatnonzero(allowed)
         order = np.lexsort((idx, -scores[idx]))[:k]
         return idx[order], scores[idx[order]]
+
+    def similar_items(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Items most related to ``item`` (a position). The default asks the model what it recommends
+        after a history of just that item; models with item embeddings override it with cosine."""
+        return self.recommend([item], k)
 
     # ------------------------------------------------------------- persist
     def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
@@ -129,10 +152,10 @@ class Recommender(ABC):
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(interactions) first")
 
     @abstractmethod
-    def _fit(self, interactions: Interactions) -> None: ...
+    def _fit(self, interactions: Interactions, valid: Interactions | None) -> None: ...
 
     @abstractmethod
-    def _score(self, histories: list[np.ndarray]) -> np.ndarray: ...
+    def _score(self, histories: list[np.ndarray], users: list[Any] | None) -> np.ndarray: ...
 
     @abstractmethod
     def _state(self) -> dict[str, np.ndarray]: ...

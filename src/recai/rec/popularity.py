@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from recai.data.interactions import Interactions
@@ -26,7 +28,7 @@ class Popularity(Recommender):
         self.half_life_days = half_life_days
         self.item_scores_: np.ndarray | None = None
 
-    def _fit(self, interactions: Interactions) -> None:
+    def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         first = ~interactions.frame.duplicated(["user_id", "item_id"], keep="last").to_numpy()
         items = interactions.item_codes[first]
         weights = np.ones(len(items))
@@ -38,7 +40,7 @@ class Popularity(Recommender):
             np.float64
         )
 
-    def _score(self, histories: list[np.ndarray]) -> np.ndarray:
+    def _score(self, histories: list[np.ndarray], users: list[Any] | None) -> np.ndarray:
         return np.tile(self.item_scores_, (len(histories), 1))
 
     def _state(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,241 @@
+"""Matrix factorisation with the ``implicit`` library: ALS (weighted least squares) and BPR (pairwise
+ranking). Training runs in chunks of iterations with validation NDCG@10 in between, keeping the best
+factors (early stopping). Users seen in training use their learned factors; any other history is
+folded in: ALS solves its least-squares problem for the new user, BPR runs a few seeded SGD epochs of
+its own loss on the user vector with the item factors fixed.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from recai.data.interactions import Interactions
+from recai.rec.base import Recommender
+
+
+class _MF(Recommender):
+    """Shared training loop, scoring and persistence for the two factorisations."""
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        eval_every: int = 5,
+        patience: int = 4,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        self.factors = factors
+        self.regularization = regularization
+        self.iterations = iterations
+        self.eval_every = eval_every
+        self.patience = patience
+        self.seed = seed
+        self.progress = progress
+        self.user_factors_: np.ndarray | None = None
+        self.item_factors_: np.ndarray | None = None
+        self.user_ids_: list[Any] = []
+        self.history_: list[dict[str, float]] = []
+
+    @abstractmethod
+    def _model(self) -> Any:
+        """A fresh implicit model with this object's hyperparameters."""
+
+    def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        from recai.evaluate.recommender import quick_ndcg
+
+        matrix = interactions.to_csr(values="binary").astype(np.float32)
+        model = self._model()
+        self.user_ids_ = list(interactions.user_ids)
+        self._positions = {u: i for i, u in enumerate(self.user_ids_)}
+        self.history_ = []
+        best, best_state, stale, done = -1.0, None, 0, 0
+        start = time.perf_counter()
+        chunk = self.eval_every if valid is not None else self.iterations
+        with tqdm(total=self.iterations, desc=self.name, disable=not self.progress) as bar:
+            while done < self.iterations:
+                steps = min(chunk, self.iterations - done)
+                model.iterations = steps
+                model.fit(matrix, show_progress=False)  # continues from the current factors
+                done += steps
+                bar.update(steps)
+                self._take(model)
+                if valid is None:
+                    continue
+                score = quick_ndcg(self, interactions, valid)
+                self.history_.append(
+                    {"iteration": done, "valid_ndcg@10": score, "seconds": time.perf_counter() - start}
+                )
+                if score > best:
+                    best, stale = score, 0
+                    best_state = (self.user_factors_.copy(), self.item_factors_.copy())
+                else:
+                    stale += 1
+                    if stale >= self.patience:
+                        break
+        if best_state is not None:
+            self.user_factors_, self.item_factors_ = best_state
+
+    def _take(self, model: Any) -> None:
+        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32).copy()
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32).copy()
+
+    @abstractmethod
+    def _fold_in(self, history: np.ndarray) -> np.ndarray:
+        """A user vector for a history the model was not trained on."""
+
+    def _score(self, histories: list[np.ndarray], users: list[Any] | None) -> np.ndarray:
+        assert self.user_factors_ is not None and self.item_factors_ is not None
+        positions = getattr(self, "_positions", None) or {u: i for i, u in enumerate(self.user_ids_)}
+        self._positions = positions
+        vectors = np.empty((len(histories), self.user_factors_.shape[1]), dtype=np.float32)
+        for r, h in enumerate(histories):
+            known = positions.get(users[r]) if users is not None else None
+            vectors[r] = self.user_factors_[known] if known is not None else self._fold_in(h)
+        return (vectors @ self.item_factors_.T).astype(np.float64)
+
+    def item_vectors(self) -> np.ndarray:
+        """Item embeddings (without any bias column) for similarity and for other pillars."""
+        assert self.item_factors_ is not None
+        return self.item_factors_
+
+    def similar_items(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        v = self.item_vectors()
+        norms = np.linalg.norm(v, axis=1) + 1e-12
+        sims = (v @ v[item]) / (norms * norms[item])
+        sims[item] = -np.inf
+        order = np.lexsort((np.arange(len(sims)), -sims))[:k]
+        return order.astype(np.int64), sims[order]
+
+    def _state(self) -> dict[str, np.ndarray]:
+        assert self.user_factors_ is not None and self.item_factors_ is not None
+        return {
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "user_ids": np.asarray([str(u) for u in self.user_ids_]),
+            "user_ids_are_int": np.asarray(all(isinstance(u, (int, np.integer)) for u in self.user_ids_)),
+        }
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.user_factors_, self.item_factors_ = state["user_factors"], state["item_factors"]
+        ids = state["user_ids"].tolist()
+        self.user_ids_ = [int(u) for u in ids] if bool(state["user_ids_are_int"]) else ids
+        self._positions = {u: i for i, u in enumerate(self.user_ids_)}
+
+
+class ALS(_MF):
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) with confidence 1 + ``alpha``."""
+
+    name = "als"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 10.0,
+        iterations: int = 30,
+        eval_every: int = 3,
+        patience: int = 3,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        super().__init__(factors, regularization, iterations, eval_every, patience, seed, progress)
+        self.alpha = alpha
+
+    def _model(self) -> Any:
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        return AlternatingLeastSquares(
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.seed,
+            num_threads=1,
+        )
+
+    def _fold_in(self, history: np.ndarray) -> np.ndarray:
+        """Solve (Y^T C Y + reg I) x = Y^T C p for one user with confidence 1 + alpha on the history."""
+        assert self.item_factors_ is not None
+        y = self.item_factors_.astype(np.float64)
+        gram = y.T @ y + self.regularization * np.eye(y.shape[1])
+        items = np.unique(history)
+        if len(items) == 0:
+            return np.zeros(y.shape[1], dtype=np.float32)
+        yi = y[items]
+        a = gram + self.alpha * yi.T @ yi
+        b = (1.0 + self.alpha) * yi.sum(axis=0)
+        return np.linalg.solve(a, b).astype(np.float32)
+
+
+class BPR(_MF):
+    """Bayesian personalised ranking (Rendle et al. 2009), trained by the implicit library (one thread,
+    so results are reproducible); the last factor column is the item bias."""
+
+    name = "bpr"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        learning_rate: float = 0.01,
+        regularization: float = 0.01,
+        iterations: int = 500,
+        eval_every: int = 10,
+        patience: int = 10,
+        seed: int = 0,
+        progress: bool = False,
+        fold_in_epochs: int = 30,
+    ) -> None:
+        super().__init__(factors, regularization, iterations, eval_every, patience, seed, progress)
+        self.learning_rate = learning_rate
+        self.fold_in_epochs = fold_in_epochs
+
+    def _model(self) -> Any:
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        return BayesianPersonalizedRanking(
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            random_state=self.seed,
+            num_threads=1,
+        )
+
+    def item_vectors(self) -> np.ndarray:
+        assert self.item_factors_ is not None
+        return self.item_factors_[:, :-1]
+
+    def _fold_in(self, history: np.ndarray) -> np.ndarray:
+        """SGD on the BPR loss for the new user only (item factors and biases fixed), seeded by history."""
+        assert self.item_factors_ is not None
+        v = self.item_factors_.astype(np.float64)
+        dim = v.shape[1]
+        user = np.zeros(dim)
+        user[-1] = 1.0  # the bias column is always active, as in implicit
+        items = np.unique(history)
+        if len(items) == 0:
+            return user.astype(np.float32)
+        rng = np.random.default_rng((self.seed, len(items), int(items.sum())))
+        seen = np.zeros(len(v), dtype=bool)
+        seen[items] = True
+        for _ in range(self.fold_in_epochs):
+            pos = rng.permutation(items)
+            neg = rng.integers(0, len(v), size=len(pos))
+            for p, n in zip(pos, neg, strict=True):
+                if seen[n]:
+                    continue
+                diff = v[p] - v[n]
+                z = 1.0 / (1.0 + np.exp(user @ diff))
+                grad = z * diff - self.regularization * user
+                grad[-1] = 0.0
+                user += self.learning_rate * grad
+        return user.astype(np.float32)
