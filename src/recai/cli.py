@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from recai import __version__
-from recai.data import DataError, UnknownDatasetError
+from recai.data import DataError, Dataset, Split, UnknownDatasetError
+from recai.rec.base import Recommender
 
 app = typer.Typer(help="recai: large language models for recommender systems.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets: list, describe, import, download, split.", no_args_is_help=True)
@@ -36,7 +38,7 @@ def _fail(exc: BaseException) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _load(name_or_path: str):
+def _load(name_or_path: str) -> Dataset:
     from recai.data import load
 
     with console.status(f"loading {name_or_path} ..."):
@@ -229,41 +231,183 @@ def data_split(
 
 
 # ----------------------------------------------------------------------- rec
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    from recai.llm.factory import _typed
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise _fail(ValueError(f"--param takes key=value, got '{pair}'"))
+        params[key.replace("-", "_")] = _typed(value)
+    return params
+
+
+def _prepare(data: str, min_rating: float | None, k_core: int) -> tuple[Dataset, Split]:
+    ds = _load(data)
+    if min_rating is not None:
+        ds = ds.implicit(min_rating)
+    if k_core:
+        ds = ds.k_core(k_core)
+    return ds, ds.split("leave_one_out")
+
+
+def _print_metrics(title: str, result: dict[str, Any]) -> None:
+    table = Table("metric", "mean", "95% interval", title=title)
+    for name, value in result.items():
+        if isinstance(value, dict) and "mean" in value:
+            table.add_row(name, f"{value['mean']:.4f}", f"{value['ci_low']:.4f} - {value['ci_high']:.4f}")
+    console.print(table)
+    console.print(f"users: {result['users']}, catalog coverage: {result['coverage']:.3f}")
+
+
+@rec_app.command("train")
+def rec_train(
+    model: Annotated[str, typer.Argument(help="popularity, itemcf, als, bpr or sasrec.")],
+    data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
+    out: Annotated[
+        Path | None, typer.Option(help="Model folder (default $RECAI_HOME/recommenders/DATA-MODEL).")
+    ] = None,
+    param: Annotated[list[str] | None, typer.Option(help="Hyperparameter key=value (repeatable).")] = None,
+    min_rating: Annotated[float | None, typer.Option(help="Keep events rated at least this.")] = None,
+    k_core: Annotated[int, typer.Option(help="Iterative k-core before splitting (0: none).")] = 5,
+) -> None:
+    """Train on a leave-one-out split (early stopping on validation), report test metrics, save the model."""
+    from recai.data.atomic import write_text_atomic
+    from recai.data.home import data_home
+    from recai.evaluate.recommender import evaluate_recommender
+    from recai.rec import MODELS
+
+    if model not in MODELS:
+        raise _fail(ValueError(f"unknown model '{model}'; available: {', '.join(MODELS)}"))
+    params = _parse_params(param or [])
+    if model in ("als", "bpr", "sasrec"):
+        params.setdefault("progress", True)
+    try:
+        recommender = MODELS[model](**params)
+    except TypeError as exc:
+        raise _fail(ValueError(f"bad hyperparameter for {model}: {exc}")) from None
+    ds, split = _prepare(data, min_rating, k_core)
+    console.print(json.dumps(split.describe()))
+    recommender.fit(split.train, valid=split.valid)
+    candidates = np.flatnonzero(ds.interactions.item_counts() > 0)
+    result = evaluate_recommender(
+        recommender,
+        split.train_and_valid(),
+        split.test,
+        candidates=candidates,
+        item_counts=split.train.item_counts(),
+    )
+    _print_metrics(f"{model} on {ds.name} (test, history excluded)", result)
+    target = out or data_home() / "recommenders" / f"{ds.name}-{model}"
+    recommender.save(target)
+    record = {
+        "model": model,
+        "data": data,
+        "min_rating": min_rating,
+        "k_core": k_core,
+        "params": params,
+        "test": result,
+        "training_history": getattr(recommender, "history_", []),
+    }
+    write_text_atomic(target / "training.json", json.dumps(record, indent=2, default=float))
+    console.print(f"saved to {target}")
+
+
+def _load_trained(model_dir: Path) -> tuple[Recommender, dict[str, Any]]:
+    from recai.rec import MODELS
+
+    try:
+        record = json.loads((model_dir / "training.json").read_text())
+        meta = json.loads((model_dir / "meta.json").read_text())
+    except FileNotFoundError as exc:
+        raise _fail(
+            FileNotFoundError(f"{model_dir} is not a trained recai model ({exc.filename} missing)")
+        ) from None
+    cls = next((c for c in MODELS.values() if c.__name__ == meta["class"]), None)
+    if cls is None:
+        raise _fail(ValueError(f"{model_dir} holds an unknown model class {meta['class']}"))
+    return cls.load(model_dir), record
+
+
+@rec_app.command("eval")
+def rec_eval(
+    model_dir: Annotated[Path, typer.Argument(help="A folder written by `recai rec train`.")],
+    data: Annotated[
+        str | None, typer.Option(help="Evaluate on this dataset (default: the training one).")
+    ] = None,
+) -> None:
+    """Evaluate a trained model on the test split of its dataset (same filters as in training)."""
+    from recai.evaluate.recommender import evaluate_recommender
+
+    recommender, record = _load_trained(model_dir)
+    ds, split = _prepare(data or record["data"], record["min_rating"], record["k_core"])
+    if recommender.n_items_ != len(ds.catalog):
+        raise _fail(
+            ValueError(f"the model knows {recommender.n_items_} items, {ds.name} has {len(ds.catalog)}")
+        )
+    candidates = np.flatnonzero(ds.interactions.item_counts() > 0)
+    result = evaluate_recommender(
+        recommender,
+        split.train_and_valid(),
+        split.test,
+        candidates=candidates,
+        item_counts=split.train.item_counts(),
+    )
+    _print_metrics(f"{record['model']} on {ds.name} (test, history excluded)", result)
+
+
 @rec_app.command("recommend")
 def rec_recommend(
     history: Annotated[str, typer.Option(help="Titles or ids separated by ';', oldest first.")] = "",
+    user: Annotated[
+        str | None, typer.Option(help="A known user id (their logged history comes first).")
+    ] = None,
     data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
-    model: Annotated[str, typer.Option(help="Recommender: popularity.")] = "popularity",
+    model: Annotated[
+        str, typer.Option(help="A model name to fit now (popularity, itemcf, als, bpr, sasrec).")
+    ] = "popularity",
+    model_dir: Annotated[
+        Path | None, typer.Option(help="A model saved by `recai rec train` instead.")
+    ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="How many items.")] = 10,
 ) -> None:
-    """Recommend items for a history of titles (grounded to the catalog) with a classic recommender."""
-    from recai.rec import Popularity
+    """Recommend items for a history of titles (grounded to the catalog), a known user, or both."""
+    from recai.rec import MODELS
+    from recai.rec.history import UnresolvedTitleError, resolve_history
 
     ds = _load(data)
-    models = {"popularity": Popularity}
-    if model not in models:
-        raise _fail(ValueError(f"unknown model '{model}'; available: {', '.join(models)}"))
-    positions = []
-    for raw in [h.strip() for h in history.split(";") if h.strip()]:
-        pos = ds.catalog.index_of([raw], missing="mark")[0] if raw.isdigit() else -1
-        if pos < 0:
-            g = ds.catalog.ground(raw)
-            if not g.resolved:
-                raise _fail(
-                    ValueError(f"'{raw}' is not in the catalog; did you mean: {'; '.join(g.did_you_mean())}?")
-                )
-            pos = ds.catalog.index_of([g.item_id])[0]
-            note = " (ambiguous: " + "; ".join(g.did_you_mean()) + ")" if g.ambiguous else ""
-            console.print(
-                f"[dim]'{raw}' -> {ds.catalog.display_title(int(pos))} (score {g.score:.0f}){note}[/]"
-            )
-        positions.append(int(pos))
-    fitted = models[model]().fit(ds.interactions)
-    items, scores = fitted.recommend(positions, k)
-    table = Table("#", "title", "score", title=f"{model} recommendations on {ds.name}")
+    user_key: Any = user
+    if user is not None and _has_int_ids(ds.interactions.user_ids):
+        user_key = int(user)
+    try:
+        positions, notes = resolve_history(
+            ds.catalog, history, user=user_key, interactions=ds.interactions if user is not None else None
+        )
+    except (UnresolvedTitleError, KeyError) as exc:
+        raise _fail(exc) from None
+    for note in notes:
+        console.print(f"[dim]{escape(note)}[/]")
+    if model_dir is not None:
+        fitted, record = _load_trained(model_dir)
+        label = record["model"]
+    else:
+        if model not in MODELS:
+            raise _fail(ValueError(f"unknown model '{model}'; available: {', '.join(MODELS)}"))
+        with console.status(f"fitting {model} on {ds.name} ..."):
+            fitted = MODELS[model]().fit(ds.interactions)
+        label = model
+    items, scores = fitted.recommend(positions, k, user=user_key)
+    table = Table("#", "title", "score", title=f"{label} recommendations on {ds.name}")
     for rank, (i, s) in enumerate(zip(items, scores, strict=True), start=1):
-        table.add_row(str(rank), escape(ds.catalog.display_title(int(i))), f"{s:g}")
+        table.add_row(str(rank), escape(ds.catalog.display_title(int(i))), f"{s:.4g}")
     console.print(table)
+
+
+def _has_int_ids(index: Any) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_integer_dtype(index.dtype)
 
 
 # -------------------------------------------------------------------- models

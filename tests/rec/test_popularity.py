@@ -15,8 +15,15 @@ from tests.conftest import make_log
 @pytest.fixture
 def inter() -> Interactions:
     day = 86_400
-    rows = [("a", 0, 0, 1.0), ("b", 0, 1, 1.0), ("c", 0, 2, 1.0), ("a", 1, 100 * day, 1.0),
-            ("b", 1, 100 * day, 1.0), ("a", 2, 100 * day, 1.0), ("a", 0, 100 * day, 1.0)]  # fmt: skip
+    rows = [
+        ("a", 0, 0, 1.0),
+        ("b", 0, 1, 1.0),
+        ("c", 0, 2, 1.0),
+        ("a", 1, 100 * day, 1.0),
+        ("b", 1, 100 * day, 1.0),
+        ("a", 2, 100 * day, 1.0),
+        ("a", 0, 100 * day, 1.0),
+    ]
     return Interactions(make_log(rows), pd.Index([0, 1, 2, 3]))
 
 

@@ -8,10 +8,12 @@ its own loss on the user vector with the item factors fixed.
 from __future__ import annotations
 
 import time
+import warnings
 from abc import abstractmethod
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from recai.data.interactions import Interactions
@@ -49,6 +51,13 @@ class _MF(Recommender):
         """A fresh implicit model with this object's hyperparameters."""
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
+        # implicit parallelises itself; a second BLAS thread pool inside it only makes it slower.
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            # implicit inspects the environment variable, not the live limit set just above.
+            warnings.filterwarnings("ignore", "OpenBLAS is configured to use", RuntimeWarning)
+            self._train(interactions, valid)
+
+    def _train(self, interactions: Interactions, valid: Interactions | None) -> None:
         from recai.evaluate.recommender import quick_ndcg
 
         matrix = interactions.to_csr(values="binary").astype(np.float32)
