@@ -20,11 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import pandas as pd
-
 import recai
-from recai.data import Split, load
+from recai.data import load
 from recai.data.atomic import write_text_atomic
+from reference_split import split_agreement
 
 T = TypeVar("T")
 
@@ -38,17 +37,6 @@ def _timed(fn: Callable[[], T], repeats: int) -> tuple[float, T]:
         result = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), result  # type: ignore[possibly-undefined]
-
-
-def _agreement(split: Split, reference: Path) -> dict[str, object]:
-    ref = pd.read_csv(reference, sep="\t")
-    out: dict[str, object] = {}
-    for part in ("train", "valid", "test"):
-        mine = set(map(tuple, getattr(split, part).frame[["user_id", "item_id"]].to_numpy().tolist()))
-        theirs = set(map(tuple, ref.loc[ref["split"] == part, ["user_id", "item_id"]].to_numpy().tolist()))
-        out[part] = {"recai": len(mine), "reference": len(theirs), "differing_pairs": len(mine ^ theirs)}
-    out["identical"] = all(v["differing_pairs"] == 0 for v in out.values() if isinstance(v, dict))
-    return out
 
 
 def main() -> None:
@@ -81,7 +69,7 @@ def main() -> None:
         }
         reference = args.datasets / "splits" / f"{split_name}.5core_loo.tsv"
         if reference.exists():
-            entry["reference_split"] = _agreement(split, reference)
+            entry["reference_split"] = split_agreement(split, reference)
         results[name] = entry
         print(name, json.dumps(entry))
     report = {

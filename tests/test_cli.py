@@ -52,8 +52,16 @@ def test_import_then_describe_by_name(tmp_path: Path, _private_home: Path) -> No
 def test_import_without_spec_prints_inferred_roles(tmp_path: Path) -> None:
     _write_shop(tmp_path)
     (tmp_path / "events.csv").write_text("user_id,item_id,timestamp\nu1,A-1,1\n")
-    out = _run("data", "import", "--items", str(tmp_path / "items.csv"), "--interactions",
-               str(tmp_path / "events.csv"), "--out", str(tmp_path / "ds"))  # fmt: skip
+    out = _run(
+        "data",
+        "import",
+        "--items",
+        str(tmp_path / "items.csv"),
+        "--interactions",
+        str(tmp_path / "events.csv"),
+        "--out",
+        str(tmp_path / "ds"),
+    )
     assert "inferred column roles" in out and "multi_categorical" in out
 
 
@@ -65,8 +73,17 @@ def test_split_writes_a_labelled_file(tmp_path: Path) -> None:
     assert (table["rating"] >= 4).all()
     counts = table["split"].value_counts()
     assert counts["test"] == counts["valid"] == table.loc[table.split == "test", "user_id"].nunique()
-    _run("data", "split", "demo", "--out", str(tmp_path / "t.parquet"), "--protocol", "temporal",
-         "--test-start", "2024-01-01")  # fmt: skip
+    _run(
+        "data",
+        "split",
+        "demo",
+        "--out",
+        str(tmp_path / "t.parquet"),
+        "--protocol",
+        "temporal",
+        "--test-start",
+        "2024-01-01",
+    )
     temporal = pd.read_parquet(tmp_path / "t.parquet")
     cut = pd.Timestamp("2024-01-01").timestamp()
     assert (temporal.loc[temporal.split == "train", "timestamp"] < cut).all()
@@ -81,3 +98,20 @@ def test_recommend_grounds_titles_and_excludes_history() -> None:
     assert "│ 5 │" in table and "│ 6 │" not in table
     bad = runner.invoke(app, ["rec", "recommend", "--history", "Pulp Fishin' Trip"])
     assert bad.exit_code == 1 and "did you mean" in bad.output
+
+
+def test_rec_train_eval_and_recommend_from_a_saved_model(tmp_path: Path) -> None:
+    out = _run(
+        "rec", "train", "itemcf", "--data", "demo", "--out", str(tmp_path / "m"), "--param", "neighbours=50"
+    )
+    assert "itemcf on demo (test, history excluded)" in out and "ndcg@10" in out
+    record = __import__("json").loads((tmp_path / "m" / "training.json").read_text())
+    assert record["params"] == {"neighbours": 50} and 0 < record["test"]["ndcg@10"]["mean"] < 1
+    evaluated = _run("rec", "eval", str(tmp_path / "m"))
+    assert f"{record['test']['ndcg@10']['mean']:.4f}" in evaluated  # same split, same model, same number
+    rec = _run("rec", "recommend", "--model-dir", str(tmp_path / "m"), "--history", "Heat; Fargo", "-k", "3")
+    assert "itemcf recommendations on demo" in rec and "│ 3 │" in rec
+    by_user = _run("rec", "recommend", "--user", "7", "--model", "popularity", "-k", "2")
+    assert "│ 2 │" in by_user
+    bad = runner.invoke(app, ["rec", "train", "sasrec", "--param", "hiddenn=3"])
+    assert bad.exit_code == 1 and "bad hyperparameter" in bad.output

@@ -31,9 +31,16 @@ def test_pull_verify_and_chat_with_the_default_brain() -> None:
     assert verified.exit_code == 0 and "sha256 ok" in verified.output
     chat = runner.invoke(
         app,
-        ["llm", "chat", "--model", "local:qwen2.5-1.5b-instruct", "--max-tokens", "12",
-         "What is the capital of France? Answer with one word."],
-    )  # fmt: skip
+        [
+            "llm",
+            "chat",
+            "--model",
+            "local:qwen2.5-1.5b-instruct",
+            "--max-tokens",
+            "12",
+            "What is the capital of France? Answer with one word.",
+        ],
+    )
     assert chat.exit_code == 0, chat.output
     assert "paris" in chat.output.lower()
 
@@ -49,9 +56,16 @@ def test_the_fast_tier_follows_a_schema(tmp_path: Path) -> None:
     (tmp_path / "s.json").write_text(json.dumps(schema))
     result = runner.invoke(
         app,
-        ["llm", "chat", "--model", "local:qwen2.5-0.5b-instruct", "--schema", str(tmp_path / "s.json"),
-         "I want three gangster films. Which genre and how many?"],
-    )  # fmt: skip
+        [
+            "llm",
+            "chat",
+            "--model",
+            "local:qwen2.5-0.5b-instruct",
+            "--schema",
+            str(tmp_path / "s.json"),
+            "I want three gangster films. Which genre and how many?",
+        ],
+    )
     assert result.exit_code == 0, result.output
     parsed = json.loads(result.output[result.output.index("{") : result.output.rindex("}") + 1])
     assert parsed["genre"] in ("crime", "comedy", "horror") and isinstance(parsed["count"], int)

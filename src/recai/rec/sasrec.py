@@ -48,10 +48,10 @@ class SASRec(Recommender):
         heads: int = 2,
         inner: int = 256,
         max_len: int = 50,
-        dropout: float = 0.3,
+        dropout: float = 0.2,
         learning_rate: float = 1e-3,
         weight_decay: float = 0.0,
-        batch_size: int = 128,
+        batch_size: int = 32,
         epochs: int = 200,
         patience: int = 20,
         loss: str = "ce",
@@ -179,7 +179,7 @@ class SASRec(Recommender):
 
     def _loss(self, torch: Any, inputs: Any, targets: Any, n_items: int) -> Any:
         hidden = self.net_(inputs)  # (B, L, H)
-        mask = targets > 0
+        mask = (targets > 0) & (inputs > 0)  # a prediction needs at least one real item before it
         h = hidden[mask]  # (N, H)
         y = targets[mask] - 1  # item positions
         table = self.net_.item.weight[1:]  # (n_items, H)
