@@ -376,7 +376,14 @@ def rec_recommend(
     from recai.rec import MODELS
     from recai.rec.history import UnresolvedTitleError, resolve_history
 
-    ds = _load(data)
+    trained: tuple[Recommender, dict[str, Any]] | None = (
+        _load_trained(model_dir) if model_dir is not None else None
+    )
+    ds = _load(data or (trained[1]["data"] if trained else "demo"))
+    if trained is not None and trained[0].n_items_ != len(ds.catalog):
+        raise _fail(
+            ValueError(f"the model knows {trained[0].n_items_} items, {ds.name} has {len(ds.catalog)}")
+        )
     user_key: Any = user
     if user is not None and _has_int_ids(ds.interactions.user_ids):
         user_key = int(user)
@@ -388,16 +395,16 @@ def rec_recommend(
         raise _fail(exc) from None
     for note in notes:
         console.print(f"[dim]{escape(note)}[/]")
-    if model_dir is not None:
-        fitted, record = _load_trained(model_dir)
-        label = record["model"]
+    if trained is not None:
+        fitted, label = trained[0], trained[1]["model"]
     else:
         if model not in MODELS:
             raise _fail(ValueError(f"unknown model '{model}'; available: {', '.join(MODELS)}"))
         with console.status(f"fitting {model} on {ds.name} ..."):
             fitted = MODELS[model]().fit(ds.interactions)
         label = model
-    items, scores = fitted.recommend(positions, k, user=user_key)
+    # A known user's learned profile stands for their logged history only: extra titles need a fold-in.
+    items, scores = fitted.recommend(positions, k, user=user_key if not history else None)
     table = Table("#", "title", "score", title=f"{label} recommendations on {ds.name}")
     for rank, (i, s) in enumerate(zip(items, scores, strict=True), start=1):
         table.add_row(str(rank), escape(ds.catalog.display_title(int(i))), f"{s:.4g}")
@@ -489,6 +496,8 @@ def llm_chat(
     ] = None,
 ) -> None:
     """Send one message to a chat model and stream the reply."""
+    import openai
+
     from recai.llm import SchemaError, load_chat_model, meter
     from recai.llm.resolve import ModelNotFoundError
 
@@ -510,8 +519,18 @@ def llm_chat(
             for chunk in chat.stream(messages, max_tokens=max_tokens, temperature=temperature):
                 console.print(chunk, end="", markup=False, highlight=False)
             console.print()
-    except (ModelNotFoundError, SchemaError, ImportError, OSError, ValueError) as exc:
+    except (
+        ModelNotFoundError,
+        SchemaError,
+        ImportError,
+        OSError,
+        ValueError,
+        RuntimeError,
+        TypeError,
+    ) as exc:
         raise _fail(exc) from None
+    except openai.APIError as exc:
+        raise _fail(RuntimeError(f"the server refused: {exc}")) from None
     total = meter.totals()
     err.print(
         f"[dim]{chat.name}: {total.prompt_tokens} prompt + {total.completion_tokens} completion tokens "

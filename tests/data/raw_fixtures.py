@@ -21,7 +21,7 @@ def write_ml100k(folder: Path) -> Path:
         f"2|GoldenEye (1995)|01-Jan-1995||http://us.imdb.com/M/title-exact?GoldenEye%20(1995)|{_flags('Action', 'Adventure', 'Thriller')}",
         f"3|Cité des enfants perdus, La (1995)|01-Jan-1995||http://x|{_flags('Adventure', 'Sci-Fi')}",
         f"4|unknown||||{_flags('unknown')}",
-    ]  # fmt: skip
+    ]
     (folder / "u.item").write_bytes(("\n".join(items) + "\n").encode("latin-1"))
     (folder / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(ML100K_GENRES)) + "\n")
     (folder / "u.data").write_text(
@@ -65,11 +65,17 @@ def write_amazon_2014(folder: Path) -> tuple[Path, Path]:
     )
     meta = folder / "meta_Beauty.json.gz"
     lines = [
-        {"asin": "B001", "title": "Rose Lip Balm", "price": 4.5, "brand": "Glow",
-         "categories": [["Beauty", "Skin Care", "Lips"]], "description": "A <b>soft</b> balm."},
+        {
+            "asin": "B001",
+            "title": "Rose Lip Balm",
+            "price": 4.5,
+            "brand": "Glow",
+            "categories": [["Beauty", "Skin Care", "Lips"]],
+            "description": "A <b>soft</b> balm.",
+        },
         {"asin": "B002", "title": "Night Cream", "categories": [["Beauty", "Skin Care", "Face"]]},
         {"asin": "B003", "categories": [["Beauty"]]},  # no title: dropped by default
-    ]  # fmt: skip
+    ]
     with gzip.open(meta, "wt", encoding="utf-8") as fh:
         for obj in lines:
             fh.write(repr(obj) + "\n")  # the 2014 files are Python literals, not JSON

@@ -12,8 +12,11 @@ from recai.data import DataError, Dataset, UnknownDatasetError, list_datasets, l
 def test_save_and_load_round_trip(dataset: Dataset, tmp_path: Path) -> None:
     path = dataset.save(tmp_path / "tiny")
     assert sorted(p.name for p in path.iterdir()) == [
-        "interactions.parquet", "items.parquet", "meta.json", "schema.yaml",
-    ]  # fmt: skip
+        "interactions.parquet",
+        "items.parquet",
+        "meta.json",
+        "schema.yaml",
+    ]
     again = Dataset.load(path)
     assert again.name == "tiny"
     assert again.catalog.items.equals(dataset.catalog.items)

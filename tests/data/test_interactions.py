@@ -66,8 +66,16 @@ def test_rating_filter_and_dedup(catalog: Catalog, log: pd.DataFrame) -> None:
 
 def test_k_core_is_iterative() -> None:
     # Item 3 has 2 users; removing it drops user u3 below 2, which drops item 4 below 2, and so on.
-    rows = [("u1", 1, 1, 1.0), ("u1", 2, 2, 1.0), ("u2", 1, 1, 1.0), ("u2", 2, 2, 1.0),
-            ("u3", 3, 1, 1.0), ("u3", 4, 2, 1.0), ("u4", 4, 1, 1.0), ("u4", 1, 2, 1.0)]  # fmt: skip
+    rows = [
+        ("u1", 1, 1, 1.0),
+        ("u1", 2, 2, 1.0),
+        ("u2", 1, 1, 1.0),
+        ("u2", 2, 2, 1.0),
+        ("u3", 3, 1, 1.0),
+        ("u3", 4, 2, 1.0),
+        ("u4", 4, 1, 1.0),
+        ("u4", 1, 2, 1.0),
+    ]
     inter = Interactions(make_log(rows))
     core = inter.k_core(2)
     assert set(core.frame["user_id"]) == {"u1", "u2"}

@@ -71,8 +71,10 @@ def test_no_future_event_of_a_user_leaks_into_train(rows: list[tuple[int, int, i
     temporal = temporal_split(inter, valid_start=7, test_start=14)
     assert temporal.train.timestamps.max(initial=-1) < 7 <= temporal.valid.timestamps.min(initial=7)
     assert temporal.valid.timestamps.max(initial=0) < 14 <= temporal.test.timestamps.min(initial=14)
-    assert np.array_equal(np.sort(np.r_[temporal.train.timestamps, temporal.valid.timestamps,
-                                          temporal.test.timestamps]), np.sort(inter.timestamps))  # fmt: skip
+    assert np.array_equal(
+        np.sort(np.r_[temporal.train.timestamps, temporal.valid.timestamps, temporal.test.timestamps]),
+        np.sort(inter.timestamps),
+    )
 
 
 def test_numeric_cut_offs_of_any_type_are_epoch_seconds(catalog: Catalog, log: pd.DataFrame) -> None:

@@ -101,3 +101,14 @@ def test_catalog_index_is_built_once_and_reused(catalog, tmp_path: Path) -> None
     assert enc.encoded == len(catalog) and again.ids == list(catalog.ids)
     query = enc.encode([catalog.render(12)], "item")
     assert index.search(query, 1)[0] == [[12]]
+
+
+def test_the_index_cache_key_includes_ids(catalog, films, film_schema) -> None:
+    from recai.data import Catalog
+
+    enc = CountingEncoder()
+    first = catalog.index(enc)
+    renumbered = Catalog(films.assign(item_id=films["item_id"] + 100), film_schema)
+    second = renumbered.index(enc)
+    assert second.ids == [i + 100 for i in first.ids]
+    assert second.metadata["newly_encoded"] == 0  # same texts: vectors came from the cache

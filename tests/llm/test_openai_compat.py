@@ -102,3 +102,19 @@ def test_spec_parsing() -> None:
         ChatModelConfig.parse("openai:http://localhost:8000/v1")
     echo = load_chat_model("scripted:echo", cache=False)
     assert echo.complete([{"role": "user", "content": "ping"}]).text == "ping"
+
+
+def test_schema_names_are_sanitised_and_strict_mode_is_used_when_allowed(
+    server: tuple[str, ServerState],
+) -> None:
+    from recai.llm.openai_compat import strict_compatible
+
+    url, state = server
+    model = OpenAIChatModel("m", base_url=url)
+    titled = {**FILM_SCHEMA, "title": "Plan v1.0 (ünïcode)"}
+    model.complete(FILM_REQUEST, response_format=titled)
+    sent = state.requests[-1]["response_format"]["json_schema"]
+    assert sent["name"] == "Plan_v1_0___n_code_" and sent["strict"] is True
+    assert model.native_schema
+    loose = {"type": "object", "properties": {"a": {"type": "string"}}}
+    assert not strict_compatible(loose) and strict_compatible(FILM_SCHEMA)

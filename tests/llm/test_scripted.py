@@ -72,3 +72,39 @@ def test_an_exhausted_script_is_an_explicit_error() -> None:
     model.complete([{"role": "user", "content": "a"}])
     with pytest.raises(ScriptExhaustedError, match="call 2"):
         model.complete([{"role": "user", "content": "b"}])
+
+
+def test_the_first_schema_valid_value_in_prose_wins() -> None:
+    replies = [
+        '2 options considered. Final: {"genre": "drama", "year": 2001, "details": {"tags": [], "title": "X"}}'
+    ]
+    result = ScriptedChatModel(replies).complete(FILM_REQUEST, response_format=FILM_SCHEMA)
+    assert result.attempts == 1 and result.parsed["genre"] == "drama"
+
+
+def test_closed_models_refuse_calls_and_the_factory_reloads_them() -> None:
+    from recai.llm import load_chat_model
+
+    model = load_chat_model("scripted:echo")
+    model.close()
+    with pytest.raises(RuntimeError, match="has been closed"):
+        model.complete([{"role": "user", "content": "hi"}])
+    again = load_chat_model("scripted:echo")
+    assert again is not model and again.complete([{"role": "user", "content": "hi"}]).text == "hi"
+    with pytest.raises(ValueError, match="max_schema_retries"):
+        again.complete(
+            [{"role": "user", "content": "hi"}], response_format=FILM_SCHEMA, max_schema_retries=-1
+        )
+
+
+def test_a_consumer_that_stops_reading_is_not_a_failure() -> None:
+    from recai.llm import meter
+
+    meter.reset()
+    stream = ScriptedChatModel(lambda m: "a long reply " * 20, chunk_size=3).stream(
+        [{"role": "user", "content": "x"}]
+    )
+    next(stream)
+    stream.close()
+    stats = meter.report()["default"]["scripted"]
+    assert stats["calls"] == 1 and stats["failures"] == 0 and stats["completion_tokens"] > 0

@@ -120,3 +120,24 @@ def test_itemcf_similarity_options() -> None:
         assert set(items) & {2, 4}, similarity  # ring neighbours
     with pytest.raises(ValueError, match="similarity"):
         ItemKNN(similarity="jaccardish")
+
+
+def test_als_fold_in_agrees_with_the_trained_user_vectors() -> None:
+    from recai.rec import ALS
+
+    log = ring_log(n_users=80, length=14)
+    model = ALS(factors=8, iterations=30, regularization=0.05, seed=0).fit(log)
+    users = list(log.user_ids)[:20]
+    learned = model.score([log.sequence(u) for u in users], users=users)
+    folded = model.score([log.sequence(u) for u in users])
+    corr = [np.corrcoef(a, b)[0, 1] for a, b in zip(learned, folded, strict=True)]
+    assert min(corr) > 0.95
+
+
+def test_ranking_more_items_than_exist() -> None:
+    from recai.data import leave_one_out
+    from recai.evaluate.recommender import rank_users
+
+    split = leave_one_out(ring_log())
+    rankings, _, _ = rank_users(Popularity().fit(split.train), split.train, split.test, k=500)
+    assert rankings.shape[1] == split.train.n_items

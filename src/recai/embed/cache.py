@@ -6,10 +6,11 @@ safe against interrupted writes (transactions) and shared by processes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,15 @@ class EmbeddingCache:
                 "PRIMARY KEY (model, text_hash))"
             )
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection that commits on success, rolls back on error, and is always closed."""
+        con = sqlite3.connect(self.path, timeout=30)
+        try:
+            with con:
+                yield con
+        finally:
+            con.close()
 
     def encode(self, encoder: Encoder, texts: Sequence[str], kind: Kind = "item") -> tuple[np.ndarray, int]:
         """Vectors for ``texts`` (cached ones read, the rest encoded and stored); also how many were new."""

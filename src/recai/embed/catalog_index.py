@@ -32,7 +32,12 @@ def build_item_index(
     later call with the same catalog text and encoder loads it instead of rebuilding.
     """
     texts = catalog.texts(columns=columns, max_chars=max_chars)
-    fingerprint = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    ids = list(catalog.ids)
+    # What the index depends on: every id with its text, and how the encoder reads item texts.
+    material = (
+        "\n".join(f"{i}\t{t}" for i, t in zip(ids, texts, strict=True)) + "\n" + encoder.cache_key("item")
+    )
+    fingerprint = hashlib.sha256(material.encode()).hexdigest()[:16]
     enc_tag = hashlib.sha256(encoder.cache_key("item").encode()).hexdigest()[:12]
     target = Path(save_to) if save_to is not None else data_home() / "indexes" / f"{fingerprint}-{enc_tag}"
     if (target / "index.json").exists():
@@ -46,7 +51,6 @@ def build_item_index(
     index = VectorIndex(
         encoder.dim, metadata={"fingerprint": fingerprint, "encoder": encoder.identity, "items": len(texts)}
     )
-    ids = list(catalog.ids)
     new = 0
     with tqdm(total=len(texts), desc="encoding items", unit="item", disable=not progress) as bar:
         for start in range(0, len(texts), chunk):

@@ -43,7 +43,7 @@ def rank_users(
             histories.append(history.sequence(u))
         except KeyError:
             histories.append(np.empty(0, dtype=np.int64))
-    rankings = np.empty((len(users), k), dtype=np.int64)
+    rankings = np.full((len(users), min(k, history.n_items)), -1, dtype=np.int64)
     for start in range(0, len(users), batch_size):
         batch = histories[start : start + batch_size]
         scores = model.score(batch, users=users[start : start + batch_size])

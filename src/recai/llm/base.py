@@ -74,6 +74,8 @@ class ChatModel(ABC):
     name: str = "chat-model"
     #: True when ``_generate`` itself constrains output to the schema (grammar, server-side).
     native_schema: bool = False
+    #: Set by ``close``; a closed model refuses calls with a clear error.
+    closed: bool = False
 
     def complete(
         self,
@@ -87,7 +89,10 @@ class ChatModel(ABC):
         max_schema_retries: int = 2,
     ) -> Completion:
         """Generate one reply; with ``response_format`` the reply is parsed and validated."""
+        self._check_open()
         msgs = check_messages(messages)
+        if max_schema_retries < 0:
+            raise ValueError("max_schema_retries must be 0 or more")
         schema = normalise_response_format(response_format)
         if schema is None:
             return self._one_call(msgs, None, max_tokens, temperature, stop, seed)
@@ -131,6 +136,7 @@ class ChatModel(ABC):
         seed: int | None = None,
     ) -> Iterator[str]:
         """Yield the reply as text chunks (structured output needs :meth:`complete`)."""
+        self._check_open()
         msgs = check_messages(messages)
         start = time.perf_counter()
         usage = {"prompt_tokens": 0, "completion_tokens": 0}
@@ -152,6 +158,9 @@ class ChatModel(ABC):
             if buffer:
                 yield buffer
             failed = False
+        except GeneratorExit:  # the consumer stopped reading: not a failure of the model
+            failed = False
+            raise
         finally:
             meter.record(
                 self.name,
@@ -229,8 +238,13 @@ class ChatModel(ABC):
     ) -> Iterator[str]:
         """Yield text deltas; fill ``usage`` with token counts before returning."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
-        """Release resources (model weights, connections)."""
+    def close(self) -> None:
+        """Release resources (model weights, connections); later calls raise a clear error."""
+        self.closed = True
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError(f"{self.name} has been closed; load it again (load_chat_model does so)")
 
 
 def _with_system_note(messages: list[Message], note: str) -> list[Message]:

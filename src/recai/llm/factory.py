@@ -94,17 +94,14 @@ def load_chat_model(spec: str | ChatModelConfig | None = None, *, cache: bool = 
     if spec is None:
         spec = os.environ.get("RECAI_LLM") or DEFAULT_SPEC
     config = ChatModelConfig.parse(spec) if isinstance(spec, str) else spec
+    if not cache:
+        return _build(config)
     key = config.model_dump_json()
-    if cache:
-        with _CACHE_LOCK:
-            if key in _CACHE:
-                return _CACHE[key]
-    model = _build(config)
-    if cache:
-        with _CACHE_LOCK:
-            _CACHE.setdefault(key, model)
-            return _CACHE[key]
-    return model
+    with _CACHE_LOCK:  # one build per spec: a second caller waits instead of loading the weights twice
+        model = _CACHE.get(key)
+        if model is None or model.closed:
+            model = _CACHE[key] = _build(config)
+        return model
 
 
 def _build(config: ChatModelConfig) -> ChatModel:

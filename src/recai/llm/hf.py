@@ -143,28 +143,51 @@ class HFChatModel(ChatModel):
         usage: dict[str, int],
     ) -> Iterator[str]:
         import torch
-        from transformers import LogitsProcessorList, TextIteratorStreamer
+        from transformers import (
+            LogitsProcessorList,
+            StoppingCriteria,
+            StoppingCriteriaList,
+            TextIteratorStreamer,
+        )
 
         inputs = self._inputs(messages)
         prompt_len = inputs["input_ids"].shape[1]
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = self._generate_kwargs(max_tokens, temperature, stop, seed)
         result: dict[str, Any] = {}
+        cancelled = threading.Event()
+
+        class Cancel(StoppingCriteria):
+            """Stops generation when the consumer of the stream goes away."""
+
+            def __call__(self, input_ids: Any, scores: Any, **_: Any) -> Any:
+                return torch.full((input_ids.shape[0],), cancelled.is_set(), dtype=torch.bool)
 
         def run() -> None:
-            with torch.no_grad():
-                result["output"] = self.model.generate(
-                    **inputs,
-                    streamer=streamer,
-                    logits_processor=LogitsProcessorList(self._processors(messages, None)),
-                    **kwargs,
-                )
+            try:
+                with torch.no_grad():
+                    result["output"] = self.model.generate(
+                        **inputs,
+                        streamer=streamer,
+                        logits_processor=LogitsProcessorList(self._processors(messages, None)),
+                        stopping_criteria=StoppingCriteriaList([Cancel()]),
+                        **kwargs,
+                    )
+            except BaseException as exc:  # re-raised in the consumer's thread below
+                result["error"] = exc
+            finally:
+                streamer.end()  # never leave the consumer waiting on a dead generator
 
         with self._lock:
             worker = threading.Thread(target=run, daemon=True)
             worker.start()
-            yield from streamer
-            worker.join()
-        usage["prompt_tokens"] = prompt_len
-        if "output" in result:
-            usage["completion_tokens"] = int(result["output"].shape[1] - prompt_len)
+            try:
+                yield from streamer
+            finally:
+                cancelled.set()
+                worker.join()
+                usage["prompt_tokens"] = prompt_len
+                if "output" in result:
+                    usage["completion_tokens"] = int(result["output"].shape[1] - prompt_len)
+        if "error" in result:
+            raise result["error"]

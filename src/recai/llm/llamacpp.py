@@ -106,13 +106,15 @@ class LlamaCppChatModel(ChatModel):
         kwargs = self._kwargs(max_tokens, temperature, stop, seed)
         with self._lock:
             chunks = 0
-            for chunk in self._llm.create_chat_completion(messages=messages, stream=True, **kwargs):
-                delta = chunk["choices"][0].get("delta", {}).get("content")
-                if delta:
-                    chunks += 1
-                    yield delta
-            usage["completion_tokens"] = chunks
-            usage["prompt_tokens"] = max(int(self._llm.n_tokens) - chunks, 0)
+            try:
+                for chunk in self._llm.create_chat_completion(messages=messages, stream=True, **kwargs):
+                    delta = chunk["choices"][0].get("delta", {}).get("content")
+                    if delta:
+                        chunks += 1
+                        yield delta
+            finally:  # also when the consumer stops early (a stop sequence found by the caller)
+                usage["completion_tokens"] = chunks
+                usage["prompt_tokens"] = max(int(self._llm.n_tokens) - chunks, 0)
 
     def close(self) -> None:
         """Free the weights now; llama-cpp-python's own finaliser fails if it runs at interpreter exit."""
@@ -121,3 +123,4 @@ class LlamaCppChatModel(ChatModel):
             with self._lock:
                 llm.close()
                 self._llm = None
+        super().close()

@@ -11,6 +11,7 @@ served by validated retry instead.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -90,13 +91,11 @@ class OpenAIChatModel(ChatModel):
 
         kwargs = self._request(messages, max_tokens, temperature, stop, seed)
         if schema is not None and self.native_schema:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": str(schema.get("title", "reply")).replace(" ", "_")[:64],
-                    "schema": schema,
-                },
-            }
+            name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title", "reply")))[:64] or "reply"
+            spec: dict[str, Any] = {"name": name, "schema": schema}
+            if strict_compatible(schema):
+                spec["strict"] = True  # OpenAI only enforces a schema in strict mode
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": spec}
         try:
             response = self._client.chat.completions.create(**kwargs)
         except openai.BadRequestError as exc:
@@ -141,8 +140,25 @@ class OpenAIChatModel(ChatModel):
                         yield delta
         finally:
             stream.close()
-        if not usage.get("completion_tokens"):
-            usage["completion_tokens"] = chunks
+            if not usage.get("completion_tokens"):
+                usage["completion_tokens"] = chunks
 
     def close(self) -> None:
         self._client.close()
+        super().close()
+
+
+def strict_compatible(schema: Any) -> bool:
+    """Whether OpenAI's strict mode accepts ``schema``: every object closes its properties
+    (``additionalProperties: false``) and requires all of them."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "object" or "properties" in schema:
+            props = schema.get("properties", {})
+            if schema.get("additionalProperties", True) is not False or set(
+                schema.get("required", [])
+            ) != set(props):
+                return False
+        return all(strict_compatible(v) for v in schema.values())
+    if isinstance(schema, list):
+        return all(strict_compatible(v) for v in schema)
+    return True

@@ -24,7 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from recai.data.atomic import atomic_file, write_text_atomic
+from recai.data.atomic import atomic_directory, atomic_file, write_text_atomic
 from recai.data.home import data_home
 
 
@@ -254,11 +254,24 @@ def _hub_download(spec: ModelSpec, target_dir: Path) -> Path:
         import huggingface_hub
     except ImportError:
         raise ModelNotFoundError("huggingface_hub is not installed") from None
+    target_dir.mkdir(parents=True, exist_ok=True)
     if spec.format == "gguf":
         assert spec.hub_filename is not None
-        path = huggingface_hub.hf_hub_download(spec.hub_repo, spec.hub_filename, local_dir=target_dir)
-        return Path(path)
-    return Path(huggingface_hub.snapshot_download(spec.hub_repo, local_dir=target_dir / spec.filename))
+        path = Path(huggingface_hub.hf_hub_download(spec.hub_repo, spec.hub_filename, local_dir=target_dir))
+        if spec.sha256 is not None:
+            try:
+                verify_file(path, spec.sha256, progress=True, force=True)
+            except ChecksumMismatchError:
+                path.unlink(missing_ok=True)
+                raise
+        final = target_dir / spec.filename
+        if path != final:
+            path.replace(final)
+        return final
+    # A folder appears under its final name only once the whole snapshot is there.
+    with atomic_directory(target_dir / spec.filename, overwrite=True) as tmp:
+        huggingface_hub.snapshot_download(spec.hub_repo, local_dir=tmp)
+    return target_dir / spec.filename
 
 
 def locate(name: str) -> tuple[Path | None, str]:

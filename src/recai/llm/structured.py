@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -50,25 +51,40 @@ def normalise_response_format(response_format: Any) -> dict[str, Any] | None:
     return schema
 
 
-def extract_json(text: str) -> Any:
-    """Parse the JSON value in ``text``: bare, fenced, or the first complete object/array in prose."""
-    candidates = [text.strip()]
-    candidates += [m.strip() for m in _FENCE.findall(text)]
-    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
-    if start >= 0:
-        candidates.append(text[start:].strip())
+def json_candidates(text: str, *, limit: int = 32) -> Iterator[Any]:
+    """Every JSON value ``text`` may hold: the whole text, fenced blocks, then a value starting at each
+    ``{`` or ``[`` (prose around JSON is common; the first value found is not always the wanted one)."""
     decoder = json.JSONDecoder(strict=False)  # raw newlines inside strings are fine
-    last_error = "the reply is empty"
-    for candidate in candidates:
-        if not candidate:
+    starts = [text.strip(), *(m.strip() for m in _FENCE.findall(text))]
+    starts += [text[i:] for i, ch in enumerate(text) if ch in "{["][:limit]
+    seen: set[str] = set()
+    for candidate in starts:
+        if not candidate or candidate in seen:
             continue
+        seen.add(candidate)
         try:
             value, _ = decoder.raw_decode(candidate)
-        except json.JSONDecodeError as exc:
-            last_error = f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        except json.JSONDecodeError:
             continue
+        yield value
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON value in ``text`` (see :func:`json_candidates`), or ValueError saying why not."""
+    for value in json_candidates(text):
         return value
-    raise ValueError(last_error)
+    raise ValueError(_not_json_reason(text))
+
+
+def _not_json_reason(text: str) -> str:
+    if not text.strip():
+        return "the reply is empty"
+    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=0)
+    try:
+        json.JSONDecoder(strict=False).raw_decode(text[start:].strip())
+    except json.JSONDecodeError as exc:
+        return f"it is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    return "it is not valid JSON"
 
 
 def validation_errors(value: Any, schema: dict[str, Any], *, limit: int = 3) -> list[str]:
@@ -83,12 +99,12 @@ def validation_errors(value: Any, schema: dict[str, Any], *, limit: int = 3) -> 
 
 
 def parse_structured(text: str, schema: dict[str, Any]) -> tuple[Any | None, str | None]:
-    """(value, None) when ``text`` holds a schema-valid value, else (None, reason)."""
-    try:
-        value = extract_json(text)
-    except ValueError as exc:
-        return None, str(exc)
-    problems = validation_errors(value, schema)
-    if problems:
-        return None, "it does not match the schema: " + "; ".join(problems)
-    return value, None
+    """(value, None) for the first JSON value in ``text`` that satisfies ``schema``, else (None, reason)."""
+    problems_of: dict[bool, str] = {}  # keyed by "is an object or array": those explain the failure best
+    for value in json_candidates(text):
+        problems = validation_errors(value, schema)
+        if not problems:
+            return value, None
+        reason = "it does not match the schema: " + "; ".join(problems)
+        problems_of.setdefault(isinstance(value, (dict, list)), reason)
+    return None, problems_of.get(True) or problems_of.get(False) or _not_json_reason(text)

@@ -68,10 +68,14 @@ class _MF(Recommender):
         best, best_state, stale, done = -1.0, None, 0, 0
         start = time.perf_counter()
         chunk = self.eval_every if valid is not None else self.iterations
+        # implicit reseeds its sampler on every fit call: give each chunk a fresh (seeded) stream, or the
+        # same few epochs of samples would repeat for the whole run.
+        seeds = np.random.default_rng(self.seed)
         with tqdm(total=self.iterations, desc=self.name, disable=not self.progress) as bar:
             while done < self.iterations:
                 steps = min(chunk, self.iterations - done)
                 model.iterations = steps
+                model.random_state = int(seeds.integers(2**31 - 1))
                 model.fit(matrix, show_progress=False)  # continues from the current factors
                 done += steps
                 bar.update(steps)
@@ -141,7 +145,7 @@ class _MF(Recommender):
 
 
 class ALS(_MF):
-    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008) with confidence 1 + ``alpha``."""
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008); observed items get confidence ``alpha``."""
 
     name = "als"
 
@@ -172,7 +176,8 @@ class ALS(_MF):
         )
 
     def _fold_in(self, history: np.ndarray) -> np.ndarray:
-        """Solve (Y^T C Y + reg I) x = Y^T C p for one user with confidence 1 + alpha on the history."""
+        """Solve (Y^T C Y + reg I) x = Y^T C p for one user, exactly as implicit trains: implicit scales
+        the binary matrix by ``alpha``, so an observed item has confidence alpha (unobserved: 1)."""
         assert self.item_factors_ is not None
         y = self.item_factors_.astype(np.float64)
         gram = y.T @ y + self.regularization * np.eye(y.shape[1])
@@ -180,8 +185,8 @@ class ALS(_MF):
         if len(items) == 0:
             return np.zeros(y.shape[1], dtype=np.float32)
         yi = y[items]
-        a = gram + self.alpha * yi.T @ yi
-        b = (1.0 + self.alpha) * yi.sum(axis=0)
+        a = gram + (self.alpha - 1.0) * yi.T @ yi
+        b = self.alpha * yi.sum(axis=0)
         return np.linalg.solve(a, b).astype(np.float32)
 
 

@@ -132,7 +132,7 @@ class SASRec(Recommender):
         self.history_ = []
         ckpt = Path(self.checkpoint_dir) / "checkpoint.pt" if self.checkpoint_dir else None
         if ckpt is not None and self.resume and ckpt.exists():
-            state = torch.load(ckpt, weights_only=False)
+            state = torch.load(ckpt, weights_only=True)  # tensors and plain data only: no code runs
             self.net_.load_state_dict(state["net"])
             optimizer.load_state_dict(state["optimizer"])
             start_epoch, best, stale = state["epoch"] + 1, state["best"], state["stale"]
