@@ -38,7 +38,12 @@ RECBOLE_TAGS = {"Pop": "popularity", "ItemKNN": "itemcf", "BPR": "bpr", "SASRec_
 METRICS = ("hit@10", "ndcg@10", "mrr@10", "hit@20", "ndcg@20", "mrr@20")
 
 
-def run_recai(name: str, budget_s: float, threads: int) -> dict[str, Any]:
+RECAI_MODELS = ("popularity", "itemcf", "bpr", "als", "sasrec")
+
+
+def run_recai(
+    name: str, budget_s: float, threads: int, only: tuple[str, ...] = RECAI_MODELS
+) -> dict[str, Any]:
     ds = load(SHARED / "datasets" / DATASETS[name]).k_core(5)
     split = ds.split("leave_one_out")
     candidates = np.flatnonzero(ds.interactions.item_counts() > 0)
@@ -59,6 +64,8 @@ def run_recai(name: str, budget_s: float, threads: int) -> dict[str, Any]:
         "sasrec": SASRec(time_budget_s=budget_s, epochs=10_000, patience=40, threads=threads),
     }
     for label, model in models.items():
+        if label not in only:
+            continue
         start = time.perf_counter()
         model.fit(split.train, valid=split.valid)
         fit_s = time.perf_counter() - start
@@ -160,11 +167,27 @@ def main() -> None:
         "--recbole-work", type=Path, default=Path(os.environ.get("RECBOLE_WORK", ".recbole-work"))
     )
     parser.add_argument("--skip-recbole", action="store_true")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=list(RECAI_MODELS),
+        choices=RECAI_MODELS,
+        help="recai models to run; with --merge, the others keep their numbers from --out",
+    )
+    parser.add_argument("--merge", action="store_true", help="update --out instead of replacing it")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "rec_vs_recbole.json")
     args = parser.parse_args()
     results: dict[str, Any] = {}
+    if args.merge and args.out.exists():
+        results = json.loads(args.out.read_text())["results"]
     for name in args.datasets:
-        results[name] = {"recai": run_recai(name, args.budget_min * 60, args.threads)}
+        fresh = run_recai(name, args.budget_min * 60, args.threads, tuple(args.models))
+        entry = results.setdefault(name, {})
+        if args.merge and "recai" in entry:
+            entry["recai"].update({k: v for k, v in fresh.items() if k != "models"})
+            entry["recai"]["models"].update(fresh["models"])
+        else:
+            entry["recai"] = fresh
     if not args.skip_recbole:
         for name in args.datasets:
             results[name]["recbole"] = run_recbole(
@@ -177,7 +200,7 @@ def main() -> None:
         "protocol": "implicit, iterative 5-core, leave-one-out by time, full ranking over 5-core items, "
         "history excluded, test metrics of the best-validation model",
         "results": results,
-        "targets": targets(results) if not args.skip_recbole else None,
+        "targets": targets(results) if all("recbole" in r for r in results.values()) else None,
     }
     write_text_atomic(args.out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -199,9 +199,9 @@ class BPR(_MF):
     def __init__(
         self,
         factors: int = 64,
-        learning_rate: float = 0.01,
+        learning_rate: float = 0.005,
         regularization: float = 0.01,
-        iterations: int = 500,
+        iterations: int = 1000,
         eval_every: int = 10,
         patience: int = 10,
         seed: int = 0,
