@@ -41,7 +41,7 @@ def test_demo_catalog_is_complete_and_well_formed() -> None:
     assert items["item_id"].is_unique and not items.isna().any().any()
     assert ds.catalog.schema.column("director").role is ColumnRole.MULTI_CATEGORICAL
     assert set(g for gs in items["genres"] for g in gs) <= GENRES
-    assert all(1 <= len(c) <= 3 for c in items["cast"])
+    assert all(1 <= len(c) <= 3 for c in items["actors"])
     assert items["year"].between(1900, 2030).all() and items["runtime"].between(40, 300).all()
     assert not items.duplicated(["title", "year"]).any()
     assert (items["language"] != "English").sum() >= 60  # a mix of countries and languages

@@ -390,6 +390,127 @@ _FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
 )
 
 
+# Functions a catalog query may call (sqlglot expression class names, lower-cased, or the names of
+# functions sqlglot does not model). Anything else, e.g. getenv, read_text, glob, current_setting,
+# query, or any extension function, is refused: an allow-list fails closed on what we did not foresee.
+ALLOWED_FUNCTIONS = frozenset(
+    {
+        "count",
+        "sum",
+        "avg",
+        "min",
+        "max",
+        "median",
+        "stddev",
+        "stddevsamp",
+        "stddevpop",
+        "variance",
+        "quantile",
+        "quantilecont",
+        "mode",
+        "anyvalue",
+        "first",
+        "last",
+        "arrayagg",
+        "groupconcat",
+        "stringagg",
+        "listagg",
+        "lower",
+        "upper",
+        "length",
+        "trim",
+        "ltrim",
+        "rtrim",
+        "substring",
+        "concat",
+        "concatws",
+        "replace",
+        "left",
+        "right",
+        "strposition",
+        "startswith",
+        "endswith",
+        "contains",
+        "initcap",
+        "lpad",
+        "rpad",
+        "split",
+        "reverse",
+        "regexplike",
+        "regexpextract",
+        "regexpreplace",
+        "abs",
+        "round",
+        "floor",
+        "ceil",
+        "sqrt",
+        "power",
+        "exp",
+        "ln",
+        "log",
+        "log10",
+        "sign",
+        "mod",
+        "greatest",
+        "least",
+        "coalesce",
+        "nullif",
+        "if",
+        "iif",
+        "cast",
+        "trycast",
+        "year",
+        "month",
+        "day",
+        "extract",
+        "datetrunc",
+        "datediff",
+        "date",
+        "currentdate",
+        "arraycontains",
+        "arrayoverlaps",
+        "arraysize",
+        "arrayfilter",
+        "arraytostring",
+        "arrayjoin",
+        "arraysort",
+        "arrayslice",
+        "arraycontainsall",
+        "unnest",
+        "explode",
+        "array",
+        "list_contains",
+        "list_has_any",
+        "list_has_all",
+        "list_has",
+        "list_value",
+        "len",
+        "array_length",
+        "list_filter",
+        "list_sort",
+        "list_slice",
+        "list_distinct",
+        "list_unique",
+        "array_to_string",
+        "list_aggregate",
+        "list_count",
+    }
+)
+
+
+_OPERATORS = (exp.Binary, exp.Connector, exp.Unary, exp.Predicate)
+
+
+def _function_name(node: exp.Expression) -> str | None:
+    """The name of a function call, or None for operators (AND, =, IN, NOT...) that sqlglot also
+    models as functions."""
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).lower()
+    if isinstance(node, exp.Func) and not isinstance(node, _OPERATORS):
+        return type(node).__name__.lower()
+    return None
+
+
 def check_read_only(query: str, *, tables: Sequence[str] = (TABLE,)) -> None:
     """Refuse anything but one SELECT that reads only ``tables`` (and CTEs it defines)."""
     if not query or not query.strip():
@@ -408,6 +529,10 @@ def check_read_only(query: str, *, tables: Sequence[str] = (TABLE,)) -> None:
     for node in tree.walk():
         if isinstance(node, _FORBIDDEN_NODES):
             raise SqlError(f"{node.key.upper()} is not allowed in a read-only query")
+        name = _function_name(node)
+        if name is not None and name not in ALLOWED_FUNCTIONS and not isinstance(node, (exp.Cast, exp.Case)):
+            shown = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
+            raise SqlError(f"function {shown}() is not allowed in catalog queries")
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     allowed = {t.lower() for t in tables} | ctes
     for table in tree.find_all(exp.Table):

@@ -26,7 +26,7 @@ SCHEMA = CatalogSchema(
         ColumnSpec(name="year", role=ColumnRole.NUMERIC, description="release year"),
         ColumnSpec(name="genres", role=ColumnRole.MULTI_CATEGORICAL, separator="|"),
         ColumnSpec(name="director", role=ColumnRole.MULTI_CATEGORICAL, separator="|"),
-        ColumnSpec(name="cast", role=ColumnRole.MULTI_CATEGORICAL, separator="|", description="main cast"),
+        ColumnSpec(name="actors", role=ColumnRole.MULTI_CATEGORICAL, separator="|", description="main cast"),
         ColumnSpec(name="runtime", role=ColumnRole.NUMERIC, unit="min"),
         ColumnSpec(name="language", role=ColumnRole.CATEGORICAL, description="original language"),
         ColumnSpec(name="country", role=ColumnRole.CATEGORICAL),

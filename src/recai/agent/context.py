@@ -1,0 +1,99 @@
+"""What every tool can use: the catalog and log, lazily built retrieval and ranking resources, the user's
+profile and the agent's settings. Heavy resources (item index, item-CF neighbours, a trained SASRec)
+are built on first use with progress bars and cached on disk next to the dataset's other caches."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recai.agent.memory import Profile
+from recai.data.dataset import Dataset
+from recai.data.home import data_home
+
+
+@dataclass
+class AgentSettings:
+    """Knobs of the agent that are not prompts."""
+
+    k: int = 5  # items in a recommendation
+    retrieve_k: int = 50  # how many items retrieval tools keep on the bus
+    sql_max_rows: int = 20
+    sql_timeout_s: float = 5.0
+    facts_chars: int = 1200  # budget for tool facts in the responder prompt
+    item_chars: int = 160  # budget for each item's description in the responder prompt
+    history_tokens: int = 600  # dialogue kept verbatim in prompts (older turns are compressed)
+    max_steps: int = 6
+    replan: bool = True
+    reflect: bool = False
+    demonstrations: int = 3
+    sasrec_budget_s: float = 120.0
+    encoder: str | None = None  # None: the default embedder
+
+
+@dataclass
+class AgentContext:
+    dataset: Dataset
+    settings: AgentSettings = field(default_factory=AgentSettings)
+    profile: Profile = field(default_factory=Profile)
+    progress: bool = True
+
+    @property
+    def catalog(self) -> Any:
+        return self.dataset.catalog
+
+    @cached_property
+    def cache_dir(self) -> Path:
+        """A folder for this dataset's agent resources, keyed by its content (so edits invalidate it)."""
+        ids = ",".join(map(str, self.catalog.ids[:1000]))
+        key = f"{self.dataset.name}|{len(self.catalog)}|{len(self.dataset.interactions)}|{ids}"
+        return data_home() / "agent" / f"{self.dataset.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+
+    @cached_property
+    def encoder(self) -> Any:
+        from recai.embed import load_encoder
+
+        return load_encoder(self.settings.encoder)
+
+    @cached_property
+    def item_index(self) -> Any:
+        return self.catalog.index(self.encoder, progress=self.progress)
+
+    @cached_property
+    def popularity(self) -> np.ndarray:
+        return self.dataset.interactions.item_counts().astype(np.float64)
+
+    @cached_property
+    def itemcf(self) -> Any:
+        from recai.rec import ItemKNN
+
+        path = self.cache_dir / "itemcf"
+        if (path / "meta.json").exists():
+            return ItemKNN.load(path)
+        model = ItemKNN(neighbours=100).fit(self.dataset.interactions)
+        model.save(path)
+        return model
+
+    @cached_property
+    def sequential(self) -> Any:
+        """A SASRec trained once on the whole log (validated on each user's last event)."""
+        from recai.data.splits import leave_one_out
+        from recai.rec import SASRec
+
+        path = self.cache_dir / "sasrec"
+        if (path / "meta.json").exists():
+            return SASRec.load(path)
+        split = leave_one_out(self.dataset.interactions, min_train=1)
+        model = SASRec(
+            time_budget_s=self.settings.sasrec_budget_s, epochs=200, patience=10, progress=self.progress
+        )
+        model.fit(split.train_and_valid(), valid=split.test)
+        model.save(path)
+        (path / "trained.json").write_text(json.dumps({"history": model.history_}, default=float))
+        return model

@@ -1,0 +1,58 @@
+"""A Tool: a name, a description for the planner, a JSON schema for its arguments, and ``run``.
+
+Arguments come from an LLM, so they are validated against the schema before the tool runs, and a
+tool reports problems as :class:`ToolError` with a sentence the planner can act on when it replans.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from jsonschema import Draft202012Validator
+
+from recai.agent.bus import CandidateBus
+
+if TYPE_CHECKING:
+    from recai.agent.context import AgentContext
+
+
+class ToolError(RuntimeError):
+    """A tool could not do what the plan asked; the message is shown to the planner on replanning."""
+
+
+@dataclass
+class ToolResult:
+    """What a tool tells the turn: facts for the responder (short text) and data for the trace."""
+
+    facts: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Tool(ABC):
+    name: str
+    description: str
+    parameters: ClassVar[dict[str, Any]]
+
+    def validate(self, args: Any) -> dict[str, Any]:
+        """Check ``args`` against the tool's schema; raise ToolError naming the first problem."""
+        if not isinstance(args, dict):
+            raise ToolError(f"{self.name}: arguments must be an object, got {type(args).__name__}")
+        errors = sorted(Draft202012Validator(self.parameters).iter_errors(args), key=lambda e: list(e.path))
+        if errors:
+            err = errors[0]
+            where = ".".join(str(p) for p in err.path) or "arguments"
+            raise ToolError(f"{self.name}: {where}: {err.message}")
+        return args
+
+    @abstractmethod
+    def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
+        """Do the work, narrowing or re-scoring ``bus`` in place."""
+
+    def card(self) -> str:
+        """One line for the planner prompt."""
+        props = self.parameters.get("properties", {})
+        required = set(self.parameters.get("required", []))
+        args = ", ".join(f"{k}{'' if k in required else '?'}" for k in props)
+        return f"- {self.name}({args}): {self.description}"

@@ -1,0 +1,217 @@
+"""SQL tools: an information query (a SELECT the planner writes) and a hard-condition filter (a WHERE
+clause over the current candidates). The planner is an LLM, so its SQL is treated as hostile: both go
+through the catalog's two-gate read-only check (DuckDB's and sqlglot's parsers, a function allow-list,
+no file or network access, a timeout and a row cap). Filter values are grounded: a misspelt genre or
+director is corrected to an existing value (and the correction reported) or refused with suggestions,
+never silently dropped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import sqlglot
+from rapidfuzz import fuzz, process
+from sqlglot import exp
+
+from recai.agent.bus import CandidateBus
+from recai.agent.tools.base import Tool, ToolError, ToolResult
+from recai.data.catalog import TABLE, SqlError
+from recai.data.schema import ColumnRole
+
+if TYPE_CHECKING:
+    from recai.agent.context import AgentContext
+
+MAX_IN_LIST = 5000  # beyond this many candidates an information query reads the whole table
+
+
+class InfoQueryTool(Tool):
+    name = "sql_query"
+    description = (
+        "Answer a factual question about items (year, director, runtime, which is shortest...) with one "
+        "read-only SQL SELECT over the table `items` (restricted to the current candidates, if any)."
+    )
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"sql": {"type": "string", "maxLength": 800}},
+        "required": ["sql"],
+        "additionalProperties": False,
+    }
+
+    def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
+        catalog = ctx.catalog
+        query = args["sql"]
+        scope = "the whole catalog"
+        if not bus.unrestricted and 0 < len(bus) <= MAX_IN_LIST:
+            query = _scope_to(query, catalog.id_column, catalog.ids[bus.candidates()].tolist())
+            scope = f"the {len(bus)} current candidates"
+        try:
+            result = catalog.sql(
+                query, max_rows=ctx.settings.sql_max_rows, timeout_s=ctx.settings.sql_timeout_s
+            )
+        except SqlError as exc:
+            raise ToolError(f"sql_query refused or failed: {exc}") from None
+        frame = result.frame
+        lines = [
+            f"SQL result over {scope} ({len(frame)} row{'s' if len(frame) != 1 else ''}"
+            f"{', more not shown' if result.truncated else ''}):"
+        ]
+        for row in frame.itertuples(index=False):
+            lines.append("; ".join(f"{col}={_short(v)}" for col, v in zip(frame.columns, row, strict=True)))
+        facts = _cut_lines(lines, ctx.settings.facts_chars)
+        return ToolResult(
+            facts=facts, details={"sql": query, "rows": len(frame), "truncated": result.truncated}
+        )
+
+
+class FilterTool(Tool):
+    name = "filter"
+    description = (
+        "Keep only candidates satisfying a hard condition, written as a SQL WHERE clause over `items` "
+        "(e.g. year BETWEEN 1990 AND 1999 AND list_contains(genres, 'Crime') AND runtime < 120)."
+    )
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"where": {"type": "string", "maxLength": 600}},
+        "required": ["where"],
+        "additionalProperties": False,
+    }
+
+    def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
+        catalog = ctx.catalog
+        condition, corrections = ground_condition(args["where"], ctx)
+        within = None if bus.unrestricted else catalog.ids[bus.candidates()].tolist()
+        try:
+            ids = catalog.ids_where(condition, within=within)
+        except SqlError as exc:
+            raise ToolError(f"filter failed: {exc}") from None
+        before = len(bus)
+        positions = catalog.index_of(ids)
+        if not bus.unrestricted:  # keep the bus order (and scores) of what survives
+            keep = set(positions.tolist())
+            positions = np.array([p for p in bus.candidates() if p in keep], dtype=np.int64)
+        bus.restrict(positions, step=step, tool=self.name)
+        note = f"filter `{condition}` kept {len(bus)} of {before} items"
+        if corrections:
+            note += "; corrected " + ", ".join(corrections)
+        return ToolResult(
+            facts=note, details={"where": condition, "corrections": corrections, "kept": len(bus)}
+        )
+
+
+def _scope_to(query: str, id_column: str, ids: list[Any]) -> str:
+    """Rewrite every reference to `items` into a subquery over the given ids (still one SELECT)."""
+    try:
+        tree = sqlglot.parse_one(query, read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        raise ToolError(f"sql_query: could not parse SQL: {str(exc).splitlines()[0]}") from None
+    literals = ", ".join(repr(i) if isinstance(i, str) else str(int(i)) for i in ids)
+    scoped = sqlglot.parse_one(f'(SELECT * FROM {TABLE} WHERE "{id_column}" IN ({literals}))', read="duckdb")
+    for table in list(tree.find_all(exp.Table)):
+        if table.name.lower() == TABLE:
+            alias = table.alias or TABLE
+            table.replace(
+                exp.Subquery(this=scoped.this.copy(), alias=exp.TableAlias(this=exp.to_identifier(alias)))
+            )
+    return tree.sql(dialect="duckdb")
+
+
+def ground_condition(condition: str, ctx: AgentContext) -> tuple[str, list[str]]:
+    """Fix what LLMs get wrong in filters over categorical and list columns.
+
+    - `col = 'v'` / `col IN (...)` on a list column become `list_contains` / `list_has_any`;
+    - every string compared with a categorical or list column is matched against the column's real
+      values: a case difference is fixed silently, a near miss is corrected and reported, an unknown
+      value raises ToolError with suggestions.
+    """
+    catalog = ctx.catalog
+    try:
+        tree = sqlglot.parse_one(condition, read="duckdb", into=exp.Condition)
+    except sqlglot.errors.ParseError as exc:
+        raise ToolError(f"filter: not a single SQL condition: {str(exc).splitlines()[0]}") from None
+    roles = {c.name: c.role for c in catalog.schema.columns}
+    corrections: list[str] = []
+
+    def column_of(node: exp.Expression) -> str | None:
+        inner = node.this if isinstance(node, (exp.Lower, exp.Upper, exp.Paren, exp.Any)) else node
+        if isinstance(inner, exp.Paren):
+            inner = inner.this
+        return inner.name if isinstance(inner, exp.Column) and inner.name in roles else None
+
+    def fix(column: str, literal: exp.Literal) -> None:
+        value = literal.this
+        grounded, note = _ground_value(catalog, column, value)
+        if grounded != value:
+            literal.set("this", grounded)
+        if note:
+            corrections.append(note)
+
+    for node in list(tree.walk()):
+        if isinstance(node, (exp.EQ, exp.NEQ, exp.In, exp.ArrayContains, exp.ArrayOverlaps)):
+            left = node.this
+            rights = node.expressions if isinstance(node, exp.In) else [node.expression]
+            column = column_of(left)
+            if column is None and isinstance(node, exp.EQ):  # 'v' = ANY(col)
+                column, rights = column_of(node.expression), [node.this]
+            if column is None or roles[column] not in (ColumnRole.CATEGORICAL, ColumnRole.MULTI_CATEGORICAL):
+                continue
+            literals = [r for r in rights if isinstance(r, exp.Literal) and r.is_string]
+            for r in rights:
+                if isinstance(r, exp.Array):
+                    literals += [x for x in r.expressions if isinstance(x, exp.Literal) and x.is_string]
+            for lit in literals:
+                fix(column, lit)
+            if roles[column] is ColumnRole.MULTI_CATEGORICAL and isinstance(node, (exp.EQ, exp.In, exp.NEQ)):
+                col = exp.column(column)
+                if isinstance(node, exp.In):
+                    replacement: exp.Expression = exp.ArrayOverlaps(
+                        this=col, expression=exp.Array(expressions=literals)
+                    )
+                elif isinstance(node.this, exp.Literal):  # 'v' = ANY(col) is already list semantics
+                    continue
+                else:
+                    replacement = exp.ArrayContains(
+                        this=col, expression=literals[0] if literals else node.expression
+                    )
+                    if isinstance(node, exp.NEQ):
+                        replacement = exp.Not(this=replacement)
+                node.replace(replacement)
+    return tree.sql(dialect="duckdb"), corrections
+
+
+def _ground_value(catalog: Any, column: str, value: str) -> tuple[str, str | None]:
+    values = catalog.column_values(column)
+    known = list(values.index)
+    lower = {v.lower(): v for v in known}
+    if value in values.index:
+        return value, None
+    if value.lower() in lower:
+        return lower[value.lower()], None
+    match = process.extractOne(value, known, scorer=fuzz.WRatio, score_cutoff=88) if known else None
+    if match is not None and fuzz.ratio(value.lower(), match[0].lower()) >= 80:
+        return match[0], f"{column} '{value}' -> '{match[0]}'"
+    suggestions = [m[0] for m in process.extract(value, known, scorer=fuzz.WRatio, limit=3)]
+    raise ToolError(
+        f"filter: no {column} called '{value}' in the catalog; did you mean: {', '.join(suggestions)}?"
+    )
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _cut_lines(lines: list[str], budget: int) -> str:
+    out, used = [], 0
+    for line in lines:
+        if used + len(line) > budget and out:
+            out.append(f"... ({len(lines) - len(out)} more lines)")
+            break
+        out.append(line)
+        used += len(line) + 1
+    return "\n".join(out)
