@@ -87,8 +87,13 @@ class ChatModel(ABC):
         stop: Sequence[str] | None = None,
         seed: int | None = None,
         max_schema_retries: int = 2,
+        describe_schema: bool = True,
     ) -> Completion:
-        """Generate one reply; with ``response_format`` the reply is parsed and validated."""
+        """Generate one reply; with ``response_format`` the reply is parsed and validated.
+
+        ``describe_schema=False`` leaves the JSON schema out of the prompt, for callers whose prompt
+        already explains the format (it is still enforced and validated).
+        """
         self._check_open()
         msgs = check_messages(messages)
         if max_schema_retries < 0:
@@ -96,8 +101,9 @@ class ChatModel(ABC):
         schema = normalise_response_format(response_format)
         if schema is None:
             return self._one_call(msgs, None, max_tokens, temperature, stop, seed)
-        instruction = render_prompt("json_reply", schema=json.dumps(schema, ensure_ascii=False))
-        msgs = _with_system_note(msgs, instruction)
+        if describe_schema:
+            instruction = render_prompt("json_reply", schema=json.dumps(schema, ensure_ascii=False))
+            msgs = _with_system_note(msgs, instruction)
         raw: list[str] = []
         errors: list[str] = []
         total = Completion(text="", model=self.name)

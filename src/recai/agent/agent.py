@@ -1,0 +1,304 @@
+"""The conversational recommender: plan (one LLM call), execute tools over the candidate bus, respond
+(one streamed LLM call), remember. At most one replan per turn, and an optional critic.
+
+A turn never falls back silently: a tool error or an emptied bus goes back to the planner once with the
+reason; if the second plan fails too, the responder is told that nothing matched and why, so it can say
+so or ask the user to relax a condition.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from recai.agent.bus import CandidateBus
+from recai.agent.context import AgentContext, AgentSettings
+from recai.agent.memory import Dialogue, Profile, ProfileStore, Turn
+from recai.agent.planner import Demonstrations, Planner
+from recai.agent.responder import GroundingCheck, Responder
+from recai.agent.tools.base import Tool, ToolError
+from recai.agent.tools.ranking import RankTool
+from recai.agent.tools.retrieval import (
+    CandidateStoreTool,
+    SemanticSearchTool,
+    SimilarItemsTool,
+    ground_titles,
+)
+from recai.agent.tools.sql import FilterTool, InfoQueryTool
+from recai.data.dataset import Dataset
+from recai.llm.base import ChatModel
+from recai.llm.structured import SchemaError
+from recai.llm.usage import meter, track
+
+
+def default_tools() -> list[Tool]:
+    return [
+        InfoQueryTool(),
+        FilterTool(),
+        SemanticSearchTool(),
+        SimilarItemsTool(),
+        CandidateStoreTool(),
+        RankTool(),
+    ]
+
+
+@dataclass
+class Session:
+    """One conversation: its dialogue, the user's profile, and where the profile is stored."""
+
+    user: str | None = None
+    dialogue: Dialogue = field(default_factory=Dialogue)
+    profile: Profile = field(default_factory=Profile)
+
+
+@dataclass
+class TurnResult:
+    reply: str
+    items: list[Any]  # catalog ids, best first
+    trace: dict[str, Any]
+
+
+class TurnStream:
+    """Iterate for the reply's text chunks; afterwards ``result`` holds the TurnResult."""
+
+    def __init__(self, chunks: Iterator[str]) -> None:
+        self._chunks = chunks
+        self.result: TurnResult | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        self.result = yield from self._chunks
+
+
+class Agent:
+    def __init__(
+        self,
+        dataset: Dataset,
+        llm: ChatModel,
+        *,
+        settings: AgentSettings | None = None,
+        tools: list[Tool] | None = None,
+        demonstrations: Demonstrations | None = None,
+        item_noun: str = "items",
+        profile_store: ProfileStore | None = None,
+        encoder: Any = None,
+        progress: bool = True,
+    ) -> None:
+        self.dataset = dataset
+        self.llm = llm
+        self.settings = settings or AgentSettings()
+        self.tools = {t.name: t for t in (tools or default_tools())}
+        self.item_noun = item_noun
+        self.ctx = AgentContext(dataset, self.settings, progress=progress)
+        if encoder is not None:  # otherwise the default embedder loads on first use
+            self.ctx.encoder = encoder
+        self.profile_store = profile_store or ProfileStore(self.ctx.cache_dir / "profiles")
+        schema_card = dataset.catalog.schema_card(max_values=8)
+        if demonstrations is None:
+            from recai.agent.planner import plan_schema
+
+            demonstrations = Demonstrations.load(
+                schema=plan_schema(list(self.tools.values())), mode="lexical"
+            )
+        self.planner = Planner(
+            llm,
+            list(self.tools.values()),
+            schema_card=schema_card,
+            item_noun=item_noun,
+            demonstrations=demonstrations,
+            n_demonstrations=self.settings.demonstrations,
+            max_steps=self.settings.max_steps,
+        )
+        self.responder = Responder(llm, dataset.catalog, item_noun=item_noun)
+
+    @classmethod
+    def from_dataset(
+        cls, name_or_path: str = "demo", llm: str | ChatModel | None = None, **kwargs: Any
+    ) -> Agent:
+        """An agent over a dataset by name or path, with a ChatModel or a model spec (default: $RECAI_LLM
+        or the offline 1.5B model). Demonstrations are picked by embedding similarity."""
+        from recai.agent.planner import plan_schema
+        from recai.data import load
+        from recai.llm import load_chat_model
+
+        dataset = load(name_or_path)
+        chat = llm if isinstance(llm, ChatModel) else load_chat_model(llm)
+        tools = kwargs.pop("tools", None) or default_tools()
+        item_noun = kwargs.pop("item_noun", None) or ("films" if dataset.name == "demo" else "items")
+        agent = cls(dataset, chat, tools=tools, item_noun=item_noun, **kwargs)
+        agent.planner.demonstrations = Demonstrations.load(
+            schema=plan_schema(tools), mode="dynamic", encoder=agent.ctx.encoder
+        )
+        return agent
+
+    def session(self, user: str | None = None) -> Session:
+        profile = self.profile_store.load(user) if user is not None else Profile()
+        return Session(user=user, dialogue=Dialogue(budget=self.settings.history_tokens), profile=profile)
+
+    # ----------------------------------------------------------------- turn
+    def chat(self, session: Session, text: str) -> TurnResult:
+        stream = self.chat_stream(session, text)
+        chunks = list(stream)
+        assert stream.result is not None
+        stream.result.reply = "".join(chunks).strip()
+        return stream.result
+
+    def chat_stream(self, session: Session, text: str) -> TurnStream:
+        return TurnStream(self._turn(session, text))
+
+    def _turn(self, session: Session, text: str) -> Iterator[str]:
+        started = time.perf_counter()
+        meter.reset()
+        self.ctx.profile = session.profile
+        trace: dict[str, Any] = {"request": text, "plans": [], "steps": [], "replans": 0}
+        catalog = self.dataset.catalog
+        dialogue = session.dialogue.render()
+        profile_text = self._profile_text(session.profile)
+        messages = self.planner.messages(text, dialogue, profile_text)
+        with track("planner"):
+            try:
+                plan, completion = self.planner.plan(messages)
+            except SchemaError as exc:
+                plan = {
+                    "intent": "chat",
+                    "steps": [],
+                    "feedback": {"liked": [], "disliked": []},
+                    "reply": "Sorry, I could not work out what to do with that. Could you rephrase it?",
+                }
+                trace["planner_error"] = str(exc)
+                completion = None
+        trace["plans"].append(plan)
+        if completion is not None:
+            trace["planner_tokens"] = [completion.prompt_tokens, completion.completion_tokens]
+        self._apply_feedback(plan, session, trace)
+
+        bus, facts, failure = self._execute(plan, trace)
+        if failure is not None and self.settings.replan:
+            trace["replans"] += 1
+            with track("planner"):
+                try:
+                    plan, _ = self.planner.replan(messages, plan, failure)
+                    trace["plans"].append(plan)
+                    self._apply_feedback(plan, session, trace)
+                    bus, facts, failure = self._execute(plan, trace)
+                except SchemaError as exc:
+                    trace["planner_error"] = str(exc)
+        if failure is not None:
+            facts.append(
+                f"Nothing could be found: {failure}. Say so briefly and suggest relaxing a condition."
+            )
+
+        items: list[int] = []
+        if (plan["intent"] == "recommend" and failure is None and not bus.empty) or (
+            plan["intent"] == "question" and not bus.unrestricted and failure is None
+        ):
+            items = bus.top(self.settings.k)[0].tolist()
+        if plan["intent"] == "chat" and not plan["steps"] and plan["reply"]:
+            reply_chunks: Iterator[str] = iter([plan["reply"]])
+            check = None
+        else:
+            item_lines = "\n".join(
+                f"- {catalog.render(p, by_position=True, max_chars=self.settings.item_chars)}" for p in items
+            )
+            allowed = set(items) | set(catalog.index_of(session.profile.liked, missing="drop").tolist())
+            allowed |= set(self._mentioned(text))
+            check = GroundingCheck(catalog, allowed)
+            messages_r = self.responder.messages(text, dialogue, "\n".join(facts), item_lines)
+            reply_chunks = self.responder.stream(messages_r, check)
+        reply_parts: list[str] = []
+        with track("responder"):
+            for chunk in reply_chunks:
+                reply_parts.append(chunk)
+                yield chunk
+        reply = "".join(reply_parts).strip()
+        if check is not None:
+            trace["grounding"] = {
+                "removed": check.report.removed,
+                "unknown_titles": sorted(set(check.report.unknown_titles)),
+                "off_list_titles": sorted(set(check.report.off_list_titles)),
+            }
+        ids = catalog.ids[items].tolist() if items else []
+        session.dialogue.add(Turn(user=text, reply=reply, items=[catalog.display_title(p) for p in items]))
+        if session.user is not None:
+            self.profile_store.save(session.user, session.profile)
+        usage = meter.report()
+        trace["llm"] = {component: next(iter(models.values())) for component, models in usage.items()}
+        trace["llm_calls"] = sum(int(v["calls"]) for v in trace["llm"].values())
+        trace["latency_s"] = round(time.perf_counter() - started, 3)
+        trace["llm_latency_s"] = round(sum(float(v["latency_s"]) for v in trace["llm"].values()), 3)
+        trace["items"] = ids
+        return TurnResult(reply=reply, items=ids, trace=trace)
+
+    # ------------------------------------------------------------ internals
+    def _execute(
+        self, plan: dict[str, Any], trace: dict[str, Any]
+    ) -> tuple[CandidateBus, list[str], str | None]:
+        bus = CandidateBus(len(self.dataset.catalog))
+        facts: list[str] = []
+        if plan["intent"] == "recommend" and not any(s["tool"] == "rank" for s in plan["steps"]):
+            plan["steps"].append(
+                {"tool": "rank", "args": {"by": "similarity" if plan["steps"] else "preference"}}
+            )
+        for number, step in enumerate(plan["steps"], start=1):
+            tool = self.tools.get(step.get("tool", ""))
+            record: dict[str, Any] = {
+                "step": number,
+                "tool": step.get("tool"),
+                "args": step.get("args"),
+                "input_size": bus.snapshot()["size"],
+            }
+            start = time.perf_counter()
+            try:
+                if tool is None:
+                    raise ToolError(f"there is no tool called '{step.get('tool')}'")
+                args = tool.validate(step.get("args"))
+                result = tool.run(args, bus, self.ctx, number)
+            except ToolError as exc:
+                record.update(error=str(exc), latency_s=round(time.perf_counter() - start, 4))
+                trace["steps"].append(record)
+                return bus, facts, f"step {number} ({step.get('tool')}) failed: {exc}"
+            record.update(
+                output_size=bus.snapshot()["size"],
+                latency_s=round(time.perf_counter() - start, 4),
+                details=result.details,
+            )
+            trace["steps"].append(record)
+            if result.facts:
+                facts.append(result.facts)
+            if bus.empty and step.get("tool") != "sql_query":
+                return bus, facts, f"step {number} ({step['tool']}) left no candidates ({result.facts})"
+        return bus, facts, None
+
+    def _apply_feedback(self, plan: dict[str, Any], session: Session, trace: dict[str, Any]) -> None:
+        for kind in ("liked", "disliked"):
+            titles = plan.get("feedback", {}).get(kind, [])
+            if not titles:
+                continue
+            found = [t for t in titles if self.dataset.catalog.ground(t).resolved]
+            if found:
+                positions, _ = ground_titles(self.ctx, found, "feedback")
+                session.profile.add(kind, self.dataset.catalog.ids[positions].tolist())
+            trace.setdefault("feedback", {})[kind] = found
+
+    def _profile_text(self, profile: Profile) -> str:
+        catalog = self.dataset.catalog
+        parts = []
+        for kind in ("liked", "disliked"):
+            ids = getattr(profile, kind)
+            if ids:
+                titles = [catalog.display_title(int(p)) for p in catalog.index_of(ids, missing="drop")][-8:]
+                parts.append(f"{kind}: {', '.join(titles)}")
+        return "; ".join(parts)
+
+    def _mentioned(self, text: str) -> list[int]:
+        """Catalog items the user named in this message (the answer may mention them)."""
+        out = []
+        for piece in re.split(r",| and | or |;|\?|!|\.|\blike\b", text):
+            piece = piece.strip()
+            if len(piece) >= 3:
+                g = self.dataset.catalog.ground(piece, threshold=92)
+                if g.resolved:
+                    out.append(int(self.dataset.catalog.index_of([g.item_id])[0]))
+        return out

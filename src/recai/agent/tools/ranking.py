@@ -1,0 +1,55 @@
+"""Ranking the candidates: by popularity, by the similarity scores already on the bus, or by the user's
+preferences with a sequential model (SASRec) conditioned on what the user said they liked and what the
+profile remembers. Disliked and already-seen items are always removed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from recai.agent.bus import CandidateBus
+from recai.agent.tools.base import Tool, ToolResult
+
+if TYPE_CHECKING:
+    from recai.agent.context import AgentContext
+
+
+class RankTool(Tool):
+    name = "rank"
+    description = (
+        "Order the candidates: 'popularity' (most watched), 'similarity' (keep the scores of the previous "
+        "retrieval) or 'preference' (personalised from the items the user likes)."
+    )
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"by": {"enum": ["popularity", "similarity", "preference"]}},
+        "required": ["by"],
+        "additionalProperties": False,
+    }
+
+    def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
+        catalog = ctx.catalog
+        excluded = set(catalog.index_of(ctx.profile.disliked + ctx.profile.seen, missing="drop").tolist())
+        candidates = bus.candidates()
+        if excluded:
+            keep = np.array([p for p in candidates if p not in excluded], dtype=np.int64)
+            bus.restrict(keep, step=step, tool=self.name)
+            candidates = bus.candidates()
+        by = args["by"]
+        if by == "similarity" and bus.scores is not None:
+            scores = bus.current_scores()
+        elif by == "preference":
+            liked = catalog.index_of(ctx.profile.liked, missing="drop")
+            history = np.asarray(liked, dtype=np.int64)
+            if len(history):
+                scores = ctx.sequential.score([history])[0][candidates]
+            else:  # nothing known about the user yet: fall back to popularity, and say so
+                scores = ctx.popularity[candidates]
+                by = "popularity (no known preferences yet)"
+        else:
+            scores = ctx.popularity[candidates]
+        bus.rescore(np.asarray(scores, dtype=np.float64), step=step, tool=self.name)
+        return ToolResult(
+            facts=f"ranked {len(bus)} candidates by {by}", details={"by": by, "excluded": len(excluded)}
+        )

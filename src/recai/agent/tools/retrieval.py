@@ -1,0 +1,128 @@
+"""Soft-condition retrieval: by a free-text description (embeddings) and by similarity to items the user
+names (titles grounded with a threshold; item-CF co-occurrence and/or embeddings). Both keep at most
+``k`` items, the best by score, restricted to the current candidates."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from recai.agent.bus import CandidateBus
+from recai.agent.tools.base import Tool, ToolError, ToolResult
+
+if TYPE_CHECKING:
+    from recai.agent.context import AgentContext
+
+
+def ground_titles(ctx: AgentContext, titles: list[str], tool: str) -> tuple[list[int], list[str]]:
+    """Catalog positions for titles; an unknown title is an error with "did you mean" suggestions."""
+    positions, notes = [], []
+    for title in titles:
+        g = ctx.catalog.ground(title)
+        if not g.resolved:
+            suggestions = "; ".join(g.did_you_mean()) or "nothing close"
+            raise ToolError(f"{tool}: '{title}' is not in the catalog (did you mean: {suggestions}?)")
+        pos = int(ctx.catalog.index_of([g.item_id])[0])
+        positions.append(pos)
+        if g.score < 100 or g.ambiguous:
+            notes.append(f"'{title}' read as {ctx.catalog.display_title(pos)}")
+    return positions, notes
+
+
+class SemanticSearchTool(Tool):
+    name = "semantic_search"
+    description = "Find candidates matching a free-text description of mood, theme or plot ('eerie, slow')."
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"query": {"type": "string", "minLength": 2, "maxLength": 300}},
+        "required": ["query"],
+        "additionalProperties": False,
+    }
+
+    def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
+        index = ctx.item_index
+        query = ctx.encoder.encode([args["query"]], "query")
+        within = None if bus.unrestricted else ctx.catalog.ids[bus.candidates()].tolist()
+        ids, scores = index.search(query, ctx.settings.retrieve_k, within=within)
+        positions = ctx.catalog.index_of(ids[0])
+        bus.restrict(positions, step=step, tool=self.name, scores=scores[0])
+        return ToolResult(
+            facts=f"semantic search for '{args['query']}' kept {len(bus)} items", details={"kept": len(bus)}
+        )
+
+
+class SimilarItemsTool(Tool):
+    name = "similar_to"
+    description = "Find candidates similar to items the user names (by co-watching and by content)."
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "titles": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 200},
+                "minItems": 1,
+                "maxItems": 5,
+            },
+            "by": {"enum": ["collaborative", "content", "both"]},
+        },
+        "required": ["titles"],
+        "additionalProperties": False,
+    }
+
+    def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
+        seeds, notes = ground_titles(ctx, args["titles"], self.name)
+        ctx.profile.add("liked", ctx.catalog.ids[seeds].tolist())
+        by = args.get("by", "both")
+        n = len(ctx.catalog)
+        score = np.zeros(n)
+        if by in ("collaborative", "both") and len(ctx.dataset.interactions):
+            cf = ctx.itemcf.score([np.asarray(seeds)])[0]
+            score += cf / (cf.max() or 1.0)
+        if by in ("content", "both"):
+            vectors = ctx.item_index.vectors()
+            positions = ctx.catalog.index_of(ctx.item_index.ids)
+            content = np.zeros(n)
+            content[positions] = vectors @ vectors[
+                [int(np.flatnonzero(positions == s)[0]) for s in seeds]
+            ].mean(0)
+            score += np.clip(content, 0, None)
+        score[seeds] = -np.inf  # the seeds themselves are not recommendations
+        candidates = bus.candidates()
+        order = np.lexsort((candidates, -score[candidates]))[: ctx.settings.retrieve_k]
+        keep = candidates[order]
+        keep = keep[np.isfinite(score[keep])]
+        bus.restrict(keep, step=step, tool=self.name, scores=score[keep])
+        seed_titles = ", ".join(ctx.catalog.display_title(s) for s in seeds)
+        facts = f"items similar to {seed_titles}: kept {len(bus)}" + (
+            f" ({'; '.join(notes)})" if notes else ""
+        )
+        return ToolResult(facts=facts, details={"seeds": seed_titles, "kept": len(bus), "by": by})
+
+
+class CandidateStoreTool(Tool):
+    name = "user_candidates"
+    description = (
+        "Use the user's own list of items as the candidates (e.g. 'which of these three should I watch?')."
+    )
+    parameters: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "titles": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 200},
+                "minItems": 1,
+                "maxItems": 20,
+            }
+        },
+        "required": ["titles"],
+        "additionalProperties": False,
+    }
+
+    def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
+        positions, notes = ground_titles(ctx, args["titles"], self.name)
+        bus.restrict(positions, step=step, tool=self.name)
+        facts = f"the user's candidates: {', '.join(ctx.catalog.display_title(p) for p in bus.candidates())}"
+        return ToolResult(
+            facts=facts + (f" ({'; '.join(notes)})" if notes else ""), details={"kept": len(bus)}
+        )

@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recai.agent import Agent, AgentSettings
+from recai.agent.memory import Dialogue, ProfileStore, Turn
+from recai.agent.planner import Demonstrations, plan_schema
+from recai.data import Dataset
+from recai.llm import ScriptedChatModel
+from tests.agent.fakes import BagOfWordsEncoder
+
+
+def plan(
+    intent: str,
+    steps: list[dict[str, Any]],
+    liked: list[str] | None = None,
+    reply: str = "",
+    disliked: list[str] | None = None,
+) -> str:
+    return json.dumps(
+        {
+            "intent": intent,
+            "steps": steps,
+            "feedback": {"liked": liked or [], "disliked": disliked or []},
+            "reply": reply,
+        }
+    )
+
+
+def make_agent(
+    dataset: Dataset, script: list[Any], tmp_path: Path, **settings: Any
+) -> tuple[Agent, ScriptedChatModel]:
+    llm = ScriptedChatModel(script)
+    agent = Agent(
+        dataset,
+        llm,
+        settings=AgentSettings(k=3, retrieve_k=5, sasrec_budget_s=2.0, **settings),
+        encoder=BagOfWordsEncoder(),
+        profile_store=ProfileStore(tmp_path / "profiles"),
+        progress=False,
+    )
+    return agent, llm
+
+
+def test_a_recommendation_turn_plans_runs_and_answers_in_two_calls(dataset: Dataset, tmp_path: Path) -> None:
+    script = [
+        plan(
+            "recommend",
+            [
+                {"tool": "filter", "args": {"where": "list_contains(genres, 'crime') AND runtime < 160"}},
+                {"tool": "rank", "args": {"by": "popularity"}},
+            ],
+        ),
+        "Try **Pulp Fiction (1994)**, a classic. You might also like **Reservoir Dogs**.",
+    ]
+    agent, llm = make_agent(dataset, script, tmp_path)
+    result = agent.chat(agent.session(), "a crime film under 160 minutes")
+    assert result.items and set(result.items) <= {10, 11}  # only catalog items that satisfy the filter
+    assert result.items[0] == 10  # most popular first
+    assert "**Pulp Fiction (1994)**" in result.reply
+    trace = result.trace
+    assert trace["llm_calls"] == 2 and trace["replans"] == 0
+    assert [s["tool"] for s in trace["steps"]] == ["filter", "rank"]
+    assert trace["steps"][0]["details"]["corrections"] == []  # 'crime' fixed silently (only case)
+    assert trace["steps"][0]["output_size"] == 2
+    responder_prompt = llm.calls[1][1]["content"]
+    assert "Pulp Fiction (1994)" in responder_prompt and "Results:" in responder_prompt
+
+
+def test_a_failing_step_triggers_one_replan_with_the_error(dataset: Dataset, tmp_path: Path) -> None:
+    script = [
+        plan("recommend", [{"tool": "filter", "args": {"where": "list_contains(genres, 'Telenovela')"}}]),
+        plan("recommend", [{"tool": "filter", "args": {"where": "list_contains(genres, 'Romance')"}}]),
+        "**Amélie (2001)** is charming.",
+    ]
+    agent, llm = make_agent(dataset, script, tmp_path)
+    result = agent.chat(agent.session(), "a telenovela")
+    assert result.trace["replans"] == 1 and len(result.trace["plans"]) == 2
+    replan_message = llm.calls[1][-1]["content"]
+    assert "no genres called 'Telenovela'" in replan_message and "did you mean" in replan_message
+    assert set(result.items) <= {13, 14}
+
+
+def test_when_replanning_fails_too_the_answer_says_so(dataset: Dataset, tmp_path: Path) -> None:
+    empty = plan("recommend", [{"tool": "filter", "args": {"where": "year > 2100"}}])
+    agent, llm = make_agent(dataset, [empty, empty, "Nothing matches; try a wider year range."], tmp_path)
+    result = agent.chat(agent.session(), "films from the 22nd century")
+    assert result.items == [] and result.trace["replans"] == 1
+    assert "Nothing could be found" in llm.calls[2][1]["content"]  # the responder is told, no silent fallback
+
+
+def test_chit_chat_is_answered_by_the_planner_alone(dataset: Dataset, tmp_path: Path) -> None:
+    agent, _ = make_agent(
+        dataset, [plan("chat", [], reply="Hello! What do you feel like watching?")], tmp_path
+    )
+    result = agent.chat(agent.session(), "hi!")
+    assert result.reply == "Hello! What do you feel like watching?" and result.items == []
+    assert result.trace["llm_calls"] == 1
+
+
+def test_hallucinated_titles_are_removed_from_the_answer(dataset: Dataset, tmp_path: Path) -> None:
+    script = [
+        plan("recommend", [{"tool": "filter", "args": {"where": "language = 'French'"}}]),
+        "**Amélie (2001)** is lovely. You should also see **The Godfather**. And **Midnight in Lyon (2011)** too!",
+    ]
+    agent, _ = make_agent(dataset, script, tmp_path)
+    result = agent.chat(agent.session(), "a French film")
+    assert "Amélie" in result.reply and "Godfather" not in result.reply and "Lyon" not in result.reply
+    grounding = result.trace["grounding"]
+    assert (
+        "The Godfather" in grounding["off_list_titles"]
+        and "Midnight in Lyon (2011)" in grounding["unknown_titles"]
+    )
+
+
+def test_the_question_intent_answers_from_sql(dataset: Dataset, tmp_path: Path) -> None:
+    script = [
+        plan(
+            "question",
+            [
+                {"tool": "user_candidates", "args": {"titles": ["Heat", "Reservoir Dogs"]}},
+                {
+                    "tool": "sql_query",
+                    "args": {"sql": "SELECT title, runtime FROM items ORDER BY runtime LIMIT 1"},
+                },
+            ],
+        ),
+        "**Reservoir Dogs (1992)** is shorter, at 99 minutes.",
+    ]
+    agent, llm = make_agent(dataset, script, tmp_path)
+    result = agent.chat(agent.session(), "which is shorter, Heat or Reservoir Dogs?")
+    assert "title=Reservoir Dogs; runtime=99" in llm.calls[1][1]["content"]
+    assert "Reservoir Dogs" in result.reply
+
+
+def test_profiles_persist_per_user_and_shape_ranking(dataset: Dataset, tmp_path: Path) -> None:
+    script = [
+        plan(
+            "recommend",
+            [{"tool": "rank", "args": {"by": "popularity"}}],
+            disliked=["Pulp Fiction"],
+            liked=["Heat"],
+        ),
+        "Here are some picks.",
+    ]
+    agent, _ = make_agent(dataset, script, tmp_path)
+    session = agent.session("alice")
+    result = agent.chat(session, "I hated Pulp Fiction but loved Heat. Something popular?")
+    assert 10 not in result.items  # disliked items are never recommended
+    stored = json.loads((tmp_path / "profiles" / "alice.json").read_text())
+    assert stored["disliked"] == [10] and stored["liked"] == [12]
+    again = make_agent(dataset, [], tmp_path)[0].session("alice")
+    assert again.profile.disliked == [10]
+
+
+def test_dialogue_memory_stays_within_its_budget() -> None:
+    dialogue = Dialogue(budget=40)
+    for i in range(10):
+        dialogue.add(Turn(user=f"request number {i} " * 5, reply="a reply " * 10, items=[f"Film {i}"]))
+    text = dialogue.render()
+    assert "request number 9" in text and "(earlier)" in text and len(text) < 4 * 40 * 3
+
+
+def test_plans_and_demonstrations_share_one_format(dataset: Dataset, tmp_path: Path) -> None:
+    agent, _ = make_agent(dataset, [], tmp_path)
+    schema = plan_schema(list(agent.tools.values()))
+    demos = Demonstrations.load(schema=schema, mode="lexical")
+    assert len(demos.examples) >= 10
+    picked = demos.select("more films by Christopher Nolan", 2)
+    assert any("Nolan" in d.request for d in picked)
+    bad = tmp_path / "demos.json"
+    bad.write_text(
+        json.dumps(
+            [
+                {
+                    "request": "x",
+                    "plan": {
+                        "intent": "recommend",
+                        "steps": [{"tool": "nope", "args": {}}],
+                        "feedback": {"liked": [], "disliked": []},
+                        "reply": "",
+                    },
+                }
+            ]
+        )
+    )
+    with pytest.raises(ValueError, match="not a valid plan"):
+        Demonstrations.load(bad, schema=schema)
+
+
+def test_a_planner_that_cannot_produce_a_plan_gets_a_polite_question(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    agent, _ = make_agent(dataset, ["garbage", "still garbage", "more garbage"], tmp_path)
+    result = agent.chat(agent.session(), "???")
+    assert "rephrase" in result.reply and "planner_error" in result.trace
+
+
+def test_streaming_yields_the_same_reply(dataset: Dataset, tmp_path: Path) -> None:
+    script = [plan("chat", [], reply="Hi there, friend.")]
+    agent, _ = make_agent(dataset, script, tmp_path)
+    stream = agent.chat_stream(agent.session(), "hello")
+    assert "".join(stream) == "Hi there, friend." and stream.result is not None
