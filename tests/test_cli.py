@@ -115,3 +115,11 @@ def test_rec_train_eval_and_recommend_from_a_saved_model(tmp_path: Path) -> None
     assert "│ 2 │" in by_user
     bad = runner.invoke(app, ["rec", "train", "sasrec", "--param", "hiddenn=3"])
     assert bad.exit_code == 1 and "bad hyperparameter" in bad.output
+
+
+def test_chat_runs_scripted_messages_and_shows_the_trace() -> None:
+    # The echo model returns the planner's own prompt, whose demonstrations hold valid plans: whatever it
+    # picks, the turn must run end to end and show its trace.
+    out = _run("chat", "--llm", "scripted:echo", "--message", "hello there", "--trace")
+    assert "you> hello there" in out and "recai>" in out
+    assert "intent " in out and "LLM call(s)" in out and "s in all" in out
