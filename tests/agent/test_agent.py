@@ -205,3 +205,18 @@ def test_streaming_yields_the_same_reply(dataset: Dataset, tmp_path: Path) -> No
     agent, _ = make_agent(dataset, script, tmp_path)
     stream = agent.chat_stream(agent.session(), "hello")
     assert "".join(stream) == "Hi there, friend." and stream.result is not None
+
+
+def test_the_critic_can_send_the_plan_back_once(dataset: Dataset, tmp_path: Path) -> None:
+    script = [
+        plan("recommend", [{"tool": "filter", "args": {"where": "language = 'English'"}}]),
+        "**Heat (1995)** is great.",
+        json.dumps({"ok": False, "problem": "the user asked for a French film"}),
+        plan("recommend", [{"tool": "filter", "args": {"where": "language = 'French'"}}]),
+        "**Amélie (2001)** is French.",
+    ]
+    agent, llm = make_agent(dataset, script, tmp_path, reflect=True)
+    result = agent.chat(agent.session(), "a French film")
+    assert result.trace["critic"][0]["ok"] is False and result.trace["replans"] == 1
+    assert set(result.items) <= {13, 14} and "Amélie" in result.reply
+    assert "judged wrong: the user asked for a French film" in llm.calls[3][-1]["content"]

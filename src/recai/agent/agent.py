@@ -30,6 +30,7 @@ from recai.agent.tools.retrieval import (
 from recai.agent.tools.sql import FilterTool, InfoQueryTool
 from recai.data.dataset import Dataset
 from recai.llm.base import ChatModel
+from recai.llm.prompting import render_prompt
 from recai.llm.structured import SchemaError
 from recai.llm.usage import meter, track
 
@@ -185,28 +186,30 @@ class Agent:
                     bus, facts, failure = self._execute(plan, trace)
                 except SchemaError as exc:
                     trace["planner_error"] = str(exc)
-        if failure is not None:
-            facts.append(
-                f"Nothing could be found: {failure}. Say so briefly and suggest relaxing a condition."
-            )
 
-        items: list[int] = []
-        if (plan["intent"] == "recommend" and failure is None and not bus.empty) or (
-            plan["intent"] == "question" and not bus.unrestricted and failure is None
-        ):
-            items = bus.top(self.settings.k)[0].tolist()
-        if plan["intent"] == "chat" and not plan["steps"] and plan["reply"]:
-            reply_chunks: Iterator[str] = iter([plan["reply"]])
-            check = None
-        else:
-            item_lines = "\n".join(
-                f"- {catalog.render(p, by_position=True, max_chars=self.settings.item_chars)}" for p in items
-            )
-            allowed = set(items) | set(catalog.index_of(session.profile.liked, missing="drop").tolist())
-            allowed |= set(self._mentioned(text))
-            check = GroundingCheck(catalog, allowed)
-            messages_r = self.responder.messages(text, dialogue, "\n".join(facts), item_lines)
-            reply_chunks = self.responder.stream(messages_r, check)
+        items, reply_chunks, check = self._prepare_reply(text, dialogue, plan, bus, facts, failure, session)
+        if self.settings.reflect and plan["intent"] != "chat":
+            with track("responder"):
+                draft = "".join(reply_chunks)
+            verdict = self._critic(text, draft, items)
+            trace["critic"] = [verdict]
+            if not verdict["ok"] and trace["replans"] == 0:
+                trace["replans"] += 1
+                with track("planner"):
+                    try:
+                        plan, _ = self.planner.replan(
+                            messages, plan, f"the answer was judged wrong: {verdict['problem']}"
+                        )
+                        trace["plans"].append(plan)
+                        bus, facts, failure = self._execute(plan, trace)
+                        items, reply_chunks, check = self._prepare_reply(
+                            text, dialogue, plan, bus, facts, failure, session
+                        )
+                    except SchemaError as exc:
+                        trace["planner_error"] = str(exc)
+                        reply_chunks = iter([draft])
+            else:
+                reply_chunks = iter([draft])
         reply_parts: list[str] = []
         with track("responder"):
             for chunk in reply_chunks:
@@ -232,6 +235,70 @@ class Agent:
         return TurnResult(reply=reply, items=ids, trace=trace)
 
     # ------------------------------------------------------------ internals
+    def _prepare_reply(
+        self,
+        text: str,
+        dialogue: str,
+        plan: dict[str, Any],
+        bus: CandidateBus,
+        facts: list[str],
+        failure: str | None,
+        session: Session,
+    ) -> tuple[list[int], Iterator[str], GroundingCheck | None]:
+        """The final items and a (lazy) stream of the checked answer."""
+        catalog = self.dataset.catalog
+        if failure is not None:
+            facts = [
+                *facts,
+                f"Nothing could be found: {failure}. Say so briefly and suggest relaxing a condition.",
+            ]
+        items: list[int] = []
+        if (
+            failure is None
+            and not bus.empty
+            and (plan["intent"] == "recommend" or (plan["intent"] == "question" and not bus.unrestricted))
+        ):
+            items = bus.top(self.settings.k)[0].tolist()
+        if plan["intent"] == "chat" and not plan["steps"] and plan["reply"]:
+            return items, iter([plan["reply"]]), None
+        item_lines = "\n".join(
+            f"- {catalog.render(p, by_position=True, max_chars=self.settings.item_chars)}" for p in items
+        )
+        allowed = set(items) | set(catalog.index_of(session.profile.liked, missing="drop").tolist())
+        allowed |= set(self._mentioned(text))
+        check = GroundingCheck(catalog, allowed)
+        messages = self.responder.messages(text, dialogue, "\n".join(facts), item_lines)
+        return items, self.responder.stream(messages, check), check
+
+    def _critic(self, text: str, reply: str, items: list[int]) -> dict[str, Any]:
+        """One JSON verdict on whether the answer meets the request (reflection)."""
+        catalog = self.dataset.catalog
+        prompt = render_prompt(
+            "critic",
+            package="recai.agent",
+            request=text,
+            reply=reply,
+            item_noun=self.item_noun,
+            items="; ".join(catalog.render(p, by_position=True, max_chars=140) for p in items) or "(none)",
+        )
+        schema = {
+            "type": "object",
+            "properties": {"ok": {"type": "boolean"}, "problem": {"type": "string", "maxLength": 300}},
+            "required": ["ok", "problem"],
+            "additionalProperties": False,
+        }
+        with track("critic"):
+            try:
+                verdict = self.llm.complete(
+                    [{"role": "user", "content": prompt}],
+                    response_format=schema,
+                    max_tokens=120,
+                    describe_schema=False,
+                ).parsed
+            except SchemaError as exc:
+                return {"ok": True, "problem": f"critic gave no verdict ({exc})"}
+        return verdict
+
     def _execute(
         self, plan: dict[str, Any], trace: dict[str, Any]
     ) -> tuple[CandidateBus, list[str], str | None]:
