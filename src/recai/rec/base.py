@@ -104,9 +104,18 @@ class Recommender(ABC):
         return idx[order], scores[idx[order]]
 
     def similar_items(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Items most related to ``item`` (a position). The default asks the model what it recommends
-        after a history of just that item; models with item embeddings override it with cosine."""
-        return self.recommend([item], k)
+        """Items most related to ``item`` (a position): cosine of item embeddings for models that have
+        them (``item_vectors``), else what the model recommends after a history of just that item."""
+        self._check_fitted()
+        vectors = getattr(self, "item_vectors", None)
+        if vectors is None:
+            return self.recommend([item], k)
+        v = vectors()
+        norms = np.linalg.norm(v, axis=1) + 1e-12
+        sims = (v @ v[item]) / (norms * norms[item])
+        sims[item] = -np.inf
+        order = np.lexsort((np.arange(len(sims)), -sims))[:k]
+        return order.astype(np.int64), sims[order]
 
     # ------------------------------------------------------------- persist
     def save(self, path: str | Path, *, overwrite: bool = True) -> Path:

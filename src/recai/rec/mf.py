@@ -119,15 +119,6 @@ class _MF(Recommender):
         assert self.item_factors_ is not None
         return self.item_factors_
 
-    def similar_items(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        v = self.item_vectors()
-        norms = np.linalg.norm(v, axis=1) + 1e-12
-        sims = (v @ v[item]) / (norms * norms[item])
-        sims[item] = -np.inf
-        order = np.lexsort((np.arange(len(sims)), -sims))[:k]
-        return order.astype(np.int64), sims[order]
-
     def _state(self) -> dict[str, np.ndarray]:
         assert self.user_factors_ is not None and self.item_factors_ is not None
         return {

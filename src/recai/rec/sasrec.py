@@ -238,15 +238,6 @@ class SASRec(Recommender):
     def item_vectors(self) -> np.ndarray:
         return self.net_.item.weight[1:].detach().numpy().copy()
 
-    def similar_items(self, item: int, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        self._check_fitted()
-        v = self.item_vectors()
-        norms = np.linalg.norm(v, axis=1) + 1e-12
-        sims = (v @ v[item]) / (norms * norms[item])
-        sims[item] = -np.inf
-        order = np.lexsort((np.arange(len(sims)), -sims))[:k]
-        return order.astype(np.int64), sims[order]
-
     # ---------------------------------------------------------- persistence
     def _state(self) -> dict[str, np.ndarray]:
         torch = _torch()
