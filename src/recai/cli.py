@@ -480,8 +480,8 @@ def chat(
     from recai.llm.resolve import ModelNotFoundError
 
     try:
-        with console.status("loading the agent (first use builds its indexes) ..."):
-            agent = Agent.from_dataset(data, llm=llm, progress=False)
+        err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
+        agent = Agent.from_dataset(data, llm=llm, progress=True)
     except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
         raise _fail(exc) from None
     session = agent.session(user)

@@ -220,3 +220,20 @@ def test_the_critic_can_send_the_plan_back_once(dataset: Dataset, tmp_path: Path
     assert result.trace["critic"][0]["ok"] is False and result.trace["replans"] == 1
     assert set(result.items) <= {13, 14} and "Amélie" in result.reply
     assert "judged wrong: the user asked for a French film" in llm.calls[3][-1]["content"]
+
+
+def test_stated_constraints_are_remembered_and_shown_to_the_planner(dataset: Dataset, tmp_path: Path) -> None:
+    first = json.dumps(
+        {
+            "intent": "chat",
+            "steps": [],
+            "reply": "Noted.",
+            "feedback": {"liked": [], "disliked": [], "constraints": ["no horror"]},
+        }
+    )
+    agent, llm = make_agent(dataset, [first, plan("chat", [], reply="Sure.")], tmp_path)
+    session = agent.session("bob")
+    agent.chat(session, "I never watch horror")
+    agent.chat(session, "what now?")
+    assert session.profile.constraints == ["no horror"]
+    assert "standing constraints: no horror" in llm.calls[1][1]["content"]

@@ -339,6 +339,10 @@ class Agent:
         return bus, facts, None
 
     def _apply_feedback(self, plan: dict[str, Any], session: Session, trace: dict[str, Any]) -> None:
+        for constraint in plan.get("feedback", {}).get("constraints", []) or []:
+            if constraint.strip() and constraint.strip() not in session.profile.constraints:
+                session.profile.constraints.append(constraint.strip())
+                trace.setdefault("feedback", {}).setdefault("constraints", []).append(constraint.strip())
         for kind in ("liked", "disliked"):
             titles = plan.get("feedback", {}).get(kind, [])
             if not titles:
@@ -357,6 +361,8 @@ class Agent:
             if ids:
                 titles = [catalog.display_title(int(p)) for p in catalog.index_of(ids, missing="drop")][-8:]
                 parts.append(f"{kind}: {', '.join(titles)}")
+        if profile.constraints:
+            parts.append("standing constraints: " + "; ".join(profile.constraints[-5:]))
         return "; ".join(parts)
 
     def _mentioned(self, text: str) -> list[int]:

@@ -44,7 +44,15 @@ def plan_schema(tools: list[Tool], max_steps: int = 6) -> dict[str, Any]:
             "steps": {"type": "array", "items": {"anyOf": step_variants}, "maxItems": max_steps},
             "feedback": {
                 "type": "object",
-                "properties": {"liked": titles, "disliked": titles},
+                "properties": {
+                    "liked": titles,
+                    "disliked": titles,
+                    "constraints": {
+                        "type": "array",
+                        "items": {"type": "string", "maxLength": 120},
+                        "maxItems": 3,
+                    },
+                },
                 "required": ["liked", "disliked"],
                 "additionalProperties": False,
             },
