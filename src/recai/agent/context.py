@@ -27,7 +27,7 @@ class AgentSettings:
     sql_max_rows: int = 20
     sql_timeout_s: float = 5.0
     facts_chars: int = 1200  # budget for tool facts in the responder prompt
-    item_chars: int = 160  # budget for each item's description in the responder prompt
+    item_chars: int = 220  # budget for each item's description in the responder prompt
     history_tokens: int = 600  # dialogue kept verbatim in prompts (older turns are compressed)
     max_steps: int = 6
     replan: bool = True

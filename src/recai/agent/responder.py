@@ -111,7 +111,7 @@ class Responder:
         self,
         messages: list[dict[str, str]],
         check: GroundingCheck,
-        max_tokens: int = 220,
+        max_tokens: int = 160,
         usage: dict[str, Any] | None = None,
     ) -> Iterator[str]:
         yield from check.filter_stream(self.llm.stream(messages, max_tokens=max_tokens, temperature=0.0))

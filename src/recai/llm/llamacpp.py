@@ -5,7 +5,9 @@
 - JSON schemas are enforced by a grammar compiled from the schema (``response_format`` with a
   ``schema``); the grammar lets raw newlines into strings, which the parser accepts.
 - Consecutive calls reuse the KV cache for the longest common token prefix (llama.cpp does this when
-  the new prompt extends the previous one), so a multi-turn chat does not re-read its history.
+  the new prompt extends the previous one), so a multi-turn chat does not re-read its history; with
+  ``prompt_cache_mb`` KV states are also kept in RAM by prompt prefix, so prompts that alternate (an
+  agent's planner and responder) each find their own prefix again.
 - One model instance is not thread-safe: calls are serialised with a lock.
 """
 
@@ -35,6 +37,7 @@ class LlamaCppChatModel(ChatModel):
         n_batch: int = 256,
         seed: int = 0,
         verbose: bool = False,
+        prompt_cache_mb: int = 1024,
     ) -> None:
         try:
             from llama_cpp import Llama
@@ -56,6 +59,12 @@ class LlamaCppChatModel(ChatModel):
             verbose=verbose,
         )
         self.n_ctx = n_ctx
+        if prompt_cache_mb > 0:
+            # Saved KV states keyed by prompt prefix: an agent alternating planner and responder prompts
+            # gets each fixed system prompt back from memory instead of re-reading it every turn.
+            from llama_cpp import LlamaRAMCache
+
+            self._llm.set_cache(LlamaRAMCache(capacity_bytes=prompt_cache_mb * 2**20))
 
     def _kwargs(
         self, max_tokens: int, temperature: float, stop: Sequence[str] | None, seed: int | None
