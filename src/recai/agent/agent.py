@@ -216,6 +216,13 @@ class Agent:
                 reply_parts.append(chunk)
                 yield chunk
         reply = "".join(reply_parts).strip()
+        if not reply:  # the grounding check held everything back: say something true instead of nothing
+            reply = (
+                "Here is what I found in the catalog."
+                if items
+                else "I could not find anything in the catalog for that. Could you say it differently?"
+            )
+            yield reply
         if check is not None:
             trace["grounding"] = {
                 "removed": check.report.removed,
@@ -223,7 +230,14 @@ class Agent:
                 "off_list_titles": sorted(set(check.report.off_list_titles)),
             }
         ids = catalog.ids[items].tolist() if items else []
-        session.dialogue.add(Turn(user=text, reply=reply, items=[catalog.display_title(p) for p in items]))
+        session.dialogue.add(
+            Turn(
+                user=text,
+                reply=reply,
+                items=[catalog.display_title(p) for p in items],
+                item_ids=catalog.ids[items].tolist() if items else [],
+            )
+        )
         if session.user is not None:
             self.profile_store.save(session.user, session.profile)
         usage = meter.report()
@@ -266,6 +280,9 @@ class Agent:
         )
         allowed = set(items) | set(catalog.index_of(session.profile.liked, missing="drop").tolist())
         allowed |= set(self._mentioned(text))
+        allowed |= set(
+            catalog.index_of(session.dialogue.last_item_ids, missing="drop").tolist()
+        )  # "of those"
         check = GroundingCheck(catalog, allowed)
         messages = self.responder.messages(text, dialogue, "\n".join(facts), item_lines)
         return items, self.responder.stream(messages, check), check

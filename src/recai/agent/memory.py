@@ -72,6 +72,7 @@ class Turn:
     user: str
     reply: str
     items: list[str] = field(default_factory=list)  # display titles recommended in this turn
+    item_ids: list[Any] = field(default_factory=list)  # the same items as catalog ids
 
 
 @dataclass
@@ -88,7 +89,8 @@ class Dialogue:
         lines: list[str] = []
         used = 0
         for turn in reversed(self.turns):
-            full = f"User: {turn.user}\nAssistant: {turn.reply}"
+            shown = f"\n(recommended: {'; '.join(turn.items)})" if turn.items else ""
+            full = f"User: {turn.user}\nAssistant: {turn.reply}{shown}"
             cost = rough_tokens(full)
             if used + cost <= self.budget:
                 lines.append(full)
@@ -102,5 +104,5 @@ class Dialogue:
         return "\n".join(reversed(lines))
 
     @property
-    def last_items(self) -> list[str]:
-        return self.turns[-1].items if self.turns else []
+    def last_item_ids(self) -> list[Any]:
+        return self.turns[-1].item_ids if self.turns else []
