@@ -68,19 +68,24 @@ def build(model: str, backend: str) -> ChatModel:
 
 
 def measure(chat: ChatModel, repeats: int, decode_tokens: int) -> dict[str, Any]:
-    messages = [{"role": "user", "content": PROMPT}]
+    # Each measured prompt starts differently, so no KV-cache reuse (prefix or RAM cache) flatters prefill.
+    def fresh(i: int) -> list[dict[str, str]]:
+        return [{"role": "user", "content": f"Request {i} of the benchmark. {PROMPT}"}]
+
+    messages = fresh(0)
     chat.complete(messages, max_tokens=1)  # warm-up
-    prefill = [chat.complete(messages, max_tokens=1) for _ in range(repeats)]
+    prefill = [chat.complete(fresh(100 + i), max_tokens=1) for i in range(repeats)]
     prefill_s = statistics.median(r.latency_s for r in prefill)
     prompt_tokens = prefill[0].prompt_tokens
-    free = [chat.complete(messages, max_tokens=decode_tokens) for _ in range(repeats)]
+    free = [chat.complete(fresh(200 + i), max_tokens=decode_tokens) for i in range(repeats)]
     decode = [(r.completion_tokens - 1) / max(r.latency_s - prefill_s, 1e-6) for r in free]
     plan_request = [
         {"role": "user", "content": "Plan tool calls for: a 90s crime film like Heat but shorter."}
     ]
     schema_runs, first_try = [], 0
-    for _ in range(repeats):
-        result = chat.complete(plan_request, response_format=PLAN_SCHEMA, max_tokens=160)
+    for i in range(repeats):
+        request = [{"role": "user", "content": f"({i}) {plan_request[0]['content']}"}]
+        result = chat.complete(request, response_format=PLAN_SCHEMA, max_tokens=160)
         first_try += result.attempts == 1
         schema_runs.append(result.completion_tokens / max(result.latency_s, 1e-6))
     return {
