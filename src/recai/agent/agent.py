@@ -32,7 +32,7 @@ from recai.data.dataset import Dataset
 from recai.llm.base import ChatModel
 from recai.llm.prompting import render_prompt
 from recai.llm.structured import SchemaError
-from recai.llm.usage import meter, track
+from recai.llm.usage import scoped, track
 
 
 def default_tools() -> list[Tool]:
@@ -150,8 +150,11 @@ class Agent:
         return TurnStream(self._turn(session, text))
 
     def _turn(self, session: Session, text: str) -> Iterator[str]:
+        with scoped() as usage:
+            return (yield from self._turn_inner(session, text, usage))
+
+    def _turn_inner(self, session: Session, text: str, usage_meter: Any) -> Iterator[str]:
         started = time.perf_counter()
-        meter.reset()
         self.ctx.profile = session.profile
         trace: dict[str, Any] = {"request": text, "plans": [], "steps": [], "replans": 0}
         catalog = self.dataset.catalog
@@ -240,7 +243,7 @@ class Agent:
         )
         if session.user is not None:
             self.profile_store.save(session.user, session.profile)
-        usage = meter.report()
+        usage = usage_meter.report()
         trace["llm"] = {component: next(iter(models.values())) for component, models in usage.items()}
         trace["llm_calls"] = sum(int(v["calls"]) for v in trace["llm"].values())
         trace["latency_s"] = round(time.perf_counter() - started, 3)

@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 
 _component: ContextVar[str] = ContextVar("recai_llm_component", default="default")
+_scopes: ContextVar[tuple[UsageMeter, ...]] = ContextVar("recai_llm_usage_scopes", default=())
 
 
 @dataclass
@@ -43,6 +44,15 @@ class UsageMeter:
         failed: bool = False,
     ) -> None:
         key = (_component.get(), model)
+        if self is meter:  # also count the call in every scope opened around it (see ``scoped``)
+            for scope in _scopes.get():
+                scope.record(
+                    model,
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    latency_s=latency_s,
+                    failed=failed,
+                )
         with self._lock:
             stats = self._stats.setdefault(key, UsageStats())
             stats.calls += 1
@@ -76,6 +86,18 @@ class UsageMeter:
 
 
 meter = UsageMeter()
+
+
+@contextlib.contextmanager
+def scoped() -> Iterator[UsageMeter]:
+    """A fresh meter that sees only the calls made inside the block (in this thread or task), so one
+    agent turn can report its own usage without resetting the global meter other code relies on."""
+    scope = UsageMeter()
+    token = _scopes.set((*_scopes.get(), scope))
+    try:
+        yield scope
+    finally:
+        _scopes.reset(token)
 
 
 @contextlib.contextmanager
