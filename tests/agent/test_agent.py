@@ -239,11 +239,15 @@ def test_stated_constraints_are_remembered_and_shown_to_the_planner(dataset: Dat
     assert "standing constraints: no horror" in llm.calls[1][1]["content"]
 
 
-def test_a_turn_reports_its_own_usage_without_resetting_the_global_meter(dataset: Dataset, tmp_path: Path) -> None:
+def test_a_turn_reports_its_own_usage_without_resetting_the_global_meter(
+    dataset: Dataset, tmp_path: Path
+) -> None:
     from recai.llm import meter
 
     meter.reset()
-    agent, _ = make_agent(dataset, [plan("chat", [], reply="Hi."), plan("chat", [], reply="Hello again.")], tmp_path)
+    agent, _ = make_agent(
+        dataset, [plan("chat", [], reply="Hi."), plan("chat", [], reply="Hello again.")], tmp_path
+    )
     session = agent.session()
     agent.chat(session, "hi")
     second = agent.chat(session, "hi again")
