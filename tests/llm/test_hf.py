@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("transformers")
@@ -49,3 +51,28 @@ def test_custom_logits_processors_plug_in(tiny: HFChatModel) -> None:
     messages = [{"role": "user", "content": "anything"}]
     prompt_len[0] = model._inputs(messages)["input_ids"].shape[1]
     assert model.complete(messages, max_tokens=10).text == "Heat"
+
+
+def test_a_saved_folder_and_a_peft_adapter_load_by_path(tmp_path: Path) -> None:
+    pytest.importorskip("peft")
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = tiny_causal_lm(seed=3)
+    model.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    lora = get_peft_model(
+        model, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
+    lora.save_pretrained(tmp_path / "adapter")
+
+    plain = HFChatModel(tmp_path / "base", dtype="float32", use_grammar=False)
+    adapted = HFChatModel(tmp_path / "base", dtype="float32", adapter=tmp_path / "adapter", use_grammar=False)
+    messages = [{"role": "user", "content": "hello"}]
+    assert plain.name == "base" and plain.complete(messages, max_tokens=5).prompt_tokens > 0
+    import torch
+
+    inputs = plain._inputs(messages)
+    with torch.no_grad():
+        base_logits = plain.model(**inputs).logits
+        adapted_logits = adapted.model(**inputs).logits
+    assert not torch.allclose(base_logits, adapted_logits)  # the adapter is really applied
