@@ -232,14 +232,14 @@ def data_split(
 
 # ----------------------------------------------------------------------- rec
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
-    from recai.llm.factory import _typed
+    from recai.llm.factory import parse_value
 
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
             raise _fail(ValueError(f"--param takes key=value, got '{pair}'"))
-        params[key.replace("-", "_")] = _typed(value)
+        params[key.replace("-", "_")] = parse_value(value)
     return params
 
 

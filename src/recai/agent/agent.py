@@ -141,9 +141,9 @@ class Agent:
     # ----------------------------------------------------------------- turn
     def chat(self, session: Session, text: str) -> TurnResult:
         stream = self.chat_stream(session, text)
-        chunks = list(stream)
+        for _ in stream:  # the turn builds the reply text itself
+            pass
         assert stream.result is not None
-        stream.result.reply = "".join(chunks).strip()
         return stream.result
 
     def chat_stream(self, session: Session, text: str) -> TurnStream:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from recai.agent.memory import Profile
+from recai.data.atomic import write_text_atomic
 from recai.data.dataset import Dataset
 from recai.data.home import data_home
 
@@ -95,5 +96,5 @@ class AgentContext:
         )
         model.fit(split.train_and_valid(), valid=split.test)
         model.save(path)
-        (path / "trained.json").write_text(json.dumps({"history": model.history_}, default=float))
+        write_text_atomic(path / "trained.json", json.dumps({"history": model.history_}, default=float))
         return model

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from recai.data.catalog import Catalog
 from recai.llm.base import ChatModel
@@ -112,6 +111,5 @@ class Responder:
         messages: list[dict[str, str]],
         check: GroundingCheck,
         max_tokens: int = 160,
-        usage: dict[str, Any] | None = None,
     ) -> Iterator[str]:
         yield from check.filter_stream(self.llm.stream(messages, max_tokens=max_tokens, temperature=0.0))

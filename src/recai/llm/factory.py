@@ -47,7 +47,7 @@ class ChatModelConfig(BaseModel):
                 f"model spec '{spec}' must start with one of {', '.join(b + ':' for b in BACKENDS)}"
             )
         rest, _, query = rest.partition("?")
-        options: dict[str, Any] = {k: _typed(v) for k, v in parse_qsl(query, keep_blank_values=True)}
+        options: dict[str, Any] = {k: parse_value(v) for k, v in parse_qsl(query, keep_blank_values=True)}
         base_url = None
         model = rest
         if backend == "openai" and rest.startswith(("http://", "https://")):
@@ -61,7 +61,8 @@ class ChatModelConfig(BaseModel):
         return cls(backend=backend, model=model, base_url=base_url, options=options)
 
 
-def _typed(value: str) -> Any:
+def parse_value(value: str) -> Any:
+    """'8192' -> 8192, '0.5' -> 0.5, 'false' -> False, anything else stays text (spec and CLI options)."""
     for cast in (int, float):
         try:
             return cast(value)

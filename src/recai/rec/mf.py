@@ -44,6 +44,7 @@ class _MF(Recommender):
         self.user_factors_: np.ndarray | None = None
         self.item_factors_: np.ndarray | None = None
         self.user_ids_: list[Any] = []
+        self._positions: dict[Any, int] = {}  # user id -> row of user_factors_, set by fit and load
         self.history_: list[dict[str, float]] = []
 
     @abstractmethod
@@ -106,8 +107,7 @@ class _MF(Recommender):
 
     def _score(self, histories: list[np.ndarray], users: list[Any] | None) -> np.ndarray:
         assert self.user_factors_ is not None and self.item_factors_ is not None
-        positions = getattr(self, "_positions", None) or {u: i for i, u in enumerate(self.user_ids_)}
-        self._positions = positions
+        positions = self._positions
         vectors = np.empty((len(histories), self.user_factors_.shape[1]), dtype=np.float32)
         for r, h in enumerate(histories):
             known = positions.get(users[r]) if users is not None else None
