@@ -482,6 +482,7 @@ def chat(
     try:
         err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
         agent = Agent.from_dataset(data, llm=llm, progress=True)
+        agent.warm_up()
     except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
         raise _fail(exc) from None
     session = agent.session(user)

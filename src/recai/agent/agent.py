@@ -134,6 +134,11 @@ class Agent:
         )
         return agent
 
+    def warm_up(self) -> None:
+        """Build (or load) the retrieval resources now, so the first turn is not the slow one.
+        The sequential model is left lazy: only preference ranking needs it."""
+        _ = self.ctx.item_index, self.ctx.itemcf
+
     def session(self, user: str | None = None) -> Session:
         profile = self.profile_store.load(user) if user is not None else Profile()
         return Session(user=user, dialogue=Dialogue(budget=self.settings.history_tokens), profile=profile)
