@@ -62,8 +62,14 @@ def run_conversations(llm: str) -> dict[str, Any]:
         session = agent.session()
         for text in messages:
             t = time.perf_counter()
-            result = agent.chat(session, text)
+            first_chunk: float | None = None
+            stream = agent.chat_stream(session, text)
+            for _ in stream:  # the streamed form, as `recai chat` uses it
+                if first_chunk is None:
+                    first_chunk = time.perf_counter() - t
             wall = time.perf_counter() - t
+            result = stream.result
+            assert result is not None
             trace = result.trace
             tools_s = sum(s.get("latency_s", 0.0) for s in trace["steps"])
             llm_s = sum(v["latency_s"] for v in trace["llm"].values())
@@ -72,7 +78,10 @@ def run_conversations(llm: str) -> dict[str, Any]:
                     "request": text,
                     "intent": trace["plans"][-1]["intent"],
                     "wall_s": round(wall, 3),
+                    "first_text_s": round(first_chunk if first_chunk is not None else wall, 3),
                     "llm_s": round(llm_s, 3),
+                    "planner_s": round(trace["llm"].get("planner", {}).get("latency_s", 0.0), 3),
+                    "responder_s": round(trace["llm"].get("responder", {}).get("latency_s", 0.0), 3),
                     "non_llm_s": round(wall - llm_s, 3),
                     "tools_s": round(tools_s, 4),
                     "llm_calls": trace["llm_calls"],
@@ -99,7 +108,10 @@ def run_conversations(llm: str) -> dict[str, Any]:
         "turns": len(turns),
         "warm_wall_s_p50": pct([t["wall_s"] for t in warm], 50),
         "warm_wall_s_p90": pct([t["wall_s"] for t in warm], 90),
+        "warm_first_text_s_p50": pct([t["first_text_s"] for t in warm], 50),
         "warm_llm_s_p50": pct([t["llm_s"] for t in warm], 50),
+        "warm_planner_s_p50": pct([t["planner_s"] for t in warm], 50),
+        "warm_responder_s_p50": pct([t["responder_s"] for t in warm if t["responder_s"] > 0], 50),
         "warm_non_llm_s_p50": pct([t["non_llm_s"] for t in warm], 50),
         "recommend_turns": len(recommend),
         "llm_calls_per_recommend_turn_max": max((t["llm_calls"] for t in recommend), default=0),
@@ -211,6 +223,11 @@ def main() -> None:
     parser.add_argument("--llm", default="local:qwen2.5-1.5b-instruct")
     parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--skip-conversations", action="store_true")
+    parser.add_argument(
+        "--keep-tools",
+        action="store_true",
+        help="reuse tool_latency from the existing --out file instead of rebuilding the large catalogs",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "agent_turn.json")
     args = parser.parse_args()
     report: dict[str, Any] = {
@@ -220,7 +237,9 @@ def main() -> None:
     if not args.skip_conversations:
         report["conversations"] = run_conversations(args.llm)
     report["tool_latency"] = []
-    for n in args.sizes:
+    if args.keep_tools and args.out.exists():
+        report["tool_latency"] = json.loads(args.out.read_text(encoding="utf-8")).get("tool_latency", [])
+    for n in [] if args.keep_tools else args.sizes:
         row = tool_latency(n)
         print(json.dumps(row), flush=True)
         report["tool_latency"].append(row)

@@ -8,6 +8,7 @@ user id as JSON, written atomically.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,12 +86,19 @@ class Dialogue:
     def add(self, turn: Turn) -> None:
         self.turns.append(turn)
 
-    def render(self) -> str:
+    def render(self, *, brief: bool = True) -> str:
+        """The dialogue for a prompt.
+
+        ``brief`` keeps only the first sentence of each assistant reply: the prompts need what was asked
+        and what was recommended, not the prose, and a small model shown its own full earlier reply tends
+        to repeat it instead of answering the new message. It also saves prompt tokens.
+        """
         lines: list[str] = []
         used = 0
         for turn in reversed(self.turns):
             shown = f"\n(recommended: {'; '.join(turn.items)})" if turn.items else ""
-            full = f"User: {turn.user}\nAssistant: {turn.reply}{shown}"
+            reply = first_sentence(turn.reply) if brief else turn.reply
+            full = f"User: {turn.user}\nAssistant: {reply}{shown}"
             cost = rough_tokens(full)
             if used + cost <= self.budget:
                 lines.append(full)
@@ -106,3 +114,13 @@ class Dialogue:
     @property
     def last_item_ids(self) -> list[Any]:
         return self.turns[-1].item_ids if self.turns else []
+
+
+def first_sentence(text: str, max_chars: int = 160) -> str:
+    """The reply's first sentence (bold markers dropped), cut at a word boundary."""
+    text = " ".join(text.replace("**", "").split())
+    match = re.search(r"(?<=[.!?])\s", text)
+    sentence = text[: match.start()] if match else text
+    if len(sentence) > max_chars:
+        sentence = sentence[:max_chars].rsplit(" ", 1)[0] + "..."
+    return sentence
