@@ -1,0 +1,45 @@
+"""What the prompts carry: compact plans and brief dialogue history (fewer tokens, less parroting)."""
+
+from __future__ import annotations
+
+import json
+
+from recai.agent.memory import Dialogue, Turn, first_sentence
+from recai.agent.planner import compact_plan_json, normalise_plan
+
+
+def test_compact_plan_drops_empty_fields_and_spaces() -> None:
+    plan = {
+        "intent": "recommend",
+        "steps": [{"tool": "rank", "args": {"by": "popularity"}}],
+        "feedback": {"liked": [], "disliked": ["Titanic"], "constraints": []},
+        "reply": "",
+    }
+    text = compact_plan_json(plan)
+    assert " " not in text.replace("Titanic", "")
+    assert json.loads(text) == {
+        "intent": "recommend",
+        "steps": [{"tool": "rank", "args": {"by": "popularity"}}],
+        "feedback": {"disliked": ["Titanic"]},
+    }
+
+
+def test_optional_fields_are_filled_after_parsing() -> None:
+    plan = normalise_plan({"intent": "chat", "steps": [{"tool": "rank", "args": {}}]})
+    assert plan["feedback"] == {"liked": [], "disliked": [], "constraints": []}
+    assert plan["reply"] == "" and plan["steps"] == []
+
+
+def test_first_sentence() -> None:
+    assert first_sentence("Try **Heat (1995)**. It is tense! More.") == "Try Heat (1995)."
+    long = first_sentence("word " * 100)
+    assert len(long) <= 163 and long.endswith("...")
+
+
+def test_dialogue_is_brief_by_default() -> None:
+    dialogue = Dialogue(budget=600)
+    dialogue.add(Turn("a crime film", "You could try **Heat**. It is a long heist film.", ["Heat (1995)"]))
+    brief = dialogue.render()
+    assert "Assistant: You could try Heat." in brief and "heist" not in brief
+    assert "(recommended: Heat (1995))" in brief
+    assert "heist" in dialogue.render(brief=False)
