@@ -1,0 +1,462 @@
+"""Conversational evaluation with a simulated user who knows what they want but not its name.
+
+The simulator (an LLM) is given the target item's attributes (never its title) and an intent derived
+from the user's real history. It talks to the system under test for up to ``max_turns`` turns:
+
+- every simulator message is checked for a leak of the target's title (normalised-text containment of the
+  title, or of its main part before a subtitle, for titles of at least 4 characters); a leaking message is
+  regenerated with another seed, up to ``leak_retries`` times, then the title is masked; both are counted;
+- after each system turn, success means the target is among the first ``k`` items the system
+  recommended in that turn: the item ids for systems that return them (recai's agent), or the titles in
+  the reply grounded to the catalog for plain chat models (:mod:`recai.evaluate.parsing`);
+- the session stops at the first success.
+
+The report gives Hit@k by turn (the share of sessions that succeeded at or before each turn), the mean
+number of turns to success, and LLM calls and tokens per session for the system and the simulator
+separately.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recai.data.catalog import Catalog
+from recai.data.schema import ColumnRole
+from recai.data.splits import Split
+from recai.evaluate.generative import user_seed
+from recai.evaluate.parsing import ListGrounder, parse_item_list
+from recai.llm.base import ChatModel
+from recai.llm.prompting import render_prompt
+from recai.llm.usage import UsageMeter, scoped, track
+
+
+@dataclass
+class ConversationSample:
+    """One simulated user: what they liked (positions), the target, and what the simulator is told."""
+
+    id: str
+    user: Any
+    history: list[int]
+    target: int
+    intent: str
+    target_facts: str
+
+
+def describe_taste(catalog: Catalog, history: Sequence[int], *, top: int = 3) -> str:
+    """An intent from the history: the most frequent values of each categorical column, no titles."""
+    parts = []
+    frame = catalog.items
+    for spec in catalog.schema.columns:
+        if spec.role not in (ColumnRole.CATEGORICAL, ColumnRole.MULTI_CATEGORICAL):
+            continue
+        counts: Counter[str] = Counter()
+        for pos in history:
+            value = frame.iat[int(pos), frame.columns.get_loc(spec.name)]
+            values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+            counts.update(str(v) for v in values if v is not None and str(v) not in ("", "nan"))
+        common = [v for v, c in counts.most_common(top) if c > 1]
+        if common:
+            parts.append(f"{spec.name.replace('_', ' ')}: {', '.join(common)}")
+    return "; ".join(parts) or "no clear pattern"
+
+
+def target_facts(catalog: Catalog, position: int, *, max_chars: int = 400) -> str:
+    """The target's attributes without its title or id (the simulator must describe, not name)."""
+    columns = [
+        spec.name
+        for spec in catalog.schema.columns
+        if spec.role not in (ColumnRole.ID, ColumnRole.TITLE) and spec.name in catalog.items
+    ]
+    text = catalog.render(position, columns=columns, by_position=True, max_chars=max_chars)
+    return mask_title(
+        text,
+        catalog.display_title(position),
+        catalog.items.iat[position, catalog.items.columns.get_loc(catalog.title_column)],
+    )
+
+
+def build_conversation_samples(
+    split: Split, catalog: Catalog, *, n: int = 100, history_len: int = 20, seed: int = 0
+) -> list[ConversationSample]:
+    """``n`` test users of ``split`` (seeded), each with the held-out test item as the target."""
+    history_log = split.train_and_valid()
+    users = sorted(split.test.user_ids, key=str)
+    if n < len(users):
+        rng = np.random.default_rng(seed)
+        users = sorted(rng.choice(np.array(users, dtype=object), size=n, replace=False).tolist(), key=str)
+    out = []
+    for user in users:
+        try:
+            history = [int(i) for i in history_log.sequence(user)[-history_len:]]
+        except KeyError:
+            history = []
+        target = int(split.test.sequence(user)[-1])
+        out.append(
+            ConversationSample(
+                id=str(user),
+                user=user,
+                history=history,
+                target=target,
+                intent=describe_taste(catalog, history),
+                target_facts=target_facts(catalog, target),
+            )
+        )
+    return out
+
+
+# ------------------------------------------------------------------ leak detection
+def _norm(text: str) -> str:
+    """Lower-cased, accents folded, punctuation as spaces."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
+    return " ".join(re.sub(r"[^\w\s]", " ", folded).split())
+
+
+def title_forms(display_title: str, raw_title: str) -> list[str]:
+    """Normalised forms of a title that count as naming it (at least 4 characters)."""
+    forms = set()
+    for title in (display_title, raw_title):
+        base = re.sub(r"\s*\(\d{4}\)\s*$", "", str(title))
+        for variant in (base, re.split(r":|\s[-–]\s", base, maxsplit=1)[0]):
+            key = _norm(variant)
+            key = re.sub(r"^(the|a|an) ", "", key)
+            if len(key) >= 4:
+                forms.add(key)
+    return sorted(forms, key=len, reverse=True)
+
+
+def leaks_title(text: str, forms: Sequence[str]) -> bool:
+    padded = f" {_norm(text)} "
+    return any(f" {form} " in padded for form in forms)
+
+
+def mask_title(text: str, display_title: str, raw_title: Any) -> str:
+    """``text`` with every form of the title replaced by 'this one'."""
+    out = text
+    for title in sorted({str(display_title), str(raw_title)}, key=len, reverse=True):
+        base = re.sub(r"\s*\(\d{4}\)\s*$", "", title)
+        if len(base) >= 4:
+            out = re.sub(re.escape(base), "this one", out, flags=re.I)
+    return out
+
+
+# ------------------------------------------------------------------ systems under test
+@dataclass
+class SystemTurn:
+    reply: str
+    items: list[int] = field(default_factory=list)  # recommended positions, best first
+
+
+class ConversationalSystem(ABC):
+    """A system that holds one conversation at a time."""
+
+    name: str = "system"
+
+    @abstractmethod
+    def reset(self, sample: ConversationSample) -> None:
+        """Start a fresh conversation (no memory from earlier sessions)."""
+
+    @abstractmethod
+    def respond(self, text: str) -> SystemTurn:
+        """Answer the user's message."""
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+class AgentSystem(ConversationalSystem):
+    """recai's Agent: success is judged on the item ids it returns."""
+
+    def __init__(self, agent: Any, *, name: str = "recai-agent") -> None:
+        self.agent = agent
+        self.name = name
+        self._session: Any = None
+
+    def reset(self, sample: ConversationSample) -> None:
+        self._session = self.agent.session()
+
+    def respond(self, text: str) -> SystemTurn:
+        result = self.agent.chat(self._session, text)
+        positions = self.agent.dataset.catalog.index_of(result.items, missing="drop").tolist()
+        return SystemTurn(reply=result.reply, items=positions)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "llm": self.agent.llm.name}
+
+
+class ChatModelSystem(ConversationalSystem):
+    """A plain chat model without tools: success is judged on the titles in its replies, grounded."""
+
+    def __init__(
+        self, llm: ChatModel, catalog: Catalog, *, item_noun: str = "items", name: str | None = None
+    ) -> None:
+        self.llm = llm
+        self.catalog = catalog
+        self.item_noun = item_noun
+        self.name = name or f"plain:{llm.name}"
+        self.grounder = ListGrounder(catalog)
+        self._messages: list[dict[str, str]] = []
+
+    def system_prompt(self) -> str:
+        return render_prompt("plain_recommender", package="recai.evaluate", item_noun=self.item_noun)
+
+    def reset(self, sample: ConversationSample) -> None:
+        self._messages = [{"role": "system", "content": self.system_prompt()}]
+
+    def _ask(self, text: str, extra: str = "") -> str:
+        self._messages.append({"role": "user", "content": f"{extra}{text}"})
+        with track("system"):
+            reply = self.llm.complete(self._messages, max_tokens=250, temperature=0.0).text
+        self._messages[-1] = {"role": "user", "content": text}  # keep retrieved lists out of the history
+        self._messages.append({"role": "assistant", "content": reply})
+        return reply
+
+    def respond(self, text: str) -> SystemTurn:
+        reply = self._ask(text)
+        grounded = self.grounder.ground(parse_item_list(reply))
+        return SystemTurn(reply=reply, items=self.catalog.index_of(grounded.items).tolist())
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "llm": self.llm.name}
+
+
+class ChatRecSystem(ChatModelSystem):
+    """Chat-Rec style: embed the user's recent messages, retrieve candidates, let the LLM choose."""
+
+    def __init__(
+        self,
+        llm: ChatModel,
+        catalog: Catalog,
+        index: Any,
+        encoder: Any,
+        *,
+        n_candidates: int = 20,
+        item_noun: str = "items",
+        name: str | None = None,
+    ) -> None:
+        super().__init__(llm, catalog, item_noun=item_noun, name=name or f"chatrec:{llm.name}")
+        self.index = index
+        self.encoder = encoder
+        self.n_candidates = n_candidates
+        self._said: list[str] = []
+
+    def reset(self, sample: ConversationSample) -> None:
+        super().reset(sample)
+        self._said = []
+
+    def respond(self, text: str) -> SystemTurn:
+        self._said.append(text)
+        query = self.encoder.encode([" ".join(self._said[-3:])], "query")[0]
+        ids, _ = self.index.search(query, self.n_candidates)  # an item VectorIndex keyed by catalog id
+        positions = self.catalog.index_of(ids[0], missing="drop")
+        listing = "\n".join(f"- {self.catalog.display_title(int(p))}" for p in positions)
+        extra = render_prompt(
+            "chatrec_candidates", package="recai.evaluate", item_noun=self.item_noun, candidates=listing
+        )
+        reply = self._ask(text, extra=extra + "\n\n")
+        grounded = self.grounder.ground(parse_item_list(reply))
+        return SystemTurn(reply=reply, items=self.catalog.index_of(grounded.items).tolist())
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "n_candidates": self.n_candidates}
+
+
+# ------------------------------------------------------------------ the simulator
+class UserSimulator:
+    """An LLM playing a user who wants the target item but knows it only by its attributes."""
+
+    def __init__(
+        self,
+        llm: ChatModel,
+        catalog: Catalog,
+        *,
+        item_noun: str = "items",
+        leak_retries: int = 2,
+        seed: int = 0,
+        max_tokens: int = 80,
+    ) -> None:
+        self.llm = llm
+        self.catalog = catalog
+        self.item_noun = item_noun
+        self.leak_retries = leak_retries
+        self.seed = seed
+        self.max_tokens = max_tokens
+
+    def messages(self, sample: ConversationSample, dialogue: list[tuple[str, str]]) -> list[dict[str, str]]:
+        system = render_prompt(
+            "simulator",
+            package="recai.evaluate",
+            item_noun=self.item_noun,
+            facts=sample.target_facts,
+            taste=sample.intent,
+        )
+        out = [{"role": "system", "content": system}]
+        # roles flipped: the simulator is the "assistant" speaking as the user
+        for user_text, system_text in dialogue:
+            out.append({"role": "assistant", "content": user_text})
+            out.append({"role": "user", "content": system_text})
+        if not dialogue:
+            out.append({"role": "user", "content": "(The recommender is waiting. Write your first message.)"})
+        return out
+
+    def say(
+        self, sample: ConversationSample, dialogue: list[tuple[str, str]], turn: int
+    ) -> tuple[str, int, bool]:
+        """The next user message, how many leaking drafts were regenerated, and whether it was masked."""
+        raw_title = self.catalog.items.iat[
+            sample.target, self.catalog.items.columns.get_loc(self.catalog.title_column)
+        ]
+        display = self.catalog.display_title(sample.target)
+        forms = title_forms(display, raw_title)
+        messages = self.messages(sample, dialogue)
+        regenerated = 0
+        text = ""
+        for attempt in range(self.leak_retries + 1):
+            with track("simulator"):
+                text = self.llm.complete(
+                    messages,
+                    max_tokens=self.max_tokens,
+                    temperature=0.0 if attempt == 0 else 0.8,
+                    seed=user_seed(self.seed + 1000 * attempt + turn, sample.user) % 2**31,
+                ).text.strip()
+            if not leaks_title(text, forms):
+                return text, regenerated, False
+            regenerated += 1
+        return mask_title(text, display, raw_title), regenerated, True
+
+
+@dataclass
+class ConversationEvaluator:
+    """Runs simulated sessions against one system."""
+
+    catalog: Catalog
+    simulator: UserSimulator
+    max_turns: int = 5
+    k: int = 10
+
+    def run_session(self, system: ConversationalSystem, sample: ConversationSample) -> dict[str, Any]:
+        system.reset(sample)
+        dialogue: list[tuple[str, str]] = []
+        turns: list[dict[str, Any]] = []
+        success_turn = None
+        leaks = masked = 0
+        with scoped() as usage:  # simulator calls are tracked as "simulator", everything else is the system
+            for turn in range(1, self.max_turns + 1):
+                user_text, regenerated, was_masked = self.simulator.say(sample, dialogue, turn)
+                leaks += regenerated
+                masked += int(was_masked)
+                answer = system.respond(user_text)
+                top = answer.items[: self.k]
+                hit = sample.target in top
+                turns.append(
+                    {
+                        "user": user_text,
+                        "reply": answer.reply,
+                        "items": [_plain(i) for i in self.catalog.ids[top]],
+                        "hit": hit,
+                        "leak_regenerations": regenerated,
+                        "masked": was_masked,
+                    }
+                )
+                dialogue.append((user_text, answer.reply))
+                if hit:
+                    success_turn = turn
+                    break
+        scores = {
+            f"hit@{self.k}_turn{t}": float(success_turn is not None and success_turn <= t)
+            for t in range(1, self.max_turns + 1)
+        }
+        scores["success"] = float(success_turn is not None)
+        return {
+            "id": sample.id,
+            "user": _plain(sample.user),
+            "target": _plain(self.catalog.ids[sample.target]),
+            "intent": sample.intent,
+            "target_facts": sample.target_facts,
+            "turns": turns,
+            "success_turn": success_turn,
+            "leak_regenerations": leaks,
+            "masked_turns": masked,
+            "usage": _split_usage(usage),
+            "scores": scores,
+        }
+
+    def run(
+        self,
+        system: ConversationalSystem,
+        samples: Sequence[ConversationSample],
+        *,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+        skip_ids: set[str] | frozenset[str] = frozenset(),
+        progress: bool = True,
+    ) -> list[dict[str, Any]]:
+        from tqdm.auto import tqdm
+
+        todo = [s for s in samples if s.id not in skip_ids]
+        records = []
+        for sample in tqdm(
+            todo, desc=f"conversations with {system.name}", disable=not progress, unit="session"
+        ):
+            record = self.run_session(system, sample)
+            records.append(record)
+            if on_record is not None:
+                on_record(record)
+        return records
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _split_usage(usage: UsageMeter) -> dict[str, dict[str, float]]:
+    """Calls, tokens and LLM time of the simulator and of the system under test (all other components)."""
+    out = {
+        side: {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "latency_s": 0.0}
+        for side in ("system", "simulator")
+    }
+    for component, models in usage.report().items():
+        side = out["simulator" if component == "simulator" else "system"]
+        for stats in models.values():
+            for key in side:
+                side[key] += stats[key]
+    for side in out.values():
+        side["latency_s"] = round(float(side["latency_s"]), 3)
+    return out
+
+
+def summarize_conversations(records: Sequence[dict[str, Any]], max_turns: int, k: int) -> dict[str, Any]:
+    """Per-turn success curve, turns to success, leaks and usage per session."""
+    n = len(records)
+    per_turn = [
+        float(np.mean([r["success_turn"] is not None and r["success_turn"] <= t for r in records]))
+        if n
+        else 0.0
+        for t in range(1, max_turns + 1)
+    ]
+    successes = [r["success_turn"] for r in records if r["success_turn"] is not None]
+
+    def per_session(side: str, key: str) -> float:
+        return round(float(np.mean([r["usage"][side][key] for r in records])), 2) if n else 0.0
+
+    return {
+        "per_turn": {f"hit@{k}": [round(v, 4) for v in per_turn]},
+        "mean_turns_to_success": round(float(np.mean(successes)), 3) if successes else None,
+        "sessions": n,
+        "successes": len(successes),
+        "leak_regenerations": int(sum(r["leak_regenerations"] for r in records)),
+        "masked_turns": int(sum(r["masked_turns"] for r in records)),
+        "usage_per_session": {
+            side: {
+                key: per_session(side, key)
+                for key in ("calls", "prompt_tokens", "completion_tokens", "latency_s")
+            }
+            for side in ("system", "simulator")
+        },
+    }

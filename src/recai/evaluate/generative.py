@@ -1,0 +1,395 @@
+"""Generative ranking and retrieval: a system names items for a user, and we score what it named.
+
+Protocol (one sample per test user of a leave-one-out split):
+- the input is the user's most recent ``history_len`` items (train + validation events, oldest first),
+  shown to LLMs as titles; the target is the user's held-out test item;
+- ranking: the target plus ``n_candidates - 1`` negatives, drawn (seeded per user) uniformly or in
+  proportion to training popularity from the items the user never interacted with, shown in a seeded
+  random order; retrieval: no candidates, the system names ``k`` items from the whole catalog;
+- the answer is parsed and grounded (:mod:`recai.evaluate.parsing`), and the metrics are computed on the
+  valid items only, in the order given, never padded: Hit@k, NDCG@k (one relevant item:
+  ``1 / log2(rank + 2)``) and MRR;
+- position bias: with ``orders > 1`` every sample is answered under that many candidate orders; the
+  per-sample score is the mean over orders, and the report adds how often the top-1 item agrees across
+  all orders and the mean top-k overlap between orders.
+
+Classic recommenders answer with item positions directly and go through the same bucketing, so every
+system is scored by one rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recai.data.catalog import Catalog
+from recai.data.splits import Split
+from recai.evaluate.parsing import GroundedList, ListGrounder, parse_item_list
+from recai.llm.base import ChatModel, SchemaError
+from recai.llm.prompting import render_prompt
+from recai.llm.usage import track
+
+DEFAULT_KS = (1, 5, 10, 20)
+
+
+@dataclass
+class ListSample:
+    """One user's request: history positions (oldest first), the target position and the candidates."""
+
+    id: str
+    user: Any
+    history: list[int]
+    target: int
+    candidates: list[int] | None = None  # positions in the order shown; None for retrieval
+
+
+def user_seed(seed: int, user: Any) -> int:
+    """A per-user seed, so one sample does not depend on which other users were drawn."""
+    digest = hashlib.sha256(f"{seed}:{user}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def build_samples(
+    split: Split,
+    *,
+    task: str = "ranking",
+    n_users: int | None = 200,
+    n_candidates: int = 20,
+    negatives: str = "uniform",
+    history_len: int = 20,
+    seed: int = 0,
+) -> list[ListSample]:
+    """Samples for ``task`` ('ranking' or 'retrieval') from the test users of ``split``."""
+    if task not in ("ranking", "retrieval"):
+        raise ValueError(f"task must be 'ranking' or 'retrieval', not '{task}'")
+    if negatives not in ("uniform", "popularity"):
+        raise ValueError(f"negatives must be 'uniform' or 'popularity', not '{negatives}'")
+    history_log = split.train_and_valid()
+    users = sorted(split.test.user_ids, key=str)
+    if n_users is not None and n_users < len(users):
+        rng = np.random.default_rng(seed)
+        users = sorted(
+            rng.choice(np.array(users, dtype=object), size=n_users, replace=False).tolist(), key=str
+        )
+    counts = split.train.item_counts().astype(np.float64)
+    n_items = len(counts)
+    samples = []
+    for user in users:
+        try:
+            full = history_log.sequence(user)
+        except KeyError:
+            full = np.empty(0, dtype=np.int64)
+        target = int(split.test.sequence(user)[-1])
+        candidates = None
+        if task == "ranking":
+            rng = np.random.default_rng(user_seed(seed, user))
+            blocked = np.zeros(n_items, dtype=bool)
+            blocked[full] = True
+            blocked[target] = True
+            pool = np.flatnonzero(~blocked)
+            n_neg = min(n_candidates - 1, len(pool))
+            if negatives == "uniform":
+                chosen = rng.choice(pool, size=n_neg, replace=False)
+            else:
+                weights = counts[pool] + 1.0  # +1: never-seen items stay possible
+                chosen = rng.choice(pool, size=n_neg, replace=False, p=weights / weights.sum())
+            shown = np.concatenate([chosen, [target]])
+            candidates = rng.permutation(shown).astype(int).tolist()
+        samples.append(
+            ListSample(
+                id=str(user),
+                user=user,
+                history=[int(i) for i in full[-history_len:]] if history_len > 0 else [],
+                target=target,
+                candidates=candidates,
+            )
+        )
+    return samples
+
+
+@dataclass
+class ListAnswer:
+    """A system's answer: raw text (LLMs) or item positions (classic recommenders)."""
+
+    text: str | None = None
+    positions: list[int] | None = None
+    error: str | None = None
+
+
+class ListSystem(ABC):
+    """Anything that names up to k items for a sample."""
+
+    name: str = "system"
+
+    @abstractmethod
+    def answer(self, sample: ListSample, candidates: list[int] | None, k: int) -> ListAnswer:
+        """Answer ``sample`` with ``candidates`` in the order given (None for retrieval)."""
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+class LLMListSystem(ListSystem):
+    """A chat model asked for a list of titles (zero-shot), parsed and grounded afterwards.
+
+    ``constrained`` asks the backend for a JSON array of strings (a grammar on local backends); off by
+    default, because measuring how well a model follows the format is part of the evaluation.
+    """
+
+    def __init__(
+        self,
+        llm: ChatModel,
+        catalog: Catalog,
+        *,
+        item_noun: str = "items",
+        constrained: bool = False,
+        max_tokens: int = 400,
+        name: str | None = None,
+    ) -> None:
+        self.llm = llm
+        self.catalog = catalog
+        self.item_noun = item_noun
+        self.constrained = constrained
+        self.max_tokens = max_tokens
+        self.name = name or f"llm:{llm.name}"
+
+    def prompt(self, sample: ListSample, candidates: list[int] | None, k: int) -> str:
+        titles = [self.catalog.display_title(p) for p in sample.history]
+        history = "\n".join(f"- {t}" for t in titles) or "(nothing yet)"
+        if candidates is None:
+            return render_prompt(
+                "retrieval", package="recai.evaluate", item_noun=self.item_noun, history=history, k=str(k)
+            )
+        shown = "\n".join(f"- {self.catalog.display_title(p)}" for p in candidates)
+        return render_prompt(
+            "ranking",
+            package="recai.evaluate",
+            item_noun=self.item_noun,
+            history=history,
+            candidates=shown,
+            n=str(len(candidates)),
+            k=str(min(k, len(candidates))),
+        )
+
+    def answer(self, sample: ListSample, candidates: list[int] | None, k: int) -> ListAnswer:
+        messages = [{"role": "user", "content": self.prompt(sample, candidates, k)}]
+        schema = None
+        if self.constrained:
+            schema = {"type": "array", "items": {"type": "string", "maxLength": 200}, "maxItems": k}
+        try:
+            with track("evaluated"):
+                out = self.llm.complete(
+                    messages, response_format=schema, max_tokens=self.max_tokens, temperature=0.0
+                )
+        except SchemaError as exc:
+            return ListAnswer(text=exc.raw[-1] if exc.raw else "", error=f"invalid structured output: {exc}")
+        return ListAnswer(text=out.text)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "llm": self.llm.name, "constrained": self.constrained}
+
+
+class RecommenderListSystem(ListSystem):
+    """A fitted classic Recommender: scores the candidates (or the catalog minus the history)."""
+
+    def __init__(self, model: Any, *, name: str | None = None) -> None:
+        self.model = model
+        self.name = name or type(model).__name__.lower()
+
+    def answer(self, sample: ListSample, candidates: list[int] | None, k: int) -> ListAnswer:
+        positions, _ = self.model.recommend(sample.history, k, candidates=candidates, user=sample.user)
+        return ListAnswer(positions=[int(p) for p in positions])
+
+
+class RandomListSystem(ListSystem):
+    """Uniformly random items (seeded per sample and candidate order): the floor every system must beat."""
+
+    name = "random"
+
+    def __init__(self, n_items: int, *, seed: int = 0) -> None:
+        self.n_items = n_items
+        self.seed = seed
+
+    def answer(self, sample: ListSample, candidates: list[int] | None, k: int) -> ListAnswer:
+        rng = np.random.default_rng(user_seed(self.seed, (sample.id, tuple(candidates or ()))))
+        if candidates is not None:
+            pool = np.asarray(candidates)
+        else:
+            blocked = np.zeros(self.n_items, dtype=bool)
+            blocked[sample.history] = True
+            pool = np.flatnonzero(~blocked)
+        return ListAnswer(positions=rng.permutation(pool)[:k].astype(int).tolist())
+
+
+def single_target_scores(ranked: Sequence[int], target: int, ks: Sequence[int]) -> dict[str, float]:
+    """Hit@k, NDCG@k and MRR for one relevant item in an unpadded ranked list."""
+    rank = next((i for i, p in enumerate(ranked) if p == target), None)
+    out: dict[str, float] = {}
+    for k in ks:
+        hit = rank is not None and rank < k
+        out[f"hit@{k}"] = float(hit)
+        out[f"ndcg@{k}"] = float(1.0 / np.log2(rank + 2)) if hit else 0.0
+    out["mrr"] = 1.0 / (rank + 1) if rank is not None else 0.0
+    return out
+
+
+@dataclass
+class ListEvaluator:
+    """Runs a ListSystem over samples and turns every answer into a scored record."""
+
+    catalog: Catalog
+    k: int = 10
+    ks: Sequence[int] = DEFAULT_KS
+    orders: int = 1
+    seed: int = 0
+    threshold: float | None = None
+    grounder: ListGrounder = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.orders < 1:
+            raise ValueError("orders must be at least 1")
+        self.grounder = ListGrounder(self.catalog, threshold=self.threshold)
+        self.ks = tuple(k for k in self.ks if k <= self.k) or (self.k,)
+
+    def candidate_orders(self, sample: ListSample) -> list[list[int] | None]:
+        if sample.candidates is None:
+            return [None]
+        orders = [list(sample.candidates)]
+        rng = np.random.default_rng(user_seed(self.seed + 1, sample.user))
+        for _ in range(self.orders - 1):
+            orders.append(rng.permutation(sample.candidates).astype(int).tolist())
+        return orders
+
+    def evaluate_sample(self, system: ListSystem, sample: ListSample) -> dict[str, Any]:
+        catalog = self.catalog
+        runs = []
+        for candidates in self.candidate_orders(sample):
+            answer = system.answer(sample, candidates, self.k)
+            candidate_ids = None if candidates is None else catalog.ids[candidates].tolist()
+            seen_ids = catalog.ids[sample.history].tolist()
+            if answer.positions is not None:
+                names = [catalog.display_title(p) for p in answer.positions]
+                grounded = _bucket_positions(answer.positions, catalog, candidates, sample.history, names)
+            else:
+                names = parse_item_list(answer.text or "")
+                grounded = self.grounder.ground(names, candidates=candidate_ids, seen=seen_ids)
+            positions = catalog.index_of(grounded.items).tolist()[: self.k]
+            runs.append(
+                {
+                    "candidates": candidate_ids,
+                    "raw": answer.text,
+                    "error": answer.error,
+                    "grounded": grounded.as_record(),
+                    "counts": grounded.counts(),
+                    "ranked": positions,
+                    "scores": single_target_scores(positions, sample.target, self.ks),
+                }
+            )
+        scores = {name: float(np.mean([r["scores"][name] for r in runs])) for name in runs[0]["scores"]}
+        record: dict[str, Any] = {
+            "id": sample.id,
+            "user": _plain(sample.user),
+            "history": catalog.ids[sample.history].tolist(),
+            "target": _plain(catalog.ids[sample.target]),
+            "scores": scores,
+            "counts": {name: int(sum(r["counts"][name] for r in runs)) for name in runs[0]["counts"]},
+            "orders": [{key: value for key, value in r.items() if key != "ranked"} for r in runs],
+        }
+        if len(runs) > 1:
+            tops = [r["ranked"][0] if r["ranked"] else None for r in runs]
+            record["top1_agree"] = float(tops[0] is not None and len(set(tops)) == 1)
+            overlaps = [
+                _overlap(a["ranked"][: self.k], b["ranked"][: self.k])
+                for a, b in itertools.combinations(runs, 2)
+            ]
+            record["topk_overlap"] = float(np.mean(overlaps))
+        return record
+
+    def run(
+        self,
+        system: ListSystem,
+        samples: Sequence[ListSample],
+        *,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+        skip_ids: set[str] | frozenset[str] = frozenset(),
+        progress: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Evaluate every sample not in ``skip_ids``; ``on_record`` sees each record as it is made."""
+        from tqdm.auto import tqdm
+
+        todo = [s for s in samples if s.id not in skip_ids]
+        records = []
+        for sample in tqdm(todo, desc=f"evaluating {system.name}", disable=not progress, unit="sample"):
+            record = self.evaluate_sample(system, sample)
+            records.append(record)
+            if on_record is not None:
+                on_record(record)
+        return records
+
+
+def _overlap(a: Sequence[int], b: Sequence[int]) -> float:
+    if not a and not b:
+        return 1.0
+    return len(set(a) & set(b)) / len(set(a) | set(b))
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _bucket_positions(
+    positions: Sequence[int],
+    catalog: Catalog,
+    candidates: Sequence[int] | None,
+    history: Sequence[int],
+    names: list[str],
+) -> GroundedList:
+    """The bucketing of :class:`ListGrounder`, for systems that answer with positions."""
+    out = GroundedList(names=names)
+    allowed = None if candidates is None else set(candidates)
+    seen = set(history)
+    named: set[int] = set()
+    for position, name in zip(positions, names, strict=True):
+        if position in named:
+            out.duplicate.append(name)
+            continue
+        named.add(position)
+        if allowed is not None and position not in allowed:
+            out.out_of_candidates.append(name)
+        elif position in seen:
+            out.already_seen.append(name)
+        else:
+            out.items.append(_plain(catalog.ids[position]))
+    return out
+
+
+def summarize_list_records(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Totals of the answer buckets and the position-bias consistency, for the metrics file."""
+    counts: dict[str, int] = {}
+    for record in records:
+        for name, value in record["counts"].items():
+            counts[name] = counts.get(name, 0) + int(value)
+    out: dict[str, Any] = {"counts": counts}
+    named = counts.get("named", 0)
+    if named:
+        out["rates"] = {
+            f"{name}_rate": round(counts.get(name, 0) / named, 4)
+            for name in ("invalid", "duplicate", "out_of_candidates", "already_seen")
+        }
+    with_orders = [r for r in records if "top1_agree" in r]
+    if with_orders:
+        out["position_bias"] = {
+            "orders": len(records[0]["orders"]),
+            "top1_agreement": round(float(np.mean([r["top1_agree"] for r in with_orders])), 4),
+            "mean_topk_overlap": round(float(np.mean([r["topk_overlap"] for r in with_orders])), 4),
+        }
+    errors = sum(1 for r in records for o in r["orders"] if o.get("error"))
+    if errors:
+        out["answers_with_errors"] = errors
+    return out
