@@ -29,6 +29,11 @@ app.add_typer(rec_app, name="rec")
 app.add_typer(models_app, name="models")
 app.add_typer(llm_app, name="llm")
 app.add_typer(index_app, name="index")
+eval_app = typer.Typer(
+    help="Evaluate recommenders, chat models and the agent; every run writes a resumable folder.",
+    no_args_is_help=True,
+)
+app.add_typer(eval_app, name="eval")
 console = Console()
 err = Console(stderr=True)
 
@@ -663,6 +668,216 @@ def index_build(
         f"{len(index)} items, dim {index.dim}, {index.kind} search, "
         f"{index.metadata.get('newly_encoded', 0)} newly encoded"
     )
+
+
+# ----------------------------------------------------------------------------- evaluation
+DataOpt = Annotated[str, typer.Option("--data", help="Dataset name or path.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Run folder (resumed when it exists).")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for sampling users, negatives and orders.")]
+KCoreOpt = Annotated[int, typer.Option("--k-core", help="Iterative k-core before splitting (0: none).")]
+PricesOpt = Annotated[Path | None, typer.Option(help="Your price table (YAML) for the cost estimate.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the LLM response cache.")]
+
+
+def _report_done(report: Path) -> None:
+    from recai.evaluate.runs import RunFolder
+
+    metrics = RunFolder.load(report.parent).read_metrics()
+    table = Table(title=f"{metrics['task']} ({metrics['n']} samples)")
+    for column in ("metric", "mean", "95% CI"):
+        table.add_column(column)
+    for name, m in metrics["metrics"].items():
+        ci = f"[{m['low']:.4f}, {m['high']:.4f}]" if m["low"] is not None else "-"
+        table.add_row(name, f"{m['mean']:.4f}", ci)
+    console.print(table)
+    console.print(f"report: {report}")
+
+
+def _list_task(task: str, system: str, data: str, out: Path, **kwargs: Any) -> None:
+    from recai.evaluate.runs import ConfigMismatchError
+    from recai.evaluate.tasks import DataOptions, run_list_task
+
+    try:
+        report = run_list_task(
+            task,
+            system,
+            out,
+            data=DataOptions(data, k_core=kwargs.pop("k_core"), seed=kwargs.pop("seed")),
+            **kwargs,
+        )
+    except (ConfigMismatchError, FileExistsError, ValueError, DataError) as exc:
+        raise _fail(exc) from None
+    _report_done(report)
+
+
+@eval_app.command("ranking")
+def eval_ranking(
+    system: Annotated[
+        str, typer.Option(help="random, popularity, itemcf, bpr, als, sasrec, llm:SPEC, chatrec:SPEC")
+    ],
+    out: OutOpt,
+    data: DataOpt = "demo",
+    users: Annotated[int, typer.Option(help="Test users to sample.")] = 200,
+    candidates: Annotated[int, typer.Option(help="Candidates per user (the target included).")] = 20,
+    negatives: Annotated[str, typer.Option(help="uniform or popularity")] = "uniform",
+    orders: Annotated[int, typer.Option(help="Candidate orders per user (position bias).")] = 1,
+    k: int = 10,
+    history: Annotated[int, typer.Option(help="Most recent history items shown.")] = 20,
+    k_core: KCoreOpt = 0,
+    seed: SeedOpt = 0,
+    prices: PricesOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Rank a candidate list per user; LLM answers are parsed and grounded, never padded."""
+    _list_task(
+        "ranking",
+        system,
+        data,
+        out,
+        n_users=users,
+        n_candidates=candidates,
+        negatives=negatives,
+        orders=orders,
+        k=k,
+        history_len=history,
+        k_core=k_core,
+        seed=seed,
+        prices=str(prices) if prices else None,
+        cache=not no_cache,
+    )
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    system: Annotated[
+        str, typer.Option(help="random, popularity, itemcf, bpr, als, sasrec, llm:SPEC, chatrec:SPEC")
+    ],
+    out: OutOpt,
+    data: DataOpt = "demo",
+    users: Annotated[int, typer.Option(help="Test users to sample.")] = 200,
+    k: int = 10,
+    history: Annotated[int, typer.Option(help="Most recent history items shown.")] = 20,
+    k_core: KCoreOpt = 0,
+    seed: SeedOpt = 0,
+    prices: PricesOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Name k items from the whole catalog per user; seen and invented items are counted, not scored."""
+    _list_task(
+        "retrieval",
+        system,
+        data,
+        out,
+        n_users=users,
+        k=k,
+        history_len=history,
+        k_core=k_core,
+        seed=seed,
+        prices=str(prices) if prices else None,
+        cache=not no_cache,
+    )
+
+
+@eval_app.command("recommender")
+def eval_recommender(
+    system: Annotated[str, typer.Option(help="random, popularity, itemcf, bpr, als or sasrec")],
+    out: OutOpt,
+    data: DataOpt = "demo",
+    k_core: KCoreOpt = 0,
+    seed: SeedOpt = 0,
+    sasrec_budget_s: Annotated[float, typer.Option(help="SASRec training time budget.")] = 300.0,
+) -> None:
+    """Full-catalog ranking of every test user (history excluded) by a classic recommender."""
+    from recai.evaluate.tasks import DataOptions, run_recommender_task
+
+    try:
+        report = run_recommender_task(
+            system, out, data=DataOptions(data, k_core=k_core, seed=seed), sasrec_budget_s=sasrec_budget_s
+        )
+    except (FileExistsError, ValueError, DataError) as exc:
+        raise _fail(exc) from None
+    _report_done(report)
+
+
+@eval_app.command("conversation")
+def eval_conversation(
+    system: Annotated[str, typer.Option(help="agent:SPEC, plain:SPEC or chatrec:SPEC")],
+    out: OutOpt,
+    data: DataOpt = "demo",
+    simulator: Annotated[
+        str, typer.Option(help="The user simulator's chat model.")
+    ] = "local:qwen2.5-1.5b-instruct",
+    sessions: Annotated[int, typer.Option(help="Simulated users.")] = 100,
+    turns: Annotated[int, typer.Option(help="Most turns per session.")] = 5,
+    k: int = 10,
+    seed: SeedOpt = 0,
+    prices: PricesOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Simulated users who know the target only by its attributes talk to the system."""
+    from recai.evaluate.runs import ConfigMismatchError
+    from recai.evaluate.tasks import DataOptions, run_conversation_task
+
+    try:
+        report = run_conversation_task(
+            system,
+            out,
+            simulator=simulator,
+            data=DataOptions(data, seed=seed),
+            n=sessions,
+            max_turns=turns,
+            k=k,
+            cache=not no_cache,
+            prices=str(prices) if prices else None,
+        )
+    except (ConfigMismatchError, FileExistsError, ValueError, DataError) as exc:
+        raise _fail(exc) from None
+    _report_done(report)
+
+
+@eval_app.command("judge")
+def eval_judge(
+    items: Annotated[Path, typer.Argument(help="JSONL: id, prompt, answer_a, answer_b, optional facts.")],
+    out: OutOpt,
+    judge: Annotated[str, typer.Option(help="The judge's chat model.")] = "local:qwen2.5-1.5b-instruct",
+    kind: Annotated[str, typer.Option(help="explanation or chitchat")] = "explanation",
+    seed: SeedOpt = 0,
+    prices: PricesOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Pairwise LLM-as-judge in both orders; a win counts only when both orders agree."""
+    from recai.evaluate.runs import ConfigMismatchError
+    from recai.evaluate.tasks import run_judge_task
+
+    try:
+        report = run_judge_task(
+            items,
+            out,
+            judge=judge,
+            kind=kind,
+            seed=seed,
+            cache=not no_cache,
+            prices=str(prices) if prices else None,
+        )
+    except (ConfigMismatchError, FileExistsError, ValueError, DataError) as exc:
+        raise _fail(exc) from None
+    _report_done(report)
+
+
+@eval_app.command("compare")
+def eval_compare(
+    run_a: Annotated[Path, typer.Argument(help="A run folder.")],
+    run_b: Annotated[Path, typer.Argument(help="Another run folder of the same task and data.")],
+    force: Annotated[bool, typer.Option(help="Compare runs of different tasks or data anyway.")] = False,
+) -> None:
+    """Two runs side by side, paired by sample, with a paired significance test per metric."""
+    from recai.evaluate.compare import compare_runs, format_comparison
+
+    try:
+        result = compare_runs(run_a, run_b, force=force)
+    except (FileNotFoundError, ValueError, DataError) as exc:
+        raise _fail(exc) from None
+    console.print(format_comparison(result))
 
 
 def main() -> None:

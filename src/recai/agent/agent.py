@@ -116,7 +116,7 @@ class Agent:
 
     @classmethod
     def from_dataset(
-        cls, name_or_path: str = "demo", llm: str | ChatModel | None = None, **kwargs: Any
+        cls, name_or_path: str | Dataset = "demo", llm: str | ChatModel | None = None, **kwargs: Any
     ) -> Agent:
         """An agent over a dataset by name or path, with a ChatModel or a model spec (default: $RECAI_LLM
         or the offline 1.5B model). Demonstrations are picked by embedding similarity."""
@@ -124,7 +124,7 @@ class Agent:
         from recai.data import load
         from recai.llm import load_chat_model
 
-        dataset = load(name_or_path)
+        dataset = name_or_path if isinstance(name_or_path, Dataset) else load(name_or_path)
         chat = llm if isinstance(llm, ChatModel) else load_chat_model(llm)
         tools = kwargs.pop("tools", None) or default_tools()
         item_noun = kwargs.pop("item_noun", None) or ("films" if dataset.name == "demo" else "items")

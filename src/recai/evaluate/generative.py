@@ -4,8 +4,9 @@ Protocol (one sample per test user of a leave-one-out split):
 - the input is the user's most recent ``history_len`` items (train + validation events, oldest first),
   shown to LLMs as titles; the target is the user's held-out test item;
 - ranking: the target plus ``n_candidates - 1`` negatives, drawn (seeded per user) uniformly or in
-  proportion to training popularity from the items the user never interacted with, shown in a seeded
-  random order; retrieval: no candidates, the system names ``k`` items from the whole catalog;
+  proportion to training popularity from the items that occur in training and that the user never
+  interacted with, shown in a seeded random order;
+- retrieval: no candidates, the system names ``k`` items from the whole catalog;
 - the answer is parsed and grounded (:mod:`recai.evaluate.parsing`), and the metrics are computed on the
   valid items only, in the order given, never padded: Hit@k, NDCG@k (one relevant item:
   ``1 / log2(rank + 2)``) and MRR;
@@ -78,7 +79,6 @@ def build_samples(
             rng.choice(np.array(users, dtype=object), size=n_users, replace=False).tolist(), key=str
         )
     counts = split.train.item_counts().astype(np.float64)
-    n_items = len(counts)
     samples = []
     for user in users:
         try:
@@ -89,7 +89,7 @@ def build_samples(
         candidates = None
         if task == "ranking":
             rng = np.random.default_rng(user_seed(seed, user))
-            blocked = np.zeros(n_items, dtype=bool)
+            blocked = counts == 0  # items absent from training (e.g. removed by a k-core) are no negatives
             blocked[full] = True
             blocked[target] = True
             pool = np.flatnonzero(~blocked)
@@ -375,8 +375,8 @@ def summarize_list_records(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for record in records:
         for name, value in record["counts"].items():
             counts[name] = counts.get(name, 0) + int(value)
-    out: dict[str, Any] = {"counts": counts}
-    named = counts.get("named", 0)
+    named = counts.pop("named", 0)
+    out: dict[str, Any] = {"counts": counts, "named": named}
     if named:
         out["rates"] = {
             f"{name}_rate": round(counts.get(name, 0) / named, 4)

@@ -1,0 +1,510 @@
+"""The evaluation tasks as runs: build samples, run a system, write the run folder, resume when asked.
+
+Each ``run_*`` function is what ``recai eval TASK`` calls. It writes a run folder (see
+:mod:`recai.evaluate.runs`) with the config, one JSONL record per sample (written as soon as the
+sample is done, so an interrupted run resumes where it stopped), metrics with 95% bootstrap intervals,
+LLM usage with a cost estimate, and ``report.md``. LLM replies go through a response cache keyed by
+model, prompt and sampling parameters, so re-running an evaluation costs nothing.
+
+System specs (``--system``):
+- ranking/retrieval: ``random``, ``popularity``, ``itemcf``, ``bpr``, ``als``, ``sasrec`` (trained on
+  the split's training part), ``llm:SPEC`` (a chat model, zero-shot; SPEC as for ``--llm``, e.g.
+  ``llm:local:qwen2.5-0.5b-instruct`` or ``llm:openai:gpt-4o-mini``), ``chatrec:SPEC`` (embedding
+  retrieval of candidates from the history, then the chat model chooses);
+- conversation: ``agent:SPEC`` (recai's agent with that brain), ``plain:SPEC``, ``chatrec:SPEC``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recai.data import Dataset
+from recai.data import load as load_dataset
+from recai.data.errors import DataError
+from recai.data.home import data_home
+from recai.evaluate.conversation import (
+    AgentSystem,
+    ChatModelSystem,
+    ChatRecSystem,
+    ConversationalSystem,
+    ConversationEvaluator,
+    UserSimulator,
+    build_conversation_samples,
+    summarize_conversations,
+)
+from recai.evaluate.generative import (
+    ListEvaluator,
+    ListSample,
+    ListSystem,
+    LLMListSystem,
+    RandomListSystem,
+    RecommenderListSystem,
+    build_samples,
+    summarize_list_records,
+)
+from recai.evaluate.judge import JudgeItem, JudgeVerdict, PairwiseJudge, evaluate_pairwise, summarize_verdicts
+from recai.evaluate.metrics import ranking_metrics
+from recai.evaluate.prices import PriceTable
+from recai.evaluate.recommender import rank_users
+from recai.evaluate.report import metrics_document
+from recai.evaluate.runs import RunFolder
+from recai.llm.base import ChatModel
+from recai.llm.cache import CachedChatModel
+from recai.llm.usage import UsageMeter, scoped
+
+CLASSIC = ("popularity", "itemcf", "bpr", "als", "sasrec")
+
+
+@dataclass
+class DataOptions:
+    """How the dataset is prepared: the same options give the same samples."""
+
+    data: str = "demo"
+    k_core: int = 0  # iterative k-core before splitting (5 for the MovieLens protocol)
+    seed: int = 0
+
+    def load(self) -> tuple[Dataset, Any]:
+        dataset = load_dataset(self.data)
+        if self.k_core > 0:
+            dataset = dataset.k_core(self.k_core)
+        return dataset, dataset.split("leave_one_out")
+
+
+def item_noun(dataset: Dataset) -> str:
+    return "films" if dataset.name == "demo" or "ml" in dataset.name.lower() else "items"
+
+
+def response_cache_path() -> Path:
+    return data_home() / "cache" / "llm_responses.sqlite"
+
+
+def cached_llm(spec: str, *, cache: bool = True) -> ChatModel:
+    """The chat model for ``spec``, behind the response cache unless ``cache`` is False."""
+    from recai.llm.factory import load_chat_model
+
+    llm = load_chat_model(spec)
+    return CachedChatModel(llm, response_cache_path()) if cache else llm
+
+
+_FITTED: dict[tuple[Any, ...], Any] = {}
+
+
+def fit_classic(
+    name: str,
+    split: Any,
+    *,
+    sasrec_budget_s: float = 300.0,
+    seed: int = 0,
+    memo: tuple[Any, ...] | None = None,
+) -> Any:
+    """A classic recommender fitted on the split's training part (validation for early stopping).
+
+    ``memo`` (the data options) keeps the fitted model for this process, so evaluating one model on
+    several tasks trains it once.
+    """
+    from recai.rec import ALS, BPR, ItemKNN, Popularity, SASRec
+
+    key = (name, sasrec_budget_s, seed, memo)
+    if memo is not None and key in _FITTED:
+        return _FITTED[key]
+
+    models = {
+        "popularity": lambda: Popularity(),
+        "itemcf": lambda: ItemKNN(neighbours=100),
+        "bpr": lambda: BPR(seed=seed),
+        "als": lambda: ALS(seed=seed),
+        "sasrec": lambda: SASRec(time_budget_s=sasrec_budget_s, epochs=10_000, patience=40, seed=seed),
+    }
+    if name not in models:
+        raise ValueError(f"unknown recommender '{name}' (use one of {sorted(models)})")
+    model = models[name]().fit(split.train, valid=split.valid)
+    if memo is not None:
+        _FITTED[key] = model
+    return model
+
+
+class ChatRecListSystem(LLMListSystem):
+    """Chat-Rec for lists: candidates retrieved by embedding similarity to the history, then the LLM ranks.
+
+    For ranking, the offered candidates are reordered by similarity and the top ``n_retrieve`` shown;
+    for retrieval, the ``n_retrieve`` nearest unseen items of the catalog are shown.
+    """
+
+    def __init__(self, llm: ChatModel, dataset: Dataset, *, n_retrieve: int = 20, **kwargs: Any) -> None:
+        super().__init__(llm, dataset.catalog, name=f"chatrec:{llm.name}", **kwargs)
+        from recai.embed.encoder import load_encoder
+
+        self.encoder = load_encoder()
+        self.index = dataset.catalog.index(self.encoder, progress=False)
+        self.n_retrieve = n_retrieve
+
+    def answer(self, sample: ListSample, candidates: list[int] | None, k: int) -> Any:
+        catalog = self.catalog
+        text = "; ".join(catalog.display_title(p) for p in sample.history[-10:]) or "popular"
+        query = self.encoder.encode([text], "query")[0]
+        if candidates is not None:
+            ids, _ = self.index.search(query, len(candidates), within=catalog.ids[candidates].tolist())
+        else:
+            ids, _ = self.index.search(query, self.n_retrieve + len(sample.history))
+        positions = [int(p) for p in catalog.index_of(ids[0], missing="drop") if p not in set(sample.history)]
+        return super().answer(sample, positions[: self.n_retrieve], k)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "n_retrieve": self.n_retrieve}
+
+
+def list_system(
+    spec: str,
+    dataset: Dataset,
+    split: Any,
+    *,
+    seed: int = 0,
+    sasrec_budget_s: float = 300.0,
+    cache: bool = True,
+) -> ListSystem:
+    """The system under test for ranking/retrieval (see the module docstring for the specs)."""
+    if spec == "random":
+        return RandomListSystem(len(dataset.catalog), seed=seed)
+    if spec in CLASSIC:
+        return RecommenderListSystem(
+            fit_classic(spec, split, sasrec_budget_s=sasrec_budget_s, seed=seed), name=spec
+        )
+    kind, _, llm_spec = spec.partition(":")
+    if kind == "llm" and llm_spec:
+        return LLMListSystem(cached_llm(llm_spec, cache=cache), dataset.catalog, item_noun=item_noun(dataset))
+    if kind == "chatrec" and llm_spec:
+        return ChatRecListSystem(cached_llm(llm_spec, cache=cache), dataset, item_noun=item_noun(dataset))
+    raise ValueError(f"unknown system '{spec}': use random, {', '.join(CLASSIC)}, llm:SPEC or chatrec:SPEC")
+
+
+def _finish(
+    run: RunFolder, document: dict[str, Any], usage: Any, caches: list[Any], prices: str | None
+) -> Path:
+    run.write_metrics(document)
+    run.write_usage(usage.report(), PriceTable.load(prices), cache=[c.stats() for c in caches])
+    report = run.write_report()
+    run.close()
+    return report
+
+
+def _caches(*objects: Any) -> list[Any]:
+    out = []
+    for obj in objects:
+        llm = getattr(obj, "llm", None)
+        if isinstance(llm, CachedChatModel):
+            out.append(llm)
+    return out
+
+
+def run_list_task(
+    task: str,
+    system: str,
+    out: str | Path,
+    *,
+    data: DataOptions | None = None,
+    n_users: int | None = 200,
+    n_candidates: int = 20,
+    negatives: str = "uniform",
+    history_len: int = 20,
+    k: int = 10,
+    orders: int = 1,
+    sasrec_budget_s: float = 300.0,
+    cache: bool = True,
+    prices: str | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Generative ranking ('ranking') or retrieval ('retrieval'); returns the report's path."""
+    data = data or DataOptions()
+    config = {
+        "task": task,
+        "data": data.data,
+        "k_core": data.k_core,
+        "seed": data.seed,
+        "system": system,
+        "n_users": n_users,
+        "n_candidates": n_candidates if task == "ranking" else None,
+        "negatives": negatives if task == "ranking" else None,
+        "history_len": history_len,
+        "k": k,
+        "orders": orders,
+    }
+    run = RunFolder.open(out, task=task, config=config, resume=resume)
+    try:
+        dataset, split = data.load()
+        samples = build_samples(
+            split,
+            task=task,
+            n_users=n_users,
+            n_candidates=n_candidates,
+            negatives=negatives,
+            history_len=history_len,
+            seed=data.seed,
+        )
+        with scoped() as usage:
+            sut = list_system(
+                system, dataset, split, seed=data.seed, sasrec_budget_s=sasrec_budget_s, cache=cache
+            )
+            evaluator = ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed)
+            evaluator.run(sut, samples, on_record=run.append, skip_ids=run.done_ids(), progress=progress)
+        records = run.records()
+        summary = summarize_list_records(records)
+        document = metrics_document(
+            task, records, seed=data.seed, counts=summary["counts"], extra={**summary, "system": sut.config()}
+        )
+        return _finish(run, document, usage, _caches(sut), prices)
+    finally:
+        run.close()
+
+
+def run_recommender_task(
+    system: str,
+    out: str | Path,
+    *,
+    data: DataOptions | None = None,
+    ks: Sequence[int] = (1, 5, 10, 20),
+    sasrec_budget_s: float = 300.0,
+    prices: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Full-catalog ranking of every test user (history excluded) by a classic recommender or random."""
+    data = data or DataOptions()
+    config = {
+        "task": "recommender",
+        "data": data.data,
+        "k_core": data.k_core,
+        "seed": data.seed,
+        "system": system,
+    }
+    run = RunFolder.open(out, task="recommender", config=config, resume=resume, overwrite=not resume)
+    try:
+        dataset, split = data.load()
+        history, targets = split.train_and_valid(), split.test
+        if system == "random":
+            users = list(targets.user_ids)
+            target_items = np.array([targets.sequence(u)[-1] for u in users])
+            rng = np.random.default_rng(data.seed)
+            competing = np.flatnonzero(dataset.interactions.item_counts() > 0)
+            known = set(history.user_ids)
+            rankings = np.empty((len(users), max(ks)), dtype=np.int64)
+            for row, user in enumerate(users):
+                seen = history.sequence(user) if user in known else np.empty(0, dtype=np.int64)
+                pool = np.setdiff1d(competing, seen)
+                rankings[row] = rng.choice(pool, size=max(ks), replace=False)
+        else:
+            memo = (data.data, data.k_core, data.seed)
+            model = fit_classic(system, split, sasrec_budget_s=sasrec_budget_s, seed=data.seed, memo=memo)
+            # items that survive the k-core filter compete (RecBole's item set), as in `recai rec eval`
+            competing = np.flatnonzero(dataset.interactions.item_counts() > 0)
+            rankings, target_items, users = rank_users(
+                model, history, targets, k=max(ks), candidates=competing
+            )
+        per_user = ranking_metrics(rankings, target_items, ks=ks, metrics=("hit", "ndcg", "mrr"))
+        done = run.done_ids()
+        for row, user in enumerate(users):
+            if str(user) in done:
+                continue
+            run.append(
+                {
+                    "id": str(user),
+                    "target": _plain(dataset.catalog.ids[int(target_items[row])]),
+                    "top": [_plain(i) for i in dataset.catalog.ids[rankings[row][rankings[row] >= 0][:10]]],
+                    "scores": {name: float(values[row]) for name, values in per_user.items()},
+                }
+            )
+        records = run.records()
+        return _finish(
+            run, metrics_document("recommender", records, seed=data.seed), UsageMeter(), [], prices
+        )
+    finally:
+        run.close()
+
+
+def conversation_system(spec: str, dataset: Dataset, *, cache: bool = True) -> ConversationalSystem:
+    kind, _, llm_spec = spec.partition(":")
+    if not llm_spec:
+        raise ValueError(f"unknown system '{spec}': use agent:SPEC, plain:SPEC or chatrec:SPEC")
+    llm = cached_llm(llm_spec, cache=cache)
+    noun = item_noun(dataset)
+    if kind == "agent":
+        return AgentSystem(_agent(dataset, llm))
+    if kind == "plain":
+        return ChatModelSystem(llm, dataset.catalog, item_noun=noun)
+    if kind == "chatrec":
+        from recai.embed.encoder import load_encoder
+
+        encoder = load_encoder()
+        index = dataset.catalog.index(encoder, progress=False)
+        return ChatRecSystem(llm, dataset.catalog, index, encoder, item_noun=noun)
+    raise ValueError(f"unknown system '{spec}': use agent:SPEC, plain:SPEC or chatrec:SPEC")
+
+
+def _agent(dataset: Dataset, llm: ChatModel) -> Any:
+    from recai.agent import Agent
+
+    return Agent.from_dataset(dataset, llm=llm, progress=False)
+
+
+def run_conversation_task(
+    system: str,
+    out: str | Path,
+    *,
+    simulator: str = "local:qwen2.5-1.5b-instruct",
+    data: DataOptions | None = None,
+    n: int = 100,
+    max_turns: int = 5,
+    k: int = 10,
+    history_len: int = 20,
+    cache: bool = True,
+    prices: str | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Simulated-user conversations with ``system``; returns the report's path."""
+    data = data or DataOptions()
+    config = {
+        "task": "conversation",
+        "data": data.data,
+        "k_core": data.k_core,
+        "seed": data.seed,
+        "system": system,
+        "simulator": simulator,
+        "n": n,
+        "max_turns": max_turns,
+        "k": k,
+        "history_len": history_len,
+    }
+    run = RunFolder.open(out, task="conversation", config=config, resume=resume)
+    try:
+        dataset, split = data.load()
+        samples = build_conversation_samples(
+            split, dataset.catalog, n=n, history_len=history_len, seed=data.seed
+        )
+        with scoped() as usage:
+            sut = conversation_system(system, dataset, cache=cache)
+            sim = UserSimulator(
+                cached_llm(simulator, cache=cache),
+                dataset.catalog,
+                item_noun=item_noun(dataset),
+                seed=data.seed,
+            )
+            evaluator = ConversationEvaluator(dataset.catalog, sim, max_turns=max_turns, k=k)
+            evaluator.run(sut, samples, on_record=run.append, skip_ids=run.done_ids(), progress=progress)
+        records = run.records()
+        summary = summarize_conversations(records, max_turns, k)
+        document = metrics_document(
+            "conversation",
+            records,
+            seed=data.seed,
+            per_turn=summary["per_turn"],
+            counts={
+                "leak_regenerations": summary["leak_regenerations"],
+                "masked_turns": summary["masked_turns"],
+            },
+            extra={**summary, "system": sut.config()},
+        )
+        llms = [getattr(sut, "llm", None) or getattr(getattr(sut, "agent", None), "llm", None), sim.llm]
+        caches = [x for x in llms if isinstance(x, CachedChatModel)]
+        return _finish(run, document, usage, list({id(c): c for c in caches}.values()), prices)
+    finally:
+        run.close()
+
+
+def read_judge_items(path: str | Path) -> list[JudgeItem]:
+    """JSONL with one object per line: id, prompt, answer_a, answer_b and optional facts."""
+    path = Path(path)
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"not JSON: {exc.msg}", path=path, line=number) from exc
+        for field in ("id", "prompt", "answer_a", "answer_b"):
+            if not isinstance(raw.get(field), str):
+                raise DataError("missing or not a string", path=path, line=number, field=field)
+        items.append(
+            JudgeItem(raw["id"], raw["prompt"], raw["answer_a"], raw["answer_b"], str(raw.get("facts", "")))
+        )
+    return items
+
+
+def run_judge_task(
+    items_path: str | Path,
+    out: str | Path,
+    *,
+    judge: str = "local:qwen2.5-1.5b-instruct",
+    kind: str = "explanation",
+    cache: bool = True,
+    prices: str | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    seed: int = 0,
+) -> Path:
+    """Pairwise judging of the answers in ``items_path`` in both orders; returns the report's path."""
+    items = read_judge_items(items_path)
+    config = {
+        "task": "judge",
+        "data": str(items_path),
+        "judge": judge,
+        "kind": kind,
+        "seed": seed,
+        "n": len(items),
+    }
+    run = RunFolder.open(out, task="judge", config=config, resume=resume)
+    try:
+        with scoped() as usage:
+            pairwise = PairwiseJudge(cached_llm(judge, cache=cache), kind=kind, seed=seed)
+            evaluate_pairwise(
+                items,
+                pairwise,
+                on_verdict=lambda v: run.append({**v.as_record(), "scores": _judge_scores(v)}),
+                skip_ids=run.done_ids(),
+                progress=progress,
+            )
+        records = run.records()
+        verdicts = [JudgeVerdict.from_record(r) for r in records]
+        summary = summarize_verdicts(verdicts, seed=seed)
+        counts = {
+            "win": summary["win"],
+            "tie": summary["tie"] - summary["conflict"],
+            "loss": summary["loss"],
+            "conflict": summary["conflict"],
+            "invalid": summary["invalid"],
+        }
+        document = metrics_document("judge", records, seed=seed, judge=counts, extra=summary)
+        caches = [pairwise.llm] if isinstance(pairwise.llm, CachedChatModel) else []
+        return _finish(run, document, usage, caches, prices)
+    finally:
+        run.close()
+
+
+def _judge_scores(verdict: JudgeVerdict) -> dict[str, float]:
+    """Per-item numbers for CIs and paired comparisons: A's win (1), tie or conflict (0.5), loss (0)."""
+    if verdict.outcome == "invalid":
+        return {}
+    out = {"a_wins": {"A": 1.0, "B": 0.0}.get(verdict.outcome, 0.5)}
+    for criterion, scores in verdict.mean_scores.items():
+        out[f"{criterion}_a_minus_b"] = float(scores["A"] - scores["B"])
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+__all__ = [
+    "DataOptions",
+    "run_conversation_task",
+    "run_judge_task",
+    "run_list_task",
+    "run_recommender_task",
+]

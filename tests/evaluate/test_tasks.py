@@ -1,0 +1,125 @@
+"""The evaluation tasks end to end on `demo`, with fake models: run folders, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recai.cli import app
+from recai.evaluate import tasks
+from recai.evaluate.runs import ConfigMismatchError, RunFolder
+from recai.evaluate.tasks import DataOptions, run_conversation_task, run_judge_task, run_list_task
+from recai.llm.scripted import ScriptedChatModel
+
+
+def test_ranking_run_writes_a_folder_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "pop"
+    report = run_list_task("ranking", "popularity", out, n_users=12, progress=False)
+    assert report.exists()
+    run = RunFolder.load(out)
+    metrics = run.read_metrics()
+    assert metrics["n"] == 12 and 0.0 <= metrics["metrics"]["ndcg@10"]["mean"] <= 1.0
+    assert metrics["counts"]["invalid"] == 0
+    assert (out / "metric_at_k.png").exists()
+    first = (out / "records.jsonl").read_text()
+    # an interrupted run: drop the last records and a half-written line, then resume
+    lines = first.splitlines(keepends=True)
+    (out / "records.jsonl").write_text("".join(lines[:5]) + lines[5][:20])
+    run_list_task("ranking", "popularity", out, n_users=12, progress=False)
+    assert sorted(first.splitlines()) == sorted((out / "records.jsonl").read_text().splitlines())
+    with pytest.raises(ConfigMismatchError):
+        run_list_task("ranking", "popularity", out, n_users=13, progress=False)
+
+
+def test_llm_ranking_uses_the_response_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def fake(spec: str) -> ScriptedChatModel:
+        def reply(messages: list[dict]) -> str:
+            calls.append(1)
+            lines = messages[-1]["content"].split("candidate films")[1].splitlines()
+            return json.dumps([*[line[2:] for line in lines if line.startswith("- ")][:3], "Not A Film 7"])
+
+        return ScriptedChatModel(reply, name="fake-llm")
+
+    monkeypatch.setattr("recai.llm.factory.load_chat_model", fake)
+    run_list_task("ranking", "llm:fake", tmp_path / "a", n_users=5, progress=False)
+    assert len(calls) == 5
+    metrics = RunFolder.load(tmp_path / "a").read_metrics()
+    assert metrics["counts"]["invalid"] == 5 and metrics["counts"]["valid"] == 15
+    run_list_task("ranking", "llm:fake", tmp_path / "b", n_users=5, progress=False)
+    assert len(calls) == 5  # every reply came from the cache
+    usage = json.loads((tmp_path / "b" / "usage.json").read_text())
+    assert "cache" in json.dumps(usage)
+
+
+def test_conversation_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake(spec: str) -> ScriptedChatModel:
+        if spec == "sim":
+            return ScriptedChatModel(lambda m: "a crime film please", name="sim")
+        return ScriptedChatModel(lambda m: "Try **Heat** or **Pulp Fiction**.", name="plain")
+
+    monkeypatch.setattr("recai.llm.factory.load_chat_model", fake)
+    report = run_conversation_task(
+        "plain:x", tmp_path / "conv", simulator="sim", n=4, max_turns=2, progress=False, cache=False
+    )
+    metrics = RunFolder.load(tmp_path / "conv").read_metrics()
+    assert metrics["n"] == 4 and len(metrics["per_turn"]["hit@10"]) == 2
+    records = RunFolder.load(tmp_path / "conv").records()
+    assert all(r["usage"]["simulator"]["calls"] >= 1 for r in records)
+    assert "per_turn.png" in report.read_text()
+
+
+def test_judge_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    items = tmp_path / "pairs.jsonl"
+    items.write_text(
+        "\n".join(
+            json.dumps({"id": str(i), "prompt": "why?", "answer_a": "good " * i, "answer_b": "bad"})
+            for i in range(3)
+        )
+    )
+
+    def verdict(messages: list[dict]) -> str:
+        text = messages[-1]["content"]
+        first_is_a = text.index("good") < text.index("bad") if "good" in text else True
+        better = "1" if first_is_a else "2"
+        scores = {
+            c: {"answer_1": 4, "answer_2": 2} if first_is_a else {"answer_1": 2, "answer_2": 4}
+            for c in ("informativeness", "persuasiveness", "helpfulness")
+        }
+        return json.dumps({"reason": "r", **scores, "better": better})
+
+    monkeypatch.setattr(
+        "recai.llm.factory.load_chat_model", lambda spec: ScriptedChatModel(verdict, name="judge")
+    )
+    run_judge_task(items, tmp_path / "judge", judge="j", cache=False, progress=False)
+    metrics = RunFolder.load(tmp_path / "judge").read_metrics()
+    assert metrics["n"] == 3
+    assert set(metrics["judge"]) == {"win", "tie", "loss", "conflict", "invalid"}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "1", "prompt": "p", "answer_a": "a"}\n')
+    with pytest.raises(Exception, match=r"line 1.*answer_b|answer_b.*line 1"):
+        tasks.read_judge_items(bad)
+
+
+def test_cli_ranking_and_compare(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for system in ("popularity", "random"):
+        result = runner.invoke(
+            app, ["eval", "ranking", "--system", system, "--out", str(tmp_path / system), "--users", "10"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "ndcg@10" in result.output
+    result = runner.invoke(app, ["eval", "compare", str(tmp_path / "popularity"), str(tmp_path / "random")])
+    assert result.exit_code == 0, result.output
+    assert "ndcg@10" in result.output
+    bad = runner.invoke(app, ["eval", "ranking", "--system", "nonsense", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 1 and "unknown system" in bad.output
+
+
+def test_data_options_k_core() -> None:
+    dataset, split = DataOptions("demo", k_core=5).load()
+    assert len(split.test) > 0 and dataset.interactions.user_lengths().min() >= 5
