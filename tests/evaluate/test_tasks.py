@@ -123,3 +123,17 @@ def test_cli_ranking_and_compare(tmp_path: Path) -> None:
 def test_data_options_k_core() -> None:
     dataset, split = DataOptions("demo", k_core=5).load()
     assert len(split.test) > 0 and dataset.interactions.user_lengths().min() >= 5
+
+
+def test_history_baseline_shows_new_items_each_turn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "recai.llm.factory.load_chat_model",
+        lambda spec: ScriptedChatModel(lambda m: "something good", name="sim"),
+    )
+    run_conversation_task(
+        "popularity", tmp_path / "pop", simulator="sim", n=3, max_turns=3, k=5, progress=False
+    )
+    for record in RunFolder.load(tmp_path / "pop").records():
+        shown = [i for turn in record["turns"] for i in turn["items"]]
+        assert len(shown) == len(set(shown))  # never the same item twice in a session
+        assert all(len(turn["items"]) == 5 for turn in record["turns"])

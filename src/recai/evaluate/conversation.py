@@ -268,6 +268,36 @@ class ChatRecSystem(ChatModelSystem):
         return {**super().config(), "n_candidates": self.n_candidates}
 
 
+class HistoryRecommenderSystem(ConversationalSystem):
+    """A classic recommender that ignores the conversation: each turn it shows the next k items for the
+    user's history. It answers "how much does talking add over the history alone?"."""
+
+    def __init__(
+        self,
+        recommend: Callable[[list[int], int, set[int]], list[int]],
+        catalog: Catalog,
+        *,
+        name: str,
+        k: int = 10,
+    ) -> None:
+        self._recommend = recommend
+        self.catalog = catalog
+        self.name = name
+        self.k = k
+        self._history: list[int] = []
+        self._shown: set[int] = set()
+
+    def reset(self, sample: ConversationSample) -> None:
+        self._history = list(sample.history)
+        self._shown = set()
+
+    def respond(self, text: str) -> SystemTurn:
+        items = self._recommend(self._history, self.k, self._shown)
+        self._shown.update(items)
+        titles = "; ".join(self.catalog.display_title(p) for p in items)
+        return SystemTurn(reply=f"You might like: {titles}", items=items)
+
+
 # ------------------------------------------------------------------ the simulator
 class UserSimulator:
     """An LLM playing a user who wants the target item but knows it only by its attributes."""

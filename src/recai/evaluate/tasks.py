@@ -11,7 +11,9 @@ System specs (``--system``):
   the split's training part), ``llm:SPEC`` (a chat model, zero-shot; SPEC as for ``--llm``, e.g.
   ``llm:local:qwen2.5-0.5b-instruct`` or ``llm:openai:gpt-4o-mini``), ``chatrec:SPEC`` (embedding
   retrieval of candidates from the history, then the chat model chooses);
-- conversation: ``agent:SPEC`` (recai's agent with that brain), ``plain:SPEC``, ``chatrec:SPEC``.
+- conversation: ``agent:SPEC`` (recai's agent with that brain), ``plain:SPEC``, ``chatrec:SPEC``, and
+  ``random`` or a classic recommender, which ignore the conversation and show the next k items for the
+  user's history each turn (what talking adds over the history alone).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from recai.evaluate.conversation import (
     ChatRecSystem,
     ConversationalSystem,
     ConversationEvaluator,
+    HistoryRecommenderSystem,
     UserSimulator,
     build_conversation_samples,
     summarize_conversations,
@@ -327,10 +330,17 @@ def run_recommender_task(
         run.close()
 
 
-def conversation_system(spec: str, dataset: Dataset, *, cache: bool = True) -> ConversationalSystem:
+def conversation_system(
+    spec: str, dataset: Dataset, split: Any = None, *, cache: bool = True, k: int = 10, seed: int = 0
+) -> ConversationalSystem:
+    if spec == "random" or spec in CLASSIC:
+        return history_system(spec, dataset, split, k=k, seed=seed)
     kind, _, llm_spec = spec.partition(":")
     if not llm_spec:
-        raise ValueError(f"unknown system '{spec}': use agent:SPEC, plain:SPEC or chatrec:SPEC")
+        raise ValueError(
+            f"unknown system '{spec}': use agent:SPEC, plain:SPEC, chatrec:SPEC, random or "
+            + ", ".join(CLASSIC)
+        )
     llm = cached_llm(llm_spec, cache=cache)
     noun = item_noun(dataset)
     if kind == "agent":
@@ -344,6 +354,29 @@ def conversation_system(spec: str, dataset: Dataset, *, cache: bool = True) -> C
         index = dataset.catalog.index(encoder, progress=False)
         return ChatRecSystem(llm, dataset.catalog, index, encoder, item_noun=noun)
     raise ValueError(f"unknown system '{spec}': use agent:SPEC, plain:SPEC or chatrec:SPEC")
+
+
+def history_system(
+    spec: str, dataset: Dataset, split: Any, *, k: int = 10, seed: int = 0
+) -> ConversationalSystem:
+    """A classic recommender (or random) as a conversation baseline that only uses the user's history."""
+    n_items = len(dataset.catalog)
+    if spec == "random":
+        rng = np.random.default_rng(seed)
+
+        def recommend(history: list[int], k: int, shown: set[int]) -> list[int]:
+            blocked = set(history) | shown
+            pool = np.array([i for i in range(n_items) if i not in blocked])
+            return rng.choice(pool, size=min(k, len(pool)), replace=False).astype(int).tolist()
+
+    else:
+        model = fit_classic(spec, split, seed=seed, memo=(dataset.name, "conversation", seed))
+
+        def recommend(history: list[int], k: int, shown: set[int]) -> list[int]:
+            positions, _ = model.recommend(history, k, exclude=shown)
+            return [int(p) for p in positions]
+
+    return HistoryRecommenderSystem(recommend, dataset.catalog, name=spec, k=k)
 
 
 def _agent(dataset: Dataset, llm: ChatModel) -> Any:
@@ -388,7 +421,7 @@ def run_conversation_task(
             split, dataset.catalog, n=n, history_len=history_len, seed=data.seed
         )
         with scoped() as usage:
-            sut = conversation_system(system, dataset, cache=cache)
+            sut = conversation_system(system, dataset, split, cache=cache, k=k, seed=data.seed)
             sim = UserSimulator(
                 cached_llm(simulator, cache=cache),
                 dataset.catalog,
