@@ -137,3 +137,16 @@ def test_history_baseline_shows_new_items_each_turn(tmp_path: Path, monkeypatch:
         shown = [i for turn in record["turns"] for i in turn["items"]]
         assert len(shown) == len(set(shown))  # never the same item twice in a session
         assert all(len(turn["items"]) == 5 for turn in record["turns"])
+
+
+def test_a_conversation_run_can_be_extended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "recai.llm.factory.load_chat_model", lambda spec: ScriptedChatModel(lambda m: "anything", name="sim")
+    )
+    out = tmp_path / "pop"
+    run_conversation_task("popularity", out, simulator="sim", n=3, max_turns=1, progress=False)
+    first = [r["id"] for r in RunFolder.load(out).records()]
+    run_conversation_task("popularity", out, simulator="sim", n=5, max_turns=1, progress=False)
+    records = RunFolder.load(out).records()
+    assert [r["id"] for r in records][:3] == first and len(records) == 5
+    assert RunFolder.load(out).read_metrics()["n"] == 5

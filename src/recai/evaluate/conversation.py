@@ -86,12 +86,14 @@ def target_facts(catalog: Catalog, position: int, *, max_chars: int = 400) -> st
 def build_conversation_samples(
     split: Split, catalog: Catalog, *, n: int = 100, history_len: int = 20, seed: int = 0
 ) -> list[ConversationSample]:
-    """``n`` test users of ``split`` (seeded), each with the held-out test item as the target."""
+    """``n`` test users of ``split`` (a seeded prefix of all of them), each with its held-out test item as
+    the target."""
     history_log = split.train_and_valid()
     users = sorted(split.test.user_ids, key=str)
-    if n < len(users):
-        rng = np.random.default_rng(seed)
-        users = sorted(rng.choice(np.array(users, dtype=object), size=n, replace=False).tolist(), key=str)
+    # a seeded order of all users, cut at n: the first 40 of n=100 are the users of n=40, so a run can be
+    # extended later with more sessions
+    order = np.random.default_rng(seed).permutation(len(users))
+    users = [users[i] for i in order[:n]]
     out = []
     for user in users:
         try:

@@ -409,7 +409,8 @@ def run_conversation_task(
         "seed": data.seed,
         "system": system,
         "simulator": simulator,
-        "n": n,
+        "n": n,  # volatile: the sessions are a seeded prefix, so a larger n extends the run
+        "_volatile": ["n"],
         "max_turns": max_turns,
         "k": k,
         "history_len": history_len,
