@@ -135,3 +135,17 @@ def test_retrieval_counts_seen_items(catalog: Catalog) -> None:
     record = ListEvaluator(catalog, k=3, ks=(1,)).evaluate_sample(system, sample)
     assert record["counts"]["already_seen"] == 1 and record["counts"]["invalid"] == 1
     assert record["scores"]["hit@1"] == 1.0
+
+
+def test_encoder_system_ranks_by_similarity_and_skips_history(catalog: Catalog) -> None:
+    from recai.evaluate.generative import EncoderListSystem
+    from tests.agent.fakes import BagOfWordsEncoder
+
+    system = EncoderListSystem(BagOfWordsEncoder(), catalog)
+    sample = ListSample(id="u", user="u", history=[6], target=7)  # watched The Godfather
+    full = system.answer(sample, None, 3).positions
+    assert full[0] == 7 and 6 not in full  # Part II shares the words; the history is excluded
+    within = system.answer(sample, [2, 7, 3], 3).positions
+    assert sorted(within) == [2, 3, 7] and within[0] == 7
+    record = ListEvaluator(catalog, k=3, ks=(1,)).evaluate_sample(system, sample)
+    assert record["scores"]["hit@1"] == 1.0

@@ -207,6 +207,42 @@ class RecommenderListSystem(ListSystem):
         return ListAnswer(positions=[int(p) for p in positions])
 
 
+class EncoderListSystem(ListSystem):
+    """A text Encoder as a recommender: the user's recent titles (newest first) are the query, and items
+    are ranked by embedding similarity, over the candidates or the whole catalog minus the history."""
+
+    def __init__(
+        self, encoder: Any, catalog: Catalog, *, history_items: int = 10, name: str | None = None
+    ) -> None:
+        self.encoder = encoder
+        self.catalog = catalog
+        self.history_items = history_items
+        self.index = catalog.index(encoder, progress=False)
+        self.name = name or f"encoder:{getattr(encoder, 'identity', type(encoder).__name__)}"
+
+    def query_text(self, sample: ListSample) -> str:
+        recent = sample.history[-self.history_items :][::-1]
+        return "; ".join(self.catalog.display_title(p) for p in recent) or "popular"
+
+    def ranked(self, sample: ListSample, candidates: list[int] | None, n: int) -> list[int]:
+        """Up to ``n`` positions by similarity, never from the history."""
+        catalog = self.catalog
+        query = self.encoder.encode([self.query_text(sample)], "query")[0]
+        seen = set(sample.history)
+        if candidates is not None:
+            ids, _ = self.index.search(query, len(candidates), within=catalog.ids[candidates].tolist())
+        else:
+            ids, _ = self.index.search(query, n + len(seen))
+        positions = catalog.index_of(ids[0], missing="drop").tolist()
+        return [int(p) for p in positions if p not in seen][:n]
+
+    def answer(self, sample: ListSample, candidates: list[int] | None, k: int) -> ListAnswer:
+        return ListAnswer(positions=self.ranked(sample, candidates, k))
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "history_items": self.history_items}
+
+
 class RandomListSystem(ListSystem):
     """Uniformly random items (seeded per sample and candidate order): the floor every system must beat."""
 

@@ -10,7 +10,8 @@ System specs (``--system``):
 - ranking/retrieval: ``random``, ``popularity``, ``itemcf``, ``bpr``, ``als``, ``sasrec`` (trained on
   the split's training part), ``llm:SPEC`` (a chat model, zero-shot; SPEC as for ``--llm``, e.g.
   ``llm:local:qwen2.5-0.5b-instruct`` or ``llm:openai:gpt-4o-mini``), ``chatrec:SPEC`` (embedding
-  retrieval of candidates from the history, then the chat model chooses);
+  retrieval of candidates from the history, then the chat model chooses), ``encoder`` or
+  ``encoder:SPEC`` (a text Encoder alone: the recent titles as the query, items by similarity);
 - conversation: ``agent:SPEC`` (recai's agent with that brain), ``plain:SPEC``, ``chatrec:SPEC``, and
   ``random`` or a classic recommender, which ignore the conversation and show the next k items for the
   user's history each turn (what talking adds over the history alone).
@@ -42,6 +43,7 @@ from recai.evaluate.conversation import (
     summarize_conversations,
 )
 from recai.evaluate.generative import (
+    EncoderListSystem,
     ListEvaluator,
     ListSample,
     ListSystem,
@@ -139,27 +141,25 @@ class ChatRecListSystem(LLMListSystem):
     for retrieval, the ``n_retrieve`` nearest unseen items of the catalog are shown.
     """
 
-    def __init__(self, llm: ChatModel, dataset: Dataset, *, n_retrieve: int = 20, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        llm: ChatModel,
+        dataset: Dataset,
+        retriever: EncoderListSystem,
+        *,
+        n_retrieve: int = 20,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(llm, dataset.catalog, name=f"chatrec:{llm.name}", **kwargs)
-        from recai.embed.encoder import load_encoder
-
-        self.encoder = load_encoder()
-        self.index = dataset.catalog.index(self.encoder, progress=False)
+        self.retriever = retriever
         self.n_retrieve = n_retrieve
 
     def answer(self, sample: ListSample, candidates: list[int] | None, k: int) -> Any:
-        catalog = self.catalog
-        text = "; ".join(catalog.display_title(p) for p in sample.history[-10:]) or "popular"
-        query = self.encoder.encode([text], "query")[0]
-        if candidates is not None:
-            ids, _ = self.index.search(query, len(candidates), within=catalog.ids[candidates].tolist())
-        else:
-            ids, _ = self.index.search(query, self.n_retrieve + len(sample.history))
-        positions = [int(p) for p in catalog.index_of(ids[0], missing="drop") if p not in set(sample.history)]
-        return super().answer(sample, positions[: self.n_retrieve], k)
+        shown = self.retriever.ranked(sample, candidates, self.n_retrieve)
+        return super().answer(sample, shown, k)
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "n_retrieve": self.n_retrieve}
+        return {**super().config(), "n_retrieve": self.n_retrieve, "retriever": self.retriever.config()}
 
 
 def list_system(
@@ -178,12 +178,21 @@ def list_system(
         return RecommenderListSystem(
             fit_classic(spec, split, sasrec_budget_s=sasrec_budget_s, seed=seed), name=spec
         )
+    from recai.embed.encoder import load_encoder
+
     kind, _, llm_spec = spec.partition(":")
     if kind == "llm" and llm_spec:
         return LLMListSystem(cached_llm(llm_spec, cache=cache), dataset.catalog, item_noun=item_noun(dataset))
     if kind == "chatrec" and llm_spec:
-        return ChatRecListSystem(cached_llm(llm_spec, cache=cache), dataset, item_noun=item_noun(dataset))
-    raise ValueError(f"unknown system '{spec}': use random, {', '.join(CLASSIC)}, llm:SPEC or chatrec:SPEC")
+        retriever = EncoderListSystem(load_encoder(), dataset.catalog)
+        return ChatRecListSystem(
+            cached_llm(llm_spec, cache=cache), dataset, retriever, item_noun=item_noun(dataset)
+        )
+    if kind == "encoder":
+        return EncoderListSystem(load_encoder(llm_spec or None), dataset.catalog)
+    raise ValueError(
+        f"unknown system '{spec}': use random, {', '.join(CLASSIC)}, llm:SPEC, chatrec:SPEC or encoder[:SPEC]"
+    )
 
 
 def _finish(
