@@ -786,15 +786,21 @@ def eval_recommender(
     k_core: KCoreOpt = 0,
     seed: SeedOpt = 0,
     sasrec_budget_s: Annotated[float, typer.Option(help="SASRec training time budget.")] = 300.0,
+    fresh: Annotated[bool, typer.Option(help="Replace an existing run of the same task in --out.")] = False,
 ) -> None:
     """Full-catalog ranking of every test user (history excluded) by a classic recommender."""
+    from recai.evaluate.runs import ConfigMismatchError
     from recai.evaluate.tasks import DataOptions, run_recommender_task
 
     try:
         report = run_recommender_task(
-            system, out, data=DataOptions(data, k_core=k_core, seed=seed), sasrec_budget_s=sasrec_budget_s
+            system,
+            out,
+            data=DataOptions(data, k_core=k_core, seed=seed),
+            sasrec_budget_s=sasrec_budget_s,
+            resume=not fresh,
         )
-    except (FileExistsError, ValueError, DataError) as exc:
+    except (ConfigMismatchError, FileExistsError, ValueError, DataError) as exc:
         raise _fail(exc) from None
     _report_done(report)
 
@@ -809,7 +815,7 @@ def eval_conversation(
     ] = "local:qwen2.5-1.5b-instruct",
     sessions: Annotated[int, typer.Option(help="Simulated users.")] = 100,
     turns: Annotated[int, typer.Option(help="Most turns per session.")] = 5,
-    k: int = 10,
+    k: Annotated[int, typer.Option(help="Success when the target is in a turn's first k items.")] = 5,
     seed: SeedOpt = 0,
     prices: PricesOpt = None,
     no_cache: NoCacheOpt = False,

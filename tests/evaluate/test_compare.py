@@ -179,3 +179,17 @@ def test_the_markdown_table(tmp_path: Path) -> None:
     assert rows[1].startswith("| hit@10 | 10 | 0.5000 | 1.0000 | +0.5000 [")
     assert "| 5 / 0 / 5 | 0.0625 |" in rows[1]  # five +1 differences: exact p = 2 / 2^5
     assert "paired samples: 10; only in A: 0; only in B: 0" in text
+
+
+def test_runs_on_other_inputs_are_refused(tmp_path: Path) -> None:
+    from recai.evaluate.compare import IncomparableRunsError, compare_runs
+    from recai.evaluate.runs import RunFolder
+
+    for name, seed in (("a", 0), ("b", 1)):
+        with RunFolder.open(
+            tmp_path / name, task="ranking", config={"data": "demo", "seed": seed, "system": name}
+        ) as run:
+            run.append({"id": "u1", "scores": {"hit@1": 1.0}})
+    with pytest.raises(IncomparableRunsError, match="seed"):
+        compare_runs(tmp_path / "a", tmp_path / "b")
+    assert compare_runs(tmp_path / "a", tmp_path / "b", force=True)["paired"] == 1

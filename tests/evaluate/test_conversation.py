@@ -13,13 +13,12 @@ from recai.evaluate.conversation import (
     ConversationEvaluator,
     ConversationSample,
     SystemTurn,
+    TitleGuard,
     UserSimulator,
     build_conversation_samples,
     describe_taste,
-    leaks_title,
     summarize_conversations,
     target_facts,
-    title_forms,
 )
 from recai.llm.scripted import ScriptedChatModel
 
@@ -60,14 +59,23 @@ def test_target_facts_never_contain_the_title(catalog: Catalog) -> None:
     assert "Crime" in describe_taste(catalog, [0, 1, 6])
 
 
-def test_leak_forms() -> None:
-    forms = title_forms("The Godfather Part II (1974)", "The Godfather Part II")
-    assert leaks_title("have you seen godfather part ii?", forms)
-    assert not leaks_title("Something like The Godfather, please", forms)  # another film
-    subtitled = title_forms("Star Wars: Episode IV - A New Hope (1977)", "Star Wars: Episode IV - A New Hope")
-    assert leaks_title("is it star wars?", subtitled)  # the main title before a subtitle counts
-    assert not leaks_title("a mafia saga from the seventies", forms)
-    assert not leaks_title("I'd like some heathen drama", title_forms("Heat (1995)", "Heat"))
+def test_title_guard() -> None:
+    guard = TitleGuard("The Godfather Part II (1974)", "The Godfather Part II")
+    assert guard.leaks("have you seen godfather part ii?")
+    assert not guard.leaks("Something like The Godfather, please")  # another film
+    assert not guard.leaks("a mafia saga from the seventies")
+    subtitled = TitleGuard("Avengers: Endgame (2019)", "Avengers: Endgame")
+    assert subtitled.leaks("I loved the Avengers movies")  # the main title before a subtitle counts
+    assert "Avengers" not in subtitled.mask("I loved the Avengers movies, and the surviving avengers")
+    assert not TitleGuard("Heat (1995)").leaks("I'd like some heathen drama in a theater")
+    assert TitleGuard("Heat (1995)").mask("a theater, then Heat") == "a theater, then this one"
+    accented = TitleGuard("Amélie (2001)")
+    assert (
+        accented.leaks("maybe AMELIE?") and "amelie" not in accented.mask("maybe Amelie? or Amélie").lower()
+    )
+    short = TitleGuard("Up (2009)")
+    assert short.leaks("Is it Up?") and not short.leaks("cheer me up, something upbeat")
+    assert short.mask("Is it Up?") == "Is it this one?"
 
 
 def test_leaking_messages_are_regenerated_then_masked(catalog: Catalog) -> None:

@@ -59,7 +59,8 @@ def test_single_target_scores_match_the_shared_metrics() -> None:
     )
     for name, values in shared.items():
         assert own[name] == pytest.approx(values[0])
-    assert own["mrr"] == pytest.approx(0.5)
+    assert own["mrr@5"] == pytest.approx(0.5)
+    assert single_target_scores([1, 2, 3], 3, ks=(2,))["mrr@2"] == 0.0  # MRR is cut at the largest k
     assert single_target_scores([], 3, ks=(5,))["hit@5"] == 0.0
 
 
@@ -84,7 +85,7 @@ def test_llm_answers_are_grounded_and_never_padded(catalog: Catalog) -> None:
     }
     assert record["orders"][0]["grounded"]["items"] == [13, 12]
     assert record["scores"]["hit@1"] == 0.0 and record["scores"]["hit@5"] == 1.0
-    assert record["scores"]["mrr"] == pytest.approx(0.5)  # Heat is second among the valid items
+    assert record["scores"]["mrr@5"] == pytest.approx(0.5)  # Heat is second among the valid items
     json.dumps(record)  # records go to JSONL
 
 
@@ -149,3 +150,20 @@ def test_encoder_system_ranks_by_similarity_and_skips_history(catalog: Catalog) 
     assert sorted(within) == [2, 3, 7] and within[0] == 7
     record = ListEvaluator(catalog, k=3, ks=(1,)).evaluate_sample(system, sample)
     assert record["scores"]["hit@1"] == 1.0
+
+
+def test_the_whole_input_log_is_excluded_not_only_the_shown_history(catalog: Catalog) -> None:
+    sample = ListSample(id="u", user="u", history=[1], target=2, seen=[0, 1])
+    system = LLMListSystem(ScriptedChatModel(["1. Pulp Fiction\n2. Heat"]), catalog)
+    record = ListEvaluator(catalog, k=3, ks=(1,)).evaluate_sample(system, sample)
+    assert record["counts"]["already_seen"] == 1 and record["scores"]["hit@1"] == 1.0
+    assert "Pulp Fiction" not in system.llm.calls[0][-1]["content"]  # not shown, but still excluded
+    rnd = RandomListSystem(len(catalog), seed=0).answer(sample, None, 8).positions
+    assert not {0, 1} & set(rnd)
+
+
+def test_more_users_keep_the_earlier_ones(catalog: Catalog) -> None:
+    split = _dataset(catalog).split()
+    few = build_samples(split, n_users=4, seed=2)
+    more = build_samples(split, n_users=8, seed=2)
+    assert [(s.id, s.candidates) for s in few] == [(s.id, s.candidates) for s in more[:4]]

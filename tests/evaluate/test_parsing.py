@@ -66,3 +66,20 @@ def test_candidates_win_over_a_better_catalog_match(catalog: Catalog) -> None:
     # "Beauty and the Beast" exists twice; only the 1991 one is a candidate, so that is the match.
     out = ListGrounder(catalog).ground(["Beauty and the Beast"], candidates=[15, 12])
     assert out.items == [15]
+
+
+def test_unrecognised_json_elements_are_kept_to_be_counted() -> None:
+    assert parse_item_list('[{"Title": "Heat"}, ["Up", 2009], {"score": 3}]') == [
+        "Heat",
+        "Up (2009)",
+        '{"score": 3}',
+    ]
+    assert parse_item_list('{"reasoning": ["x is tense"], "ranking": ["Heat", "Fargo"]}') == ["Heat", "Fargo"]
+
+
+def test_subtitles_survive_parsing(catalog: Catalog) -> None:
+    assert parse_item_list("1. Mission: Impossible - Fallout") == ["Mission: Impossible - Fallout"]
+    out = ListGrounder(catalog).ground(
+        parse_item_list("1. Heat - a tense heist film\n2. Amélie because it is warm")
+    )
+    assert out.items == [12, 13]

@@ -31,7 +31,12 @@ def test_ranking_run_writes_a_folder_and_resumes(tmp_path: Path) -> None:
     run_list_task("ranking", "popularity", out, n_users=12, progress=False)
     assert sorted(first.splitlines()) == sorted((out / "records.jsonl").read_text().splitlines())
     with pytest.raises(ConfigMismatchError):
-        run_list_task("ranking", "popularity", out, n_users=13, progress=False)
+        run_list_task("ranking", "popularity", out, n_users=12, n_candidates=10, progress=False)
+    # more users extend the run; fewer summarise only those users
+    run_list_task("ranking", "popularity", out, n_users=15, progress=False)
+    assert RunFolder.load(out).read_metrics()["n"] == 15
+    run_list_task("ranking", "popularity", out, n_users=12, progress=False)
+    assert RunFolder.load(out).read_metrics()["n"] == 12
 
 
 def test_llm_ranking_uses_the_response_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,7 +72,7 @@ def test_conversation_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         "plain:x", tmp_path / "conv", simulator="sim", n=4, max_turns=2, progress=False, cache=False
     )
     metrics = RunFolder.load(tmp_path / "conv").read_metrics()
-    assert metrics["n"] == 4 and len(metrics["per_turn"]["hit@10"]) == 2
+    assert metrics["n"] == 4 and len(metrics["per_turn"]["hit@5"]) == 2
     records = RunFolder.load(tmp_path / "conv").records()
     assert all(r["usage"]["simulator"]["calls"] >= 1 for r in records)
     assert "per_turn.png" in report.read_text()

@@ -107,15 +107,16 @@ def test_a_repeated_call_is_a_hit_that_skips_the_model(tmp_path: Path) -> None:
     assert model.entries() == 1
 
 
-def test_hits_report_zero_new_tokens_and_the_savings(tmp_path: Path) -> None:
+def test_hits_report_the_stored_tokens_and_the_savings(tmp_path: Path) -> None:
     model = cached(tmp_path)
     meter.reset()
     first = model.complete(HELLO, max_tokens=30)
     second = model.complete(HELLO, max_tokens=30)
     assert first.prompt_tokens > 0 and first.completion_tokens > 0
-    assert (second.prompt_tokens, second.completion_tokens) == (0, 0)
+    # the same figures as the original call: per-sample token counts must not depend on the cache
+    assert (second.prompt_tokens, second.completion_tokens) == (first.prompt_tokens, first.completion_tokens)
     stats = meter.report()["default"]["scripted"]
-    assert stats["calls"] == 2 and stats["prompt_tokens"] == first.prompt_tokens
+    assert stats["calls"] == 2 and stats["prompt_tokens"] == 2 * first.prompt_tokens
     saved = model.stats()
     assert saved["saved_prompt_tokens"] == first.prompt_tokens
     assert saved["saved_completion_tokens"] == first.completion_tokens

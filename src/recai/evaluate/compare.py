@@ -32,8 +32,12 @@ from recai.evaluate.runs import RunFolder, config_differences
 
 #: Up to this many non-zero differences the permutation test enumerates every sign pattern exactly.
 EXACT_MAX = 20
-#: Config keys that must agree for two runs to be comparable (unless ``force=True``).
+#: Config keys that must agree for two runs to be comparable (unless ``force=True``), checked first.
 MUST_MATCH = ("task", "data")
+#: Config keys that may differ: what is being compared, and how many samples each run holds (pairs are
+#: matched by id). Every other key (seed, k-core, candidates, negatives, history length, k, simulator,
+#: judge...) decides the inputs, so it must agree too.
+MAY_DIFFER = frozenset({"system", "model", "judge", "n", "n_users", "sasrec_budget_s", "_volatile"})
 
 
 class IncomparableRunsError(ValueError):
@@ -57,6 +61,15 @@ def compare_runs(
             raise IncomparableRunsError(
                 f"{a.path} and {b.path} have different '{key}' in config.json ({va!r} vs {vb!r}); "
                 "their scores are not comparable (force=True compares them anyway)"
+            )
+    if not force:
+        differing = [
+            key for key in config_differences(a.config, b.config) if key.split(".", 1)[0] not in MAY_DIFFER
+        ]
+        if differing:
+            raise IncomparableRunsError(
+                f"{a.path} and {b.path} were run on different inputs ({', '.join(differing)} differ in "
+                "config.json); pairing their samples would compare unlike things (force=True compares anyway)"
             )
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")

@@ -3,9 +3,10 @@
 The simulator (an LLM) is given the target item's attributes (never its title) and an intent derived
 from the user's real history. It talks to the system under test for up to ``max_turns`` turns:
 
-- every simulator message is checked for a leak of the target's title (normalised-text containment of the
-  title, or of its main part before a subtitle, for titles of at least 4 characters); a leaking message is
-  regenerated with another seed, up to ``leak_retries`` times, then the title is masked; both are counted;
+- the simulator's facts have every mention of the title masked, and every simulator message is checked
+  for a leak (:class:`TitleGuard`: the title or its main part before a subtitle, accent- and
+  case-insensitive on word boundaries; short titles as the exact capitalised word); a leaking message
+  is regenerated with another seed, up to ``leak_retries`` times, then masked; both are counted;
 - after each system turn, success means the target is among the first ``k`` items the system
   recommended in that turn: the item ids for systems that return them (recai's agent), or the titles in
   the reply grounded to the catalog for plain chat models (:mod:`recai.evaluate.parsing`);
@@ -48,6 +49,7 @@ class ConversationSample:
     target: int
     intent: str
     target_facts: str
+    seen: list[int] | None = None  # the whole input log (history shows only the most recent items)
 
 
 def describe_taste(catalog: Catalog, history: Sequence[int], *, top: int = 3) -> str:
@@ -69,18 +71,15 @@ def describe_taste(catalog: Catalog, history: Sequence[int], *, top: int = 3) ->
 
 
 def target_facts(catalog: Catalog, position: int, *, max_chars: int = 400) -> str:
-    """The target's attributes without its title or id (the simulator must describe, not name)."""
+    """The target's attributes without its title or id, and with every mention of the title masked
+    (a synopsis may name it: "the surviving Avengers")."""
     columns = [
         spec.name
         for spec in catalog.schema.columns
         if spec.role not in (ColumnRole.ID, ColumnRole.TITLE) and spec.name in catalog.items
     ]
     text = catalog.render(position, columns=columns, by_position=True, max_chars=max_chars)
-    return mask_title(
-        text,
-        catalog.display_title(position),
-        catalog.items.iat[position, catalog.items.columns.get_loc(catalog.title_column)],
-    )
+    return title_guard(catalog, position).mask(text)
 
 
 def build_conversation_samples(
@@ -97,9 +96,10 @@ def build_conversation_samples(
     out = []
     for user in users:
         try:
-            history = [int(i) for i in history_log.sequence(user)[-history_len:]]
+            full = [int(i) for i in history_log.sequence(user)]
         except KeyError:
-            history = []
+            full = []
+        history = full[-history_len:]
         target = int(split.test.sequence(user)[-1])
         out.append(
             ConversationSample(
@@ -109,44 +109,73 @@ def build_conversation_samples(
                 target=target,
                 intent=describe_taste(catalog, history),
                 target_facts=target_facts(catalog, target),
+                seen=full,
             )
         )
     return out
 
 
 # ------------------------------------------------------------------ leak detection
+def _fold(text: str) -> str:
+    """Accents folded to ASCII, lower-cased."""
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
+
+
 def _norm(text: str) -> str:
-    """Lower-cased, accents folded, punctuation as spaces."""
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
-    return " ".join(re.sub(r"[^\w\s]", " ", folded).split())
+    """Folded, punctuation as spaces, single spaces."""
+    return " ".join(re.sub(r"[^\w\s]", " ", _fold(text)).split())
 
 
-def title_forms(display_title: str, raw_title: str) -> list[str]:
-    """Normalised forms of a title that count as naming it (at least 4 characters)."""
-    forms = set()
-    for title in (display_title, raw_title):
-        base = re.sub(r"\s*\(\d{4}\)\s*$", "", str(title))
-        for variant in (base, re.split(r":|\s[-–]\s", base, maxsplit=1)[0]):
-            key = _norm(variant)
-            key = re.sub(r"^(the|a|an) ", "", key)
-            if len(key) >= 4:
-                forms.add(key)
-    return sorted(forms, key=len, reverse=True)
+class TitleGuard:
+    """Detects and masks mentions of one title in free text.
+
+    Long forms (at least 4 characters after normalising: the title without its year, and its main part
+    before a subtitle, leading article dropped) match case- and accent-insensitively on word
+    boundaries. Short titles ("Up", "Her", "M") match only as the exact, capitalised word, since "up" and
+    "her" are everyday words.
+    """
+
+    def __init__(self, *titles: Any) -> None:
+        long_forms: set[str] = set()
+        short_forms: set[str] = set()
+        for title in titles:
+            base = re.sub(r"\s*\(\d{4}\)\s*$", "", str(title)).strip()
+            for variant in (base, re.split(r":|\s[-–]\s", base, maxsplit=1)[0].strip()):
+                key = re.sub(r"^(the|a|an) ", "", _norm(variant))
+                if len(key) >= 4:
+                    long_forms.add(key)
+                elif variant:
+                    short_forms.add(variant)
+        self.long_forms = sorted(long_forms, key=len, reverse=True)
+        self.short_forms = sorted(short_forms, key=len, reverse=True)
+        self._long = [
+            re.compile(r"(?<![a-z0-9])" + r"[\W_]+".join(map(re.escape, form.split())) + r"(?![a-z0-9])")
+            for form in self.long_forms
+        ]
+        self._short = [re.compile(r"(?<!\w)" + re.escape(form) + r"(?!\w)") for form in self.short_forms]
+
+    def leaks(self, text: str) -> bool:
+        folded = _fold(text)
+        return any(p.search(folded) for p in self._long) or any(p.search(text) for p in self._short)
+
+    def mask(self, text: str, replacement: str = "this one") -> str:
+        """``text`` without any mention. Accents are folded when a mention is found only that way."""
+        out = text
+        for pattern in self._short:
+            out = pattern.sub(replacement, out)
+        for pattern in self._long:  # first on the original text, keeping its accents and case
+            out = re.compile(pattern.pattern, re.I).sub(replacement, out)
+        if self.leaks(out):
+            out = _fold(out)
+            for pattern in self._long:
+                out = pattern.sub(replacement, out)
+        return out
 
 
-def leaks_title(text: str, forms: Sequence[str]) -> bool:
-    padded = f" {_norm(text)} "
-    return any(f" {form} " in padded for form in forms)
-
-
-def mask_title(text: str, display_title: str, raw_title: Any) -> str:
-    """``text`` with every form of the title replaced by 'this one'."""
-    out = text
-    for title in sorted({str(display_title), str(raw_title)}, key=len, reverse=True):
-        base = re.sub(r"\s*\(\d{4}\)\s*$", "", title)
-        if len(base) >= 4:
-            out = re.sub(re.escape(base), "this one", out, flags=re.I)
-    return out
+def title_guard(catalog: Catalog, position: int) -> TitleGuard:
+    """The guard for one item: its display title and its raw title."""
+    raw = catalog.items.iat[position, catalog.items.columns.get_loc(catalog.title_column)]
+    return TitleGuard(catalog.display_title(position), raw)
 
 
 # ------------------------------------------------------------------ systems under test
@@ -291,7 +320,7 @@ class HistoryRecommenderSystem(ConversationalSystem):
 
     def reset(self, sample: ConversationSample) -> None:
         self._history = list(sample.history)
-        self._shown = set()
+        self._shown = set(sample.seen or sample.history)  # never recommend what the user already had
 
     def respond(self, text: str) -> SystemTurn:
         items = self._recommend(self._history, self.k, self._shown)
@@ -342,11 +371,7 @@ class UserSimulator:
         self, sample: ConversationSample, dialogue: list[tuple[str, str]], turn: int
     ) -> tuple[str, int, bool]:
         """The next user message, how many leaking drafts were regenerated, and whether it was masked."""
-        raw_title = self.catalog.items.iat[
-            sample.target, self.catalog.items.columns.get_loc(self.catalog.title_column)
-        ]
-        display = self.catalog.display_title(sample.target)
-        forms = title_forms(display, raw_title)
+        guard = title_guard(self.catalog, sample.target)
         messages = self.messages(sample, dialogue)
         regenerated = 0
         text = ""
@@ -358,10 +383,10 @@ class UserSimulator:
                     temperature=0.0 if attempt == 0 else 0.8,
                     seed=user_seed(self.seed + 1000 * attempt + turn, sample.user) % 2**31,
                 ).text.strip()
-            if not leaks_title(text, forms):
+            if not guard.leaks(text):
                 return text, regenerated, False
             regenerated += 1
-        return mask_title(text, display, raw_title), regenerated, True
+        return guard.mask(text), regenerated, True
 
 
 @dataclass
@@ -479,7 +504,11 @@ def summarize_conversations(records: Sequence[dict[str, Any]], max_turns: int, k
 
     return {
         "per_turn": {f"hit@{k}": [round(v, 4) for v in per_turn]},
+        # among the sessions that succeeded; the censored mean counts a failure as max_turns + 1
         "mean_turns_to_success": round(float(np.mean(successes)), 3) if successes else None,
+        "mean_turns_censored": round(float(np.mean([r["success_turn"] or max_turns + 1 for r in records])), 3)
+        if n
+        else None,
         "sessions": n,
         "successes": len(successes),
         "leak_regenerations": int(sum(r["leak_regenerations"] for r in records)),

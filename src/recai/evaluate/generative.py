@@ -2,14 +2,16 @@
 
 Protocol (one sample per test user of a leave-one-out split):
 - the input is the user's most recent ``history_len`` items (train + validation events, oldest first),
-  shown to LLMs as titles; the target is the user's held-out test item;
+  shown to LLMs as titles; classic recommenders get the same items; every item of the user's input log
+  (not only the shown ones) is excluded from answers and counted as already seen; the target is the
+  user's held-out test item;
 - ranking: the target plus ``n_candidates - 1`` negatives, drawn (seeded per user) uniformly or in
   proportion to training popularity from the items that occur in training and that the user never
   interacted with, shown in a seeded random order;
 - retrieval: no candidates, the system names ``k`` items from the whole catalog;
 - the answer is parsed and grounded (:mod:`recai.evaluate.parsing`), and the metrics are computed on the
   valid items only, in the order given, never padded: Hit@k, NDCG@k (one relevant item:
-  ``1 / log2(rank + 2)``) and MRR;
+  ``1 / log2(rank + 2)``) and MRR@k (for the largest k);
 - position bias: with ``orders > 1`` every sample is answered under that many candidate orders; the
   per-sample score is the mean over orders, and the report adds how often the top-1 item agrees across
   all orders and the mean top-k overlap between orders.
@@ -45,9 +47,14 @@ class ListSample:
 
     id: str
     user: Any
-    history: list[int]
+    history: list[int]  # what the system is shown (the most recent items)
     target: int
     candidates: list[int] | None = None  # positions in the order shown; None for retrieval
+    seen: list[int] | None = None  # every item of the user's input log: excluded and bucketed as seen
+
+    @property
+    def excluded(self) -> list[int]:
+        return self.seen if self.seen is not None else self.history
 
 
 def user_seed(seed: int, user: Any) -> int:
@@ -73,11 +80,9 @@ def build_samples(
         raise ValueError(f"negatives must be 'uniform' or 'popularity', not '{negatives}'")
     history_log = split.train_and_valid()
     users = sorted(split.test.user_ids, key=str)
-    if n_users is not None and n_users < len(users):
-        rng = np.random.default_rng(seed)
-        users = sorted(
-            rng.choice(np.array(users, dtype=object), size=n_users, replace=False).tolist(), key=str
-        )
+    # a seeded order of all users, cut at n_users: a larger n_users adds users and keeps the others
+    order = np.random.default_rng(seed).permutation(len(users))
+    users = [users[i] for i in order[: n_users if n_users is not None else len(users)]]
     counts = split.train.item_counts().astype(np.float64)
     samples = []
     for user in users:
@@ -108,6 +113,7 @@ def build_samples(
                 history=[int(i) for i in full[-history_len:]] if history_len > 0 else [],
                 target=target,
                 candidates=candidates,
+                seen=[int(i) for i in full],
             )
         )
     return samples
@@ -203,7 +209,9 @@ class RecommenderListSystem(ListSystem):
         self.name = name or type(model).__name__.lower()
 
     def answer(self, sample: ListSample, candidates: list[int] | None, k: int) -> ListAnswer:
-        positions, _ = self.model.recommend(sample.history, k, candidates=candidates, user=sample.user)
+        positions, _ = self.model.recommend(
+            sample.history, k, candidates=candidates, exclude=sample.excluded, user=sample.user
+        )
         return ListAnswer(positions=[int(p) for p in positions])
 
 
@@ -228,7 +236,7 @@ class EncoderListSystem(ListSystem):
         """Up to ``n`` positions by similarity, never from the history."""
         catalog = self.catalog
         query = self.encoder.encode([self.query_text(sample)], "query")[0]
-        seen = set(sample.history)
+        seen = set(sample.excluded)
         if candidates is not None:
             ids, _ = self.index.search(query, len(candidates), within=catalog.ids[candidates].tolist())
         else:
@@ -258,20 +266,21 @@ class RandomListSystem(ListSystem):
             pool = np.asarray(candidates)
         else:
             blocked = np.zeros(self.n_items, dtype=bool)
-            blocked[sample.history] = True
+            blocked[sample.excluded] = True
             pool = np.flatnonzero(~blocked)
         return ListAnswer(positions=rng.permutation(pool)[:k].astype(int).tolist())
 
 
 def single_target_scores(ranked: Sequence[int], target: int, ks: Sequence[int]) -> dict[str, float]:
-    """Hit@k, NDCG@k and MRR for one relevant item in an unpadded ranked list."""
+    """Hit@k, NDCG@k and MRR@max(k) for one relevant item in an unpadded ranked list."""
     rank = next((i for i, p in enumerate(ranked) if p == target), None)
     out: dict[str, float] = {}
     for k in ks:
         hit = rank is not None and rank < k
         out[f"hit@{k}"] = float(hit)
         out[f"ndcg@{k}"] = float(1.0 / np.log2(rank + 2)) if hit else 0.0
-    out["mrr"] = 1.0 / (rank + 1) if rank is not None else 0.0
+    top = max(ks)
+    out[f"mrr@{top}"] = 1.0 / (rank + 1) if rank is not None and rank < top else 0.0
     return out
 
 
@@ -308,10 +317,10 @@ class ListEvaluator:
         for candidates in self.candidate_orders(sample):
             answer = system.answer(sample, candidates, self.k)
             candidate_ids = None if candidates is None else catalog.ids[candidates].tolist()
-            seen_ids = catalog.ids[sample.history].tolist()
+            seen_ids = catalog.ids[sample.excluded].tolist()
             if answer.positions is not None:
                 names = [catalog.display_title(p) for p in answer.positions]
-                grounded = _bucket_positions(answer.positions, catalog, candidates, sample.history, names)
+                grounded = _bucket_positions(answer.positions, catalog, candidates, sample.excluded, names)
             else:
                 names = parse_item_list(answer.text or "")
                 grounded = self.grounder.ground(names, candidates=candidate_ids, seen=seen_ids)

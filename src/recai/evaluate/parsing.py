@@ -38,8 +38,9 @@ _ITEM_LINE = re.compile(r"^\s*(?:\d{1,3}\s*[.)\]:]|[-*•·]|\(\d{1,3}\)|#\d{1,3
 _BOLD = re.compile(r"\*\*(.+?)\*\*|__(.+?)__")
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{2,120})[\"“”]")
 _YEAR_TAIL = re.compile(r"^(?P<title>.+?\(\d{4}\))")
-_EXPLANATION = re.compile(r"\s+(?:[-–—:]|because\b|since\b)\s+.*$", re.I)
+_EXPLANATION = re.compile(r"\s+(?:—|because\b|since\b)\s+.*$", re.I)  # ' - ' and ':' are left to grounding
 _TITLE_KEYS = ("title", "name", "item", "movie", "film", "book", "game", "product")
+_LIST_KEYS = ("recommendations", "ranking", "ranked", "items", "titles", "results", "movies", "films", "list")
 _PREFIX = re.compile(
     r"^(?:here (?:are|is)|i (?:would )?recommend|my recommendations?|recommendations?|ranking|"
     r"the ranked list|ranked list)[^:\n]*:\s*",
@@ -78,21 +79,30 @@ def _from_json(text: str) -> list[str] | None:
 
 
 def _names_in(value: Any) -> list[str] | None:
+    """Names in a parsed JSON value; an element that holds no recognisable name is kept as its text, so
+    it is counted as invalid rather than silently dropped."""
     if isinstance(value, list):
-        out = []
-        for element in value:
-            if isinstance(element, dict):
-                title = next((element[k] for k in _TITLE_KEYS if isinstance(element.get(k), str)), None)
-                if title is not None:
-                    out.append(title)
-            elif isinstance(element, (str, int, float)) and not isinstance(element, bool):
-                out.append(str(element))
-        return out
-    if isinstance(value, dict):
-        for inner in value.values():  # {"recommendations": [...]} and similar wrappers
-            if isinstance(inner, list):
-                return _names_in(inner)
+        return [_element_name(element) for element in value]
+    if isinstance(value, dict):  # {"recommendations": [...]} and similar wrappers
+        lists = {str(k).lower(): v for k, v in value.items() if isinstance(v, list)}
+        for key in _LIST_KEYS:
+            if key in lists:
+                return _names_in(lists[key])
+        if lists:
+            best = max(lists.values(), key=lambda v: sum(isinstance(e, (str, dict)) for e in v))
+            return _names_in(best)
     return None
+
+
+def _element_name(element: Any) -> str:
+    if isinstance(element, dict):
+        lowered = {str(k).lower(): v for k, v in element.items()}
+        title = next((lowered[k] for k in _TITLE_KEYS if isinstance(lowered.get(k), str)), None)
+        return title if title is not None else json.dumps(element, ensure_ascii=False)
+    if isinstance(element, (list, tuple)) and element and isinstance(element[0], str):
+        year = next((e for e in element[1:] if isinstance(e, int) and 1800 < e < 2200), None)
+        return f"{element[0]} ({year})" if year else element[0]
+    return str(element)
 
 
 def _from_lines(text: str) -> list[str] | None:

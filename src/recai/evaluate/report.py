@@ -296,7 +296,9 @@ def _usage_section(usage: Mapping[str, Any] | None) -> list[str]:
         notes.append(
             f"Response cache: {cache.get('hits', 0)} hits, {cache.get('misses', 0)} misses; hits saved "
             f"{cache.get('saved_prompt_tokens', 0)} prompt and {cache.get('saved_completion_tokens', 0)} "
-            f"completion tokens ({_money(cache.get('saved_cost'))} {cur}). Cached calls report zero tokens."
+            f"completion tokens ({_money(cache.get('saved_cost'))} {cur}). Cached calls report their "
+            "stored tokens, so the totals above are the cost without the cache; this run spent the "
+            "totals minus the savings."
         )
     sessions = usage.get("sessions", [])
     if len(sessions) > 1:

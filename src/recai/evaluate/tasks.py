@@ -52,6 +52,7 @@ from recai.evaluate.generative import (
     RecommenderListSystem,
     build_samples,
     summarize_list_records,
+    user_seed,
 )
 from recai.evaluate.judge import JudgeItem, JudgeVerdict, PairwiseJudge, evaluate_pairwise, summarize_verdicts
 from recai.evaluate.metrics import ranking_metrics
@@ -94,7 +95,9 @@ def cached_llm(spec: str, *, cache: bool = True) -> ChatModel:
     from recai.llm.factory import load_chat_model
 
     llm = load_chat_model(spec)
-    return CachedChatModel(llm, response_cache_path()) if cache else llm
+    # keyed by the spec, not the model's name: the same name can mean other weights (GGUF vs HF, an
+    # adapter, another server)
+    return CachedChatModel(llm, response_cache_path(), model_id=spec) if cache else llm
 
 
 _FITTED: dict[tuple[Any, ...], Any] = {}
@@ -156,6 +159,9 @@ class ChatRecListSystem(LLMListSystem):
 
     def answer(self, sample: ListSample, candidates: list[int] | None, k: int) -> Any:
         shown = self.retriever.ranked(sample, candidates, self.n_retrieve)
+        if candidates is not None:  # keep the offered order, so candidate orders still test position bias
+            kept = set(shown)
+            shown = [p for p in candidates if p in kept]
         return super().answer(sample, shown, k)
 
     def config(self) -> dict[str, Any]:
@@ -240,7 +246,9 @@ def run_list_task(
         "k_core": data.k_core,
         "seed": data.seed,
         "system": system,
-        "n_users": n_users,
+        "n_users": n_users,  # volatile: users are a seeded prefix, so a larger n_users extends the run
+        "_volatile": ["n_users"],
+        "sasrec_budget_s": sasrec_budget_s if system == "sasrec" else None,
         "n_candidates": n_candidates if task == "ranking" else None,
         "negatives": negatives if task == "ranking" else None,
         "history_len": history_len,
@@ -265,7 +273,7 @@ def run_list_task(
             )
             evaluator = ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed)
             evaluator.run(sut, samples, on_record=run.append, skip_ids=run.done_ids(), progress=progress)
-        records = run.records()
+        records = _current(run, samples)
         summary = summarize_list_records(records)
         document = metrics_document(
             task, records, seed=data.seed, counts=summary["counts"], extra={**summary, "system": sut.config()}
@@ -283,10 +291,15 @@ def run_recommender_task(
     ks: Sequence[int] = (1, 5, 10, 20),
     sasrec_budget_s: float = 300.0,
     prices: str | None = None,
-    resume: bool = False,
+    resume: bool = True,
     progress: bool = True,
 ) -> Path:
-    """Full-catalog ranking of every test user (history excluded) by a classic recommender or random."""
+    """Full-catalog ranking of every test user (history excluded) by a classic recommender or random.
+
+    All users are ranked by one fitted model. A resumed run whose records are complete only rebuilds
+    the metrics and the report; an incomplete one is refused, because SASRec trains to a time budget
+    and a refit would not be the same model (start again with ``resume=False``).
+    """
     data = data or DataOptions()
     config = {
         "task": "recommender",
@@ -294,11 +307,25 @@ def run_recommender_task(
         "k_core": data.k_core,
         "seed": data.seed,
         "system": system,
+        "ks": list(ks),
+        "sasrec_budget_s": sasrec_budget_s if system == "sasrec" else None,
     }
     run = RunFolder.open(out, task="recommender", config=config, resume=resume, overwrite=not resume)
     try:
         dataset, split = data.load()
         history, targets = split.train_and_valid(), split.test
+        done = run.done_ids()
+        if done:
+            expected = {str(u) for u in targets.user_ids}
+            if done != expected:
+                raise ValueError(
+                    f"{out} holds {len(done)} of {len(expected)} users from an interrupted run; "
+                    "run it again from scratch (resume=False)"
+                )
+            records = run.records()
+            return _finish(
+                run, metrics_document("recommender", records, seed=data.seed), UsageMeter(), [], prices
+            )
         if system == "random":
             users = list(targets.user_ids)
             target_items = np.array([targets.sequence(u)[-1] for u in users])
@@ -319,10 +346,7 @@ def run_recommender_task(
                 model, history, targets, k=max(ks), candidates=competing
             )
         per_user = ranking_metrics(rankings, target_items, ks=ks, metrics=("hit", "ndcg", "mrr"))
-        done = run.done_ids()
         for row, user in enumerate(users):
-            if str(user) in done:
-                continue
             run.append(
                 {
                     "id": str(user),
@@ -340,10 +364,18 @@ def run_recommender_task(
 
 
 def conversation_system(
-    spec: str, dataset: Dataset, split: Any = None, *, cache: bool = True, k: int = 10, seed: int = 0
+    spec: str,
+    dataset: Dataset,
+    split: Any = None,
+    *,
+    cache: bool = True,
+    k: int = 5,
+    seed: int = 0,
+    memo: tuple[Any, ...] | None = None,
 ) -> ConversationalSystem:
+    """The system under test; ``k`` items per turn for the history baselines (the agent shows its own)."""
     if spec == "random" or spec in CLASSIC:
-        return history_system(spec, dataset, split, k=k, seed=seed)
+        return history_system(spec, dataset, split, k=k, seed=seed, memo=memo)
     kind, _, llm_spec = spec.partition(":")
     if not llm_spec:
         raise ValueError(
@@ -353,7 +385,9 @@ def conversation_system(
     llm = cached_llm(llm_spec, cache=cache)
     noun = item_noun(dataset)
     if kind == "agent":
-        return AgentSystem(_agent(dataset, llm))
+        # the agent's own resources (popularity, item-CF, SASRec) must not see the test events
+        known = dataset.with_interactions(split.train_and_valid(), note="evaluation: train + valid only")
+        return AgentSystem(_agent(known, llm))
     if kind == "plain":
         return ChatModelSystem(llm, dataset.catalog, item_noun=noun)
     if kind == "chatrec":
@@ -366,20 +400,21 @@ def conversation_system(
 
 
 def history_system(
-    spec: str, dataset: Dataset, split: Any, *, k: int = 10, seed: int = 0
+    spec: str, dataset: Dataset, split: Any, *, k: int = 5, seed: int = 0, memo: tuple[Any, ...] | None = None
 ) -> ConversationalSystem:
     """A classic recommender (or random) as a conversation baseline that only uses the user's history."""
     n_items = len(dataset.catalog)
     if spec == "random":
-        rng = np.random.default_rng(seed)
 
         def recommend(history: list[int], k: int, shown: set[int]) -> list[int]:
+            # seeded per session and turn, so a session never depends on which sessions ran before it
+            rng = np.random.default_rng(user_seed(seed, (tuple(history), len(shown))))
             blocked = set(history) | shown
             pool = np.array([i for i in range(n_items) if i not in blocked])
             return rng.choice(pool, size=min(k, len(pool)), replace=False).astype(int).tolist()
 
     else:
-        model = fit_classic(spec, split, seed=seed, memo=(dataset.name, "conversation", seed))
+        model = fit_classic(spec, split, seed=seed, memo=memo)
 
         def recommend(history: list[int], k: int, shown: set[int]) -> list[int]:
             positions, _ = model.recommend(history, k, exclude=shown)
@@ -402,7 +437,7 @@ def run_conversation_task(
     data: DataOptions | None = None,
     n: int = 100,
     max_turns: int = 5,
-    k: int = 10,
+    k: int = 5,
     history_len: int = 20,
     cache: bool = True,
     prices: str | None = None,
@@ -431,7 +466,15 @@ def run_conversation_task(
             split, dataset.catalog, n=n, history_len=history_len, seed=data.seed
         )
         with scoped() as usage:
-            sut = conversation_system(system, dataset, split, cache=cache, k=k, seed=data.seed)
+            sut = conversation_system(
+                system,
+                dataset,
+                split,
+                cache=cache,
+                k=k,
+                seed=data.seed,
+                memo=(data.data, data.k_core, data.seed),
+            )
             sim = UserSimulator(
                 cached_llm(simulator, cache=cache),
                 dataset.catalog,
@@ -440,7 +483,7 @@ def run_conversation_task(
             )
             evaluator = ConversationEvaluator(dataset.catalog, sim, max_turns=max_turns, k=k)
             evaluator.run(sut, samples, on_record=run.append, skip_ids=run.done_ids(), progress=progress)
-        records = run.records()
+        records = _current(run, samples)
         summary = summarize_conversations(records, max_turns, k)
         document = metrics_document(
             "conversation",
@@ -538,6 +581,13 @@ def _judge_scores(verdict: JudgeVerdict) -> dict[str, float]:
     for criterion, scores in verdict.mean_scores.items():
         out[f"{criterion}_a_minus_b"] = float(scores["A"] - scores["B"])
     return out
+
+
+def _current(run: RunFolder, samples: Sequence[Any]) -> list[dict[str, Any]]:
+    """The run's records for this call's samples (a run extended to more samples and then summarised
+    with fewer must not mix the two)."""
+    wanted = {s.id for s in samples}
+    return [r for r in run.records() if r["id"] in wanted]
 
 
 def _plain(value: Any) -> Any:

@@ -9,9 +9,10 @@ retry chain is replayed call by call. Each attempt is one lookup in ``hits``/``m
 
 Decisions worth knowing:
 
-- Usage: a hit reports **zero** prompt and completion tokens (the call still counts in the usage meter,
-  with zero tokens), so the meter and the cost estimate show what was actually spent. What the cache
-  saved is in :meth:`CachedChatModel.stats`.
+- Usage: a hit reports the token counts stored with the reply, so per-sample figures (tokens per
+  conversation, per ranking) describe the system and do not change when a run is repeated. The meter
+  and the cost estimate therefore show what the calls cost without the cache; what this run did not
+  spend is in :meth:`CachedChatModel.stats` (hits, saved tokens).
 - Sampling: a call with ``temperature > 0`` and no ``seed`` asks for a fresh random draw. Keying it by
   the prompt alone would turn n samples (self-consistency, repeated judging) into n copies of one, so by
   default the n-th identical unseeded sampled call made through this instance maps to the n-th stored
@@ -129,8 +130,8 @@ class CachedChatModel(ChatModel):
     ) -> Generation:
         key, canonical = self._key(messages, schema, max_tokens, temperature, stop, seed)
         found = self._lookup(key)
-        if found is not None:
-            return Generation(found.text, 0, 0, found.finish_reason)
+        if found is not None:  # the stored counts: token figures describe the system, not the cache
+            return found
         gen = self.inner._generate(
             messages, schema=schema, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed
         )
@@ -150,7 +151,7 @@ class CachedChatModel(ChatModel):
         key, canonical = self._key(messages, None, max_tokens, temperature, stop, seed)
         found = self._lookup(key)
         if found is not None:
-            usage["prompt_tokens"], usage["completion_tokens"] = 0, 0
+            usage["prompt_tokens"], usage["completion_tokens"] = found.prompt_tokens, found.completion_tokens
             if found.text:
                 yield found.text
             return
