@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--turns", type=int, default=3)
-    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--simulator", default="local:qwen2.5-0.5b-instruct")
     parser.add_argument(
         "--systems", nargs="*", default=[f"agent:{BRAIN}", f"plain:{BRAIN}", f"chatrec:{BRAIN}", "popularity"]
