@@ -1,0 +1,147 @@
+"""The gate every HTTP request passes: request ids, bearer-token auth, per-client rate limits, a body
+size cap, and one structured log line per request.
+
+It is plain ASGI middleware (not ``BaseHTTPMiddleware``) so streamed responses pass through untouched.
+The page, its static files, ``/health`` and the OpenAPI schema are public; everything else needs the
+token when one is set. Clients are told apart by their address (``scope["client"]``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import time
+import uuid
+from typing import Any
+
+from fastapi import HTTPException
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from recai.serve.errors import error_response
+from recai.serve.settings import ServeSettings
+
+log = logging.getLogger("recai.serve")
+
+PUBLIC_PATHS = frozenset(
+    {"/", "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/favicon.ico"}
+)
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith("/static/")
+
+
+class RateLimiter:
+    """A token bucket per client: ``burst`` requests at once, refilled at ``per_minute``."""
+
+    def __init__(self, per_minute: float, burst: int, max_clients: int = 10_000) -> None:
+        self.rate, self.burst, self.max_clients = per_minute / 60.0, float(burst), max_clients
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def check(self, client: str, now: float | None = None) -> float:
+        """0 when the request may go ahead, else the seconds until it could."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.get(client, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            self._buckets[client] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+        self._buckets[client] = (tokens - 1.0, now)
+        if len(self._buckets) > self.max_clients:  # forget clients whose buckets are full again
+            full = [c for c, (t, seen) in self._buckets.items() if t + (now - seen) * self.rate >= self.burst]
+            for c in full:
+                del self._buckets[c]
+        return 0.0
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, settings: ServeSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.limiter = RateLimiter(settings.rate_per_minute, settings.rate_burst)
+        self._token = settings.token.encode() if settings.token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = Headers(scope=scope)
+        request_id = (headers.get("x-request-id") or uuid.uuid4().hex[:16])[:64]
+        scope.setdefault("state", {})["request_id"] = request_id
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        path: str = scope["path"]
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("x-request-id", request_id)
+            await send(message)
+
+        try:
+            rejection = self._check(scope, headers, client, path)
+            if rejection is not None:
+                await rejection(scope, receive, send_with_id)
+            else:
+                await self.app(scope, self._capped(receive, headers), send_with_id)
+        finally:
+            fields: dict[str, Any] = {
+                "request_id": request_id,
+                "method": scope["method"],
+                "path": path,
+                "status": status,
+                "ms": round(1000 * (time.perf_counter() - started), 1),
+                "client": client,
+            }
+            log.info("request", extra={"fields": fields})
+
+    def _check(self, scope: Scope, headers: Headers, client: str, path: str) -> Any:
+        if is_public(path) or scope["method"] == "OPTIONS":
+            return None
+        if self._token is not None:
+            scheme, _, given = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token):
+                return error_response(
+                    401,
+                    "unauthorized",
+                    "this server needs a bearer token: send 'Authorization: Bearer <token>'",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        wait = self.limiter.check(client)
+        if wait > 0:
+            return error_response(
+                429,
+                "rate_limited",
+                f"too many requests from this client (limit {self.settings.rate_per_minute:g} per minute, "
+                f"bursts of {self.settings.rate_burst}); retry in {wait:.1f} s",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.settings.max_body_bytes:
+            return error_response(413, "body_too_large", self._too_large())
+        return None
+
+    def _too_large(self) -> str:
+        return f"the request body is larger than the limit of {self.settings.max_body_bytes} bytes"
+
+    def _capped(self, receive: Receive, headers: Headers) -> Receive:
+        """Count the body as it arrives (chunked bodies carry no Content-Length)."""
+        limit = self.settings.max_body_bytes
+        seen = 0
+
+        async def capped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise HTTPException(413, self._too_large())  # FastAPI passes HTTPException on
+            return message
+
+        return capped

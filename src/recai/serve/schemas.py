@@ -1,0 +1,116 @@
+"""Request and response bodies of the agent's own API (the OpenAI-compatible ones live with their
+router). Length limits that depend on settings are checked in the handlers, so the message names them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recai.serve.cards import ItemCard
+
+UserId = Field(default=None, min_length=1, max_length=128, description="Long-term profile owner.")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateSession(Strict):
+    user: str | None = UserId
+
+
+class ProfileView(BaseModel):
+    liked: list[int | str]
+    disliked: list[int | str]
+
+
+class TurnView(BaseModel):
+    user: str
+    reply: str
+    items: list[int | str]
+
+
+class SessionView(BaseModel):
+    session_id: str
+    user: str | None
+    created: float
+    turns: list[TurnView]
+    profile: ProfileView
+
+
+class ChatRequest(Strict):
+    message: str = Field(min_length=1, description="The user's message.")
+    session_id: str | None = Field(default=None, max_length=64, description="Omit to start a new session.")
+    user: str | None = UserId
+    stream: bool = Field(default=False, description="Answer as server-sent events.")
+
+
+class ChatResponse(BaseModel):
+    session_id: str
+    reply: str
+    items: list[ItemCard]
+    trace: dict[str, Any]
+
+
+class FeedbackRequest(Strict):
+    item_id: int | str
+    value: Literal["liked", "disliked", "none"]
+
+
+class RecommendRequest(Strict):
+    user: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Use this user's profile and, if the dataset's log knows the user, their history.",
+    )
+    history: list[int | str] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Catalog ids or titles the user liked, oldest first.",
+    )
+    k: int = Field(default=10, ge=1)
+    where: str | None = Field(
+        default=None, max_length=600, description="A SQL WHERE condition over the catalog's columns."
+    )
+    query: str | None = Field(
+        default=None, min_length=2, max_length=300, description="A free-text description."
+    )
+    by: Literal["auto", "similar", "preference", "popularity"] = Field(
+        default="auto",
+        description="auto: similar to the history (item-CF and content) if there is one, else popularity.",
+    )
+    exclude_history: bool = True
+
+
+class ToolStep(BaseModel):
+    tool: str
+    args: dict[str, Any]
+    output_size: int | str
+    latency_ms: float
+    facts: str
+
+
+class RecommendResponse(BaseModel):
+    items: list[ItemCard]
+    steps: list[ToolStep]
+    history: list[int | str]
+
+
+class SearchResponse(BaseModel):
+    query: str
+    items: list[ItemCard]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "shutting_down"]
+    version: str
+    dataset: str
+    items: int
+    model: str
+    sessions: int
+    turns_running: int
+    turn_capacity: int
+    max_message_chars: int
+    auth: bool

@@ -1,0 +1,93 @@
+"""What the request handlers share: the agent, its sessions, the turn pool, the card builder, settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from recai.agent import Agent, TurnResult
+from recai.serve.cards import ItemCards
+from recai.serve.errors import ApiError
+from recai.serve.sessions import ServedSession, SessionStore
+from recai.serve.settings import ServeSettings
+from recai.serve.turns import TurnRunner
+
+log = logging.getLogger("recai.serve")
+
+
+@dataclass
+class ServerState:
+    agent: Agent
+    settings: ServeSettings
+    sessions: SessionStore
+    runner: TurnRunner
+    cards: ItemCards
+
+    @classmethod
+    def build(cls, agent: Agent, settings: ServeSettings) -> ServerState:
+        sessions = SessionStore(
+            agent,
+            max_sessions=settings.max_sessions,
+            max_per_client=settings.max_sessions_per_client,
+            ttl_s=settings.session_ttl_s,
+            max_turns=settings.max_turns_kept,
+        )
+
+        def done(served: ServedSession, result: TurnResult, seconds: float) -> None:
+            sessions.trim(served)
+            trace = result.trace
+            log.info(
+                "turn",
+                extra={
+                    "fields": {
+                        "session": served.id[:8],
+                        "ms": round(1000 * seconds, 1),
+                        "llm_calls": trace.get("llm_calls"),
+                        "replans": trace.get("replans"),
+                        "items": len(result.items),
+                        "reply_chars": len(result.reply),
+                    }
+                },
+            )
+
+        runner = TurnRunner(
+            agent,
+            workers=settings.workers,
+            queue=settings.queue,
+            timeout_s=settings.turn_timeout_s,
+            keepalive_s=settings.keepalive_s,
+            on_done=done,
+        )
+        return cls(agent, settings, sessions, runner, ItemCards(agent.dataset.catalog))
+
+    def check_message(self, text: str) -> str:
+        if len(text) > self.settings.max_message_chars:
+            raise ApiError(
+                422,
+                "message_too_long",
+                f"the message has {len(text)} characters; the limit is {self.settings.max_message_chars}",
+            )
+        if not text.strip():
+            raise ApiError(422, "empty_message", "the message is empty")
+        return text
+
+    def check_k(self, k: int) -> int:
+        if k > self.settings.max_k:
+            raise ApiError(422, "k_too_large", f"k is {k}; the limit is {self.settings.max_k}")
+        return k
+
+    def item_cards(self, ids: list[Any]) -> list[Any]:
+        return self.cards.cards(ids)
+
+
+def server_state(request: Request) -> ServerState:
+    """FastAPI dependency: the state of the app handling this request."""
+    state: ServerState = request.app.state.recai
+    return state
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

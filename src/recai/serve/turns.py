@@ -1,0 +1,248 @@
+"""Running agent turns for many sessions at once without letting them see each other.
+
+Two things make that safe:
+
+- **A view of the agent per turn.** ``Agent`` keeps the active profile on its shared context
+  (``agent.ctx.profile``) for the tools to read, so two turns on one agent object would read each other's
+  profile. Each turn here runs on :func:`agent_view`: a shallow copy of the agent with its own
+  :class:`TurnContext`, which has its own profile but shares the heavy, read-only resources (item index,
+  item-CF, SASRec, encoder), built once under a lock.
+- **A bounded worker pool.** Turns run on their own thread pool of ``workers`` threads with at most
+  ``queue`` more waiting; anything beyond is refused at once with 503, so a slow LLM call fills this pool
+  and nothing else: health checks, search and ``/recommend`` keep their own threads.
+
+Text chunks travel from the worker thread to the request's event loop through an asyncio queue. When a
+client goes away or a turn runs past ``turn_timeout_s``, the worker is told to stop at its next chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import copy
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from recai.agent import Agent, TurnResult
+from recai.agent.context import AgentContext
+from recai.agent.memory import Profile
+from recai.serve.errors import ApiError
+from recai.serve.sessions import ServedSession
+
+log = logging.getLogger("recai.serve")
+
+_SHARED = tuple(name for name, value in vars(AgentContext).items() if isinstance(value, cached_property))
+
+
+class TurnContext(AgentContext):
+    """An AgentContext with its own profile whose lazily built resources are the shared context's."""
+
+    _build_locks: dict[str, threading.Lock] = {name: threading.Lock() for name in _SHARED}  # noqa: RUF012
+
+    def __init__(self, shared: AgentContext, profile: Profile | None = None) -> None:
+        super().__init__(shared.dataset, shared.settings, profile or Profile(), shared.progress)
+        self._shared = shared
+
+    def _resource(self, name: str) -> Any:
+        built = self._shared.__dict__
+        if name not in built:  # first use: build once, whichever turn gets here first
+            with self._build_locks[name]:
+                return getattr(self._shared, name)
+        return built[name]
+
+
+def _delegate(name: str) -> property:
+    return property(lambda self: self._resource(name), doc=f"The shared context's {name}.")
+
+
+for _name in _SHARED:
+    setattr(TurnContext, _name, _delegate(_name))
+
+
+def agent_view(agent: Agent, profile: Profile | None = None) -> Agent:
+    """The same agent (model, tools, planner, resources) with a private context for one turn."""
+    view = copy.copy(agent)
+    view.ctx = TurnContext(agent.ctx, profile)
+    return view
+
+
+@dataclass
+class TurnEvent:
+    kind: str  # "delta", "result", "error" or "keepalive"
+    text: str = ""
+    result: TurnResult | None = None
+    error: BaseException | None = None
+
+
+class TurnTimeoutError(TimeoutError):
+    pass
+
+
+class RunningTurn:
+    """The event-loop side of one turn: iterate :meth:`events` for deltas, then a result or an error."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float, keepalive_s: float) -> None:
+        self._loop = loop
+        self.timeout_s, self.keepalive_s = timeout_s, keepalive_s
+        self._queue: asyncio.Queue[TurnEvent] = asyncio.Queue()
+        self.cancelled = threading.Event()
+
+    def emit(self, event: TurnEvent) -> None:
+        """Called from the worker thread."""
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+        except RuntimeError:  # the loop has closed: nobody is listening any more
+            self.cancelled.set()
+
+    async def events(self) -> AsyncIterator[TurnEvent]:
+        """Deltas (and keep-alive ticks while the turn is silent), then one result or error."""
+        timeout_s, keepalive_s = self.timeout_s, self.keepalive_s
+        deadline = self._loop.time() + timeout_s
+        try:
+            while True:
+                remaining = deadline - self._loop.time()
+                if remaining <= 0:
+                    yield TurnEvent(
+                        "error", error=TurnTimeoutError(f"the turn took longer than {timeout_s:g} s")
+                    )
+                    return
+                try:
+                    event = await asyncio.wait_for(self._queue.get(), min(keepalive_s, remaining))
+                except asyncio.TimeoutError:
+                    yield TurnEvent("keepalive")
+                    continue
+                yield event
+                if event.kind in ("result", "error"):
+                    return
+        finally:
+            self.cancelled.set()  # a no-op after the result; otherwise the worker stops at its next chunk
+
+    async def result(self) -> TurnResult:
+        """The whole turn at once (non-streaming callers); errors as ApiError."""
+        async for event in self.events():
+            if event.kind == "result" and event.result is not None:
+                return event.result
+            if event.kind == "error":
+                raise turn_error(event.error)
+        raise ApiError(500, "turn_failed", "the turn ended without a result")
+
+
+def turn_error(error: BaseException | None) -> ApiError:
+    """The HTTP error for a failed turn: 504 for a timeout, 500 for anything else."""
+    if isinstance(error, TurnTimeoutError):
+        return ApiError(504, "turn_timeout", str(error))
+    return ApiError(500, "turn_failed", f"the turn failed: {type(error).__name__}: {error}")
+
+
+class TurnRunner:
+    """Admits turns up to ``workers + queue`` and runs them on a private thread pool."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        workers: int,
+        queue: int,
+        timeout_s: float = 180.0,
+        keepalive_s: float = 15.0,
+        on_done: Any = None,
+    ) -> None:
+        self.agent = agent
+        self.timeout_s, self.keepalive_s = timeout_s, keepalive_s
+        self.workers, self.capacity = workers, workers + queue
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recai-turn")
+        self._lock = threading.Condition()
+        self._admitted = 0
+        self._closing = False
+        self._on_done = on_done
+
+    @property
+    def admitted(self) -> int:
+        """Turns running or waiting for a worker."""
+        return self._admitted
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def start(self, served: ServedSession, text: str) -> RunningTurn:
+        """Admit and start a turn, or raise 503 (server full or shutting down) or 409 (session busy)."""
+        with self._lock:
+            if self._closing:
+                raise ApiError(
+                    503, "shutting_down", "the server is shutting down", headers={"Retry-After": "5"}
+                )
+            if self._admitted >= self.capacity:
+                raise ApiError(
+                    503,
+                    "server_busy",
+                    f"all {self.workers} workers are busy and {self.capacity - self.workers} turns are "
+                    "waiting; try again shortly",
+                    headers={"Retry-After": "2"},
+                )
+            if not served.busy.acquire(blocking=False):
+                raise ApiError(
+                    409, "session_busy", "a turn is already running in this session; wait for it to finish"
+                )
+            self._admitted += 1
+        turn = RunningTurn(asyncio.get_running_loop(), self.timeout_s, self.keepalive_s)
+        context = contextvars.copy_context()  # usage scopes and components stay per turn
+        try:
+            self._executor.submit(context.run, self._work, served, text, turn)
+        except RuntimeError:  # the executor has shut down
+            self._finished(served)
+            raise ApiError(503, "shutting_down", "the server is shutting down") from None
+        return turn
+
+    def _work(self, served: ServedSession, text: str, turn: RunningTurn) -> None:
+        started = time.perf_counter()
+        final: TurnEvent | None = None
+        try:
+            if turn.cancelled.is_set():  # the client left while the turn was queued
+                return
+            stream = agent_view(self.agent).chat_stream(served.session, text)
+            chunks = iter(stream)
+            try:
+                for chunk in chunks:
+                    if turn.cancelled.is_set():
+                        break
+                    turn.emit(TurnEvent("delta", text=chunk))
+            finally:
+                chunks.close()  # stops the agent's generator here, in its own thread and context
+            if stream.result is not None:
+                if self._on_done is not None:
+                    self._on_done(served, stream.result, time.perf_counter() - started)
+                final = TurnEvent("result", result=stream.result)
+            else:
+                log.info("turn cancelled", extra={"fields": {"session": served.id[:8]}})
+        except Exception as exc:  # the model or a tool broke: tell the client, keep the server up
+            log.exception("turn failed", extra={"fields": {"session": served.id[:8]}})
+            final = TurnEvent("error", error=exc)
+        finally:
+            self._finished(served)  # first, so the session is free by the time its client hears back
+            if final is not None:
+                turn.emit(final)
+
+    def _finished(self, served: ServedSession) -> None:
+        served.touch()
+        served.busy.release()
+        with self._lock:
+            self._admitted -= 1
+            self._lock.notify_all()
+
+    def close(self, grace_s: float) -> None:
+        """Refuse new turns, give running ones ``grace_s`` to finish, then stop the pool."""
+        deadline = time.monotonic() + grace_s
+        with self._lock:
+            self._closing = True
+            while self._admitted and time.monotonic() < deadline:
+                self._lock.wait(timeout=max(0.0, deadline - time.monotonic()))
+            left = self._admitted
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        log.info("turn pool closed", extra={"fields": {"unfinished_turns": left}})
