@@ -886,6 +886,57 @@ def eval_compare(
     console.print(format_comparison(result))
 
 
+# --------------------------------------------------------------------- serve
+@app.command("serve")
+def serve(
+    data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
+    llm: Annotated[
+        str | None,
+        typer.Option(
+            help="Model spec (default $RECAI_LLM or local:qwen2.5-1.5b-instruct); 'scripted:stand-in' "
+            "runs the pipeline with a rule-based stand-in and no model."
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="RECAI_SERVE_TOKEN", help="Require 'Authorization: Bearer TOKEN' on the API."),
+    ] = None,
+    cors: Annotated[
+        list[str] | None, typer.Option(help="An origin allowed to call the API from a browser (repeatable).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Agent turns that run at the same time.")] = 4,
+    rate_limit: Annotated[float, typer.Option(help="Requests per client per minute (0: no limit).")] = 120.0,
+    max_sessions: Annotated[int, typer.Option(help="Live sessions the server keeps.")] = 1000,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the agent: HTTP API (streaming chat, recommend, search, OpenAI-compatible) and a web page."""
+    try:
+        from recai.serve.logs import configure_logging
+        from recai.serve.server import build_agent, run
+        from recai.serve.settings import ServeSettings
+    except ImportError as exc:
+        raise _fail(ImportError(f"{exc}; install the serve extra: pip install 'recai[serve]'")) from None
+    from recai.llm.resolve import ModelNotFoundError
+
+    configure_logging(log_level)
+    try:
+        settings = ServeSettings(
+            token=token,
+            cors_origins=list(cors or []),
+            workers=workers,
+            rate_per_minute=rate_limit,
+            max_sessions=max_sessions,
+        )
+        err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
+        agent = build_agent(data, llm, progress=True)
+    except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
+        raise _fail(exc) from None
+    err.print(f"[bold]recai[/] serving {escape(agent.dataset.name)} on http://{host}:{port}/ (Ctrl-C stops)")
+    run(agent, settings, host=host, port=port)
+
+
 def main() -> None:
     app()
 
