@@ -870,6 +870,23 @@ def eval_judge(
     _report_done(report)
 
 
+@eval_app.command("pairs")
+def eval_pairs(
+    run_a: Annotated[Path, typer.Argument(help="A conversation run folder (answers A).")],
+    run_b: Annotated[Path, typer.Argument(help="Another conversation run on the same data (answers B).")],
+    out: Annotated[Path, typer.Option("--out", help="The JSONL file of pairs for `recai eval judge`.")],
+    turn: Annotated[int, typer.Option(help="Which turn's replies to pair.")] = 1,
+) -> None:
+    """Pairs for the judge from two conversation runs: the same user message, each system's reply."""
+    from recai.evaluate.tasks import judge_pairs_from_runs
+
+    try:
+        n = judge_pairs_from_runs(run_a, run_b, out, turn=turn)
+    except (FileNotFoundError, ValueError, DataError) as exc:
+        raise _fail(exc) from None
+    console.print(f"{n} pairs written to {out}")
+
+
 @eval_app.command("compare")
 def eval_compare(
     run_a: Annotated[Path, typer.Argument(help="A run folder.")],

@@ -155,3 +155,23 @@ def test_a_conversation_run_can_be_extended(tmp_path: Path, monkeypatch: pytest.
     records = RunFolder.load(out).records()
     assert [r["id"] for r in records][:3] == first and len(records) == 5
     assert RunFolder.load(out).read_metrics()["n"] == 5
+
+
+def test_judge_pairs_from_two_conversation_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recai.evaluate.tasks import judge_pairs_from_runs, read_judge_items
+
+    def fake(spec: str) -> ScriptedChatModel:
+        if spec == "sim":
+            return ScriptedChatModel(lambda m: "a crime film please", name="sim")
+        return ScriptedChatModel(lambda m: f"Try **Heat** ({spec})", name=spec)
+
+    monkeypatch.setattr("recai.llm.factory.load_chat_model", fake)
+    for name in ("a", "b"):
+        run_conversation_task(
+            f"plain:{name}", tmp_path / name, simulator="sim", n=3, max_turns=1, progress=False
+        )
+    n = judge_pairs_from_runs(tmp_path / "a", tmp_path / "b", tmp_path / "pairs.jsonl")
+    items = read_judge_items(tmp_path / "pairs.jsonl")
+    assert n == len(items) == 3
+    assert items[0].answer_a.endswith("(a)") and items[0].answer_b.endswith("(b)")
+    assert "Heat (1995)" in items[0].facts and items[0].prompt == "a crime film please"

@@ -503,6 +503,50 @@ def run_conversation_task(
         run.close()
 
 
+def judge_pairs_from_runs(run_a: str | Path, run_b: str | Path, out: str | Path, *, turn: int = 1) -> int:
+    """Write judge items (JSONL) from two conversation runs: the same simulated user's message at
+    ``turn``, each system's reply to it, and the facts of the items both replies recommended.
+
+    Only sessions where both runs reached ``turn`` with the same user message are paired (the first
+    message is the same for every system; later ones depend on the replies). Returns the pair count.
+    """
+    from recai.data.atomic import write_text_atomic
+
+    a, b = RunFolder.load(run_a), RunFolder.load(run_b)
+    for run in (a, b):
+        if run.task != "conversation":
+            raise ValueError(f"{run.path} is a {run.task!r} run; pairs come from conversation runs")
+    if a.config.get("data") != b.config.get("data"):
+        raise ValueError(f"{a.path} and {b.path} use different data")
+    catalog = load_dataset(str(a.config["data"])).catalog
+    by_id = {r["id"]: r for r in b.records()}
+    lines = []
+    for record in a.records():
+        other = by_id.get(record["id"])
+        if other is None or len(record["turns"]) < turn or len(other["turns"]) < turn:
+            continue
+        ta, tb = record["turns"][turn - 1], other["turns"][turn - 1]
+        if ta["user"] != tb["user"]:
+            continue
+        items = list(dict.fromkeys([*ta["items"], *tb["items"]]))
+        positions = catalog.index_of(items, missing="drop")
+        facts = "\n".join(f"- {catalog.render(int(p), by_position=True, max_chars=240)}" for p in positions)
+        lines.append(
+            json.dumps(
+                {
+                    "id": f"{record['id']}#{turn}",
+                    "prompt": ta["user"],
+                    "answer_a": ta["reply"],
+                    "answer_b": tb["reply"],
+                    "facts": facts,
+                },
+                ensure_ascii=False,
+            )
+        )
+    write_text_atomic(Path(out), "\n".join(lines) + ("\n" if lines else ""))
+    return len(lines)
+
+
 def read_judge_items(path: str | Path) -> list[JudgeItem]:
     """JSONL with one object per line: id, prompt, answer_a, answer_b and optional facts."""
     path = Path(path)
