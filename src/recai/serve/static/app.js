@@ -133,6 +133,7 @@ async function send(text) {
   $("send").disabled = true;
   const mine = addMessage("user");
   mine.append(el("p", null, text));
+  mine.scrollIntoView({ block: "start", behavior: "smooth" });
   const answer = addMessage("assistant");
   const reply = el("p", "reply");
   reply.setAttribute("aria-busy", "true");
