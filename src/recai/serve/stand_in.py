@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from typing import Any
 
-from recai.llm.base import Message
+from recai.llm.base import Generation, Message
 from recai.llm.scripted import ScriptedChatModel
 
 SPEC = "scripted:stand-in"
@@ -27,6 +28,19 @@ _RESULT = re.compile(r"^- (.+?\(\d{4}\))\.", re.MULTILINE)
 _RESULT_NO_YEAR = re.compile(r"^- (.+?)\. ", re.MULTILINE)
 
 
+class StandIn(ScriptedChatModel):
+    """A ScriptedChatModel that keeps no record of its calls: a server runs it for days."""
+
+    def _next(self, messages: list[Message]) -> str:
+        assert self._function is not None
+        return self._function(messages)
+
+    def _generate(self, messages: list[Message], **kwargs: Any) -> Generation:
+        generation = super()._generate(messages, **kwargs)
+        self.schemas.clear()
+        return generation
+
+
 def stand_in_model(*, delay_s: float = 0.0, chunk_size: int = 6) -> ScriptedChatModel:
     """The stand-in as a ChatModel; ``delay_s`` adds a fixed latency to every call (to mimic an LLM)."""
 
@@ -35,7 +49,7 @@ def stand_in_model(*, delay_s: float = 0.0, chunk_size: int = 6) -> ScriptedChat
             time.sleep(delay_s)
         return respond(messages)
 
-    return ScriptedChatModel(reply, name=SPEC, chunk_size=chunk_size)
+    return StandIn(reply, name=SPEC, chunk_size=chunk_size)
 
 
 def respond(messages: list[Message]) -> str:
