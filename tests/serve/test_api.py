@@ -360,6 +360,7 @@ async def test_a_slow_model_fills_only_the_turn_pool(make_client: Any) -> None:
             and error_of(busy)["code"] == "server_busy"
             and busy.headers["retry-after"]
         )
+        assert (await client.get("/health")).json()["sessions"] == 1  # the refused turn left no session
         search = await client.get("/items/search", params={"q": "heat"})
         assert search.status_code == 200 and time.perf_counter() - started < 0.3  # not stuck behind the LLM
         assert (await slow).status_code == 200
@@ -481,6 +482,8 @@ async def test_every_request_is_one_json_log_line_without_the_message(
         response = await client.post(
             "/chat", json={"message": "my secret wish: a crime film"}, headers={"X-Request-ID": "req-42"}
         )
+        session_id = response.json()["session_id"]
+        await client.get(f"/sessions/{session_id}")
     assert response.headers["x-request-id"] == "req-42"
     lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
     request = next(line for line in lines if line["event"] == "request" and line["path"] == "/chat")
@@ -488,6 +491,8 @@ async def test_every_request_is_one_json_log_line_without_the_message(
     turn = next(line for line in lines if line["event"] == "turn")
     assert turn["items"] == 3 and turn["llm_calls"] == 2
     assert all("secret wish" not in json.dumps(line) for line in lines)
+    assert any(line.get("path") == "/sessions/{session_id}" for line in lines)  # route templates only:
+    assert all(session_id not in json.dumps(line) for line in lines)  # a session id is a capability
 
 
 # ------------------------------------------------------------------ shutdown (a real server)

@@ -135,11 +135,16 @@ async def chat(body: ChatRequest, request: Request, state: State) -> Any:
     text = state.check_message(body.message)
     if body.session_id is None:
         served = state.sessions.create(client_of(request), body.user)
+        try:
+            turn = state.runner.start(served, text)
+        except ApiError:  # a refused first turn leaves no session behind
+            state.sessions.discard(served.id)
+            raise
     else:
         served = state.sessions.get(body.session_id)
         if body.user is not None and body.user != served.user:
             raise ApiError(422, "user_mismatch", "this session belongs to another user id (or to none)")
-    turn = state.runner.start(served, text)
+        turn = state.runner.start(served, text)
     if body.stream:
         return StreamingResponse(
             _sse_turn(state, served, turn), media_type="text/event-stream", headers=sse.HEADERS

@@ -46,7 +46,9 @@ def error_type(status: int) -> str:
     return "invalid_request_error" if status < 500 else "server_error"
 
 
-def error_body(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict:
+def error_body(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     error: dict[str, Any] = {"type": error_type(status), "code": code, "message": message}
     if details:
         error["details"] = details

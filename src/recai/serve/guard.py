@@ -91,10 +91,11 @@ class Guard:
             else:
                 await self.app(scope, self._capped(receive, headers), send_with_id)
         finally:
+            route = getattr(scope.get("route"), "path", None)  # the template: session ids stay out of logs
             fields: dict[str, Any] = {
                 "request_id": request_id,
                 "method": scope["method"],
-                "path": path,
+                "path": route or path[:200],
                 "status": status,
                 "ms": round(1000 * (time.perf_counter() - started), 1),
                 "client": client,

@@ -108,8 +108,12 @@ async def chat_completions(body: CompletionRequest, request: Request, state: Sta
         raise ApiError(422, "invalid_request", "messages: the last message must be the user's")
     text = state.check_message(conversation[-1][1])
     served = state.sessions.create(client_of(request), body.user)
-    _restore_dialogue(state, served, conversation[:-1])
-    turn = state.runner.start(served, text)
+    try:
+        _restore_dialogue(state, served, conversation[:-1])
+        turn = state.runner.start(served, text)
+    except ApiError:
+        state.sessions.discard(served.id)
+        raise
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
     created = int(time.time())
     if body.stream:
