@@ -18,8 +18,6 @@ from recai.serve import ServeSettings, create_app
 from recai.serve.stand_in import stand_in_model
 from tests.agent.fakes import BagOfWordsEncoder
 
-pytest.importorskip("fastapi")
-
 
 def build_agent(dataset: Dataset, llm: ChatModel, profiles: Path) -> Agent:
     agent = Agent(
