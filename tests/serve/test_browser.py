@@ -62,14 +62,12 @@ def model() -> ScriptedChatModel:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tests.serve.live import live_server
-
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
     home = tmp_path_factory.mktemp("serve-home")
     previous = os.environ.get("RECAI_HOME")
     os.environ["RECAI_HOME"] = str(home)  # the module-scoped agent caches outside the user's home
     try:
-        agent = Agent(
+        built = Agent(
             load("demo"),
             model(),
             settings=AgentSettings(k=4),
@@ -77,14 +75,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             profile_store=ProfileStore(home / "profiles"),
             progress=False,
         )
-        agent.warm_up()
-        with live_server(create_app(agent, ServeSettings())) as (url, _):
-            yield url
+        built.warm_up()
+        yield built
     finally:
         if previous is None:
             os.environ.pop("RECAI_HOME", None)
         else:
             os.environ["RECAI_HOME"] = previous
+
+
+@pytest.fixture(scope="module")
+def server(agent: Agent) -> Iterator[str]:
+    from tests.serve.live import live_server
+
+    with live_server(create_app(agent, ServeSettings())) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +187,25 @@ def test_the_page_is_readable_on_a_phone(server: str, browser: Any) -> None:
     assert send is not None and send["height"] >= 44  # a comfortable touch target
     page.screenshot(path=str(RESULTS / "serve_page_phone.png"), full_page=False)
     page.close()
+
+
+def test_the_page_asks_for_the_token_when_the_server_wants_one(agent: Agent, browser: Any) -> None:
+    from tests.serve.live import live_server
+
+    with live_server(create_app(agent, ServeSettings(token="open-sesame"))) as (url, _):
+        page = browser.new_page()
+        page.goto(url)
+        sync_api.expect(page.locator("#status")).to_contain_text("needs an access token")
+        assert page.locator("#settings").get_attribute("open") == ""
+        page.fill("#token", "open-sesame")
+        page.press("#token", "Enter")
+        assert page.evaluate("document.activeElement.id") == "message"
+        page.keyboard.type("A gentle animated film")
+        page.keyboard.press("Enter")
+        sync_api.expect(page.locator(".cards .card")).to_have_count(4)
+        page.evaluate("sessionStorage.setItem('recai.token', 'wrong')")
+        page.reload()
+        page.fill("#message", "Something else")
+        page.press("#message", "Enter")
+        sync_api.expect(page.locator(".message.error")).to_contain_text("bearer token")
+        page.close()
