@@ -52,3 +52,23 @@ def test_a_follow_up_turn_reuses_the_cached_prefix(smollm: LlamaCppChatModel) ->
 def test_missing_files_are_reported() -> None:
     with pytest.raises(FileNotFoundError, match="no GGUF file"):
         LlamaCppChatModel("/nonexistent/model.gguf")
+
+
+def test_the_prompt_cache_counts_the_logits_it_keeps() -> None:
+    """A saved state also holds an n_batch x n_vocab logits copy; the cache must count it, or it grows
+    without bound over a long evaluation."""
+    try:
+        path = resolve_model("smollm2-135m-instruct", progress=False, allow_download=False)
+    except ModelNotFoundError as exc:
+        pytest.skip(f"SmolLM2 weights not installed: {exc}")
+    model = LlamaCppChatModel(path, name="smollm2", n_ctx=1024, n_threads=2, prompt_cache_mb=16)
+    try:
+        cache = model._llm.cache
+        for i in range(5):
+            model.complete([{"role": "user", "content": f"Say the number {i} in words."}], max_tokens=4)
+        states = list(cache.cache_state.values())
+        held = sum(s.llama_state_size + s.scores.nbytes + s.input_ids.nbytes for s in states)
+        assert states and held <= 16 * 2**20 and cache.cache_size == held
+        assert len(states) < 5  # each state carries ~7 MB of logits (36 tokens x 49k vocabulary)
+    finally:
+        model.close()

@@ -267,6 +267,14 @@ def run_list_task(
             history_len=history_len,
             seed=data.seed,
         )
+        done = run.done_ids()
+        if all(sample.id in done for sample in samples):  # nothing left: do not train or load anything
+            records = _current(run, samples)
+            summary = summarize_list_records(records)
+            document = metrics_document(
+                task, records, seed=data.seed, counts=summary["counts"], extra=summary
+            )
+            return _finish(run, document, UsageMeter(), [], prices)
         with scoped() as usage:
             sut = list_system(
                 system, dataset, split, seed=data.seed, sasrec_budget_s=sasrec_budget_s, cache=cache

@@ -37,7 +37,7 @@ class LlamaCppChatModel(ChatModel):
         n_batch: int = 256,
         seed: int = 0,
         verbose: bool = False,
-        prompt_cache_mb: int = 1024,
+        prompt_cache_mb: int = 2048,
     ) -> None:
         try:
             from llama_cpp import Llama
@@ -62,9 +62,7 @@ class LlamaCppChatModel(ChatModel):
         if prompt_cache_mb > 0:
             # Saved KV states keyed by prompt prefix: an agent alternating planner and responder prompts
             # gets each fixed system prompt back from memory instead of re-reading it every turn.
-            from llama_cpp import LlamaRAMCache
-
-            self._llm.set_cache(LlamaRAMCache(capacity_bytes=prompt_cache_mb * 2**20))
+            self._llm.set_cache(_sized_ram_cache(prompt_cache_mb * 2**20))
 
     def _kwargs(
         self, max_tokens: int, temperature: float, stop: Sequence[str] | None, seed: int | None
@@ -133,3 +131,24 @@ class LlamaCppChatModel(ChatModel):
                 llm.close()
                 self._llm = None
         super().close()
+
+
+def _sized_ram_cache(capacity_bytes: int) -> Any:
+    """llama-cpp-python's RAM prompt cache, with every byte of a saved state counted.
+
+    Its own ``cache_size`` counts only the llama.cpp state, not the logits copy each saved state also
+    holds (``n_tokens x n_vocab`` floats: 365 MB for a 600-token prompt with Qwen2.5's 151,936-token
+    vocabulary), so a "1 GB" cache grew without bound over a long evaluation (10 GB after a few hundred
+    prompts). Counted properly, 2 GB holds an agent's planner and responder prefixes.
+    """
+    from llama_cpp import LlamaRAMCache
+
+    class SizedRAMCache(LlamaRAMCache):
+        @property
+        def cache_size(self) -> int:
+            return sum(
+                int(state.llama_state_size) + int(state.scores.nbytes) + int(state.input_ids.nbytes)
+                for state in self.cache_state.values()
+            )
+
+    return SizedRAMCache(capacity_bytes=capacity_bytes)
