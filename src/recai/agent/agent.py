@@ -160,7 +160,7 @@ class Agent:
 
     def _turn_inner(self, session: Session, text: str, usage_meter: Any) -> Iterator[str]:
         started = time.perf_counter()
-        self.ctx.profile = session.profile
+        ctx = self.ctx.for_turn(session.profile)  # this turn's profile; other sessions' turns keep theirs
         trace: dict[str, Any] = {"request": text, "plans": [], "steps": [], "replans": 0}
         catalog = self.dataset.catalog
         dialogue = session.dialogue.render()
@@ -181,17 +181,17 @@ class Agent:
         trace["plans"].append(plan)
         if completion is not None:
             trace["planner_tokens"] = [completion.prompt_tokens, completion.completion_tokens]
-        self._apply_feedback(plan, session, trace)
+        self._apply_feedback(plan, session, trace, ctx)
 
-        bus, facts, failure = self._execute(plan, trace)
+        bus, facts, failure = self._execute(plan, trace, ctx)
         if failure is not None and self.settings.replan:
             trace["replans"] += 1
             with track("planner"):
                 try:
                     plan, _ = self.planner.replan(messages, plan, failure)
                     trace["plans"].append(plan)
-                    self._apply_feedback(plan, session, trace)
-                    bus, facts, failure = self._execute(plan, trace)
+                    self._apply_feedback(plan, session, trace, ctx)
+                    bus, facts, failure = self._execute(plan, trace, ctx)
                 except SchemaError as exc:
                     trace["planner_error"] = str(exc)
 
@@ -209,7 +209,7 @@ class Agent:
                             messages, plan, f"the answer was judged wrong: {verdict['problem']}"
                         )
                         trace["plans"].append(plan)
-                        bus, facts, failure = self._execute(plan, trace)
+                        bus, facts, failure = self._execute(plan, trace, ctx)
                         items, reply_chunks, check = self._prepare_reply(
                             text, dialogue, plan, bus, facts, failure, session
                         )
@@ -325,7 +325,7 @@ class Agent:
         return verdict
 
     def _execute(
-        self, plan: dict[str, Any], trace: dict[str, Any]
+        self, plan: dict[str, Any], trace: dict[str, Any], ctx: AgentContext
     ) -> tuple[CandidateBus, list[str], str | None]:
         bus = CandidateBus(len(self.dataset.catalog))
         facts: list[str] = []
@@ -346,7 +346,7 @@ class Agent:
                 if tool is None:
                     raise ToolError(f"there is no tool called '{step.get('tool')}'")
                 args = tool.validate(step.get("args"))
-                result = tool.run(args, bus, self.ctx, number)
+                result = tool.run(args, bus, ctx, number)
             except ToolError as exc:
                 record.update(error=str(exc), latency_s=round(time.perf_counter() - start, 4))
                 trace["steps"].append(record)
@@ -363,7 +363,9 @@ class Agent:
                 return bus, facts, f"step {number} ({step['tool']}) left no candidates ({result.facts})"
         return bus, facts, None
 
-    def _apply_feedback(self, plan: dict[str, Any], session: Session, trace: dict[str, Any]) -> None:
+    def _apply_feedback(
+        self, plan: dict[str, Any], session: Session, trace: dict[str, Any], ctx: AgentContext
+    ) -> None:
         for constraint in plan.get("feedback", {}).get("constraints", []) or []:
             if constraint.strip() and constraint.strip() not in session.profile.constraints:
                 session.profile.constraints.append(constraint.strip())
@@ -374,7 +376,7 @@ class Agent:
                 continue
             found = [t for t in titles if self.dataset.catalog.ground(t).resolved]
             if found:
-                positions, _ = ground_titles(self.ctx, found, "feedback")
+                positions, _ = ground_titles(ctx, found, "feedback")
                 session.profile.add(kind, self.dataset.catalog.ids[positions].tolist())
             trace.setdefault("feedback", {})[kind] = found
 

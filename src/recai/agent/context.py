@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -98,3 +99,48 @@ class AgentContext:
         model.save(path)
         write_text_atomic(path / "trained.json", json.dumps({"history": model.history_}, default=float))
         return model
+
+    def for_turn(self, profile: Profile | None = None) -> TurnContext:
+        """A context for one turn: its own profile, this context's resources (built once, shared)."""
+        return TurnContext(self, profile)
+
+
+_SHARED = tuple(name for name, value in vars(AgentContext).items() if isinstance(value, cached_property))
+
+
+class TurnContext(AgentContext):
+    """An AgentContext with its own profile whose lazily built resources are the shared context's.
+
+    The tools read the user's profile from the context. One context per turn lets several sessions use
+    one Agent at once (a server, a threaded evaluation) without reading each other's profile, while the
+    heavy resources (item index, item-CF, SASRec, encoder) are built once, under a lock, and shared.
+    """
+
+    _build_locks: dict[str, threading.Lock] = {name: threading.Lock() for name in _SHARED}  # noqa: RUF012
+
+    def __init__(self, shared: AgentContext, profile: Profile | None = None) -> None:
+        if isinstance(shared, TurnContext):
+            shared = shared._shared
+        super().__init__(shared.dataset, shared.settings, profile or Profile(), shared.progress)
+        self._shared = shared
+
+    def _resource(self, name: str) -> Any:
+        built = self._shared.__dict__
+        if name not in built:  # first use: build once, whichever turn gets here first
+            with self._build_locks[name]:
+                return getattr(self._shared, name)
+        return built[name]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHARED:  # setting a resource (e.g. an encoder) sets it for every turn
+            setattr(self._shared, name, value)
+        else:
+            super().__setattr__(name, value)
+
+
+def _delegate(name: str) -> property:
+    return property(lambda self: self._resource(name), doc=f"The shared context's {name}.")
+
+
+for _name in _SHARED:
+    setattr(TurnContext, _name, _delegate(_name))

@@ -19,7 +19,6 @@ from recai.agent.tools.sql import FilterTool
 from recai.serve.cards import ItemCard, ItemCards
 from recai.serve.errors import ApiError
 from recai.serve.schemas import RecommendRequest, RecommendResponse, ToolStep
-from recai.serve.turns import TurnContext
 
 SIMILAR_SEEDS = 5  # the similar_to tool takes at most five titles: the most recent ones
 
@@ -55,8 +54,7 @@ def recommend(
         known = _logged_history(agent, request.user)
         history = [*known, *[i for i in history if i not in known]]
     liked = [*history, *[i for i in (profile.liked if profile else []) if i not in history]]
-    ctx = TurnContext(
-        agent.ctx,
+    ctx = agent.ctx.for_turn(
         Profile(
             liked=list(liked),
             disliked=list(profile.disliked) if profile else [],

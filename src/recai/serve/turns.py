@@ -2,11 +2,9 @@
 
 Two things make that safe:
 
-- **A view of the agent per turn.** ``Agent`` keeps the active profile on its shared context
-  (``agent.ctx.profile``) for the tools to read, so two turns on one agent object would read each other's
-  profile. Each turn here runs on :func:`agent_view`: a shallow copy of the agent with its own
-  :class:`TurnContext`, which has its own profile but shares the heavy, read-only resources (item index,
-  item-CF, SASRec, encoder), built once under a lock.
+- **A context per turn.** The agent runs every turn on its own
+  :class:`recai.agent.context.TurnContext` (the session's profile, the shared heavy resources), so
+  turns of different sessions on one Agent never see each other's profile.
 - **A bounded worker pool.** Turns run on their own thread pool of ``workers`` threads with at most
   ``queue`` more waiting; anything beyond is refused at once with 503, so a slow LLM call fills this pool
   and nothing else: health checks, search and ``/recommend`` keep their own threads.
@@ -19,57 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import copy
 import logging
 import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from recai.agent import Agent, TurnResult
-from recai.agent.context import AgentContext
-from recai.agent.memory import Profile
 from recai.serve.errors import ApiError
 from recai.serve.sessions import ServedSession
 
 log = logging.getLogger("recai.serve")
-
-_SHARED = tuple(name for name, value in vars(AgentContext).items() if isinstance(value, cached_property))
-
-
-class TurnContext(AgentContext):
-    """An AgentContext with its own profile whose lazily built resources are the shared context's."""
-
-    _build_locks: dict[str, threading.Lock] = {name: threading.Lock() for name in _SHARED}  # noqa: RUF012
-
-    def __init__(self, shared: AgentContext, profile: Profile | None = None) -> None:
-        super().__init__(shared.dataset, shared.settings, profile or Profile(), shared.progress)
-        self._shared = shared
-
-    def _resource(self, name: str) -> Any:
-        built = self._shared.__dict__
-        if name not in built:  # first use: build once, whichever turn gets here first
-            with self._build_locks[name]:
-                return getattr(self._shared, name)
-        return built[name]
-
-
-def _delegate(name: str) -> property:
-    return property(lambda self: self._resource(name), doc=f"The shared context's {name}.")
-
-
-for _name in _SHARED:
-    setattr(TurnContext, _name, _delegate(_name))
-
-
-def agent_view(agent: Agent, profile: Profile | None = None) -> Agent:
-    """The same agent (model, tools, planner, resources) with a private context for one turn."""
-    view = copy.copy(agent)
-    view.ctx = TurnContext(agent.ctx, profile)
-    return view
 
 
 @dataclass
@@ -206,7 +166,7 @@ class TurnRunner:
         try:
             if turn.cancelled.is_set():  # the client left while the turn was queued
                 return
-            stream = agent_view(self.agent).chat_stream(served.session, text)
+            stream = self.agent.chat_stream(served.session, text)
             chunks = iter(stream)
             try:
                 for chunk in chunks:
