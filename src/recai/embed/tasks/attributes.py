@@ -165,7 +165,9 @@ class NegativeCondition(Task):
                     if str(value) not in own:
                         key = HasValue(info.name, str(value))
                         counts[key] = counts.get(key, 0) + 1
-        candidates = list(counts.items())
+        # a person ("without Tom Hanks") is only worth negating when several close items have them
+        least = 2 if kinds == (ColumnKind.ENTITY,) else 1
+        candidates = [(value, hits) for value, hits in counts.items() if hits >= least]
         if not candidates:
             return None
         weights = np.array([h for _, h in candidates], dtype=float)

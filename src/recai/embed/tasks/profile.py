@@ -284,9 +284,24 @@ class CatalogProfile:
         return np.mean(signals, axis=0)
 
     @cached_property
+    def _names(self) -> list[set[str]]:
+        """Per item, the lower-cased words its long text capitalises inside a sentence: names of
+        people and places, the most telling keywords ("vienna", "hobbit")."""
+        out: list[set[str]] = []
+        for pos in range(len(self.catalog)):
+            names: set[str] = set()
+            for column in self.text_columns:
+                for value in self.values(pos, column):
+                    for sentence in re.split(r"[.!?:;]\s+", str(value)):
+                        words = sentence.split()
+                        names |= {w.strip(",'\"()").lower() for w in words[1:] if w[:1].isupper()}
+            out.append(names)
+        return out
+
+    @cached_property
     def rare_words(self) -> list[list[str]]:
-        """Per item, the words (5+ letters) of its long text that few other items use, rarest first:
-        keywords for search queries written without an LLM."""
+        """Per item, the words (5+ letters) of its long text that few other items use, names first and
+        then rarest first: keywords for search queries written without an LLM."""
         out: list[list[str]] = [[] for _ in range(len(self.catalog))]
         if self._text is None:
             return out
@@ -296,7 +311,8 @@ class CatalogProfile:
         for pos, words in enumerate(self._words):
             order = {w: i for i, w in reversed(list(enumerate(words)))}
             rare = [w for w in order if len(w) >= 5 and df[vocab[w]] <= limit]
-            out[pos] = sorted(rare, key=lambda w: (int(df[vocab[w]]), order[w]))
+            names = self._names[pos]
+            out[pos] = sorted(rare, key=lambda w: (w not in names, int(df[vocab[w]]), order[w]))
         return out
 
 

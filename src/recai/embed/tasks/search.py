@@ -39,7 +39,7 @@ _OPENERS = (
 )
 _ASKS = ("Sure! What are you in the mood for?", "Happy to help. Any preferences?", "Of course. Tell me more.")
 _FOLLOW_UPS = ("Got it. Anything else?", "Noted. Any other wishes?", "Okay. Something more specific?")
-_WISHES = ("{c}, please.", "Ideally {c}.", "I'd like {c}.", "Maybe {c}?", "{C}.")
+_WISHES = ("{c}, please.", "Ideally {c}.", "I'd like {c}.", "Maybe {c}?", "{C}.", "It should be {c}.")
 
 
 def _conditions(ctx: TaskContext, position: int, rng: np.random.Generator, k: int) -> tuple[Predicate, ...]:
@@ -145,9 +145,9 @@ def keyword_query(
         words = p.wordings(ctx.profile.columns)
         terms.append(str(rng.choice(words.adjectives or words.modifiers)))
     title_words = set(re.findall(r"\w+", ctx.title(position).lower()))
-    rare = [w for w in ctx.profile.rare_words[position][:6] if w not in title_words]
+    rare = [w for w in ctx.profile.rare_words[position][:4] if w not in title_words]
     if rare:
-        k = min(len(rare), 1 + int(rng.integers(3)))
+        k = min(len(rare), 1 + int(rng.integers(2)))
         terms += [rare[int(i)] for i in np.sort(rng.choice(len(rare), size=k, replace=False))]
     order = [terms[int(i)] for i in rng.permutation(len(terms))]
     query = tidy(" ".join(order))
@@ -206,7 +206,7 @@ def template_dialogue(ctx: TaskContext, predicates: tuple[Predicate, ...], rng: 
     a = "an" if noun[:1].lower() in "aeiou" else "a"
     lines = [f"User: {str(rng.choice(_OPENERS)).format(a=a, noun=noun)}", f"Assistant: {rng.choice(_ASKS)}"]
     for i, p in enumerate(predicates):
-        wish = compose([p.wordings(ctx.profile.columns)], noun, rng)
+        wish = compose([p.wordings(ctx.profile.columns)], noun, rng, phrase=True)
         shape = str(rng.choice(_WISHES))
         lines.append("User: " + tidy(shape.format(c=wish, C=wish[:1].upper() + wish[1:])))
         if i < len(predicates) - 1:

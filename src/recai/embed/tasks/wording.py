@@ -50,9 +50,9 @@ def number(value: float) -> str:
 # ------------------------------------------------------------------ values of categorical columns
 _VALUE_ADJECTIVES = {ColumnKind.TAG: ("{v}",), ColumnKind.CATEGORY: ("{v}",), ColumnKind.ENTITY: ()}
 _VALUE_MODIFIERS = {
-    ColumnKind.TAG: ("with {v} among its {label}", "of the {v} kind", "that counts as {v}"),
+    ColumnKind.TAG: ("with {v} {among}", "of the {v} kind", "that counts as {v}"),
     ColumnKind.CATEGORY: ("with {a_label} {label} of {v}", "whose {label} is {v}", "({label}: {v})"),
-    ColumnKind.ENTITY: ("with {v}", "featuring {v}", "with {v} among its {label}", "({label}: {v})"),
+    ColumnKind.ENTITY: ("with {v}", "featuring {v}", "with {v} {among}", "({label}: {v})"),
 }
 _NOT_VALUE_ADJECTIVES = {
     ColumnKind.TAG: ("non-{v}",),
@@ -73,8 +73,13 @@ _NOT_VALUE_MODIFIERS = {
         "not {v} ({label})",
         "with any {label} except {v}",
     ),
-    ColumnKind.ENTITY: ("without {v}", "not featuring {v}", "with no {v}", "without {v} among its {label}"),
+    ColumnKind.ENTITY: ("without {v}", "not featuring {v}", "with no {v}", "without {v} {among}"),
 }
+
+
+def _among(label: str) -> str:
+    """ "among its genres" for a plural label, "as director" for a singular one."""
+    return f"among its {label}" if label.endswith("s") else f"as {label}"
 
 
 def value_text(info: ColumnInfo, value: object) -> str:
@@ -85,7 +90,7 @@ def value_text(info: ColumnInfo, value: object) -> str:
 
 def value_wordings(info: ColumnInfo, value: object, *, negated: bool = False) -> Wordings:
     v = value_text(info, value)
-    fill = {"v": v, "label": info.label, "a_label": article(info.label)}
+    fill = {"v": v, "label": info.label, "a_label": article(info.label), "among": _among(info.label)}
     adjs = (_NOT_VALUE_ADJECTIVES if negated else _VALUE_ADJECTIVES).get(info.kind, ())
     mods = (_NOT_VALUE_MODIFIERS if negated else _VALUE_MODIFIERS).get(info.kind, ())
     return Wordings(tuple(t.format(**fill) for t in adjs), tuple(t.format(**fill) for t in mods))
@@ -221,34 +226,45 @@ _SHAPES_WITH_NOUN = (
 _SHAPES_WITHOUT_NOUN = ("something {adj} {mods}", "{keywords}", "anything {adj} {mods}")
 
 
-def compose(parts: Sequence[Wordings], noun: str, rng: np.random.Generator) -> str:
-    """One query stating every part, in a sentence shape drawn by ``rng``."""
+_PHRASE_SHAPES = ("{a_adj_noun} {mods}", "{adj_noun}s {mods}")
+
+
+def compose(parts: Sequence[Wordings], noun: str, rng: np.random.Generator, *, phrase: bool = False) -> str:
+    """One query stating every part, in a sentence shape drawn by ``rng``.
+
+    ``phrase=True`` gives a plain noun phrase ("a horror film from the 1990s") that can go inside a
+    longer sentence (a dialogue turn), without request words or "(label: value)" asides.
+    """
     adjectives: list[str] = []
     modifiers: list[str] = []
     for part in parts:
-        use_adjective = part.adjectives and (not part.modifiers or rng.random() < 0.5)
+        mods = [m for m in part.modifiers if not (phrase and m.startswith("("))]
+        use_adjective = part.adjectives and (not mods or rng.random() < 0.5)
         if use_adjective:
             adjectives.append(str(rng.choice(part.adjectives)))
-        elif part.modifiers:
-            modifiers.append(str(rng.choice(part.modifiers)))
+        elif mods:
+            modifiers.append(str(rng.choice(mods)))
     if len(modifiers) > 1:
         joiner = str(rng.choice([" and ", ", "]))
-        mods = ", ".join(modifiers[:-1]) + joiner + modifiers[-1]
+        mods_text = ", ".join(modifiers[:-1]) + joiner + modifiers[-1]
     else:
-        mods = "".join(modifiers)
+        mods_text = "".join(modifiers)
     adj = " ".join(adjectives)
     adj_noun = f"{adj} {noun}".strip()
-    shapes = _SHAPES_WITH_NOUN
-    if len(adjectives) + len(modifiers) > 1:
-        shapes += _SHAPES_WITHOUT_NOUN
-    elif modifiers:
-        shapes += ("something {mods}", "anything {mods}")
+    if phrase:
+        shapes: tuple[str, ...] = _PHRASE_SHAPES + (("something {adj} {mods}",) if adj or mods_text else ())
+    else:
+        shapes = _SHAPES_WITH_NOUN
+        if len(adjectives) + len(modifiers) > 1:
+            shapes += _SHAPES_WITHOUT_NOUN
+        elif modifiers:
+            shapes += ("something {mods}", "anything {mods}")
     shape = str(rng.choice(shapes))
     text = shape.format(
         a_adj_noun=f"{article(adj_noun)} {adj_noun}",
         adj_noun=adj_noun,
         adj=adj,
-        mods=mods,
+        mods=mods_text,
         keywords=", ".join([*adjectives, *modifiers]),
     )
     return tidy(text)
