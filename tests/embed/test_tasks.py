@@ -294,3 +294,19 @@ def test_bad_arguments_are_refused(dataset: Dataset) -> None:
         build_examples(dataset, ["fuzzy_name"], split_by="day", progress=False)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="test_fraction"):
         build_examples(dataset, ["fuzzy_name"], test_fraction=1.0, progress=False)
+
+
+def test_history_tasks_can_be_kept_off_a_recommender_test_split() -> None:
+    dataset = film_dataset()
+    split = dataset.split("leave_one_out")
+    data = build_examples(dataset, sorted(USER_TASKS), per_task=30, log=split.train, progress=False)
+    held_out = {
+        (user, item)
+        for part in (split.valid, split.test)
+        for user, item in zip(part.frame["user_id"], part.frame["item_id"], strict=True)
+    }
+    examples = _everything(data)
+    assert examples
+    for e in examples:
+        assert (e.source["user"], e.positive) not in held_out
+        assert not {(e.source["user"], h) for h in e.source["history"]} & held_out

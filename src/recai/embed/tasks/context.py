@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from recai.data.catalog import Catalog
 from recai.data.dataset import Dataset
 from recai.data.errors import plain_value
 from recai.data.interactions import Interactions
@@ -45,7 +46,7 @@ class TaskContext:
         self._similarity = lru_cache(maxsize=2048)(self.profile.similarity)
 
     @property
-    def catalog(self) -> Any:
+    def catalog(self) -> Catalog:
         return self.dataset.catalog
 
     # ------------------------------------------------------------ items

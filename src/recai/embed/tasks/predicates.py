@@ -26,7 +26,7 @@ import pandas as pd
 
 from recai.data.catalog import Catalog
 from recai.data.schema import ColumnRole
-from recai.embed.tasks.profile import ColumnInfo, ColumnKind
+from recai.embed.tasks.profile import ColumnInfo
 from recai.embed.tasks.wording import (
     NICHE,
     OLD,
@@ -337,12 +337,6 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii").lower()
 
 
-def kind_of(columns: Mapping[str, ColumnInfo], predicate: Predicate) -> ColumnKind | None:
-    """The kind of the column a predicate reads (None for popularity)."""
-    cols = predicate.columns
-    return columns[cols[0]].kind if cols and cols[0] in columns else None
-
-
 __all__ = [
     "PREDICATE_TYPES",
     "Age",
@@ -352,7 +346,6 @@ __all__ = [
     "Popularity",
     "Predicate",
     "PredicateError",
-    "kind_of",
     "predicate_from_dict",
     "satisfies",
     "violations",
