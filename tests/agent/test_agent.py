@@ -102,6 +102,14 @@ def test_chit_chat_is_answered_by_the_planner_alone(dataset: Dataset, tmp_path: 
     assert result.trace["llm_calls"] == 1
 
 
+def test_a_chat_reply_from_the_planner_is_grounding_checked_too(dataset: Dataset, tmp_path: Path) -> None:
+    reply = "Happy to help! You should watch **The Godfather (1972)**. What else do you like?"
+    agent, _ = make_agent(dataset, [plan("chat", [], reply=reply)], tmp_path)
+    result = agent.chat(agent.session(), "hello")
+    assert "Godfather" not in result.reply  # a title no tool returned, named without a lookup
+    assert "Happy to help!" in result.reply and result.trace["grounding"]["off_list_titles"]
+
+
 def test_hallucinated_titles_are_removed_from_the_answer(dataset: Dataset, tmp_path: Path) -> None:
     script = [
         plan("recommend", [{"tool": "filter", "args": {"where": "language = 'French'"}}]),

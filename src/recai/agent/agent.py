@@ -281,17 +281,18 @@ class Agent:
             and (plan["intent"] == "recommend" or (plan["intent"] == "question" and not bus.unrestricted))
         ):
             items = bus.top(self.settings.k)[0].tolist()
-        if plan["intent"] == "chat" and not plan["steps"] and plan["reply"]:
-            return items, iter([plan["reply"]]), None
-        item_lines = "\n".join(
-            f"- {catalog.render(p, by_position=True, max_chars=self.settings.item_chars)}" for p in items
-        )
         allowed = set(items) | set(catalog.index_of(session.profile.liked, missing="drop").tolist())
         allowed |= set(self._mentioned(text))
         allowed |= set(
             catalog.index_of(session.dialogue.last_item_ids, missing="drop").tolist()
         )  # "of those"
         check = GroundingCheck(catalog, allowed)
+        if plan["intent"] == "chat" and not plan["steps"] and plan["reply"]:
+            # the planner's own reply is LLM output too: a title it names must be one it may name
+            return items, check.filter_stream(iter([plan["reply"]])), check
+        item_lines = "\n".join(
+            f"- {catalog.render(p, by_position=True, max_chars=self.settings.item_chars)}" for p in items
+        )
         messages = self.responder.messages(text, dialogue, "\n".join(facts), item_lines)
         return items, self.responder.stream(messages, check), check
 

@@ -363,8 +363,8 @@ class UserSimulator:
         for user_text, system_text in dialogue:
             out.append({"role": "assistant", "content": user_text})
             out.append({"role": "user", "content": system_text})
-        if not dialogue:
-            out.append({"role": "user", "content": "(The recommender is waiting. Write your first message.)"})
+        if not dialogue:  # the recommender opens, as a real one would; a stage direction gets parroted
+            out.append({"role": "user", "content": f"Hi! What {self.item_noun} are you looking for today?"})
         return out
 
     def say(
