@@ -112,4 +112,8 @@ class Responder:
         check: GroundingCheck,
         max_tokens: int = 160,
     ) -> Iterator[str]:
-        yield from check.filter_stream(self.llm.stream(messages, max_tokens=max_tokens, temperature=0.0))
+        # a small model sometimes goes on to write the next section of its own prompt: stop there
+        stop = ["What the tools found:", "Results:", "User's message:", "Conversation so far:"]
+        yield from check.filter_stream(
+            self.llm.stream(messages, max_tokens=max_tokens, temperature=0.0, stop=stop)
+        )
