@@ -1,7 +1,7 @@
 """Simulated-user conversations on `demo`: recai's agent against a plain LLM, Chat-Rec and popularity.
 
 Usage: python benchmarks/eval_conversations.py [--sessions 100] [--turns 3]
-       [--simulator local:qwen2.5-0.5b-instruct] [--systems agent:SPEC plain:SPEC chatrec:SPEC popularity]
+       [--simulator local:qwen2.5-1.5b-instruct] [--systems agent:SPEC plain:SPEC chatrec:SPEC popularity]
 
 Every system meets the same simulated users (seeded): each knows its target film only by attributes and
 a taste derived from its real history. Run folders go to benchmarks/results/eval/demo-conversations/, a
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=100)
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--simulator", default="local:qwen2.5-0.5b-instruct")
+    parser.add_argument("--simulator", default=BRAIN)
     parser.add_argument(
         "--systems", nargs="*", default=[f"agent:{BRAIN}", f"plain:{BRAIN}", f"chatrec:{BRAIN}", "popularity"]
     )
