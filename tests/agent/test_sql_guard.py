@@ -7,6 +7,7 @@ import pytest
 from recai.data import Catalog, SqlError
 
 ADVERSARIAL = [
+    "SELECT title FROM items WHERE director = 'Alfred H.",  # an unclosed quote (a cut-off LLM string)
     "DROP TABLE items",
     "DELETE FROM items",
     "DELETE FROM items WHERE 1=1",

@@ -84,6 +84,14 @@ def test_a_filter_that_matches_nothing_empties_the_bus(ctx: AgentContext) -> Non
     assert bus.empty
 
 
+def test_a_filter_with_an_unclosed_quote_is_a_tool_error(ctx: AgentContext) -> None:
+    """A cut-off string from the LLM must lead to a replan, not a crash."""
+    with pytest.raises(ToolError, match="not a single SQL condition"):
+        FilterTool().run(
+            {"where": "list_contains(director, 'Alfred H."}, CandidateBus(len(ctx.catalog)), ctx, 1
+        )
+
+
 def test_info_query_is_scoped_to_the_candidates(ctx: AgentContext) -> None:
     bus = CandidateBus(len(ctx.catalog))
     CandidateStoreTool().run({"titles": ["Heat", "Reservoir Dogs", "The Godfather"]}, bus, ctx, 1)

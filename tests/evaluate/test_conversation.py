@@ -160,3 +160,14 @@ def test_samples_from_a_split(catalog: Catalog) -> None:
     assert [s.id for s in samples] == [s.id for s in again]
     for s in samples:
         assert catalog.display_title(s.target).split(" (")[0] not in s.target_facts
+
+
+def test_a_system_that_fails_a_turn_fails_the_session_and_is_counted(catalog: Catalog) -> None:
+    class Broken(ScriptedSystem):
+        def respond(self, text: str) -> SystemTurn:
+            raise RuntimeError("boom")
+
+    sim = UserSimulator(ScriptedChatModel(lambda m: "a crime film"), catalog)
+    record = ConversationEvaluator(catalog, sim, max_turns=3, k=2).run_session(Broken([]), _sample(catalog))
+    assert record["success_turn"] is None and record["errors"] == ["RuntimeError: boom"]
+    assert summarize_conversations([record], max_turns=3, k=2)["sessions_with_errors"] == 1

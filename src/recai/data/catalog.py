@@ -350,7 +350,7 @@ class Catalog:
         """
         try:
             parsed = sqlglot.parse_one(condition, read="duckdb", into=exp.Condition)
-        except sqlglot.errors.ParseError as exc:
+        except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError (an unclosed quote)
             raise SqlError(f"not a single condition: {str(exc).splitlines()[0]}") from None
         query = f"SELECT {_quote(self.id_column)} FROM {TABLE} WHERE {parsed.sql(dialect='duckdb')}"
         result = self.sql(query, max_rows=len(self) + 1)
@@ -519,7 +519,7 @@ def check_read_only(query: str, *, tables: Sequence[str] = (TABLE,)) -> None:
         parsed = sqlglot.parse(query, read="duckdb")
         # A trailing comment parses as an empty statement: it is not a second statement.
         statements = [s for s in parsed if s is not None and type(s).__name__ != "Semicolon"]
-    except sqlglot.errors.ParseError as exc:
+    except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError (an unclosed quote)
         raise SqlError(f"could not parse SQL: {str(exc).splitlines()[0]}") from None
     if len(statements) != 1:
         raise SqlError(f"exactly one statement is allowed, got {len(statements)}")

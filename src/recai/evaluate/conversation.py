@@ -409,7 +409,12 @@ class ConversationEvaluator:
                 user_text, regenerated, was_masked = self.simulator.say(sample, dialogue, turn)
                 leaks += regenerated
                 masked += int(was_masked)
-                answer = system.respond(user_text)
+                try:
+                    answer = system.respond(user_text)
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+                    turns.append({"user": user_text, "reply": "", "items": [], "hit": False, "error": error})
+                    break
                 top = answer.items[: self.k]
                 hit = sample.target in top
                 turns.append(
@@ -431,6 +436,7 @@ class ConversationEvaluator:
             for t in range(1, self.max_turns + 1)
         }
         scores["success"] = float(success_turn is not None)
+        errors = [t["error"] for t in turns if t.get("error")]
         return {
             "id": sample.id,
             "user": _plain(sample.user),
@@ -441,6 +447,7 @@ class ConversationEvaluator:
             "success_turn": success_turn,
             "leak_regenerations": leaks,
             "masked_turns": masked,
+            "errors": errors,  # a turn the system failed with an exception ends the session as a failure
             "usage": _split_usage(usage),
             "scores": scores,
         }
@@ -513,6 +520,7 @@ def summarize_conversations(records: Sequence[dict[str, Any]], max_turns: int, k
         "successes": len(successes),
         "leak_regenerations": int(sum(r["leak_regenerations"] for r in records)),
         "masked_turns": int(sum(r["masked_turns"] for r in records)),
+        "sessions_with_errors": int(sum(bool(r.get("errors")) for r in records)),
         "usage_per_session": {
             side: {
                 key: per_session(side, key)

@@ -104,7 +104,7 @@ def _scope_to(query: str, id_column: str, ids: list[Any]) -> str:
     """Rewrite every reference to `items` into a subquery over the given ids (still one SELECT)."""
     try:
         tree = sqlglot.parse_one(query, read="duckdb")
-    except sqlglot.errors.ParseError as exc:
+    except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError (an unclosed quote)
         raise ToolError(f"sql_query: could not parse SQL: {str(exc).splitlines()[0]}") from None
     literals = ", ".join(repr(i) if isinstance(i, str) else str(int(i)) for i in ids)
     scoped = sqlglot.parse_one(f'(SELECT * FROM {TABLE} WHERE "{id_column}" IN ({literals}))', read="duckdb")
@@ -128,7 +128,7 @@ def ground_condition(condition: str, ctx: AgentContext) -> tuple[str, list[str]]
     catalog = ctx.catalog
     try:
         tree = sqlglot.parse_one(condition, read="duckdb", into=exp.Condition)
-    except sqlglot.errors.ParseError as exc:
+    except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError (an unclosed quote)
         raise ToolError(f"filter: not a single SQL condition: {str(exc).splitlines()[0]}") from None
     roles = {c.name: c.role for c in catalog.schema.columns}
     corrections: list[str] = []
