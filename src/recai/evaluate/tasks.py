@@ -75,6 +75,10 @@ class DataOptions:
     k_core: int = 0  # iterative k-core before splitting (5 for the MovieLens protocol)
     seed: int = 0
 
+    def as_config(self) -> dict[str, Any]:
+        """The keys every run's config.json records about its data."""
+        return {"data": self.data, "k_core": self.k_core, "seed": self.seed}
+
     def load(self) -> tuple[Dataset, Any]:
         dataset = load_dataset(self.data)
         if self.k_core > 0:
@@ -242,9 +246,7 @@ def run_list_task(
     data = data or DataOptions()
     config = {
         "task": task,
-        "data": data.data,
-        "k_core": data.k_core,
-        "seed": data.seed,
+        **data.as_config(),
         "system": system,
         "n_users": n_users,  # volatile: users are a seeded prefix, so a larger n_users extends the run
         "_volatile": ["n_users"],
@@ -311,9 +313,7 @@ def run_recommender_task(
     data = data or DataOptions()
     config = {
         "task": "recommender",
-        "data": data.data,
-        "k_core": data.k_core,
-        "seed": data.seed,
+        **data.as_config(),
         "system": system,
         "ks": list(ks),
         "sasrec_budget_s": sasrec_budget_s if system == "sasrec" else None,
@@ -456,9 +456,7 @@ def run_conversation_task(
     data = data or DataOptions()
     config = {
         "task": "conversation",
-        "data": data.data,
-        "k_core": data.k_core,
-        "seed": data.seed,
+        **data.as_config(),
         "system": system,
         "simulator": simulator,
         "n": n,  # volatile: the sessions are a seeded prefix, so a larger n extends the run
