@@ -693,21 +693,28 @@ def _report_done(report: Path) -> None:
     console.print(f"report: {report}")
 
 
-def _list_task(task: str, system: str, data: str, out: Path, **kwargs: Any) -> None:
+def _run_eval(run: Any, *args: Any, **kwargs: Any) -> None:
+    """Run one evaluation task, turn its expected failures into clear errors, and show its metrics."""
     from recai.evaluate.runs import ConfigMismatchError
-    from recai.evaluate.tasks import DataOptions, run_list_task
 
     try:
-        report = run_list_task(
-            task,
-            system,
-            out,
-            data=DataOptions(data, k_core=kwargs.pop("k_core"), seed=kwargs.pop("seed")),
-            **kwargs,
-        )
+        report = run(*args, **kwargs)
     except (ConfigMismatchError, FileExistsError, ValueError, DataError) as exc:
         raise _fail(exc) from None
     _report_done(report)
+
+
+def _list_task(task: str, system: str, data: str, out: Path, **kwargs: Any) -> None:
+    from recai.evaluate.tasks import DataOptions, run_list_task
+
+    _run_eval(
+        run_list_task,
+        task,
+        system,
+        out,
+        data=DataOptions(data, k_core=kwargs.pop("k_core"), seed=kwargs.pop("seed")),
+        **kwargs,
+    )
 
 
 @eval_app.command("ranking")
@@ -789,20 +796,16 @@ def eval_recommender(
     fresh: Annotated[bool, typer.Option(help="Replace an existing run of the same task in --out.")] = False,
 ) -> None:
     """Full-catalog ranking of every test user (history excluded) by a classic recommender."""
-    from recai.evaluate.runs import ConfigMismatchError
     from recai.evaluate.tasks import DataOptions, run_recommender_task
 
-    try:
-        report = run_recommender_task(
-            system,
-            out,
-            data=DataOptions(data, k_core=k_core, seed=seed),
-            sasrec_budget_s=sasrec_budget_s,
-            resume=not fresh,
-        )
-    except (ConfigMismatchError, FileExistsError, ValueError, DataError) as exc:
-        raise _fail(exc) from None
-    _report_done(report)
+    _run_eval(
+        run_recommender_task,
+        system,
+        out,
+        data=DataOptions(data, k_core=k_core, seed=seed),
+        sasrec_budget_s=sasrec_budget_s,
+        resume=not fresh,
+    )
 
 
 @eval_app.command("conversation")
@@ -821,24 +824,20 @@ def eval_conversation(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Simulated users who know the target only by its attributes talk to the system."""
-    from recai.evaluate.runs import ConfigMismatchError
     from recai.evaluate.tasks import DataOptions, run_conversation_task
 
-    try:
-        report = run_conversation_task(
-            system,
-            out,
-            simulator=simulator,
-            data=DataOptions(data, seed=seed),
-            n=sessions,
-            max_turns=turns,
-            k=k,
-            cache=not no_cache,
-            prices=str(prices) if prices else None,
-        )
-    except (ConfigMismatchError, FileExistsError, ValueError, DataError) as exc:
-        raise _fail(exc) from None
-    _report_done(report)
+    _run_eval(
+        run_conversation_task,
+        system,
+        out,
+        simulator=simulator,
+        data=DataOptions(data, seed=seed),
+        n=sessions,
+        max_turns=turns,
+        k=k,
+        cache=not no_cache,
+        prices=str(prices) if prices else None,
+    )
 
 
 @eval_app.command("judge")
@@ -852,22 +851,18 @@ def eval_judge(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Pairwise LLM-as-judge in both orders; a win counts only when both orders agree."""
-    from recai.evaluate.runs import ConfigMismatchError
     from recai.evaluate.tasks import run_judge_task
 
-    try:
-        report = run_judge_task(
-            items,
-            out,
-            judge=judge,
-            kind=kind,
-            seed=seed,
-            cache=not no_cache,
-            prices=str(prices) if prices else None,
-        )
-    except (ConfigMismatchError, FileExistsError, ValueError, DataError) as exc:
-        raise _fail(exc) from None
-    _report_done(report)
+    _run_eval(
+        run_judge_task,
+        items,
+        out,
+        judge=judge,
+        kind=kind,
+        seed=seed,
+        cache=not no_cache,
+        prices=str(prices) if prices else None,
+    )
 
 
 @eval_app.command("pairs")

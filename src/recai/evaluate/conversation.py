@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from recai.data.catalog import Catalog
+from recai.data.errors import plain_value
 from recai.data.schema import ColumnRole
 from recai.data.splits import Split
-from recai.evaluate.generative import user_seed
+from recai.evaluate.generative import evaluate_pending, user_seed
 from recai.evaluate.parsing import ListGrounder, parse_item_list
 from recai.llm.base import ChatModel
 from recai.llm.prompting import render_prompt
@@ -421,7 +422,7 @@ class ConversationEvaluator:
                     {
                         "user": user_text,
                         "reply": answer.reply,
-                        "items": [_plain(i) for i in self.catalog.ids[top]],
+                        "items": [plain_value(i) for i in self.catalog.ids[top]],
                         "hit": hit,
                         "leak_regenerations": regenerated,
                         "masked": was_masked,
@@ -439,8 +440,8 @@ class ConversationEvaluator:
         errors = [t["error"] for t in turns if t.get("error")]
         return {
             "id": sample.id,
-            "user": _plain(sample.user),
-            "target": _plain(self.catalog.ids[sample.target]),
+            "user": plain_value(sample.user),
+            "target": plain_value(self.catalog.ids[sample.target]),
             "intent": sample.intent,
             "target_facts": sample.target_facts,
             "turns": turns,
@@ -461,22 +462,16 @@ class ConversationEvaluator:
         skip_ids: set[str] | frozenset[str] = frozenset(),
         progress: bool = True,
     ) -> list[dict[str, Any]]:
-        from tqdm.auto import tqdm
-
-        todo = [s for s in samples if s.id not in skip_ids]
-        records = []
-        for sample in tqdm(
-            todo, desc=f"conversations with {system.name}", disable=not progress, unit="session"
-        ):
-            record = self.run_session(system, sample)
-            records.append(record)
-            if on_record is not None:
-                on_record(record)
-        return records
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
+        """Run a session for every sample not in ``skip_ids``; ``on_record`` sees each record at once."""
+        return evaluate_pending(
+            samples,
+            lambda sample: self.run_session(system, sample),
+            desc=f"conversations with {system.name}",
+            unit="session",
+            on_record=on_record,
+            skip_ids=skip_ids,
+            progress=progress,
+        )
 
 
 def _split_usage(usage: UsageMeter) -> dict[str, dict[str, float]]:

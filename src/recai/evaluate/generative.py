@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from recai.data.catalog import Catalog
+from recai.data.errors import plain_value
 from recai.data.splits import Split
 from recai.evaluate.parsing import GroundedList, ListGrounder, parse_item_list
 from recai.llm.base import ChatModel, SchemaError
@@ -339,9 +340,9 @@ class ListEvaluator:
         scores = {name: float(np.mean([r["scores"][name] for r in runs])) for name in runs[0]["scores"]}
         record: dict[str, Any] = {
             "id": sample.id,
-            "user": _plain(sample.user),
+            "user": plain_value(sample.user),
             "history": catalog.ids[sample.history].tolist(),
-            "target": _plain(catalog.ids[sample.target]),
+            "target": plain_value(catalog.ids[sample.target]),
             "scores": scores,
             "counts": {name: int(sum(r["counts"][name] for r in runs)) for name in runs[0]["counts"]},
             "orders": [{key: value for key, value in r.items() if key != "ranked"} for r in runs],
@@ -366,26 +367,46 @@ class ListEvaluator:
         progress: bool = True,
     ) -> list[dict[str, Any]]:
         """Evaluate every sample not in ``skip_ids``; ``on_record`` sees each record as it is made."""
-        from tqdm.auto import tqdm
+        return evaluate_pending(
+            samples,
+            lambda sample: self.evaluate_sample(system, sample),
+            desc=f"evaluating {system.name}",
+            unit="sample",
+            on_record=on_record,
+            skip_ids=skip_ids,
+            progress=progress,
+        )
 
-        todo = [s for s in samples if s.id not in skip_ids]
-        records = []
-        for sample in tqdm(todo, desc=f"evaluating {system.name}", disable=not progress, unit="sample"):
-            record = self.evaluate_sample(system, sample)
-            records.append(record)
-            if on_record is not None:
-                on_record(record)
-        return records
+
+def evaluate_pending(
+    samples: Sequence[Any],
+    evaluate: Callable[[Any], dict[str, Any]],
+    *,
+    desc: str,
+    unit: str,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    skip_ids: set[str] | frozenset[str] = frozenset(),
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Records for the samples not in ``skip_ids`` (a resumed run's done ids), in order, each handed to
+    ``on_record`` as soon as it exists so an interruption loses at most the sample in progress."""
+    from tqdm.auto import tqdm
+
+    records = []
+    for sample in tqdm(
+        [s for s in samples if s.id not in skip_ids], desc=desc, disable=not progress, unit=unit
+    ):
+        record = evaluate(sample)
+        records.append(record)
+        if on_record is not None:
+            on_record(record)
+    return records
 
 
 def _overlap(a: Sequence[int], b: Sequence[int]) -> float:
     if not a and not b:
         return 1.0
     return len(set(a) & set(b)) / len(set(a) | set(b))
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 def _bucket_positions(
@@ -410,7 +431,7 @@ def _bucket_positions(
         elif position in seen:
             out.already_seen.append(name)
         else:
-            out.items.append(_plain(catalog.ids[position]))
+            out.items.append(plain_value(catalog.ids[position]))
     return out
 
 

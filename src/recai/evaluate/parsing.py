@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recai.data.catalog import Catalog
+from recai.data.errors import plain_value
 from recai.data.grounding import TitleMatcher
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
@@ -161,7 +162,7 @@ class GroundedList:
     def as_record(self) -> dict[str, Any]:
         return {
             "names": self.names,
-            "items": [_plain(i) for i in self.items],
+            "items": [plain_value(i) for i in self.items],
             "invalid": self.invalid,
             "duplicate": self.duplicate,
             "out_of_candidates": self.out_of_candidates,
@@ -179,10 +180,6 @@ def _variants(name: str) -> list[str]:
     return out
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
-
-
 class ListGrounder:
     """Grounds parsed names against one catalog, optionally within a candidate list."""
 
@@ -198,15 +195,15 @@ class ListGrounder:
         seen: Iterable[Any] = (),
     ) -> GroundedList:
         catalog = self.catalog
-        seen_set = {_plain(i) for i in seen}
+        seen_set = {plain_value(i) for i in seen}
         candidate_matcher = None
         candidate_set: set[Any] = set()
         if candidates is not None:
-            candidate_set = {_plain(i) for i in candidates}
+            candidate_set = {plain_value(i) for i in candidates}
             positions = catalog.index_of(list(candidates))
             candidate_matcher = TitleMatcher(
                 [catalog.display_title(int(p)) for p in positions],
-                [_plain(i) for i in candidates],
+                [plain_value(i) for i in candidates],
                 threshold=self.threshold,
             )
         out = GroundedList(names=list(names))
@@ -223,7 +220,7 @@ class ListGrounder:
             if item is None:
                 out.invalid.append(name)
                 continue
-            item = _plain(item)
+            item = plain_value(item)
             if item in named:
                 out.duplicate.append(name)
                 continue

@@ -29,7 +29,7 @@ import numpy as np
 
 from recai.data import Dataset
 from recai.data import load as load_dataset
-from recai.data.errors import DataError
+from recai.data.errors import DataError, plain_value
 from recai.data.home import data_home
 from recai.evaluate.conversation import (
     AgentSystem,
@@ -358,8 +358,10 @@ def run_recommender_task(
             run.append(
                 {
                     "id": str(user),
-                    "target": _plain(dataset.catalog.ids[int(target_items[row])]),
-                    "top": [_plain(i) for i in dataset.catalog.ids[rankings[row][rankings[row] >= 0][:10]]],
+                    "target": plain_value(dataset.catalog.ids[int(target_items[row])]),
+                    "top": [
+                        plain_value(i) for i in dataset.catalog.ids[rankings[row][rankings[row] >= 0][:10]]
+                    ],
                     "scores": {name: float(values[row]) for name, values in per_user.items()},
                 }
             )
@@ -638,10 +640,6 @@ def _current(run: RunFolder, samples: Sequence[Any]) -> list[dict[str, Any]]:
     with fewer must not mix the two)."""
     wanted = {s.id for s in samples}
     return [r for r in run.records() if r["id"] in wanted]
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 __all__ = [
