@@ -1,0 +1,464 @@
+"""Contrastive fine-tuning of a sentence-transformers embedder on the matching tasks' examples.
+
+Each training row is (query, the positive item's text, hard negatives' texts). The default loss is
+in-batch InfoNCE (MultipleNegativesRankingLoss) with one change that matters for this data: an in-batch
+item that *also* answers a row's query is not used as a negative for it. "A film from before 1990" is
+answered by hundreds of films, and the other rows' positives are often among them; pushing the query
+away from them teaches the model to ignore the very condition it states. Which items answer a query
+comes from the example's predicates (``Example.satisfying``), the same objects that proved its hard
+negatives wrong. The cached variant (GradCache, for batches larger than memory allows) is the stock
+sentence-transformers loss and does not mask.
+
+Training runs on sentence-transformers' trainer (so ``accelerate launch`` and several GPUs work as
+they do for any Hugging Face trainer) with no-duplicate batches, seeded, with checkpoints that an
+interrupted run resumes from. The finished model is written atomically as a plain sentence-transformers
+folder, with a model card and ``recai_training.json``, and loads anywhere by path (``st:FOLDER``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from recai.data.atomic import atomic_directory, write_text_atomic
+from recai.data.catalog import Catalog
+from recai.embed.tasks.example import Example, ExampleSplit
+
+LossName = Literal["mnrl", "cached-mnrl"]
+TRAINING_FILE = "recai_training.json"
+WORK_SUFFIX = ".work"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What a training run depends on; stored with the model and checked when a run resumes."""
+
+    base_model: str = "all-minilm-l6-v2"
+    epochs: float = 1.0
+    max_steps: int = -1  # overrides epochs when positive
+    batch_size: int = 64
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    scale: float = 20.0  # 1 / temperature of the softmax over in-batch candidates
+    hard_negatives: int = 1  # per row, taken closest first from the example's negatives
+    loss: LossName = "mnrl"
+    mask_false_negatives: bool = True  # mnrl only: other rows' items that answer a query are not negatives
+    mini_batch_size: int = 32  # cached-mnrl only
+    max_seq_length: int | None = None  # None: the base model's own
+    item_max_chars: int = 512  # as the catalog index renders items, so training matches retrieval
+    tasks: tuple[str, ...] | None = None  # None: every task in the training data
+    seed: int = 0
+    save_steps: int = 100
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    device: str | None = None  # None: CUDA when present, else CPU
+
+    def __post_init__(self) -> None:
+        checks = {
+            "batch_size": self.batch_size >= 2,
+            "learning_rate": self.learning_rate > 0,
+            "scale": self.scale > 0,
+            "hard_negatives": self.hard_negatives >= 0,
+            "epochs": self.epochs > 0 or self.max_steps > 0,
+            "warmup_ratio": 0 <= self.warmup_ratio < 1,
+            "mini_batch_size": self.mini_batch_size >= 1,
+            "item_max_chars": self.item_max_chars >= 16,
+            "save_steps": self.save_steps >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"TrainConfig.{name}: invalid value {getattr(self, name)!r}")
+        if self.loss not in ("mnrl", "cached-mnrl"):
+            raise ValueError(f"TrainConfig.loss: expected 'mnrl' or 'cached-mnrl', got {self.loss!r}")
+        if self.loss == "cached-mnrl" and self.mask_false_negatives:
+            raise ValueError(
+                "TrainConfig.mask_false_negatives: the cached loss cannot mask false negatives; "
+                "pass mask_false_negatives=False with loss='cached-mnrl'"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tasks"] = list(self.tasks) if self.tasks is not None else None
+        return data
+
+
+@dataclass
+class TrainingRows:
+    """The examples as the trainer sees them: texts, plus the item positions the false-negative mask needs.
+
+    ``items[r]`` holds the catalog positions of row r's positive and its hard negatives, in the
+    trainer's column order; ``answers[r]`` is the packed bit mask of every item that answers row r's
+    query, or None when only its positive does.
+    """
+
+    queries: list[str]
+    documents: list[list[str]]  # per row: positive text, then hard-negative texts
+    items: np.ndarray  # (rows, 1 + hard_negatives) int64 catalog positions
+    answers: list[np.ndarray | None]
+    n_items: int
+    padded_rows: int = 0  # rows with fewer hard negatives than asked, padded by repeating the last
+    per_task: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def answer_matrix(self, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """(len(rows), len(candidates)) bool: does candidate item c answer row r's query?"""
+        out = self.items[rows, :1] == candidates[None, :]
+        for i, r in enumerate(rows):
+            packed = self.answers[int(r)]
+            if packed is not None:
+                out[i] |= np.unpackbits(packed, count=self.n_items)[candidates].astype(bool)
+        return out
+
+    def dataset_dict(self) -> dict[str, list[Any]]:
+        columns: dict[str, list[Any]] = {"anchor": self.queries, "positive": [d[0] for d in self.documents]}
+        for j in range(1, self.items.shape[1]):
+            columns[f"negative_{j}"] = [d[j] for d in self.documents]
+        columns["label"] = list(range(len(self.queries)))  # the row, so the loss can find its mask
+        return columns
+
+
+def training_rows(
+    examples: Sequence[Example], catalog: Catalog, *, hard_negatives: int = 1, item_max_chars: int = 512
+) -> TrainingRows:
+    """Turn examples into trainer rows; item texts are rendered exactly as the catalog index renders them."""
+    if not examples:
+        raise ValueError("no training examples")
+    texts = catalog.texts(max_chars=item_max_chars)
+    n_items = len(catalog)
+    queries: list[str] = []
+    documents: list[list[str]] = []
+    items: list[list[int]] = []
+    answers: list[np.ndarray | None] = []
+    padded = 0
+    per_task: Counter[str] = Counter()
+    for example in examples:
+        try:
+            positive = int(catalog.index_of([example.positive])[0])
+            negatives = [int(p) for p in catalog.index_of(list(example.negatives)[:hard_negatives])]
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"example {example.id}: an item is not in the catalog ({exc})") from None
+        if hard_negatives and not negatives:
+            raise ValueError(f"example {example.id}: no hard negatives, {hard_negatives} needed")
+        if len(negatives) < hard_negatives:
+            padded += 1
+            negatives += [negatives[-1]] * (hard_negatives - len(negatives))
+        row = [positive, *negatives]
+        queries.append(example.query)
+        documents.append([texts[p] for p in row])
+        items.append(row)
+        if example.predicates:
+            mask = example.satisfying(catalog)
+            if not mask[positive]:
+                raise ValueError(f"example {example.id}: its positive does not satisfy its own predicates")
+            answers.append(np.packbits(mask))
+        else:
+            answers.append(None)
+        per_task[example.task] += 1
+    return TrainingRows(
+        queries,
+        documents,
+        np.asarray(items, dtype=np.int64),
+        answers,
+        n_items,
+        padded_rows=padded,
+        per_task=dict(sorted(per_task.items())),
+    )
+
+
+def masked_ranking_loss(model: Any, rows: TrainingRows, *, scale: float, mask: bool = True) -> Any:
+    """In-batch InfoNCE over (positive, hard negatives, other rows' items), masking false negatives."""
+    import torch
+    from torch.nn import functional
+
+    class MaskedMultipleNegativesRankingLoss(torch.nn.Module):
+        """MultipleNegativesRankingLoss whose in-batch candidates exclude items that answer the query."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.scale = scale
+            self.mask = mask
+            self.masked_total = 0  # how many candidate logits were masked so far (for the record)
+
+        def forward(self, sentence_features: Any, labels: torch.Tensor) -> torch.Tensor:
+            embeddings = [self.model(f)["sentence_embedding"] for f in sentence_features]
+            queries = functional.normalize(embeddings[0], dim=-1)
+            # Column order: every row's positive, then every row's first negative, and so on.
+            docs = functional.normalize(torch.cat(embeddings[1:]), dim=-1)
+            scores = queries @ docs.T * self.scale
+            batch = queries.shape[0]
+            target = torch.arange(batch, device=scores.device)
+            if self.mask:
+                row_ids = labels.detach().cpu().numpy().astype(np.int64)
+                candidates = rows.items[row_ids].T.reshape(-1)
+                answers = rows.answer_matrix(row_ids, candidates)
+                answers[np.arange(batch), np.arange(batch)] = False  # the row's own positive stays
+                if answers.any():
+                    self.masked_total += int(answers.sum())
+                    block = torch.from_numpy(answers).to(scores.device)
+                    scores = scores.masked_fill(block, float("-inf"))
+            return functional.cross_entropy(scores, target)
+
+        def get_config_dict(self) -> dict[str, Any]:
+            return {"scale": self.scale, "mask_false_negatives": self.mask}
+
+    return MaskedMultipleNegativesRankingLoss()
+
+
+@dataclass
+class TrainResult:
+    """Where the model went and what the run did."""
+
+    model_dir: Path
+    steps: int
+    seconds: float
+    rows: int
+    resumed_from: str | None
+    summary: dict[str, Any]
+
+
+def data_fingerprint(examples: Sequence[Example]) -> str:
+    digest = hashlib.sha256()
+    for e in examples:
+        digest.update(f"{e.id}\t{e.query}\t{e.positive}\t{list(e.negatives)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def train_embedder(
+    data: ExampleSplit | str | Path,
+    catalog: Catalog,
+    output: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> TrainResult:
+    """Fine-tune ``config.base_model`` on ``data.train`` and write the model to ``output``.
+
+    Checkpoints go to ``OUTPUT.work/`` and a rerun with the same data and config resumes from the
+    latest one; a rerun with different ones is refused (delete the work folder to start over). The
+    work folder is removed once the model is written. ``callbacks`` are Hugging Face
+    ``TrainerCallback`` objects (logging to your tracker, early stopping).
+    """
+    config = config or TrainConfig()
+    split = data if isinstance(data, ExampleSplit) else ExampleSplit.load(data)
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} already exists (pass overwrite=True to replace it)")
+    examples = [e for e in split.train if config.tasks is None or e.task in config.tasks]
+    if config.tasks is not None:
+        unknown = sorted(set(config.tasks) - {e.task for e in split.train})
+        if unknown:
+            raise ValueError(f"TrainConfig.tasks: no training examples for {unknown}")
+    rows = training_rows(
+        examples, catalog, hard_negatives=config.hard_negatives, item_max_chars=config.item_max_chars
+    )
+    work = output.with_name(output.name + WORK_SUFFIX)
+    identity = {"config": config.to_dict(), "data": data_fingerprint(examples), "rows": len(rows)}
+    resume_from = _prepare_work_folder(work, identity)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local base model never needs the hub
+    from datasets import Dataset as HFDataset
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+    import torch
+
+    from recai.llm.resolve import resolve_model
+
+    base_path = resolve_model(config.base_model)
+    model = SentenceTransformer(str(base_path), device=config.device)
+    if config.max_seq_length is not None:
+        model.max_seq_length = config.max_seq_length
+    if config.loss == "cached-mnrl":
+        loss: Any = CachedMultipleNegativesRankingLoss(
+            model, scale=config.scale, mini_batch_size=config.mini_batch_size
+        )
+    else:
+        loss = masked_ranking_loss(model, rows, scale=config.scale, mask=config.mask_false_negatives)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_ratio=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        seed=config.seed,
+        data_seed=config.seed,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        report_to="none",
+        disable_tqdm=not progress,
+        fp16=config.precision == "fp16",
+        bf16=config.precision == "bf16",
+        use_cpu=config.device == "cpu",
+        dataloader_pin_memory=torch.cuda.is_available() and config.device != "cpu",
+        dataloader_drop_last=True,  # a last tiny batch has almost no in-batch negatives
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=HFDataset.from_dict(rows.dataset_dict()),
+        loss=loss,
+        callbacks=list(callbacks) or None,
+    )
+    started = time.perf_counter()
+    output_state = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - started
+    summary = {
+        "base_model": config.base_model,
+        "base_model_path": str(base_path),
+        "config": config.to_dict(),
+        "data": {
+            "fingerprint": identity["data"],
+            "meta": {k: split.meta.get(k) for k in ("dataset", "seed", "split_by", "test_fraction", "llm")},
+            "rows": len(rows),
+            "per_task": rows.per_task,
+            "padded_rows": rows.padded_rows,
+        },
+        "training": {
+            "steps": int(trainer.state.global_step),
+            "seconds_this_run": round(seconds, 1),
+            "resumed_from": Path(resume_from).name if resume_from else None,
+            "final_loss": _last_loss(trainer.state.log_history),
+            "loss_curve": [
+                {"step": h["step"], "loss": round(float(h["loss"]), 4)}
+                for h in trainer.state.log_history
+                if "loss" in h
+            ],
+            "masked_false_negatives": int(getattr(loss, "masked_total", 0)),
+            "train_loss": float(output_state.training_loss),
+            "device": str(model.device),
+        },
+    }
+    with atomic_directory(output, overwrite=overwrite) as tmp:
+        model.save(str(tmp), create_model_card=False)
+        (tmp / TRAINING_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        (tmp / "README.md").write_text(model_card(summary))
+    shutil.rmtree(work, ignore_errors=True)
+    return TrainResult(output, summary["training"]["steps"], seconds, len(rows), resume_from, summary)
+
+
+def _prepare_work_folder(work: Path, identity: dict[str, Any]) -> str | None:
+    """Create the work folder, or check that it belongs to this run; return the checkpoint to resume."""
+    marker = work / "run.json"
+    if work.exists() and marker.exists():
+        stored = json.loads(marker.read_text())
+        if stored != json.loads(json.dumps(identity)):
+            changed = sorted(
+                k
+                for k in set(stored["config"]) | set(identity["config"])
+                if stored["config"].get(k) != identity["config"].get(k)
+            )
+            what = f"config fields {changed}" if changed else "training data"
+            raise ValueError(
+                f"{work} holds checkpoints of a different run ({what} changed); delete it to start over"
+            )
+        checkpoints = sorted(work.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        return str(checkpoints[-1]) if checkpoints else None
+    work.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(marker, json.dumps(identity, indent=2) + "\n")
+    return None
+
+
+def _last_loss(history: list[dict[str, Any]]) -> float | None:
+    losses = [h["loss"] for h in history if "loss" in h]
+    return round(float(losses[-1]), 4) if losses else None
+
+
+def model_card(summary: dict[str, Any], metrics: dict[str, Any] | None = None) -> str:
+    """A README for the model folder: what it was trained from, on what, how, and how well it retrieves."""
+    cfg = summary["config"]
+    data = summary["data"]
+    train = summary["training"]
+    lines = [
+        "---",
+        "library_name: sentence-transformers",
+        "pipeline_tag: sentence-similarity",
+        "tags: [recai, recommendation, retrieval, contrastive]",
+        "---",
+        "",
+        f"# Item retriever fine-tuned from {cfg['base_model']}",
+        "",
+        "Fine-tuned by recai (`recai embed train`) to retrieve catalog items from the text a recommender",
+        "sees: histories, taste summaries, searches, misspelled names, conditions. Load it by path:",
+        "",
+        "```python",
+        "from recai.embed import load_encoder",
+        'encoder = load_encoder("st:PATH_TO_THIS_FOLDER")',
+        "```",
+        "",
+        "or `--encoder st:PATH` on the command line (agent, evaluator, index).",
+        "",
+        "## Training data",
+        "",
+        f"Dataset `{data['meta'].get('dataset')}`, split by {data['meta'].get('split_by')} "
+        f"(test fraction {data['meta'].get('test_fraction')}), seed {data['meta'].get('seed')}, "
+        f"LLM-written text: {data['meta'].get('llm') or 'none (templates)'}. "
+        f"{data['rows']} training rows:",
+        "",
+        "| task | rows |",
+        "|---|---|",
+        *[f"| {task} | {n} |" for task, n in data["per_task"].items()],
+        "",
+        "## Training",
+        "",
+        f"- loss: {cfg['loss']}, scale {cfg['scale']} (temperature {1 / cfg['scale']:.3f}), "
+        f"{cfg['hard_negatives']} hard negative(s) per row, false-negative masking "
+        f"{'on' if cfg['mask_false_negatives'] else 'off'}",
+        f"- batch {cfg['batch_size']} (no duplicate texts in a batch), learning rate {cfg['learning_rate']}, "
+        f"warm-up {cfg['warmup_ratio']}, epochs {cfg['epochs']}, max steps {cfg['max_steps']}, "
+        f"seed {cfg['seed']}",
+        f"- {train['steps']} steps on {train['device']}, {train['seconds_this_run']} s in the last run "
+        f"(resumed from {train['resumed_from'] or 'nothing'}), final logged loss {train['final_loss']}",
+        f"- in-batch candidates masked as false negatives: {train['masked_false_negatives']}",
+        "",
+    ]
+    if metrics:
+        lines += ["## Retrieval on held-out test queries", "", *metrics_table(metrics), ""]
+    return "\n".join(lines)
+
+
+def metrics_table(metrics: dict[str, Any], *, k: int = 10) -> list[str]:
+    """Markdown rows of per-task Recall@k, NDCG@k and coverage@k from an evaluation summary."""
+    rows = [f"| task | n | Recall@{k} | NDCG@{k} | coverage@{k} |", "|---|---|---|---|---|"]
+    for task, m in metrics["tasks"].items():
+        cov = m.get(f"coverage@{k}")
+        cells = [task, str(m["n"]), f"{m[f'recall@{k}']['mean']:.3f}", f"{m[f'ndcg@{k}']['mean']:.3f}"]
+        cells.append(f"{cov['mean']:.3f}" if cov else "-")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def write_model_card(model_dir: str | Path, metrics: dict[str, Any] | None = None) -> Path:
+    """Rewrite a trained model's README with its training summary and (new) evaluation metrics."""
+    model_dir = Path(model_dir)
+    summary = json.loads((model_dir / TRAINING_FILE).read_text())
+    if metrics is not None:
+        summary["metrics"] = metrics
+        write_text_atomic(model_dir / TRAINING_FILE, json.dumps(summary, indent=2, default=str) + "\n")
+    return write_text_atomic(model_dir / "README.md", model_card(summary, summary.get("metrics")))
