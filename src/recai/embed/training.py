@@ -273,6 +273,7 @@ def train_embedder(
     resume_from = _prepare_work_folder(work, identity)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local base model never needs the hub
+    import torch
     from datasets import Dataset as HFDataset
     from sentence_transformers import (
         SentenceTransformer,
@@ -281,8 +282,6 @@ def train_embedder(
     )
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-
-    import torch
 
     from recai.llm.resolve import resolve_model
 
