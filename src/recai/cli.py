@@ -483,6 +483,10 @@ def chat(
     message: Annotated[
         list[str] | None, typer.Option(help="Send these messages and exit (repeatable).")
     ] = None,
+    encoder: Annotated[
+        str | None,
+        typer.Option(help="Embedder for soft-condition retrieval, e.g. st:FOLDER from `recai embed train`."),
+    ] = None,
 ) -> None:
     """Chat with the recommender agent: streaming replies, item cards, and (with --trace) how it got there."""
     from recai.agent import Agent
@@ -490,7 +494,7 @@ def chat(
 
     try:
         err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
-        agent = Agent.from_dataset(data, llm=llm, progress=True)
+        agent = Agent.from_dataset(data, llm=llm, progress=True, **_agent_settings(encoder))
         agent.warm_up()
     except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
         raise _fail(exc) from None
@@ -902,6 +906,15 @@ def eval_compare(
     console.print(format_comparison(result))
 
 
+def _agent_settings(encoder: str | None) -> dict[str, Any]:
+    """Agent keyword arguments for the command-line options that change its settings."""
+    if encoder is None:
+        return {}
+    from recai.agent.context import AgentSettings
+
+    return {"settings": AgentSettings(encoder=encoder)}
+
+
 # --------------------------------------------------------------------- serve
 @app.command("serve")
 def serve(
@@ -926,6 +939,10 @@ def serve(
     rate_limit: Annotated[float, typer.Option(help="Requests per client per minute (0: no limit).")] = 120.0,
     max_sessions: Annotated[int, typer.Option(help="Live sessions the server keeps.")] = 1000,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    encoder: Annotated[
+        str | None,
+        typer.Option(help="Embedder for soft-condition retrieval, e.g. st:FOLDER from `recai embed train`."),
+    ] = None,
 ) -> None:
     """Serve the agent: HTTP API (streaming chat, recommend, search, OpenAI-compatible) and a web page."""
     try:
@@ -946,7 +963,7 @@ def serve(
             max_sessions=max_sessions,
         )
         err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
-        agent = build_agent(data, llm, progress=True)
+        agent = build_agent(data, llm, progress=True, **_agent_settings(encoder))
     except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
         raise _fail(exc) from None
     err.print(f"[bold]recai[/] serving {escape(agent.dataset.name)} on http://{host}:{port}/ (Ctrl-C stops)")

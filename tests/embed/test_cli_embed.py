@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,12 @@ def test_unknown_task_is_refused(tmp_path: Path, bad: str) -> None:
     films = film_dataset().save(tmp_path / "films")
     result = runner.invoke(app, ["embed", "data", str(films), "--out", str(tmp_path / "d"), bad])
     assert result.exit_code == 1 and "nope" in result.output
+
+
+def test_the_agent_retrieves_with_a_fine_tuned_encoder_by_path(tmp_path: Path) -> None:
+    model = tiny_sentence_transformer(tmp_path / "models")
+    out = _invoke("chat", "--llm", "scripted:echo", "--message", "a crime film", "--encoder", f"st:{model}")
+    assert "recai>" in out
+    home = Path(os.environ["RECAI_HOME"])
+    encoders = [json.loads(p.read_text())["metadata"]["encoder"] for p in home.glob("indexes/*/index.json")]
+    assert encoders and all(e.startswith("st:tiny-st:") for e in encoders)
