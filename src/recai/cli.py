@@ -728,7 +728,11 @@ def _list_task(task: str, system: str, data: str, out: Path, **kwargs: Any) -> N
 @eval_app.command("ranking")
 def eval_ranking(
     system: Annotated[
-        str, typer.Option(help="random, popularity, itemcf, bpr, als, sasrec, llm:SPEC, chatrec:SPEC")
+        str,
+        typer.Option(
+            help="random, popularity, itemcf, bpr, als, sasrec, llm:SPEC, chatrec:SPEC, "
+            "encoder[:st:FOLDER] (the user's history text as query)"
+        ),
     ],
     out: OutOpt,
     data: DataOpt = "demo",
@@ -765,7 +769,11 @@ def eval_ranking(
 @eval_app.command("retrieval")
 def eval_retrieval(
     system: Annotated[
-        str, typer.Option(help="random, popularity, itemcf, bpr, als, sasrec, llm:SPEC, chatrec:SPEC")
+        str,
+        typer.Option(
+            help="random, popularity, itemcf, bpr, als, sasrec, llm:SPEC, chatrec:SPEC, "
+            "encoder[:st:FOLDER] (the user's history text as query)"
+        ),
     ],
     out: OutOpt,
     data: DataOpt = "demo",
