@@ -1,0 +1,35 @@
+"""RecLM-gen / cgen: a generative recommender that names catalog items inside natural replies.
+
+- :mod:`recai.gen.tasks`: SFT examples (sequential, category and count control, catalog grounding);
+- :mod:`recai.gen.training`: LoRA or full SFT, loss on assistant tokens only;
+- :mod:`recai.gen.constrained` and :mod:`recai.gen.trie`: catalog-constrained decoding (cgen);
+- :mod:`recai.gen.generate`, :mod:`recai.gen.metrics`, :mod:`recai.gen.evaluation`: generation, parsing
+  to item ids, and scoring;
+- :mod:`recai.gen.models`: GGUF conversion, loading, merging adapters.
+
+Modules import torch and transformers only when they need them.
+"""
+
+from recai.gen.examples import Control, GenData, GenExample, read_examples, write_examples
+from recai.gen.items import ITEM_END, ITEM_START, ItemNames, SpanFormat, add_item_tokens
+from recai.gen.tasks import LIST_TASKS, TASKS, GenTaskBuilder, build_gen_data, fit_teacher
+from recai.gen.trie import ItemTrie
+
+__all__ = [
+    "ITEM_END",
+    "ITEM_START",
+    "LIST_TASKS",
+    "TASKS",
+    "Control",
+    "GenData",
+    "GenExample",
+    "GenTaskBuilder",
+    "ItemNames",
+    "ItemTrie",
+    "SpanFormat",
+    "add_item_tokens",
+    "build_gen_data",
+    "fit_teacher",
+    "read_examples",
+    "write_examples",
+]

@@ -1,0 +1,101 @@
+"""A prefix tree of every catalog name, in token ids, exactly as the names are tokenised inside a span.
+
+A name is not tokenised on its own: a tokenizer may merge or prefix characters differently at the start
+of a text than after a special token. Each name is encoded as ``<|item_start|>NAME<|item_end|>`` and the
+tokens between the two markers go into the tree, which is what the model reads and writes in context
+(a test checks this against full chat renders). Nodes are integers; node 0 is the root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from recai.gen.items import DEFAULT_FORMAT, ItemNames, SpanFormat, span_token_ids
+
+
+class ItemTrie:
+    """Token sequences of item names, each ending at a node that records which item(s) end there.
+
+    ``count[node]`` is the number of items whose name passes through (or ends at) ``node``; the
+    constrained decoder uses it to know when every item below a node is already taken.
+    """
+
+    def __init__(self, sequences: Sequence[Sequence[int]]) -> None:
+        self.children: list[dict[int, int]] = [{}]
+        self.parent: list[int] = [-1]
+        self.token: list[int] = [-1]
+        self.count: list[int] = [0]
+        self.items_at: list[list[int]] = [[]]
+        self.paths: list[tuple[int, ...]] = []  # per item: the nodes below the root, last = its end node
+        self.sequences: list[tuple[int, ...]] = []
+        for item, tokens in enumerate(sequences):
+            tokens = tuple(int(t) for t in tokens)
+            if not tokens:
+                raise ValueError(f"item {item} has an empty token sequence")
+            node = 0
+            self.count[0] += 1
+            path = []
+            for token in tokens:
+                child = self.children[node].get(token)
+                if child is None:
+                    child = len(self.children)
+                    self.children.append({})
+                    self.parent.append(node)
+                    self.token.append(token)
+                    self.count.append(0)
+                    self.items_at.append([])
+                    self.children[node][token] = child
+                node = child
+                self.count[node] += 1
+                path.append(node)
+            self.items_at[node].append(item)
+            self.paths.append(tuple(path))
+            self.sequences.append(tokens)
+
+    def __len__(self) -> int:
+        """Number of items."""
+        return len(self.paths)
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.children)
+
+    def walk(self, tokens: Sequence[int], node: int = 0) -> int | None:
+        """The node reached from ``node`` by ``tokens``, or None when the path leaves the tree."""
+        for token in tokens:
+            nxt = self.children[node].get(int(token))
+            if nxt is None:
+                return None
+            node = nxt
+        return node
+
+    def lookup(self, tokens: Sequence[int]) -> int | None:
+        """The item whose name is exactly ``tokens`` (the first, should two names tokenise alike)."""
+        node = self.walk(tokens)
+        if node is None or not self.items_at[node]:
+            return None
+        return self.items_at[node][0]
+
+    @classmethod
+    def from_names(cls, names: Sequence[str], tokenizer: Any, fmt: SpanFormat = DEFAULT_FORMAT) -> ItemTrie:
+        """Tokenise every name in context (after the start marker, before the end marker)."""
+        start_id, end_id = span_token_ids(tokenizer, fmt)
+        encoded = tokenizer([fmt.wrap(n) for n in names], add_special_tokens=False)["input_ids"]
+        sequences = []
+        for i, ids in enumerate(encoded):
+            if len(ids) < 3 or ids[0] != start_id or ids[-1] != end_id:
+                raise ValueError(
+                    f"name {names[i]!r} does not tokenise as <start> tokens <end> ({ids[:8]}...): the span "
+                    "markers must be special tokens of this tokenizer"
+                )
+            inner = ids[1:-1]
+            if start_id in inner or end_id in inner:
+                raise ValueError(f"name {names[i]!r} contains a span marker")
+            sequences.append(inner)
+        return cls(sequences)
+
+    @classmethod
+    def from_catalog(cls, names: ItemNames, tokenizer: Any) -> ItemTrie:
+        """The tree of every catalog item; item ``i`` of the tree is catalog row ``i``."""
+        return cls.from_names(names.names, tokenizer, names.fmt)
