@@ -122,11 +122,18 @@ def build_samples(
 
 @dataclass
 class ListAnswer:
-    """A system's answer: raw text (LLMs) or item positions (classic recommenders)."""
+    """A system's answer: raw text (LLMs) or item positions (classic recommenders).
+
+    ``counts`` adds the system's own tallies to the record's answer buckets (a ranker that repairs its
+    model's output counts what it repaired, so nothing is fixed silently) and ``details`` is kept
+    verbatim in the record (e.g. the knowledge a prompt carried).
+    """
 
     text: str | None = None
     positions: list[int] | None = None
     error: str | None = None
+    counts: dict[str, int] | None = None
+    details: dict[str, Any] | None = None
 
 
 class ListSystem(ABC):
@@ -326,17 +333,20 @@ class ListEvaluator:
                 names = parse_item_list(answer.text or "")
                 grounded = self.grounder.ground(names, candidates=candidate_ids, seen=seen_ids)
             positions = catalog.index_of(grounded.items).tolist()[: self.k]
-            runs.append(
-                {
-                    "candidates": candidate_ids,
-                    "raw": answer.text,
-                    "error": answer.error,
-                    "grounded": grounded.as_record(),
-                    "counts": grounded.counts(),
-                    "ranked": positions,
-                    "scores": single_target_scores(positions, sample.target, self.ks),
-                }
-            )
+            counts = grounded.counts()
+            counts.update(answer.counts or {})
+            run = {
+                "candidates": candidate_ids,
+                "raw": answer.text,
+                "error": answer.error,
+                "grounded": grounded.as_record(),
+                "counts": counts,
+                "ranked": positions,
+                "scores": single_target_scores(positions, sample.target, self.ks),
+            }
+            if answer.details is not None:
+                run["details"] = answer.details
+            runs.append(run)
         scores = {name: float(np.mean([r["scores"][name] for r in runs])) for name in runs[0]["scores"]}
         record: dict[str, Any] = {
             "id": sample.id,

@@ -1,0 +1,185 @@
+"""What ``recai knowledge build|rank`` do, as library functions (the CLI only parses and prints).
+
+``build_knowledge`` fits a knowledge base on the training part of a dataset's leave-one-out split and
+saves it with its data options; ``rank_user`` loads such a base and ranks one user's candidates (the
+evaluation's sample for that user, or candidates given by id), returning everything the command shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recai.data.dataset import Dataset
+from recai.evaluate.generative import ListSample, build_samples
+from recai.evaluate.tasks import DataOptions, cached_llm, fit_classic, item_noun
+from recai.knowledge.ranker import KnowledgeRanker, RankResult
+from recai.knowledge.store import EXTRACTORS, KnowledgeBase, parse_kinds
+
+
+def parse_params(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``kind.key=value`` pairs (``graph.hops=3``) as ``{kind: {key: value}}``, values typed as in model
+    specs ('3' -> 3, 'false' -> False)."""
+    from recai.llm.factory import parse_value
+
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        kind, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise ValueError(f"--param takes kind.key=value (e.g. graph.hops=3), got '{pair}'")
+        if kind not in EXTRACTORS:
+            raise ValueError(
+                f"--param '{pair}': unknown knowledge kind '{kind}' (use {', '.join(EXTRACTORS)})"
+            )
+        out.setdefault(kind, {})[name.replace("-", "_")] = parse_value(value)
+    return out
+
+
+def with_models(
+    params: Mapping[str, Mapping[str, Any]] | None, *, recommender: str | None, embedding: str | None
+) -> dict[str, dict[str, Any]]:
+    """``params`` with the recommender names of the recommender and embedding extractors filled in."""
+    out = {kind: dict(values) for kind, values in (params or {}).items()}
+    if recommender is not None:
+        out.setdefault("recommender", {}).setdefault("model", recommender)
+    if embedding is not None:
+        out.setdefault("embedding", {}).setdefault("model", embedding)
+    return out
+
+
+def build_knowledge(
+    data: DataOptions,
+    out: str | Path,
+    *,
+    kinds: str | Sequence[str] = "all",
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    sasrec_budget_s: float = 300.0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> KnowledgeBase:
+    """Fit the extractors on ``data``'s training part and save them in ``out``."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(
+            f"{out} already exists; choose another folder or replace it (overwrite=True, --fresh)"
+        )
+    dataset, split = data.load()
+    chosen = parse_kinds(kinds) if isinstance(kinds, str) else parse_kinds(list(kinds))
+    if not chosen:
+        raise ValueError("nothing to build: name at least one knowledge kind (or all)")
+    kb = KnowledgeBase.build(
+        dataset.catalog,
+        split,
+        kinds=chosen,
+        params=params,
+        fit_model=lambda name: fit_classic(name, split, sasrec_budget_s=sasrec_budget_s, seed=data.seed),
+        meta={"data": data.as_config(), "dataset": dataset.name, "sasrec_budget_s": sasrec_budget_s},
+        progress=progress,
+    )
+    kb.save(out, overwrite=overwrite)
+    return kb
+
+
+def load_knowledge(path: str | Path) -> tuple[KnowledgeBase, Dataset, Any, DataOptions]:
+    """A saved base with the dataset and split it was built on (from its recorded data options)."""
+    document = KnowledgeBase.read_meta(path)
+    options = document.get("meta", {}).get("data")
+    if not isinstance(options, dict) or "data" not in options:
+        raise ValueError(
+            f"{Path(path) / 'knowledge.json'} does not record its data (meta.data); build it with "
+            "`recai knowledge build`"
+        )
+    data = DataOptions(**options)
+    dataset, split = data.load()
+    return KnowledgeBase.load(path, dataset.catalog), dataset, split, data
+
+
+@dataclass
+class UserRanking:
+    """One user's ranking and what produced it."""
+
+    dataset: Dataset
+    sample: ListSample
+    ranker: KnowledgeRanker
+    result: RankResult
+    target_known: bool  # the user's held-out item is among the candidates (the evaluation's sample)
+
+
+def rank_user(
+    base: str | Path,
+    user: str,
+    *,
+    llm: str,
+    kinds: str | Sequence[str] = "all",
+    candidates: Sequence[str] | None = None,
+    n_candidates: int = 20,
+    negatives: str = "uniform",
+    history_len: int = 20,
+    ranker: Mapping[str, Any] | None = None,
+    cache: bool = True,
+) -> UserRanking:
+    """Rank ``user``'s candidates with the knowledge of the base in ``base`` (``kinds='all'``: every
+    kind it holds).
+
+    Without ``candidates`` (item ids), they are the evaluation's: the user's held-out item plus
+    negatives, seeded exactly as ``recai knowledge eval`` draws them. The history is the user's
+    training and validation events (the most recent ``history_len``).
+    """
+    kb, dataset, split, data = load_knowledge(base)
+    if isinstance(kinds, str) and kinds.strip() == "all":
+        chosen = list(kb.kinds)  # 'all' of a saved base: every kind it holds
+    else:
+        chosen = parse_kinds(kinds) if isinstance(kinds, str) else parse_kinds(list(kinds))
+    catalog = dataset.catalog
+    log = split.train_and_valid()
+    try:
+        user_index = log.user_index(user)
+    except KeyError:
+        raise ValueError(f"user {user!r} has no training events in {data.data}") from None
+    user_id = log.user_ids[user_index]
+    if candidates:
+        try:
+            positions = [int(p) for p in catalog.index_of(candidates)]
+        except KeyError as exc:
+            raise ValueError(f"--candidates: {exc.args[0]}") from None
+        full = log.sequence(user_id)
+        sample = ListSample(
+            id=str(user_id),
+            user=user_id,
+            history=[int(p) for p in full[-history_len:]] if history_len > 0 else [],
+            target=-1,
+            candidates=positions,
+            seen=[int(p) for p in full],
+        )
+        target_known = False
+    else:
+        samples = build_samples(
+            split,
+            task="ranking",
+            n_users=None,
+            n_candidates=n_candidates,
+            negatives=negatives,
+            history_len=history_len,
+            seed=data.seed,
+        )
+        found = [s for s in samples if s.id == str(user_id)]
+        if not found:
+            raise ValueError(
+                f"user {user!r} has no held-out test event, so no evaluation sample; pass candidates"
+            )
+        sample = found[0]
+        target_known = True
+    options = dict(ranker or {})
+    options.setdefault("item_noun", item_noun(dataset))
+    options.setdefault("seed", data.seed)
+    options.setdefault("counter", llm)
+    if options.get("candidate_order") == "popularity":
+        options.setdefault("popularity", split.train.item_counts())
+    knowledge = kb.subset(chosen) if chosen else None
+    knowledge_ranker = KnowledgeRanker(cached_llm(llm, cache=cache), catalog, knowledge, **options)
+    assert sample.candidates is not None
+    result = knowledge_ranker.rank(sample.history, sample.candidates, user=sample.user, key=sample.id)
+    return UserRanking(dataset, sample, knowledge_ranker, result, target_known)

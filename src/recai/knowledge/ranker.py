@@ -1,0 +1,375 @@
+"""The LLM ranker: listwise ranking of a candidate list, given the history and the selected knowledge.
+
+One call per candidate order. The prompt (``prompts/rank.txt``) lists the history by title, the
+knowledge selected for this sample under the token budget (:mod:`recai.knowledge.selection`) and the
+candidates numbered 1..n; the answer is constrained (``response_format``) to a JSON list of candidate
+numbers, so no title matching is needed.
+
+Models still err, so the answer is repaired, and every repair is counted, never silent:
+``index_not_integer`` (an entry that is not a whole number), ``index_out_of_range``,
+``index_duplicate``, ``index_missing_appended`` (candidates the model left out, appended in the order
+shown, unless ``append_missing=False``), ``answer_not_schema_valid`` (the reply failed the schema even
+after the retries; its numbers are then read leniently) and ``answer_unparsed`` (no number at all).
+
+Position bias: ``candidate_order`` decides the order the candidates are shown in (``given``, a seeded
+``random`` shuffle, or training ``popularity``), and ``orders > 1`` asks once per order (the first as
+chosen, then seeded shuffles) and merges the rankings by Borda count (ties: the first order's ranking).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recai.data.catalog import Catalog
+from recai.data.errors import plain_value
+from recai.knowledge.facts import Fact, Query
+from recai.knowledge.selection import Selection, select
+from recai.knowledge.store import KnowledgeBase
+from recai.knowledge.tokens import TokenCounter, token_counter
+from recai.knowledge.verbalise import Verbaliser
+from recai.llm.base import ChatModel, SchemaError
+from recai.llm.prompting import render_prompt
+from recai.llm.structured import json_candidates
+from recai.llm.usage import track
+
+ORDERS = ("given", "random", "popularity")
+REPAIRS = (
+    "index_not_integer",
+    "index_out_of_range",
+    "index_duplicate",
+    "index_missing_appended",
+    "answer_not_schema_valid",
+    "answer_unparsed",
+)
+_INT = re.compile(r"-?\d+")
+
+
+def repair(
+    values: Sequence[Any] | None, n: int, *, append_missing: bool = True
+) -> tuple[list[int], dict[str, int]]:
+    """0-based candidate indices from a model's 1-based numbers, and the repairs that needed (counted)."""
+    counts = dict.fromkeys(REPAIRS, 0)
+    if values is None:
+        counts["answer_unparsed"] = 1
+        values = []
+    kept: list[int] = []
+    seen: set[int] = set()
+    for value in values:
+        number = _as_int(value)
+        if number is None:
+            counts["index_not_integer"] += 1
+        elif not 1 <= number <= n:
+            counts["index_out_of_range"] += 1
+        elif number - 1 in seen:
+            counts["index_duplicate"] += 1
+        else:
+            seen.add(number - 1)
+            kept.append(number - 1)
+    if append_missing:
+        missing = [i for i in range(n) if i not in seen]
+        counts["index_missing_appended"] = len(missing)
+        kept.extend(missing)
+    return kept, counts
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*\[?\s*-?\d+\s*\]?\s*", value):
+        return int(re.sub(r"[^\d-]", "", value))
+    return None
+
+
+def lenient_numbers(text: str) -> list[Any] | None:
+    """The numbers in a reply that failed the schema: its first JSON list, else every integer in it."""
+    for value in json_candidates(text):
+        if isinstance(value, list):
+            return value
+        if isinstance(value, dict):
+            lists = [v for v in value.values() if isinstance(v, list)]
+            if lists:
+                return lists[0]
+    found = _INT.findall(text)
+    return [int(x) for x in found] if found else None
+
+
+@dataclass
+class OrderResult:
+    """One call: the candidates as shown, the prompt's knowledge, the answer and its repairs."""
+
+    shown: list[int]
+    ranking: list[int]  # candidate positions, best first (repaired)
+    raw: str
+    numbers: list[Any] | None
+    repairs: dict[str, int]
+    selection: Selection
+    prompt_tokens: int
+    error: str | None = None
+
+    def as_record(self, catalog: Catalog) -> dict[str, Any]:
+        return {
+            "shown": [plain_value(i) for i in catalog.ids[self.shown].tolist()],
+            "numbers": self.numbers,
+            "repairs": {k: v for k, v in self.repairs.items() if v},
+            "knowledge": self.selection.as_record(),
+            "prompt_tokens": self.prompt_tokens,
+            "error": self.error,
+        }
+
+
+@dataclass
+class RankResult:
+    """The merged ranking (candidate positions, best first) and every call that made it."""
+
+    positions: list[int]
+    calls: list[OrderResult] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: sum(c.repairs[name] for c in self.calls) for name in REPAIRS}
+
+    @property
+    def raw(self) -> str:
+        return "\n---\n".join(c.raw for c in self.calls)
+
+    @property
+    def error(self) -> str | None:
+        errors = [c.error for c in self.calls if c.error]
+        return "; ".join(errors) if errors else None
+
+    def details(self, catalog: Catalog, counter: TokenCounter) -> dict[str, Any]:
+        return {
+            "prompt_tokens": float(np.mean([c.prompt_tokens for c in self.calls])),
+            "knowledge_tokens": float(np.mean([c.selection.tokens for c in self.calls])),
+            "knowledge_facts": float(np.mean([len(c.selection.facts) for c in self.calls])),
+            "counter": counter.describe(),
+            "calls": [c.as_record(catalog) for c in self.calls],
+        }
+
+
+class KnowledgeRanker:
+    """Ranks candidates with ``llm``, given the knowledge of ``knowledge`` (None: no knowledge).
+
+    ``budget_tokens`` bounds the knowledge section, counted by ``counter`` (a TokenCounter, a model
+    spec, or None to find the model's own tokenizer; see :mod:`recai.knowledge.tokens`). ``kinds``
+    restricts the base's extractors; ``style`` is the verbaliser style; ``max_per_candidate``,
+    ``max_per_anchor``, ``decay`` and ``kind_weights`` steer selection. ``popularity`` (training
+    counts per item) is needed for ``candidate_order="popularity"``.
+    """
+
+    def __init__(
+        self,
+        llm: ChatModel,
+        catalog: Catalog,
+        knowledge: KnowledgeBase | None = None,
+        *,
+        kinds: Sequence[str] | None = None,
+        budget_tokens: int = 400,
+        style: str = "natural",
+        counter: TokenCounter | str | None = None,
+        item_noun: str = "items",
+        max_per_candidate: int | None = 3,
+        max_per_anchor: int | None = 3,
+        decay: float = 0.9,
+        kind_weights: Mapping[str, float] | None = None,
+        orders: int = 1,
+        candidate_order: str = "given",
+        popularity: np.ndarray | None = None,
+        seed: int = 0,
+        max_tokens: int | None = None,
+        schema_retries: int = 1,
+        append_missing: bool = True,
+    ) -> None:
+        if candidate_order not in ORDERS:
+            raise ValueError(f"candidate_order must be one of {ORDERS}, not '{candidate_order}'")
+        if candidate_order == "popularity" and popularity is None:
+            raise ValueError("candidate_order='popularity' needs the training popularity (popularity=)")
+        if orders < 1:
+            raise ValueError("orders must be at least 1")
+        if budget_tokens < 0:
+            raise ValueError("budget_tokens must be 0 or more")
+        if knowledge is not None and kinds is not None:
+            knowledge = knowledge.subset(list(kinds))
+        self.llm = llm
+        self.catalog = catalog
+        self.knowledge = knowledge
+        self.budget_tokens = budget_tokens
+        self.verbaliser = Verbaliser(style, item_noun=item_noun)
+        self.counter = counter if isinstance(counter, TokenCounter) else token_counter(counter or llm)
+        self.item_noun = item_noun
+        self.max_per_candidate = max_per_candidate
+        self.max_per_anchor = max_per_anchor
+        self.decay = decay
+        self.kind_weights = dict(kind_weights) if kind_weights else None
+        self.orders = orders
+        self.candidate_order = candidate_order
+        self.popularity = None if popularity is None else np.asarray(popularity, dtype=np.float64)
+        self.seed = seed
+        self.max_tokens = max_tokens
+        self.schema_retries = schema_retries
+        self.append_missing = append_missing
+
+    @property
+    def kinds(self) -> list[str]:
+        return [] if self.knowledge is None else self.knowledge.kinds
+
+    # ---------------------------------------------------------------- API
+    def rank(
+        self, history: Sequence[int], candidates: Sequence[int], *, user: Any = None, key: Any = None
+    ) -> RankResult:
+        """Rank ``candidates`` (positions) for ``history`` (positions, oldest first). ``key`` (e.g. the
+        sample id) seeds the shuffled orders, so a sample is shown the same way on every run."""
+        candidates = [int(c) for c in candidates]
+        if not candidates:
+            return RankResult([])
+        if len(set(candidates)) != len(candidates):
+            raise ValueError("the candidates must be distinct items")
+        query = Query.of(history, candidates, user)
+        facts = self.knowledge.facts(query) if self.knowledge is not None and self.budget_tokens > 0 else []
+        calls = [self._call(query, shown, facts) for shown in self.shown_orders(candidates, key)]
+        if len(calls) == 1:
+            return RankResult(calls[0].ranking, calls)
+        n = len(candidates)
+        points = dict.fromkeys(candidates, 0)
+        for call in calls:
+            for rank, position in enumerate(call.ranking):
+                points[position] += n - rank
+        first = {p: i for i, p in enumerate(calls[0].ranking)}
+        first.update({p: n + i for i, p in enumerate(candidates) if p not in first})
+        merged = sorted(candidates, key=lambda p: (-points[p], first[p]))
+        if not self.append_missing:  # keep only what some call ranked
+            ranked = {p for c in calls for p in c.ranking}
+            merged = [p for p in merged if p in ranked]
+        return RankResult(merged, calls)
+
+    def shown_orders(self, candidates: Sequence[int], key: Any = None) -> list[list[int]]:
+        """The candidate orders to ask in: the configured first order, then seeded shuffles."""
+        base = list(candidates)
+        rng = np.random.default_rng(_seed(self.seed, key, base))
+        if self.candidate_order == "random":
+            base = rng.permutation(base).astype(int).tolist()
+        elif self.candidate_order == "popularity":
+            assert self.popularity is not None
+            base = sorted(base, key=lambda p: (-self.popularity[p], base.index(p)))
+        out = [base]
+        for _ in range(self.orders - 1):
+            out.append(rng.permutation(base).astype(int).tolist())
+        return out
+
+    def prompt(self, query: Query, shown: Sequence[int], facts: Sequence[Fact]) -> tuple[str, Selection]:
+        """The prompt for candidates ``shown`` in that order, and the knowledge selected for it."""
+        number = {p: i + 1 for i, p in enumerate(shown)}
+        catalog = self.catalog
+
+        def name(position: int) -> str:
+            title = catalog.display_title(position)
+            return f"{title} [{number[position]}]" if position in number else title
+
+        texts = [self.verbaliser.render(f, name) for f in facts]
+        selection = select(
+            facts,
+            texts,
+            self.counter,
+            self.budget_tokens,
+            query=query,
+            decay=self.decay,
+            max_per_candidate=self.max_per_candidate,
+            max_per_anchor=self.max_per_anchor,
+            kind_weights=self.kind_weights,
+        )
+        knowledge = ""
+        if selection.lines:
+            section = render_prompt(
+                "knowledge_section", package="recai.knowledge", item_noun=self.item_noun, facts=selection.text
+            )
+            knowledge = f"\n{section}\n"
+        history = "\n".join(f"- {catalog.display_title(p)}" for p in query.history) or "(nothing yet)"
+        listed = "\n".join(f"[{i + 1}] {catalog.display_title(p)}" for i, p in enumerate(shown))
+        text = render_prompt(
+            "rank",
+            package="recai.knowledge",
+            item_noun=self.item_noun,
+            history=history,
+            knowledge=knowledge,
+            candidates=listed,
+            n=str(len(shown)),
+            using=", using the facts above" if selection.lines else "",
+        )
+        return text, selection
+
+    def schema(self, n: int) -> dict[str, Any]:
+        """A JSON list of candidate numbers 1..n (at most n of them)."""
+        return {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 1, "maximum": n},
+            "minItems": 1,
+            "maxItems": n,
+        }
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "llm": self.llm.name,
+            "kinds": self.kinds,
+            "budget_tokens": self.budget_tokens,
+            "style": self.verbaliser.style,
+            "counter": self.counter.describe(),
+            "max_per_candidate": self.max_per_candidate,
+            "max_per_anchor": self.max_per_anchor,
+            "decay": self.decay,
+            "kind_weights": self.kind_weights,
+            "orders": self.orders,
+            "candidate_order": self.candidate_order,
+            "schema_retries": self.schema_retries,
+            "append_missing": self.append_missing,
+        }
+
+    # ------------------------------------------------------------ internals
+    def _call(self, query: Query, shown: list[int], facts: Sequence[Fact]) -> OrderResult:
+        text, selection = self.prompt(query, shown, facts)
+        n = len(shown)
+        numbers: list[Any] | None
+        error = None
+        not_valid = 0
+        try:
+            with track("knowledge_ranker"):
+                out = self.llm.complete(
+                    [{"role": "user", "content": text}],
+                    response_format=self.schema(n),
+                    max_tokens=self.max_tokens or 4 * n + 16,
+                    temperature=0.0,
+                    max_schema_retries=self.schema_retries,
+                    describe_schema=False,  # the prompt already says what to answer
+                )
+            raw, numbers = out.text, list(out.parsed)
+        except SchemaError as exc:
+            raw = exc.raw[-1] if exc.raw else ""
+            numbers = lenient_numbers(raw)
+            error = f"invalid structured output: {exc}"
+            not_valid = 1
+        order, repairs = repair(numbers, n, append_missing=self.append_missing)
+        repairs["answer_not_schema_valid"] = not_valid
+        return OrderResult(
+            shown=list(shown),
+            ranking=[shown[i] for i in order],
+            raw=raw,
+            numbers=numbers,
+            repairs=repairs,
+            selection=selection,
+            prompt_tokens=self.counter.count(text),
+            error=error,
+        )
+
+
+def _seed(seed: int, key: Any, candidates: Sequence[int]) -> int:
+    digest = hashlib.sha256(f"{seed}:{key}:{','.join(map(str, candidates))}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")

@@ -1,0 +1,193 @@
+"""Knowledge runs end to end on `demo` with a scripted LLM: run folders, resume, comparison, the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recai.cli import app
+from recai.evaluate.compare import compare_runs
+from recai.evaluate.runs import ConfigMismatchError, RunFolder
+from recai.evaluate.tasks import DataOptions, run_list_task
+from recai.knowledge import run_knowledge_task
+from recai.knowledge.commands import build_knowledge, parse_params
+from recai.llm.base import Message
+from recai.llm.scripted import ScriptedChatModel
+
+runner = CliRunner()
+
+
+def flat(text: str) -> str:
+    """CLI output without rich's line wrapping."""
+    return " ".join(text.split())
+
+
+def _reverse(messages: list[Message]) -> str:
+    """Rank the candidates last-listed first, repeating the first and forgetting the last: a model with
+    habits to repair."""
+    n = len(re.findall(r"^\[\d+\] ", messages[-1]["content"], re.M))
+    return json.dumps([n, n, *range(n - 1, 1, -1)])
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    made: list[str] = []
+
+    def fake(spec: str) -> ScriptedChatModel:
+        def reply(messages: list[Message]) -> str:
+            made.append(messages[-1]["content"])
+            return _reverse(messages)
+
+        return ScriptedChatModel(reply, name="fake-llm")
+
+    monkeypatch.setattr("recai.llm.factory.load_chat_model", fake)
+    return made
+
+
+def test_a_knowledge_run_is_a_ranking_run_that_resumes(tmp_path: Path, calls: list[str]) -> None:
+    out = tmp_path / "kn"
+    options = {"n_users": 6, "negatives": "popularity", "progress": False}
+    report = run_knowledge_task("llm:fake", out, knowledge="attributes,cooccurrence,graph", **options)
+    assert report.exists() and len(calls) == 6
+    assert (out / "knowledge" / "knowledge.json").exists()  # the run's own base, for resuming
+    metrics = RunFolder.load(out).read_metrics()
+    assert metrics["n"] == 6 and metrics["counts"]["index_duplicate"] == 6
+    assert metrics["counts"]["index_missing_appended"] == 6 and metrics["counts"]["valid"] == 6 * 20
+    extra = metrics["extra"]
+    assert extra["prompt_tokens_mean"] > extra["knowledge_tokens_mean"] > 0
+    assert set(extra["facts_by_kind"]) <= {"attributes", "cooccurrence", "graph"}
+    assert extra["system"]["kinds"] == ["attributes", "cooccurrence", "graph"]
+    assert "What is known about these films" in calls[0]
+    # interrupted: two records lost and a half-written line; the resumed run redoes only those
+    lines = (out / "records.jsonl").read_text().splitlines(keepends=True)
+    (out / "records.jsonl").write_text("".join(lines[:4]) + lines[4][:30])
+    run_knowledge_task("llm:fake", out, knowledge="attributes,cooccurrence,graph", **options)
+    assert len(calls) == 6  # the two redone samples get the same prompts, answered from the cache
+    assert sorted(lines) == sorted((out / "records.jsonl").read_text().splitlines(keepends=True))
+    with pytest.raises(ConfigMismatchError, match="system"):
+        run_knowledge_task("llm:fake", out, knowledge="attributes", **options)
+    # the same samples as `recai eval ranking`, so the two runs pair up sample by sample
+    run_list_task(
+        "ranking", "popularity", tmp_path / "pop", n_users=6, negatives="popularity", progress=False
+    )
+    comparison = compare_runs(out, tmp_path / "pop", n_resamples=200)
+    assert comparison["metrics"]["ndcg@10"]["n"] == 6
+
+
+def test_no_knowledge_and_baselines_through_one_task(tmp_path: Path, calls: list[str]) -> None:
+    options = {"n_users": 4, "progress": False}
+    run_knowledge_task("llm:fake", tmp_path / "none", knowledge="none", **options)
+    assert not (tmp_path / "none" / "knowledge").exists()
+    assert all("What is known" not in prompt for prompt in calls)
+    run_knowledge_task("popularity", tmp_path / "pop", knowledge="none", **options)
+    metrics = RunFolder.load(tmp_path / "pop").read_metrics()
+    assert metrics["n"] == 4 and metrics["counts"]["invalid"] == 0
+    with pytest.raises(ValueError, match="unknown system"):
+        run_knowledge_task("gpt", tmp_path / "bad", **options)
+    with pytest.raises(ValueError, match="unknown knowledge kind"):
+        run_knowledge_task("llm:fake", tmp_path / "bad", knowledge="vibes", **options)
+
+
+def test_baselines_reuse_the_bases_own_model(
+    tmp_path: Path, calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = DataOptions("demo")
+    build_knowledge(
+        data,
+        tmp_path / "kb",
+        kinds="recommender",
+        params={"recommender": {"model": "popularity"}},
+        progress=False,
+    )
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the baseline must come from the knowledge base, not a new fit")
+
+    monkeypatch.setattr("recai.knowledge.evaluation.fit_classic", refuse)
+    run_knowledge_task("popularity", tmp_path / "pop", base=tmp_path / "kb", n_users=3, progress=False)
+    run_knowledge_task(
+        "llm:fake", tmp_path / "llm", knowledge="recommender", base=tmp_path / "kb", n_users=3, progress=False
+    )
+    config = RunFolder.load(tmp_path / "llm").config
+    assert config["system"]["base"]["path"] == str(tmp_path / "kb")
+    assert "#1 of 20 candidates" in calls[0]
+    with pytest.raises(ValueError, match="no \\['graph'\\] extractor"):
+        run_knowledge_task("llm:fake", tmp_path / "g", knowledge="graph", base=tmp_path / "kb", n_users=3)
+    with pytest.raises(ValueError, match="was built on"):
+        run_knowledge_task(
+            "llm:fake",
+            tmp_path / "k",
+            knowledge="recommender",
+            base=tmp_path / "kb",
+            data=DataOptions("demo", k_core=5),
+        )
+
+
+def test_params_parse_kind_dot_key() -> None:
+    assert parse_params(["graph.hops=3", "cooccurrence.window=none", "patterns.popularity=false"]) == {
+        "graph": {"hops": 3},
+        "cooccurrence": {"window": "none"},
+        "patterns": {"popularity": False},
+    }
+    with pytest.raises(ValueError, match=r"kind\.key=value"):
+        parse_params(["hops=3"])
+    with pytest.raises(ValueError, match="unknown knowledge kind 'graf'"):
+        parse_params(["graf.hops=3"])
+
+
+def test_cli_build_rank_eval(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    built = runner.invoke(
+        app,
+        [
+            "knowledge",
+            "build",
+            "--out",
+            str(kb),
+            "--knowledge",
+            "attributes,cooccurrence,graph",
+            "--param",
+            "graph.hops=3",
+        ],
+    )
+    assert built.exit_code == 0, built.output
+    assert json.loads((kb / "knowledge.json").read_text())["extractors"]["graph"]["hops"] == 3
+    again = runner.invoke(app, ["knowledge", "build", "--out", str(kb), "--knowledge", "graph"])
+    assert again.exit_code == 1 and "already exists" in flat(again.output)
+    ranked = runner.invoke(app, ["knowledge", "rank", str(kb), "--user", "5", "--llm", "scripted:echo"])
+    assert ranked.exit_code == 0, ranked.output
+    assert (
+        "knowledge" in ranked.output and "held-out item" in flat(ranked.output) and "prompt:" in ranked.output
+    )
+    chosen = runner.invoke(
+        app, ["knowledge", "rank", str(kb), "--user", "5", "--llm", "scripted:echo", "--candidates", "1,2,3"]
+    )
+    assert chosen.exit_code == 0, chosen.output
+    unknown = runner.invoke(app, ["knowledge", "rank", str(kb), "--user", "nobody", "--llm", "scripted:echo"])
+    assert unknown.exit_code == 1 and "nobody" in flat(unknown.output)
+    out = tmp_path / "run"
+    evaluated = runner.invoke(
+        app,
+        [
+            "knowledge",
+            "eval",
+            "--out",
+            str(out),
+            "--system",
+            "llm:scripted:echo",
+            "--base",
+            str(kb),
+            "--users",
+            "3",
+            "--knowledge",
+            "graph",
+        ],
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "ndcg@10" in evaluated.output and (out / "report.md").exists()
+    bad = runner.invoke(app, ["knowledge", "eval", "--out", str(tmp_path / "x"), "--param", "hops=2"])
+    assert bad.exit_code == 1 and "kind.key=value" in flat(bad.output)
