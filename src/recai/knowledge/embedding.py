@@ -2,10 +2,11 @@
 
 The model is any fitted :class:`~recai.rec.base.Recommender` with ``item_vectors()`` (BPR, ALS and
 SASRec have them; item-CF and popularity do not), trained on the training part of the split. Only
-items that occur in the training log get facts: the embedding of an item nobody trained on is its
-random initialisation, and its "similarity" would be noise. A fact's strength is the cosine's
-percentile among the cosines of random pairs of trained items (seeded), so "similar" means "more
-similar than most pairs", whatever the model's scale.
+items with at least ``min_item_count`` training events get facts: the embedding of an item nobody
+trained on is its random initialisation, and one trained on a handful of events is close to whatever
+other rare items it happened to share a user with, so its "similarity" would be noise. A fact's
+strength is the cosine's percentile among the cosines of random pairs of such items (seeded), so
+"similar" means "more similar than most pairs", whatever the model's scale.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class EmbeddingExtractor(Extractor):
         max_anchors: int = 2,
         min_percentile: float = 0.9,
         reference_pairs: int = 20000,
+        min_item_count: int = 5,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -43,6 +45,7 @@ class EmbeddingExtractor(Extractor):
         self.max_anchors = max_anchors
         self.min_percentile = min_percentile
         self.reference_pairs = reference_pairs
+        self.min_item_count = min_item_count
         self.seed = seed
         self.vectors_: np.ndarray | None = None
         self.trained_: np.ndarray | None = None
@@ -59,7 +62,7 @@ class EmbeddingExtractor(Extractor):
             raise ValueError(f"the model has {vectors.shape[0]} item vectors for a catalog of {len(catalog)}")
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         self.vectors_ = vectors / np.maximum(norms, 1e-12)
-        self.trained_ = train.item_counts() > 0
+        self.trained_ = train.item_counts() >= max(self.min_item_count, 1)
         trained = np.flatnonzero(self.trained_)
         rng = np.random.default_rng(self.seed)
         if len(trained) >= 2:

@@ -3,7 +3,9 @@
 Unlike the per-sample co-occurrence facts, these are facts about the whole log, computed once:
 
 - ``popularity`` (one per candidate): how many training users had the item, its rank among the items
-  of the training log, and the share of items it beats (the strength);
+  of the training log, and the share of items it beats; the strength is that share times
+  ``popularity_weight`` (0.5: candidates are often all popular, when negatives are drawn by
+  popularity, and then this fact tells them apart less than the links to the user's history do);
 - ``associated_pair``: the ``top_pairs`` item pairs with the highest normalised co-occurrence (see
   :mod:`recai.knowledge.cooccurrence`; whole sequences by default) among pairs seen by at least
   ``min_count`` users. A candidate in such a pair gets a fact; its strength falls with the pair's rank,
@@ -38,6 +40,7 @@ class PatternsExtractor(Extractor):
         max_pairs: int = 2,
         unlinked_weight: float = 0.3,
         popularity: bool = True,
+        popularity_weight: float = 0.5,
     ) -> None:
         super().__init__()
         if measure not in MEASURES:
@@ -51,6 +54,7 @@ class PatternsExtractor(Extractor):
         self.max_pairs = max_pairs
         self.unlinked_weight = unlinked_weight
         self.popularity = popularity
+        self.popularity_weight = popularity_weight
         self.item_users_: np.ndarray | None = None
         self.pairs_: np.ndarray | None = None  # (top_pairs, 2) item positions, strongest first
         self.pair_counts_: np.ndarray | None = None
@@ -93,7 +97,7 @@ class PatternsExtractor(Extractor):
                     Fact(
                         "patterns",
                         "popularity",
-                        beats,
+                        beats * self.popularity_weight,
                         candidate=int(candidate),
                         values={
                             "users": n,
