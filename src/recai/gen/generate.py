@@ -1,0 +1,259 @@
+"""Generate with a trained model, constrained to the catalog or not, and read the output back as item ids.
+
+Parsing prefers the item spans: a span's tokens are looked up in the :class:`ItemTrie` (exact, no
+guessing), then its text is matched to a unique item name, and only then grounded fuzzily through the
+catalog (a model decoding without constraints may misspell a title inside a span). An output without any
+span falls back to :func:`recai.evaluate.parsing.parse_item_list` and catalog grounding, so a zero-shot
+model is scored by the same rules as every other system. A span cut off by the token limit, or left
+open when another starts, is counted as an invalid name. Bucketing (valid, invalid, duplicate, already
+seen) is that of :mod:`recai.evaluate.parsing`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recai.data.catalog import Catalog
+from recai.evaluate.generative import _bucket_positions
+from recai.evaluate.parsing import GroundedList, parse_item_list
+from recai.gen.chat import prompt_ids
+from recai.gen.constrained import CatalogLogitsProcessor
+from recai.gen.items import DEFAULT_FORMAT, ItemNames, SpanFormat, span_token_ids
+from recai.gen.trie import ItemTrie
+
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class Parsed:
+    """Names read from one output and the catalog row of each (None when it grounds to nothing)."""
+
+    names: list[str]
+    positions: list[int | None]
+    spans: bool  # whether the names came from item spans (else from free text)
+    partial: bool = False  # the output ended inside an unterminated span
+
+    def grounded(
+        self, catalog: Catalog, *, seen: Iterable[int] = (), candidates: Sequence[int] | None = None
+    ) -> GroundedList:
+        """Sorted into the buckets of :class:`~recai.evaluate.parsing.GroundedList`, names in order."""
+        valid = [(n, p) for n, p in zip(self.names, self.positions, strict=True) if p is not None]
+        out = _bucket_positions([p for _, p in valid], catalog, candidates, list(seen), [n for n, _ in valid])
+        out.names = list(self.names)
+        out.invalid = [n for n, p in zip(self.names, self.positions, strict=True) if p is None]
+        return out
+
+
+@dataclass
+class GenOutput:
+    """One generated reply: its text (with span markers), its new token ids and what it names."""
+
+    text: str
+    token_ids: list[int]
+    parsed: Parsed
+    finished: bool  # ended by the model (end of turn), not by the token limit
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class GenRecommender:
+    """A causal LM with the item-span tokens, the catalog's names and their prefix tree."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        catalog: Catalog,
+        *,
+        fmt: SpanFormat = DEFAULT_FORMAT,
+        threshold: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.catalog = catalog
+        self.fmt = fmt
+        self.threshold = catalog.grounding_threshold if threshold is None else float(threshold)
+        self.names = ItemNames(catalog, fmt)
+        self.start_id, self.end_id = span_token_ids(tokenizer, fmt)
+        self.name = name or type(model).__name__
+        self._trie: ItemTrie | None = None
+
+    @classmethod
+    def load(
+        cls,
+        folder: str | Path,
+        catalog: Catalog,
+        *,
+        dtype: str = "float32",
+        device: str = "cpu",
+        **kwargs: Any,
+    ) -> GenRecommender:
+        """A model folder written by ``recai gen train`` (adapter or full) or ``recai gen merge``, or any
+        causal-LM folder (a zero-shot baseline: its span tokens are added untrained, so it writes spans
+        only by chance and is best evaluated without constraints)."""
+        from recai.gen.items import add_item_tokens
+        from recai.gen.models import load_gen_model
+
+        model, tokenizer = load_gen_model(folder, dtype=dtype, device=device, merge=True)
+        add_item_tokens(tokenizer, model, kwargs.get("fmt", DEFAULT_FORMAT))
+        return cls(model, tokenizer, catalog, name=kwargs.pop("name", Path(folder).name), **kwargs)
+
+    @property
+    def trie(self) -> ItemTrie:
+        """Built on first use (tokenising every name takes a moment on large catalogs)."""
+        if self._trie is None:
+            self._trie = ItemTrie.from_catalog(self.names, self.tokenizer)
+        return self._trie
+
+    def processor(self, exclude: Sequence[Iterable[int]] | None = None) -> CatalogLogitsProcessor:
+        """A fresh constraint for one ``generate`` call; ``exclude`` lists rows per prompt never to name."""
+        return CatalogLogitsProcessor(self.trie, self.start_id, self.end_id, exclude=exclude)
+
+    # -------------------------------------------------------------- parse
+    def _position(self, name: str) -> int | None:
+        exact = self.names.position(name)
+        if exact is not None:
+            return exact
+        grounding = self.catalog.ground(name, threshold=self.threshold)
+        if grounding.item_id is None:
+            return None
+        return int(self.catalog.index_of([grounding.item_id])[0])
+
+    def parse_ids(self, token_ids: Sequence[int]) -> Parsed:
+        """Names and rows from generated token ids (see the module docstring for the order of rules)."""
+        names: list[str] = []
+        positions: list[int | None] = []
+        current: list[int] | None = None
+        any_span = False
+        for token in token_ids:
+            token = int(token)
+            if token == self.start_id:
+                any_span = True
+                if current is not None:  # a span left open and started again: an invalid name
+                    names.append(self.tokenizer.decode(current, skip_special_tokens=True).strip())
+                    positions.append(None)
+                current = []
+            elif token == self.end_id:
+                if current is not None:
+                    text = self.tokenizer.decode(current, skip_special_tokens=True).strip()
+                    found = self.trie.lookup(current) if current else None
+                    names.append(text)
+                    positions.append(found if found is not None else (self._position(text) if text else None))
+                current = None
+            elif current is not None:
+                current.append(token)
+        partial = current is not None
+        if partial:
+            names.append(self.tokenizer.decode(current, skip_special_tokens=True).strip())
+            positions.append(None)
+        if any_span:
+            return Parsed(names, positions, spans=True, partial=partial)
+        return self.parse_text(self.tokenizer.decode(list(token_ids), skip_special_tokens=True))
+
+    def parse_text(self, text: str) -> Parsed:
+        """Names and rows from text: spans when the text has markers, else a list read from free text."""
+        found = self.fmt.pattern.findall(text)
+        if found:
+            names = [n.strip() for n in found]
+            return Parsed(names, [self._position(n) if n else None for n in names], spans=True)
+        names = parse_item_list(self.fmt.strip(text))
+        return Parsed(names, [self._position(n) for n in names], spans=False)
+
+    # ------------------------------------------------------------ generate
+    def generate(
+        self,
+        prompts: Sequence[Messages],
+        *,
+        constrained: bool = True,
+        exclude: Sequence[Iterable[int]] | None = None,
+        max_new_tokens: int = 256,
+        num_beams: int = 1,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float | None = None,
+        seed: int | None = None,
+        batch_size: int = 8,
+    ) -> list[GenOutput]:
+        """One reply per prompt (a list of chat messages), in batches, left-padded."""
+        import torch
+        from transformers import LogitsProcessorList
+
+        if seed is not None:
+            torch.manual_seed(seed)
+        outputs: list[GenOutput] = []
+        tok = self.tokenizer
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        eos = self.model.generation_config.eos_token_id if self.model.generation_config else None
+        device = next(self.model.parameters()).device
+        for lo in range(0, len(prompts), batch_size):
+            chunk = prompts[lo : lo + batch_size]
+            encoded = [prompt_ids(tok, p) for p in chunk]
+            width = max(len(e) for e in encoded)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for i, e in enumerate(encoded):
+                ids[i, width - len(e) :] = torch.tensor(e, dtype=torch.long)
+                mask[i, width - len(e) :] = 1
+            processors = []
+            if constrained:
+                chunk_exclude = list(exclude[lo : lo + batch_size]) if exclude is not None else None
+                processors.append(self.processor(chunk_exclude))
+            kwargs: dict[str, Any] = {
+                "max_new_tokens": max_new_tokens,
+                "num_beams": num_beams,
+                "pad_token_id": pad_id,
+                "logits_processor": LogitsProcessorList(processors),
+            }
+            if do_sample:
+                kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=None)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            with torch.no_grad():
+                generated = self.model.generate(
+                    input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs
+                )
+            ends = _as_set(eos) | {int(tok.eos_token_id)} if tok.eos_token_id is not None else _as_set(eos)
+            for row in generated[:, width:].tolist():
+                new = _trim(row, ends, pad_id)
+                finished = len(new) < len(row) or (bool(new) and new[-1] in ends)
+                body = [t for t in new if t not in ends]
+                outputs.append(
+                    GenOutput(
+                        text=tok.decode(body, skip_special_tokens=False),
+                        token_ids=body,
+                        parsed=self.parse_ids(body),
+                        finished=finished,
+                    )
+                )
+        return outputs
+
+    def as_chat_model(self, *, constrained: bool = True) -> Any:
+        """An :class:`~recai.llm.hf.HFChatModel` over this model (the agent's responder, ``recai chat``);
+        with ``constrained`` every reply it writes names catalog items only."""
+        from recai.llm.hf import HFChatModel
+
+        factory = (lambda _messages: [self.processor()]) if constrained else None
+        return HFChatModel(
+            self.model, tokenizer=self.tokenizer, name=self.name, logits_processors=factory, use_grammar=False
+        )
+
+
+def _as_set(value: Any) -> set[int]:
+    if value is None:
+        return set()
+    if isinstance(value, (list, tuple)):
+        return {int(v) for v in value}
+    return {int(value)}
+
+
+def _trim(row: list[int], ends: set[int], pad_id: int) -> list[int]:
+    """The tokens up to and including the first end-of-turn token (padding after it dropped)."""
+    for i, token in enumerate(row):
+        if token in ends:
+            return row[: i + 1]
+    while row and row[-1] == pad_id and pad_id not in ends:
+        row = row[:-1]
+    return row

@@ -1,0 +1,345 @@
+"""Supervised fine-tuning of a causal LM on the gen tasks: LoRA (default) or full, assistant tokens only.
+
+- Every example is rendered with the base model's chat template and labelled by :mod:`recai.gen.chat`
+  (loss on assistant turns only, end-of-turn included). Examples longer than ``max_length`` are dropped
+  and counted rather than cut, so no label is ever separated from its prompt.
+- The item-span tokens are added to the tokenizer; with LoRA their embedding rows (and LM-head rows when
+  the head is not tied) are trained through PEFT's trainable tokens, so the adapter stays small.
+- Batches are padded to their longest row (dynamic padding). Training runs on the Hugging Face Trainer:
+  seeded, with progress, checkpoints in ``OUTPUT.work/`` that a rerun with the same data and config
+  resumes from, and ``accelerate launch`` for several GPUs.
+- The result is written atomically: the adapter (or full model), the tokenizer and ``recai_gen.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from recai.data.atomic import atomic_directory, write_text_atomic
+from recai.gen.chat import IGNORE_INDEX, Encoded, TemplateError, encode_chat
+from recai.gen.examples import GenData, GenExample
+from recai.gen.items import DEFAULT_FORMAT, add_item_tokens
+from recai.gen.models import GEN_FILE, resolve_base
+
+WORK_SUFFIX = ".work"
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """What a training run depends on; stored with the model and checked when a run resumes."""
+
+    base_model: str = "qwen2.5-0.5b-instruct"
+    method: Literal["lora", "full"] = "lora"
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] | None = None  # None: every linear layer of the transformer blocks
+    epochs: float = 1.0
+    max_steps: int = -1  # overrides epochs when positive
+    batch_size: int = 4
+    grad_accum: int = 1
+    learning_rate: float = 2e-4
+    warmup: float = 0.03  # share of the steps
+    weight_decay: float = 0.0
+    max_length: int = 1024
+    tasks: tuple[str, ...] | None = None  # None: every task in the data
+    seed: int = 0
+    save_steps: int = 200
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU that has it, else fp32
+    gradient_checkpointing: bool = False
+    device: str | None = None  # None: CUDA when present, else CPU
+
+    def __post_init__(self) -> None:
+        checks = {
+            "method": self.method in ("lora", "full"),
+            "lora_r": self.lora_r >= 1,
+            "batch_size": self.batch_size >= 1,
+            "grad_accum": self.grad_accum >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "epochs": self.epochs > 0 or self.max_steps > 0,
+            "warmup": 0 <= self.warmup < 1,
+            "max_length": self.max_length >= 16,
+            "save_steps": self.save_steps >= 1,
+            "precision": self.precision in ("auto", "fp32", "bf16", "fp16"),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"SFTConfig.{name}: invalid value {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("tasks", "target_modules"):
+            data[key] = list(data[key]) if data[key] is not None else None
+        return data
+
+
+@dataclass
+class SFTResult:
+    """Where the model went and what the run did."""
+
+    model_dir: Path
+    steps: int
+    seconds: float
+    examples: int
+    resumed_from: str | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def data_fingerprint(examples: Sequence[GenExample]) -> str:
+    digest = hashlib.sha256()
+    for e in examples:
+        digest.update(json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+def encode_examples(
+    examples: Sequence[GenExample], tokenizer: Any, *, max_length: int
+) -> tuple[list[Encoded], dict[str, int]]:
+    """Tokenised examples that fit ``max_length`` and train on at least one token, and what was dropped."""
+    kept: list[Encoded] = []
+    dropped = {"too_long": 0, "no_answer_tokens": 0}
+    for example in examples:
+        try:
+            encoded = encode_chat(tokenizer, example.messages)
+        except TemplateError as exc:
+            raise TemplateError(f"example {example.id}: {exc}") from None
+        if len(encoded) > max_length:
+            dropped["too_long"] += 1
+        elif encoded.assistant_tokens == 0:
+            dropped["no_answer_tokens"] += 1
+        else:
+            kept.append(encoded)
+    return kept, dropped
+
+
+class PadCollator:
+    """Pads a batch to its longest row (right side): ids with the pad token, labels with -100.
+
+    Counts the tokens it has batched (padding excluded), for the tokens-per-second record.
+    """
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+        self.tokens = 0
+
+    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"], dtype=torch.long)
+            labels[i, :n] = torch.tensor(r["labels"], dtype=torch.long)
+            mask[i, :n] = 1
+            self.tokens += n
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def _precision(config: SFTConfig) -> str:
+    if config.precision != "auto":
+        return config.precision
+    import torch
+
+    on_gpu = config.device != "cpu" and torch.cuda.is_available()
+    return "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def _lora_model(model: Any, config: SFTConfig, token_ids: list[int]) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    embed = model.get_input_embeddings()
+    names = {module: name for name, module in model.named_modules()}
+    trainable: dict[str, list[int]] = {names[embed].rsplit(".", 1)[-1]: token_ids}
+    head = model.get_output_embeddings()
+    tied = head is not None and head.weight.data_ptr() == embed.weight.data_ptr()
+    if head is not None and not tied:
+        trainable[names[head].rsplit(".", 1)[-1]] = token_ids
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=list(config.target_modules) if config.target_modules else "all-linear",
+        trainable_token_indices=trainable,
+    )
+    return get_peft_model(model, lora)
+
+
+def _prepare_work_folder(work: Path, identity: dict[str, Any]) -> str | None:
+    """Create the work folder, or check that it belongs to this run; return the checkpoint to resume."""
+    marker = work / "run.json"
+    if work.exists() and marker.exists():
+        stored = json.loads(marker.read_text())
+        if stored != json.loads(json.dumps(identity)):
+            changed = sorted(
+                k
+                for k in set(stored["config"]) | set(identity["config"])
+                if stored["config"].get(k) != identity["config"].get(k)
+            )
+            what = f"config fields {changed}" if changed else "training data"
+            raise ValueError(
+                f"{work} holds checkpoints of a different run ({what} changed); delete it to start over"
+            )
+        checkpoints = sorted(work.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        return str(checkpoints[-1]) if checkpoints else None
+    work.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(marker, json.dumps(identity, indent=2) + "\n")
+    return None
+
+
+def train_sft(
+    data: GenData | str | Path,
+    output: str | Path,
+    config: SFTConfig | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> SFTResult:
+    """Fine-tune ``config.base_model`` on ``data.train`` and write the result to ``output``.
+
+    The base model is a local model folder, or a known GGUF model converted once. Checkpoints go to
+    ``OUTPUT.work/``: a rerun with the same data and config resumes from the latest one, a rerun with
+    different ones is refused. ``callbacks`` are Hugging Face ``TrainerCallback`` objects.
+    """
+    config = config or SFTConfig()
+    split = data if isinstance(data, GenData) else GenData.load(data)
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} already exists (pass overwrite=True to replace it)")
+    examples = [e for e in split.train if config.tasks is None or e.task in config.tasks]
+    if config.tasks is not None:
+        unknown = sorted(set(config.tasks) - {e.task for e in split.train})
+        if unknown:
+            raise ValueError(f"SFTConfig.tasks: no training examples for {unknown}")
+    if not examples:
+        raise ValueError("no training examples")
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from accelerate import PartialState
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, set_seed
+
+    work = output.with_name(output.name + WORK_SUFFIX)
+    identity = {"config": config.to_dict(), "data": data_fingerprint(examples), "examples": len(examples)}
+    state = PartialState()
+    with state.main_process_first():
+        resume_from = _prepare_work_folder(work, identity)
+
+    set_seed(config.seed)
+    base_path = resolve_base(config.base_model, progress=progress)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    start_id, end_id = add_item_tokens(tokenizer, model, DEFAULT_FORMAT)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    encoded, dropped = encode_examples(examples, tokenizer, max_length=config.max_length)
+    if not encoded:
+        raise ValueError(f"every training example was dropped ({dropped}); raise max_length")
+    if config.method == "lora":
+        model = _lora_model(model, config, [start_id, end_id])
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        if config.method == "lora":
+            model.enable_input_require_grads()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+
+    precision = _precision(config)
+    args = TrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        data_seed=config.seed,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        report_to="none",
+        disable_tqdm=not progress,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=config.device == "cpu",
+        dataloader_pin_memory=torch.cuda.is_available() and config.device != "cpu",
+        remove_unused_columns=False,
+    )
+    collator = PadCollator(int(tokenizer.pad_token_id))
+    rows = [{"input_ids": e.input_ids, "labels": e.labels} for e in encoded]
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=rows,
+        data_collator=collator,
+        callbacks=list(callbacks) or None,
+    )
+    started = time.perf_counter()
+    outcome = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - started
+    history = trainer.state.log_history
+    summary = {
+        "base_model": config.base_model,
+        "base_model_path": str(base_path.resolve()),
+        "method": config.method,
+        "config": config.to_dict(),
+        "span": {"start": DEFAULT_FORMAT.start, "end": DEFAULT_FORMAT.end, "ids": [start_id, end_id]},
+        "data": {
+            "fingerprint": identity["data"],
+            "meta": {
+                k: split.meta.get(k) for k in ("dataset", "seed", "tasks", "k", "category", "noun", "teacher")
+            },
+            "examples": len(examples),
+            "encoded": len(encoded),
+            "dropped": dropped,
+            "tokens": sum(len(e) for e in encoded),
+            "assistant_tokens": sum(e.assistant_tokens for e in encoded),
+        },
+        "training": {
+            "steps": int(trainer.state.global_step),
+            "seconds_this_run": round(seconds, 2),
+            "tokens_this_run": collator.tokens,
+            "tokens_per_second": round(collator.tokens / seconds, 1) if seconds > 0 else None,
+            "resumed_from": Path(resume_from).name if resume_from else None,
+            "train_loss": float(outcome.training_loss),
+            "loss_curve": [
+                {"step": h["step"], "loss": round(float(h["loss"]), 4)} for h in history if "loss" in h
+            ],
+            "trainable_parameters": trainable,
+            "parameters": total,
+            "precision": precision,
+            "device": str(next(model.parameters()).device),
+            "processes": state.num_processes,
+        },
+    }
+    if trainer.is_world_process_zero():
+        with atomic_directory(output, overwrite=overwrite) as tmp:
+            if config.method == "lora":
+                # The span tokens' rows are in the adapter (trainable tokens); the resized embedding
+                # matrix itself need not be copied into it.
+                trainer.model.save_pretrained(str(tmp), save_embedding_layers=False)
+            else:
+                trainer.model.save_pretrained(str(tmp))
+            tokenizer.save_pretrained(str(tmp))
+            (tmp / GEN_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        shutil.rmtree(work, ignore_errors=True)
+    state.wait_for_everyone()
+    return SFTResult(output, summary["training"]["steps"], seconds, len(encoded), resume_from, summary)
