@@ -115,14 +115,10 @@ def main() -> None:
                     f"llm:{args.llm}", out, knowledge=config, ranker={"budget_tokens": args.budget}, **common
                 )
             entry["configs"][config] = _result(out, time.perf_counter() - started)
-            print(
-                name,
-                config,
-                json.dumps({m: entry["configs"][config][m]["mean"] for m in METRICS}),
-                flush=True,
-            )
-        _paired(entry, args.out / name)
-        _save(summary, args.summary)
+            _paired(entry, args.out / name)
+            _save(summary, args.summary)  # after every configuration: an interrupted run keeps its results
+            means = {m: round(entry["configs"][config][m]["mean"], 4) for m in METRICS}
+            print(name, config, json.dumps(means), flush=True)
     print(f"wrote {args.summary} and {args.summary.with_suffix('.md')}")
 
 
@@ -193,9 +189,11 @@ def _paired(entry: dict[str, Any], folder: Path) -> None:
             "ci": [stats["diff_low"], stats["diff_high"]],
             "p_permutation": stats["p_permutation"],
         }
-        mean = entry["configs"].get(config, {}).get("ndcg@10", {}).get("mean")
-        if mean is not None and (best is None or mean > best[0]):
-            best = (mean, config)
+        result = entry["configs"].get(config, {})
+        mean = result.get("ndcg@10", {}).get("mean")
+        same_users = result.get("users") == entry["configs"].get("none", {}).get("users")
+        if mean is not None and same_users and (best is None or mean > best[0]):
+            best = (mean, config)  # only runs on the same users as `none` compete
     if best is not None and base:
         gain = best[0] / base - 1.0
         entry["best_knowledge"] = {

@@ -129,9 +129,9 @@ def run_knowledge_task(
     ``knowledge`` names the extractor kinds in the prompt ('none', 'all' or a list; with a ``base``,
     'all' means every kind it holds); ``params`` their hyperparameters (when the base is built here);
     ``ranker`` the KnowledgeRanker options (``budget_tokens``, ``style``, ``orders``,
-    ``candidate_order``...). Returns the report's path.
+    ``candidate_order``...). ``data`` defaults to the base's data when a base is given. Returns the
+    report's path.
     """
-    data = data or DataOptions()
     kind, _, llm_spec = system.partition(":")
     is_llm = kind == "llm" and bool(llm_spec)
     if not is_llm and system not in (*CLASSIC, "random"):
@@ -139,6 +139,9 @@ def run_knowledge_task(
     kinds = parse_kinds(knowledge) if is_llm else []
     loaded = load_knowledge(base)[0] if base is not None and not isinstance(base, KnowledgeBase) else None
     given = base if isinstance(base, KnowledgeBase) else loaded
+    if data is None:  # a base's own data, else the default
+        recorded = given.meta.get("data") if given is not None else None
+        data = DataOptions(**recorded) if isinstance(recorded, dict) else DataOptions()
     if given is not None:
         _check_base_data(given, data, base)
         if is_llm and isinstance(knowledge, str) and knowledge.strip() == "all":
