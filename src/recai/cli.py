@@ -14,6 +14,7 @@ from rich.table import Table
 
 from recai import __version__
 from recai.data import DataError, Dataset, Split, UnknownDatasetError
+from recai.gen.commands import gen_app
 from recai.rec.base import Recommender
 
 app = typer.Typer(help="recai: large language models for recommender systems.", no_args_is_help=True)
@@ -38,6 +39,7 @@ embed_app = typer.Typer(
     help="Fine-tuned item retrievers (RecLM-emb): build training data, train, evaluate.", no_args_is_help=True
 )
 app.add_typer(embed_app, name="embed")
+app.add_typer(gen_app, name="gen")
 knowledge_app = typer.Typer(
     help="Knowledge plugin: domain knowledge in the prompt of an LLM that cannot be fine-tuned.",
     no_args_is_help=True,

@@ -1,0 +1,427 @@
+"""`recai gen ...`: build SFT data, convert a GGUF base, fine-tune, merge, generate and evaluate.
+
+Thin: parse arguments, call :mod:`recai.gen`, print with rich. Registered in :mod:`recai.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+gen_app = typer.Typer(
+    help="Generative recommenders (RecLM-gen / cgen): SFT data, fine-tuning, constrained generation, eval.",
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: BaseException) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=1)
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _dataset(spec: str, *, min_rating: float | None = None, k_core: int = 0) -> Any:
+    from recai.data import DataError, UnknownDatasetError, load
+
+    try:
+        with console.status(f"loading {spec} ..."):
+            ds = load(spec)
+    except (DataError, UnknownDatasetError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+    if min_rating is not None:
+        ds = ds.implicit(min_rating)
+    if k_core:
+        ds = ds.k_core(k_core)
+    return ds
+
+
+def _gen_data(folder: Path) -> Any:
+    from recai.data import DataError
+    from recai.gen.examples import GenData
+
+    try:
+        return GenData.load(folder)
+    except DataError as exc:
+        raise _fail(exc) from None
+
+
+def _data_dataset(data: Any, override: str | None) -> Any:
+    meta = data.meta
+    spec = override or meta.get("dataset_spec") or meta.get("dataset")
+    if not spec:
+        raise _fail(ValueError("the data folder does not say which dataset it came from: pass --data"))
+    return _dataset(spec, min_rating=meta.get("min_rating"), k_core=int(meta.get("k_core") or 0))
+
+
+def _model_folder(spec: str) -> Path:
+    from recai.gen.models import resolve_base
+
+    try:
+        return resolve_base(spec)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+
+
+def _counts_table(title: str, counts: dict[str, dict[str, int]]) -> Table:
+    table = Table("task", "train", "test", title=title)
+    for task, c in counts.items():
+        table.add_row(task, str(c.get("train", 0)), str(c.get("test", 0)))
+    return table
+
+
+@gen_app.command("data")
+def gen_data(
+    name_or_path: Annotated[str, typer.Argument(help="A dataset name or folder.")] = "demo",
+    out: Annotated[Path, typer.Option("--out", help="Folder for train.jsonl, test.jsonl, meta.json.")] = Path(
+        "gen-data"
+    ),
+    per_task: Annotated[int, typer.Option(help="Training examples per task.")] = 500,
+    test_per_task: Annotated[
+        int, typer.Option(help="Test examples per list task (one per test user).")
+    ] = 100,
+    tasks: Annotated[
+        str | None, typer.Option(help="Comma-separated task names (default: all eight).")
+    ] = None,
+    general_share: Annotated[float, typer.Option(help="Share of general instruction examples.")] = 0.05,
+    k: Annotated[int, typer.Option("--k", help="Length of recommendation lists (largest requested).")] = 10,
+    min_k: Annotated[int, typer.Option(help="Smallest list a control task asks for.")] = 3,
+    history_len: Annotated[int, typer.Option(help="Most recent history items shown in a prompt.")] = 10,
+    category: Annotated[str | None, typer.Option(help="Categorical column for control tasks.")] = None,
+    noun: Annotated[str | None, typer.Option(help="What an item is called (film, product).")] = None,
+    system: Annotated[str | None, typer.Option(help="A system message for every example.")] = None,
+    teacher: Annotated[
+        str | None, typer.Option(help="A recommender fitted on the training log whose top-k fills the lists.")
+    ] = None,
+    teacher_param: Annotated[
+        list[str] | None, typer.Option(help="Teacher hyperparameter key=value (repeatable).")
+    ] = None,
+    min_rating: Annotated[float | None, typer.Option(help="Keep events rated at least this.")] = None,
+    k_core: Annotated[int, typer.Option(help="Iterative k-core before splitting (0: none).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for anchors, wordings and categories.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+) -> None:
+    """Build the SFT tasks' training and test examples from a leave-one-out split of a dataset."""
+    from recai.gen.tasks import build_gen_data, fit_teacher
+    from recai.llm.factory import parse_value
+
+    dataset = _dataset(name_or_path, min_rating=min_rating, k_core=k_core)
+    split = dataset.split("leave_one_out")
+    fitted = None
+    if teacher:
+        params: dict[str, Any] = {}
+        for pair in teacher_param or []:
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise _fail(ValueError(f"--teacher-param takes key=value, got '{pair}'"))
+            params[key.replace("-", "_")] = parse_value(value)
+        try:
+            with console.status(f"fitting teacher {teacher} on the training log ..."):
+                fitted = fit_teacher(split, teacher, **params)
+        except (ValueError, TypeError, ImportError) as exc:
+            raise _fail(exc) from None
+    try:
+        data = build_gen_data(
+            dataset,
+            _csv(tasks),
+            per_task=per_task,
+            test_per_task=test_per_task,
+            general_share=general_share,
+            split=split,
+            teacher=fitted,
+            k=k,
+            min_k=min_k,
+            history_len=history_len,
+            category=category,
+            noun=noun,
+            system=system,
+            seed=seed,
+        )
+        data.meta.update(dataset_spec=name_or_path, min_rating=min_rating, k_core=k_core)
+        data.save(out, overwrite=overwrite)
+    except (ValueError, KeyError, FileExistsError) as exc:
+        raise _fail(exc) from None
+    console.print(_counts_table(f"{dataset.name}: examples per task", data.counts()))
+    console.print(f"written to {out}")
+
+
+@gen_app.command("convert")
+def gen_convert(
+    model: Annotated[str, typer.Argument(help="A known GGUF model name or a .gguf file.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder to write (default: $RECAI_MODELS_DIR/NAME-hf).")
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32.")] = "bfloat16",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+) -> None:
+    """Dequantise a GGUF model once into a safetensors folder that training and vLLM load."""
+    from recai.gen.models import convert_gguf, converted_path
+
+    try:
+        target = out or converted_path(model)
+        with console.status(f"converting {model} (dequantising takes a while) ..."):
+            path = convert_gguf(model, target, dtype=dtype, overwrite=overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        raise _fail(exc) from None
+    console.print(f"written to {path}")
+
+
+@gen_app.command("train")
+def gen_train(
+    data_dir: Annotated[Path, typer.Argument(help="A folder written by `recai gen data`.")],
+    out: Annotated[Path, typer.Option("--out", help="The trained model folder (adapter or full model).")],
+    base: Annotated[
+        str, typer.Option(help="A causal-LM folder or a known GGUF model (converted once).")
+    ] = "qwen2.5-0.5b-instruct",
+    method: Annotated[str, typer.Option(help="lora or full.")] = "lora",
+    epochs: Annotated[float, typer.Option(help="Passes over the training examples.")] = 1.0,
+    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (overrides epochs).")] = -1,
+    batch_size: Annotated[int, typer.Option(help="Examples per device and step.")] = 4,
+    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 2e-4,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 32,
+    target_modules: Annotated[
+        str | None, typer.Option(help="Comma-separated module names for LoRA (default: all linear).")
+    ] = None,
+    max_length: Annotated[
+        int, typer.Option(help="Longest example in tokens (longer ones are dropped).")
+    ] = 1024,
+    tasks: Annotated[
+        str | None, typer.Option(help="Comma-separated tasks to train on (default all).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = 200,
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+    device: Annotated[str | None, typer.Option(help="cpu to force the CPU.")] = None,
+    gradient_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
+) -> None:
+    """Fine-tune on the SFT tasks (loss on answers only); an interrupted run resumes from OUT.work/.
+
+    Several GPUs: `accelerate launch -m recai.cli gen train ...`.
+    """
+    from recai.gen.training import SFTConfig, train_sft
+
+    data = _gen_data(data_dir)
+    try:
+        config = SFTConfig(
+            base_model=base,
+            method=method,  # type: ignore[arg-type]
+            epochs=epochs,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            learning_rate=lr,
+            lora_r=lora_r,
+            lora_alpha=lora_alpha,
+            target_modules=tuple(_csv(target_modules) or ()) or None,
+            max_length=max_length,
+            tasks=tuple(_csv(tasks) or ()) or None,
+            seed=seed,
+            save_steps=save_steps,
+            precision=precision,  # type: ignore[arg-type]
+            device=device,
+            gradient_checkpointing=gradient_checkpointing,
+        )
+        result = train_sft(data, out, config, overwrite=overwrite)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+    training = result.summary["training"]
+    console.print(
+        f"{result.steps} steps in {result.seconds:.1f} s ({training['tokens_per_second']} tokens/s), "
+        f"final loss {training['train_loss']:.4f}; dropped {result.summary['data']['dropped']}"
+    )
+    console.print(f"written to {out}")
+
+
+@gen_app.command("merge")
+def gen_merge(
+    model_dir: Annotated[Path, typer.Argument(help="A LoRA folder written by `recai gen train`.")],
+    out: Annotated[Path, typer.Option("--out", help="The merged model folder.")],
+    dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32.")] = "bfloat16",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+) -> None:
+    """Fold the adapter into its base: a plain safetensors folder for vLLM or transformers."""
+    from recai.gen.models import merge_adapter
+
+    try:
+        path = merge_adapter(model_dir, out, dtype=dtype, overwrite=overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        raise _fail(exc) from None
+    console.print(f"written to {path}")
+
+
+def _recommender(model: str, dataset: Any, device: str) -> Any:
+    from recai.gen.generate import GenRecommender
+
+    folder = Path(model).expanduser()
+    if not (folder / "config.json").exists() and not (folder / "adapter_config.json").exists():
+        folder = _model_folder(model)
+    try:
+        with console.status(f"loading {folder} ..."):
+            return GenRecommender.load(folder, dataset.catalog, device=device)
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        raise _fail(exc) from None
+
+
+@gen_app.command("generate")
+def gen_generate(
+    model: Annotated[str, typer.Argument(help="A trained or merged model folder (or any causal LM).")],
+    data: Annotated[str, typer.Option(help="The dataset whose catalog constrains decoding.")] = "demo",
+    history: Annotated[str, typer.Option(help="Titles or ids separated by ';', oldest first.")] = "",
+    prompt: Annotated[str | None, typer.Option(help="A free request instead of the history prompt.")] = None,
+    k: Annotated[int, typer.Option("--k", help="How many items to ask for.")] = 10,
+    noun: Annotated[str | None, typer.Option(help="What an item is called.")] = None,
+    constrained: Annotated[bool, typer.Option(help="Only catalog names inside item spans.")] = True,
+    beams: Annotated[int, typer.Option(help="Beam search width (1: greedy or sampling).")] = 1,
+    sample: Annotated[bool, typer.Option(help="Sample instead of greedy decoding.")] = False,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
+    max_new_tokens: Annotated[int, typer.Option(help="Reply length limit in tokens.")] = 400,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Ask the model for recommendations and print its reply with the items it names (as ids)."""
+    from recai.gen.templates import plural, render
+
+    dataset = _dataset(data)
+    gen = _recommender(model, dataset, device)
+    catalog = dataset.catalog
+    positions = []
+    for part in (p.strip() for p in history.split(";")):
+        if not part:
+            continue
+        grounding = catalog.ground(part)
+        if grounding.item_id is None:
+            raise _fail(
+                ValueError(
+                    f"'{part}' is not in the catalog (did you mean: {', '.join(grounding.did_you_mean())})"
+                )
+            )
+        positions.append(int(catalog.index_of([grounding.item_id])[0]))
+    if prompt is None:
+        import numpy as np
+
+        shown = "\n".join(f"- {gen.names.span(p)}" for p in positions) or "- (nothing yet)"
+        nouns = plural(noun or str(dataset.meta.get("item_noun", "item")))
+        prompt = render("sequential", np.random.default_rng(0), nouns=nouns, history=shown, k=k)
+    outputs = gen.generate(
+        [[{"role": "user", "content": prompt}]],
+        constrained=constrained,
+        exclude=[positions] if constrained else None,
+        max_new_tokens=max_new_tokens,
+        num_beams=beams,
+        do_sample=sample,
+        temperature=temperature,
+        seed=seed,
+    )
+    out = outputs[0]
+    grounded = out.parsed.grounded(catalog, seen=positions)
+    if as_json:
+        console.print_json(json.dumps({"text": out.text, "finished": out.finished, **grounded.as_record()}))
+        return
+    console.print(gen.fmt.strip(out.text))
+    table = Table("#", "item id", "title", title="items named")
+    for i, item in enumerate(grounded.items, start=1):
+        table.add_row(str(i), str(item), catalog.title_of(item))
+    console.print(table)
+    counts = grounded.counts()
+    console.print(
+        f"named {counts['named']}, valid {counts['valid']}, invalid {counts['invalid']}, "
+        f"repeated {counts['duplicate']}, already seen {counts['already_seen']}"
+    )
+
+
+@gen_app.command("eval")
+def gen_eval(
+    model: Annotated[str, typer.Argument(help="A trained or merged model folder (or any causal LM).")],
+    data_dir: Annotated[Path, typer.Argument(help="A folder written by `recai gen data`.")],
+    out: Annotated[Path, typer.Option("--out", help="The run folder (resumed when it exists).")],
+    data: Annotated[
+        str | None, typer.Option(help="Dataset (default: the one the data was built from).")
+    ] = None,
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated list tasks (default all).")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many examples per task.")] = None,
+    constrained: Annotated[bool, typer.Option(help="Catalog-constrained decoding.")] = True,
+    exclude_seen: Annotated[bool, typer.Option(help="Constrained: never name the user's own items.")] = True,
+    beams: Annotated[int, typer.Option(help="Beam search width.")] = 1,
+    sample: Annotated[bool, typer.Option(help="Sample instead of greedy decoding.")] = False,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
+    batch_size: Annotated[int, typer.Option(help="Prompts per generate call.")] = 8,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Reply limit (default: enough for k).")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling and bootstrap seed.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="Start the run folder again.")] = False,
+) -> None:
+    """Generate for the test examples and score ranking, validity and control (ratios over all samples)."""
+    from recai.gen.evaluation import DecodeConfig, run_evaluation
+
+    split = _gen_data(data_dir)
+    dataset = _data_dataset(split, data)
+    wanted = _csv(tasks)
+    examples = [e for e in split.test if wanted is None or e.task in wanted]
+    if limit is not None:
+        per: dict[str, int] = {}
+        kept = []
+        for e in examples:
+            per[e.task] = per.get(e.task, 0) + 1
+            if per[e.task] <= limit:
+                kept.append(e)
+        examples = kept
+    if not examples:
+        raise _fail(ValueError("no test examples to evaluate"))
+    gen = _recommender(model, dataset, device)
+    try:
+        config = DecodeConfig(
+            constrained=constrained,
+            exclude_seen=exclude_seen,
+            num_beams=beams,
+            do_sample=sample,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            seed=seed,
+        )
+        metrics = run_evaluation(
+            gen,
+            examples,
+            out,
+            config,
+            run_config={"model": str(model), "data": str(data_dir), "tasks": wanted, "limit": limit},
+            resume=not overwrite,
+            overwrite=overwrite,
+        )
+    except (ValueError, FileExistsError) as exc:
+        raise _fail(exc) from None
+    table = Table(
+        "task", "n", "NDCG@10", "Recall@10", "validity", "count ok", "compliance", "empty", title="gen"
+    )
+    blocks = {"all": {"n": metrics["n"], "metrics": metrics["metrics"]}, **metrics["extra"]["tasks"]}
+    for task, block in blocks.items():
+        m = block["metrics"]
+
+        def cell(name: str, m: dict[str, Any] = m) -> str:
+            return f"{m[name]['mean']:.3f}" if name in m else "-"
+
+        table.add_row(
+            task,
+            str(block["n"]),
+            cell("ndcg@10"),
+            cell("recall@10"),
+            cell("validity"),
+            cell("count_correct"),
+            cell("compliance"),
+            cell("empty"),
+        )
+    console.print(table)
+    console.print(f"run folder: {out}")
