@@ -198,3 +198,9 @@ def test_as_chat_model_speaks_plain_titles(gen: GenRecommender) -> None:
     chat = gen.as_chat_model()
     reply = chat.complete([{"role": "user", "content": "Recommend films"}], max_tokens=40, temperature=0.0)
     assert "<|item_start|>" not in reply.text
+
+
+def test_constrained_replies_name_items_only_in_spans(gen: GenRecommender) -> None:
+    ids = gen.tokenizer("1. Heat\n2. Amelie", add_special_tokens=False)["input_ids"]
+    assert gen.parse_ids(ids, free_text=False).names == []
+    assert gen.parse_ids(ids).positions == [2, 3]

@@ -118,6 +118,8 @@ def write_tiny_gguf(model: Any, tokenizer: Any, path: Any) -> None:
     writer.add_token_list(tokens)
     writer.add_token_types([3 if t in added else 1 for t in tokens])
     writer.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in spec["model"]["merges"]])
+    writer.add_bos_token_id(tokenizer.eos_token_id)  # GGUF files carry one; transformers < 5.24 needs it
+    writer.add_add_bos_token(False)  # ... but, like Qwen's, the tokenizer does not prepend it
     writer.add_eos_token_id(tokenizer.eos_token_id)
     writer.add_pad_token_id(tokenizer.pad_token_id)
     writer.add_chat_template(tokenizer.chat_template)

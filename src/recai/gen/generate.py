@@ -4,9 +4,10 @@ Parsing prefers the item spans: a span's tokens are looked up in the :class:`Ite
 guessing), then its text is matched to a unique item name, and only then grounded fuzzily through the
 catalog (a model decoding without constraints may misspell a title inside a span). An output without any
 span falls back to :func:`recai.evaluate.parsing.parse_item_list` and catalog grounding, so a zero-shot
-model is scored by the same rules as every other system. A span cut off by the token limit, or left
-open when another starts, is counted as an invalid name. Bucketing (valid, invalid, duplicate, already
-seen) is that of :mod:`recai.evaluate.parsing`.
+model is scored by the same rules as every other system; under constrained decoding only spans name
+items (free text is free). A span cut off by the token limit, or left open when another starts, is
+counted as an invalid name. Bucketing (valid, invalid, duplicate, already seen) is that of
+:mod:`recai.evaluate.parsing`.
 """
 
 from __future__ import annotations
@@ -122,8 +123,12 @@ class GenRecommender:
             return None
         return int(self.catalog.index_of([grounding.item_id])[0])
 
-    def parse_ids(self, token_ids: Sequence[int]) -> Parsed:
-        """Names and rows from generated token ids (see the module docstring for the order of rules)."""
+    def parse_ids(self, token_ids: Sequence[int], *, free_text: bool = True) -> Parsed:
+        """Names and rows from generated token ids (see the module docstring for the order of rules).
+
+        ``free_text=False`` reads spans only: under constrained decoding an item is named by a span, and
+        a reply without one names nothing (it scores as empty rather than as invented titles).
+        """
         names: list[str] = []
         positions: list[int | None] = []
         current: list[int] | None = None
@@ -149,7 +154,7 @@ class GenRecommender:
         if partial:
             names.append(self.tokenizer.decode(current, skip_special_tokens=True).strip())
             positions.append(None)
-        if any_span:
+        if any_span or not free_text:
             return Parsed(names, positions, spans=True, partial=partial)
         return self.parse_text(self.tokenizer.decode(list(token_ids), skip_special_tokens=True))
 
@@ -224,7 +229,7 @@ class GenRecommender:
                     GenOutput(
                         text=tok.decode(body, skip_special_tokens=False),
                         token_ids=body,
-                        parsed=self.parse_ids(body),
+                        parsed=self.parse_ids(body, free_text=not constrained),
                         finished=finished,
                     )
                 )

@@ -241,9 +241,13 @@ def train_sft(
         resume_from = _prepare_work_folder(work, identity)
 
     set_seed(config.seed)
+    precision = _precision(config)
     base_path = resolve_base(config.base_model, progress=progress)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    # LoRA keeps the frozen base in bf16 when training in bf16 (PEFT holds the adapter in fp32);
+    # full fine-tuning keeps fp32 master weights under bf16 autocast.
+    load_dtype = torch.bfloat16 if precision == "bf16" and config.method == "lora" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=load_dtype)
     start_id, end_id = add_item_tokens(tokenizer, model, DEFAULT_FORMAT)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -259,7 +263,6 @@ def train_sft(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
 
-    precision = _precision(config)
     args = TrainingArguments(
         output_dir=str(work),
         num_train_epochs=config.epochs,
