@@ -192,6 +192,18 @@ def test_evaluation_run_folder_is_resumable(gen: GenRecommender, dataset: Datase
         sum(r["scores"]["validity"] for r in records) / 3
     )
     assert (folder / "report.md").exists()
+    from recai.evaluate.compare import compare_runs
+
+    free = run_evaluation(
+        gen,
+        examples,
+        tmp_path / "free",
+        DecodeConfig(constrained=False, batch_size=2, max_new_tokens=50),
+        progress=False,
+    )
+    assert free["n"] == 3
+    comparison = compare_runs(folder, tmp_path / "free", n_resamples=200)  # decoding is part of the system
+    assert comparison["paired"] == 3 and "validity" in comparison["metrics"]
 
 
 def test_as_chat_model_speaks_plain_titles(gen: GenRecommender) -> None:

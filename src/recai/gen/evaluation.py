@@ -134,7 +134,13 @@ def run_evaluation(
     from recai.evaluate.runs import RunFolder
 
     config = config or DecodeConfig()
-    full_config = {"system": gen.name, "decode": config.to_dict(), "ks": list(ks), **(run_config or {})}
+    # The decoding settings belong to the system: two runs that differ only there (constrained or not,
+    # beams) are comparable with `recai eval compare`, sample by sample.
+    full_config = {
+        "system": {"name": gen.name, "decode": config.to_dict()},
+        "ks": list(ks),
+        **(run_config or {}),
+    }
     with RunFolder.open(folder, task="gen", config=full_config, resume=resume, overwrite=overwrite) as run:
         evaluate_generation(
             gen, examples, config, ks=ks, on_record=run.append, skip_ids=run.done_ids(), progress=progress
