@@ -1,4 +1,4 @@
-"""`recai gen convert | data | train | merge | eval | generate` end to end on demo with a tiny model."""
+"""`recai gen convert | data | train | rl | merge | eval | generate` end to end on demo with a tiny model."""
 
 from __future__ import annotations
 
@@ -45,6 +45,14 @@ def test_the_whole_recipe_from_the_command_line(tmp_path: Path) -> None:
         "--batch-size", "2", "--save-steps", "1", "--max-length", "512", "--lora-r", "4", "--device", "cpu",
     )  # fmt: skip
     assert "2 steps" in out and (model / "adapter_config.json").exists()
+
+    rl = tmp_path / "rl"
+    out = _invoke(
+        "gen", "rl", str(data), "--sft", str(model), "--out", str(rl), "--max-steps", "1", "--batch-size", "2",
+        "--num-generations", "2", "--max-completion-length", "12", "--device", "cpu", "--reward", "invalid=2",
+    )  # fmt: skip
+    assert "1 GRPO steps" in out and (rl / "model.safetensors").exists()
+    assert json.loads((rl / "recai_gen.json").read_text())["config"]["reward"]["invalid"] == 2.0
 
     merged = tmp_path / "merged"
     _invoke("gen", "merge", str(model), "--out", str(merged), "--dtype", "float32")

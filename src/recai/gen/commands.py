@@ -244,6 +244,73 @@ def gen_train(
     console.print(f"written to {out}")
 
 
+@gen_app.command("rl")
+def gen_rl(
+    data_dir: Annotated[Path, typer.Argument(help="A folder written by `recai gen data`.")],
+    sft: Annotated[Path, typer.Option("--sft", help="The SFT model folder from `recai gen train`.")],
+    out: Annotated[Path, typer.Option("--out", help="The RL-tuned model folder (SFT and RL folded in).")],
+    data: Annotated[
+        str | None, typer.Option(help="Dataset (default: the one the data was built from).")
+    ] = None,
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated list tasks (default all five).")] = None,
+    max_steps: Annotated[int, typer.Option(help="GRPO steps.")] = 200,
+    batch_size: Annotated[int, typer.Option(help="Replies per device and step.")] = 8,
+    num_generations: Annotated[int, typer.Option(help="Replies per prompt (the group GRPO compares).")] = 4,
+    max_completion_length: Annotated[int, typer.Option(help="Reply length limit in tokens.")] = 256,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-5,
+    beta: Annotated[float, typer.Option(help="KL penalty to the SFT model.")] = 0.04,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the rollouts.")] = 1.0,
+    reward: Annotated[
+        list[str] | None,
+        typer.Option(help="A reward weight name=value (hit, teacher, invalid, ...); repeatable."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = 50,
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+    device: Annotated[str | None, typer.Option(help="cpu to force the CPU.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+) -> None:
+    """Reinforce control with GRPO: a reward per list (hit, teacher rank, penalties for invalid, repeated,
+    seen items, wrong counts and broken categories), KL to the SFT model; resumes from OUT.work/."""
+    from recai.gen.rl import RewardConfig, RLConfig, train_grpo
+
+    split = _gen_data(data_dir)
+    dataset = _data_dataset(split, data)
+    weights: dict[str, float] = {}
+    for pair in reward or []:
+        key, sep, value = pair.partition("=")
+        try:
+            weights[key.strip()] = float(value)
+        except ValueError:
+            raise _fail(ValueError(f"--reward takes name=number, got '{pair}'")) from None
+        if not sep:
+            raise _fail(ValueError(f"--reward takes name=number, got '{pair}'"))
+    try:
+        config = RLConfig(
+            sft_model=str(sft),
+            tasks=tuple(_csv(tasks) or ()) or None,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            num_generations=num_generations,
+            max_completion_length=max_completion_length,
+            learning_rate=lr,
+            beta=beta,
+            temperature=temperature,
+            seed=seed,
+            save_steps=save_steps,
+            precision=precision,  # type: ignore[arg-type]
+            device=device,
+            reward=RewardConfig(**weights),
+        )
+        result = train_grpo(split, dataset.catalog, out, config, overwrite=overwrite)
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+    curve = result.summary["training"]["reward_curve"]
+    shown = f"reward {curve[0]['reward']:.3f} -> {curve[-1]['reward']:.3f}" if curve else "no reward logged"
+    console.print(f"{result.steps} GRPO steps in {result.seconds:.1f} s on {result.prompts} prompts; {shown}")
+    console.print(f"written to {out}")
+
+
 @gen_app.command("merge")
 def gen_merge(
     model_dir: Annotated[Path, typer.Argument(help="A LoRA folder written by `recai gen train`.")],

@@ -59,48 +59,27 @@ class GenOutput:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-class GenRecommender:
-    """A causal LM with the item-span tokens, the catalog's names and their prefix tree."""
+class ReplyParser:
+    """Reads replies into catalog rows: the catalog's unique names, the span tokens and their prefix tree.
+
+    Needs no model, so rewards (:mod:`recai.gen.rl`) and evaluation share it with generation.
+    """
 
     def __init__(
         self,
-        model: Any,
         tokenizer: Any,
         catalog: Catalog,
         *,
         fmt: SpanFormat = DEFAULT_FORMAT,
         threshold: float | None = None,
-        name: str | None = None,
     ) -> None:
-        self.model = model
         self.tokenizer = tokenizer
         self.catalog = catalog
         self.fmt = fmt
         self.threshold = catalog.grounding_threshold if threshold is None else float(threshold)
         self.names = ItemNames(catalog, fmt)
         self.start_id, self.end_id = span_token_ids(tokenizer, fmt)
-        self.name = name or type(model).__name__
         self._trie: ItemTrie | None = None
-
-    @classmethod
-    def load(
-        cls,
-        folder: str | Path,
-        catalog: Catalog,
-        *,
-        dtype: str = "float32",
-        device: str = "cpu",
-        **kwargs: Any,
-    ) -> GenRecommender:
-        """A model folder written by ``recai gen train`` (adapter or full) or ``recai gen merge``, or any
-        causal-LM folder (a zero-shot baseline: its span tokens are added untrained, so it writes spans
-        only by chance and is best evaluated without constraints)."""
-        from recai.gen.items import add_item_tokens
-        from recai.gen.models import load_gen_model
-
-        model, tokenizer = load_gen_model(folder, dtype=dtype, device=device, merge=True)
-        add_item_tokens(tokenizer, model, kwargs.get("fmt", DEFAULT_FORMAT))
-        return cls(model, tokenizer, catalog, name=kwargs.pop("name", Path(folder).name), **kwargs)
 
     @property
     def trie(self) -> ItemTrie:
@@ -108,10 +87,6 @@ class GenRecommender:
         if self._trie is None:
             self._trie = ItemTrie.from_catalog(self.names, self.tokenizer)
         return self._trie
-
-    def processor(self, exclude: Sequence[Iterable[int]] | None = None) -> CatalogLogitsProcessor:
-        """A fresh constraint for one ``generate`` call; ``exclude`` lists rows per prompt never to name."""
-        return CatalogLogitsProcessor(self.trie, self.start_id, self.end_id, exclude=exclude)
 
     # -------------------------------------------------------------- parse
     def _position(self, name: str) -> int | None:
@@ -166,6 +141,48 @@ class GenRecommender:
             return Parsed(names, [self._position(n) if n else None for n in names], spans=True)
         names = parse_item_list(self.fmt.strip(text))
         return Parsed(names, [self._position(n) for n in names], spans=False)
+
+
+class GenRecommender(ReplyParser):
+    """A causal LM with the item-span tokens, the catalog's names and their prefix tree."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        catalog: Catalog,
+        *,
+        fmt: SpanFormat = DEFAULT_FORMAT,
+        threshold: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(tokenizer, catalog, fmt=fmt, threshold=threshold)
+        self.model = model
+        self.name = name or type(model).__name__
+
+    @classmethod
+    def load(
+        cls,
+        folder: str | Path,
+        catalog: Catalog,
+        *,
+        dtype: str = "float32",
+        device: str = "cpu",
+        **kwargs: Any,
+    ) -> GenRecommender:
+        """A model folder written by ``recai gen train`` (adapter or full) or ``recai gen merge``, or any
+        causal-LM folder (a zero-shot baseline: its span tokens are added untrained, so it writes spans
+        only by chance and is best evaluated without constraints)."""
+        from recai.gen.items import add_item_tokens
+        from recai.gen.models import load_gen_model
+
+        model, tokenizer = load_gen_model(folder, dtype=dtype, device=device, merge=True)
+        add_item_tokens(tokenizer, model, kwargs.get("fmt", DEFAULT_FORMAT))
+        return cls(model, tokenizer, catalog, name=kwargs.pop("name", Path(folder).name), **kwargs)
+
+    def processor(self, exclude: Sequence[Iterable[int]] | None = None) -> CatalogLogitsProcessor:
+        """A fresh constraint for one ``generate`` call; ``exclude`` lists rows per prompt never to name."""
+        return CatalogLogitsProcessor(self.trie, self.start_id, self.end_id, exclude=exclude)
 
     # ------------------------------------------------------------ generate
     def generate(

@@ -149,12 +149,13 @@ class PadCollator:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def _precision(config: SFTConfig) -> str:
-    if config.precision != "auto":
-        return config.precision
+def resolve_precision(precision: str, device: str | None) -> str:
+    """``auto``: bf16 on a GPU that has it, else fp32; anything else as given."""
+    if precision != "auto":
+        return precision
     import torch
 
-    on_gpu = config.device != "cpu" and torch.cuda.is_available()
+    on_gpu = device != "cpu" and torch.cuda.is_available()
     return "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "fp32"
 
 
@@ -179,7 +180,7 @@ def _lora_model(model: Any, config: SFTConfig, token_ids: list[int]) -> Any:
     return get_peft_model(model, lora)
 
 
-def _prepare_work_folder(work: Path, identity: dict[str, Any]) -> str | None:
+def prepare_work_folder(work: Path, identity: dict[str, Any]) -> str | None:
     """Create the work folder, or check that it belongs to this run; return the checkpoint to resume."""
     marker = work / "run.json"
     if work.exists() and marker.exists():
@@ -238,10 +239,10 @@ def train_sft(
     identity = {"config": config.to_dict(), "data": data_fingerprint(examples), "examples": len(examples)}
     state = PartialState()
     with state.main_process_first():
-        resume_from = _prepare_work_folder(work, identity)
+        resume_from = prepare_work_folder(work, identity)
 
     set_seed(config.seed)
-    precision = _precision(config)
+    precision = resolve_precision(config.precision, config.device)
     base_path = resolve_base(config.base_model, progress=progress)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     # LoRA keeps the frozen base in bf16 when training in bf16 (PEFT holds the adapter in fp32);

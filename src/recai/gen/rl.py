@@ -1,0 +1,389 @@
+"""Reinforcement learning for control: GRPO (TRL) on top of the SFT model, rewarding each list it writes.
+
+The reward of one reply to one list task (:class:`ListReward`, weights in :class:`RewardConfig`):
+
+    + hit      * 1 / log2(rank + 2)   when the held-out item is among the first k valid items
+    + teacher  * mean over the valid items of 1 / log2(rank in the reference list + 2)  (0 when absent)
+    - invalid  * share of the named items that are not catalog items
+    - repeat   * share of the named items that repeat an earlier one
+    - seen     * share of the named items the user already had
+    - count    * |distinct catalog items - k| / k   (at most 1)
+    - control  * (1 - compliance)   for category-controlled tasks
+    - empty    * 1   for a reply that names nothing
+
+The reference list is the example's label: the next item, then the teacher's top-k when the data was
+built with a teacher (``recai gen data --teacher sasrec``), else the user's own later items; so the
+"teacher-rank credit" is what the issue asks for when a teacher was used. :meth:`ListReward.items` gives
+the same terms per item. Replies are parsed exactly as in evaluation (:class:`ReplyParser`), from the
+generated token ids, so item spans are read as spans.
+
+:func:`train_grpo` optimises the SFT model with TRL's ``GRPOTrainer``: a group of replies per prompt, the
+group-relative advantage of their rewards, and a KL penalty (``beta``) to a frozen copy of the SFT model
+(the SFT adapter is folded into its base, a new LoRA adapter is trained on top, and the model with that
+adapter disabled is the reference). The result is written as one plain model folder (SFT and RL folded
+in) that :class:`~recai.gen.generate.GenRecommender` and vLLM load. Rollouts are sampled without the
+catalog constraint, so invalid names are seen and penalised; constrained decoding stays an
+inference-time guarantee.
+Checkpoints, resume and the output folder follow :func:`recai.gen.training.train_sft`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from recai.gen.examples import GenData, GenExample
+from recai.gen.generate import Parsed, ReplyParser
+from recai.gen.metrics import compliance
+from recai.gen.models import read_gen_info, save_model_folder
+from recai.gen.tasks import LIST_TASKS, item_values
+from recai.gen.training import WORK_SUFFIX, data_fingerprint, prepare_work_folder, resolve_precision
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    """Weights of the reward terms (see the module docstring)."""
+
+    hit: float = 1.0
+    teacher: float = 0.5
+    invalid: float = 1.0
+    repeat: float = 0.5
+    seen: float = 0.5
+    count: float = 1.0
+    control: float = 1.0
+    empty: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value < 0:
+                raise ValueError(f"RewardConfig.{name} must not be negative, got {value}")
+
+
+def _discount(rank: int) -> float:
+    return float(1.0 / np.log2(rank + 2))
+
+
+class ListReward:
+    """The reward of one reply to one list example, from its parsed names."""
+
+    def __init__(self, parser: ReplyParser, config: RewardConfig | None = None) -> None:
+        self.parser = parser
+        self.catalog = parser.catalog
+        self.config = config or RewardConfig()
+        self._values: dict[str, list[frozenset[str]]] = {}
+
+    def _column(self, name: str) -> list[frozenset[str]]:
+        if name not in self._values:
+            self._values[name] = item_values(self.catalog, name)
+        return self._values[name]
+
+    def _rows(self, ids: Sequence[Any]) -> list[int]:
+        return self.catalog.index_of(list(ids), missing="drop").tolist()
+
+    def terms(self, example: GenExample, parsed: Parsed) -> dict[str, float]:
+        """Each term before weighting (shares and discounts in 0..1)."""
+        if example.k is None:
+            raise ValueError(f"example {example.id} asks for no list (task {example.task})")
+        named = len(parsed.names)
+        seen = set(self._rows(example.seen))
+        distinct = list(dict.fromkeys(p for p in parsed.positions if p is not None))
+        repeats = len([p for p in parsed.positions if p is not None]) - len(distinct)
+        valid = [p for p in distinct if p not in seen]
+        reference = self._rows(example.items)
+        out = {
+            "hit": 0.0,
+            "teacher": 0.0,
+            "invalid": parsed.positions.count(None) / named if named else 0.0,
+            "repeat": repeats / named if named else 0.0,
+            "seen": sum(p in seen for p in distinct) / named if named else 0.0,
+            "count": min(1.0, abs(len(distinct) - example.k) / example.k),
+            "control": 0.0,
+            "empty": float(named == 0),
+        }
+        if example.target is not None:
+            target = self._rows([example.target])
+            if target and target[0] in valid[: example.k]:
+                out["hit"] = _discount(valid.index(target[0]))
+        if valid and reference:
+            rank = {p: i for i, p in enumerate(reference)}
+            out["teacher"] = float(np.mean([_discount(rank[p]) if p in rank else 0.0 for p in valid]))
+        if example.control is not None:
+            column = self._column(example.control.column)
+            out["control"] = 1.0 - compliance([column[p] for p in distinct], example.control)
+        return out
+
+    def __call__(self, example: GenExample, parsed: Parsed) -> float:
+        terms = self.terms(example, parsed)
+        c = self.config
+        return (
+            c.hit * terms["hit"]
+            + c.teacher * terms["teacher"]
+            - c.invalid * terms["invalid"]
+            - c.repeat * terms["repeat"]
+            - c.seen * terms["seen"]
+            - c.count * terms["count"]
+            - c.control * terms["control"]
+            - c.empty * terms["empty"]
+        )
+
+    def items(self, example: GenExample, parsed: Parsed) -> list[float]:
+        """A reward per named item, in order: the hit and teacher credit it earns, minus the penalty it
+        incurs (invalid, repeated, seen, or breaking an in / not-in control)."""
+        c = self.config
+        seen = set(self._rows(example.seen))
+        target = self._rows([example.target]) if example.target is not None else []
+        rank = {p: i for i, p in enumerate(self._rows(example.items))}
+        column = self._column(example.control.column) if example.control is not None else None
+        out: list[float] = []
+        named: set[int] = set()
+        valid_rank = 0
+        for p in parsed.positions:
+            if p is None:
+                out.append(-c.invalid)
+                continue
+            if p in named:
+                out.append(-c.repeat)
+                continue
+            named.add(p)
+            if p in seen:
+                out.append(-c.seen)
+                continue
+            value = c.teacher * (_discount(rank[p]) if p in rank else 0.0)
+            if target and p == target[0] and example.k is not None and valid_rank < example.k:
+                value += c.hit * _discount(valid_rank)
+            if (
+                column is not None
+                and example.control is not None
+                and example.control.mode in ("in", "not_in")
+            ):
+                value -= c.control * (1.0 - compliance([column[p]], example.control))
+            valid_rank += 1
+            out.append(value)
+        return out
+
+
+def reward_function(parser: ReplyParser, config: RewardConfig | None = None) -> Any:
+    """A TRL reward function: reads each completion's token ids, and the example from the ``example``
+    column (its JSON), and returns one reward per completion; logs the mean of each term."""
+    reward = ListReward(parser, config)
+
+    def recai_list_reward(
+        prompts: list[Any],
+        completions: list[Any],
+        completion_ids: list[list[int]],
+        example: list[str],
+        **kwargs: Any,
+    ) -> list[float]:
+        values = []
+        sums: dict[str, float] = {}
+        for ids, raw in zip(completion_ids, example, strict=True):
+            item = GenExample.from_dict(json.loads(raw))
+            body = [t for t in ids if t != parser.tokenizer.eos_token_id]
+            parsed = parser.parse_ids(body)
+            for name, value in reward.terms(item, parsed).items():
+                sums[name] = sums.get(name, 0.0) + value
+            values.append(reward(item, parsed))
+        log_metric = kwargs.get("log_metric")
+        if callable(log_metric) and values:
+            for name, total in sums.items():
+                log_metric(f"reward_terms/{name}", total / len(values))
+        return values
+
+    return recai_list_reward
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """What a GRPO run depends on; stored with the model and checked when a run resumes."""
+
+    sft_model: str = ""  # a folder written by `recai gen train` (adapter or full)
+    tasks: tuple[str, ...] | None = None  # None: every list task in the data
+    max_steps: int = 200
+    batch_size: int = 8  # completions per device and step (a multiple of num_generations)
+    num_generations: int = 4  # replies per prompt, the group GRPO compares
+    max_completion_length: int = 256
+    temperature: float = 1.0
+    learning_rate: float = 1e-5
+    beta: float = 0.04  # KL penalty to the frozen SFT model
+    lora_r: int = 16  # the RL adapter (on the SFT model with its own adapter folded in)
+    lora_alpha: int = 32
+    seed: int = 0
+    save_steps: int = 50
+    save_total_limit: int = 2
+    logging_steps: int = 5
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str | None = None
+    reward: RewardConfig = field(default_factory=RewardConfig)
+
+    def __post_init__(self) -> None:
+        if not self.sft_model:
+            raise ValueError("RLConfig.sft_model: the SFT model folder is required")
+        if self.num_generations < 2:
+            raise ValueError("RLConfig.num_generations: GRPO needs at least 2 replies per prompt")
+        if self.batch_size % self.num_generations:
+            raise ValueError(
+                f"RLConfig.batch_size ({self.batch_size}) must be a multiple of num_generations "
+                f"({self.num_generations})"
+            )
+        if self.max_steps < 1 or self.max_completion_length < 8 or self.beta < 0:
+            raise ValueError(
+                "RLConfig: max_steps >= 1, max_completion_length >= 8 and beta >= 0 are required"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tasks"] = list(self.tasks) if self.tasks is not None else None
+        return data
+
+
+@dataclass
+class RLResult:
+    model_dir: Path
+    steps: int
+    seconds: float
+    prompts: int
+    resumed_from: str | None
+    summary: dict[str, Any]
+
+
+def rl_examples(data: GenData, tasks: Sequence[str] | None = None) -> list[GenExample]:
+    """The training examples GRPO draws prompts from: list tasks only (they have a reward)."""
+    wanted = set(tasks) if tasks is not None else set(LIST_TASKS)
+    unknown = sorted(wanted - set(LIST_TASKS))
+    if unknown:
+        raise ValueError(f"RL needs list tasks; {unknown} have no list reward (list tasks: {LIST_TASKS})")
+    return [e for e in data.train if e.task in wanted and e.k is not None]
+
+
+def _load_policy(config: RLConfig) -> tuple[Any, Any, Any]:
+    """(model, tokenizer, LoRA config): the SFT model with its adapter folded in, and a new adapter.
+
+    TRL's GRPO computes log-probabilities through its own fused LM head, which cannot go through PEFT's
+    trainable-token rows of an SFT adapter; folding the adapter in first avoids that, and makes the
+    reference for the KL penalty exactly the SFT model (the policy with the new adapter disabled).
+    """
+    from peft import LoraConfig
+
+    from recai.gen.models import load_gen_model
+
+    model, tokenizer = load_gen_model(config.sft_model, dtype="float32", merge=True)
+    model.train()
+    lora = LoraConfig(
+        task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear"
+    )
+    return model, tokenizer, lora
+
+
+def train_grpo(
+    data: GenData | str | Path,
+    catalog: Any,
+    output: str | Path,
+    config: RLConfig,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> RLResult:
+    """Optimise the SFT model with GRPO on the list tasks' prompts and write the result to ``output``."""
+    split = data if isinstance(data, GenData) else GenData.load(data)
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} already exists (pass overwrite=True to replace it)")
+    examples = rl_examples(split, config.tasks)
+    if not examples:
+        raise ValueError("no list-task training examples to draw prompts from")
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from accelerate import PartialState
+    from datasets import Dataset as HFDataset
+    from transformers import set_seed
+    from trl import GRPOConfig, GRPOTrainer
+
+    work = output.with_name(output.name + WORK_SUFFIX)
+    identity = {"config": config.to_dict(), "data": data_fingerprint(examples), "examples": len(examples)}
+    state = PartialState()
+    with state.main_process_first():
+        resume_from = prepare_work_folder(work, identity)
+    set_seed(config.seed)
+    model, tokenizer, peft_config = _load_policy(config)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    parser = ReplyParser(tokenizer, catalog)
+    precision = resolve_precision(config.precision, config.device)
+    rows = [{"prompt": e.prompt, "example": json.dumps(e.to_dict(), ensure_ascii=False)} for e in examples]
+    args = GRPOConfig(
+        output_dir=str(work),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        num_generations=config.num_generations,
+        max_completion_length=config.max_completion_length,
+        temperature=config.temperature,
+        learning_rate=config.learning_rate,
+        beta=config.beta,
+        seed=config.seed,
+        data_seed=config.seed,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        logging_steps=config.logging_steps,
+        report_to="none",
+        disable_tqdm=not progress,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=config.device == "cpu",
+        dataloader_pin_memory=torch.cuda.is_available() and config.device != "cpu",
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[reward_function(parser, config.reward)],
+        args=args,
+        train_dataset=HFDataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks) or None,
+    )
+    started = time.perf_counter()
+    outcome = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - started
+    history = trainer.state.log_history
+    sft_info = read_gen_info(config.sft_model)
+    summary = {
+        "base_model": sft_info.get("base_model"),
+        "method": "grpo",
+        "sft_model": str(Path(config.sft_model).resolve()),
+        "sft": {k: sft_info.get(k) for k in ("method", "config", "span")},
+        "span": sft_info.get("span"),
+        "config": config.to_dict(),
+        "data": {
+            "fingerprint": identity["data"],
+            "prompts": len(examples),
+            "meta": split.meta.get("dataset"),
+        },
+        "training": {
+            "steps": int(trainer.state.global_step),
+            "seconds_this_run": round(seconds, 2),
+            "resumed_from": Path(resume_from).name if resume_from else None,
+            "train_loss": float(outcome.training_loss),
+            "reward_curve": [
+                {"step": h["step"], "reward": round(float(h["reward"]), 4)} for h in history if "reward" in h
+            ],
+            "precision": precision,
+            "device": str(next(trainer.model.parameters()).device),
+            "processes": state.num_processes,
+        },
+    }
+    if trainer.is_world_process_zero():
+        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        save_model_folder(merged, tokenizer, output, overwrite=overwrite, extra=summary)
+        shutil.rmtree(work, ignore_errors=True)
+    state.wait_for_everyone()
+    return RLResult(output, summary["training"]["steps"], seconds, len(examples), resume_from, summary)
