@@ -8,9 +8,10 @@ so or ask the user to relax a condition.
 
 from __future__ import annotations
 
+import copy
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,21 @@ class TurnResult:
     trace: dict[str, Any]
 
 
+@dataclass
+class TurnEvent:
+    """What a turn hook sees once a turn is done: the planner's prompt, each plan as the planner wrote it
+    (before the executor added a default rank step), the trace and the result. Tool learning records
+    these as (prompt, plan, outcome) trajectories."""
+
+    session: Session
+    request: str
+    dialogue: str  # the dialogue as the planner saw it (before this turn)
+    planner_messages: list[dict[str, str]]
+    written_plans: list[dict[str, Any]]
+    trace: dict[str, Any]
+    result: TurnResult
+
+
 class TurnStream:
     """Iterate for the reply's text chunks; afterwards ``result`` holds the TurnResult."""
 
@@ -86,9 +102,14 @@ class Agent:
         profile_store: ProfileStore | None = None,
         encoder: Any = None,
         progress: bool = True,
+        planner_llm: ChatModel | None = None,
     ) -> None:
         self.dataset = dataset
         self.llm = llm
+        # a separate (e.g. small, fine-tuned) planner model; the responder and critic keep ``llm``
+        self.planner_llm = planner_llm or llm
+        #: called with a TurnEvent after every turn (trajectory recording, logging); must be thread-safe
+        self.turn_hooks: list[Callable[[TurnEvent], None]] = []
         self.settings = settings or AgentSettings()
         self.tools = {t.name: t for t in (tools or default_tools())}
         self.item_noun = item_noun
@@ -104,7 +125,7 @@ class Agent:
                 schema=plan_schema(list(self.tools.values())), mode="lexical"
             )
         self.planner = Planner(
-            llm,
+            self.planner_llm,
             list(self.tools.values()),
             schema_card=schema_card,
             item_noun=item_noun,
@@ -119,13 +140,19 @@ class Agent:
         cls, name_or_path: str | Dataset = "demo", llm: str | ChatModel | None = None, **kwargs: Any
     ) -> Agent:
         """An agent over a dataset by name or path, with a ChatModel or a model spec (default: $RECAI_LLM
-        or the offline 1.5B model). Demonstrations are picked by embedding similarity."""
+        or the offline 1.5B model). Demonstrations are picked by embedding similarity. ``planner_llm``
+        (a ChatModel or a spec such as ``hf:/path/to/distilled/planner``) plans instead of ``llm``."""
         from recai.agent.planner import plan_schema
         from recai.data import load
         from recai.llm import load_chat_model
 
         dataset = name_or_path if isinstance(name_or_path, Dataset) else load(name_or_path)
         chat = llm if isinstance(llm, ChatModel) else load_chat_model(llm)
+        planner = kwargs.pop("planner_llm", None)
+        if planner is not None and not isinstance(planner, ChatModel):
+            kwargs["planner_llm"] = load_chat_model(planner)
+        elif planner is not None:
+            kwargs["planner_llm"] = planner
         tools = kwargs.pop("tools", None) or default_tools()
         item_noun = kwargs.pop("item_noun", None) or ("films" if dataset.name == "demo" else "items")
         agent = cls(dataset, chat, tools=tools, item_noun=item_noun, **kwargs)
@@ -179,6 +206,7 @@ class Agent:
                 trace["planner_error"] = str(exc)
                 completion = None
         trace["plans"].append(plan)
+        written = [copy.deepcopy(plan)]
         if completion is not None:
             trace["planner_tokens"] = [completion.prompt_tokens, completion.completion_tokens]
         self._apply_feedback(plan, session, trace, ctx)
@@ -190,6 +218,7 @@ class Agent:
                 try:
                     plan, _ = self.planner.replan(messages, plan, failure)
                     trace["plans"].append(plan)
+                    written.append(copy.deepcopy(plan))
                     self._apply_feedback(plan, session, trace, ctx)
                     bus, facts, failure = self._execute(plan, trace, ctx)
                 except SchemaError as exc:
@@ -209,6 +238,7 @@ class Agent:
                             messages, plan, f"the answer was judged wrong: {verdict['problem']}"
                         )
                         trace["plans"].append(plan)
+                        written.append(copy.deepcopy(plan))
                         bus, facts, failure = self._execute(plan, trace, ctx)
                         items, reply_chunks, check = self._prepare_reply(
                             text, dialogue, plan, bus, facts, failure, session
@@ -254,7 +284,12 @@ class Agent:
         trace["latency_s"] = round(time.perf_counter() - started, 3)
         trace["llm_latency_s"] = round(sum(float(v["latency_s"]) for v in trace["llm"].values()), 3)
         trace["items"] = ids
-        return TurnResult(reply=reply, items=ids, trace=trace)
+        result = TurnResult(reply=reply, items=ids, trace=trace)
+        if self.turn_hooks:
+            event = TurnEvent(session, text, dialogue, messages, written, trace, result)
+            for hook in self.turn_hooks:
+                hook(event)
+        return result
 
     # ------------------------------------------------------------ internals
     def _prepare_reply(
@@ -337,6 +372,7 @@ class Agent:
         for number, step in enumerate(plan["steps"], start=1):
             tool = self.tools.get(step.get("tool", ""))
             record: dict[str, Any] = {
+                "plan": len(trace["plans"]),  # which plan of the turn this step belongs to (1 = first)
                 "step": number,
                 "tool": step.get("tool"),
                 "args": step.get("args"),
@@ -363,6 +399,17 @@ class Agent:
             if bus.empty and step.get("tool") != "sql_query":
                 return bus, facts, f"step {number} ({step['tool']}) left no candidates ({result.facts})"
         return bus, facts, None
+
+    def execute_plan(
+        self, plan: dict[str, Any], profile: Profile | None = None
+    ) -> tuple[CandidateBus, list[str], str | None, list[dict[str, Any]]]:
+        """Run a plan against the catalog outside a conversation (no LLM call): the bus, the tool facts,
+        the failure (a tool error or an emptied bus, else None) and the step records. Used to check
+        whether a planner's output is executable."""
+        trace: dict[str, Any] = {"plans": [plan], "steps": []}
+        ctx = self.ctx.for_turn(profile or Profile())
+        bus, facts, failure = self._execute(copy.deepcopy(plan), trace, ctx)
+        return bus, facts, failure, trace["steps"]
 
     def _apply_feedback(
         self, plan: dict[str, Any], session: Session, trace: dict[str, Any], ctx: AgentContext

@@ -1,0 +1,295 @@
+"""`recai agent record | distill | eval-planner`: tool learning from the command line (thin: the work is
+in :mod:`recai.agent.learning`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+agent_app = typer.Typer(
+    help="Tool learning: record a teacher's plans, distil them into a small planner, evaluate planners.",
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def chat_model(spec: str) -> Any:
+    """A ChatModel for a spec; a bare folder means a transformers model folder (a distilled planner)."""
+    from recai.llm import load_chat_model
+
+    if spec == "scripted:stand-in":
+        from recai.serve.stand_in import stand_in_model
+
+        return stand_in_model()
+    if Path(spec).expanduser().is_dir():
+        spec = f"hf:{Path(spec).expanduser()}?dtype=float32"
+    return load_chat_model(spec)
+
+
+def encoder(spec: str | None) -> Any:
+    """The embedder the agent's retrieval tools use (None: the default one, loaded on first use)."""
+    if spec is None:
+        return None
+    from recai.embed import load_encoder
+
+    return load_encoder(spec)
+
+
+def _agent(data: str, llm: Any, encoder_spec: str | None, *, split: bool = False) -> Any:
+    """The agent over ``data``; with ``split`` its resources see only training and validation events,
+    so simulated sessions cannot find the held-out target in the log."""
+    from recai.agent import Agent
+    from recai.data import load
+    from recai.data.splits import leave_one_out
+
+    dataset = load(data)
+    held = None
+    if split:
+        held = leave_one_out(dataset.interactions, min_train=1)
+        dataset = dataset.with_interactions(held.train_and_valid(), note="tool learning: train + valid only")
+    agent = Agent.from_dataset(dataset, llm=llm, progress=False, encoder=encoder(encoder_spec))
+    return agent, held
+
+
+def _fail(exc: BaseException) -> typer.Exit:
+    err.print(f"[red]error:[/] {exc}")
+    return typer.Exit(code=1)
+
+
+def _noun(dataset: Any) -> str:
+    from recai.evaluate.tasks import item_noun
+
+    return item_noun(dataset)
+
+
+@agent_app.command("record")
+def record(
+    data: Annotated[str, typer.Argument(help="Dataset name or folder.")] = "demo",
+    out: Annotated[Path, typer.Option(help="Run folder for the trajectories (resumable).")] = Path(
+        "runs/planner-trajectories"
+    ),
+    teacher: Annotated[str, typer.Option(help="The teacher's model spec.")] = "local:qwen2.5-1.5b-instruct",
+    per_shape: Annotated[int, typer.Option(help="Templated conversations per plan shape.")] = 20,
+    sessions: Annotated[int, typer.Option(help="Simulated-user sessions (0: none).")] = 0,
+    simulator: Annotated[
+        str, typer.Option(help="The user simulator's model spec.")
+    ] = "local:qwen2.5-1.5b-instruct",
+    turns: Annotated[int, typer.Option(help="Turns per simulated session.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the templates and the simulated users.")] = 0,
+    encoder_spec: Annotated[
+        str | None, typer.Option("--encoder", help="Embedder spec for retrieval.")
+    ] = None,
+) -> None:
+    """Record the teacher's planning trajectories on templated requests and simulated sessions."""
+    from recai.agent.learning import record_simulated, record_templates, template_requests
+    from recai.evaluate.conversation import ConversationEvaluator, UserSimulator, build_conversation_samples
+    from recai.evaluate.runs import RunFolder
+
+    config = {"data": data, "teacher": teacher, "simulator": simulator if sessions else None, "seed": seed}
+    config.update(per_shape=per_shape, sessions=sessions, turns=turns, encoder=encoder_spec)
+    config["_volatile"] = ["per_shape", "sessions"]  # more of either extends the run
+    try:
+        run = RunFolder.open(out, task="trajectories", config=config)
+    except (ValueError, FileExistsError) as exc:
+        raise _fail(exc) from None
+    try:
+        agent, split = _agent(data, chat_model(teacher), encoder_spec, split=sessions > 0)
+        requests = template_requests(
+            agent.dataset.catalog, per_shape=per_shape, item_noun=_noun(agent.dataset), seed=seed
+        )
+        n = record_templates(agent, requests, run)
+        m = 0
+        if sessions:
+            sim = UserSimulator(chat_model(simulator), agent.dataset.catalog, item_noun=_noun(agent.dataset))
+            evaluator = ConversationEvaluator(agent.dataset.catalog, sim, max_turns=turns, k=agent.settings.k)
+            samples = build_conversation_samples(split, agent.dataset.catalog, n=sessions, seed=seed)
+            m = record_simulated(agent, evaluator, samples, run)
+    finally:
+        run.close()
+    records = run.records()
+    ok = sum(bool(r["success"]) for r in records)
+    console.print(
+        f"recorded {n} templated and {m} simulated conversations now; {len(records)} in {out}, "
+        f"{ok} successful"
+    )
+
+
+@agent_app.command("distill")
+def distill(
+    runs: Annotated[list[Path], typer.Argument(help="Trajectory run folders from `recai agent record`.")],
+    out: Annotated[Path, typer.Option(help="Folder for the data, the adapter and the planner.")] = Path(
+        "runs/planner-distilled"
+    ),
+    base: Annotated[str, typer.Option(help="The student: a known model or a local folder.")] = (
+        "qwen2.5-0.5b-instruct"
+    ),
+    method: Annotated[str, typer.Option(help="lora or full.")] = "lora",
+    epochs: Annotated[float | None, typer.Option(help="Training epochs.")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after this many steps (overrides epochs).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Examples per step and device.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    lora_r: Annotated[int | None, typer.Option(help="LoRA rank.")] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="Longest example in tokens (longer: dropped).")
+    ] = None,
+    save_steps: Annotated[int | None, typer.Option(help="Checkpoint every this many steps.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")] = None,
+    max_per_shape: Annotated[int | None, typer.Option(help="Cap per plan shape (default 2x median).")] = None,
+    test_share: Annotated[float, typer.Option(help="Held-out share of conversations per shape.")] = 0.2,
+    dedup: Annotated[
+        float, typer.Option(help="Similarity (0-100) above which requests are duplicates.")
+    ] = 95.0,
+    repaired: Annotated[
+        bool, typer.Option(help="Also learn from turns whose replan worked (the working plan).")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of balancing, the split and training.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing result.")] = False,
+) -> None:
+    """Filter the trajectories, fine-tune the student on (planner prompt -> plan JSON), merge."""
+    from recai.agent.learning import build_planner_data, distill_planner, student_config
+    from recai.evaluate.runs import RunFolder
+
+    records = [r for run in runs for r in RunFolder.load(run).records()]
+    data = build_planner_data(
+        records,
+        repaired=repaired,
+        dedup_threshold=dedup,
+        max_per_shape=max_per_shape,
+        test_share=test_share,
+        seed=seed,
+    )
+    counts = Table("plan shape", "train", "held out")
+    for shape, n in sorted(data.counts().items()):
+        counts.add_row(shape, str(n["train"]), str(n["test"]))
+    console.print(counts)
+    console.print(f"filter: {json.dumps(data.meta['filter'])}")
+    try:
+        config = student_config(
+            base_model=base,
+            method=method,
+            epochs=epochs,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            lora_r=lora_r,
+            max_length=max_length,
+            save_steps=save_steps,
+            device=device,
+            seed=seed,
+        )
+        planner = distill_planner(data, out, config, overwrite=overwrite)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+    steps = json.loads((out / "distill.json").read_text())["training"]["steps"]
+    console.print(f"trained {steps} steps; planner written to {planner} (use it as hf:{planner})")
+
+
+@agent_app.command("eval-planner")
+def eval_planner(
+    distilled: Annotated[Path, typer.Argument(help="A folder from `recai agent distill` (held-out plans).")],
+    model: Annotated[
+        list[str],
+        typer.Option(help="NAME=SPEC of a planner to evaluate (repeatable); a SPEC may be a model folder."),
+    ],
+    data: Annotated[str, typer.Option(help="Dataset name or folder the plans were recorded on.")] = "demo",
+    out: Annotated[Path, typer.Option(help="Folder for per-model runs and the summary.")] = Path(
+        "runs/planner-eval"
+    ),
+    limit: Annotated[int | None, typer.Option(help="Evaluate at most this many held-out plans.")] = None,
+    max_tokens: Annotated[int, typer.Option(help="Plan length limit in tokens.")] = 300,
+    sessions: Annotated[int, typer.Option(help="Simulated sessions per planner (0: skip).")] = 0,
+    simulator: Annotated[
+        str, typer.Option(help="The simulator's model spec.")
+    ] = "local:qwen2.5-1.5b-instruct",
+    llm: Annotated[
+        str, typer.Option(help="The responder's model spec in simulated sessions.")
+    ] = "local:qwen2.5-1.5b-instruct",
+    turns: Annotated[int, typer.Option(help="Turns per simulated session.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated users.")] = 0,
+    encoder_spec: Annotated[
+        str | None, typer.Option("--encoder", help="Embedder spec for retrieval.")
+    ] = None,
+) -> None:
+    """Plan validity, exact and step match against held-out teacher plans, and simulated success."""
+    from recai.agent.learning.evaluation import evaluate_planner, simulate_with_planner, summarize_plans
+    from recai.data.atomic import write_text_atomic
+    from recai.evaluate.conversation import (
+        ConversationEvaluator,
+        UserSimulator,
+        build_conversation_samples,
+        summarize_conversations,
+    )
+    from recai.evaluate.runs import RunFolder
+    from recai.gen.examples import GenData
+
+    specs = dict(m.split("=", 1) if "=" in m else (m, m) for m in model)
+    held_out = GenData.load(distilled / "data").test[:limit]
+    if not held_out:
+        raise _fail(ValueError(f"{distilled / 'data'} has no held-out plans"))
+    responder = chat_model(llm) if sessions else None
+    summary: dict[str, Any] = {"data": data, "held_out": len(held_out), "models": {}}
+    agent, split = _agent(
+        data, responder or chat_model("scripted:stand-in"), encoder_spec, split=sessions > 0
+    )
+    for name, spec in specs.items():
+        planner_llm = chat_model(spec)
+        config = {"model": spec, "data": str(distilled), "limit": limit, "max_tokens": max_tokens}
+        run = RunFolder.open(out / name / "plans", task="planner", config=config)
+        try:
+            evaluate_planner(
+                planner_llm,
+                agent,
+                held_out,
+                max_tokens=max_tokens,
+                on_record=run.append,
+                skip_ids=run.done_ids(),
+            )
+        finally:
+            run.close()
+        ids = {e.id for e in held_out}
+        entry: dict[str, Any] = {
+            "spec": spec,
+            "plans": summarize_plans([r for r in run.records() if r["id"] in ids]),
+        }
+        if sessions:
+            sim = UserSimulator(chat_model(simulator), agent.dataset.catalog, item_noun=_noun(agent.dataset))
+            evaluator = ConversationEvaluator(agent.dataset.catalog, sim, max_turns=turns, k=agent.settings.k)
+            samples = build_conversation_samples(split, agent.dataset.catalog, n=sessions, seed=seed)
+            conf = {"model": spec, "simulator": simulator, "responder": llm, "turns": turns, "seed": seed}
+            conv = RunFolder.open(out / name / "sessions", task="conversation", config=conf)
+            try:
+                simulate_with_planner(
+                    agent, planner_llm, evaluator, samples, on_record=conv.append, skip_ids=conv.done_ids()
+                )
+            finally:
+                conv.close()
+            sample_ids = {s.id for s in samples}
+            records = [r for r in conv.records() if r["id"] in sample_ids]
+            entry["simulated"] = summarize_conversations(records, turns, agent.settings.k)
+        summary["models"][name] = entry
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    table = Table("planner", "schema valid", "executable", "exact", "tools", "step F1", "simulated success")
+    for name, entry in summary["models"].items():
+        p = entry["plans"]
+        sim_rate = entry.get("simulated")
+        rate = f"{sim_rate['successes']}/{sim_rate['sessions']}" if sim_rate else "-"
+        table.add_row(
+            name,
+            f"{p['schema_valid']:.2f}",
+            f"{p['executable']:.2f}",
+            f"{p['exact']:.2f}",
+            f"{p['tools']:.2f}",
+            f"{p['step_f1']:.2f}",
+            rate,
+        )
+    console.print(table)
+    console.print(f"summary written to {out / 'summary.json'}")

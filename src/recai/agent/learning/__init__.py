@@ -1,0 +1,47 @@
+"""Tool learning: record a strong planner's trajectories, keep the good ones, distil them into a small
+model, and measure how well it plans (see docs/agent.md, "Tool learning")."""
+
+from recai.agent.learning.dataset import (
+    PlanPair,
+    balance,
+    build_planner_data,
+    deduplicate,
+    plan_shape,
+    split_pairs,
+    training_pairs,
+)
+from recai.agent.learning.distill import DEFAULT_CONFIG, distill_planner, student_config
+from recai.agent.learning.evaluation import (
+    compare_plans,
+    evaluate_plan,
+    evaluate_planner,
+    simulate_with_planner,
+    summarize_plans,
+)
+from recai.agent.learning.requests import SHAPES, TemplateRequest, check_turn, template_requests
+from recai.agent.learning.trajectories import TurnRecorder, record_simulated, record_templates
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "SHAPES",
+    "PlanPair",
+    "TemplateRequest",
+    "TurnRecorder",
+    "balance",
+    "build_planner_data",
+    "check_turn",
+    "compare_plans",
+    "deduplicate",
+    "distill_planner",
+    "evaluate_plan",
+    "evaluate_planner",
+    "plan_shape",
+    "record_simulated",
+    "record_templates",
+    "simulate_with_planner",
+    "split_pairs",
+    "student_config",
+    "summarize_plans",
+    "template_requests",
+    "training_pairs",
+]

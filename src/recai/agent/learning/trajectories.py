@@ -1,0 +1,186 @@
+"""Planning trajectories: what the planner saw, what it wrote, what happened, and whether it worked.
+
+A trajectory record is one conversation (a templated request or a simulated session), appended to a
+:class:`~recai.evaluate.runs.RunFolder` (``records.jsonl``, flushed and fsync'd per record; a rerun with
+the same config skips the done ones, so recording resumes). Each record holds its turns:
+
+- ``request``, ``dialogue`` and ``messages`` (the planner prompt exactly as the planner model got it);
+- ``plans``: every plan the planner wrote in that turn (the first, and a replan if any), as written,
+  each with the ``error`` its execution ran into (a tool error or an emptied bus; None when it ran);
+- ``planner_error`` (the planner's output failed the schema), ``intent``, ``items``;
+- ``success``: for a templated turn, its declarative check held; for a simulated session, the simulated
+  user found the target in that session.
+
+:class:`TurnRecorder` is an agent turn hook, so any agent (the CLI chat, the server) can log its turns
+the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from recai.agent.agent import Agent, TurnEvent
+from recai.agent.learning.requests import TemplateRequest, check_turn
+from recai.data.errors import plain_value
+from recai.evaluate.conversation import AgentSystem, ConversationEvaluator, ConversationSample
+from recai.evaluate.runs import RunFolder
+
+
+def plan_errors(trace: dict[str, Any]) -> list[str | None]:
+    """For each plan of a turn, why its execution failed (None when it ran through)."""
+    out: list[str | None] = []
+    for number in range(1, len(trace.get("plans", [])) + 1):
+        steps = [s for s in trace.get("steps", []) if s.get("plan") == number]
+        error = next((f"step {s['step']} ({s['tool']}): {s['error']}" for s in steps if "error" in s), None)
+        if error is None and steps:
+            last = steps[-1]
+            if last.get("output_size") == 0 and last.get("tool") != "sql_query":
+                error = f"step {last['step']} ({last['tool']}) left no candidates"
+        out.append(error)
+    if trace.get("planner_error") and out:
+        out[-1] = out[-1] or f"planner: {trace['planner_error']}"
+    return out
+
+
+def turn_record(event: TurnEvent) -> dict[str, Any]:
+    """The JSON form of one turn for the trajectory log."""
+    trace = event.trace
+    errors = plan_errors(trace)
+    if trace.get("planner_error") and len(event.written_plans) == 1 and not trace.get("replans"):
+        errors = [f"planner: {trace['planner_error']}"]  # the first plan was a fallback, not the model's
+    return {
+        "request": event.request,
+        "dialogue": event.dialogue,
+        "messages": event.planner_messages,
+        "plans": [
+            {"plan": plan, "error": errors[i] if i < len(errors) else None}
+            for i, plan in enumerate(event.written_plans)
+        ],
+        "planner_error": trace.get("planner_error"),
+        "replans": trace.get("replans", 0),
+        "intent": trace["plans"][-1]["intent"] if trace.get("plans") else None,
+        "items": [plain_value(i) for i in event.result.items],
+        "latency_s": trace.get("latency_s"),
+    }
+
+
+class TurnRecorder:
+    """An agent turn hook that collects turn records; ``take()`` hands them over and starts afresh.
+
+    ``sink`` (optional) receives every turn record at once instead, for logging a live agent."""
+
+    def __init__(self, sink: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.sink = sink
+        self._turns: list[tuple[TurnEvent, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: TurnEvent) -> None:
+        record = turn_record(event)
+        if self.sink is not None:
+            self.sink(record)
+            return
+        with self._lock:
+            self._turns.append((event, record))
+
+    def take(self) -> list[tuple[TurnEvent, dict[str, Any]]]:
+        with self._lock:
+            turns, self._turns = self._turns, []
+        return turns
+
+
+def _attached(agent: Agent) -> TurnRecorder:
+    recorder = TurnRecorder()
+    agent.turn_hooks.append(recorder)
+    return recorder
+
+
+def record_templates(
+    agent: Agent,
+    requests: Sequence[TemplateRequest],
+    run: RunFolder,
+    *,
+    progress: bool = True,
+) -> int:
+    """Run each templated conversation on a fresh session and append its trajectory; returns how many
+    were recorded now (done ones are skipped)."""
+    from tqdm.auto import tqdm
+
+    done = run.done_ids()
+    todo = [r for r in requests if f"template:{r.id}" not in done]
+    recorder = _attached(agent)
+    try:
+        for request in tqdm(todo, desc="templated requests", unit="conversation", disable=not progress):
+            session = agent.session()
+            turns = []
+            for turn in request.turns:
+                result = agent.chat(session, turn.text)
+                (event, record), *_ = recorder.take()
+                record["success"] = check_turn(turn.check, agent.dataset.catalog, event.trace, result.items)
+                turns.append(record)
+            success = all(t["success"] for t in turns)
+            run.append(
+                {
+                    "id": f"template:{request.id}",
+                    "source": "template",
+                    "shape": request.shape,
+                    "teacher": agent.planner_llm.name,
+                    "turns": turns,
+                    "success": success,
+                    "scores": {"success": float(success)},
+                }
+            )
+    finally:
+        agent.turn_hooks.remove(recorder)
+    return len(todo)
+
+
+def record_simulated(
+    agent: Agent,
+    evaluator: ConversationEvaluator,
+    samples: Sequence[ConversationSample],
+    run: RunFolder,
+    *,
+    progress: bool = True,
+) -> int:
+    """Simulated-user sessions with the evaluator's :class:`UserSimulator` (the agent as the system
+    under test); every turn of a session is marked with that session's success."""
+    recorder = _attached(agent)
+    system = AgentSystem(agent)
+
+    def one(sample: ConversationSample) -> dict[str, Any]:
+        recorder.take()
+        session = evaluator.run_session(system, sample)
+        success = session["success_turn"] is not None
+        turns = [record for _, record in recorder.take()]
+        for record in turns:
+            record["success"] = success
+        return {
+            "id": f"simulated:{sample.id}",
+            "source": "simulator",
+            "shape": None,
+            "teacher": agent.planner_llm.name,
+            "turns": turns,
+            "success": success,
+            "target": session["target"],
+            "errors": session["errors"],
+            "scores": {"success": float(success)},
+        }
+
+    from recai.evaluate.generative import evaluate_pending
+
+    done = {f"{s.id}" for s in samples if f"simulated:{s.id}" in run.done_ids()}
+    try:
+        records = evaluate_pending(
+            samples,
+            one,
+            desc="simulated sessions",
+            unit="session",
+            on_record=run.append,
+            skip_ids=done,
+            progress=progress,
+        )
+    finally:
+        agent.turn_hooks.remove(recorder)
+    return len(records)
