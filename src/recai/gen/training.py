@@ -175,7 +175,7 @@ def _lora_model(model: Any, config: SFTConfig, token_ids: list[int]) -> Any:
         lora_alpha=config.lora_alpha,
         lora_dropout=config.lora_dropout,
         target_modules=list(config.target_modules) if config.target_modules else "all-linear",
-        trainable_token_indices=trainable,
+        trainable_token_indices=trainable if token_ids else None,  # none: the vocabulary rows stay frozen
     )
     return get_peft_model(model, lora)
 

@@ -1,0 +1,31 @@
+"""RecExplainer: an LLM aligned to a recommender model (behaviour, intention, hybrid) so it can explain it.
+
+- :mod:`recai.explain.target`: the frozen target recommender (SASRec, ALS, BPR) and its vectors;
+- :mod:`recai.explain.tasks`: alignment data labelled by running the target;
+- :mod:`recai.explain.render`: users and items as text, as embedding placeholders, or both;
+- :mod:`recai.explain.model` and :mod:`recai.explain.training`: LoRA + projectors, trained and loaded;
+- :mod:`recai.explain.evaluation`: alignment metrics per task and judged explanations.
+
+Modules import torch and transformers only when they need them (``model`` and ``training`` do).
+"""
+
+from recai.explain.examples import ExplainData, ExplainExample, read_examples, write_examples
+from recai.explain.render import ITEM_TOKEN, MODES, USER_TOKEN, Renderer
+from recai.explain.target import TargetModel, fit_target
+from recai.explain.tasks import TASKS, ExplainTaskBuilder, build_explain_data
+
+__all__ = [
+    "ITEM_TOKEN",
+    "MODES",
+    "TASKS",
+    "USER_TOKEN",
+    "ExplainData",
+    "ExplainExample",
+    "ExplainTaskBuilder",
+    "Renderer",
+    "TargetModel",
+    "build_explain_data",
+    "fit_target",
+    "read_examples",
+    "write_examples",
+]

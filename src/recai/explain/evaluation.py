@@ -1,0 +1,313 @@
+"""How well an explainer mimics its target model (alignment metrics per task), and judged explanations.
+
+Alignment metrics, each scored on the test examples of one task against what the *target model* did:
+
+- retrieval: ``retrieval_hit@5``, ``retrieval_ndcg@5``: the target's top-1 among the reply's first 5
+  valid items;
+- ranking: ``ranking_ndcg``: NDCG of the reply's order of the shown items, gain = how high the target
+  put each;
+- classification: ``classification_accuracy``: the reply's first yes / no equals the target's side;
+- item_title: ``title_accuracy``: the reply grounds to the item whose vector was shown;
+- item_similar: ``similar_overlap``: share of the target's nearest items that the reply names;
+- history: ``history_coverage``: share of the user's history that the reply names.
+
+A reply that names nothing scores 0. Replies are parsed like every other list answer in recai
+(:func:`recai.evaluate.parsing.parse_item_list`) and grounded in the catalog. Opaque tasks
+(``item_title``, ``history``) have no behaviour-mode version, so text-only systems (behaviour mode, the
+un-aligned base model) have no value for them.
+
+Explanations: :func:`why_cases` picks (user, item) pairs from test users, half from the target's top
+share and half from its bottom share; :func:`decision_facts` states what the target actually did (rank,
+score, side) and the item's catalog facts, which the evaluator's :class:`~recai.evaluate.judge.PairwiseJudge`
+receives as ground truth when it compares two systems' explanations.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recai.data.errors import plain_value
+from recai.evaluate.generative import single_target_scores
+from recai.evaluate.parsing import ListGrounder, parse_item_list
+from recai.explain.examples import ExplainExample, item_slot, user_slot
+from recai.explain.render import Renderer
+from recai.explain.tasks import TEST_TASKS
+from recai.llm.prompting import render_prompt
+
+METRICS: dict[str, tuple[str, ...]] = {
+    "retrieval": ("retrieval_hit@5", "retrieval_ndcg@5"),
+    "ranking": ("ranking_ndcg",),
+    "classification": ("classification_accuracy",),
+    "item_title": ("title_accuracy",),
+    "item_similar": ("similar_overlap",),
+    "history": ("history_coverage",),
+}
+_YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+
+
+def token_budget(task: str, k: int = 5) -> int:
+    """New tokens enough for a task's answer: a word for classification, a title, or a list."""
+    if task == "classification":
+        return 4
+    if task == "item_title":
+        return 32
+    return 16 + 24 * k
+
+
+def ranking_ndcg(reply_order: Sequence[Any], target_order: Sequence[Any]) -> float:
+    """NDCG of ``reply_order`` with gain n - rank in ``target_order`` (items not in it gain nothing)."""
+    n = len(target_order)
+    gain = {item: float(n - r) for r, item in enumerate(target_order)}
+    dcg = sum(gain.get(item, 0.0) / math.log2(i + 2) for i, item in enumerate(reply_order[:n]))
+    ideal = sum(float(n - r) / math.log2(r + 2) for r in range(n))
+    return dcg / ideal if ideal > 0 else 0.0
+
+
+class AlignmentScorer:
+    """Scores one reply to one test example (see the module's list)."""
+
+    def __init__(self, catalog: Any) -> None:
+        self.catalog = catalog
+        self.grounder = ListGrounder(catalog)
+
+    def _items(
+        self, reply: str, *, candidates: Sequence[Any] | None = None, seen: Sequence[Any] = ()
+    ) -> list[Any]:
+        names = parse_item_list(reply)
+        grounded = self.grounder.ground(names, candidates=list(candidates) if candidates else None, seen=seen)
+        return [plain_value(i) for i in grounded.items]
+
+    def score(self, example: ExplainExample, reply: str) -> dict[str, float]:
+        task = example.task
+        if task == "retrieval":
+            items = self._items(reply, seen=example.history)
+            s = single_target_scores(items, example.items[0], [5])
+            return {"retrieval_hit@5": s["hit@5"], "retrieval_ndcg@5": s["ndcg@5"]}
+        if task == "ranking":
+            items = self._items(reply, candidates=example.candidates)
+            return {"ranking_ndcg": ranking_ndcg(items, list(example.items))}
+        if task == "classification":
+            found = _YES_NO.search(reply)
+            said = found.group(1).lower() if found else None
+            return {"classification_accuracy": float(said == example.label)}
+        if task == "item_title":
+            first = reply.strip().splitlines()[0] if reply.strip() else ""
+            grounded = self.catalog.ground(first).item_id if first else None
+            return {
+                "title_accuracy": float(grounded is not None and plain_value(grounded) == example.items[0])
+            }
+        if task == "item_similar":
+            items = set(self._items(reply))
+            return {"similar_overlap": len(items & set(example.items)) / max(1, len(example.items))}
+        if task == "history":
+            items = set(self._items(reply))
+            return {"history_coverage": len(items & set(example.items)) / max(1, len(set(example.items)))}
+        raise ValueError(f"task '{task}' has no alignment metric (scored tasks: {', '.join(TEST_TASKS)})")
+
+
+def evaluate_alignment(
+    explainer: Any,
+    examples: Sequence[ExplainExample],
+    *,
+    mode: str | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    skip_ids: set[str] | frozenset[str] = frozenset(),
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """One scored record per test example the explainer's mode applies to (and not in ``skip_ids``)."""
+    from tqdm.auto import tqdm
+
+    renderer = Renderer(explainer.catalog, mode or explainer.mode)
+    scorer = AlignmentScorer(explainer.catalog)
+    pending = [e for e in examples if e.id not in skip_ids and renderer.applies(e) and e.task in METRICS]
+    records: list[dict[str, Any]] = []
+    by_task: dict[str, list[ExplainExample]] = {}
+    for e in pending:
+        by_task.setdefault(e.task, []).append(e)
+    bar = tqdm(total=len(pending), desc=f"aligning ({explainer.name})", unit="sample", disable=not progress)
+    for task, group in by_task.items():
+        k = max((len(e.items) for e in group), default=5)
+        for lo in range(0, len(group), batch_size):
+            batch = group[lo : lo + batch_size]
+            rendered = [renderer.render(e, with_answer=False) for e in batch]
+            replies = explainer.generate(
+                rendered, max_new_tokens=token_budget(task, k), batch_size=batch_size
+            )
+            for example, reply in zip(batch, replies, strict=True):
+                record = {
+                    "id": example.id,
+                    "task": task,
+                    "reply": reply,
+                    "scores": scorer.score(example, reply),
+                }
+                records.append(record)
+                if on_record is not None:
+                    on_record(record)
+            bar.update(len(batch))
+    bar.close()
+    return records
+
+
+def alignment_metrics(records: Sequence[dict[str, Any]], *, seed: int = 0) -> dict[str, Any]:
+    """A metrics.json document: one mean and interval per metric (each metric belongs to one task)."""
+    from recai.evaluate.report import metrics_document
+
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["task"]] = counts.get(r["task"], 0) + 1
+    return metrics_document("explain", records, seed=seed, extra={"tasks": counts})
+
+
+def run_alignment(
+    explainer: Any,
+    examples: Sequence[ExplainExample],
+    folder: str | Path,
+    *,
+    run_config: dict[str, Any] | None = None,
+    batch_size: int = 8,
+    resume: bool = True,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate into a resumable run folder (:class:`recai.evaluate.runs.RunFolder`); the metrics document."""
+    from recai.evaluate.runs import RunFolder
+
+    config = {"system": {"name": explainer.name, "mode": explainer.mode}, **(run_config or {})}
+    with RunFolder.open(folder, task="explain", config=config, resume=resume, overwrite=overwrite) as run:
+        evaluate_alignment(
+            explainer,
+            examples,
+            on_record=run.append,
+            skip_ids=run.done_ids(),
+            batch_size=batch_size,
+            progress=progress,
+        )
+        wanted = {e.id for e in examples}
+        metrics = alignment_metrics([r for r in run.records() if r["id"] in wanted])
+        run.write_metrics(metrics)
+        run.write_report()
+    return metrics
+
+
+# ------------------------------------------------------------------ explanations
+@dataclass(frozen=True)
+class WhyCase:
+    """A user (by history) and an item the target ranks high or low for them."""
+
+    id: str
+    user: Any
+    history: tuple[Any, ...]
+    item: Any
+
+    def example(self, noun: str = "item") -> ExplainExample:
+        """The question as an example without an answer slot filled (a placeholder answer is dropped)."""
+        prompt = render_prompt(
+            "why",
+            package="recai.explain",
+            user=user_slot(),
+            item=item_slot(self.item),
+            noun=noun,
+            nouns=f"{noun}s",
+        )
+        return ExplainExample(
+            id=self.id,
+            task="why",
+            messages=({"role": "user", "content": prompt}, {"role": "assistant", "content": "-"}),
+            user=self.user,
+            history=self.history,
+            items=(self.item,),
+        )
+
+
+def why_cases(
+    examples: Sequence[ExplainExample],
+    target: Any,
+    catalog: Any,
+    *,
+    n: int = 20,
+    top_share: float = 0.1,
+    seed: int = 0,
+) -> list[WhyCase]:
+    """``n`` cases from distinct test users: alternately a top-share and a bottom-half item."""
+    rng = np.random.default_rng(seed)
+    users: dict[Any, tuple[Any, ...]] = {}
+    for e in examples:
+        if e.user is not None and e.history:
+            users.setdefault(e.user, e.history)
+    cases: list[WhyCase] = []
+    for i, (user, history) in enumerate(list(users.items())[:n]):
+        positions = [int(p) for p in catalog.index_of(list(history))]
+        ranking = target.ranking(positions)
+        n_top = max(1, int(len(ranking) * top_share))
+        pool = ranking[:n_top] if i % 2 == 0 else ranking[len(ranking) // 2 :]
+        item = plain_value(catalog.ids[int(pool[int(rng.integers(len(pool)))])])
+        cases.append(WhyCase(f"why-{i:04d}", user, tuple(history), item))
+    return cases
+
+
+def decision_facts(
+    target: Any, catalog: Any, history: Sequence[Any], item: Any, *, top_share: float = 0.1
+) -> str:
+    """What the target model did for this user and item, and the item's catalog facts (for the judge)."""
+    positions = [int(p) for p in catalog.index_of(list(history))]
+    position = int(catalog.index_of([item])[0])
+    ranking = [int(p) for p in target.ranking(positions)]
+    rank = ranking.index(position) + 1 if position in ranking else None
+    n = len(ranking)
+    if rank is None:
+        decision = "The item is already in the user's history, so the recommender does not rank it."
+    else:
+        side = "would recommend it" if rank <= max(1, int(n * top_share)) else "would not recommend it"
+        decision = f"The recommender ranks this item {rank} of {n} for this user, so it {side}."
+    top = ", ".join(catalog.display_title(p) for p in ranking[:3])
+    history_titles = "; ".join(catalog.display_title(p) for p in positions)
+    return (
+        f"{decision}\nIts top 3 for this user: {top}.\nThe user's history (oldest first): {history_titles}.\n"
+        f"The item: {catalog.render(position, by_position=True, max_chars=400)}"
+    )
+
+
+def explain_cases(
+    explainer: Any, cases: Sequence[WhyCase], *, noun: str = "item", max_new_tokens: int = 128
+) -> list[str]:
+    """Each case's explanation by ``explainer`` in its own mode."""
+    renderer = Renderer(explainer.catalog, explainer.mode)
+    rendered = [renderer.render(c.example(noun), with_answer=False) for c in cases]
+    return explainer.generate(rendered, max_new_tokens=max_new_tokens)
+
+
+def judge_explanations(
+    cases: Sequence[WhyCase],
+    answers_a: Sequence[str],
+    answers_b: Sequence[str],
+    judge: Any,
+    target: Any,
+    catalog: Any,
+    *,
+    noun: str = "item",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Pairwise verdicts (A against B) with the target's decision and the item facts given to the judge."""
+    from recai.evaluate.judge import JudgeItem, evaluate_pairwise, summarize_verdicts
+
+    behaviour = Renderer(catalog, "behaviour")
+    items = [
+        JudgeItem(
+            id=c.id,
+            prompt=behaviour.render(c.example(noun), with_answer=False).messages[-1]["content"],
+            answer_a=a,
+            answer_b=b,
+            facts=decision_facts(target, catalog, c.history, c.item),
+        )
+        for c, a, b in zip(cases, answers_a, answers_b, strict=True)
+    ]
+    verdicts = evaluate_pairwise(items, judge, progress=progress)
+    return {"summary": summarize_verdicts(verdicts), "verdicts": [v.as_record() for v in verdicts]}

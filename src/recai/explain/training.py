@@ -1,0 +1,328 @@
+"""Training an explainer in one of the three modes: LoRA on the LM, plus the projectors in intention and
+hybrid modes. The target recommender and the LM's embedding matrix and head stay frozen.
+
+Reuses the gen pillar's recipe (:mod:`recai.gen.training`): the same :class:`~recai.gen.training.SFTConfig`
+for the LM side, loss on assistant tokens read off the chat template (:func:`recai.gen.chat.encode_chat`),
+examples longer than ``max_length`` dropped and counted, dynamic padding, the Hugging Face ``Trainer``
+(seeded, progress, ``accelerate launch`` for several GPUs), checkpoints in ``OUTPUT.work/`` that a rerun
+with the same data and config resumes from. Checkpoints hold only what training changes (LoRA and
+projector weights), never the frozen base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recai.data.atomic import atomic_directory
+from recai.explain.examples import CATALOG_DIR, ExplainData, ExplainExample, save_catalog
+from recai.explain.model import (
+    EXPLAIN_FILE,
+    PROJECTORS_FILE,
+    TARGET_DIR,
+    ExplainerModel,
+    add_placeholder_tokens,
+    batch_vectors,
+    projector_dims,
+)
+from recai.explain.render import Renderer, check_mode, uses_embeddings
+from recai.gen.chat import encode_chat
+from recai.gen.training import (
+    WORK_SUFFIX,
+    PadCollator,
+    SFTConfig,
+    _lora_model,
+    prepare_work_folder,
+    resolve_precision,
+)
+
+CHECKPOINT_FILE = "explainer_trainable.safetensors"
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    """The mode, the projectors' hidden size, and the LM recipe (``sft``: LoRA only)."""
+
+    mode: str = "hybrid"
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    projector_hidden: int | None = None  # None: the LLM's hidden size
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        if self.sft.method != "lora":
+            raise ValueError(
+                "the explainer trains a LoRA adapter (the embedding matrix and head stay frozen)"
+            )
+        if self.projector_hidden is not None and self.projector_hidden < 1:
+            raise ValueError("projector_hidden must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.sft.to_dict(), "mode": self.mode, "projector_hidden": self.projector_hidden}
+
+
+@dataclass
+class ExplainResult:
+    model_dir: Path
+    steps: int
+    seconds: float
+    examples: int
+    resumed_from: str | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def fingerprint(examples: Sequence[ExplainExample]) -> str:
+    digest = hashlib.sha256()
+    for e in examples:
+        digest.update(json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False).encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
+class ExplainCollator(PadCollator):
+    """Pads ids and labels (the gen collator) and adds the batch's user and item vectors in order."""
+
+    def __init__(self, pad_id: int, target: Any, item_table: np.ndarray) -> None:
+        super().__init__(pad_id)
+        self.target = target
+        self.item_table = item_table
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = super().__call__(rows)
+        users, items = batch_vectors(self.target, [r["rendered"] for r in rows], self.item_table)
+        if users is not None:
+            batch["user_vectors"] = users
+        if items is not None:
+            batch["item_vectors"] = items
+        return batch
+
+
+def encode(
+    examples: Sequence[ExplainExample],
+    renderer: Renderer,
+    tokenizer: Any,
+    *,
+    max_length: int,
+    ids: tuple[int, int],
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Rendered, tokenised rows (loss on assistant tokens) and counts of what was dropped and why."""
+    rows: list[dict[str, Any]] = []
+    dropped = {"too_long": 0, "no_answer_tokens": 0, "not_in_mode": 0}
+    for example in examples:
+        if not renderer.applies(example):
+            dropped["not_in_mode"] += 1
+            continue
+        rendered = renderer.render(example)
+        encoded = encode_chat(tokenizer, rendered.messages)
+        users = sum(1 for t in encoded.input_ids if t == ids[0])
+        items = sum(1 for t in encoded.input_ids if t == ids[1])
+        if (users, items) != (len(rendered.users), len(rendered.items)):
+            raise ValueError(
+                f"example {example.id}: the chat has {users} user and {items} item placeholders after "
+                f"tokenisation, the example fills {len(rendered.users)} and {len(rendered.items)}"
+            )
+        if len(encoded) > max_length:
+            dropped["too_long"] += 1
+        elif encoded.assistant_tokens == 0:
+            dropped["no_answer_tokens"] += 1
+        else:
+            rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels, "rendered": rendered})
+    return rows, dropped
+
+
+def _trainer_class() -> type:
+    """A Trainer whose checkpoints hold only the trainable weights (LoRA and projectors)."""
+    from safetensors.torch import load_file, save_file
+    from transformers import Trainer
+
+    class ExplainTrainer(Trainer):
+        def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+            output_dir = output_dir or self.args.output_dir
+            if not self.args.should_save:
+                return
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            model = self.accelerator.unwrap_model(self.model)
+            save_file(
+                model.trainable_state(), str(Path(output_dir) / CHECKPOINT_FILE), metadata={"format": "pt"}
+            )
+
+        def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+            model = self.accelerator.unwrap_model(model or self.model)
+            state = load_file(str(Path(resume_from_checkpoint) / CHECKPOINT_FILE))
+            missing = sorted(set(model.trainable_state()) - set(state))
+            if missing:
+                raise ValueError(f"{resume_from_checkpoint} lacks trainable weights {missing[:3]}")
+            model.load_state_dict(state, strict=False)
+
+    return ExplainTrainer
+
+
+def train_explainer(
+    data: ExplainData | str | Path,
+    output: str | Path,
+    config: ExplainConfig | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> ExplainResult:
+    """Align ``config.sft.base_model`` to the data's target model in ``config.mode`` and save it.
+
+    The result folder holds the LoRA adapter (no embedding matrix), the projectors, the tokenizer with
+    the placeholder tokens, a copy of the target model and ``recai_explain.json``.
+    """
+    config = config or ExplainConfig()
+    sft = config.sft
+    split = data if isinstance(data, ExplainData) else ExplainData.load(data)
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} already exists (pass overwrite=True to replace it)")
+    if split.target is None:
+        raise ValueError("the data has no target model")
+    examples = [e for e in split.train if sft.tasks is None or e.task in sft.tasks]
+    if not examples:
+        raise ValueError("no training examples")
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from accelerate import PartialState
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
+
+    from recai.gen.models import resolve_base
+
+    target = split.target
+    target.freeze()
+    work = output.with_name(output.name + WORK_SUFFIX)
+    identity = {"config": config.to_dict(), "data": fingerprint(examples), "examples": len(examples)}
+    state = PartialState()
+    with state.main_process_first():
+        resume_from = prepare_work_folder(work, identity)
+
+    set_seed(sft.seed)
+    precision = resolve_precision(sft.precision, sft.device)
+    base_path = resolve_base(sft.base_model, progress=progress)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    load_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    lm = AutoModelForCausalLM.from_pretrained(base_path, dtype=load_dtype)
+    ids = add_placeholder_tokens(tokenizer, lm)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if split.catalog is None:
+        raise ValueError("the data has no catalog")
+    renderer = Renderer(split.catalog, config.mode)
+    rows, dropped = encode(examples, renderer, tokenizer, max_length=sft.max_length, ids=ids)
+    if not rows:
+        raise ValueError(f"every training example was dropped ({dropped})")
+    lm = _lora_model(lm, sft, [])
+    dims = projector_dims(target, config.mode, config.projector_hidden)
+    model = ExplainerModel(
+        lm,
+        user_token_id=ids[0],
+        item_token_id=ids[1],
+        user_dim=dims["user"],
+        item_dim=dims["item"],
+        projector_hidden=config.projector_hidden,
+    )
+    if sft.gradient_checkpointing:
+        lm.gradient_checkpointing_enable()
+        lm.enable_input_require_grads()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+
+    args = TrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=sft.epochs,
+        max_steps=sft.max_steps,
+        per_device_train_batch_size=sft.batch_size,
+        gradient_accumulation_steps=sft.grad_accum,
+        learning_rate=sft.learning_rate,
+        warmup_steps=sft.warmup,
+        weight_decay=sft.weight_decay,
+        seed=sft.seed,
+        data_seed=sft.seed,
+        save_strategy="steps",
+        save_steps=sft.save_steps,
+        save_total_limit=sft.save_total_limit,
+        logging_steps=sft.logging_steps,
+        report_to="none",
+        disable_tqdm=not progress,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=sft.device == "cpu",
+        dataloader_pin_memory=torch.cuda.is_available() and sft.device != "cpu",
+        remove_unused_columns=False,
+    )
+    collator = ExplainCollator(int(tokenizer.pad_token_id), target, target.item_vectors())
+    trainer = _trainer_class()(
+        model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=list(callbacks) or None
+    )
+    started = time.perf_counter()
+    outcome = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - started
+    history = trainer.state.log_history
+    summary = {
+        "name": f"explainer-{config.mode}",
+        "mode": config.mode,
+        "base_model": sft.base_model,
+        "base_model_path": str(base_path.resolve()),
+        "config": config.to_dict(),
+        "dims": dims,
+        "placeholders": {"user": ids[0], "item": ids[1]},
+        "target": target.name,
+        "data": {
+            "fingerprint": identity["data"],
+            "meta": {k: split.meta.get(k) for k in ("dataset", "target", "tasks", "seed", "noun", "k")},
+            "examples": len(examples),
+            "encoded": len(rows),
+            "dropped": dropped,
+            "tokens": sum(len(r["input_ids"]) for r in rows),
+        },
+        "training": {
+            "steps": int(trainer.state.global_step),
+            "seconds_this_run": round(seconds, 2),
+            "tokens_per_second": round(collator.tokens / seconds, 1) if seconds > 0 else None,
+            "resumed_from": Path(resume_from).name if resume_from else None,
+            "train_loss": float(outcome.training_loss),
+            "loss_curve": [
+                {"step": h["step"], "loss": round(float(h["loss"]), 4)} for h in history if "loss" in h
+            ],
+            "trainable_parameters": trainable,
+            "parameters": total,
+            "precision": precision,
+            "processes": state.num_processes,
+        },
+    }
+    if trainer.is_world_process_zero():
+        from safetensors.torch import save_file
+
+        with atomic_directory(output, overwrite=overwrite) as tmp:
+            model.lm.save_pretrained(str(tmp), save_embedding_layers=False)
+            if uses_embeddings(config.mode):
+                save_file(model.projector_state(), str(tmp / PROJECTORS_FILE), metadata={"format": "pt"})
+            tokenizer.save_pretrained(str(tmp))
+            target.save(tmp / TARGET_DIR)
+            save_catalog(split.catalog, tmp / CATALOG_DIR)
+            (tmp / EXPLAIN_FILE).write_text(
+                json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
+            )
+        shutil.rmtree(work, ignore_errors=True)
+    state.wait_for_everyone()
+    return ExplainResult(output, summary["training"]["steps"], seconds, len(rows), resume_from, summary)
+
+
+def config_from_dict(data: dict[str, Any]) -> ExplainConfig:
+    """The inverse of :meth:`ExplainConfig.to_dict`."""
+    sft_fields = {k: v for k, v in data.items() if k in SFTConfig.__dataclass_fields__}
+    for key in ("tasks", "target_modules"):
+        if sft_fields.get(key) is not None:
+            sft_fields[key] = tuple(sft_fields[key])
+    return ExplainConfig(
+        mode=data["mode"], sft=SFTConfig(**sft_fields), projector_hidden=data.get("projector_hidden")
+    )
