@@ -15,6 +15,7 @@ from rich.table import Table
 from recai import __version__
 from recai.agent.commands import agent_app
 from recai.data import DataError, Dataset, Split, UnknownDatasetError
+from recai.explain.commands import explain_app
 from recai.gen.commands import gen_app
 from recai.rec.base import Recommender
 
@@ -41,6 +42,7 @@ embed_app = typer.Typer(
 )
 app.add_typer(embed_app, name="embed")
 app.add_typer(gen_app, name="gen")
+app.add_typer(explain_app, name="explain")
 app.add_typer(agent_app, name="agent")
 knowledge_app = typer.Typer(
     help="Knowledge plugin: domain knowledge in the prompt of an LLM that cannot be fine-tuned.",

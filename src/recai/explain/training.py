@@ -278,7 +278,10 @@ def train_explainer(
         "target": target.name,
         "data": {
             "fingerprint": identity["data"],
-            "meta": {k: split.meta.get(k) for k in ("dataset", "target", "tasks", "seed", "noun", "k")},
+            "meta": {
+                k: split.meta.get(k)
+                for k in ("dataset", "dataset_spec", "target", "tasks", "seed", "noun", "k")
+            },
             "examples": len(examples),
             "encoded": len(rows),
             "dropped": dropped,

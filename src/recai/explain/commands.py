@@ -1,0 +1,302 @@
+"""`recai explain ...`: alignment data from a target model, training in a mode, evaluation, explanations.
+
+Thin: parse arguments, call :mod:`recai.explain`, print with rich. Registered in :mod:`recai.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from recai.gen.commands import _csv, _dataset, _fail
+
+explain_app = typer.Typer(
+    help="RecExplainer: align an LLM to a recommender (behaviour, intention, hybrid) and explain it.",
+    no_args_is_help=True,
+)
+console = Console()
+
+
+def _params(pairs: list[str] | None) -> dict[str, Any]:
+    from recai.llm.factory import parse_value
+
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise _fail(ValueError(f"--target-param takes key=value, got '{pair}'"))
+        params[key.replace("-", "_")] = parse_value(value)
+    return params
+
+
+def _data(folder: Path) -> Any:
+    from recai.data import DataError
+    from recai.explain.examples import ExplainData
+
+    try:
+        return ExplainData.load(folder)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+
+
+def _system(spec: str, data: Any, *, device: str) -> Any:
+    """An explainer folder, or ``base:MODEL`` for the un-aligned base LLM (text only)."""
+    from recai.explain.model import Explainer
+
+    try:
+        if spec.startswith("base:"):
+            return Explainer.base(spec[len("base:") :], data.target, data.catalog, device=device)
+        return Explainer.load(spec, device=device)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+
+
+@explain_app.command("data")
+def explain_data(
+    name_or_path: Annotated[str, typer.Argument(help="A dataset name or folder.")] = "demo",
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the examples, the target and the catalog.")
+    ] = Path("explain-data"),
+    target: Annotated[str, typer.Option(help="Target recommender: sasrec, als or bpr.")] = "sasrec",
+    target_param: Annotated[list[str] | None, typer.Option(help="Target hyperparameter key=value.")] = None,
+    per_task: Annotated[int, typer.Option(help="Training examples per task.")] = 500,
+    test_per_task: Annotated[int, typer.Option(help="Test examples per scored task.")] = 100,
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated task names (default: all).")] = None,
+    general_share: Annotated[float, typer.Option(help="Share of general catalog questions.")] = 0.1,
+    k: Annotated[int, typer.Option("--k", help="Items in a retrieval or similarity answer.")] = 5,
+    n_candidates: Annotated[int, typer.Option(help="Items shown in a ranking question.")] = 5,
+    top_share: Annotated[float, typer.Option(help="Classification: the target's top share is 'yes'.")] = 0.1,
+    bottom_share: Annotated[float, typer.Option(help="Classification: its bottom share is 'no'.")] = 0.5,
+    history_len: Annotated[int, typer.Option(help="Most recent items of a user's history.")] = 10,
+    test_share: Annotated[float, typer.Option(help="Share of users kept for testing.")] = 0.2,
+    noun: Annotated[str, typer.Option(help="What an item is called (film, product).")] = "item",
+    seed: Annotated[int, typer.Option(help="Seed for users, cuts and items.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+) -> None:
+    """Fit the target on a leave-one-out split and label the alignment tasks by running it."""
+    from recai.explain.target import fit_target
+    from recai.explain.tasks import build_explain_data
+
+    dataset = _dataset(name_or_path)
+    split = dataset.split("leave_one_out")
+    try:
+        with console.status(f"fitting target {target} on the training log ..."):
+            fitted = fit_target(split, target, **_params(target_param))
+        data = build_explain_data(
+            dataset, fitted, split=split, tasks=_csv(tasks), per_task=per_task, test_per_task=test_per_task,
+            general_share=general_share, seed=seed, k=k, n_candidates=n_candidates, top_share=top_share,
+            bottom_share=bottom_share, history_len=history_len, test_share=test_share, noun=noun,
+        )  # fmt: skip
+        data.meta["dataset_spec"] = name_or_path
+        data.save(out, overwrite=overwrite)
+    except (ValueError, TypeError, KeyError, FileExistsError) as exc:
+        raise _fail(exc) from None
+    table = Table("task", "train", "test", title=f"alignment data ({fitted.name} target)")
+    for task, c in data.counts().items():
+        table.add_row(task, str(c["train"]), str(c["test"]))
+    console.print(table)
+    console.print(f"written to {out}")
+
+
+@explain_app.command("train")
+def explain_train(
+    data: Annotated[Path, typer.Argument(help="A folder written by `recai explain data`.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the explainer.")] = Path("explainer"),
+    mode: Annotated[str, typer.Option(help="behaviour, intention or hybrid.")] = "hybrid",
+    base: Annotated[
+        str, typer.Option(help="Base model: a folder or a known offline model.")
+    ] = "qwen2.5-0.5b-instruct",
+    epochs: Annotated[float, typer.Option(help="Passes over the training examples.")] = 1.0,
+    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (overrides epochs).")] = -1,
+    batch_size: Annotated[int, typer.Option(help="Examples per device batch.")] = 4,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Learning rate (LoRA and projectors).")] = 2e-4,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    max_length: Annotated[
+        int, typer.Option(help="Longest example in tokens (longer ones are dropped).")
+    ] = 1024,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = 200,
+    projector_hidden: Annotated[
+        int | None, typer.Option(help="Projector hidden size (default: LLM's).")
+    ] = None,
+    tasks: Annotated[str | None, typer.Option(help="Train on these tasks only (comma-separated).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for LoRA, projectors and batches.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """LoRA on the LLM plus, in intention and hybrid modes, the user and item projectors."""
+    from recai.explain.training import ExplainConfig, train_explainer
+    from recai.gen.training import SFTConfig
+
+    split = _data(data)
+    try:
+        sft = SFTConfig(
+            base_model=base, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+            learning_rate=learning_rate, lora_r=lora_r, lora_alpha=2 * lora_r, max_length=max_length,
+            save_steps=save_steps, tasks=tuple(_csv(tasks)) if tasks else None, device=device, seed=seed,
+        )  # fmt: skip
+        result = train_explainer(
+            split,
+            out,
+            ExplainConfig(mode=mode, sft=sft, projector_hidden=projector_hidden),
+            overwrite=overwrite,
+        )
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        raise _fail(exc) from None
+    training = result.summary["training"]
+    console.print(
+        f"{mode}: {result.steps} steps on {result.examples} examples in {result.seconds:.1f} s "
+        f"(loss {training['train_loss']:.3f}, {training['trainable_parameters']:,} trainable); "
+        f"written to {out}"
+    )
+
+
+@explain_app.command("eval")
+def explain_eval(
+    model: Annotated[str, typer.Argument(help="An explainer folder, or base:MODEL for the un-aligned LLM.")],
+    data: Annotated[Path, typer.Argument(help="The data folder (its test examples and target).")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder (resumable).")] = Path("runs/explain"),
+    limit: Annotated[int | None, typer.Option(help="At most this many test examples per task.")] = None,
+    judge: Annotated[
+        str | None, typer.Option(help="LLM spec of a judge for explanations (e.g. openai:gpt-4o).")
+    ] = None,
+    against: Annotated[
+        str | None, typer.Option(help="The system the judge compares with (folder or base:MODEL).")
+    ] = None,
+    why: Annotated[int, typer.Option(help="Explanations to judge.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Prompts per generation batch.")] = 8,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="Start the run again.")] = False,
+) -> None:
+    """Alignment metrics per task; with --judge and --against, judged explanations of the two systems."""
+    from recai.explain.evaluation import explain_cases, judge_explanations, run_alignment, why_cases
+
+    split = _data(data)
+    system = _system(model, split, device=device)
+    examples = _per_task(split.test, limit)
+    try:
+        metrics = run_alignment(
+            system, examples, out, batch_size=batch_size, resume=not overwrite, overwrite=overwrite,
+            run_config={"data": str(data), "limit": limit},
+        )  # fmt: skip
+    except (ValueError, FileExistsError) as exc:
+        raise _fail(exc) from None
+    table = Table("metric", "mean", "n", title=f"alignment of {system.name} ({system.mode})")
+    for name, m in metrics["metrics"].items():
+        table.add_row(name, f"{m['mean']:.3f}", str(m["n"]))
+    console.print(table)
+    if judge:
+        if not against:
+            raise _fail(ValueError("--judge needs --against (the other system)"))
+        from recai.evaluate.judge import PairwiseJudge
+        from recai.llm.factory import load_chat_model
+
+        other = _system(against, split, device=device)
+        noun = str(split.meta.get("noun") or "item")
+        cases = why_cases(
+            split.test, split.target, split.catalog, n=why, top_share=float(split.meta.get("top_share", 0.1))
+        )
+        answers_a = explain_cases(system, cases, noun=noun)
+        answers_b = explain_cases(other, cases, noun=noun)
+        result = judge_explanations(
+            cases,
+            answers_a,
+            answers_b,
+            PairwiseJudge(load_chat_model(judge)),
+            split.target,
+            split.catalog,
+            noun=noun,
+        )
+        result["systems"] = {"A": system.name, "B": other.name}
+        result["explanations"] = [
+            {"id": c.id, "user": c.user, "item": c.item, "A": a, "B": b}
+            for c, a, b in zip(cases, answers_a, answers_b, strict=True)
+        ]
+        target = out / "judge.json"
+        from recai.data.atomic import write_text_atomic
+
+        write_text_atomic(target, json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+        s = result["summary"]
+        console.print(
+            f"judge: {system.name} vs {other.name}: win {s['win']}, tie {s['tie']}, loss {s['loss']}, "
+            f"invalid {s['invalid']}; written to {target}"
+        )
+    console.print(f"run folder: {out}")
+
+
+def _per_task(examples: list[Any], limit: int | None) -> list[Any]:
+    """The first ``limit`` examples of each task (all without a limit)."""
+    if limit is None:
+        return examples
+    kept: list[Any] = []
+    counts: dict[str, int] = {}
+    for e in examples:
+        if counts.get(e.task, 0) < limit:
+            counts[e.task] = counts.get(e.task, 0) + 1
+            kept.append(e)
+    return kept
+
+
+@explain_app.command("why")
+def explain_why(
+    user: Annotated[str, typer.Argument(help="A user id of the dataset.")],
+    item: Annotated[str, typer.Argument(help="An item id or title.")],
+    model: Annotated[Path, typer.Option("--model", help="An explainer folder.")] = Path("explainer"),
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset for the user's history (default: the training one).")
+    ] = None,
+    history_len: Annotated[int, typer.Option(help="Most recent items of the user's history.")] = 10,
+    max_new_tokens: Annotated[int, typer.Option(help="Length of the explanation in tokens.")] = 160,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Why the target model would or would not recommend ITEM to USER, in the explainer's words."""
+    from recai.data.errors import plain_value
+    from recai.explain.evaluation import WhyCase, decision_facts, explain_cases
+    from recai.explain.model import Explainer
+
+    try:
+        explainer = Explainer.load(model, device=device)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _fail(exc) from None
+    meta = explainer.info.get("data", {}).get("meta", {})
+    spec = dataset or meta.get("dataset_spec") or meta.get("dataset")
+    if not spec:
+        raise _fail(ValueError("the explainer does not say which dataset it came from: pass --dataset"))
+    ds = _dataset(str(spec))
+    catalog = explainer.catalog
+    try:
+        codes = ds.interactions.sequence(user)
+        user_id = plain_value(ds.interactions.user_ids[ds.interactions.user_index(user)])
+    except KeyError as exc:
+        raise _fail(exc) from None
+    history = tuple(plain_value(catalog.ids[int(c)]) for c in codes[-history_len:])
+    item_id = _item(catalog, item)
+    case = WhyCase("why", user_id, history, item_id)
+    noun = str(meta.get("noun") or "item")
+    text = explain_cases(explainer, [case], noun=noun, max_new_tokens=max_new_tokens)[0]
+    facts = decision_facts(explainer.target, catalog, history, item_id)
+    if as_json:
+        print(
+            json.dumps({"user": user_id, "item": item_id, "explanation": text, "target": facts}, default=str)
+        )
+        return
+    console.print(f"[bold]{explainer.name}[/]: {text}")
+    console.print(f"[dim]{facts}[/]")
+
+
+def _item(catalog: Any, text: str) -> Any:
+    """An item id from an id or a title (grounded in the catalog)."""
+    from recai.data.errors import plain_value
+
+    for candidate in (text, int(text) if text.isdigit() else None):
+        if candidate is not None and candidate in set(catalog.ids):
+            return plain_value(candidate)
+    grounded = catalog.ground(text)
+    if grounded.item_id is None:
+        raise _fail(ValueError(f"no item '{text}' in the catalog"))
+    return plain_value(grounded.item_id)
