@@ -1,0 +1,134 @@
+"""Alignment data: labels come from the target model, users are split, files are seeded and validated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from recai.data import DataError
+from recai.explain import ExplainData, Renderer, TargetModel, read_examples
+from recai.explain.render import ITEM_TOKEN, USER_TOKEN
+from recai.explain.tasks import TASKS, TEST_TASKS
+from recai.rec import ALS, Popularity
+from tests.explain.helpers import data, dataset, small_data, target
+
+
+def positions(ids: tuple) -> list[int]:
+    return [int(p) for p in dataset().catalog.index_of(list(ids))]
+
+
+def test_every_label_is_what_the_target_model_does() -> None:
+    built, t, catalog = small_data(), target(), dataset().catalog
+    assert {e.task for e in built.train} == set(TASKS)
+    assert {e.task for e in built.test} == set(TEST_TASKS)
+    for e in built.train + built.test:
+        history = positions(e.history)
+        items = positions(e.items) if e.task != "general" else []
+        if e.task == "retrieval":
+            assert items == t.ranking(history)[:3].tolist()
+            assert e.answer.splitlines()[0] == f"1. {catalog.display_title(items[0])}"
+        elif e.task == "ranking":
+            ranking = t.ranking(history).tolist()
+            assert sorted(items, key=ranking.index) == items and sorted(e.candidates) == sorted(e.items)
+        elif e.task == "classification":
+            ranking = t.ranking(history).tolist()
+            rank = ranking.index(items[0])
+            if e.label == "yes":
+                assert rank < max(1, int(len(ranking) * 0.1)) and e.answer == "Yes."
+            else:
+                assert rank >= len(ranking) - int(len(ranking) * 0.5) and e.answer == "No."
+        elif e.task == "item_similar":
+            position = positions((int(e.messages[0]["content"].split("<<item:")[1].split(">>")[0]),))[0]
+            assert items == t.similar(position, 3)
+        elif e.task == "history":
+            assert items == history and e.opaque
+        elif e.task == "item_title":
+            assert e.answer == catalog.display_title(items[0]) and e.opaque
+    labels = [e.label for e in built.train + built.test if e.task == "classification"]
+    assert set(labels) == {"yes", "no"}
+
+
+def test_test_users_are_never_training_users() -> None:
+    built = small_data()
+    train_users = {e.user for e in built.train if e.user is not None}
+    test_users = {e.user for e in built.test if e.user is not None}
+    assert train_users and test_users and not train_users & test_users
+
+
+def test_seeded_saved_atomically_and_reloaded(tmp_path: Path) -> None:
+    small_data().save(tmp_path / "a")
+    data().save(tmp_path / "b")
+    data(seed=1).save(tmp_path / "c")
+    for name in ("train.jsonl", "test.jsonl", "meta.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert (tmp_path / "a" / "train.jsonl").read_bytes() != (tmp_path / "c" / "train.jsonl").read_bytes()
+    loaded = ExplainData.load(tmp_path / "a")
+    assert loaded.train == small_data().train and loaded.test == small_data().test
+    history = [[0, 1, 2]]
+    assert np.allclose(loaded.target.scores(history), target().scores(history))
+    assert list(loaded.catalog.ids) == list(dataset().catalog.ids)
+    with pytest.raises(FileExistsError):
+        small_data().save(tmp_path / "a")
+
+
+def test_reading_errors_name_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    good = small_data().train[0].to_dict()
+    bad = {**good, "label": "maybe"}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(DataError, match=r"bad.jsonl, line 2, field 'label'"):
+        read_examples(path)
+    slot_in_answer = {**good, "messages": [good["messages"][0], {"role": "assistant", "content": "<<user>>"}]}
+    path.write_text(json.dumps(slot_in_answer) + "\n")
+    with pytest.raises(DataError, match=r"line 1, field 'messages\[1\].content'"):
+        read_examples(path)
+    path.write_text("{not json\n")
+    with pytest.raises(DataError, match="line 1: not valid JSON"):
+        read_examples(path)
+
+
+def test_modes_render_text_placeholders_or_both() -> None:
+    catalog = dataset().catalog
+    ranking = next(e for e in small_data().train if e.task == "ranking")
+    titles = [catalog.display_title(p) for p in positions(ranking.candidates)]
+    behaviour = Renderer(catalog, "behaviour").render(ranking)
+    assert USER_TOKEN not in str(behaviour.messages) and all(
+        t in behaviour.messages[0]["content"] for t in titles
+    )
+    assert behaviour.users == [] and behaviour.items == []
+    intention = Renderer(catalog, "intention").render(ranking)
+    prompt = intention.messages[0]["content"]
+    assert prompt.count(USER_TOKEN) == 1 and prompt.count(ITEM_TOKEN) == 3 and titles[0] not in prompt
+    assert intention.items == positions(ranking.candidates)
+    assert intention.users == [(ranking.user, tuple(positions(ranking.history)))]
+    hybrid = Renderer(catalog, "hybrid").render(ranking).messages[0]["content"]
+    assert hybrid.count(ITEM_TOKEN) == 3 and all(f"{ITEM_TOKEN} {t}" in hybrid for t in titles)
+    opaque = next(e for e in small_data().train if e.task == "history")
+    assert not Renderer(catalog, "behaviour").applies(opaque)
+    assert (
+        "history"
+        not in Renderer(catalog, "hybrid").render(opaque).messages[0]["content"].split("Here is")[1][:40]
+    )
+    assert Renderer(catalog, "hybrid").render(opaque, with_answer=False).messages[-1]["role"] == "user"
+
+
+def test_target_vectors_reproduce_its_scores_and_it_is_frozen() -> None:
+    t = target()
+    histories = [[0, 1, 2], [5], [3, 4]]
+    users = t.user_vectors(histories)
+    assert np.allclose(users @ t.item_vectors().T, t.scores(histories), atol=1e-4)
+    assert t.frozen and not any(p.requires_grad for p in t.recommender.net_.parameters())
+    split = dataset().split("leave_one_out")
+    als = TargetModel(ALS(factors=4, iterations=2, seed=0).fit(split.train))
+    known = list(split.train.user_ids[:2])
+    seqs = [split.train.sequence(u).tolist() for u in known]
+    assert np.allclose(
+        als.user_vectors(seqs, known) @ als.item_vectors().T, als.scores(seqs, known), atol=1e-4
+    )
+    with pytest.raises(TypeError, match="embeddings"):
+        TargetModel(Popularity().fit(split.train))
