@@ -1,0 +1,131 @@
+"""Alignment metrics on hand-written replies, and judged explanations with a scripted judge."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch")
+
+from recai.evaluate.judge import PairwiseJudge
+from recai.explain.evaluation import (
+    AlignmentScorer,
+    decision_facts,
+    judge_explanations,
+    ranking_ndcg,
+    run_alignment,
+    why_cases,
+)
+from recai.llm.scripted import ScriptedChatModel
+from tests.explain.helpers import dataset, small_data, target
+
+
+def first(task: str) -> Any:
+    return next(e for e in small_data().test if e.task == task)
+
+
+def titles(ids: Any) -> list[str]:
+    catalog = dataset().catalog
+    return [catalog.display_title(int(p)) for p in catalog.index_of(list(ids))]
+
+
+def test_each_task_is_scored_against_the_target() -> None:
+    scorer = AlignmentScorer(dataset().catalog)
+    retrieval = first("retrieval")
+    names = titles(retrieval.items)
+    assert scorer.score(retrieval, "\n".join(names)) == {"retrieval_hit@5": 1.0, "retrieval_ndcg@5": 1.0}
+    second = scorer.score(retrieval, "\n".join([names[1], names[0]]))
+    assert second["retrieval_hit@5"] == 1.0 and second["retrieval_ndcg@5"] == pytest.approx(1 / 1.5849625)
+    assert scorer.score(retrieval, "I cannot tell.")["retrieval_hit@5"] == 0.0
+
+    ranking = first("ranking")
+    ordered = titles(ranking.items)
+    assert scorer.score(ranking, "\n".join(ordered))["ranking_ndcg"] == pytest.approx(1.0)
+    assert scorer.score(ranking, "\n".join(reversed(ordered)))["ranking_ndcg"] < 1.0
+    assert (
+        ranking_ndcg([3, 2, 1], [1, 2, 3])
+        < ranking_ndcg([1, 3, 2], [1, 2, 3])
+        < ranking_ndcg([1, 2, 3], [1, 2, 3])
+    )
+
+    classification = first("classification")
+    right = "Yes, it would." if classification.label == "yes" else "No."
+    wrong = "No." if classification.label == "yes" else "Yes."
+    assert scorer.score(classification, right) == {"classification_accuracy": 1.0}
+    assert scorer.score(classification, wrong) == {"classification_accuracy": 0.0}
+
+    title = first("item_title")
+    assert scorer.score(title, titles(title.items)[0])["title_accuracy"] == 1.0
+    other = next(t for t in titles(dataset().catalog.ids) if t != titles(title.items)[0])
+    assert scorer.score(title, other)["title_accuracy"] == 0.0
+
+    history = first("history")
+    half = titles(history.items)[:1]
+    assert scorer.score(history, "\n".join(half))["history_coverage"] == pytest.approx(
+        1 / len(set(history.items))
+    )
+    similar = first("item_similar")
+    assert scorer.score(similar, "\n".join(titles(similar.items)))["similar_overlap"] == 1.0
+
+
+@dataclass
+class Oracle:
+    """A fake explainer that answers like the target model: every alignment metric must be perfect."""
+
+    mode: str = "behaviour"
+    name: str = "oracle"
+    catalog: Any = field(default_factory=lambda: dataset().catalog)
+    answers: dict[str, str] = field(default_factory=dict)
+
+    def generate(self, rendered: list[Any], **_: Any) -> list[str]:
+        return [self.answers[r.messages[-1]["content"]] for r in rendered]
+
+
+def test_a_system_that_answers_like_the_target_scores_one_and_runs_resume(tmp_path: Path) -> None:
+    from recai.explain import Renderer
+
+    oracle = Oracle()
+    renderer = Renderer(oracle.catalog, "behaviour")
+    for e in small_data().test:
+        if renderer.applies(e):
+            oracle.answers[renderer.render(e).messages[0]["content"]] = e.answer
+    metrics = run_alignment(oracle, small_data().test, tmp_path / "run", progress=False)
+    assert metrics["task"] == "explain"
+    assert {m: v["mean"] for m, v in metrics["metrics"].items()} == {
+        "classification_accuracy": 1.0,
+        "ranking_ndcg": 1.0,
+        "retrieval_hit@5": 1.0,
+        "retrieval_ndcg@5": 1.0,
+        "similar_overlap": 1.0,
+    }  # opaque tasks (title, history) do not apply to a text-only system
+    again = run_alignment(oracle, small_data().test, tmp_path / "run", progress=False)
+    assert again == metrics and (tmp_path / "run" / "report.md").exists()
+
+
+def test_the_judge_sees_the_target_decision_and_item_facts() -> None:
+    data, catalog = small_data(), dataset().catalog
+    cases = why_cases(data.test, target(), catalog, n=2)
+    assert len(cases) == 2 and len({c.user for c in cases}) == 2
+    facts = decision_facts(target(), catalog, cases[0].history, cases[0].item)
+    assert "so it would recommend it" in facts and titles([cases[0].item])[0] in facts
+    assert "would not recommend" in decision_facts(target(), catalog, cases[1].history, cases[1].item)
+
+    verdict = {
+        "reason": "A matches the facts.",
+        "scores": {
+            c: {"answer_1": 5, "answer_2": 2} for c in ("informativeness", "persuasiveness", "helpfulness")
+        },
+        "better": "1",
+    }
+    flipped = {**verdict, "better": "2"}
+    judge_llm = ScriptedChatModel([json.dumps(verdict), json.dumps(flipped)] * 2)
+    result = judge_explanations(
+        cases, ["aligned 1", "aligned 2"], ["base 1", "base 2"], PairwiseJudge(judge_llm), target(), catalog
+    )
+    assert result["summary"]["win"] == 2 and result["summary"]["order_conflict_rate"] == 0.0
+    prompt = judge_llm.calls[0][0]["content"]
+    assert "The recommender ranks this item" in prompt and "aligned 1" in prompt and "<<" not in prompt
