@@ -79,9 +79,11 @@ def explain_data(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Fit the target on a leave-one-out split and label the alignment tasks by running it."""
-    from recai.explain.target import fit_target
+    from recai.explain.target import SUPPORTED, fit_target
     from recai.explain.tasks import build_explain_data
 
+    if target not in SUPPORTED:
+        raise _fail(ValueError(f"target must be one of {SUPPORTED}, got {target!r}"))
     dataset = _dataset(name_or_path)
     split = dataset.split("leave_one_out")
     try:
