@@ -123,3 +123,12 @@ def test_chat_runs_scripted_messages_and_shows_the_trace() -> None:
     out = _run("chat", "--llm", "scripted:echo", "--message", "hello there", "--trace")
     assert "you> hello there" in out and "recai>" in out
     assert "intent " in out and "LLM call(s)" in out and "s in all" in out
+
+
+def test_chat_takes_a_separate_planner_model() -> None:
+    out = _run(
+        "chat", "--llm", "scripted:echo", "--planner", "scripted:echo", "--message", "hello there", "--trace"
+    )
+    assert "recai>" in out
+    bad = runner.invoke(app, ["chat", "--planner", "nope:model", "--message", "hi"])
+    assert bad.exit_code == 1 and "nope" in bad.output

@@ -498,6 +498,10 @@ def chat(
         str | None,
         typer.Option(help="Embedder for soft-condition retrieval, e.g. st:FOLDER from `recai embed train`."),
     ] = None,
+    planner: Annotated[
+        str | None,
+        typer.Option(help="A separate planner model, e.g. hf:FOLDER from `recai agent distill`."),
+    ] = None,
 ) -> None:
     """Chat with the recommender agent: streaming replies, item cards, and (with --trace) how it got there."""
     from recai.agent import Agent
@@ -505,7 +509,7 @@ def chat(
 
     try:
         err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
-        agent = Agent.from_dataset(data, llm=llm, progress=True, **_agent_settings(encoder))
+        agent = Agent.from_dataset(data, llm=llm, progress=True, **_agent_settings(encoder, planner))
         agent.warm_up()
     except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
         raise _fail(exc) from None
@@ -925,13 +929,16 @@ def eval_compare(
     console.print(format_comparison(result))
 
 
-def _agent_settings(encoder: str | None) -> dict[str, Any]:
-    """Agent keyword arguments for the command-line options that change its settings."""
-    if encoder is None:
-        return {}
-    from recai.agent.context import AgentSettings
+def _agent_settings(encoder: str | None, planner: str | None = None) -> dict[str, Any]:
+    """Agent keyword arguments for the command-line options that change its models."""
+    out: dict[str, Any] = {}
+    if encoder is not None:
+        from recai.agent.context import AgentSettings
 
-    return {"settings": AgentSettings(encoder=encoder)}
+        out["settings"] = AgentSettings(encoder=encoder)
+    if planner is not None:
+        out["planner_llm"] = planner
+    return out
 
 
 # --------------------------------------------------------------------- serve
@@ -962,6 +969,10 @@ def serve(
         str | None,
         typer.Option(help="Embedder for soft-condition retrieval, e.g. st:FOLDER from `recai embed train`."),
     ] = None,
+    planner: Annotated[
+        str | None,
+        typer.Option(help="A separate planner model, e.g. hf:FOLDER from `recai agent distill`."),
+    ] = None,
 ) -> None:
     """Serve the agent: HTTP API (streaming chat, recommend, search, OpenAI-compatible) and a web page."""
     try:
@@ -982,7 +993,7 @@ def serve(
             max_sessions=max_sessions,
         )
         err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
-        agent = build_agent(data, llm, progress=True, **_agent_settings(encoder))
+        agent = build_agent(data, llm, progress=True, **_agent_settings(encoder, planner))
     except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
         raise _fail(exc) from None
     err.print(f"[bold]recai[/] serving {escape(agent.dataset.name)} on http://{host}:{port}/ (Ctrl-C stops)")
