@@ -328,7 +328,7 @@ class ListEvaluator:
             seen_ids = catalog.ids[sample.excluded].tolist()
             if answer.positions is not None:
                 names = [catalog.display_title(p) for p in answer.positions]
-                grounded = _bucket_positions(answer.positions, catalog, candidates, sample.excluded, names)
+                grounded = bucket_positions(answer.positions, catalog, candidates, sample.excluded, names)
             else:
                 names = parse_item_list(answer.text or "")
                 grounded = self.grounder.ground(names, candidates=candidate_ids, seen=seen_ids)
@@ -419,7 +419,7 @@ def _overlap(a: Sequence[int], b: Sequence[int]) -> float:
     return len(set(a) & set(b)) / len(set(a) | set(b))
 
 
-def _bucket_positions(
+def bucket_positions(
     positions: Sequence[int],
     catalog: Catalog,
     candidates: Sequence[int] | None,

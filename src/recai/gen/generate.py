@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from recai.data.catalog import Catalog
-from recai.evaluate.generative import _bucket_positions
+from recai.evaluate.generative import bucket_positions
 from recai.evaluate.parsing import GroundedList, parse_item_list
 from recai.gen.chat import prompt_ids
 from recai.gen.constrained import CatalogLogitsProcessor
@@ -42,7 +42,7 @@ class Parsed:
     ) -> GroundedList:
         """Sorted into the buckets of :class:`~recai.evaluate.parsing.GroundedList`, names in order."""
         valid = [(n, p) for n, p in zip(self.names, self.positions, strict=True) if p is not None]
-        out = _bucket_positions([p for _, p in valid], catalog, candidates, list(seen), [n for n, _ in valid])
+        out = bucket_positions([p for _, p in valid], catalog, candidates, list(seen), [n for n, _ in valid])
         out.names = list(self.names)
         out.invalid = [n for n, p in zip(self.names, self.positions, strict=True) if p is None]
         return out
