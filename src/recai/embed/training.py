@@ -32,6 +32,7 @@ import numpy as np
 
 from recai.data.atomic import atomic_directory, write_text_atomic
 from recai.data.catalog import Catalog
+from recai.data.checkpoints import prepare_work_folder
 from recai.embed.tasks.example import Example, ExampleSplit
 
 LossName = Literal["mnrl", "cached-mnrl"]
@@ -270,7 +271,7 @@ def train_embedder(
     )
     work = output.with_name(output.name + WORK_SUFFIX)
     identity = {"config": config.to_dict(), "data": data_fingerprint(examples), "rows": len(rows)}
-    resume_from = _prepare_work_folder(work, identity)
+    resume_from = prepare_work_folder(work, identity)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local base model never needs the hub
     import torch
@@ -360,28 +361,6 @@ def train_embedder(
         (tmp / "README.md").write_text(model_card(summary))
     shutil.rmtree(work, ignore_errors=True)
     return TrainResult(output, summary["training"]["steps"], seconds, len(rows), resume_from, summary)
-
-
-def _prepare_work_folder(work: Path, identity: dict[str, Any]) -> str | None:
-    """Create the work folder, or check that it belongs to this run; return the checkpoint to resume."""
-    marker = work / "run.json"
-    if work.exists() and marker.exists():
-        stored = json.loads(marker.read_text())
-        if stored != json.loads(json.dumps(identity)):
-            changed = sorted(
-                k
-                for k in set(stored["config"]) | set(identity["config"])
-                if stored["config"].get(k) != identity["config"].get(k)
-            )
-            what = f"config fields {changed}" if changed else "training data"
-            raise ValueError(
-                f"{work} holds checkpoints of a different run ({what} changed); delete it to start over"
-            )
-        checkpoints = sorted(work.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        return str(checkpoints[-1]) if checkpoints else None
-    work.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(marker, json.dumps(identity, indent=2) + "\n")
-    return None
 
 
 def _last_loss(history: list[dict[str, Any]]) -> float | None:

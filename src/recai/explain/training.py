@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from recai.data.atomic import atomic_directory
+from recai.data.checkpoints import prepare_work_folder
 from recai.explain.examples import CATALOG_DIR, ExplainData, ExplainExample, save_catalog
 from recai.explain.model import (
     EXPLAIN_FILE,
@@ -41,7 +42,6 @@ from recai.gen.training import (
     PadCollator,
     SFTConfig,
     _lora_model,
-    prepare_work_folder,
     resolve_precision,
 )
 

@@ -40,12 +40,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from recai.data.checkpoints import prepare_work_folder
 from recai.gen.examples import GenData, GenExample
 from recai.gen.generate import Parsed, ReplyParser
 from recai.gen.metrics import compliance
 from recai.gen.models import read_gen_info, save_model_folder
 from recai.gen.tasks import LIST_TASKS, item_values
-from recai.gen.training import WORK_SUFFIX, data_fingerprint, prepare_work_folder, resolve_precision
+from recai.gen.training import WORK_SUFFIX, data_fingerprint, resolve_precision
 
 
 @dataclass(frozen=True)

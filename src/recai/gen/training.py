@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from recai.data.atomic import atomic_directory, write_text_atomic
+from recai.data.atomic import atomic_directory
+from recai.data.checkpoints import prepare_work_folder
 from recai.gen.chat import IGNORE_INDEX, Encoded, TemplateError, encode_chat
 from recai.gen.examples import GenData, GenExample
 from recai.gen.items import DEFAULT_FORMAT, add_item_tokens
@@ -178,28 +179,6 @@ def _lora_model(model: Any, config: SFTConfig, token_ids: list[int]) -> Any:
         trainable_token_indices=trainable if token_ids else None,  # none: the vocabulary rows stay frozen
     )
     return get_peft_model(model, lora)
-
-
-def prepare_work_folder(work: Path, identity: dict[str, Any]) -> str | None:
-    """Create the work folder, or check that it belongs to this run; return the checkpoint to resume."""
-    marker = work / "run.json"
-    if work.exists() and marker.exists():
-        stored = json.loads(marker.read_text())
-        if stored != json.loads(json.dumps(identity)):
-            changed = sorted(
-                k
-                for k in set(stored["config"]) | set(identity["config"])
-                if stored["config"].get(k) != identity["config"].get(k)
-            )
-            what = f"config fields {changed}" if changed else "training data"
-            raise ValueError(
-                f"{work} holds checkpoints of a different run ({what} changed); delete it to start over"
-            )
-        checkpoints = sorted(work.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-        return str(checkpoints[-1]) if checkpoints else None
-    work.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(marker, json.dumps(identity, indent=2) + "\n")
-    return None
 
 
 def train_sft(
