@@ -14,17 +14,29 @@ Files are written atomically; a reading error names the file, the line and the f
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recai.data.atomic import atomic_directory, atomic_file
+from recai.data.atomic import atomic_directory
 from recai.data.errors import DataError, plain_value
+from recai.data.jsonl import (
+    CHAT_ROLES,
+    FieldError,
+    check_fields,
+    check_item_ids,
+    check_messages,
+    check_text,
+    count_by_task,
+    read_jsonl,
+    read_split_files,
+    write_jsonl,
+    write_split_files,
+)
 
-ROLES = ("system", "user", "assistant")
+ROLES = CHAT_ROLES
 LABELS = ("yes", "no")
 SLOT = re.compile(r"<<(user|item:([^>]+))>>")
 _FIELDS = ("id", "task", "messages", "user", "history", "items", "candidates", "label", "opaque")
@@ -95,44 +107,23 @@ class ExplainExample:
 
     @classmethod
     def from_dict(cls, data: Any) -> ExplainExample:
-        if not isinstance(data, dict):
-            raise _FieldError(None, f"expected a JSON object, got {type(data).__name__}")
-        for name in _FIELDS:
-            if name not in data:
-                raise _FieldError(name, "missing")
-        unknown = sorted(set(data) - set(_FIELDS))
-        if unknown:
-            raise _FieldError(unknown[0], f"unknown field(s) {unknown}")
-        for name in ("id", "task"):
-            if not isinstance(data[name], str) or not data[name]:
-                raise _FieldError(name, f"expected non-empty text, got {data[name]!r}")
-        messages = data["messages"]
-        if not isinstance(messages, list) or not messages:
-            raise _FieldError("messages", "expected a non-empty list of messages")
-        for i, m in enumerate(messages):
-            where = f"messages[{i}]"
-            if not isinstance(m, dict) or set(m) != {"role", "content"}:
-                raise _FieldError(where, f"expected {{'role', 'content'}}, got {m!r}")
-            if m["role"] not in ROLES:
-                raise _FieldError(f"{where}.role", f"expected one of {ROLES}, got {m['role']!r}")
-            if not isinstance(m["content"], str) or not m["content"].strip():
-                raise _FieldError(f"{where}.content", "expected non-empty text")
+        data = check_fields(data, _FIELDS)
+        check_text(data, "id", "task")
+        messages = check_messages(data["messages"])
         last = len(messages) - 1
         if messages[-1]["role"] != "assistant":
-            raise _FieldError(f"messages[{last}].role", "the last message must be the assistant's")
+            raise FieldError(f"messages[{last}].role", "the last message must be the assistant's")
         if SLOT.search(messages[-1]["content"]):
-            raise _FieldError(f"messages[{last}].content", "the answer must not hold a user or item slot")
-        for name in ("history", "items", "candidates"):
-            if not isinstance(data[name], list) or not all(_is_id(v) for v in data[name]):
-                raise _FieldError(name, f"expected a list of item ids, got {data[name]!r}")
+            raise FieldError(f"messages[{last}].content", "the answer must not hold a user or item slot")
+        check_item_ids(data, "history", "items", "candidates")
         if data["label"] is not None and data["label"] not in LABELS:
-            raise _FieldError("label", f"expected one of {LABELS} or null, got {data['label']!r}")
+            raise FieldError("label", f"expected one of {LABELS} or null, got {data['label']!r}")
         if not isinstance(data["opaque"], bool):
-            raise _FieldError("opaque", f"expected true or false, got {data['opaque']!r}")
+            raise FieldError("opaque", f"expected true or false, got {data['opaque']!r}")
         return cls(
             id=data["id"],
             task=data["task"],
-            messages=tuple({"role": m["role"], "content": m["content"]} for m in messages),
+            messages=messages,
             user=data["user"],
             history=tuple(data["history"]),
             items=tuple(data["items"]),
@@ -142,46 +133,14 @@ class ExplainExample:
         )
 
 
-class _FieldError(ValueError):
-    def __init__(self, field_name: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
-
-
-def _is_id(value: Any) -> bool:
-    return isinstance(value, (int, str)) and not isinstance(value, bool)
-
-
 def write_examples(path: str | Path, examples: Iterable[ExplainExample]) -> Path:
-    """JSON lines, fields in a fixed order, written atomically."""
-    path = Path(path)
-    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
-        for example in examples:
-            f.write(json.dumps(example.to_dict(), ensure_ascii=False) + "\n")
-    return path
+    """Write ``examples`` as JSON lines (UTF-8, fields in a fixed order), atomically."""
+    return write_jsonl(path, (example.to_dict() for example in examples))
 
 
 def read_examples(path: str | Path) -> list[ExplainExample]:
-    """Read a JSONL file; a :class:`DataError` names the file, line and field of a problem."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("no such file", path=path)
-    out: list[ExplainExample] = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"not valid JSON: {exc.msg} (column {exc.colno})", path=path, line=number
-                ) from None
-            try:
-                out.append(ExplainExample.from_dict(data))
-            except _FieldError as exc:
-                raise DataError(str(exc), path=path, line=number, field=exc.field) from None
-    return out
+    """Read a JSONL file of examples; a :class:`DataError` names the file, line and field of a problem."""
+    return read_jsonl(path, ExplainExample.from_dict)
 
 
 @dataclass
@@ -200,19 +159,12 @@ class ExplainData:
     catalog: Any = None  # a Catalog
 
     def counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for part, examples in (("train", self.train), ("test", self.test)):
-            for example in examples:
-                out.setdefault(example.task, {"train": 0, "test": 0})[part] += 1
-        return out
+        return count_by_task(self.train, self.test)
 
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
         folder = Path(folder)
         with atomic_directory(folder, overwrite=overwrite) as tmp:
-            write_examples(tmp / "train.jsonl", self.train)
-            write_examples(tmp / "test.jsonl", self.test)
-            text = json.dumps(self.meta, indent=2, ensure_ascii=False, sort_keys=True, default=plain_value)
-            (tmp / "meta.json").write_text(text + "\n", encoding="utf-8")
+            write_split_files(tmp, self.train, self.test, self.meta)
             if self.target is not None:
                 self.target.save(tmp / TARGET_DIR)
             if self.catalog is not None:
@@ -224,19 +176,8 @@ class ExplainData:
         from recai.explain.target import TargetModel
 
         folder = Path(folder)
-        meta_path = folder / "meta.json"
-        if not meta_path.exists():
-            raise DataError("not an explain data folder: missing meta.json", path=folder)
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON: {exc.msg}", path=meta_path, line=exc.lineno) from None
+        train, test, meta = read_split_files(folder, ExplainExample.from_dict, what="an explain data folder")
         if not (folder / TARGET_DIR / "meta.json").exists():
             raise DataError("missing the target model the labels came from", path=folder / TARGET_DIR)
-        return cls(
-            read_examples(folder / "train.jsonl"),
-            read_examples(folder / "test.jsonl"),
-            meta,
-            TargetModel.load(folder / TARGET_DIR),
-            load_catalog(folder / CATALOG_DIR),
-        )
+        target = TargetModel.load(folder / TARGET_DIR)
+        return cls(train, test, meta, target, load_catalog(folder / CATALOG_DIR))

@@ -8,17 +8,30 @@ order. Files are written atomically, and every reading error names the file, the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recai.data.atomic import atomic_directory, atomic_file
-from recai.data.errors import DataError, plain_value
+from recai.data.atomic import atomic_directory
+from recai.data.errors import plain_value
+from recai.data.jsonl import (
+    CHAT_ROLES,
+    FieldError,
+    check_fields,
+    check_item_ids,
+    check_messages,
+    check_text,
+    count_by_task,
+    is_item_id,
+    read_jsonl,
+    read_split_files,
+    write_jsonl,
+    write_split_files,
+)
 
 ItemId = int | str
-ROLES = ("system", "user", "assistant")
+ROLES = CHAT_ROLES
 CONTROL_MODES = ("in", "not_in", "at_least", "at_most")
 _FIELDS = ("id", "task", "messages", "items", "target", "history", "seen", "k", "control", "user")
 
@@ -97,54 +110,33 @@ class GenExample:
 
     @classmethod
     def from_dict(cls, data: Any) -> GenExample:
-        """Read :meth:`to_dict` output; a ``_FieldError`` names the field."""
-        if not isinstance(data, dict):
-            raise _FieldError(None, f"expected a JSON object, got {type(data).__name__}")
-        for name in _FIELDS:
-            if name not in data:
-                raise _FieldError(name, "missing")
-        unknown = sorted(set(data) - set(_FIELDS))
-        if unknown:
-            raise _FieldError(unknown[0], f"unknown field(s) {unknown}")
-        for name in ("id", "task"):
-            if not isinstance(data[name], str) or not data[name]:
-                raise _FieldError(name, f"expected non-empty text, got {data[name]!r}")
-        messages = data["messages"]
-        if not isinstance(messages, list) or not messages:
-            raise _FieldError("messages", "expected a non-empty list of messages")
-        for i, m in enumerate(messages):
-            where = f"messages[{i}]"
-            if not isinstance(m, dict) or set(m) != {"role", "content"}:
-                raise _FieldError(where, f"expected {{'role', 'content'}}, got {m!r}")
-            if m["role"] not in ROLES:
-                raise _FieldError(f"{where}.role", f"expected one of {ROLES}, got {m['role']!r}")
-            if not isinstance(m["content"], str) or not m["content"].strip():
-                raise _FieldError(f"{where}.content", "expected non-empty text")
+        """Read :meth:`to_dict` output; a ``FieldError`` names the field."""
+        data = check_fields(data, _FIELDS)
+        check_text(data, "id", "task")
+        messages = check_messages(data["messages"])
         if messages[-1]["role"] != "assistant":
-            raise _FieldError(
+            raise FieldError(
                 f"messages[{len(messages) - 1}].role", "the last message must be the assistant's"
             )
-        for name in ("items", "history", "seen"):
-            if not isinstance(data[name], list) or not all(_is_id(v) for v in data[name]):
-                raise _FieldError(name, f"expected a list of item ids, got {data[name]!r}")
-        if data["target"] is not None and not _is_id(data["target"]):
-            raise _FieldError("target", f"expected an item id or null, got {data['target']!r}")
+        check_item_ids(data, "items", "history", "seen")
+        if data["target"] is not None and not is_item_id(data["target"]):
+            raise FieldError("target", f"expected an item id or null, got {data['target']!r}")
         k = data["k"]
         if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
-            raise _FieldError("k", f"expected a positive integer or null, got {k!r}")
+            raise FieldError("k", f"expected a positive integer or null, got {k!r}")
         control = None
         if data["control"] is not None:
             raw = data["control"]
             if not isinstance(raw, dict) or set(raw) != {"column", "value", "mode", "share"}:
-                raise _FieldError("control", f"expected {{column, value, mode, share}}, got {raw!r}")
+                raise FieldError("control", f"expected {{column, value, mode, share}}, got {raw!r}")
             try:
                 control = Control(str(raw["column"]), str(raw["value"]), raw["mode"], raw["share"])
             except (ValueError, TypeError) as exc:
-                raise _FieldError("control", str(exc)) from None
+                raise FieldError("control", str(exc)) from None
         return cls(
             id=data["id"],
             task=data["task"],
-            messages=tuple({"role": m["role"], "content": m["content"]} for m in messages),
+            messages=messages,
             items=tuple(data["items"]),
             target=data["target"],
             history=tuple(data["history"]),
@@ -155,46 +147,14 @@ class GenExample:
         )
 
 
-class _FieldError(ValueError):
-    def __init__(self, field_name: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
-
-
-def _is_id(value: Any) -> bool:
-    return isinstance(value, (int, str)) and not isinstance(value, bool)
-
-
 def write_examples(path: str | Path, examples: Iterable[GenExample]) -> Path:
     """Write ``examples`` as JSON lines (UTF-8, fields in a fixed order), atomically."""
-    path = Path(path)
-    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
-        for example in examples:
-            f.write(json.dumps(example.to_dict(), ensure_ascii=False) + "\n")
-    return path
+    return write_jsonl(path, (example.to_dict() for example in examples))
 
 
 def read_examples(path: str | Path) -> list[GenExample]:
     """Read a JSONL file of examples; a :class:`DataError` names the file, line and field of a problem."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("no such file", path=path)
-    out: list[GenExample] = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"not valid JSON: {exc.msg} (column {exc.colno})", path=path, line=number
-                ) from None
-            try:
-                out.append(GenExample.from_dict(data))
-            except _FieldError as exc:
-                raise DataError(str(exc), path=path, line=number, field=exc.field) from None
-    return out
+    return read_jsonl(path, GenExample.from_dict)
 
 
 @dataclass
@@ -207,29 +167,14 @@ class GenData:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for part, examples in (("train", self.train), ("test", self.test)):
-            for example in examples:
-                out.setdefault(example.task, {"train": 0, "test": 0})[part] += 1
-        return out
+        return count_by_task(self.train, self.test)
 
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
         folder = Path(folder)
         with atomic_directory(folder, overwrite=overwrite) as tmp:
-            write_examples(tmp / "train.jsonl", self.train)
-            write_examples(tmp / "test.jsonl", self.test)
-            text = json.dumps(self.meta, indent=2, ensure_ascii=False, sort_keys=True, default=plain_value)
-            (tmp / "meta.json").write_text(text + "\n", encoding="utf-8")
+            write_split_files(tmp, self.train, self.test, self.meta)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> GenData:
-        folder = Path(folder)
-        meta_path = folder / "meta.json"
-        if not meta_path.exists():
-            raise DataError("not a gen data folder: missing meta.json", path=folder)
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON: {exc.msg}", path=meta_path, line=exc.lineno) from None
-        return cls(read_examples(folder / "train.jsonl"), read_examples(folder / "test.jsonl"), meta)
+        return cls(*read_split_files(folder, GenExample.from_dict, what="a gen data folder"))

@@ -15,9 +15,21 @@ from typing import Any
 
 import numpy as np
 
-from recai.data.atomic import atomic_directory, atomic_file
+from recai.data.atomic import atomic_directory
 from recai.data.catalog import Catalog
-from recai.data.errors import DataError, plain_value
+from recai.data.errors import plain_value
+from recai.data.jsonl import (
+    FieldError,
+    check_fields,
+    check_item_ids,
+    count_by_task,
+    is_item_id,
+    plain_json,
+    read_jsonl,
+    read_split_files,
+    write_jsonl,
+    write_split_files,
+)
 from recai.embed.tasks.predicates import Predicate, PredicateError, predicate_from_dict, satisfies
 
 ItemId = int | str
@@ -56,40 +68,32 @@ class Example:
             "negatives": [plain_value(n) for n in self.negatives],
             "predicates": [p.to_dict() for p in self.predicates],
             "split_key": self.split_key,
-            "source": _plain(dict(self.source)),
+            "source": plain_json(dict(self.source)),
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> Example:
         """Read :meth:`to_dict` output; a ``ValueError`` names the field (``field`` attribute set)."""
-        if not isinstance(data, dict):
-            raise _FieldError(None, f"expected a JSON object, got {type(data).__name__}")
-        for name in _FIELDS:
-            if name not in data:
-                raise _FieldError(name, "missing")
-        unknown = sorted(set(data) - set(_FIELDS))
-        if unknown:
-            raise _FieldError(unknown[0], f"unknown field(s) {unknown}")
+        data = check_fields(data, _FIELDS)
         for name in ("id", "task", "query", "split_key"):
             if not isinstance(data[name], str):
-                raise _FieldError(name, f"expected text, got {data[name]!r}")
+                raise FieldError(name, f"expected text, got {data[name]!r}")
         if not data["query"].strip():
-            raise _FieldError("query", "empty query")
-        if not _is_id(data["positive"]):
-            raise _FieldError("positive", f"expected an item id (integer or text), got {data['positive']!r}")
+            raise FieldError("query", "empty query")
+        if not is_item_id(data["positive"]):
+            raise FieldError("positive", f"expected an item id (integer or text), got {data['positive']!r}")
+        check_item_ids(data, "negatives")
         negatives = data["negatives"]
-        if not isinstance(negatives, list) or not all(_is_id(n) for n in negatives):
-            raise _FieldError("negatives", f"expected a list of item ids, got {negatives!r}")
         if not isinstance(data["predicates"], list):
-            raise _FieldError("predicates", f"expected a list, got {data['predicates']!r}")
+            raise FieldError("predicates", f"expected a list, got {data['predicates']!r}")
         predicates = []
         for i, raw in enumerate(data["predicates"]):
             try:
                 predicates.append(predicate_from_dict(raw, where=f"predicates[{i}]"))
             except PredicateError as exc:
-                raise _FieldError(exc.field, exc.reason) from None
+                raise FieldError(exc.field, exc.reason) from None
         if not isinstance(data["source"], dict):
-            raise _FieldError("source", f"expected an object, got {data['source']!r}")
+            raise FieldError("source", f"expected an object, got {data['source']!r}")
         return cls(
             id=data["id"],
             task=data["task"],
@@ -102,25 +106,6 @@ class Example:
         )
 
 
-class _FieldError(ValueError):
-    def __init__(self, field_name: str | None, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
-
-
-def _is_id(value: Any) -> bool:
-    return isinstance(value, (int, str)) and not isinstance(value, bool)
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars and tuples as plain JSON values, recursively."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    return plain_value(value)
-
-
 def example_line(example: Example) -> str:
     """One JSONL line (no newline): UTF-8 text, fields in a fixed order, so files are byte-stable."""
     return json.dumps(example.to_dict(), ensure_ascii=False)
@@ -128,11 +113,7 @@ def example_line(example: Example) -> str:
 
 def write_examples(path: str | Path, examples: Iterable[Example]) -> Path:
     """Write ``examples`` as JSON lines, atomically."""
-    path = Path(path)
-    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as f:
-        for example in examples:
-            f.write(example_line(example) + "\n")
-    return path
+    return write_jsonl(path, (example.to_dict() for example in examples))
 
 
 def read_examples(path: str | Path) -> list[Example]:
@@ -141,25 +122,7 @@ def read_examples(path: str | Path) -> list[Example]:
     Raises :class:`~recai.data.errors.DataError` naming the file, the line and the field of the first
     problem.
     """
-    path = Path(path)
-    if not path.exists():
-        raise DataError("no such file", path=path)
-    out: list[Example] = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"not valid JSON: {exc.msg} (column {exc.colno})", path=path, line=number
-                ) from None
-            try:
-                out.append(Example.from_dict(data))
-            except _FieldError as exc:
-                raise DataError(str(exc), path=path, line=number, field=exc.field) from None
-    return out
+    return read_jsonl(path, Example.from_dict)
 
 
 @dataclass
@@ -175,29 +138,14 @@ class ExampleSplit:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Examples per task in each part."""
-        out: dict[str, dict[str, int]] = {}
-        for part, examples in (("train", self.train), ("test", self.test)):
-            for example in examples:
-                out.setdefault(example.task, {"train": 0, "test": 0})[part] += 1
-        return out
+        return count_by_task(self.train, self.test)
 
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
         folder = Path(folder)
         with atomic_directory(folder, overwrite=overwrite) as tmp:
-            write_examples(tmp / "train.jsonl", self.train)
-            write_examples(tmp / "test.jsonl", self.test)
-            text = json.dumps(_plain(self.meta), indent=2, ensure_ascii=False, sort_keys=True)
-            (tmp / "meta.json").write_text(text + "\n", encoding="utf-8")
+            write_split_files(tmp, self.train, self.test, self.meta)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> ExampleSplit:
-        folder = Path(folder)
-        meta_path = folder / "meta.json"
-        if not meta_path.exists():
-            raise DataError("not an example folder: missing meta.json", path=folder)
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not valid JSON: {exc.msg}", path=meta_path, line=exc.lineno) from None
-        return cls(read_examples(folder / "train.jsonl"), read_examples(folder / "test.jsonl"), meta)
+        return cls(*read_split_files(folder, Example.from_dict, what="an example folder"))
