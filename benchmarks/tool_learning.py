@@ -68,9 +68,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     distilled_s = time.perf_counter() - started - recorded_s
     planner = work / "distilled" / "planner"
+    # The students are read free (no grammar): a grammar makes any model's output schema-valid, which
+    # would hide what fine-tuning taught. --constrained adds both students as the agent runs them.
+    free, grammar = f"?dtype={args.dtype}&use_grammar=false", f"?dtype={args.dtype}"
+    models = [
+        f"teacher={args.teacher}",
+        f"student-before=hf:{base}{free}",
+        f"student-after=hf:{planner}{free}",
+    ]
+    if args.constrained:
+        models += [
+            f"student-before-grammar=hf:{base}{grammar}",
+            f"student-after-grammar=hf:{planner}{grammar}",
+        ]
     commands.eval_planner(
         distilled=work / "distilled",
-        model=[f"teacher={args.teacher}", f"student-before={base}", f"student-after={planner}"],
+        model=models,
         data=args.data,
         out=work / "eval",
         limit=args.limit,
@@ -140,6 +153,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--dtype", default="bfloat16", help="the students' dtype at evaluation")
+    parser.add_argument(
+        "--constrained", action="store_true", help="also evaluate the students with a grammar"
+    )
     parser.add_argument("--encoder", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="runs/tool-learning")
