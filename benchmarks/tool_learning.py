@@ -59,7 +59,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         max_length=args.max_length,
         save_steps=None,
         device=args.device,
-        max_per_shape=None,
+        precision=args.precision,
+        grad_accum=args.grad_accum,
+        gradient_checkpointing=args.gradient_checkpointing,
+        max_per_shape=args.max_per_shape,
         test_share=args.test_share,
         dedup=95.0,
         repaired=False,
@@ -153,6 +156,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--max-per-shape", type=int, default=None, help="cap per plan shape (default 2x median)"
+    )
+    parser.add_argument("--grad-accum", type=int, default=None)
+    parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--precision", default=None, help="training precision (default: auto)")
     parser.add_argument("--dtype", default="bfloat16", help="the students' dtype at evaluation")
     parser.add_argument(
         "--constrained", action="store_true", help="also evaluate the students with a grammar"

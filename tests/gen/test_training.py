@@ -111,6 +111,15 @@ def test_lora_learns_saves_a_small_adapter_and_merges(tmp_path: Path) -> None:
     )
 
 
+def test_bf16_lora_trains_on_a_machine_without_a_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # CPUs with bf16 units train LoRA about twice as fast in bf16; the device is left to the default
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    base = base_folder(tmp_path)
+    result = train_sft(data(), tmp_path / "bf16", config(base, max_steps=2, precision="bf16", device=None))
+    assert result.summary["training"]["precision"] == "bf16"
+    assert result.summary["training"]["steps"] == 2
+
+
 def test_untied_head_gets_the_span_rows_too(tmp_path: Path) -> None:
     base = base_folder(tmp_path, tie=False)
     train_sft(data(), tmp_path / "lora", config(base, max_steps=2), progress=False)

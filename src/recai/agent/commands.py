@@ -142,6 +142,13 @@ def distill(
     ] = None,
     save_steps: Annotated[int | None, typer.Option(help="Checkpoint every this many steps.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="auto (bf16 on a GPU, else fp32), fp32, bf16 or fp16.")
+    ] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Steps of gradient accumulation.")] = None,
+    gradient_checkpointing: Annotated[
+        bool, typer.Option(help="Recompute activations (planner prompts are long: saves memory).")
+    ] = False,
     max_per_shape: Annotated[int | None, typer.Option(help="Cap per plan shape (default 2x median).")] = None,
     test_share: Annotated[float, typer.Option(help="Held-out share of conversations per shape.")] = 0.2,
     dedup: Annotated[
@@ -183,6 +190,9 @@ def distill(
             max_length=max_length,
             save_steps=save_steps,
             device=device,
+            precision=precision,
+            grad_accum=grad_accum,
+            gradient_checkpointing=gradient_checkpointing or None,
             seed=seed,
         )
         planner = distill_planner(data, out, config, overwrite=overwrite)

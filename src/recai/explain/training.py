@@ -255,7 +255,7 @@ def train_explainer(
         disable_tqdm=not progress,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        use_cpu=sft.device == "cpu",
+        use_cpu=sft.device == "cpu" or not torch.cuda.is_available(),
         dataloader_pin_memory=torch.cuda.is_available() and sft.device != "cpu",
         remove_unused_columns=False,
     )

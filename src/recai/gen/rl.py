@@ -340,7 +340,7 @@ def train_grpo(
         disable_tqdm=not progress,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        use_cpu=config.device == "cpu",
+        use_cpu=config.device == "cpu" or not torch.cuda.is_available(),
         dataloader_pin_memory=torch.cuda.is_available() and config.device != "cpu",
     )
     trainer = GRPOTrainer(
