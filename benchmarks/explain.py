@@ -139,6 +139,8 @@ def main() -> None:
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--precision", default="auto", help="auto (bf16 on a GPU, else fp32), fp32, bf16")
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--judge", default=None, help="LLM spec of a pairwise judge for explanations")
     parser.add_argument("--why", type=int, default=50)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "explain")
@@ -158,7 +160,8 @@ def main() -> None:
             sft = SFTConfig(
                 base_model=args.base, epochs=args.epochs, max_steps=args.max_steps,
                 batch_size=args.batch_size, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
-                max_length=args.max_length, device=args.device,
+                max_length=args.max_length, device=args.device, precision=args.precision,
+                learning_rate=args.learning_rate,
             )  # fmt: skip
             train_explainer(data, folder, ExplainConfig(mode=mode, sft=sft))
         explainer = Explainer.load(folder, device=device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 from recai.agent.memory import Dialogue, Turn, first_sentence
 from recai.agent.planner import compact_plan_json, normalise_plan
@@ -22,6 +23,27 @@ def test_compact_plan_drops_empty_fields_and_spaces() -> None:
         "steps": [{"tool": "rank", "args": {"by": "popularity"}}],
         "feedback": {"disliked": ["Titanic"]},
     }
+
+
+def test_a_compact_plan_satisfies_the_plan_schema() -> None:
+    # the demonstrations show compact plans, and a distilled planner learns to write them: the schema
+    # a planner's reply is validated against must accept that form, or every imitation is rejected
+    import jsonschema
+
+    from recai.agent.planner import plan_schema
+
+    rank = SimpleNamespace(name="rank", parameters={"type": "object"})
+    schema = plan_schema([rank])  # type: ignore[list-item]  # only name and parameters are read
+    for feedback in (
+        {"liked": ["Heat"], "disliked": [], "constraints": []},
+        {"liked": [], "disliked": ["Up"]},
+    ):
+        plan = {"intent": "recommend", "steps": [], "feedback": feedback, "reply": ""}
+        compact = json.loads(compact_plan_json(plan))
+        assert len(compact["feedback"]) == 1
+        jsonschema.validate(compact, schema)
+    with_extra = {"intent": "chat", "steps": [], "feedback": {"liked": [], "loved": ["Heat"]}}
+    assert not jsonschema.Draft202012Validator(schema).is_valid(with_extra)
 
 
 def test_optional_fields_are_filled_after_parsing() -> None:

@@ -53,7 +53,8 @@ def plan_schema(tools: list[Tool], max_steps: int = 6) -> dict[str, Any]:
                         "maxItems": 3,
                     },
                 },
-                "required": ["liked", "disliked"],
+                # every member is optional: compact plans (the demonstrations' form, and what a distilled
+                # planner learns to write) leave empty lists out, and normalise_plan fills them
                 "additionalProperties": False,
             },
             "reply": {"type": "string", "maxLength": 600},
