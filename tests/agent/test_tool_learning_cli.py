@@ -85,6 +85,20 @@ def test_record_distill_and_evaluate_from_the_command_line(
     assert "trained 2 steps" in out and (planner / "model.safetensors").exists()
     info = json.loads((distilled / "distill.json").read_text())
     assert info["data"]["filter"]["kept"] > 0 and info["counts"]
+    # a rerun of the same data and config reuses the finished adapter instead of training again
+    import recai.gen.training as gen_training
+
+    def no_training(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(gen_training, "train_sft", no_training)
+    monkeypatch.setattr("recai.agent.learning.distill.train_sft", no_training)
+    again = _invoke(
+        "agent", "distill", str(runs), "--out", str(distilled), "--base", str(tmp_path / "base"),
+        "--max-steps", "2", "--batch-size", "2", "--max-length", "8192", "--lora-r", "4", "--device", "cpu",
+        "--test-share", "0.3", "--learning-rate", "0.01",
+    )  # fmt: skip
+    assert "trained 2 steps" in again
     held_out = (distilled / "data" / "test.jsonl").read_text().splitlines()
     assert held_out and all(json.loads(line)["messages"][-1]["role"] == "assistant" for line in held_out)
 

@@ -58,12 +58,16 @@ def distill_planner(
     adapter = out / ADAPTER_FOLDER
     if config.method == "full":
         adapter = out / PLANNER_FOLDER
-    result = train_sft(data, adapter, config, overwrite=overwrite or adapter.exists(), progress=progress)
     planner = out / PLANNER_FOLDER
-    if config.method == "lora" and merge:
+    summary = None if overwrite else finished_training(adapter, config, data)
+    trained = summary is None
+    if summary is None:  # a rerun of the same data and config reuses the finished adapter
+        result = train_sft(data, adapter, config, overwrite=overwrite or adapter.exists(), progress=progress)
+        summary = result.summary
+    if config.method == "lora" and merge and (trained or not (planner / "config.json").exists()):
         from recai.gen.models import merge_adapter
 
-        dtype = "float32" if result.summary["training"]["precision"] == "fp32" else "bfloat16"
+        dtype = "float32" if summary["training"]["precision"] == "fp32" else "bfloat16"
         merge_adapter(adapter, planner, dtype=dtype, overwrite=True)
     info: dict[str, Any] = {
         "planner": str(planner if merge or config.method == "full" else adapter),
@@ -72,10 +76,24 @@ def distill_planner(
         "config": config.to_dict(),
         "data": data.meta,
         "counts": data.counts(),
-        "training": result.summary["training"],
+        "training": summary["training"],
     }
     write_text_atomic(out / INFO_FILE, json.dumps(info, indent=2, default=str) + "\n")
     return Path(info["planner"])
+
+
+def finished_training(folder: Path, config: SFTConfig, data: GenData) -> dict[str, Any] | None:
+    """The summary of a finished training in ``folder`` on the same config and examples, else None."""
+    from recai.gen.training import data_fingerprint
+
+    info_path = folder / "recai_gen.json"
+    if not info_path.exists():
+        return None
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    examples = [e for e in data.train if config.tasks is None or e.task in config.tasks]
+    same_config = info.get("config") == json.loads(json.dumps(config.to_dict(), default=str))
+    same_data = (info.get("data") or {}).get("fingerprint") == data_fingerprint(examples)
+    return info if same_config and same_data and "training" in info else None
 
 
 def student_config(**overrides: Any) -> SFTConfig:
