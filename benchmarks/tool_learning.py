@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         encoder_spec=args.encoder,
     )
     summary = json.loads((work / "eval" / "summary.json").read_text())
+    for name, entry in summary["models"].items():
+        entry["cost"] = _cost(work / "eval" / name / "plans" / "records.jsonl")
     distill_info = json.loads((work / "distilled" / "distill.json").read_text())
     return {
         "config": {**vars(args), "student_path": str(base)},
@@ -110,6 +112,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "evaluation": summary,
         "seconds": {"record": round(recorded_s, 1), "distill": round(distilled_s, 1)},
+    }
+
+
+def _cost(path: Path) -> dict[str, Any]:
+    """What each plan cost: wall seconds, tokens written, and how many needed a validated retry."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    latency = [float(r["latency_s"]) for r in records if r.get("latency_s") is not None]
+    tokens = [int(r["completion_tokens"]) for r in records if r.get("completion_tokens") is not None]
+    return {
+        "plans": len(records),
+        "mean_latency_s": round(sum(latency) / len(latency), 2) if latency else None,
+        "mean_completion_tokens": round(sum(tokens) / len(tokens), 1) if tokens else None,
+        "valid_first_attempt": sum(
+            1 for r in records if r.get("plan") is not None and r.get("attempts", 1) == 1
+        ),
+        "hit_max_tokens": sum(1 for r in records if r.get("completion_tokens") == 300),
     }
 
 
@@ -131,6 +149,23 @@ def report(result: dict[str, Any]) -> str:
             f"| {name} | {p['schema_valid']:.2f} | {p['executable']:.2f} | {p['exact']:.2f} | "
             f"{p['tools']:.2f} | {p['step_f1']:.2f} | {rate} |"
         )
+    lines += [
+        "",
+        "| planner | mean s per plan | mean tokens written | valid at first attempt | cut at 300 tokens |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in result["evaluation"]["models"].items():
+        c = entry.get("cost") or {}
+        lines.append(
+            f"| {name} | {c.get('mean_latency_s')} | {c.get('mean_completion_tokens')} | "
+            f"{c.get('valid_first_attempt')}/{c.get('plans')} | {c.get('hit_max_tokens')} |"
+        )
+    t = result["training"]
+    lines += [
+        "",
+        f"Training: {t['steps']} steps, {t['seconds_this_run']} s on {t['device']} ({t['precision']}), "
+        f"{t['tokens_per_second']} tokens/s, final loss {t['train_loss']:.3f}.",
+    ]
     shapes = result["data"]["shapes"]
     lines += ["", f"Training shapes: {shapes['train']}", f"Held-out shapes: {shapes['test']}", ""]
     lines.append(f"Filter: {result['data']['filter']}")
