@@ -284,27 +284,10 @@ for mode in MODES:
         failed(f"mode_{mode}")
 
 # ---------------------------------------------------------------- 2. timing, Qwen2.5-0.5B-shaped random model
+from tests.gen.tiny import QWEN_05B_SHAPE, SMOKE_SHAPE
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-size = (
-    dict(
-        hidden_size=896,
-        intermediate_size=4864,
-        num_hidden_layers=24,
-        num_attention_heads=14,
-        num_key_value_heads=2,
-        vocab_size=151936,
-    )
-    if not SMOKE
-    else dict(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=1000,
-    )
-)
+size = dict(SMOKE_SHAPE if SMOKE else QWEN_05B_SHAPE)
 qbase = WORK / "qwen-shape"
 try:
     t = time.time()

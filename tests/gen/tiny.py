@@ -149,3 +149,23 @@ def write_tiny_gguf(model: Any, tokenizer: Any, path: Any) -> None:
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+
+
+# Random models of the offline students' shape, for timing runs on a GPU (no weights travel there), and a
+# small stand-in of the same family for CPU smoke runs of the same scripts.
+QWEN_05B_SHAPE = {
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "vocab_size": 151936,
+}
+SMOKE_SHAPE = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 1000,
+}
