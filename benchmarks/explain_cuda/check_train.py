@@ -284,25 +284,12 @@ for mode in MODES:
         failed(f"mode_{mode}")
 
 # ---------------------------------------------------------------- 2. timing, Qwen2.5-0.5B-shaped random model
-from tests.gen.tiny import QWEN_05B_SHAPE, SMOKE_SHAPE
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from tests.gen.tiny import save_shaped_qwen
 
-size = dict(SMOKE_SHAPE if SMOKE else QWEN_05B_SHAPE)
 qbase = WORK / "qwen-shape"
 try:
     t = time.time()
-    tok = tiny_tokenizer()
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        **size,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=None,
-    )
-    Qwen2ForCausalLM(cfg).save_pretrained(qbase)
-    tok.save_pretrained(qbase)
+    size = save_shaped_qwen(qbase, smoke=SMOKE)
     result["shape"] = {**size, "seconds_to_build": round(time.time() - t, 1)}
     save()
 except Exception:

@@ -20,8 +20,6 @@ SMOKE = "--smoke" in sys.argv
 OUT = Path(os.environ.get("OUT", ".gpu/out"))
 OUT.mkdir(parents=True, exist_ok=True)
 DEV = "cpu" if SMOKE else "cuda"
-from tests.gen.tiny import tiny_tokenizer
-from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from recai.data import load
 from recai.gen.evaluation import DecodeConfig, evaluate_generation, token_budget
@@ -32,21 +30,9 @@ from recai.gen.training import SFTConfig, train_sft
 W = Path("/tmp/gencheck2")
 shutil.rmtree(W, ignore_errors=True)
 W.mkdir()
-from tests.gen.tiny import QWEN_05B_SHAPE, SMOKE_SHAPE
+from tests.gen.tiny import save_shaped_qwen
 
-size = dict(SMOKE_SHAPE if SMOKE else QWEN_05B_SHAPE)
-tok = tiny_tokenizer()
-torch.manual_seed(0)
-cfg = Qwen2Config(
-    **size,
-    max_position_embeddings=4096,
-    tie_word_embeddings=True,
-    eos_token_id=tok.eos_token_id,
-    pad_token_id=tok.pad_token_id,
-    bos_token_id=None,
-)
-Qwen2ForCausalLM(cfg).save_pretrained(W / "base")
-tok.save_pretrained(W / "base")
+size = save_shaped_qwen(W / "base", smoke=SMOKE)
 demo = load("demo")
 data = build_gen_data(demo, per_task=64, test_per_task=16, noun="film", progress=False)
 r = train_sft(

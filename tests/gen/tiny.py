@@ -4,6 +4,7 @@ like Qwen's and SmolLM2's, injects a default system prompt. Built in the test pr
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 CHATML = (
@@ -169,3 +170,25 @@ SMOKE_SHAPE = {
     "num_key_value_heads": 2,
     "vocab_size": 1000,
 }
+
+
+def save_shaped_qwen(folder: Path, *, smoke: bool = False) -> dict[str, int]:
+    """A randomly initialised Qwen2 model of ``QWEN_05B_SHAPE`` (``SMOKE_SHAPE`` when ``smoke``) over the
+    tiny tokenizer, saved with it to ``folder``; returns the shape. Seeded, so every check times one model."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    shape = dict(SMOKE_SHAPE if smoke else QWEN_05B_SHAPE)
+    tokenizer = tiny_tokenizer()
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        **shape,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    Qwen2ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return shape
