@@ -13,52 +13,21 @@ no network (every model is built in the process)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-import torch
-
-SMOKE = "--smoke" in sys.argv
-OUT = Path(os.environ.get("OUT", ".gpu/out"))
-OUT.mkdir(parents=True, exist_ok=True)
-DEV = "cpu" if SMOKE else "cuda"
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-result: dict[str, Any] = {"torch": torch.__version__, "device": DEV, "smoke": SMOKE}
 import peft
+import torch
 import transformers
+from benchmarks.device_report import DeviceReport
 
+report = DeviceReport("explain_check.json", work="/tmp/explaincheck")
+SMOKE, DEV, WORK, result = report.smoke, report.device, report.work, report.result
+save, failed, peak_memory = report.save, report.failed, report.peak_memory
 result["transformers"] = transformers.__version__
 result["peft"] = peft.__version__
-if DEV == "cuda":
-    result["gpu"] = torch.cuda.get_device_name(0)
-WORK = Path("/tmp/explaincheck")
-shutil.rmtree(WORK, ignore_errors=True)
-WORK.mkdir()
-T0 = time.time()
-
-
-def save() -> None:
-    result["total_seconds"] = round(time.time() - T0, 1)
-    (OUT / "explain_check.json").write_text(json.dumps(result, indent=2, default=str))
-
-
-def failed(step: str) -> None:
-    result.setdefault("errors", {})[step] = traceback.format_exc()[-3000:]
-    save()
-    print(f"FAILED {step}:\n{traceback.format_exc()}", flush=True)
-
-
-def peak_memory() -> dict[str, float]:
-    if DEV != "cuda":
-        return {}
-    peak = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    torch.cuda.reset_peak_memory_stats()
-    return {"max_memory_gib": peak}
 
 
 from tests.gen.tiny import tiny_model, tiny_tokenizer

@@ -18,39 +18,16 @@ import os
 import shutil
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import torch
+from benchmarks.device_report import DeviceReport
 
-SMOKE = "--smoke" in sys.argv
-OUT = Path(os.environ.get("OUT", ".gpu/out"))
-OUT.mkdir(parents=True, exist_ok=True)
-DEV = "cpu" if SMOKE else "cuda"
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-result: dict[str, Any] = {"torch": torch.__version__, "device": DEV, "smoke": SMOKE}
-T0 = time.time()
-
-
-def save() -> None:
-    result["total_seconds"] = round(time.time() - T0, 1)
-    (OUT / "rl_check.json").write_text(json.dumps(result, indent=2, default=str))
-
-
-def failed(part: str) -> None:
-    result.setdefault("errors", {})[part] = traceback.format_exc()[-4000:]
-    save()
-    print(f"FAILED {part}:\n{traceback.format_exc()}", flush=True)
-
-
-def peak_memory() -> dict[str, float]:
-    if DEV != "cuda":
-        return {}
-    peak = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    torch.cuda.reset_peak_memory_stats()
-    return {"max_memory_gib": peak}
+report = DeviceReport("rl_check.json", work="/tmp/rlcheck")
+SMOKE, DEV, WORK, result = report.smoke, report.device, report.work, report.result
+save, failed, peak_memory = report.save, report.failed, report.peak_memory
 
 
 def finite(values: list[Any]) -> bool:
@@ -72,7 +49,6 @@ try:
         "datasets": datasets.__version__,
     }
     if DEV == "cuda":
-        result["gpu"] = torch.cuda.get_device_name(0)
         result["bf16_supported"] = torch.cuda.is_bf16_supported()
     from trl import GRPOTrainer  # noqa: F401  (the trainer train_grpo uses imports)
 
@@ -81,10 +57,6 @@ except Exception:
     checks["trl_and_datasets_import"] = False
     failed("imports")
 save()
-
-WORK = Path("/tmp/rlcheck")
-shutil.rmtree(WORK, ignore_errors=True)
-WORK.mkdir()
 
 from tests.gen.tiny import tiny_model, tiny_tokenizer
 from transformers import TrainerCallback
