@@ -16,7 +16,7 @@ from recai.gen.examples import GenData  # noqa: E402
 from recai.gen.items import add_item_tokens  # noqa: E402
 from recai.gen.models import convert_gguf, load_gen_model, merge_adapter, save_model_folder  # noqa: E402
 from recai.gen.tasks import build_gen_data  # noqa: E402
-from recai.gen.training import PadCollator, SFTConfig, encode_examples, train_sft  # noqa: E402
+from recai.gen.training import PadCollator, SFTConfig, encode_examples, finished_sft, train_sft  # noqa: E402
 from tests.gen.tiny import tiny_model, tiny_tokenizer, write_tiny_gguf  # noqa: E402
 
 
@@ -83,9 +83,12 @@ def test_pad_collator_pads_right_and_masks_labels() -> None:
 
 def test_lora_learns_saves_a_small_adapter_and_merges(tmp_path: Path) -> None:
     base = base_folder(tmp_path)
-    result = train_sft(
-        data(), tmp_path / "lora", config(base, max_steps=10, learning_rate=5e-2), progress=False
-    )
+    cfg = config(base, max_steps=10, learning_rate=5e-2)
+    assert finished_sft(tmp_path / "lora", cfg, data()) is None
+    result = train_sft(data(), tmp_path / "lora", cfg, progress=False)
+    # a rerun of the same config and data can reuse it; any other config cannot
+    assert finished_sft(tmp_path / "lora", cfg, data()) == result.summary
+    assert finished_sft(tmp_path / "lora", config(base, max_steps=11, learning_rate=5e-2), data()) is None
     curve = [p["loss"] for p in result.summary["training"]["loss_curve"]]
     assert max(curve[-3:]) < curve[0] - 0.1, curve  # it learns (a 32-wide LoRA soon saturates)
     info = result.summary

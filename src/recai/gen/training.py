@@ -150,6 +150,24 @@ class PadCollator:
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
+def selected_examples(data: GenData, config: SFTConfig) -> list[GenExample]:
+    """The training examples ``config`` trains on (``config.tasks`` of them, or all)."""
+    return [e for e in data.train if config.tasks is None or e.task in config.tasks]
+
+
+def finished_sft(output: str | Path, config: SFTConfig, data: GenData) -> dict[str, Any] | None:
+    """The ``recai_gen.json`` summary of a finished :func:`train_sft` in ``output`` on the same config and
+    examples, else None: a caller that reruns a pipeline reuses it instead of training again."""
+    info_path = Path(output) / "recai_gen.json"
+    if not info_path.exists():
+        return None
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    same_config = info.get("config") == json.loads(json.dumps(config.to_dict(), default=str))
+    fingerprint = data_fingerprint(selected_examples(data, config))
+    same_data = (info.get("data") or {}).get("fingerprint") == fingerprint
+    return info if same_config and same_data and "training" in info else None
+
+
 def resolve_precision(precision: str, device: str | None) -> str:
     """``auto``: bf16 on a GPU that has it, else fp32; anything else as given."""
     if precision != "auto":
@@ -201,7 +219,7 @@ def train_sft(
     output = Path(output)
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output} already exists (pass overwrite=True to replace it)")
-    examples = [e for e in split.train if config.tasks is None or e.task in config.tasks]
+    examples = selected_examples(split, config)
     if config.tasks is not None:
         unknown = sorted(set(config.tasks) - {e.task for e in split.train})
         if unknown:

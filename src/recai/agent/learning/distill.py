@@ -17,7 +17,7 @@ from typing import Any
 
 from recai.data.atomic import write_text_atomic
 from recai.gen.examples import GenData
-from recai.gen.training import SFTConfig, train_sft
+from recai.gen.training import SFTConfig, finished_sft, train_sft
 
 DEFAULT_STUDENT = "qwen2.5-0.5b-instruct"
 PLANNER_FOLDER = "planner"
@@ -59,7 +59,7 @@ def distill_planner(
     if config.method == "full":
         adapter = out / PLANNER_FOLDER
     planner = out / PLANNER_FOLDER
-    summary = None if overwrite else finished_training(adapter, config, data)
+    summary = None if overwrite else finished_sft(adapter, config, data)
     trained = summary is None
     if summary is None:  # a rerun of the same data and config reuses the finished adapter
         result = train_sft(data, adapter, config, overwrite=overwrite or adapter.exists(), progress=progress)
@@ -80,20 +80,6 @@ def distill_planner(
     }
     write_text_atomic(out / INFO_FILE, json.dumps(info, indent=2, default=str) + "\n")
     return Path(info["planner"])
-
-
-def finished_training(folder: Path, config: SFTConfig, data: GenData) -> dict[str, Any] | None:
-    """The summary of a finished training in ``folder`` on the same config and examples, else None."""
-    from recai.gen.training import data_fingerprint
-
-    info_path = folder / "recai_gen.json"
-    if not info_path.exists():
-        return None
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    examples = [e for e in data.train if config.tasks is None or e.task in config.tasks]
-    same_config = info.get("config") == json.loads(json.dumps(config.to_dict(), default=str))
-    same_data = (info.get("data") or {}).get("fingerprint") == data_fingerprint(examples)
-    return info if same_config and same_data and "training" in info else None
 
 
 def student_config(**overrides: Any) -> SFTConfig:
