@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/gen.py [--datasets demo ml-latest-small] [--base qwen2.5-0.5b-instruct]
        [--per-task 300] [--test-per-task 50] [--max-steps 400] [--batch-size 4]
+       [--grad-accum 1] [--precision auto|fp32|bf16]
        [--configs zero-shot sft sft-cgen sasrec] [--device cpu|cuda]
 
 Per dataset: a leave-one-out split (5-core on MovieLens), a SASRec teacher fitted on the training log
@@ -67,6 +68,10 @@ def main() -> None:
     parser.add_argument("--test-per-task", type=int, default=50)
     parser.add_argument("--max-steps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument(
+        "--precision", default="auto", choices=["auto", "fp32", "bf16"], help="training precision"
+    )
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
     parser.add_argument("--sasrec-budget-s", type=float, default=240.0)
@@ -100,6 +105,10 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
         dataset = dataset.k_core(k_core)
     split = dataset.split("leave_one_out")
     result: dict[str, Any] = {**previous, "source": name, "catalog_items": len(dataset.catalog)}
+    result["settings"] = {
+        key: getattr(args, key)
+        for key in ("per_task", "test_per_task", "max_steps", "batch_size", "grad_accum", "precision")
+    }
     data_dir = work / f"data-{args.per_task}-{args.test_per_task}"
     teacher = None
     if not (data_dir / "meta.json").exists() or "sasrec" in args.configs:
@@ -130,9 +139,16 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
         )
     if {"sft", "sft-cgen"} & set(args.configs):
         model_dir = work / f"sft-{args.base}-{args.per_task}-{args.max_steps}-{args.batch_size}"
+        if args.grad_accum > 1 or args.precision != "auto":
+            model_dir = model_dir.with_name(f"{model_dir.name}-x{args.grad_accum}-{args.precision}")
         if not model_dir.exists():
             config = SFTConfig(
-                base_model=str(base), max_steps=args.max_steps, batch_size=args.batch_size, device=args.device
+                base_model=str(base),
+                max_steps=args.max_steps,
+                batch_size=args.batch_size,
+                grad_accum=args.grad_accum,
+                precision=args.precision,
+                device=args.device,
             )
             train_sft(data, model_dir, config)
         trained = json.loads((model_dir / GEN_FILE).read_text())["training"]

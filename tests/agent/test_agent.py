@@ -8,7 +8,7 @@ import pytest
 
 from recai.agent import Agent, AgentSettings
 from recai.agent.memory import Dialogue, ProfileStore, Turn
-from recai.agent.planner import Demonstrations, plan_schema
+from recai.agent.planner import Demonstrations, plan_schema, said_in
 from recai.data import Dataset
 from recai.llm import ScriptedChatModel
 from tests.agent.fakes import BagOfWordsEncoder
@@ -163,6 +163,30 @@ def test_profiles_persist_per_user_and_shape_ranking(dataset: Dataset, tmp_path:
     assert stored["disliked"] == [10] and stored["liked"] == [12]
     again = make_agent(dataset, [], tmp_path)[0].session("alice")
     assert again.profile.disliked == [10]
+
+
+def test_feedback_titles_the_user_never_wrote_are_not_stored(dataset: Dataset, tmp_path: Path) -> None:
+    script = [
+        plan(
+            "recommend",
+            [{"tool": "rank", "args": {"by": "popularity"}}],
+            liked=["Heat", "Pulp Fiction"],  # the planner invents a second like
+        ),
+        "Here are some picks.",
+    ]
+    agent, _ = make_agent(dataset, script, tmp_path)
+    session = agent.session("bob")
+    result = agent.chat(session, "I loved heat! Something popular?")
+    assert session.profile.liked == [12]
+    assert result.trace["feedback"]["unsaid"] == ["Pulp Fiction"]
+    assert 10 in result.items  # an invented like does not steer or exclude anything
+
+
+def test_title_mentions_tolerate_years_articles_and_typos() -> None:
+    assert said_in("Godfather, The (1972)", "something like the godfathr please")
+    assert said_in("Se7en (1995)", "like se7en")
+    assert not said_in("Heat", "a night at the theatre")
+    assert not said_in("The Dark Knight", "films about undercover cops in boston")
 
 
 def test_dialogue_memory_stays_within_its_budget() -> None:

@@ -154,6 +154,28 @@ def test_shapes_dedup_balance_and_split() -> None:
     assert not {p.conversation for p in train} & {p.conversation for p in test}
 
 
+def test_feedback_titles_nobody_wrote_are_removed_from_training_plans() -> None:
+    plan = {
+        "intent": "recommend",
+        "steps": [{"tool": "rank", "args": {"by": "popularity"}}],
+        "feedback": {
+            "liked": ["Heat (1995)", "The Godfather", "The Dark Knight"],
+            "disliked": ["pulp fiction"],
+        },
+    }
+    turn = {
+        "request": "Loved heat, something popular?",
+        "dialogue": "user: I hated Pulp Fiction",
+        "success": True,
+        "messages": [{"role": "user", "content": "x"}],
+        "plans": [{"plan": plan, "error": None}],
+    }
+    (kept,), dropped = training_pairs([{"id": "c", "source": "templates", "turns": [turn]}])
+    assert kept.plan["feedback"] == {"liked": ["Heat (1995)"], "disliked": ["pulp fiction"]}
+    assert dropped["unsaid feedback titles removed (turn kept)"] == 2
+    assert plan["feedback"]["liked"][1] == "The Godfather"  # the recording itself is not changed
+
+
 def test_plan_comparison_exact_and_step_level() -> None:
     reference = teacher_plan("Films where the language is French, about a crime feeling")
     same = json.loads(json.dumps(reference))

@@ -18,7 +18,7 @@ from typing import Any
 from recai.agent.bus import CandidateBus
 from recai.agent.context import AgentContext, AgentSettings
 from recai.agent.memory import Dialogue, Profile, ProfileStore, Turn
-from recai.agent.planner import Demonstrations, Planner
+from recai.agent.planner import Demonstrations, Planner, said_in
 from recai.agent.responder import GroundingCheck, Responder
 from recai.agent.tools.base import Tool, ToolError
 from recai.agent.tools.ranking import RankTool
@@ -418,11 +418,15 @@ class Agent:
             if constraint.strip() and constraint.strip() not in session.profile.constraints:
                 session.profile.constraints.append(constraint.strip())
                 trace.setdefault("feedback", {}).setdefault("constraints", []).append(constraint.strip())
+        said = f"{session.dialogue.render()}\n{trace.get('request', '')}"
         for kind in ("liked", "disliked"):
             titles = plan.get("feedback", {}).get(kind, [])
             if not titles:
                 continue
-            found = [t for t in titles if self.dataset.catalog.ground(t).resolved]
+            unsaid = [t for t in titles if not said_in(t, said)]
+            if unsaid:  # the planner's invention, not the user's words: never stored
+                trace.setdefault("feedback", {}).setdefault("unsaid", []).extend(unsaid)
+            found = [t for t in titles if t not in unsaid and self.dataset.catalog.ground(t).resolved]
             if found:
                 positions, _ = ground_titles(ctx, found, "feedback")
                 session.profile.add(kind, self.dataset.catalog.ids[positions].tolist())

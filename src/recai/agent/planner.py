@@ -9,6 +9,7 @@ string similarity when no encoder is available (``lexical``), or always the firs
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -196,6 +197,45 @@ class Planner:
             {"role": "user", "content": render_prompt("replan", package="recai.agent", error=error)},
         ]
         return self.plan(followup)
+
+
+_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+_TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+), (?P<article>the|a|an|le|la|les|il|el|der|die|das)$")
+
+
+def _title_core(title: str) -> str:
+    """A title as people write it: lower case, no year, a trailing article moved to the front."""
+    core = " ".join(_YEAR.sub("", title).lower().split())
+    moved = _TRAILING_ARTICLE.match(core)
+    return f"{moved['article']} {moved['rest']}" if moved else core
+
+
+def said_in(title: str, text: str, *, threshold: float = 85.0) -> bool:
+    """Whether a title the planner put in ``feedback`` was written in the conversation ``text``.
+
+    Small models fill ``liked`` with famous titles nobody mentioned; storing those would poison the
+    user's long-term profile, so feedback must be grounded in what was said (typos tolerated)."""
+    core = _title_core(title)
+    if not core:
+        return False
+    haystack = " ".join(text.lower().split())
+    if re.search(rf"(?<!\w){re.escape(core)}(?!\w)", haystack):
+        return True
+    # Fuzzy only for longer titles: a short one would match half the words of any message.
+    return len(core) >= 5 and fuzz.partial_ratio(core, haystack) >= threshold
+
+
+def said_feedback(plan: dict[str, Any], text: str) -> tuple[dict[str, Any], list[str]]:
+    """The plan with feedback titles kept only when ``text`` mentions them, and the titles removed."""
+    feedback = dict(plan.get("feedback") or {})
+    removed: list[str] = []
+    for kind in ("liked", "disliked"):
+        titles = [str(t) for t in feedback.get(kind) or []]
+        kept = [t for t in titles if said_in(t, text)]
+        removed += [t for t in titles if t not in kept]
+        if kind in feedback:
+            feedback[kind] = kept
+    return ({**plan, "feedback": feedback} if "feedback" in plan else dict(plan)), removed
 
 
 def normalise_plan(plan: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,8 @@
   error, no emptied bus, no schema failure) and the turn succeeded (its templated check held, or the
   simulated session found the target). With ``repaired=True`` a turn whose first plan failed but whose
   replan worked is kept too, with the working plan as the answer to the original prompt.
+  Feedback titles the conversation never mentions are removed from the kept plans (the teacher
+  invents famous titles there; the student would learn to invent them too).
 - **Deduplicate.** Near-identical requests (same plan shape, same kind of context, request and dialogue
   at least ``dedup_threshold`` similar by rapidfuzz's ratio) are kept once.
 - **Balance.** A plan shape is the intent and the tool sequence (``recommend:filter>rank``); no shape
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from recai.agent.planner import compact_plan_json
+from recai.agent.planner import compact_plan_json, said_feedback
 from recai.gen.examples import GenData, GenExample
 
 
@@ -78,16 +80,21 @@ def training_pairs(
                     dropped["plan failed"] += 1
                     continue
                 chosen = plans[-1]
+            # The teacher's feedback lists are cleaned of titles nobody wrote (a hallucinated "liked"
+            # list taught the student to write runaway lists), so the student learns to leave them empty.
+            plan, unsaid = said_feedback(chosen["plan"], f"{turn.get('dialogue') or ''}\n{turn['request']}")
+            if unsaid:
+                dropped["unsaid feedback titles removed (turn kept)"] += len(unsaid)
             kept.append(
                 PlanPair(
                     id=f"{record['id']}#{number}",
                     conversation=str(record["id"]),
                     source=str(record.get("source")),
-                    shape=plan_shape(chosen["plan"]),
+                    shape=plan_shape(plan),
                     request=turn["request"],
                     dialogue=turn.get("dialogue") or "",
                     messages=[dict(m) for m in turn["messages"]],
-                    plan=chosen["plan"],
+                    plan=plan,
                 )
             )
     return kept, dropped
