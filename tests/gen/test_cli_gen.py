@@ -43,8 +43,11 @@ def test_the_whole_recipe_from_the_command_line(tmp_path: Path) -> None:
     out = _invoke(
         "gen", "train", str(data), "--out", str(model), "--base", str(base), "--max-steps", "2",
         "--batch-size", "2", "--save-steps", "1", "--max-length", "512", "--lora-r", "4", "--device", "cpu",
+        "--scope-loss",
     )  # fmt: skip
     assert "2 steps" in out and (model / "adapter_config.json").exists()
+    scope = json.loads((model / "recai_gen.json").read_text())["data"]["scope_loss"]
+    assert scope["catalog_items"] == 300 and scope["scoped_tokens"] > 0  # the demo catalog, from the data
 
     rl = tmp_path / "rl"
     out = _invoke(

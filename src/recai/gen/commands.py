@@ -204,6 +204,13 @@ def gen_train(
     precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
     device: Annotated[str | None, typer.Option(help="cpu to force the CPU.")] = None,
     gradient_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
+    scope_loss: Annotated[
+        bool,
+        typer.Option(help="Inside item spans, softmax over the catalog's valid continuations only (cgen)."),
+    ] = False,
+    data: Annotated[
+        str | None, typer.Option(help="The catalog for --scope-loss (default: the one the data came from).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
 ) -> None:
     """Fine-tune on the SFT tasks (loss on answers only); an interrupted run resumes from OUT.work/.
@@ -212,7 +219,7 @@ def gen_train(
     """
     from recai.gen.training import SFTConfig, train_sft
 
-    data = _gen_data(data_dir)
+    examples = _gen_data(data_dir)
     try:
         config = SFTConfig(
             base_model=base,
@@ -232,8 +239,14 @@ def gen_train(
             precision=precision,  # type: ignore[arg-type]
             device=device,
             gradient_checkpointing=gradient_checkpointing,
+            scope_loss=scope_loss,
         )
-        result = train_sft(data, out, config, overwrite=overwrite)
+        names = None
+        if scope_loss:
+            from recai.gen.items import ItemNames
+
+            names = ItemNames(_data_dataset(examples, data).catalog).names
+        result = train_sft(examples, out, config, overwrite=overwrite, catalog_names=names)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         raise _fail(exc) from None
     training = result.summary["training"]

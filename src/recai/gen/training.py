@@ -29,6 +29,8 @@ from recai.gen.chat import IGNORE_INDEX, Encoded, TemplateError, encode_chat
 from recai.gen.examples import GenData, GenExample
 from recai.gen.items import DEFAULT_FORMAT, add_item_tokens
 from recai.gen.models import GEN_FILE, resolve_base
+from recai.gen.scope_loss import collate_scopes, scope_loss_trainer, scope_of
+from recai.gen.trie import ItemTrie
 
 WORK_SUFFIX = ".work"
 
@@ -59,6 +61,7 @@ class SFTConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on a GPU that has it, else fp32
     gradient_checkpointing: bool = False
     device: str | None = None  # None: CUDA when present, else CPU
+    scope_loss: bool = False  # inside item spans, softmax over the catalog's valid continuations only
 
     def __post_init__(self) -> None:
         checks = {
@@ -134,7 +137,7 @@ class PadCollator:
         self.pad_id = pad_id
         self.tokens = 0
 
-    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
         width = max(len(r["input_ids"]) for r in rows)
@@ -147,7 +150,10 @@ class PadCollator:
             labels[i, :n] = torch.tensor(r["labels"], dtype=torch.long)
             mask[i, :n] = 1
             self.tokens += n
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        if "scope" in rows[0]:
+            batch.update(collate_scopes([r["scope"] for r in rows]))
+        return batch
 
 
 def selected_examples(data: GenData, config: SFTConfig) -> list[GenExample]:
@@ -207,12 +213,15 @@ def train_sft(
     overwrite: bool = False,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
+    catalog_names: Sequence[str] | None = None,
 ) -> SFTResult:
     """Fine-tune ``config.base_model`` on ``data.train`` and write the result to ``output``.
 
     The base model is a local model folder, or a known GGUF model converted once. Checkpoints go to
     ``OUTPUT.work/``: a rerun with the same data and config resumes from the latest one, a rerun with
     different ones is refused. ``callbacks`` are Hugging Face ``TrainerCallback`` objects.
+    ``catalog_names`` (:class:`~recai.gen.items.ItemNames` ``.names``, the names the decoder is constrained
+    to) are required with ``config.scope_loss``.
     """
     config = config or SFTConfig()
     split = data if isinstance(data, GenData) else GenData.load(data)
@@ -226,6 +235,8 @@ def train_sft(
             raise ValueError(f"SFTConfig.tasks: no training examples for {unknown}")
     if not examples:
         raise ValueError("no training examples")
+    if config.scope_loss and not catalog_names:
+        raise ValueError("SFTConfig.scope_loss needs catalog_names (the catalog's item names)")
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -234,6 +245,8 @@ def train_sft(
 
     work = output.with_name(output.name + WORK_SUFFIX)
     identity = {"config": config.to_dict(), "data": data_fingerprint(examples), "examples": len(examples)}
+    if config.scope_loss and catalog_names:
+        identity["catalog"] = hashlib.sha256("\n".join(catalog_names).encode()).hexdigest()[:16]
     state = PartialState()
     with state.main_process_first():
         resume_from = prepare_work_folder(work, identity)
@@ -285,8 +298,19 @@ def train_sft(
         remove_unused_columns=False,
     )
     collator = PadCollator(int(tokenizer.pad_token_id))
-    rows = [{"input_ids": e.input_ids, "labels": e.labels} for e in encoded]
-    trainer = Trainer(
+    rows: list[dict[str, Any]] = [{"input_ids": e.input_ids, "labels": e.labels} for e in encoded]
+    trainer_class: Any = Trainer
+    scope_summary = None
+    if config.scope_loss and catalog_names:
+        trie = ItemTrie.from_names(list(catalog_names), tokenizer, DEFAULT_FORMAT)
+        for row in rows:
+            row["scope"] = scope_of(row["input_ids"], row["labels"], trie, start_id, end_id)
+        scoped = sum(len(row["scope"]) for row in rows)
+        if scoped == 0:
+            raise ValueError("scope_loss: no trained token lies inside a catalog item span")
+        scope_summary = {"catalog_items": len(trie), "scoped_tokens": scoped}
+        trainer_class = scope_loss_trainer(Trainer)
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=rows,
@@ -313,6 +337,7 @@ def train_sft(
             "dropped": dropped,
             "tokens": sum(len(e) for e in encoded),
             "assistant_tokens": sum(e.assistant_tokens for e in encoded),
+            "scope_loss": scope_summary,
         },
         "training": {
             "steps": int(trainer.state.global_step),
