@@ -14,12 +14,8 @@ from recai.gen.chat import IGNORE_INDEX  # noqa: E402
 from recai.gen.items import ItemNames  # noqa: E402
 from recai.gen.scope_loss import Scope, collate_scopes, scope_masked_loss, scope_of  # noqa: E402
 from recai.gen.training import PadCollator, train_sft  # noqa: E402
-from recai.gen.trie import ItemTrie  # noqa: E402
+from tests.gen.scope_reference import END, START, TRIE, dense_reference  # noqa: E402
 from tests.gen.test_training import base_folder, config, data  # noqa: E402
-
-START, END = 90, 91
-# item 0: 5 6, item 1: 5 7 8, item 2: 9; so after 5 the choices are 6 or 7, and after 5 6 only the end
-TRIE = ItemTrie([[5, 6], [5, 7, 8], [9]])
 
 
 def test_scope_covers_trained_span_tokens_with_the_catalog_choices() -> None:
@@ -37,24 +33,6 @@ def test_prompt_spans_and_names_outside_the_catalog_are_not_scoped() -> None:
     scope = scope_of(ids, labels, TRIE, START, END)
     # the trained span leaves the tree at token 4: only its valid prefix is scoped
     assert scope.positions == (5,) and [sorted(a) for a in scope.allowed] == [[5, 9]]
-
-
-def dense_reference(logits: torch.Tensor, labels: torch.Tensor, scopes: list[Scope]) -> torch.Tensor:
-    """The same loss with a vocabulary-sized mask, position by position."""
-    losses = []
-    for row in range(logits.shape[0]):
-        scoped = dict(zip(scopes[row].positions, scopes[row].allowed, strict=True))
-        for t in range(logits.shape[1] - 1):
-            target = int(labels[row, t + 1])
-            if target == IGNORE_INDEX:
-                continue
-            z = logits[row, t].float()
-            if t in scoped:
-                mask = torch.full_like(z, float("-inf"))
-                mask[list(scoped[t])] = 0.0
-                z = z + mask
-            losses.append(torch.nn.functional.cross_entropy(z[None], torch.tensor([target])))
-    return torch.stack(losses).mean()
 
 
 def test_the_sparse_loss_equals_the_dense_masked_loss_and_its_gradient() -> None:
