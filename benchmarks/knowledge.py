@@ -266,7 +266,7 @@ def _report(summary: dict[str, Any]) -> str:
             ]
         repairs = {c: r["repairs"] for c, r in entry["configs"].items() if r.get("repairs")}
         if repairs:
-            lines += ["", "Answer repairs (counted, never silent): " + json.dumps(repairs)]
+            lines += ["", "Answer repairs and diagnoses (counted, never silent): " + json.dumps(repairs)]
         lines.append("")
     return "\n".join(lines)
 

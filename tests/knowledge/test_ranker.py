@@ -43,6 +43,7 @@ def test_repair_counts_every_fix() -> None:
         "index_missing_appended": 2,
         "answer_not_schema_valid": 0,
         "answer_unparsed": 0,
+        "answer_in_shown_order": 0,
     }
     order, counts = repair(None, 3)
     assert order == [0, 1, 2] and counts["answer_unparsed"] == 1 and counts["index_missing_appended"] == 3
@@ -50,6 +51,14 @@ def test_repair_counts_every_fix() -> None:
     assert lenient_numbers('Sure! {"ranking": [4, 1]}') == [4, 1]
     assert lenient_numbers("I pick 3, then 1") == [3, 1]
     assert lenient_numbers("no idea") is None
+
+
+def test_an_answer_that_copies_the_shown_order_is_flagged() -> None:
+    assert repair(list(range(1, 21)), 20)[1]["answer_in_shown_order"] == 1
+    rotated = [*range(13, 21), *range(2, 13)]  # seen from the 1.5B model: a rotation, one number left out
+    assert repair(rotated, 20)[1]["answer_in_shown_order"] == 1
+    assert repair([18, 1, 19, 10, 17, 15, 16, 14, 13, 20], 20)[1]["answer_in_shown_order"] == 0
+    assert repair([1, 2, 3], 20)[1]["answer_in_shown_order"] == 0  # too short to tell
 
 
 def test_prompt_carries_knowledge_and_numbered_candidates(ds: Dataset, kb: KnowledgeBase) -> None:

@@ -10,6 +10,9 @@ Models still err, so the answer is repaired, and every repair is counted, never 
 ``index_duplicate``, ``index_missing_appended`` (candidates the model left out, appended in the order
 shown, unless ``append_missing=False``), ``answer_not_schema_valid`` (the reply failed the schema even
 after the retries; its numbers are then read leniently) and ``answer_unparsed`` (no number at all).
+One count is a diagnosis, not a repair: ``answer_in_shown_order`` marks an answer that mostly copies the
+order the candidates were shown in (runs of consecutive numbers, ``[1, 2, 3, ...]`` or a rotation of it),
+i.e. a model that did not rank at all. Nothing can fix that, but a report must show it.
 
 Position bias: ``candidate_order`` decides the order the candidates are shown in (``given``, a seeded
 ``random`` shuffle, or training ``popularity``), and ``orders > 1`` asks once per order (the first as
@@ -22,6 +25,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -46,6 +50,7 @@ REPAIRS = (
     "index_missing_appended",
     "answer_not_schema_valid",
     "answer_unparsed",
+    "answer_in_shown_order",
 )
 _INT = re.compile(r"-?\d+")
 
@@ -71,11 +76,21 @@ def repair(
         else:
             seen.add(number - 1)
             kept.append(number - 1)
+    counts["answer_in_shown_order"] = int(in_shown_order(kept))
     if append_missing:
         missing = [i for i in range(n) if i not in seen]
         counts["index_missing_appended"] = len(missing)
         kept.extend(missing)
     return kept, counts
+
+
+def in_shown_order(indices: Sequence[int], *, share: float = 0.8) -> bool:
+    """Whether at least ``share`` of the steps of an answer (five or more indices) go to the next
+    candidate shown: the model copied the list instead of ranking it."""
+    if len(indices) < 5:
+        return False
+    steps = sum(1 for a, b in pairwise(indices) if b == a + 1)
+    return steps >= share * (len(indices) - 1)
 
 
 def _as_int(value: Any) -> int | None:
