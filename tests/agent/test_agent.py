@@ -187,6 +187,8 @@ def test_title_mentions_tolerate_years_articles_and_typos() -> None:
     assert said_in("Se7en (1995)", "like se7en")
     assert not said_in("Heat", "a night at the theatre")
     assert not said_in("The Dark Knight", "films about undercover cops in boston")
+    assert said_in("Rocky II", "rocky 2 was great")  # numbers read as the catalog grounder reads them
+    assert said_in("Amelie (Fabuleux destin d'Amélie Poulain, Le) (2001)", "I loved Amélie")
 
 
 def test_dialogue_memory_stays_within_its_budget() -> None:

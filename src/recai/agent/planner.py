@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 from rapidfuzz import fuzz
 
 from recai.agent.tools.base import Tool
+from recai.data.grounding import parse_title, title_key
 from recai.llm.base import ChatModel, Completion
 from recai.llm.prompting import render_prompt
 
@@ -199,30 +200,21 @@ class Planner:
         return self.plan(followup)
 
 
-_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
-_TRAILING_ARTICLE = re.compile(r"^(?P<rest>.+), (?P<article>the|a|an|le|la|les|il|el|der|die|das)$")
-
-
-def _title_core(title: str) -> str:
-    """A title as people write it: lower case, no year, a trailing article moved to the front."""
-    core = " ".join(_YEAR.sub("", title).lower().split())
-    moved = _TRAILING_ARTICLE.match(core)
-    return f"{moved['article']} {moved['rest']}" if moved else core
-
-
 def said_in(title: str, text: str, *, threshold: float = 85.0) -> bool:
     """Whether a title the planner put in ``feedback`` was written in the conversation ``text``.
 
     Small models fill ``liked`` with famous titles nobody mentioned; storing those would poison the
-    user's long-term profile, so feedback must be grounded in what was said (typos tolerated)."""
-    core = _title_core(title)
-    if not core:
-        return False
-    haystack = " ".join(text.lower().split())
-    if re.search(rf"(?<!\w){re.escape(core)}(?!\w)", haystack):
-        return True
-    # Fuzzy only for longer titles: a short one would match half the words of any message.
-    return len(core) >= 5 and fuzz.partial_ratio(core, haystack) >= threshold
+    user's long-term profile, so feedback must be grounded in what was said. Title and text are read
+    with the catalog grounder's normalisation (years, articles, accents, numbers); typos are tolerated."""
+    main, alternatives, _year = parse_title(title)
+    haystack = title_key(text)
+    for core in filter(None, (title_key(t) for t in (main, *alternatives))):
+        if re.search(rf"(?<!\w){re.escape(core)}(?!\w)", haystack):
+            return True
+        # Fuzzy only for longer titles: a short one would match half the words of any message.
+        if len(core) >= 5 and fuzz.partial_ratio(core, haystack) >= threshold:
+            return True
+    return False
 
 
 def said_feedback(plan: dict[str, Any], text: str) -> tuple[dict[str, Any], list[str]]:

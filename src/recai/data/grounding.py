@@ -113,7 +113,9 @@ def _move_article(text: str) -> str:
     return f"{article}{sep}{m.group('body')}"
 
 
-def _key(text: str) -> str:
+def title_key(text: str) -> str:
+    """A title (or any text) normalised as the scoring above reads it: folded, lower case, punctuation
+    dropped, articles moved and dropped, numbers as digits."""
     text = _fold(text).lower().replace("&", " and ")
     text = _move_article(text.strip())
     text = _NON_WORD.sub(" ", text)
@@ -199,14 +201,14 @@ class TitleMatcher:
             if year is not None:
                 self._years[i] = year
             for variant in [main, *alternatives]:
-                k = _key(variant)
+                k = title_key(variant)
                 if not k:
                     continue
                 keys.append(k)
                 owners.append(i)
                 self._exact[k].append(i)
                 head = re.split(r":|\s[-–]\s", _move_article(_fold(variant)), maxsplit=1)[0]
-                head_key = _key(head)
+                head_key = title_key(head)
                 if head_key and head_key != k:
                     self._main[head_key].append(i)
         self._keys = keys
@@ -220,7 +222,7 @@ class TitleMatcher:
         """Ground one free-text title to at most one item, with up to ``k`` ranked alternatives."""
         threshold = self.threshold if threshold is None else float(threshold)
         main, alternatives, year = parse_title(text)
-        query_keys = [q for q in (_key(main), *(_key(a) for a in alternatives)) if q]
+        query_keys = [q for q in (title_key(main), *(title_key(a) for a in alternatives)) if q]
         if not query_keys:
             return Grounding(query=text, item_id=None, score=0.0)
         best = np.zeros(len(self._titles))
