@@ -235,7 +235,8 @@ def train_sft(
             raise ValueError(f"SFTConfig.tasks: no training examples for {unknown}")
     if not examples:
         raise ValueError("no training examples")
-    if config.scope_loss and not catalog_names:
+    scope_names = list(catalog_names or []) if config.scope_loss else []
+    if config.scope_loss and not scope_names:
         raise ValueError("SFTConfig.scope_loss needs catalog_names (the catalog's item names)")
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -245,8 +246,8 @@ def train_sft(
 
     work = output.with_name(output.name + WORK_SUFFIX)
     identity = {"config": config.to_dict(), "data": data_fingerprint(examples), "examples": len(examples)}
-    if config.scope_loss and catalog_names:
-        identity["catalog"] = hashlib.sha256("\n".join(catalog_names).encode()).hexdigest()[:16]
+    if scope_names:
+        identity["catalog"] = hashlib.sha256("\n".join(scope_names).encode()).hexdigest()[:16]
     state = PartialState()
     with state.main_process_first():
         resume_from = prepare_work_folder(work, identity)
@@ -301,8 +302,8 @@ def train_sft(
     rows: list[dict[str, Any]] = [{"input_ids": e.input_ids, "labels": e.labels} for e in encoded]
     trainer_class: Any = Trainer
     scope_summary = None
-    if config.scope_loss and catalog_names:
-        trie = ItemTrie.from_names(list(catalog_names), tokenizer, DEFAULT_FORMAT)
+    if scope_names:
+        trie = ItemTrie.from_names(scope_names, tokenizer, DEFAULT_FORMAT)
         for row in rows:
             row["scope"] = scope_of(row["input_ids"], row["labels"], trie, start_id, end_id)
         scoped = sum(len(row["scope"]) for row in rows)
