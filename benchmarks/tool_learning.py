@@ -2,11 +2,13 @@
 
 Usage: python benchmarks/tool_learning.py [--data demo] [--teacher local:qwen2.5-1.5b-instruct]
            [--student qwen2.5-0.5b-instruct] [--per-shape 30] [--sessions 0] [--eval-sessions 20]
+           [--attempts 1] [--retry-temperature 0.7]
            [--work runs/tool-learning] [--out benchmarks/results/tool_learning.json]
 
 Runs the loop of `recai agent record | distill | eval-planner` (the same functions, called directly):
 
-1. record the teacher on templated requests of every plan shape (and simulated sessions if asked);
+1. record the teacher on templated requests of every plan shape (and simulated sessions if asked),
+   retrying failed templated conversations with a sampling teacher when ``--attempts`` > 1;
 2. filter, deduplicate, balance and split; LoRA-fine-tune the student and merge it;
 3. evaluate on the held-out teacher plans, and in simulated sessions: the teacher, the student before
    fine-tuning and after (plan validity, exact and step match, simulated success).
@@ -43,6 +45,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         turns=args.turns,
         seed=args.seed,
         encoder_spec=args.encoder,
+        attempts=args.attempts,
+        temperature=args.retry_temperature,
     )
     recorded_s = time.perf_counter() - started
     base = Path(args.student) if Path(args.student).is_dir() else resolve_base(args.student)
@@ -110,9 +114,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             k: distill_info["training"].get(k)
             for k in ("steps", "train_loss", "seconds_this_run", "tokens_per_second", "device", "precision")
         },
+        "recording": _recording(work / "trajectories" / "records.jsonl"),
         "evaluation": summary,
         "seconds": {"record": round(recorded_s, 1), "distill": round(distilled_s, 1)},
     }
+
+
+def _recording(path: Path) -> dict[str, dict[str, int]]:
+    """Per templated shape: conversations, how many the greedy teacher got right, and how many after
+    the sampled retries (the rest never reach the training data)."""
+    out: dict[str, dict[str, int]] = {}
+    ok: dict[str, bool] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        shape = str(record.get("shape") or record.get("source"))
+        entry = out.setdefault(shape, {"conversations": 0, "greedy_success": 0, "retries": 0, "success": 0})
+        conversation = str(record.get("conversation") or record["id"])
+        if int(record.get("attempt") or 1) == 1:
+            entry["conversations"] += 1
+            entry["greedy_success"] += bool(record["success"])
+        else:
+            entry["retries"] += 1
+        if record["success"] and not ok.get(conversation):
+            entry["success"] += 1
+        ok[conversation] = ok.get(conversation, False) or bool(record["success"])
+    return dict(sorted(out.items()))
 
 
 def _cost(path: Path) -> dict[str, Any]:
@@ -166,6 +194,20 @@ def report(result: dict[str, Any]) -> str:
         f"Training: {t['steps']} steps, {t['seconds_this_run']} s on {t['device']} ({t['precision']}), "
         f"{t['tokens_per_second']} tokens/s, final loss {t['train_loss']:.3f}.",
     ]
+    recording = result.get("recording")
+    if recording:
+        lines += [
+            "",
+            f"Recording (teacher successes per templated shape, greedy, then after sampled retries; up to "
+            f"{result['config'].get('attempts', 1)} attempts at temperature "
+            f"{result['config'].get('retry_temperature', '-')}):",
+            "",
+            "| shape | conversations | greedy success | retries | success after retries |",
+            "|---|---|---|---|---|",
+        ]
+        for shape, r in recording.items():
+            counts = (r["conversations"], r["greedy_success"], r["retries"], r["success"])
+            lines.append(f"| {shape} | " + " | ".join(str(c) for c in counts) + " |")
     shapes = result["data"]["shapes"]
     lines += ["", f"Training shapes: {shapes['train']}", f"Held-out shapes: {shapes['test']}", ""]
     lines.append(f"Filter: {result['data']['filter']}")
@@ -184,6 +226,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=0, help="simulated sessions to record")
     parser.add_argument("--eval-sessions", type=int, default=20, help="simulated sessions per planner")
     parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--attempts", type=int, default=1, help="tries per templated conversation")
+    parser.add_argument("--retry-temperature", type=float, default=0.7)
     parser.add_argument("--test-share", type=float, default=0.2)
     parser.add_argument("--limit", type=int, default=None, help="held-out plans to evaluate")
     parser.add_argument("--epochs", type=float, default=None)

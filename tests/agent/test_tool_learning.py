@@ -30,7 +30,7 @@ from recai.evaluate.conversation import ConversationEvaluator, UserSimulator, bu
 from recai.evaluate.runs import RunFolder
 from recai.llm import ScriptedChatModel
 from tests.agent.fakes import BagOfWordsEncoder
-from tests.agent.learning_fakes import simulator, teacher, teacher_plan
+from tests.agent.learning_fakes import simulator, teacher, teacher_plan, teacher_reply
 
 
 def make_agent(dataset: Dataset, llm: Any, tmp_path: Path, **kwargs: Any) -> Agent:
@@ -220,3 +220,95 @@ def test_the_planner_can_be_a_separate_model(dataset: Dataset, tmp_path: Path) -
     result = agent.chat(agent.session(), "Show me films with genres Crime")
     assert result.items and len(planner.calls) == 1 and len(responder.calls) == 1
     assert agent.llm is responder and agent.planner.llm is planner
+
+
+class SamplingTeacher(ScriptedChatModel):
+    """Writes a filter right only when it samples (greedy, it invents a genre), the way the offline teacher
+    gets some shapes wrong greedily; records the temperature and seed of every call."""
+
+    def __init__(self) -> None:
+        super().__init__(self._reply, name="sampling-teacher")
+        self.settings: list[tuple[float, int | None]] = []
+
+    def _generate(self, messages: Any, **kwargs: Any) -> Any:
+        self.settings.append((kwargs["temperature"], kwargs["seed"]))
+        return super()._generate(messages, **kwargs)
+
+    def _reply(self, messages: list[dict[str, str]]) -> str:
+        last = messages[-1]["content"]
+        reply = teacher_reply(messages)
+        if last.rstrip().endswith("Plan:") and self.settings[-1][0] == 0.0:
+            plan = json.loads(reply)
+            for step in plan["steps"]:
+                if step["tool"] == "filter":
+                    step["args"]["where"] = "list_contains(genres, 'Telenovela')"
+            return json.dumps(plan)
+        return reply
+
+
+def test_failed_conversations_are_retried_sampling_until_one_succeeds(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    llm = SamplingTeacher()
+    agent = make_agent(dataset, llm, tmp_path)
+    requests = template_requests(dataset.catalog, per_shape=2, item_noun="films", seed=0)
+    hard = {f"template:{r.id}" for r in requests if r.shape == "hard"}
+    with open_run(tmp_path / "run") as run:  # greedy only: every filter fails
+        assert record_templates(agent, requests, run, progress=False) == len(requests)
+    greedy = RunFolder.load(tmp_path / "run").records()
+    failed = {r["id"] for r in greedy if not r["success"]}
+    assert hard <= failed and {t for t, _ in llm.settings} == {0.0}
+    with open_run(tmp_path / "run") as run:  # more attempts extend the run: only the failures are retried
+        retried = record_templates(agent, requests, run, attempts=3, temperature=0.7, progress=False)
+    records = RunFolder.load(tmp_path / "run").records()
+    retries = records[len(greedy) :]
+    assert retried == len(retries) and {r["conversation"] for r in retries} == failed
+    for conversation in failed:
+        mine = [r for r in retries if r["conversation"] == conversation]
+        assert [r["id"] for r in mine] == [f"{conversation}@{a}" for a in range(2, len(mine) + 2)]
+        assert all(r["temperature"] == 0.7 for r in mine) and not any(r["success"] for r in mine[:-1])
+        assert len(mine) == 2 or mine[-1]["success"]  # stops at the first success, else spends them all
+        if conversation in hard:  # sampling, the teacher writes the filter right: rescued at once
+            assert len(mine) == 1 and mine[0]["success"] and mine[0]["attempt"] == 2
+    sampled = [s for s in llm.settings if s[0] == 0.7]
+    assert sampled and all(seed is not None for _, seed in sampled)
+    assert agent.planner.temperature == 0.0 and agent.planner.seed is None  # greedy again afterwards
+    with open_run(tmp_path / "run") as run:
+        assert record_templates(agent, requests, run, attempts=3, progress=False) == 0
+    # The rescued refinements reach the training data, and each conversation stays on one side of the split.
+    data = build_planner_data(records, max_per_shape=100, test_share=0.5)
+    pairs, _ = training_pairs(records)
+    assert hard <= {p.conversation for p in pairs}
+    conversation_of = {p.id: p.conversation for p in pairs}
+    train = {conversation_of[e.id] for e in data.train}
+    assert train.isdisjoint(conversation_of[e.id] for e in data.test)
+    with pytest.raises(ValueError, match="attempts"):
+        record_templates(agent, requests, run, attempts=0, progress=False)
+
+
+def test_a_retry_shares_its_conversation_so_the_split_keeps_both_turns_together() -> None:
+    def turn(request: str, dialogue: str, success: bool) -> dict[str, Any]:
+        plan = teacher_plan(request, dialogue)
+        return {
+            "request": request,
+            "dialogue": dialogue,
+            "messages": [],
+            "plans": [{"plan": plan}],
+            "success": success,
+        }
+
+    first, refine = "Show me films with genres Crime", "Only ones with runtime under 120"
+    greedy = {"id": "template:r", "turns": [turn(first, "", True), turn(refine, "", False)]}
+    retry = {
+        "id": "template:r@2",
+        "conversation": "template:r",
+        "turns": [turn(first, "", True), turn(refine, first, True)],
+    }
+    pairs, dropped = training_pairs([greedy, retry])
+    assert [p.id for p in pairs] == ["template:r#1", "template:r@2#1", "template:r@2#2"]
+    assert {p.conversation for p in pairs} == {"template:r"} and dropped["not successful"] == 1
+    kept = deduplicate(pairs)  # the retry's first turn repeats the greedy one
+    assert [p.id for p in kept] == ["template:r#1", "template:r@2#2"]
+    train, test = split_pairs([*kept, pair(9, "recommend:filter>rank", "other")], test_share=0.5, seed=0)
+    assert {p.conversation for p in train}.isdisjoint(p.conversation for p in test)
+    assert {len([p for p in side if p.conversation == "template:r"]) for side in (train, test)} <= {0, 2}

@@ -69,11 +69,13 @@ def test_record_distill_and_evaluate_from_the_command_line(
     runs = tmp_path / "trajectories"
     out = _invoke(
         "agent", "record", data, "--out", str(runs), "--teacher", "scripted:teacher", "--per-shape", "2",
-        "--sessions", "2", "--simulator", "scripted:user", "--turns", "2",
+        "--sessions", "2", "--simulator", "scripted:user", "--turns", "2", "--attempts", "2",
     )  # fmt: skip
     records = [json.loads(line) for line in (runs / "records.jsonl").read_text().splitlines()]
     templated = sum(r["source"] == "template" for r in records)
     assert f"recorded {templated} templated and 2 simulated" in " ".join(out.split()) and templated >= 16
+    failed = {r["id"] for r in records if r.get("attempt") == 1 and not r["success"]}
+    assert {r["conversation"] for r in records if r.get("attempt") == 2} == failed  # each retried once
 
     distilled = tmp_path / "distilled"
     out = _invoke(

@@ -85,6 +85,10 @@ def record(
     encoder_spec: Annotated[
         str | None, typer.Option("--encoder", help="Embedder spec for retrieval.")
     ] = None,
+    attempts: Annotated[
+        int, typer.Option(help="Tries per templated conversation: failed ones are retried sampling.")
+    ] = 1,
+    temperature: Annotated[float, typer.Option(help="The teacher's temperature on retries.")] = 0.7,
 ) -> None:
     """Record the teacher's planning trajectories on templated requests and simulated sessions."""
     from recai.agent.learning import record_simulated, record_templates, template_requests
@@ -93,7 +97,9 @@ def record(
 
     config = {"data": data, "teacher": teacher, "simulator": simulator if sessions else None, "seed": seed}
     config.update(per_shape=per_shape, sessions=sessions, turns=turns, encoder=encoder_spec)
-    config["_volatile"] = ["per_shape", "sessions"]  # more of either extends the run
+    config.update(attempts=attempts, retry_temperature=temperature)
+    # more of these extends the run; each record keeps its own attempt number and temperature
+    config["_volatile"] = ["per_shape", "sessions", "attempts", "retry_temperature"]
     try:
         run = RunFolder.open(out, task="trajectories", config=config)
     except (ValueError, FileExistsError) as exc:
@@ -103,7 +109,7 @@ def record(
         requests = template_requests(
             agent.dataset.catalog, per_shape=per_shape, item_noun=_noun(agent.dataset), seed=seed
         )
-        n = record_templates(agent, requests, run)
+        n = record_templates(agent, requests, run, attempts=attempts, temperature=temperature)
         m = 0
         if sessions:
             sim = UserSimulator(chat_model(simulator), agent.dataset.catalog, item_noun=_noun(agent.dataset))
@@ -118,6 +124,10 @@ def record(
         f"recorded {n} templated and {m} simulated conversations now; {len(records)} in {out}, "
         f"{ok} successful"
     )
+    retried = [r for r in records if int(r.get("attempt") or 1) > 1]
+    if retried:
+        rescued = sum(bool(r["success"]) for r in retried)
+        console.print(f"of them {len(retried)} sampled retries of failed conversations, {rescued} successful")
 
 
 @agent_app.command("distill")

@@ -157,6 +157,9 @@ class Planner:
         self.schema = plan_schema(tools, max_steps)
         self.demonstrations = demonstrations
         self.n_demonstrations = n_demonstrations
+        # Greedy by default; trajectory recording samples (temperature, seed) when it retries a failure.
+        self.temperature = 0.0
+        self.seed: int | None = None
         self.system = render_prompt(
             "planner_system",
             package="recai.agent",
@@ -184,7 +187,8 @@ class Planner:
             messages,
             response_format=self.schema,
             max_tokens=max_tokens,
-            temperature=0.0,
+            temperature=self.temperature,
+            seed=self.seed,
             describe_schema=False,
         )
         return normalise_plan(result.parsed), result

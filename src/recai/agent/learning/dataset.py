@@ -88,7 +88,8 @@ def training_pairs(
             kept.append(
                 PlanPair(
                     id=f"{record['id']}#{number}",
-                    conversation=str(record["id"]),
+                    # retries of one templated conversation share it, so the split keeps them together
+                    conversation=str(record.get("conversation") or record["id"]),
                     source=str(record.get("source")),
                     shape=plan_shape(plan),
                     request=turn["request"],

@@ -11,6 +11,9 @@ the same config skips the done ones, so recording resumes). Each record holds it
 - ``success``: for a templated turn, its declarative check held; for a simulated session, the simulated
   user found the target in that session.
 
+A templated conversation that failed can be retried with a sampling planner (``attempts``); each attempt
+is a record of its own, tied together by ``conversation``.
+
 :class:`TurnRecorder` is an agent turn hook, so any agent (the CLI chat, the server) can log its turns
 the same way.
 """
@@ -18,6 +21,7 @@ the same way.
 from __future__ import annotations
 
 import threading
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -96,44 +100,91 @@ def _attached(agent: Agent) -> TurnRecorder:
     return recorder
 
 
+def _attempt_seed(request_id: str, attempt: int) -> int:
+    """A seed per (request, attempt), stable across runs and processes (unlike ``hash``)."""
+    return zlib.crc32(f"{request_id}@{attempt}".encode()) % 2**31
+
+
 def record_templates(
     agent: Agent,
     requests: Sequence[TemplateRequest],
     run: RunFolder,
     *,
+    attempts: int = 1,
+    temperature: float = 0.7,
     progress: bool = True,
 ) -> int:
     """Run each templated conversation on a fresh session and append its trajectory; returns how many
-    were recorded now (done ones are skipped)."""
+    conversations were recorded now (done ones are skipped).
+
+    The first attempt plans greedily. With ``attempts > 1`` a conversation that failed is run again with
+    the planner sampling (``temperature``, a seed per request and attempt) until one attempt succeeds or
+    the attempts are spent: rejection sampling, so the shapes a greedy teacher gets wrong (refinements,
+    the user's own candidates) still reach the training data. Every attempt is its own record
+    (``template:<id>`` then ``template:<id>@2``...) with the same ``conversation``, so the split keeps
+    them on one side; raising ``attempts`` later resumes where the earlier run stopped."""
     from tqdm.auto import tqdm
 
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, got {attempts}")
+    if not 0.0 < temperature <= 2.0 and attempts > 1:
+        raise ValueError(f"a retry must sample: temperature must be in (0, 2], got {temperature}")
+    succeeded: dict[str, bool] = {}
+    for record in run.records():
+        conversation = str(record.get("conversation") or record["id"])
+        succeeded[conversation] = succeeded.get(conversation, False) or bool(record.get("success"))
     done = run.done_ids()
-    todo = [r for r in requests if f"template:{r.id}" not in done]
+
+    def record_id(request: TemplateRequest, attempt: int) -> str:
+        return f"template:{request.id}" + (f"@{attempt}" if attempt > 1 else "")
+
+    todo = [r for r in requests if any(record_id(r, a) not in done for a in range(1, attempts + 1))]
     recorder = _attached(agent)
+    planner = agent.planner
+    greedy = (planner.temperature, planner.seed)
+    recorded = 0
     try:
         for request in tqdm(todo, desc="templated requests", unit="conversation", disable=not progress):
-            session = agent.session()
-            turns = []
-            for turn in request.turns:
-                result = agent.chat(session, turn.text)
-                (event, record), *_ = recorder.take()
-                record["success"] = check_turn(turn.check, agent.dataset.catalog, event.trace, result.items)
-                turns.append(record)
-            success = all(t["success"] for t in turns)
-            run.append(
-                {
-                    "id": f"template:{request.id}",
-                    "source": "template",
-                    "shape": request.shape,
-                    "teacher": agent.planner_llm.name,
-                    "turns": turns,
-                    "success": success,
-                    "scores": {"success": float(success)},
-                }
-            )
+            conversation = f"template:{request.id}"
+            for attempt in range(1, attempts + 1):
+                if succeeded.get(conversation):
+                    break
+                if record_id(request, attempt) in done:
+                    continue
+                if attempt == 1:
+                    planner.temperature, planner.seed = greedy
+                else:
+                    planner.temperature, planner.seed = temperature, _attempt_seed(request.id, attempt)
+                session = agent.session()
+                turns = []
+                for turn in request.turns:
+                    result = agent.chat(session, turn.text)
+                    (event, record), *_ = recorder.take()
+                    record["success"] = check_turn(
+                        turn.check, agent.dataset.catalog, event.trace, result.items
+                    )
+                    turns.append(record)
+                success = all(t["success"] for t in turns)
+                succeeded[conversation] = success
+                run.append(
+                    {
+                        "id": record_id(request, attempt),
+                        "conversation": conversation,
+                        "source": "template",
+                        "shape": request.shape,
+                        "teacher": agent.planner_llm.name,
+                        "attempt": attempt,
+                        "temperature": planner.temperature,
+                        "turns": turns,
+                        "success": success,
+                        "scores": {"success": float(success)},
+                    }
+                )
+                recorded += 1
     finally:
+        planner.temperature, planner.seed = greedy
         agent.turn_hooks.remove(recorder)
-    return len(todo)
+    return recorded
 
 
 def record_simulated(
