@@ -5,7 +5,7 @@ Tasks (each example from a seeded generator of its own, so adding a task changes
 - ``retrieval``: a user's history -> the target's top-k for it, its top-1 first;
 - ``ranking``: a user and a handful of items (shown shuffled) -> those items in the target's order;
 - ``classification``: a user and an item -> ``yes`` when the target ranks the item in its top share for
-  that user, ``no`` when in its bottom share (balanced);
+  that user, ``no`` when in its bottom share (the labels alternate: each part is balanced exactly);
 - ``item_title`` / ``item_attributes`` / ``item_similar``: an item -> its title; its title and
   attributes; the items nearest to it in the target's item space;
 - ``history``: a user -> the user's history (reconstruction from the user vector);
@@ -176,12 +176,16 @@ class ExplainTaskBuilder:
             items=tuple(self._id(p) for p in ordered), candidates=tuple(self._id(p) for p in shown),
         )  # fmt: skip
 
-    def classification(self, part: str, rng: np.random.Generator) -> ExplainExample | None:
+    def classification(
+        self, part: str, rng: np.random.Generator, *, positive: bool | None = None
+    ) -> ExplainExample | None:
+        """``positive`` picks the label (``generate`` alternates it); None draws it from ``rng``."""
         user, history = self._anchor(part, rng)
         ranking = self.target.ranking(history)
         n_top = max(1, int(len(ranking) * self.top_share))
         n_bottom = max(1, int(len(ranking) * self.bottom_share))
-        positive = bool(rng.random() < 0.5)
+        if positive is None:
+            positive = bool(rng.random() < 0.5)
         pool = ranking[:n_top] if positive else ranking[len(ranking) - n_bottom :]
         item = int(pool[int(rng.integers(len(pool)))])
         prompt = render_prompt(
@@ -261,6 +265,10 @@ class ExplainTaskBuilder:
                 rng = _rng(self.seed, task, part, attempt)
                 if task in ITEM_TASKS:
                     example = getattr(self, task)(int(order[attempt]), rng)
+                elif task == "classification":
+                    # Labels alternate, so each part is balanced exactly and always answering one label
+                    # scores 0.5: a coin per example left the demo benchmark 60/40 in training, 36/64 in test.
+                    example = self.classification(part, rng, positive=len(made) % 2 == 0)
                 else:
                     example = getattr(self, task)(part, rng)
                 if example is None:
