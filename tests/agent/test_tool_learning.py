@@ -275,7 +275,7 @@ def test_failed_conversations_are_retried_sampling_until_one_succeeds(
     assert agent.planner.temperature == 0.0 and agent.planner.seed is None  # greedy again afterwards
     with open_run(tmp_path / "run") as run:
         assert record_templates(agent, requests, run, attempts=3, progress=False) == 0
-    # The rescued refinements reach the training data, and each conversation stays on one side of the split.
+    # The rescued conversations reach the training data, and each conversation stays on one side of the split.
     data = build_planner_data(records, max_per_shape=100, test_share=0.5)
     pairs, _ = training_pairs(records)
     assert hard <= {p.conversation for p in pairs}
