@@ -18,6 +18,10 @@ are compared with the base model's by the evaluator's pairwise judge, given the 
 the item facts. The summary JSON has every alignment metric with its 95% interval per system, training
 seconds, steps and trainable parameters, the issue's two targets checked, and a Markdown report.
 
+A model-free ``reference`` system (``recai.explain.reference``) answers from how often the target
+recommended each item in the training examples, ignoring the user: an explainer that learned only the
+target's popular answers scores about as much, so ``beats_reference`` shows where a mode learned more.
+
 Opaque tasks (item title and history from embeddings) do not exist for text-only systems: the base
 model and behaviour mode have no value there, and the check compares only where both have one.
 """
@@ -36,6 +40,7 @@ from recai.data.atomic import write_text_atomic
 from recai.explain import ExplainData, build_explain_data, fit_target
 from recai.explain.evaluation import explain_cases, judge_explanations, run_alignment, why_cases
 from recai.explain.model import Explainer
+from recai.explain.reference import reference_alignment
 from recai.explain.training import ExplainConfig, train_explainer
 from recai.gen.training import SFTConfig
 
@@ -73,15 +78,24 @@ def summarize(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def checks(systems: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The issue's targets: every aligned mode beats the base on every task both are scored on;
-    intention or hybrid beats behaviour on classification."""
+    intention or hybrid beats behaviour on classification. Also (not a target): which metrics each mode
+    wins over the model-free answer-popularity reference, i.e. where it shows more than popularity."""
     base = systems.get("base", {}).get("metrics", {})
-    out: dict[str, Any] = {"beats_base": {}, "embeddings_beat_behaviour_on_classification": None}
+    reference = systems.get("reference", {}).get("metrics", {})
+    out: dict[str, Any] = {
+        "beats_base": {},
+        "embeddings_beat_behaviour_on_classification": None,
+        "beats_reference": {},
+    }
     for mode in MODES:
         mine = systems.get(mode, {}).get("metrics")
         if mine is None:
             continue
         shared = sorted(set(mine) & set(base))
         out["beats_base"][mode] = {m: mine[m]["mean"] > base[m]["mean"] for m in shared}
+        out["beats_reference"][mode] = {
+            m: mine[m]["mean"] > reference[m]["mean"] for m in sorted(set(mine) & set(reference))
+        }
     acc = {
         m: systems[m]["metrics"].get("classification_accuracy", {}).get("mean") for m in MODES if m in systems
     }
@@ -150,6 +164,8 @@ def main() -> None:
     data = build_data(args, args.out / "data")
     device = args.device or ("cuda" if _cuda() else "cpu")
     systems: dict[str, dict[str, Any]] = {}
+    reference = reference_alignment(data.train, data.test, data.catalog, k=int(data.meta.get("k", 5)))
+    systems["reference"] = {"mode": "reference", "metrics": summarize(reference)}
     base = Explainer.base(args.base, data.target, data.catalog, device=device)
     metrics = run_alignment(base, data.test, args.out / "runs" / "base", progress=True)
     systems["base"] = {"mode": "behaviour", "metrics": summarize(metrics)}

@@ -80,7 +80,7 @@ def main() -> None:
             "llm": args.llm,
             "protocol": {
                 "data": "implicit, 5-core, leave-one-out by time, seed 0",
-                "users": args.users,
+                "users": "per dataset: a seeded prefix of its test users (the users column)",
                 "candidates": 20,
                 "negatives": "popularity",
                 "history_len": 20,
@@ -96,6 +96,7 @@ def main() -> None:
         data = DataOptions(str(folder), k_core=5, seed=0)
         base = _base(args.out / name / "base", data, args.sasrec_budget_s)
         entry = summary["datasets"].setdefault(name, {"configs": {}})
+        entry["users_requested"] = args.users
         for config in args.configs:
             started = time.perf_counter()
             out = args.out / name / config
@@ -228,6 +229,8 @@ def _report(summary: dict[str, Any]) -> str:
     for name, entry in summary.get("datasets", {}).items():
         lines += [
             f"## {name}",
+            "",
+            f"Users requested in the latest invocation: {entry.get('users_requested', 'n/a')}.",
             "",
             "| config | NDCG@1 | NDCG@5 | NDCG@10 (95% CI) | Hit@1 | Hit@5 | Hit@10 "
             "| prompt tokens | knowledge tokens | users |",
