@@ -66,6 +66,14 @@ def test_three_modes_train_evaluate_and_explain_from_the_command_line(tmp_path: 
         result["summary"]["n"] == 2
     )  # the echo judge gives no verdict JSON: counted as invalid, not dropped
 
+    reference = tmp_path / "run-reference"
+    out = _invoke("explain", "eval", "reference", str(data), "--out", str(reference))
+    metrics = json.loads((reference / "metrics.json").read_text())
+    assert set(metrics["extra"]["tasks"]) == {"retrieval", "ranking", "classification", "item_similar"}
+    assert "answer-popularity" in out and (reference / "records.jsonl").exists()
+    failed = runner.invoke(app, ["explain", "eval", "reference", str(data), "--judge", "scripted:echo"])
+    assert failed.exit_code == 1 and "no explanations" in failed.output
+
     user = str(dataset().interactions.user_ids[0])
     out = _invoke("explain", "why", user, "The Matrix", "--model", str(tmp_path / "intention"),
                   "--max-new-tokens", "6", "--json")  # fmt: skip

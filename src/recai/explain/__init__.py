@@ -4,7 +4,9 @@
 - :mod:`recai.explain.tasks`: alignment data labelled by running the target;
 - :mod:`recai.explain.render`: users and items as text, as embedding placeholders, or both;
 - :mod:`recai.explain.model` and :mod:`recai.explain.training`: LoRA + projectors, trained and loaded;
-- :mod:`recai.explain.evaluation`: alignment metrics per task and judged explanations.
+- :mod:`recai.explain.evaluation`: alignment metrics per task and judged explanations;
+- :mod:`recai.explain.reference`: a model-free reference (the target's popular training answers) that
+  shows how much of an alignment score popularity alone explains.
 
 Modules import torch and transformers only when they need them (``model`` and ``training`` do).
 """

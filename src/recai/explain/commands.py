@@ -157,9 +157,22 @@ def explain_train(
     )
 
 
+def _metrics_table(metrics: dict[str, Any], title: str) -> None:
+    table = Table("metric", "mean", "n", title=title)
+    for name, m in metrics["metrics"].items():
+        table.add_row(name, f"{m['mean']:.3f}", str(m["n"]))
+    console.print(table)
+
+
 @explain_app.command("eval")
 def explain_eval(
-    model: Annotated[str, typer.Argument(help="An explainer folder, or base:MODEL for the un-aligned LLM.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="An explainer folder, base:MODEL for the un-aligned LLM, or reference for the model-free "
+            "answer-popularity reference."
+        ),
+    ],
     data: Annotated[Path, typer.Argument(help="The data folder (its test examples and target).")],
     out: Annotated[Path, typer.Option("--out", help="Run folder (resumable).")] = Path("runs/explain"),
     limit: Annotated[int | None, typer.Option(help="At most this many test examples per task.")] = None,
@@ -178,8 +191,22 @@ def explain_eval(
     from recai.explain.evaluation import explain_cases, judge_explanations, run_alignment, why_cases
 
     split = _data(data)
-    system = _system(model, split, device=device)
     examples = _per_task(split.test, limit)
+    if model == "reference":
+        if judge:
+            raise _fail(ValueError("the reference writes no explanations to judge; drop --judge"))
+        from recai.explain.reference import reference_alignment
+
+        try:
+            document = reference_alignment(
+                split.train, examples, split.catalog, k=int(split.meta.get("k", 5)), folder=out,
+                run_config={"data": str(data), "limit": limit},
+            )  # fmt: skip
+        except ValueError as exc:
+            raise _fail(exc) from None
+        _metrics_table(document, "alignment of the answer-popularity reference (no LLM)")
+        return
+    system = _system(model, split, device=device)
     try:
         metrics = run_alignment(
             system, examples, out, batch_size=batch_size, resume=not overwrite, overwrite=overwrite,
@@ -187,10 +214,7 @@ def explain_eval(
         )  # fmt: skip
     except (ValueError, FileExistsError) as exc:
         raise _fail(exc) from None
-    table = Table("metric", "mean", "n", title=f"alignment of {system.name} ({system.mode})")
-    for name, m in metrics["metrics"].items():
-        table.add_row(name, f"{m['mean']:.3f}", str(m["n"]))
-    console.print(table)
+    _metrics_table(metrics, f"alignment of {system.name} ({system.mode})")
     if judge:
         if not against:
             raise _fail(ValueError("--judge needs --against (the other system)"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from recai.data.errors import plain_value
@@ -98,9 +99,16 @@ class AnswerPopularityReference:
 
 
 def reference_alignment(
-    train: Sequence[ExplainExample], test: Sequence[ExplainExample], catalog: Any, *, k: int = 5
+    train: Sequence[ExplainExample],
+    test: Sequence[ExplainExample],
+    catalog: Any,
+    *,
+    k: int = 5,
+    folder: str | Path | None = None,
+    run_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The reference's metrics document on the test examples it can answer (same scorer as the LLMs)."""
+    """The reference's metrics document on the test examples it can answer (same scorer as the LLMs);
+    with ``folder``, also written as a run folder like an explainer's (records, metrics, report)."""
     reference = AnswerPopularityReference(train, catalog, k=k)
     scorer = AlignmentScorer(catalog)
     records = []
@@ -111,4 +119,13 @@ def reference_alignment(
         records.append({"id": e.id, "task": e.task, "reply": reply, "scores": scorer.score(e, reply)})
     document = alignment_metrics(records)
     document.setdefault("extra", {})["classification_threshold"] = reference.threshold
+    if folder is not None:
+        from recai.evaluate.runs import RunFolder
+
+        config = {"system": {"name": reference.name, "mode": reference.mode, "k": k}, **(run_config or {})}
+        with RunFolder.open(folder, task="explain", config=config, resume=False, overwrite=True) as run:
+            for record in records:
+                run.append(record)
+            run.write_metrics(document)
+            run.write_report()
     return document
