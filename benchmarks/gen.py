@@ -3,14 +3,15 @@
 Usage: python benchmarks/gen.py [--datasets demo ml-latest-small] [--base qwen2.5-0.5b-instruct]
        [--per-task 300] [--test-per-task 50] [--max-steps 400] [--batch-size 4]
        [--grad-accum 1] [--precision auto|fp32|bf16]
-       [--configs zero-shot sft sft-cgen sasrec] [--device cpu|cuda]
+       [--configs zero-shot sft sft-cgen sasrec popularity] [--device cpu|cuda]
 
 Per dataset: a leave-one-out split (5-core on MovieLens), a SASRec teacher fitted on the training log
 only, the eight gen tasks built with the teacher's top-k as list labels, LoRA SFT of the base model,
 and evaluation on the test examples (held-out users' last event): the base model zero-shot (free
 decoding, parsed and grounded to the catalog), the SFT model with free decoding, the SFT model with
 catalog-constrained decoding, and the SASRec teacher's own top-10 on the sequential test examples (the
-same users). Every ratio is over all samples, empty replies included. Training time and tokens/s are
+same users), next to the most popular training items (what a model that learned only popularity
+scores). Every ratio is over all samples, empty replies included. Training time and tokens/s are
 recorded. Everything resumes (data, checkpoints, run folders in benchmarks/.work/gen/ and
 benchmarks/results/gen/DATASET/), and the summary goes to benchmarks/results/gen.json with a report in
 benchmarks/results/gen/report.md.
@@ -46,7 +47,7 @@ SOURCES = {
     "demo": ("demo", 0, "film"),
     "ml-latest-small": (str(SHARED / "datasets" / "ml-latest-small"), 5, "movie"),
 }
-CONFIGS = ("zero-shot", "sft", "sft-cgen", "sasrec")
+CONFIGS = ("zero-shot", "sft", "sft-cgen", "sasrec", "popularity")
 KS = (1, 5, 10)
 HEADLINE = (
     "ndcg@10",
@@ -167,6 +168,8 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
             )
     if "sasrec" in args.configs and teacher is not None:
         configs["sasrec"] = teacher_scores(teacher, dataset.catalog, data)
+    if "popularity" in args.configs:
+        configs["popularity"] = teacher_scores(fit_teacher(split, "popularity"), dataset.catalog, data)
     return result
 
 
@@ -187,7 +190,7 @@ def _metrics(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def teacher_scores(teacher: Any, catalog: Any, data: GenData) -> dict[str, Any]:
-    """The SASRec teacher's top-10 on the sequential test examples (the same users and targets)."""
+    """A recommender's top-10 on the sequential test examples (the same users and targets as the LLMs)."""
     per: dict[str, list[float]] = {}
     for example in data.test:
         if example.task != "sequential" or example.target is None:
