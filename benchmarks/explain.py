@@ -4,6 +4,7 @@ better than the un-aligned base model, task by task, and at what training cost?
 Usage:
     python benchmarks/explain.py [--dataset demo] [--base qwen2.5-0.5b-instruct]
         [--modes behaviour intention hybrid] [--per-task 500] [--test-per-task 100] [--epochs 1]
+        [--negatives bottom|matched]
         [--max-steps -1] [--batch-size 8] [--device cuda] [--judge SPEC --why 50]
         [--out benchmarks/results/explain] [--summary benchmarks/results/explain.json]
 
@@ -58,7 +59,7 @@ def build_data(args: argparse.Namespace, folder: Path) -> ExplainData:
     target = fit_target(split, "sasrec", **params)
     data = build_explain_data(
         dataset, target, split=split, per_task=args.per_task, test_per_task=args.test_per_task,
-        history_len=args.history_len, noun=args.noun, seed=0, progress=True,
+        history_len=args.history_len, negatives=args.negatives, noun=args.noun, seed=0, progress=True,
     )  # fmt: skip
     data.meta["dataset_spec"] = args.dataset
     data.save(folder)
@@ -146,6 +147,9 @@ def main() -> None:
     parser.add_argument("--test-per-task", type=int, default=100)
     parser.add_argument("--history-len", type=int, default=10)
     parser.add_argument("--noun", default="film")
+    parser.add_argument(
+        "--negatives", default="bottom", choices=["bottom", "matched"], help="classification 'no' items"
+    )
     parser.add_argument("--target-param", action="append", help="SASRec hyperparameter key=value")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--max-steps", type=int, default=-1)

@@ -88,3 +88,8 @@ def test_errors_are_clear(tmp_path: Path) -> None:
         app, ["explain", "data", "demo", "--out", str(tmp_path / "d"), "--target", "popularity"]
     )
     assert result.exit_code == 1 and "target must be one of" in result.output
+    result = runner.invoke(
+        app, ["explain", "data", "demo", "--out", str(tmp_path / "d"), "--negatives", "top"]
+    )
+    assert result.exit_code == 1 and "--negatives must be one of" in result.output
+    assert not (tmp_path / "d").exists()

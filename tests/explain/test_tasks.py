@@ -54,6 +54,35 @@ def test_every_label_is_what_the_target_model_does() -> None:
         assert len(labels) >= 2 and abs(labels.count("yes") - labels.count("no")) <= 1
 
 
+def test_matched_negatives_are_as_popular_with_the_target_as_the_users_yes_items() -> None:
+    from recai.explain.tasks import ExplainTaskBuilder
+
+    t = target()
+    builder = ExplainTaskBuilder(dataset(), t, history_len=3, k=3, n_candidates=3, negatives="matched")
+    counts = builder.top_share_counts()
+    assert counts.sum() > 0 and (counts == 0).any()
+    made = builder.generate("classification", 8, "test")
+    negatives = [e for e in made if e.label == "no"]
+    assert len(negatives) == 4
+    for e in negatives:
+        item = positions(e.items)[0]
+        ranking = t.ranking(positions(e.history)).tolist()
+        bottom = ranking[len(ranking) - int(len(ranking) * 0.5) :]
+        top = ranking[: max(1, int(len(ranking) * 0.1))]
+        assert item in bottom
+        # for one of this user's yes items, no bottom item is closer to it in popularity
+        assert any(
+            abs(int(counts[item]) - int(counts[y]))
+            == min(abs(int(counts[b]) - int(counts[y])) for b in bottom)
+            for y in top
+        )
+    plain = ExplainTaskBuilder(dataset(), t, history_len=3, k=3, n_candidates=3)
+    assert plain.generate("classification", 8, "test") != made  # the default keeps any bottom item
+    with pytest.raises(ValueError, match="negatives must be one of"):
+        ExplainTaskBuilder(dataset(), t, negatives="random")
+    assert data(negatives="matched", tasks=["classification"]).meta["negatives"] == "matched"
+
+
 def test_test_users_are_never_training_users() -> None:
     built = small_data()
     train_users = {e.user for e in built.train if e.user is not None}

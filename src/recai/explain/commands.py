@@ -72,6 +72,13 @@ def explain_data(
     n_candidates: Annotated[int, typer.Option(help="Items shown in a ranking question.")] = 5,
     top_share: Annotated[float, typer.Option(help="Classification: the target's top share is 'yes'.")] = 0.1,
     bottom_share: Annotated[float, typer.Option(help="Classification: its bottom share is 'no'.")] = 0.5,
+    negatives: Annotated[
+        str,
+        typer.Option(
+            help="Classification 'no' items: bottom (any bottom-share item) or matched (bottom-share items "
+            "about as popular with the target as this user's yes items, so popularity answers fewer)."
+        ),
+    ] = "bottom",
     history_len: Annotated[int, typer.Option(help="Most recent items of a user's history.")] = 10,
     test_share: Annotated[float, typer.Option(help="Share of users kept for testing.")] = 0.2,
     noun: Annotated[str, typer.Option(help="What an item is called (film, product).")] = "item",
@@ -84,6 +91,10 @@ def explain_data(
 
     if target not in SUPPORTED:
         raise _fail(ValueError(f"target must be one of {SUPPORTED}, got {target!r}"))
+    from recai.explain.tasks import NEGATIVES
+
+    if negatives not in NEGATIVES:  # before the target is fitted
+        raise _fail(ValueError(f"--negatives must be one of {NEGATIVES}, got {negatives!r}"))
     dataset = _dataset(name_or_path)
     split = dataset.split("leave_one_out")
     try:
@@ -92,7 +103,8 @@ def explain_data(
         data = build_explain_data(
             dataset, fitted, split=split, tasks=_csv(tasks), per_task=per_task, test_per_task=test_per_task,
             general_share=general_share, seed=seed, k=k, n_candidates=n_candidates, top_share=top_share,
-            bottom_share=bottom_share, history_len=history_len, test_share=test_share, noun=noun,
+            bottom_share=bottom_share, negatives=negatives, history_len=history_len, test_share=test_share,
+            noun=noun,
         )  # fmt: skip
         data.meta["dataset_spec"] = name_or_path
         data.save(out, overwrite=overwrite)

@@ -5,7 +5,11 @@ Tasks (each example from a seeded generator of its own, so adding a task changes
 - ``retrieval``: a user's history -> the target's top-k for it, its top-1 first;
 - ``ranking``: a user and a handful of items (shown shuffled) -> those items in the target's order;
 - ``classification``: a user and an item -> ``yes`` when the target ranks the item in its top share for
-  that user, ``no`` when in its bottom share (the labels alternate: each part is balanced exactly);
+  that user, ``no`` when in its bottom share (the labels alternate: each part is balanced exactly).
+  ``negatives="matched"`` picks each ``no`` item among the bottom share as close as it gets to a ``yes``
+  item of the same user in how often it is in the target's top share for *training* users, so that
+  an item's popularity with the target answers fewer questions (where the bottom share has no item as
+  popular, it still helps);
 - ``item_title`` / ``item_attributes`` / ``item_similar``: an item -> its title; its title and
   attributes; the items nearest to it in the target's item space;
 - ``history``: a user -> the user's history (reconstruction from the user vector);
@@ -46,6 +50,9 @@ TEST_TASKS: tuple[str, ...] = (
     "history",
 )
 MAX_ATTEMPTS = 20
+NEGATIVES: tuple[str, ...] = ("bottom", "matched")
+#: Training users whose top shares give each item's popularity with the target (matched negatives).
+MATCH_USERS = 500
 
 
 def _rng(*parts: Any) -> np.random.Generator:
@@ -74,9 +81,12 @@ class ExplainTaskBuilder:
         history_len: int = 10,
         min_history: int = 2,
         test_share: float = 0.2,
+        negatives: str = "bottom",
         noun: str = "item",
         seed: int = 0,
     ) -> None:
+        if negatives not in NEGATIVES:
+            raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
         if not 0 < top_share < 1 or not 0 < bottom_share < 1 or top_share + bottom_share > 1:
             raise ValueError(
                 f"need 0 < top_share, bottom_share and a sum <= 1, got {top_share}, {bottom_share}"
@@ -96,7 +106,9 @@ class ExplainTaskBuilder:
         self.k, self.n_candidates = k, n_candidates
         self.top_share, self.bottom_share = top_share, bottom_share
         self.history_len, self.min_history = history_len, min_history
+        self.negatives = negatives
         self.noun, self.seed = noun, seed
+        self._top_share_counts: np.ndarray | None = None
         log = self.split.train
         indptr, codes = log.sequence_arrays()
         self._sequences = {
@@ -147,6 +159,21 @@ class ExplainTaskBuilder:
             **fields,
         )
 
+    def top_share_counts(self) -> np.ndarray:
+        """Per item (position), how many training users have it in the target's top share (their latest
+        history; up to ``MATCH_USERS`` users, seeded): the item's popularity with the target."""
+        if self._top_share_counts is None:
+            users = list(self.train_users)
+            if len(users) > MATCH_USERS:
+                keep = _rng(self.seed, "matched").choice(len(users), MATCH_USERS, replace=False)
+                users = [users[i] for i in sorted(keep)]
+            counts = np.zeros(len(self.catalog), dtype=np.int64)
+            for user in users:
+                ranking = self.target.ranking([int(p) for p in self._sequences[user][-self.history_len :]])
+                counts[ranking[: max(1, int(len(ranking) * self.top_share))]] += 1
+            self._top_share_counts = counts
+        return self._top_share_counts
+
     # ------------------------------------------------------------------ tasks
     def retrieval(self, part: str, rng: np.random.Generator) -> ExplainExample | None:
         user, history = self._anchor(part, rng)
@@ -187,6 +214,11 @@ class ExplainTaskBuilder:
         if positive is None:
             positive = bool(rng.random() < 0.5)
         pool = ranking[:n_top] if positive else ranking[len(ranking) - n_bottom :]
+        if not positive and self.negatives == "matched":
+            counts = self.top_share_counts()
+            wanted = counts[int(ranking[int(rng.integers(n_top))])]  # a yes item's popularity, this user
+            gap = np.abs(counts[pool] - wanted)
+            pool = pool[gap == gap.min()]
         item = int(pool[int(rng.integers(len(pool)))])
         prompt = render_prompt(
             "classification",
@@ -335,6 +367,7 @@ def build_explain_data(
         "n_candidates": maker.n_candidates,
         "top_share": maker.top_share,
         "bottom_share": maker.bottom_share,
+        "negatives": maker.negatives,
         "history_len": maker.history_len,
         "train_users": len(maker.train_users),
         "test_users": len(maker.test_users),
