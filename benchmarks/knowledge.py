@@ -43,6 +43,7 @@ from recai.evaluate.tasks import DataOptions
 from recai.knowledge import KINDS
 from recai.knowledge.commands import build_knowledge
 from recai.knowledge.evaluation import run_knowledge_task
+from recai.knowledge.ranker import in_shown_order, lenient_numbers, repair
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
@@ -157,7 +158,10 @@ def _result(run_folder: Path, seconds: float) -> dict[str, Any]:
             "knowledge_facts_mean": extra.get("knowledge_facts_mean"),
             "facts_by_kind": extra.get("facts_by_kind"),
             "token_counter": extra.get("token_counter"),
-            "repairs": {k: v for k, v in counts.items() if k.startswith(("index_", "answer_")) and v},
+            "repairs": {
+                **{k: v for k, v in counts.items() if k.startswith(("index_", "answer_")) and v},
+                **_shown_order(run),
+            },
             "llm_calls": (usage.get("total") or {}).get("calls", 0),
             "llm_prompt_tokens": (usage.get("total") or {}).get("prompt_tokens", 0),
             "wall_s_this_invocation": round(seconds, 1),
@@ -167,6 +171,27 @@ def _result(run_folder: Path, seconds: float) -> dict[str, Any]:
         }
     )
     return out
+
+
+def _shown_order(run: RunFolder) -> dict[str, int]:
+    """``answer_in_shown_order`` recounted from every record's raw answers: records written before the
+    ranker counted that diagnosis lack it, so the run's own count would cover only the newer ones."""
+    n = 0
+    for record in run.records():
+        for order in record.get("orders") or []:
+            raw, shown = order.get("raw"), order.get("candidates") or []
+            if raw is None:
+                continue
+            try:
+                values = json.loads(raw)
+            except json.JSONDecodeError:
+                values = lenient_numbers(raw)
+            if isinstance(values, list):
+                kept, _ = repair(values, len(shown), append_missing=False)
+                if in_shown_order(kept):
+                    n += 1
+                    break
+    return {"answer_in_shown_order": n} if n else {}
 
 
 def _paired(entry: dict[str, Any], folder: Path) -> None:
