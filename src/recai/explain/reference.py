@@ -72,8 +72,8 @@ class AnswerPopularityReference:
                 best, best_right = t, right
         return best
 
-    def _titles(self, keys: Sequence[str]) -> str:
-        positions = self.catalog.index_of([self.ids[k] for k in keys])
+    def _titles(self, items: Sequence[Any]) -> str:
+        positions = self.catalog.index_of(list(items))
         return "\n".join(f"{n}. {self.catalog.display_title(int(p))}" for n, p in enumerate(positions, 1))
 
     def reply(self, example: ExplainExample) -> str:
@@ -82,19 +82,17 @@ class AnswerPopularityReference:
         if task == "retrieval":
             seen = {_key(i) for i in example.history}
             ranked = sorted(self.in_top_k, key=lambda i: (-self.top1[i], -self.in_top_k[i], i))
-            return self._titles([i for i in ranked if i not in seen][: self.k])
+            return self._titles([self.ids[i] for i in ranked if i not in seen][: self.k])
         if task == "ranking":
-            shown = [_key(c) for c in example.candidates]
-            for c in example.candidates:
-                self.ids.setdefault(_key(c), c)
-            return self._titles(sorted(shown, key=lambda i: (-self.in_top_k[i], -self.top1[i])))
+            order = sorted(example.candidates, key=lambda c: (-self.in_top_k[_key(c)], -self.top1[_key(c)]))
+            return self._titles(order)
         if task == "classification":
             return "Yes." if self.in_top_k[_key(example.items[0])] >= self.threshold else "No."
         if task == "item_similar":
             asked = {m.group(2) for m in SLOT.finditer(" ".join(m["content"] for m in example.prompt))}
             pool = self.similar or self.in_top_k
             ranked = sorted(pool, key=lambda i: (-pool[i], i))
-            return self._titles([i for i in ranked if i not in asked][: max(1, len(example.items))])
+            return self._titles([self.ids[i] for i in ranked if i not in asked][: max(1, len(example.items))])
         raise ValueError(f"the reference answers {', '.join(REFERENCE_TASKS)}, not '{task}'")
 
 
