@@ -14,6 +14,7 @@ from recai.data import DataError
 from recai.explain import ExplainData, Renderer, TargetModel, read_examples
 from recai.explain.render import ITEM_TOKEN, USER_TOKEN
 from recai.explain.tasks import TASKS, TEST_TASKS
+from recai.llm.prompting import prompt_variants
 from recai.rec import ALS, Popularity
 from tests.explain.helpers import data, dataset, small_data, target
 
@@ -140,11 +141,24 @@ def test_modes_render_text_placeholders_or_both() -> None:
     assert hybrid.count(ITEM_TOKEN) == 3 and all(f"{ITEM_TOKEN} {t}" in hybrid for t in titles)
     opaque = next(e for e in small_data().train if e.task == "history")
     assert not Renderer(catalog, "behaviour").applies(opaque)
-    assert (
-        "history"
-        not in Renderer(catalog, "hybrid").render(opaque).messages[0]["content"].split("Here is")[1][:40]
-    )
+    opaque_prompt = Renderer(catalog, "hybrid").render(opaque).messages[0]["content"]
+    assert f"the user {USER_TOKEN}" in opaque_prompt and f"{USER_TOKEN}, whose history" not in opaque_prompt
+    assert not any(catalog.display_title(p) in opaque_prompt for p in positions(opaque.history))
     assert Renderer(catalog, "hybrid").render(opaque, with_answer=False).messages[-1]["role"] == "user"
+
+
+def test_prompts_vary_in_wording_but_not_in_what_they_ask() -> None:
+    """Every task with several wordings uses more than one, each a known wording with its slots filled."""
+    built = small_data()
+    for task in (t for t in TASKS if t != "general"):
+        wordings = prompt_variants(task, "recai.explain")
+        assert len(wordings) == 3, task
+        prompts = [e.messages[0]["content"] for e in built.train if e.task == task]
+        assert prompts, task
+        heads = {w.split("$")[0] for w in wordings}
+        used = {h for h in heads for p in prompts if p.startswith(h)}
+        assert len(used) >= 2, (task, used)
+        assert all("$" not in p for p in prompts), task
 
 
 def test_target_vectors_reproduce_its_scores_and_it_is_frozen() -> None:

@@ -34,7 +34,7 @@ from recai.data.errors import plain_value
 from recai.data.splits import Split
 from recai.explain.examples import ExplainData, ExplainExample, item_slot, user_slot
 from recai.explain.target import TargetModel
-from recai.llm.prompting import render_prompt
+from recai.llm.prompting import render_variant
 
 USER_TASKS: tuple[str, ...] = ("retrieval", "ranking", "classification", "history")
 ITEM_TASKS: tuple[str, ...] = ("item_title", "item_attributes", "item_similar")
@@ -130,6 +130,11 @@ class ExplainTaskBuilder:
     def _values(self, **extra: Any) -> dict[str, Any]:
         return {"noun": self.noun, "nouns": f"{self.noun}s", **extra}
 
+    def _prompt(self, task: str, rng: np.random.Generator, **values: Any) -> str:
+        """One of the task's wordings, drawn last so that the wordings never change which users and
+        items an example is about."""
+        return render_variant(task, rng, package="recai.explain", **self._values(**values))
+
     def _anchor(self, part: str, rng: np.random.Generator) -> tuple[Any, list[int]]:
         """A user and the history the target sees: a random cut of a training user's log (train), or the
         most recent events of a test user's log (test)."""
@@ -178,9 +183,7 @@ class ExplainTaskBuilder:
     def retrieval(self, part: str, rng: np.random.Generator) -> ExplainExample | None:
         user, history = self._anchor(part, rng)
         top = self.target.ranking(history)[: self.k]
-        prompt = render_prompt(
-            "retrieval", package="recai.explain", **self._values(user=user_slot(), k=len(top))
-        )
+        prompt = self._prompt("retrieval", rng, user=user_slot(), k=len(top))
         return self._example(
             "retrieval", prompt, numbered([self._titles[p] for p in top]), user=user, history=history,
             items=tuple(self._id(p) for p in top),
@@ -195,9 +198,7 @@ class ExplainTaskBuilder:
         ordered = [int(ranking[r]) for r in ranks]
         shown = [ordered[i] for i in rng.permutation(len(ordered))]
         candidates = "\n".join(f"- {item_slot(self._id(p))}" for p in shown)
-        prompt = render_prompt(
-            "ranking", package="recai.explain", **self._values(user=user_slot(), candidates=candidates)
-        )
+        prompt = self._prompt("ranking", rng, user=user_slot(), candidates=candidates)
         return self._example(
             "ranking", prompt, numbered([self._titles[p] for p in ordered]), user=user, history=history,
             items=tuple(self._id(p) for p in ordered), candidates=tuple(self._id(p) for p in shown),
@@ -220,11 +221,7 @@ class ExplainTaskBuilder:
             gap = np.abs(counts[pool] - wanted)
             pool = pool[gap == gap.min()]
         item = int(pool[int(rng.integers(len(pool)))])
-        prompt = render_prompt(
-            "classification",
-            package="recai.explain",
-            **self._values(user=user_slot(), item=item_slot(self._id(item))),
-        )
+        prompt = self._prompt("classification", rng, user=user_slot(), item=item_slot(self._id(item)))
         label = "yes" if positive else "no"
         return self._example(
             "classification", prompt, f"{label.capitalize()}.", user=user, history=history,
@@ -232,29 +229,33 @@ class ExplainTaskBuilder:
         )  # fmt: skip
 
     def _item_example(
-        self, task: str, position: int, answer: str, items: Sequence[int], **values: Any
+        self,
+        task: str,
+        position: int,
+        answer: str,
+        items: Sequence[int],
+        rng: np.random.Generator,
+        **values: Any,
     ) -> ExplainExample:
-        prompt = render_prompt(
-            task, package="recai.explain", **self._values(item=item_slot(self._id(position)), **values)
-        )
+        prompt = self._prompt(task, rng, item=item_slot(self._id(position)), **values)
         example = self._example(task, prompt, answer, items=tuple(self._id(p) for p in items))
         return example
 
     def item_title(self, position: int, rng: np.random.Generator) -> ExplainExample | None:
-        return self._item_example("item_title", position, f"{self._titles[position]}", [position])
+        return self._item_example("item_title", position, f"{self._titles[position]}", [position], rng)
 
     def item_attributes(self, position: int, rng: np.random.Generator) -> ExplainExample | None:
         text = self.catalog.render(position, by_position=True, max_chars=240)
-        return self._item_example("item_attributes", position, text, [position])
+        return self._item_example("item_attributes", position, text, [position], rng)
 
     def item_similar(self, position: int, rng: np.random.Generator) -> ExplainExample | None:
         similar = self.target.similar(position, self.k)
         answer = numbered([self._titles[p] for p in similar])
-        return self._item_example("item_similar", position, answer, similar, k=len(similar))
+        return self._item_example("item_similar", position, answer, similar, rng, k=len(similar))
 
     def history(self, part: str, rng: np.random.Generator) -> ExplainExample | None:
         user, history = self._anchor(part, rng)
-        prompt = render_prompt("history", package="recai.explain", **self._values(user=user_slot()))
+        prompt = self._prompt("history", rng, user=user_slot())
         return self._example(
             "history", prompt, numbered([self._titles[p] for p in history]), user=user, history=history,
             items=tuple(self._id(p) for p in history),

@@ -1,35 +1,21 @@
 """Prompt and answer templates of the SFT tasks: files in ``recai/gen/prompts``, several wordings each.
 
-A file holds one or more variants separated by a line ``---``; a builder picks one with its seeded
-generator, so the model does not learn a single phrasing, and a rebuild with the same seed picks the same.
-Placeholders are ``$name`` (``string.Template``); a missing value is an error, never a hole in a prompt.
+The file format and the seeded choice of a wording are :mod:`recai.llm.prompting`'s; this module
+binds them to the gen package and adds the noun plural the templates need.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
-from string import Template
-
 import numpy as np
+
+from recai.llm.prompting import render_variant
 
 PACKAGE = "recai.gen"
 
 
-@cache
-def variants(name: str) -> tuple[str, ...]:
-    text = resources.files(PACKAGE).joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8")
-    parts = tuple(p.strip() for p in text.replace("\r\n", "\n").split("\n---\n") if p.strip())
-    if not parts:
-        raise ValueError(f"prompt template {name}.txt is empty")
-    return parts
-
-
 def render(name: str, rng: np.random.Generator, **values: object) -> str:
-    """One variant of ``prompts/<name>.txt``, chosen by ``rng``, filled with ``values``."""
-    options = variants(name)
-    chosen = options[int(rng.integers(len(options)))] if len(options) > 1 else options[0]
-    return Template(chosen).substitute({k: str(v) for k, v in values.items()}).strip()
+    """One wording of ``prompts/<name>.txt``, chosen by ``rng``, filled with ``values``."""
+    return render_variant(name, rng, PACKAGE, **values)
 
 
 def plural(noun: str) -> str:
