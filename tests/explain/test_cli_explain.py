@@ -93,3 +93,39 @@ def test_errors_are_clear(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1 and "--negatives must be one of" in result.output
     assert not (tmp_path / "d").exists()
+
+
+def test_an_mf_target_is_explained_from_the_command_line(tmp_path: Path) -> None:
+    """ALS's user factors (folded in for test histories) and item factors reach the LLM like SASRec's."""
+    films = tmp_path / "films"
+    dataset().save(films)
+    data = tmp_path / "data"
+    _invoke(
+        "explain", "data", str(films), "--out", str(data), "--per-task", "2", "--test-per-task", "1",
+        "--k", "3", "--n-candidates", "3", "--history-len", "3", "--noun", "film", "--target", "als",
+        "--target-param", "factors=8", "--target-param", "iterations=3",
+    )  # fmt: skip
+    meta = json.loads((data / "meta.json").read_text())
+    assert (
+        meta["target"] == "als" and json.loads((data / "target" / "meta.json").read_text())["class"] == "ALS"
+    )
+
+    model = tmp_path / "hybrid"
+    _invoke(
+        "explain", "train", str(data), "--out", str(model), "--mode", "hybrid", "--base",
+        str(base_folder(tmp_path)), "--max-steps", "1", "--batch-size", "4", "--lora-r", "4", "--device", "cpu",
+        "--max-length", "768",
+    )  # fmt: skip
+    run = tmp_path / "run"
+    out = _invoke("explain", "eval", str(model), str(data), "--out", str(run), "--limit", "1")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"classification", "item_title", "history"} <= set(
+        metrics["extra"]["tasks"]
+    ) and "ranking_ndcg" in out
+
+    user = str(dataset().interactions.user_ids[0])
+    out = _invoke(
+        "explain", "why", user, "The Matrix", "--model", str(model), "--max-new-tokens", "6", "--json"
+    )
+    reply = json.loads(out[out.index("{") : out.rindex("}") + 1])
+    assert "The recommender ranks" in reply["target"] or "already" in reply["target"]
