@@ -14,10 +14,12 @@ ranking, classification, item title / attributes / similar items, history, gener
 disjoint from training users. Systems: the un-aligned base model (text prompts, behaviour rendering) and
 one explainer per mode (LoRA r 16 plus projectors, ``--epochs`` over the same data). Each system is a
 resumable run folder under ``<out>/runs/<system>``; trained explainers under ``<out>/models/<mode>``
-(a rerun skips what exists and resumes interrupted training). With ``--judge``, each mode's explanations
-are compared with the base model's by the evaluator's pairwise judge, given the target's decision and
-the item facts. The summary JSON has every alignment metric with its 95% interval per system, training
-seconds, steps and trainable parameters, the issue's two targets checked, and a Markdown report.
+(a rerun skips what exists and resumes interrupted training; stored replies are rescored with the
+current scorer). With ``--judge``, the explanations of the base model and of every mode are compared
+pairwise (every pair) by the evaluator's ``decision`` judge, given the target's decision and the item
+facts, scoring faithfulness to that decision first. The summary JSON has every alignment metric with
+its 95% interval per system, training seconds, steps and trainable parameters, the issue's two
+targets checked, and a Markdown report.
 
 A model-free ``reference`` system (``recai.explain.reference``) answers from how often the target
 recommended each item in the training examples, ignoring the user: an explainer that learned only the
@@ -30,6 +32,7 @@ model and behaviour mode have no value there, and the check compares only where 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import time
@@ -39,7 +42,13 @@ from typing import Any
 from recai.data import load
 from recai.data.atomic import write_text_atomic
 from recai.explain import ExplainData, build_explain_data, fit_target
-from recai.explain.evaluation import explain_cases, judge_explanations, run_alignment, why_cases
+from recai.explain.evaluation import (
+    decision_judge,
+    explain_cases,
+    judge_explanations,
+    run_alignment,
+    why_cases,
+)
 from recai.explain.model import Explainer
 from recai.explain.reference import reference_alignment
 from recai.explain.training import ExplainConfig, train_explainer
@@ -94,6 +103,8 @@ def checks(systems: dict[str, dict[str, Any]]) -> dict[str, Any]:
             continue
         shared = sorted(set(mine) & set(base))
         out["beats_base"][mode] = {m: mine[m]["mean"] > base[m]["mean"] for m in shared}
+        # the base is text-only: the opaque tasks (title, history from a vector) have nothing to beat
+        out.setdefault("no_base_value", {})[mode] = sorted(set(mine) - set(base))
         out["beats_reference"][mode] = {
             m: mine[m]["mean"] > reference[m]["mean"] for m in sorted(set(mine) & set(reference))
         }
@@ -132,9 +143,9 @@ def report(summary: dict[str, Any]) -> str:
         lines.append(f"| {key} | " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "Checks: `" + json.dumps(summary["checks"]) + "`", ""]
     if summary.get("judge"):
-        lines += ["| mode vs base | win | tie | loss | invalid |", "|---|---|---|---|---|"]
-        for mode, j in summary["judge"].items():
-            lines.append(f"| {mode} | {j['win']} | {j['tie']} | {j['loss']} | {j['invalid']} |")
+        lines += ["| A vs B | A wins | tie | B wins | invalid |", "|---|---|---|---|---|"]
+        for pair, j in summary["judge"].items():
+            lines.append(f"| {pair} | {j['win']} | {j['tie']} | {j['loss']} | {j['invalid']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -201,20 +212,22 @@ def main() -> None:
         }
     judged: dict[str, Any] = {}
     if args.judge:
-        from recai.evaluate.judge import PairwiseJudge
         from recai.llm.factory import load_chat_model
 
-        judge = PairwiseJudge(load_chat_model(args.judge))
-        cases = why_cases(data.test, data.target, data.catalog, n=args.why)
-        base_answers = explain_cases(base, cases, noun=args.noun)
-        for mode, explainer in explainers.items():
-            answers = explain_cases(explainer, cases, noun=args.noun)
+        judge = decision_judge(load_chat_model(args.judge))
+        top_share = float(data.meta.get("top_share", 0.1))
+        cases = why_cases(data.test, data.target, data.catalog, n=args.why, top_share=top_share)
+        speakers = {"base": base, **explainers}
+        answers = {name: explain_cases(s, cases, noun=args.noun) for name, s in speakers.items()}
+        for a, b in itertools.combinations(speakers, 2):  # every mode against every other and the base
             result = judge_explanations(
-                cases, answers, base_answers, judge, data.target, data.catalog, noun=args.noun
-            )
-            judged[mode] = result["summary"]
+                cases, answers[a], answers[b], judge, data.target, data.catalog, noun=args.noun,
+                top_share=top_share,
+            )  # fmt: skip
+            result["systems"] = {"A": a, "B": b}
+            judged[f"{a} vs {b}"] = result["summary"]
             write_text_atomic(
-                args.out / "runs" / f"judge-{mode}.json", json.dumps(result, indent=2, default=str)
+                args.out / "runs" / f"judge-{a}-vs-{b}.json", json.dumps(result, indent=2, default=str)
             )
     summary = {
         "dataset": args.dataset,

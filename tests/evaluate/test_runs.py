@@ -117,6 +117,26 @@ def test_records_are_appended_durably_and_resumed(tmp_path: Path) -> None:
         assert [r["parsed"] for r in run.records()] == [[1, 2]] * 4
 
 
+def test_records_are_replaced_atomically_with_the_same_ids_only(tmp_path: Path) -> None:
+    with open_run(tmp_path / "run") as run:
+        for i in range(3):
+            run.append(record(i))
+        rescored = [{**r, "scores": {"hit": 0.5}} for r in run.records()]
+        with pytest.raises(ValueError, match="exactly the recorded ids"):
+            run.replace_records(rescored[:2])
+        with pytest.raises(ValueError, match="exactly the recorded ids"):
+            run.replace_records([*rescored[:2], {**rescored[2], "id": "other"}])
+        with pytest.raises(ValueError, match="exactly the recorded ids"):
+            run.replace_records([*rescored, rescored[0]])
+        assert [r["scores"] for r in run.records()] == [record(i)["scores"] for i in range(3)]
+        run.replace_records(rescored)
+        assert [r["scores"] for r in run.records()] == [{"hit": 0.5}] * 3
+        run.append(record(3))
+        assert run.done_ids() == {"u0", "u1", "u2", "u3"}
+    with pytest.raises(RuntimeError, match="open the run"):
+        RunFolder.load(tmp_path / "run").replace_records(rescored)
+
+
 def test_a_truncated_last_line_is_dropped_and_the_file_repaired(tmp_path: Path) -> None:
     with open_run(tmp_path / "run") as run:
         run.append(record(0))

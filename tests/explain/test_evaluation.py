@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 
-from recai.evaluate.judge import PairwiseJudge
 from recai.explain.evaluation import (
     AlignmentScorer,
     decision_facts,
+    decision_judge,
     judge_explanations,
     ranking_ndcg,
     run_alignment,
@@ -51,12 +53,27 @@ def test_each_task_is_scored_against_the_target() -> None:
         < ranking_ndcg([1, 3, 2], [1, 2, 3])
         < ranking_ndcg([1, 2, 3], [1, 2, 3])
     )
+    five = [1, 2, 3, 4, 5]
+    assert ranking_ndcg(five[::-1], five) == 0.0 and ranking_ndcg(five, five) == pytest.approx(1.0)
+    every_order = [ranking_ndcg(list(p), five) for p in itertools.permutations(five)]
+    assert np.mean(every_order) == pytest.approx(0.5)  # a random order: one half, not 0.86
+    assert ranking_ndcg([5], five) == 0.0 and ranking_ndcg([1], [1]) == 1.0 and ranking_ndcg([], [1]) == 0.0
 
     classification = first("classification")
     right = "Yes, it would." if classification.label == "yes" else "No."
     wrong = "No." if classification.label == "yes" else "Yes."
-    assert scorer.score(classification, right) == {"classification_accuracy": 1.0}
-    assert scorer.score(classification, wrong) == {"classification_accuracy": 0.0}
+    assert scorer.score(classification, right) == {
+        "classification_accuracy": 1.0,
+        "classification_answered": 1.0,
+    }
+    assert scorer.score(classification, wrong) == {
+        "classification_accuracy": 0.0,
+        "classification_answered": 1.0,
+    }
+    assert scorer.score(classification, "It depends.") == {
+        "classification_accuracy": 0.0,
+        "classification_answered": 0.0,
+    }
 
     title = first("item_title")
     assert scorer.score(title, titles(title.items)[0])["title_accuracy"] == 1.0
@@ -70,6 +87,14 @@ def test_each_task_is_scored_against_the_target() -> None:
     )
     similar = first("item_similar")
     assert scorer.score(similar, "\n".join(titles(similar.items)))["similar_overlap"] == 1.0
+    # listing the whole catalog cannot score: only the first k distinct names count
+    others = [t for t in titles(dataset().catalog.ids) if t not in titles(similar.items)]
+    padded = "\n".join(others[: len(similar.items)] + titles(similar.items))
+    assert scorer.score(similar, padded)["similar_overlap"] == 0.0
+    twice = "\n".join([titles(similar.items)[0]] * 3 + titles(similar.items)[1:])
+    assert scorer.score(similar, twice)["similar_overlap"] == 1.0  # repeats are not counted against k
+    padded_history = "\n".join(others[: len(set(history.items))] + titles(history.items))
+    assert scorer.score(history, padded_history)["history_coverage"] == 0.0
 
 
 @dataclass
@@ -97,6 +122,7 @@ def test_a_system_that_answers_like_the_target_scores_one_and_runs_resume(tmp_pa
     assert metrics["task"] == "explain"
     assert {m: v["mean"] for m, v in metrics["metrics"].items()} == {
         "classification_accuracy": 1.0,
+        "classification_answered": 1.0,
         "ranking_ndcg": 1.0,
         "retrieval_hit@5": 1.0,
         "retrieval_ndcg@5": 1.0,
@@ -104,6 +130,16 @@ def test_a_system_that_answers_like_the_target_scores_one_and_runs_resume(tmp_pa
     }  # opaque tasks (title, history) do not apply to a text-only system
     again = run_alignment(oracle, small_data().test, tmp_path / "run", progress=False)
     assert again == metrics and (tmp_path / "run" / "report.md").exists()
+
+    # a record scored by an older scorer is rescored from its stored reply, without asking the model
+    records_file = tmp_path / "run" / "records.jsonl"
+    lines = [json.loads(line) for line in records_file.read_text().splitlines()]
+    lines[0]["scores"] = {k: 0.0 for k in lines[0]["scores"]}
+    records_file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    oracle.answers.clear()  # any new model call would fail
+    rescored = run_alignment(oracle, small_data().test, tmp_path / "run", progress=False)
+    assert rescored["metrics"] == metrics["metrics"]
+    assert json.loads(records_file.read_text().splitlines()[0])["scores"] != lines[0]["scores"]
 
 
 def test_the_judge_sees_the_target_decision_and_item_facts() -> None:
@@ -117,15 +153,23 @@ def test_the_judge_sees_the_target_decision_and_item_facts() -> None:
     verdict = {
         "reason": "A matches the facts.",
         "scores": {
-            c: {"answer_1": 5, "answer_2": 2} for c in ("informativeness", "persuasiveness", "helpfulness")
+            c: {"answer_1": 5, "answer_2": 2} for c in ("faithfulness", "informativeness", "helpfulness")
         },
         "better": "1",
     }
     flipped = {**verdict, "better": "2"}
     judge_llm = ScriptedChatModel([json.dumps(verdict), json.dumps(flipped)] * 2)
     result = judge_explanations(
-        cases, ["aligned 1", "aligned 2"], ["base 1", "base 2"], PairwiseJudge(judge_llm), target(), catalog
+        cases, ["aligned 1", "aligned 2"], ["base 1", "base 2"], decision_judge(judge_llm), target(), catalog
     )
     assert result["summary"]["win"] == 2 and result["summary"]["order_conflict_rate"] == 0.0
     prompt = judge_llm.calls[0][0]["content"]
     assert "The recommender ranks this item" in prompt and "aligned 1" in prompt and "<<" not in prompt
+    # the judge scores faithfulness to the decision, not a persuasive case for a rejected item
+    assert "faithfulness" in prompt and "persuasiveness" not in prompt
+    assert "would not recommend it" in judge_llm.calls[2][0]["content"]
+    # the decision's side follows the data's top share: rank r of n is "recommend" only within it
+    rank = int(facts.split("ranks this item ")[1].split(" of ")[0])
+    n = int(facts.split(" of ")[1].split(" ")[0])
+    narrow = decision_facts(target(), catalog, cases[0].history, cases[0].item, top_share=(rank - 1) / n)
+    assert rank == 1 or "would not recommend it" in narrow

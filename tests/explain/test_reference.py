@@ -77,6 +77,7 @@ def test_on_built_data_it_scores_the_text_tasks_only() -> None:
     metrics = reference_alignment(data.train, data.test, data.catalog, k=3)
     assert set(metrics["metrics"]) == {
         "classification_accuracy",
+        "classification_answered",
         "ranking_ndcg",
         "retrieval_hit@5",
         "retrieval_ndcg@5",

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 
 from recai.data import DataError
-from recai.explain import ExplainData, Renderer, TargetModel, read_examples
+from recai.explain import ExplainData, Renderer, TargetModel, build_explain_data, read_examples
 from recai.explain.render import ITEM_TOKEN, USER_TOKEN
 from recai.explain.tasks import TASKS, TEST_TASKS
 from recai.llm.prompting import prompt_variants
@@ -176,3 +176,34 @@ def test_target_vectors_reproduce_its_scores_and_it_is_frozen() -> None:
     )
     with pytest.raises(TypeError, match="embeddings"):
         TargetModel(Popularity().fit(split.train))
+
+
+def test_an_mf_users_vector_is_the_one_that_made_the_label() -> None:
+    """ALS keeps factors for known users that reflect their whole log; an example shows a cut of it, and
+    its labels come from that cut. The vector handed to the projector must rank like the labels."""
+    from recai.explain.model import batch_vectors
+
+    split = dataset().split("leave_one_out")
+    als = TargetModel(ALS(factors=4, iterations=2, seed=0).fit(split.train))
+    built = build_explain_data(
+        dataset(), als, split=split, per_task=6, test_per_task=2, history_len=3, k=3, noun="film"
+    )
+    renderer = Renderer(built.catalog, "hybrid")
+    examples = [e for e in built.train if e.task == "retrieval"]
+    rendered = [renderer.render(e) for e in examples]
+    users, _ = batch_vectors(als, rendered, als.item_vectors())
+    assert users is not None and users.shape[0] == len(examples)
+    stored_differs = False
+    for row, example in zip(users.numpy(), examples, strict=True):
+        history = positions(example.history)
+        top = [int(i) for i in np.argsort(-(row @ als.item_vectors().T), kind="stable") if i not in history]
+        assert top[: len(example.items)] == positions(example.items)
+        stored = als.user_vectors([history], [example.user])[0]
+        stored_differs |= not np.allclose(stored, row)
+    assert stored_differs  # the stored factors would have described another user: the test can fail
+
+
+def test_too_few_users_is_an_error_not_a_leak() -> None:
+    """Test users are never reused for training: with fewer than two eligible users nothing is built."""
+    with pytest.raises(ValueError, match="at least 2 users with 10000"):
+        data(min_history=10_000, history_len=10_000)

@@ -1,5 +1,10 @@
 """Pairwise LLM-as-judge comparison of two systems' explanations or chit-chat replies.
 
+Kinds: ``explanation`` (why a recommended item suits the user), ``decision`` (whether a recommender
+would recommend an item and why: faithfulness to its actual decision comes first, since half of such
+questions are about items it rejects, where a persuasive case for the item is a wrong answer) and
+``chitchat``.
+
 LLM judges favour a position (often the first answer) and longer answers. Every pair is therefore
 judged twice, once as (Answer 1 = A, Answer 2 = B) and once swapped, and a system wins only when both
 orders name it; orders that disagree are a *conflict*, reported separately (the order-conflict rate
@@ -28,8 +33,11 @@ Order = Literal["AB", "BA"]
 
 CRITERIA: dict[str, tuple[str, ...]] = {
     "explanation": ("informativeness", "persuasiveness", "helpfulness"),
+    "decision": ("faithfulness", "informativeness", "helpfulness"),
     "chitchat": ("helpfulness", "relevance", "depth"),
 }
+#: Kinds whose prompt carries ground-truth facts for the judge.
+WITH_FACTS = frozenset({"explanation", "decision"})
 
 #: One-line definitions shown to the judge; a criterion's meaning depends on what is judged.
 DEFINITIONS: dict[str, dict[str, str]] = {
@@ -37,6 +45,12 @@ DEFINITIONS: dict[str, dict[str, str]] = {
         "informativeness": "tells the user specific, correct things about the item, supported by the facts",
         "persuasiveness": "makes a convincing case that the item suits this user's request",
         "helpfulness": "helps the user decide whether to try the item",
+    },
+    "decision": {
+        "faithfulness": "states the recommender's actual decision given in the facts (would or would not "
+        "recommend, and roughly how high it ranks the item) and never argues the opposite",
+        "informativeness": "gives specific, correct reasons from the user's history and the item's facts",
+        "helpfulness": "helps the user understand why the recommender decided as it did",
     },
     "chitchat": {
         "helpfulness": "addresses what the user needs and moves the conversation forward",
@@ -192,7 +206,7 @@ class PairwiseJudge:
             "criteria": "\n".join(f"- {c}: {self.definitions[c]}" for c in self.criteria),
             "format": _format_example(self.criteria),
         }
-        if self.kind == "explanation":
+        if self.kind in WITH_FACTS:
             values["facts"] = item.facts.strip() or "(none given)"
         prompt = render_prompt(f"judge_{self.kind}", package="recai.evaluate", **values)
         return [{"role": "user", "content": prompt}]

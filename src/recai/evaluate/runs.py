@@ -7,7 +7,8 @@ version or the new one, never half of one):
   refused, naming the keys that differ; keys listed in ``config["_volatile"]`` (worker counts, start
   times) are ignored in that comparison.
 - ``records.jsonl``: one JSON object per evaluated sample, appended, flushed and fsync'd as soon as the
-  sample is done. Each has a string ``"id"`` and usually ``"scores": {metric: number}``, the per-sample
+  sample is done (``replace_records`` rewrites it atomically, with the same ids, to rescore). Each
+  has a string ``"id"`` and usually ``"scores": {metric: number}``, the per-sample
   numbers that confidence intervals and paired tests are computed from (``None`` means "not
   applicable" and is skipped). A run killed mid-write leaves at most one truncated last line, which the
   next open drops (rewriting the file atomically), so that sample is simply evaluated again.
@@ -207,6 +208,34 @@ class RunFolder:
             if created:
                 _fsync_dir(self.path)
             self._ids.add(rid)
+
+    def replace_records(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Replace every record at once, atomically: for rescoring stored answers with a corrected scorer.
+
+        The ids must be exactly the ones already recorded (nothing is added, dropped or renamed), so
+        that a rescore can never hide or invent a sample.
+        """
+        if self._lock_file is None:
+            raise RuntimeError(f"{self.path}: open the run with RunFolder.open to replace records")
+        target = self.path / RECORDS
+        lines = []
+        ids: list[str] = []
+        for record in records:
+            rid = record.get("id") if isinstance(record, Mapping) else None
+            if not isinstance(rid, str) or not rid:
+                raise ValueError(f"{target}: a record needs a non-empty string 'id', got {rid!r}")
+            data = _jsonable(dict(record), f"record {rid!r}", nonfinite="error")
+            _check_scores(data.get("scores"), f"record {rid!r}")
+            lines.append(json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n")
+            ids.append(rid)
+        with self._mutex:
+            if self._ids is None:
+                self._load()
+            assert self._ids is not None
+            if len(set(ids)) != len(ids) or set(ids) != self._ids:
+                raise ValueError(f"{target}: replacing records must keep exactly the recorded ids")
+            with atomic_file(target) as tmp:
+                tmp.write_text("".join(lines), encoding="utf-8")
 
     def records(self) -> list[dict[str, Any]]:
         """Every record, in the order written (a truncated last line is left out)."""

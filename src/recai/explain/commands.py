@@ -200,7 +200,13 @@ def explain_eval(
     overwrite: Annotated[bool, typer.Option(help="Start the run again.")] = False,
 ) -> None:
     """Alignment metrics per task; with --judge and --against, judged explanations of the two systems."""
-    from recai.explain.evaluation import explain_cases, judge_explanations, run_alignment, why_cases
+    from recai.explain.evaluation import (
+        decision_judge,
+        explain_cases,
+        judge_explanations,
+        run_alignment,
+        why_cases,
+    )
 
     split = _data(data)
     examples = _per_task(split.test, limit)
@@ -230,24 +236,23 @@ def explain_eval(
     if judge:
         if not against:
             raise _fail(ValueError("--judge needs --against (the other system)"))
-        from recai.evaluate.judge import PairwiseJudge
         from recai.llm.factory import load_chat_model
 
         other = _system(against, split, device=device)
         noun = str(split.meta.get("noun") or "item")
-        cases = why_cases(
-            split.test, split.target, split.catalog, n=why, top_share=float(split.meta.get("top_share", 0.1))
-        )
+        top_share = float(split.meta.get("top_share", 0.1))
+        cases = why_cases(split.test, split.target, split.catalog, n=why, top_share=top_share)
         answers_a = explain_cases(system, cases, noun=noun)
         answers_b = explain_cases(other, cases, noun=noun)
         result = judge_explanations(
             cases,
             answers_a,
             answers_b,
-            PairwiseJudge(load_chat_model(judge)),
+            decision_judge(load_chat_model(judge)),
             split.target,
             split.catalog,
             noun=noun,
+            top_share=top_share,
         )
         result["systems"] = {"A": system.name, "B": other.name}
         result["explanations"] = [
@@ -287,7 +292,10 @@ def explain_why(
     dataset: Annotated[
         str | None, typer.Option(help="Dataset for the user's history (default: the training one).")
     ] = None,
-    history_len: Annotated[int, typer.Option(help="Most recent items of the user's history.")] = 10,
+    history_len: Annotated[
+        int | None,
+        typer.Option(help="Most recent items of the user's history (default: as in the training data)."),
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Length of the explanation in tokens.")] = 160,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -312,12 +320,15 @@ def explain_why(
         user_id = plain_value(ds.interactions.user_ids[ds.interactions.user_index(user)])
     except KeyError as exc:
         raise _fail(exc) from None
-    history = tuple(plain_value(catalog.ids[int(c)]) for c in codes[-history_len:])
+    length = history_len if history_len is not None else int(meta.get("history_len") or 10)
+    history = tuple(plain_value(catalog.ids[int(c)]) for c in codes[-length:])
     item_id = _item(catalog, item)
     case = WhyCase("why", user_id, history, item_id)
     noun = str(meta.get("noun") or "item")
     text = explain_cases(explainer, [case], noun=noun, max_new_tokens=max_new_tokens)[0]
-    facts = decision_facts(explainer.target, catalog, history, item_id)
+    facts = decision_facts(
+        explainer.target, catalog, history, item_id, top_share=float(meta.get("top_share") or 0.1)
+    )
     if as_json:
         print(
             json.dumps({"user": user_id, "item": item_id, "explanation": text, "target": facts}, default=str)

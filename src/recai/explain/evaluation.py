@@ -5,11 +5,16 @@ Alignment metrics, each scored on the test examples of one task against what the
 - retrieval: ``retrieval_hit@5``, ``retrieval_ndcg@5``: the target's top-1 among the reply's first 5
   valid items;
 - ranking: ``ranking_ndcg``: NDCG of the reply's order of the shown items, gain = how high the target
-  put each;
+  put each, rescaled so that the reversed order scores 0 and the target's order 1. Raw NDCG with a
+  linear gain gives even the reversed order of 5 items 0.72 and a random order 0.86, which hides how
+  little a ranking agrees; rescaled, any random order scores 0.5 in expectation, exactly;
 - classification: ``classification_accuracy``: the reply's first yes / no equals the target's side;
+  ``classification_answered``: the reply says yes or no at all (so a wrong side and no answer differ);
 - item_title: ``title_accuracy``: the reply grounds to the item whose vector was shown;
-- item_similar: ``similar_overlap``: share of the target's nearest items that the reply names;
-- history: ``history_coverage``: share of the user's history that the reply names.
+- item_similar: ``similar_overlap``: share of the target's nearest items among the reply's first
+  ``k`` distinct items (``k`` = how many the target gave, so listing more cannot raise the score);
+- history: ``history_coverage``: share of the user's history among the reply's first ``len(history)``
+  distinct items (likewise).
 
 A reply that names nothing scores 0. Replies are parsed like every other list answer in recai
 (:func:`recai.evaluate.parsing.parse_item_list`) and grounded in the catalog. Opaque tasks
@@ -44,7 +49,7 @@ from recai.llm.prompting import render_prompt
 METRICS: dict[str, tuple[str, ...]] = {
     "retrieval": ("retrieval_hit@5", "retrieval_ndcg@5"),
     "ranking": ("ranking_ndcg",),
-    "classification": ("classification_accuracy",),
+    "classification": ("classification_accuracy", "classification_answered"),
     "item_title": ("title_accuracy",),
     "item_similar": ("similar_overlap",),
     "history": ("history_coverage",),
@@ -53,21 +58,29 @@ _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
 def token_budget(task: str, k: int = 5) -> int:
-    """New tokens enough for a task's answer: a word for classification, a title, or a list."""
+    """New tokens enough for a task's answer: a few words for classification ("Yes, it would."), a title,
+    or a list."""
     if task == "classification":
-        return 4
+        return 8
     if task == "item_title":
         return 32
     return 16 + 24 * k
 
 
 def ranking_ndcg(reply_order: Sequence[Any], target_order: Sequence[Any]) -> float:
-    """NDCG of ``reply_order`` with gain n - rank in ``target_order`` (items not in it gain nothing)."""
+    """DCG of ``reply_order`` with gain n - rank in ``target_order`` (items not in it gain nothing),
+    rescaled between the reversed order (0) and the target's order (1); a reply that leaves items out
+    can fall below the reversed order and is clipped to 0. One item: 1 when named first, else 0."""
     n = len(target_order)
+    if n == 0:
+        return 0.0
     gain = {item: float(n - r) for r, item in enumerate(target_order)}
     dcg = sum(gain.get(item, 0.0) / math.log2(i + 2) for i, item in enumerate(reply_order[:n]))
     ideal = sum(float(n - r) / math.log2(r + 2) for r in range(n))
-    return dcg / ideal if ideal > 0 else 0.0
+    worst = sum(float(r + 1) / math.log2(r + 2) for r in range(n))
+    if ideal == worst:
+        return 1.0 if dcg >= ideal else 0.0
+    return min(1.0, max(0.0, (dcg - worst) / (ideal - worst)))
 
 
 class AlignmentScorer:
@@ -96,7 +109,10 @@ class AlignmentScorer:
         if task == "classification":
             found = _YES_NO.search(reply)
             said = found.group(1).lower() if found else None
-            return {"classification_accuracy": float(said == example.label)}
+            return {
+                "classification_accuracy": float(said == example.label),
+                "classification_answered": float(said is not None),
+            }
         if task == "item_title":
             first = reply.strip().splitlines()[0] if reply.strip() else ""
             grounded = self.catalog.ground(first).item_id if first else None
@@ -104,12 +120,19 @@ class AlignmentScorer:
                 "title_accuracy": float(grounded is not None and plain_value(grounded) == example.items[0])
             }
         if task == "item_similar":
-            items = set(self._items(reply))
-            return {"similar_overlap": len(items & set(example.items)) / max(1, len(example.items))}
+            wanted = set(example.items)
+            items = set(_first_distinct(self._items(reply), len(wanted)))
+            return {"similar_overlap": len(items & wanted) / max(1, len(wanted))}
         if task == "history":
-            items = set(self._items(reply))
-            return {"history_coverage": len(items & set(example.items)) / max(1, len(set(example.items)))}
+            wanted = set(example.items)
+            items = set(_first_distinct(self._items(reply), len(wanted)))
+            return {"history_coverage": len(items & wanted) / max(1, len(wanted))}
         raise ValueError(f"task '{task}' has no alignment metric (scored tasks: {', '.join(TEST_TASKS)})")
+
+
+def _first_distinct(items: Sequence[Any], k: int) -> list[Any]:
+    """The first ``k`` distinct items, in reply order."""
+    return list(dict.fromkeys(items))[:k]
 
 
 def evaluate_alignment(
@@ -166,6 +189,28 @@ def alignment_metrics(records: Sequence[dict[str, Any]], *, seed: int = 0) -> di
     return metrics_document("explain", records, seed=seed, extra={"tasks": counts})
 
 
+def rescore_records(run: Any, examples: Sequence[ExplainExample], catalog: Any) -> int:
+    """Recompute the scores of ``run``'s recorded replies; rewrite the records if any changed.
+
+    Returns how many records changed. Records of examples not in ``examples`` are kept as they are.
+    """
+    by_id = {e.id: e for e in examples}
+    scorer = AlignmentScorer(catalog)
+    records = run.records()
+    changed = 0
+    for record in records:
+        example = by_id.get(record["id"])
+        if example is None or "reply" not in record:
+            continue
+        scores = scorer.score(example, record["reply"])
+        if scores != record.get("scores"):
+            record["scores"] = scores
+            changed += 1
+    if changed:
+        run.replace_records(records)
+    return changed
+
+
 def run_alignment(
     explainer: Any,
     examples: Sequence[ExplainExample],
@@ -177,11 +222,17 @@ def run_alignment(
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate into a resumable run folder (:class:`recai.evaluate.runs.RunFolder`); the metrics document."""
+    """Evaluate into a resumable run folder (:class:`recai.evaluate.runs.RunFolder`); the metrics document.
+
+    Replies already recorded are rescored with the current scorer before the metrics are computed (and
+    the records rewritten where a score changed), so a corrected metric applies to earlier runs without
+    asking the model again.
+    """
     from recai.evaluate.runs import RunFolder
 
     config = {"system": {"name": explainer.name, "mode": explainer.mode}, **(run_config or {})}
     with RunFolder.open(folder, task="explain", config=config, resume=resume, overwrite=overwrite) as run:
+        rescore_records(run, examples, explainer.catalog)
         evaluate_alignment(
             explainer,
             examples,
@@ -284,6 +335,14 @@ def explain_cases(
     return explainer.generate(rendered, max_new_tokens=max_new_tokens)
 
 
+def decision_judge(llm: Any, *, seed: int = 0) -> Any:
+    """The evaluator's pairwise judge for explanations of a decision: faithfulness to what the target
+    did, informativeness, helpfulness (not persuasiveness: half of the cases are items it rejects)."""
+    from recai.evaluate.judge import PairwiseJudge
+
+    return PairwiseJudge(llm, kind="decision", seed=seed)
+
+
 def judge_explanations(
     cases: Sequence[WhyCase],
     answers_a: Sequence[str],
@@ -293,9 +352,14 @@ def judge_explanations(
     catalog: Any,
     *,
     noun: str = "item",
+    top_share: float = 0.1,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Pairwise verdicts (A against B) with the target's decision and the item facts given to the judge."""
+    """Pairwise verdicts (A against B) with the target's decision and the item facts given to the judge.
+
+    ``judge`` should be a ``decision`` judge (:func:`decision_judge`), which scores faithfulness to the
+    target's decision; ``top_share`` must be the data's, so the stated decision is the labels' one.
+    """
     from recai.evaluate.judge import JudgeItem, evaluate_pairwise, summarize_verdicts
 
     behaviour = Renderer(catalog, "behaviour")
@@ -305,7 +369,7 @@ def judge_explanations(
             prompt=behaviour.render(c.example(noun), with_answer=False).messages[-1]["content"],
             answer_a=a,
             answer_b=b,
-            facts=decision_facts(target, catalog, c.history, c.item),
+            facts=decision_facts(target, catalog, c.history, c.item, top_share=top_share),
         )
         for c, a, b in zip(cases, answers_a, answers_b, strict=True)
     ]

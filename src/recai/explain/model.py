@@ -271,14 +271,19 @@ class Explainer:
 
 
 def batch_vectors(target: Any, rendered: Sequence[Any], item_table: np.ndarray) -> tuple[Any, Any]:
-    """(user vectors, item vectors) as float tensors, or None where a batch has no placeholder of a kind."""
+    """(user vectors, item vectors) as float tensors, or None where a batch has no placeholder of a kind.
+
+    A user's vector is always computed from the history in the example, never looked up by user id: the
+    labels were made by running the target on that history (an MF model's stored factors for a known
+    user also reflect items after the cut, so they would describe a different user from the label's).
+    """
     import torch
 
     users = [u for r in rendered for u in r.users]
     items = [p for r in rendered for p in r.items]
     user_t = None
     if users:
-        vectors = target.user_vectors([h for _, h in users], [u for u, _ in users])
+        vectors = target.user_vectors([h for _, h in users])
         user_t = torch.from_numpy(np.asarray(vectors, dtype=np.float32))
     item_t = (
         torch.from_numpy(item_table[np.asarray(items, dtype=np.int64)].astype(np.float32)) if items else None

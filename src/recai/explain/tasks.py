@@ -119,8 +119,14 @@ class ExplainTaskBuilder:
         users = sorted(self._sequences, key=lambda u: str(u))
         order = _rng(seed, "users").permutation(len(users))
         n_test = max(1, round(test_share * len(users)))
+        if len(users) < 2:
+            raise ValueError(
+                f"explain data needs at least 2 users with {min_history}+ training events (one for training, "
+                f"one for test), found {len(users)}"
+            )
+        n_test = min(n_test, len(users) - 1)  # test users never become training users
         self.test_users = [users[i] for i in order[:n_test]]
-        self.train_users = [users[i] for i in order[n_test:]] or self.test_users
+        self.train_users = [users[i] for i in order[n_test:]]
         self._titles = [self.catalog.display_title(i) for i in range(len(self.catalog))]
 
     # ---------------------------------------------------------------- helpers
