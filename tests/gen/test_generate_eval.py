@@ -14,7 +14,7 @@ from recai.data import Catalog, Dataset  # noqa: E402
 from recai.gen.evaluation import DecodeConfig, evaluate_generation, run_evaluation  # noqa: E402
 from recai.gen.examples import Control, GenExample  # noqa: E402
 from recai.gen.generate import GenRecommender, Parsed  # noqa: E402
-from recai.gen.items import add_item_tokens  # noqa: E402
+from recai.gen.items import ItemNames, add_item_tokens  # noqa: E402
 from recai.gen.metrics import GenScorer, compliance  # noqa: E402
 from tests.gen.tiny import biased_head, tiny_model, tiny_tokenizer  # noqa: E402
 
@@ -95,14 +95,33 @@ def test_scores_of_a_known_reply(catalog: Catalog) -> None:
     assert scores["validity"] == 0.75 and scores["repeats"] == 0.25 and scores["in_history"] == 0.25
     assert scores["count_correct"] == 0.0 and scores["count_error"] == 1.0  # two distinct items for three
     assert scores["empty"] == 0.0
+    assert scores["exact_validity"] == 0.0  # "Heat" grounds to Heat (1995) fuzzily: not an exact name
+
+
+def test_exact_validity_tells_catalog_names_from_fuzzy_matches(catalog: Catalog) -> None:
+    names = ItemNames(catalog)
+    exact, fuzzy = names[2], names[0].rsplit(" (", 1)[0] + "!"
+    parsed = Parsed([exact, fuzzy, "Nope"], [2, 0, None], spans=True)
+    scores, _ = GenScorer(catalog).score(example(seen=(), k=3), parsed)
+    assert scores["validity"] == pytest.approx(2 / 3) and scores["exact_validity"] == pytest.approx(1 / 3)
 
 
 def test_an_empty_reply_scores_zero_everywhere_it_counts(catalog: Catalog) -> None:
     control = Control("genres", "Crime", "in")
     scores, _ = GenScorer(catalog).score(example(control=control), Parsed([], [], spans=False))
     assert scores["empty"] == 1.0
-    for name in ("validity", "count_correct", "compliance", "ndcg@10", "recall@10", "mrr@10"):
+    for name in (
+        "validity",
+        "exact_validity",
+        "count_correct",
+        "compliance",
+        "ndcg@10",
+        "recall@10",
+        "mrr@10",
+    ):
         assert scores[name] == 0.0, name
+    for name in ("repeats", "in_history"):  # lower is better: saying nothing is the worst, not the best
+        assert scores[name] == 1.0, name
 
 
 def test_ranking_against_the_held_out_item(catalog: Catalog) -> None:
@@ -192,6 +211,18 @@ def test_evaluation_run_folder_is_resumable(gen: GenRecommender, dataset: Datase
         sum(r["scores"]["validity"] for r in records) / 3
     )
     assert (folder / "report.md").exists()
+
+    # records of an older scorer (stale scores, no stored rows) are rescored from their names on reopen
+    stored = [json.loads(line) for line in lines]
+    for record in stored:
+        record.pop("positions")
+        record["scores"] = {key: 0.5 for key in record["scores"]}
+    (folder / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stored))
+    rescored = run_evaluation(gen, examples, folder, config, progress=False)
+    assert rescored["metrics"] == metrics["metrics"]
+    again = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
+    assert [r["scores"] for r in again] == [r["scores"] for r in records]
+    assert [r["positions"] for r in again] == [r["positions"] for r in records]
     from recai.evaluate.compare import compare_runs
 
     free = run_evaluation(

@@ -93,6 +93,18 @@ def test_test_examples_hold_out_the_last_event() -> None:
         assert list(e.history) == list(e.seen[-10:])
 
 
+def test_no_test_prompt_was_shown_word_for_word_in_training() -> None:
+    """Cold prompts come from a small space (value, mode, k, wording): without the check, many test
+    prompts would be training prompts, answered in training."""
+    data = build_gen_data(demo(), tasks=["category_cold"], per_task=200, test_per_task=40, seed=0)
+    asked = {tuple(m["content"] for m in e.messages[:-1]) for e in data.train}
+    test = [tuple(m["content"] for m in e.messages[:-1]) for e in data.test]
+    assert len(test) == 40 and not asked & set(test)
+    builder = GenTaskBuilder(demo(), seed=0)
+    unchecked = builder.generate("category_cold", 40, "test")
+    assert asked & {tuple(m["content"] for m in e.messages[:-1]) for e in unchecked}  # the check can fail
+
+
 def test_list_answers_obey_their_own_instructions() -> None:
     ds = demo()
     values = item_values(ds.catalog, "genres")

@@ -4,12 +4,14 @@ Each test example's prompt is answered by the model (constrained to the catalog 
 parsed into items and scored by :mod:`recai.gen.metrics`. Runs live in a resumable run folder
 (:class:`recai.evaluate.runs.RunFolder`): ``config.json``, ``records.jsonl`` (one line per sample,
 written as soon as its batch is done), ``metrics.json`` (overall, with per-task blocks under ``extra``)
-and ``report.md``; ``recai eval compare`` works on them like on every other run.
+and ``report.md``; ``recai eval compare`` works on them like on every other run. Reopening a run
+rescores its stored replies with the current scorer before anything new is generated.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +21,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from recai.gen.examples import GenExample
-from recai.gen.generate import GenRecommender
+from recai.gen.generate import GenRecommender, Parsed
+from recai.gen.items import ItemNames
 from recai.gen.metrics import DEFAULT_KS, GenScorer, metrics_summary
 
 
@@ -106,6 +109,7 @@ def evaluate_generation(
                 "partial_span": output.parsed.partial,
                 "new_tokens": len(output.token_ids),
                 "seconds": round(seconds, 4),
+                "positions": output.parsed.positions,
                 "grounded": grounded.as_record(),
                 "counts": grounded.counts(),
                 "scores": scores,
@@ -116,6 +120,69 @@ def evaluate_generation(
         bar.update(len(batch))
     bar.close()
     return records
+
+
+def record_parsed(record: dict[str, Any], names: ItemNames) -> Parsed:
+    """What a stored record's reply named, rebuilt without the model.
+
+    Records store each name's catalog row (``positions``). Records written before they did are rebuilt
+    from their names: a name listed as invalid stays invalid, any other is resolved as the parser
+    resolves a name (its exact unique name, which is what a trie path spells, else the catalog's
+    grounding at its threshold).
+    """
+    grounded = record["grounded"]
+    found = record.get("positions")
+    if found is not None:
+        positions: list[int | None] = [None if p is None else int(p) for p in found]
+    else:
+        catalog = names.catalog
+        invalid = Counter(grounded["invalid"])
+        positions = []
+        for name in grounded["names"]:
+            if invalid[name] > 0:
+                invalid[name] -= 1
+                positions.append(None)
+                continue
+            position = names.position(name)
+            if position is None:
+                match = catalog.ground(name, threshold=catalog.grounding_threshold)
+                position = None if match.item_id is None else int(catalog.index_of([match.item_id])[0])
+            positions.append(position)
+    return Parsed(
+        list(grounded["names"]),
+        positions,
+        spans=bool(record["from_spans"]),
+        partial=bool(record["partial_span"]),
+    )
+
+
+def rescore_records(run: Any, examples: Sequence[GenExample], scorer: GenScorer) -> int:
+    """Recompute the scores of ``run``'s records with ``scorer``; rewrite them if any changed.
+
+    A corrected or added metric then applies to earlier runs without generating again. Returns how
+    many records changed; records of examples not in ``examples`` are kept as they are.
+    """
+    by_id = {e.id: e for e in examples}
+    records = run.records()
+    changed = 0
+    for record in records:
+        example = by_id.get(record["id"])
+        if example is None:
+            continue
+        parsed = record_parsed(record, scorer.names)
+        scores, grounded = scorer.score(example, parsed)
+        update = {
+            "positions": parsed.positions,
+            "grounded": grounded.as_record(),
+            "counts": grounded.counts(),
+            "scores": scores,
+        }
+        if any(record.get(key) != value for key, value in update.items()):
+            record.update(update)
+            changed += 1
+    if changed:
+        run.replace_records(records)
+    return changed
 
 
 def run_evaluation(
@@ -142,6 +209,7 @@ def run_evaluation(
         **(run_config or {}),
     }
     with RunFolder.open(folder, task="gen", config=full_config, resume=resume, overwrite=overwrite) as run:
+        rescore_records(run, examples, GenScorer(gen.catalog, ks=ks))
         evaluate_generation(
             gen, examples, config, ks=ks, on_record=run.append, skip_ids=run.done_ids(), progress=progress
         )

@@ -6,7 +6,10 @@ Per sample (one test example and the model's reply, parsed and bucketed by :mod:
   history), in the order given and never padded, against the held-out item
   (:func:`recai.evaluate.generative.single_target_scores`; with one relevant item recall@k is hit@k);
   only for samples that have a held-out item;
-- ``validity``: share of the named items that exist in the catalog;
+- ``validity``: share of the named items that exist in the catalog, after the catalog's fuzzy grounding
+  (a misspelt title that grounds counts as existing: it is what a user would be shown);
+- ``exact_validity``: share of the named items written exactly as a catalog name (a trie path, or the
+  unique name up to whitespace), so a fuzzy match cannot pass for knowing the catalog;
 - ``repeats``: share of the named items that repeat an earlier one;
 - ``in_history``: share of the named items the user already had;
 - ``count_correct``: 1 when the number of distinct catalog items named equals the number requested;
@@ -15,9 +18,10 @@ Per sample (one test example and the model's reply, parsed and bucketed by :mod:
   catalog items named that obey it; for "at least / at most p%", 1 when the list's share obeys it;
 - ``empty``: 1 when the reply names nothing.
 
-Every ratio is averaged over all samples, empty replies included (an empty reply scores 0 on validity,
-count and compliance, and 0 on the ranking metrics), so a model cannot look good by saying nothing;
-``empty`` is reported next to them.
+Every ratio is averaged over all samples, empty replies included, and an empty reply scores the worst
+value on each: 0 on validity, count, compliance and the ranking metrics, and 1 on ``repeats`` and
+``in_history`` (where lower is better), so a model cannot look good by saying nothing; ``empty`` is
+reported next to them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from recai.evaluate.generative import single_target_scores
 from recai.evaluate.parsing import GroundedList
 from recai.gen.examples import Control, GenExample
 from recai.gen.generate import Parsed
+from recai.gen.items import ItemNames
 from recai.gen.tasks import item_values, satisfies
 
 DEFAULT_KS = (1, 5, 10)
@@ -56,6 +61,14 @@ class GenScorer:
         self.catalog = catalog
         self.ks = tuple(ks)
         self._values: dict[str, list[frozenset[str]]] = {}
+        self._names: ItemNames | None = None
+
+    @property
+    def names(self) -> ItemNames:
+        """The catalog's unique item names (built on first use)."""
+        if self._names is None:
+            self._names = ItemNames(self.catalog)
+        return self._names
 
     def values(self, column: str) -> list[frozenset[str]]:
         if column not in self._values:
@@ -74,11 +87,13 @@ class GenScorer:
         named = len(grounded.names)
         counts = grounded.counts()
         distinct = list(dict.fromkeys(p for p in parsed.positions if p is not None))
+        exact = sum(self.names.position(n) is not None for n in grounded.names)
         out: dict[str, float] = {
             "empty": float(named == 0),
             "validity": (named - counts["invalid"]) / named if named else 0.0,
-            "repeats": counts["duplicate"] / named if named else 0.0,
-            "in_history": counts["already_seen"] / named if named else 0.0,
+            "exact_validity": exact / named if named else 0.0,
+            "repeats": counts["duplicate"] / named if named else 1.0,
+            "in_history": counts["already_seen"] / named if named else 1.0,
         }
         if example.k is not None:
             out["count_correct"] = float(len(distinct) == example.k)

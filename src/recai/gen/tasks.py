@@ -23,8 +23,10 @@ Leak-free by construction: training examples are cut from the training log of a 
 (the target is a later training event, never a validation or test one); test examples use the training
 plus validation events as history and the held-out test event as target, and their control category is
 drawn independently of the target (it would otherwise hint at it). A teacher must be fitted on the
-training log only (:func:`fit_teacher` does that). Each example has its own random generator derived
-from the seed, the task, the part and the attempt, so a rebuild gives byte-identical files.
+training log only (:func:`fit_teacher` does that). A test example whose prompt a training example of
+the same task already asked word for word is skipped (``category_cold`` prompts come from a small
+space). Each example has its own random generator derived from the seed, the task, the part and the
+attempt, so a rebuild gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -491,8 +493,22 @@ class GenTaskBuilder:
         return kinds
 
     # ----------------------------------------------------------- drivers
-    def generate(self, task: str, n: int, part: str = "train", *, progress: bool = False) -> list[GenExample]:
-        """Up to ``n`` examples of ``task`` for ``part`` ('train' or 'test'); fewer when anchors run out."""
+    def generate(
+        self,
+        task: str,
+        n: int,
+        part: str = "train",
+        *,
+        avoid: Sequence[GenExample] = (),
+        progress: bool = False,
+    ) -> list[GenExample]:
+        """Up to ``n`` examples of ``task`` for ``part`` ('train' or 'test'); fewer when anchors run out.
+
+        An example whose prompt is word for word one of ``avoid``'s (the training examples, when building
+        a test part) is skipped: answering it would measure recall of a training answer, which happens
+        for ``category_cold``, whose prompts come from a small space (value, mode, k, wording).
+        """
+        avoided = {_prompt_key(e) for e in avoid}
         if task not in TASKS:
             raise ValueError(f"unknown task '{task}'; available: {', '.join(TASKS)}")
         if part not in ("train", "test"):
@@ -509,7 +525,7 @@ class GenTaskBuilder:
                 continue
             rng = _rng(self.seed, task, part, attempt)
             example = self._make(task, part, key, rng)
-            if example is None:
+            if example is None or (avoided and _prompt_key(example) in avoided):
                 continue
             if part == "train" and task not in ("category_cold", "general"):
                 seen_keys.add(key)  # one example per (user, cut point) or catalog item
@@ -567,6 +583,11 @@ def _take(items: Iterator[int] | Sequence[int], n: int) -> list[int]:
             break
         out.append(int(item))
     return out
+
+
+def _prompt_key(example: GenExample) -> tuple[tuple[str, str], ...]:
+    """What the model is asked, for spotting a test prompt that training already showed word for word."""
+    return tuple((m["role"], m["content"]) for m in example.messages[:-1])
 
 
 def _with_id(example: GenExample, new_id: str) -> GenExample:
@@ -636,9 +657,10 @@ def build_gen_data(
     for task in tasks:
         if task == "general":
             continue
-        train += builder.generate(task, per_task, "train", progress=progress)
+        made = builder.generate(task, per_task, "train", progress=progress)
+        train += made
         if task in LIST_TASKS and test_per_task > 0:
-            test += builder.generate(task, test_per_task, "test", progress=progress)
+            test += builder.generate(task, test_per_task, "test", avoid=made, progress=progress)
     if "general" in tasks and general_share > 0:
         n_general = max(1, round(general_share / (1.0 - general_share) * len(train)))
         train += builder.generate("general", n_general, "train", progress=progress)
