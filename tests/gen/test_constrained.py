@@ -265,3 +265,69 @@ def test_generate_names_only_catalog_items_once_each(tok: object, trie: ItemTrie
     assert calls["advance"] == rows * (processor.steps - 1)
     if "num_beams" in kwargs:
         assert processor.reordered > 0
+
+
+def test_the_trie_knows_the_fewest_tokens_that_finish_an_available_name(trie: ItemTrie) -> None:
+    lengths = [len(s) for s in trie.sequences]
+    shortest = min(range(len(trie)), key=lambda i: lengths[i])
+    assert trie.finish(0) == 1 + lengths[shortest]
+    others = [lengths[i] for i in range(len(trie)) if i != shortest]
+    assert trie.finish(0, {shortest}) == 1 + min(others)  # the shortest is taken: the next one counts
+    for item, path in enumerate(trie.paths):
+        assert trie.finish(path[-1]) == 1  # only the end marker is left
+        for depth, node in enumerate(path, start=1):  # never more than this name's own rest
+            assert trie.finish(node) <= lengths[item] - depth + 1
+    assert trie.finish(0, set(range(len(trie)))) > max(lengths) + 1  # nothing left to finish
+
+
+def test_no_span_is_opened_or_extended_past_the_budget(tok: object, trie: ItemTrie) -> None:
+    start, end = ids(tok)
+    shortest = min(len(s) for s in trie.sequences)
+    budget = 3 + shortest  # a span needs the start marker, the name and the end marker
+    processor = CatalogLogitsProcessor(trie, start, end, max_new_tokens=budget)
+    row = [9]  # the prompt; every call below adds one generated token
+    assert start in _allowed(processor, [row], len(tok))[0]
+    row.append(8)
+    assert start in _allowed(processor, [row], len(tok))[0]  # exactly the shortest name and its end fit
+    row.append(8)
+    assert start not in _allowed(processor, [row], len(tok))[0]  # one token later nothing fits
+    # inside a span near the end, only continuations that can still close are allowed
+    tight = CatalogLogitsProcessor(trie, start, end, max_new_tokens=2 + shortest)
+    _allowed(tight, [[9]], len(tok))
+    allowed = _allowed(tight, [[9, start]], len(tok))[0]
+    assert allowed and all(1 + trie.finish(trie.children[0][t]) <= 1 + shortest for t in allowed)
+    too_long = {s[0] for s in trie.sequences} - {s[0] for s in trie.sequences if len(s) == shortest}
+    assert not allowed & too_long and too_long  # first tokens of only-longer names are refused
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"do_sample": False}, {"do_sample": True, "temperature": 1.3, "top_k": None, "top_p": None}],
+    ids=["greedy", "sampling"],
+)
+def test_with_the_budget_no_reply_ends_inside_a_span(tok: object, trie: ItemTrie, kwargs: dict) -> None:
+    from transformers import LogitsProcessorList
+
+    start, end = ids(tok)
+    model = biased_head(tiny_model(tok, seed=1), [start, end])
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "Recommend films"}], tokenize=False, add_generation_prompt=True
+    )
+    batch = tok([text], return_tensors="pt", add_special_tokens=False)
+    width = batch["input_ids"].shape[1]
+    cut = {True: 0, False: 0}
+    for budget in range(4, 40, 3):
+        for aware in (True, False):
+            processor = CatalogLogitsProcessor(trie, start, end, max_new_tokens=budget if aware else None)
+            torch.manual_seed(budget)
+            out = model.generate(
+                **batch,
+                max_new_tokens=budget,
+                logits_processor=LogitsProcessorList([processor]),
+                pad_token_id=tok.pad_token_id,
+                **kwargs,
+            )
+            _, open_at_end = _spans(tok, out[0, width:].tolist())
+            cut[aware] += open_at_end
+    assert cut[True] == 0
+    assert cut[False] > 0  # without the budget some replies do end inside a span: the test can fail

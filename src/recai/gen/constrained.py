@@ -12,6 +12,10 @@ user's history). Each step it advances that state by the one new token; it never
   Godfather Part II") allow both.
 - An item already named in the output cannot be named again: its count is taken off every node on its
   path, so a branch whose items are all taken is closed.
+- Given ``max_new_tokens`` (the ``generate`` budget), a span is opened only when the shortest name not
+  yet taken still fits before the budget ends, and inside a span only continuations that can complete
+  an available name in time are allowed (the taken set does not change inside a span), so no span is
+  cut off by the token limit.
 
 Beam search reorders rows between steps. A row's parent is found by comparing its generated tokens
 (minus the newest) with the previous step's rows, one vectorised comparison per step, and the parent's
@@ -76,8 +80,10 @@ class CatalogLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
         end_id: int,
         *,
         exclude: Sequence[Iterable[int]] | None = None,
+        max_new_tokens: int | None = None,
     ) -> None:
         self.trie = trie
+        self.max_new_tokens = max_new_tokens
         self.start_id = int(start_id)
         self.end_id = int(end_id)
         self.exclude = [sorted({int(i) for i in items}) for items in exclude] if exclude is not None else None
@@ -189,24 +195,30 @@ class CatalogLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
         self._previous = input_ids[:, self._prompt_len :].clone()
         self.steps += 1
         blocked = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+        # tokens left in the budget, this one included
+        left = None if self.max_new_tokens is None else self.max_new_tokens - (length - self._prompt_len)
         for r, state in enumerate(self.states):
             if state.node is None:
                 blocked[r, self.end_id] = True
-                if not state.available(self.trie, 0):
+                if not state.available(self.trie, 0) or (
+                    left is not None and 1 + self.trie.finish(0, state.taken) > left
+                ):
                     blocked[r, self.start_id] = True
                 continue
             blocked[r] = True
-            allowed, closed = self._allowed(state)
+            allowed, closed = self._allowed(state, left)
             blocked[r, allowed.to(scores.device)] = False
             if closed:
                 blocked[r, closed] = True
         return scores.masked_fill(blocked, float("-inf"))
 
-    def _allowed(self, state: _RowState) -> tuple[Any, list[int]]:
+    def _allowed(self, state: _RowState, left: int | None = None) -> tuple[Any, list[int]]:
         """Tokens that may follow inside a span: (continuations and maybe the end marker, closed tokens).
 
         A continuation is closed when every item below it is taken; the taken items are few, so they
-        are found from ``state.used`` rather than by looking at every child.
+        are found from ``state.used`` rather than by looking at every child. With ``left`` tokens of
+        budget (this one included), a continuation that cannot complete a name in time is left out,
+        unless nothing would be left (the span is cut off then whatever is chosen).
         """
         import torch
 
@@ -219,6 +231,11 @@ class CatalogLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
         closed = [
             trie.token[u] for u, n in state.used.items() if trie.parent[u] == node and trie.count[u] - n <= 0
         ]
-        if any(i not in state.taken for i in trie.items_at[node]):
+        can_end = any(i not in state.taken for i in trie.items_at[node])
+        if left is not None and trie.longest[node] > left:  # the budget binds: only what still fits
+            fits = [t for t, c in trie.children[node].items() if 1 + trie.finish(c, state.taken) <= left]
+            if fits or can_end:  # else the span was opened before this processor saw it: it is cut anyway
+                tokens = torch.tensor(fits, dtype=torch.long)
+        if can_end:
             tokens = torch.cat([tokens, torch.tensor([self.end_id], dtype=torch.long)])
         return tokens, closed

@@ -180,9 +180,14 @@ class GenRecommender(ReplyParser):
         add_item_tokens(tokenizer, model, kwargs.get("fmt", DEFAULT_FORMAT))
         return cls(model, tokenizer, catalog, name=kwargs.pop("name", Path(folder).name), **kwargs)
 
-    def processor(self, exclude: Sequence[Iterable[int]] | None = None) -> CatalogLogitsProcessor:
-        """A fresh constraint for one ``generate`` call; ``exclude`` lists rows per prompt never to name."""
-        return CatalogLogitsProcessor(self.trie, self.start_id, self.end_id, exclude=exclude)
+    def processor(
+        self, exclude: Sequence[Iterable[int]] | None = None, *, max_new_tokens: int | None = None
+    ) -> CatalogLogitsProcessor:
+        """A fresh constraint for one ``generate`` call; ``exclude`` lists rows per prompt never to name,
+        ``max_new_tokens`` the call's budget (no span is then opened or extended past what it can close)."""
+        return CatalogLogitsProcessor(
+            self.trie, self.start_id, self.end_id, exclude=exclude, max_new_tokens=max_new_tokens
+        )
 
     # ------------------------------------------------------------ generate
     def generate(
@@ -222,7 +227,7 @@ class GenRecommender(ReplyParser):
             processors = []
             if constrained:
                 chunk_exclude = list(exclude[lo : lo + batch_size]) if exclude is not None else None
-                processors.append(self.processor(chunk_exclude))
+                processors.append(self.processor(chunk_exclude, max_new_tokens=max_new_tokens))
             kwargs: dict[str, Any] = {
                 "max_new_tokens": max_new_tokens,
                 "num_beams": num_beams,

@@ -18,7 +18,9 @@ class ItemTrie:
     """Token sequences of item names, each ending at a node that records which item(s) end there.
 
     ``count[node]`` is the number of items whose name passes through (or ends at) ``node``; the
-    constrained decoder uses it to know when every item below a node is already taken.
+    constrained decoder uses it to know when every item below a node is already taken. ``finish(node,
+    taken)`` is the fewest tokens that complete a still-available name from ``node`` (the end marker
+    counted), so the decoder can refuse to open or extend a span that the token budget cannot close.
     """
 
     def __init__(self, sequences: Sequence[Sequence[int]]) -> None:
@@ -52,6 +54,31 @@ class ItemTrie:
             self.items_at[node].append(item)
             self.paths.append(tuple(path))
             self.sequences.append(tokens)
+        # Budget bookkeeping (every count includes the end marker): items under each node, shortest
+        # first, so the shortest *available* completion is found by skipping the few taken items;
+        # ``longest[node]`` bounds every one-token continuation's completion, for the fast path.
+        n = len(self.children)
+        self.depth: list[int] = [0] * n
+        for node in range(1, n):  # children are numbered after their parent
+            self.depth[node] = self.depth[self.parent[node]] + 1
+        self.by_length: list[list[int]] = [[] for _ in range(n)]
+        for item in sorted(range(len(self.paths)), key=lambda i: len(self.sequences[i])):
+            for node in (0, *self.paths[item]):
+                self.by_length[node].append(item)
+        deepest = [max(len(self.sequences[i]) for i in items) - self.depth[u] + 1 if items else 1
+                   for u, items in enumerate(self.by_length)]  # fmt: skip
+        self.longest: list[int] = [
+            max((1 + deepest[c] for c in kids.values()), default=1) for kids in self.children
+        ]
+
+    def finish(self, node: int, taken: frozenset[int] | set[int] = frozenset()) -> int:
+        """The fewest tokens that complete a name not in ``taken`` from ``node``, the end marker
+        included; a number larger than any name when every item below is taken."""
+        depth = self.depth[node]
+        for item in self.by_length[node]:
+            if item not in taken:
+                return len(self.sequences[item]) - depth + 1
+        return len(self.depth) + 1
 
     def __len__(self) -> int:
         """Number of items."""
