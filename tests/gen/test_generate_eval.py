@@ -237,10 +237,32 @@ def test_evaluation_run_folder_is_resumable(gen: GenRecommender, dataset: Datase
     assert comparison["paired"] == 3 and "validity" in comparison["metrics"]
 
 
-def test_as_chat_model_speaks_plain_titles(gen: GenRecommender) -> None:
-    chat = gen.as_chat_model()
-    reply = chat.complete([{"role": "user", "content": "Recommend films"}], max_tokens=40, temperature=0.0)
-    assert "<|item_start|>" not in reply.text
+def test_as_chat_model_speaks_plain_titles_of_catalog_items(gen: GenRecommender) -> None:
+    """The chat reply hides the markers, so check what was generated under them: the same greedy
+    decoding with the catalog processor names only catalog items, and reads as the chat reply."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    messages = [{"role": "user", "content": "Recommend films"}]
+    reply = gen.as_chat_model().complete(messages, max_tokens=40, temperature=0.0).text
+    free = gen.as_chat_model(constrained=False).complete(messages, max_tokens=40, temperature=0.0).text
+    assert "<|item_start|>" not in reply and reply != free
+    inputs = gen.tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    with torch.no_grad():
+        out = gen.model.generate(
+            **inputs,
+            max_new_tokens=40,
+            do_sample=False,
+            logits_processor=LogitsProcessorList([gen.processor()]),
+            pad_token_id=gen.tokenizer.pad_token_id,
+        )
+    new = out[0, inputs["input_ids"].shape[1] :].tolist()
+    assert gen.tokenizer.decode(new, skip_special_tokens=True) == reply
+    parsed = gen.parse_ids(new, free_text=False)
+    complete = parsed.positions[:-1] if parsed.partial else parsed.positions
+    assert complete and None not in complete  # the biased model names items, all from the catalog
 
 
 def test_constrained_replies_name_items_only_in_spans(gen: GenRecommender) -> None:
