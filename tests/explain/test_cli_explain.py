@@ -116,6 +116,8 @@ def test_an_mf_target_is_explained_from_the_command_line(tmp_path: Path) -> None
         str(base_folder(tmp_path)), "--max-steps", "1", "--batch-size", "4", "--lora-r", "4", "--device", "cpu",
         "--max-length", "768",
     )  # fmt: skip
+    saved = json.loads((model / "recai_explain.json").read_text())["data"]["meta"]
+    assert saved["history_len"] == 3 and saved["top_share"] == 0.1  # `why` uses the data's own values
     run = tmp_path / "run"
     out = _invoke("explain", "eval", str(model), str(data), "--out", str(run), "--limit", "1")
     metrics = json.loads((run / "metrics.json").read_text())

@@ -280,7 +280,17 @@ def train_explainer(
             "fingerprint": identity["data"],
             "meta": {
                 k: split.meta.get(k)
-                for k in ("dataset", "dataset_spec", "target", "tasks", "seed", "noun", "k")
+                for k in (
+                    "dataset",
+                    "dataset_spec",
+                    "target",
+                    "tasks",
+                    "seed",
+                    "noun",
+                    "k",
+                    "top_share",
+                    "history_len",
+                )
             },
             "examples": len(examples),
             "encoded": len(rows),
