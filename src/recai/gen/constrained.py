@@ -200,8 +200,9 @@ class CatalogLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
         for r, state in enumerate(self.states):
             if state.node is None:
                 blocked[r, self.end_id] = True
+                tight = left is not None and left <= self.trie.longest[0]  # else every name fits
                 if not state.available(self.trie, 0) or (
-                    left is not None and 1 + self.trie.finish(0, state.taken) > left
+                    tight and 1 + self.trie.finish(0, state.taken) > left
                 ):
                     blocked[r, self.start_id] = True
                 continue
