@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from recai.gen.examples import GenExample
-from recai.gen.generate import GenRecommender, Parsed
+from recai.gen.generate import GenRecommender, Parsed, name_position
 from recai.gen.items import ItemNames
 from recai.gen.metrics import DEFAULT_KS, GenScorer, metrics_summary
 
@@ -135,7 +135,6 @@ def record_parsed(record: dict[str, Any], names: ItemNames) -> Parsed:
     if found is not None:
         positions: list[int | None] = [None if p is None else int(p) for p in found]
     else:
-        catalog = names.catalog
         invalid = Counter(grounded["invalid"])
         positions = []
         for name in grounded["names"]:
@@ -143,11 +142,7 @@ def record_parsed(record: dict[str, Any], names: ItemNames) -> Parsed:
                 invalid[name] -= 1
                 positions.append(None)
                 continue
-            position = names.position(name)
-            if position is None:
-                match = catalog.ground(name, threshold=catalog.grounding_threshold)
-                position = None if match.item_id is None else int(catalog.index_of([match.item_id])[0])
-            positions.append(position)
+            positions.append(name_position(names, name))
     return Parsed(
         list(grounded["names"]),
         positions,

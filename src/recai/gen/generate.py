@@ -28,6 +28,21 @@ from recai.gen.trie import ItemTrie
 Messages = list[dict[str, str]]
 
 
+def name_position(names: ItemNames, name: str, threshold: float | None = None) -> int | None:
+    """The catalog row a written name stands for: its exact unique name (what a trie path spells), else
+    the catalog's fuzzy grounding at ``threshold`` (the catalog's own by default); None when neither."""
+    exact = names.position(name)
+    if exact is not None:
+        return exact
+    catalog = names.catalog
+    grounding = catalog.ground(
+        name, threshold=catalog.grounding_threshold if threshold is None else threshold
+    )
+    if grounding.item_id is None:
+        return None
+    return int(catalog.index_of([grounding.item_id])[0])
+
+
 @dataclass
 class Parsed:
     """Names read from one output and the catalog row of each (None when it grounds to nothing)."""
@@ -90,13 +105,7 @@ class ReplyParser:
 
     # -------------------------------------------------------------- parse
     def _position(self, name: str) -> int | None:
-        exact = self.names.position(name)
-        if exact is not None:
-            return exact
-        grounding = self.catalog.ground(name, threshold=self.threshold)
-        if grounding.item_id is None:
-            return None
-        return int(self.catalog.index_of([grounding.item_id])[0])
+        return name_position(self.names, name, self.threshold)
 
     def parse_ids(self, token_ids: Sequence[int], *, free_text: bool = True) -> Parsed:
         """Names and rows from generated token ids (see the module docstring for the order of rules).
