@@ -1397,6 +1397,13 @@ def knowledge_eval(
 
     options = DataOptions(data, k_core=k_core, seed=seed)
     if base is not None:
+        if param:
+            raise _fail(
+                ValueError(
+                    f"--param {' '.join(param)}: a built knowledge base ({base}) is already fitted; "
+                    "pass the parameters to `recai knowledge build` instead"
+                )
+            )
         try:
             options = load_knowledge(base)[3]
         except (ValueError, FileNotFoundError, DataError, UnknownDatasetError) as exc:

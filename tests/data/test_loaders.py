@@ -70,6 +70,9 @@ def test_movielens_csv_with_tags(tmp_path: Path) -> None:
     assert items.loc[2, "title"] == "American President, The (1995)"
     assert items.loc[3, "genres"] == [] and items.loc[3, "year"] != items.loc[3, "year"]  # NaN year
     assert items.loc[1, "tags"] == ["pixar", "fun"]  # case-folded, most frequent first
+    # user-written, timestamped: marked so that knowledge extractors keep it out of prompts by default
+    assert ds.catalog.schema.column("tags").from_interactions
+    assert not ds.catalog.schema.column("genres").from_interactions
     assert ds.catalog.ground("The American President").item_id == 2
     assert ds.name == "ml-latest-small"
 

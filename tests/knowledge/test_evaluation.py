@@ -13,10 +13,11 @@ from recai.cli import app
 from recai.evaluate.compare import compare_runs
 from recai.evaluate.runs import ConfigMismatchError, RunFolder
 from recai.evaluate.tasks import DataOptions, run_list_task
-from recai.knowledge import run_knowledge_task
+from recai.knowledge import KnowledgeBase, run_knowledge_task
 from recai.knowledge.commands import build_knowledge, parse_params
 from recai.llm.base import Message
 from recai.llm.scripted import ScriptedChatModel
+from tests.knowledge.data import leaky_dataset
 
 runner = CliRunner()
 
@@ -130,9 +131,38 @@ def test_baselines_reuse_the_bases_own_model(
 def test_params_parse_kind_dot_key() -> None:
     assert parse_params(["graph.hops=3", "cooccurrence.window=none", "patterns.popularity=false"]) == {
         "graph": {"hops": 3},
-        "cooccurrence": {"window": "none"},
+        "cooccurrence": {"window": None},
         "patterns": {"popularity": False},
     }
+
+
+def test_params_are_typed_by_the_extractor_signature() -> None:
+    parsed = parse_params(
+        ["attributes.exclude=genres, year", "graph.columns=genres", "embedding.min-percentile=0.8"]
+    )
+    assert parsed == {
+        "attributes": {"exclude": ["genres", "year"]},
+        "graph": {"columns": ["genres"]},
+        "embedding": {"min_percentile": 0.8},
+    }
+    assert parse_params(["cooccurrence.window=5"]) == {"cooccurrence": {"window": 5}}
+    with pytest.raises(ValueError, match="expected an integer, got 'x'"):
+        parse_params(["graph.hops=x"])
+    with pytest.raises(ValueError, match="expected true or false"):
+        parse_params(["graph.cooccurrence=maybe"])
+    with pytest.raises(ValueError, match=r"'graph' has no parameter 'hop'.*hops"):
+        parse_params(["graph.hop=2"])
+    # Typed values reach the extractors, which then fit without a type error.
+    dataset = leaky_dataset()
+    split = dataset.split()
+    kb = KnowledgeBase.build(
+        dataset.catalog,
+        split,
+        kinds="attributes,cooccurrence",
+        params=parse_params(["attributes.exclude=genres", "cooccurrence.window=none"]),
+    )
+    assert "genres" not in kb.extractors["attributes"].columns_
+    assert kb.extractors["cooccurrence"].get_params()["window"] is None
     with pytest.raises(ValueError, match=r"kind\.key=value"):
         parse_params(["hops=3"])
     with pytest.raises(ValueError, match="unknown knowledge kind 'graf'"):
@@ -191,3 +221,14 @@ def test_cli_build_rank_eval(tmp_path: Path) -> None:
     assert "ndcg@10" in evaluated.output and (out / "report.md").exists()
     bad = runner.invoke(app, ["knowledge", "eval", "--out", str(tmp_path / "x"), "--param", "hops=2"])
     assert bad.exit_code == 1 and "kind.key=value" in flat(bad.output)
+
+
+def test_cli_eval_refuses_parameters_for_a_built_base(tmp_path: Path) -> None:
+    """A fitted base cannot take extractor parameters: saying so beats silently ignoring them."""
+    folders = ["--out", str(tmp_path / "run"), "--base", str(tmp_path / "kb")]
+    result = runner.invoke(
+        app, ["knowledge", "eval", *folders, "--system", "llm:scripted:echo", "--param", "graph.hops=3"]
+    )
+    assert result.exit_code == 1
+    assert "already fitted" in flat(result.output) and "graph.hops=3" in flat(result.output)
+    assert not (tmp_path / "run").exists()

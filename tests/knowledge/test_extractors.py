@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from recai.data import Dataset
+from recai.data import Catalog, Dataset
 from recai.knowledge import (
     AttributeExtractor,
     CooccurrenceExtractor,
@@ -228,3 +229,70 @@ def test_every_extractor_saves_and_loads_to_the_same_facts(ds: Dataset, tmp_path
         KnowledgeBase.load(tmp_path / "kb", bigger)
     with pytest.raises(FileExistsError):
         kb.save(tmp_path / "kb")
+
+
+@pytest.mark.parametrize(
+    ("kinds", "model"),
+    [("recommender", "popularity"), ("embedding,recommender", "als"), ("embedding", "sasrec")],
+)
+def test_the_build_command_fits_models_on_the_training_part_only(
+    kinds: str, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`build_knowledge` (what `recai knowledge build` runs) must hand the recommenders behind the
+    model-based extractors the training events only: validation may steer early stopping, never fitting."""
+    from recai import rec
+    from recai.evaluate.tasks import DataOptions
+    from recai.knowledge.commands import build_knowledge
+
+    cls = {"popularity": rec.Popularity, "als": rec.ALS, "sasrec": rec.SASRec}[model]
+    fitted_on: list[pd.DataFrame] = []
+    original = cls.fit
+
+    def spy(self: object, interactions: object, *args: object, **kwargs: object) -> object:
+        fitted_on.append(interactions.frame.copy())  # type: ignore[attr-defined]
+        return original(self, interactions, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cls, "fit", spy)
+    options = DataOptions("demo")
+    params = {kind: {"model": model} for kind in kinds.split(",")}
+    kb = build_knowledge(
+        options, tmp_path / "kb", kinds=kinds, params=params, sasrec_budget_s=1.0, progress=False
+    )
+    assert len(fitted_on) == 1  # extractors naming the same model share one fit
+    _, split = options.load()
+    key = ["user_id", "item_id", "timestamp"]
+    seen = fitted_on[0][key].sort_values(key).reset_index(drop=True)
+    assert seen.equals(split.train.frame[key].sort_values(key).reset_index(drop=True))
+    held_out = split.test.frame[key].merge(seen, on=key)
+    assert held_out.empty
+    assert kb.kinds == kinds.split(",")
+
+
+def test_columns_derived_from_interactions_are_left_out_unless_named() -> None:
+    """User tags (MovieLens tags.csv) can come from held-out events: no extractor uses them by default."""
+    from recai.data import CatalogSchema, ColumnSpec
+    from recai.data.schema import ColumnRole
+    from recai.knowledge.attributes import attribute_columns
+
+    frame = pd.DataFrame(
+        {
+            "item_id": [1, 2],
+            "title": ["A", "B"],
+            "genres": [["Drama"], ["Comedy"]],
+            "tags": [["twist ending"], ["twist ending"]],
+        }
+    )
+    schema = CatalogSchema(
+        columns=[
+            ColumnSpec(name="item_id", role=ColumnRole.ID),
+            ColumnSpec(name="title", role=ColumnRole.TITLE),
+            ColumnSpec(name="genres", role=ColumnRole.MULTI_CATEGORICAL),
+            ColumnSpec(name="tags", role=ColumnRole.MULTI_CATEGORICAL, from_interactions=True),
+        ]
+    )
+    catalog = Catalog(frame, schema)
+    assert attribute_columns(catalog) == ["genres"]
+    assert attribute_columns(catalog, columns=["genres", "tags"]) == ["genres", "tags"]
+    assert CatalogSchema.from_dict(schema.to_dict()).column("tags").from_interactions
+    graph = GraphExtractor(hops=1, cooccurrence=False)
+    assert "tags" not in attribute_columns(catalog, graph.columns, graph.exclude or ())

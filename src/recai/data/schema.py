@@ -49,6 +49,13 @@ class ColumnSpec(BaseModel):
     unit: str | None = Field(
         default=None, description="Unit of a numeric column, shown after values (min, EUR)."
     )
+    from_interactions: bool = Field(
+        default=False,
+        description=(
+            "Derived from user activity (user-written tags, review counts): it may reflect held-out "
+            "events, so knowledge extractors leave it out unless it is named explicitly."
+        ),
+    )
 
     @model_validator(mode="after")
     def _separator_only_for_lists(self) -> ColumnSpec:
@@ -176,6 +183,8 @@ class CatalogSchema(BaseModel):
                 entry["description"] = c.description
             if c.unit:
                 entry["unit"] = c.unit
+            if c.from_interactions:
+                entry["from_interactions"] = True
             out["columns"].append(entry)
         if self.text_columns is not None:
             out["text_columns"] = list(self.text_columns)

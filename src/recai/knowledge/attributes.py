@@ -40,14 +40,18 @@ def attribute_columns(
     catalog: Catalog, columns: Sequence[str] | None = None, exclude: Sequence[str] = ()
 ) -> list[str]:
     """The catalog columns used as attributes: ``columns`` when given (each must be categorical or
-    multi-valued categorical), else every such column, minus ``exclude``."""
+    multi-valued categorical), else every such column that is not ``from_interactions`` (user tags can
+    come from the very events held out for evaluation), minus ``exclude``."""
     schema = catalog.schema
     usable = [
         c.name
         for c in schema.columns
         if c.role in (ColumnRole.CATEGORICAL, ColumnRole.MULTI_CATEGORICAL) and c.name in catalog.items
     ]
-    if columns is not None:
+    if columns is None:
+        derived = {c.name for c in schema.columns if c.from_interactions}
+        usable = [name for name in usable if name not in derived]
+    else:
         for name in columns:
             if name not in usable:
                 raise ValueError(

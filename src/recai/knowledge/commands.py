@@ -7,6 +7,8 @@ evaluation's sample for that user, or candidates given by id), returning everyth
 
 from __future__ import annotations
 
+import inspect
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +22,12 @@ from recai.knowledge.store import EXTRACTORS, KnowledgeBase, parse_kinds
 
 
 def parse_params(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """``kind.key=value`` pairs (``graph.hops=3``) as ``{kind: {key: value}}``, values typed as in model
-    specs ('3' -> 3, 'false' -> False)."""
-    from recai.llm.factory import parse_value
+    """``kind.key=value`` pairs (``graph.hops=3``) as ``{kind: {key: value}}``.
 
+    Each value is typed by the extractor's own signature, so that a list parameter takes a
+    comma-separated list (``attributes.exclude=genres,year``), an optional one takes ``none``, and a
+    value of the wrong type is an error naming the parameter rather than a failure inside fitting.
+    """
     out: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -34,8 +38,49 @@ def parse_params(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
             raise ValueError(
                 f"--param '{pair}': unknown knowledge kind '{kind}' (use {', '.join(EXTRACTORS)})"
             )
-        out.setdefault(kind, {})[name.replace("-", "_")] = parse_value(value)
+        name = name.replace("-", "_")
+        hints = _parameter_types(EXTRACTORS[kind])
+        if name not in hints:
+            raise ValueError(
+                f"--param '{pair}': '{kind}' has no parameter '{name}' (it has {', '.join(hints)})"
+            )
+        try:
+            out.setdefault(kind, {})[name] = _typed(value, hints[name])
+        except ValueError as exc:
+            raise ValueError(f"--param '{pair}': {exc}") from None
     return out
+
+
+def _parameter_types(cls: type) -> dict[str, Any]:
+    """The constructor's parameters and their annotated types, in signature order."""
+    hints = typing.get_type_hints(cls.__init__)
+    names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    return {n: hints.get(n, str) for n in names}
+
+
+def _typed(text: str, annotation: Any) -> Any:
+    """``text`` as a value of ``annotation`` (int, float, bool, str, a list of those, or ``X | None``)."""
+    args = typing.get_args(annotation)
+    if type(None) in args:
+        if text.strip().lower() in ("none", "null", ""):
+            return None
+        (annotation,) = [a for a in args if a is not type(None)]
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation) or (str,)
+        return [_typed(part.strip(), item) for part in text.split(",") if part.strip()]
+    if annotation is bool:
+        flag = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+        if text.strip().lower() not in flag:
+            raise ValueError(f"expected true or false, got '{text}'")
+        return flag[text.strip().lower()]
+    if annotation in (int, float):
+        try:
+            return annotation(text)
+        except ValueError:
+            raise ValueError(
+                f"expected {'an integer' if annotation is int else 'a number'}, got '{text}'"
+            ) from None
+    return text
 
 
 def with_models(

@@ -236,7 +236,14 @@ def _catalog_from_movies(
         counts = counts.sort_values(["movieId", "n", "tag"], ascending=[True, False, True])
         top = counts.groupby("movieId").head(max_tags).groupby("movieId")["tag"].agg(list)
         frame["tags"] = frame["item_id"].map(top).map(lambda v: v if isinstance(v, list) else [])
-        extra.append(ColumnSpec(name="tags", role=ColumnRole.MULTI_CATEGORICAL, description="user tags"))
+        extra.append(
+            ColumnSpec(
+                name="tags",
+                role=ColumnRole.MULTI_CATEGORICAL,
+                description="user tags",
+                from_interactions=True,  # written by users, with timestamps: can come from held-out events
+            )
+        )
     dup = frame["item_id"].duplicated()
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
