@@ -360,12 +360,17 @@ class Agent:
                 return {"ok": True, "problem": f"critic gave no verdict ({exc})"}
         return verdict
 
+    def _orders(self, step: dict[str, Any]) -> bool:
+        """Whether a plan step puts the candidates in their final order (``rank``, ``knowledge_rank``)."""
+        tool = self.tools.get(step.get("tool", ""))
+        return tool is not None and tool.orders_candidates
+
     def _execute(
         self, plan: dict[str, Any], trace: dict[str, Any], ctx: AgentContext
     ) -> tuple[CandidateBus, list[str], str | None]:
         bus = CandidateBus(len(self.dataset.catalog))
         facts: list[str] = []
-        if plan["intent"] == "recommend" and not any(s["tool"] == "rank" for s in plan["steps"]):
+        if plan["intent"] == "recommend" and not any(self._orders(s) for s in plan["steps"]):
             plan["steps"].append(
                 {"tool": "rank", "args": {"by": "similarity" if plan["steps"] else "preference"}}
             )

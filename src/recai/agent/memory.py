@@ -40,6 +40,11 @@ class Profile:
         elif kind == "disliked":
             self.liked = [i for i in self.liked if i not in ids]
 
+    @property
+    def excluded(self) -> list[Any]:
+        """Items never to recommend: disliked, already seen, and liked (the user knows those already)."""
+        return list(dict.fromkeys([*self.disliked, *self.seen, *self.liked]))
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

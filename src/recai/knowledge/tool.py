@@ -2,8 +2,8 @@
 
 Add it to an agent's tools (``Agent.from_dataset(..., tools=[*default_tools(), KnowledgeRankTool(r)])``).
 It ranks the ``top`` best candidates on the bus (default 20) for the items the user said they liked,
-keeps them in the LLM's order, and drops the rest; disliked and already-seen items are removed first,
-as ``rank`` does. With no liked item yet there is no history to reason from, so it orders by training
+keeps them in the LLM's order, and drops the rest; disliked, already-seen and liked items are removed
+first, as ``rank`` does. With no liked item yet there is no history to reason from, so it orders by training
 popularity and says so.
 """
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 class KnowledgeRankTool(Tool):
     name = "knowledge_rank"
+    orders_candidates = True
     description = (
         "Order the best candidates with an LLM that is given what is known about them (attributes, "
         "what similar users chose, reasoning paths to the items the user likes); slower than 'rank'."
@@ -41,18 +42,18 @@ class KnowledgeRankTool(Tool):
         catalog = ctx.catalog
         if len(catalog) != len(self.ranker.catalog):
             raise ToolError(f"{self.name}: the ranker was built for another catalog")
-        excluded = set(catalog.index_of(ctx.profile.disliked + ctx.profile.seen, missing="drop").tolist())
-        if excluded:
-            keep = np.array([p for p in bus.candidates() if p not in excluded], dtype=np.int64)
-            bus.restrict(keep, step=step, tool=self.name)
-        if bus.empty:
-            raise ToolError(f"{self.name}: no candidates left to rank")
+        excluded = set(catalog.index_of(ctx.profile.excluded, missing="drop").tolist())
         top = int(args.get("top", self.top))
         if bus.unrestricted:  # nothing retrieved yet: the most popular items are the candidates
             order = np.lexsort((np.arange(len(ctx.popularity)), -ctx.popularity))
-            shown = [int(p) for p in order if p not in excluded][:top]
+            shown = [int(p) for p in order if int(p) not in excluded][:top]
         else:
+            if excluded:
+                keep = np.array([p for p in bus.candidates() if p not in excluded], dtype=np.int64)
+                bus.restrict(keep, step=step, tool=self.name)
             shown = [int(p) for p in bus.top(top)[0]]
+        if not shown:
+            raise ToolError(f"{self.name}: no candidates left to rank")
         liked = [int(p) for p in catalog.index_of(ctx.profile.liked, missing="drop")]
         if not liked:
             scores = ctx.popularity[shown]

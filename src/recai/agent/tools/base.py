@@ -34,6 +34,9 @@ class Tool(ABC):
     name: str
     description: str
     parameters: ClassVar[dict[str, Any]]
+    #: The tool puts the candidates in their final order, so a plan that uses it needs no added
+    #: ranking step (one would undo its order).
+    orders_candidates: ClassVar[bool] = False
 
     def validate(self, args: Any) -> dict[str, Any]:
         """Check ``args`` against the tool's schema; raise ToolError naming the first problem."""

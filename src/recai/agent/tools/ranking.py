@@ -1,6 +1,6 @@
 """Ranking the candidates: by popularity, by the similarity scores already on the bus, or by the user's
 preferences with a sequential model (SASRec) conditioned on what the user said they liked and what the
-profile remembers. Disliked and already-seen items are always removed."""
+profile remembers. Disliked, already-seen and liked items (the user knows them) are always removed."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 class RankTool(Tool):
     name = "rank"
+    orders_candidates = True
     description = (
         "Order the candidates: 'popularity' (most watched), 'similarity' (keep the scores of the previous "
         "retrieval) or 'preference' (personalised from the items the user likes)."
@@ -30,7 +31,7 @@ class RankTool(Tool):
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         catalog = ctx.catalog
-        excluded = set(catalog.index_of(ctx.profile.disliked + ctx.profile.seen, missing="drop").tolist())
+        excluded = set(catalog.index_of(ctx.profile.excluded, missing="drop").tolist())
         candidates = bus.candidates()
         if excluded:
             keep = np.array([p for p in candidates if p not in excluded], dtype=np.int64)
