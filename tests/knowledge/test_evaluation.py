@@ -232,3 +232,19 @@ def test_cli_eval_refuses_parameters_for_a_built_base(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "already fitted" in flat(result.output) and "graph.hops=3" in flat(result.output)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_measures_the_budget_with_the_target_models_tokenizer(tmp_path: Path, calls: list[str]) -> None:
+    """The spec in `llm:SPEC` names the tokenizer too: for the packaged SmolLM2, its GGUF vocabulary
+    (the scripted model stands in for the weights, the counter still comes from the spec)."""
+    pytest.importorskip("llama_cpp")
+    from recai.llm.resolve import KNOWN_MODELS, packaged_parts
+
+    if packaged_parts(KNOWN_MODELS["smollm2-135m-instruct"])[1]:
+        pytest.skip("the smollm2 weight package is not installed")
+    out = tmp_path / "kn"
+    options = {"n_users": 2, "progress": False, "ranker": {"budget_tokens": 60}}
+    run_knowledge_task("llm:local:smollm2-135m-instruct", out, knowledge="attributes,cooccurrence", **options)
+    metrics = RunFolder.load(out).read_metrics()
+    assert [name.split(":")[0] for name in metrics["extra"]["token_counter"]] == ["gguf"]
+    assert 0 < metrics["extra"]["knowledge_tokens_mean"] <= 60

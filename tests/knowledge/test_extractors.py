@@ -296,3 +296,39 @@ def test_columns_derived_from_interactions_are_left_out_unless_named() -> None:
     assert CatalogSchema.from_dict(schema.to_dict()).column("tags").from_interactions
     graph = GraphExtractor(hops=1, cooccurrence=False)
     assert "tags" not in attribute_columns(catalog, graph.columns, graph.exclude or ())
+
+
+def test_cooccurrence_counts_and_measures_match_a_hand_computation() -> None:
+    """Five users over four films, worked by hand: distinct users per pair (a repeat by one user counts
+    once), within the window or anywhere, and the three normalised measures."""
+    from recai.data import Interactions
+    from tests.knowledge.data import film_catalog
+
+    catalog = film_catalog()
+    a, b, c, d = 2, 3, 5, 6  # item ids
+    sequences = {"u1": [a, b, c, b], "u2": [a, c, b], "u3": [b, a], "u4": [a, d], "u5": [c, d]}
+    rows = [
+        (u, item, 1_600_000_000 + 60 * t) for u, items in sequences.items() for t, item in enumerate(items)
+    ]
+    train = Interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]), catalog.ids)
+    pa, pb, pc, pd_ = (position(catalog, i) for i in (a, b, c, d))
+    anywhere = cooccurrence_counts(train, window=None)
+    assert [anywhere[pa, pb], anywhere[pa, pc], anywhere[pb, pc], anywhere[pa, pd_], anywhere[pc, pd_]] == [
+        3,
+        2,
+        2,
+        1,
+        1,
+    ]
+    adjacent = cooccurrence_counts(train, window=1)  # u2's a..b and u1's a..c are two steps apart
+    assert [adjacent[pa, pb], adjacent[pa, pc], adjacent[pb, pc], adjacent[pb, pd_]] == [2, 1, 2, 0]
+    assert (anywhere != anywhere.T).nnz == 0 and anywhere.diagonal().sum() == 0
+    # users per item: a 4, b 3, c 3, d 2; 5 users in all
+    expected = {"cosine": 3 / np.sqrt(4 * 3), "jaccard": 3 / (4 + 3 - 3), "lift": 3 * 5 / (4 * 3)}
+    for measure, value in expected.items():
+        extractor = CooccurrenceExtractor(window=None, measure=measure, min_count=1).fit(catalog, train)
+        assert extractor.pair(pa, pb) == (3, pytest.approx(value))
+        assert extractor.pair(pb, pa) == extractor.pair(pa, pb)
+    assert CooccurrenceExtractor(window=None, measure="lift", min_count=1).fit(catalog, train).pair(
+        pc, pd_
+    ) == (1, pytest.approx(1 * 5 / (3 * 2)))

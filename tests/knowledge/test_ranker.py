@@ -140,6 +140,31 @@ def test_orders_are_seeded_and_merged_by_borda(ds: Dataset) -> None:
     assert ranker.rank([0], candidates, key="user-7").positions == result.positions
 
 
+@pytest.mark.parametrize(
+    ("votes", "expect"),
+    [
+        ("ABB", "B"),  # two orders of three prefer B: B wins although the first order said A
+        ("AB", "A"),  # exact opposites tie on every item: the first order's ranking breaks the ties
+        ("BAA", "A"),
+    ],
+)
+def test_borda_merges_the_orders_by_points(ds: Dataset, votes: str, expect: str) -> None:
+    catalog = ds.catalog
+    candidates = [position(catalog, i) for i in (2, 3, 5, 6, 7)]
+    rankings = {"A": candidates, "B": candidates[::-1]}
+    calls = iter(votes)
+
+    def reply(messages: list[Message]) -> str:
+        numbers = shown_numbers(messages)
+        wanted = rankings[next(calls)]
+        return json.dumps([numbers[catalog.display_title(p)] for p in wanted])
+
+    ranker = KnowledgeRanker(ScriptedChatModel(reply), catalog, None, orders=len(votes), seed=3)
+    result = ranker.rank([0], candidates, key="u")
+    assert [c.ranking for c in result.calls] == [rankings[v] for v in votes]
+    assert result.positions == rankings[expect]
+
+
 def test_candidate_order_options(ds: Dataset) -> None:
     catalog = ds.catalog
     candidates = [position(catalog, i) for i in (2, 3, 5, 6)]
@@ -186,3 +211,26 @@ def test_the_evaluator_records_repairs_and_knowledge(ds: Dataset, kb: KnowledgeB
     assert summary["counts"]["index_duplicate"] == 1 and summary["answers_with_errors"] == 1
     with pytest.raises(ValueError, match="retrieval"):
         system.answer(ListSample(id="r", user="r", history=[0], target=1), None, 5)
+
+
+def test_the_budget_is_counted_with_the_rankers_own_tokenizer(ds: Dataset, kb: KnowledgeBase) -> None:
+    """A chat model with a tokenizer (transformers) sets the counter; a costlier tokenizer admits less."""
+
+    class CharTokenizer:  # one token per character: far costlier than the approximate counter
+        def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+            return [ord(c) for c in text]
+
+    class TokenizedModel(ScriptedChatModel):
+        tokenizer = CharTokenizer()
+
+    catalog = ds.catalog
+    history = [position(catalog, i) for i in (11, 2, 3)]
+    candidates = [position(catalog, i) for i in (12, 5, 6, 7)]
+    answer = json.dumps([1, 2, 3, 4])
+    chars = KnowledgeRanker(TokenizedModel([answer]), catalog, kb, budget_tokens=150)
+    approx = KnowledgeRanker(ScriptedChatModel([answer]), catalog, kb, budget_tokens=150)
+    assert chars.counter.exact and chars.counter.name.startswith("hf:") and not approx.counter.exact
+    by_chars = chars.rank(history, candidates).calls[0].selection
+    by_approx = approx.rank(history, candidates).calls[0].selection
+    assert by_chars.lines and len(by_chars.lines) < len(by_approx.lines)
+    assert by_chars.tokens == len(by_chars.text) <= 150
