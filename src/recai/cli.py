@@ -1383,8 +1383,14 @@ def knowledge_eval(
     style: StyleOpt = "natural",
     ranker_orders: RankerOrdersOpt = 1,
     candidate_order: CandidateOrderOpt = "given",
-    recommender_model: RecModelOpt = "sasrec",
-    embedding_model: EmbModelOpt = "sasrec",
+    recommender_model: Annotated[
+        str | None,
+        typer.Option("--recommender-model", help="Recommender behind the recommender knowledge (sasrec)."),
+    ] = None,
+    embedding_model: Annotated[
+        str | None,
+        typer.Option("--embedding-model", help="Recommender whose item embeddings give similarity (sasrec)."),
+    ] = None,
     sasrec_budget_s: Annotated[float, typer.Option(help="SASRec training time budget.")] = 300.0,
     param: ParamOpt = None,
     prices: PricesOpt = None,
@@ -1397,18 +1403,21 @@ def knowledge_eval(
 
     options = DataOptions(data, k_core=k_core, seed=seed)
     if base is not None:
-        if param:
+        fitted = [*(param or [])]
+        fitted += [f"--recommender-model {recommender_model}"] if recommender_model else []
+        fitted += [f"--embedding-model {embedding_model}"] if embedding_model else []
+        if fitted:
             raise _fail(
                 ValueError(
-                    f"--param {' '.join(param)}: a built knowledge base ({base}) is already fitted; "
-                    "pass the parameters to `recai knowledge build` instead"
+                    f"{', '.join(fitted)}: a built knowledge base ({base}) is already fitted; "
+                    "pass these to `recai knowledge build` instead"
                 )
             )
         try:
             options = load_knowledge(base)[3]
         except (ValueError, FileNotFoundError, DataError, UnknownDatasetError) as exc:
             raise _fail(exc) from None
-    params = _knowledge_params(param, recommender_model, embedding_model)
+    params = _knowledge_params(param, recommender_model or "sasrec", embedding_model or "sasrec")
     _run_eval(
         run_knowledge_task,
         system,

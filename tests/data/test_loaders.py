@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from recai.data import DataError, load
+from recai.data import DataError, Dataset, load
 from recai.data.loaders.amazon import load_amazon, load_sequence_file, read_metadata
 from recai.data.loaders.movielens import load_ml1m, load_ml100k, load_movielens_csv, year_from_title
 from tests.data.raw_fixtures import (
@@ -75,6 +75,13 @@ def test_movielens_csv_with_tags(tmp_path: Path) -> None:
     assert not ds.catalog.schema.column("genres").from_interactions
     assert ds.catalog.ground("The American President").item_id == 2
     assert ds.name == "ml-latest-small"
+    # saved and reloaded: kept; and a folder saved before the flag existed gets it on load
+    folder = ds.save(tmp_path / "saved")
+    assert Dataset.load(folder).catalog.schema.column("tags").from_interactions
+    schema = (folder / "schema.yaml").read_text()
+    (folder / "schema.yaml").write_text(schema.replace("from_interactions: true", ""))
+    assert "from_interactions" not in (folder / "schema.yaml").read_text()
+    assert Dataset.load(folder).catalog.schema.column("tags").from_interactions
 
 
 def test_movielens_csv_missing_column(tmp_path: Path) -> None:

@@ -152,6 +152,15 @@ def test_params_are_typed_by_the_extractor_signature() -> None:
         parse_params(["graph.cooccurrence=maybe"])
     with pytest.raises(ValueError, match=r"'graph' has no parameter 'hop'.*hops"):
         parse_params(["graph.hop=2"])
+    with pytest.raises(ValueError, match="without empty entries"):
+        parse_params(["attributes.columns="])  # not a silent "every column"
+    with pytest.raises(ValueError, match="measure must be one of"):
+        KnowledgeBase.build(
+            leaky_dataset().catalog,
+            leaky_dataset().split(),
+            kinds="cooccurrence",
+            params=parse_params(["cooccurrence.measure=dice"]),
+        )
     # Typed values reach the extractors, which then fit without a type error.
     dataset = leaky_dataset()
     split = dataset.split()
@@ -232,6 +241,8 @@ def test_cli_eval_refuses_parameters_for_a_built_base(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "already fitted" in flat(result.output) and "graph.hops=3" in flat(result.output)
     assert not (tmp_path / "run").exists()
+    model = runner.invoke(app, ["knowledge", "eval", *folders, "--recommender-model", "als"])
+    assert model.exit_code == 1 and "--recommender-model als" in flat(model.output)
 
 
 def test_a_run_measures_the_budget_with_the_target_models_tokenizer(tmp_path: Path, calls: list[str]) -> None:

@@ -294,8 +294,15 @@ def test_columns_derived_from_interactions_are_left_out_unless_named() -> None:
     assert attribute_columns(catalog) == ["genres"]
     assert attribute_columns(catalog, columns=["genres", "tags"]) == ["genres", "tags"]
     assert CatalogSchema.from_dict(schema.to_dict()).column("tags").from_interactions
-    graph = GraphExtractor(hops=1, cooccurrence=False)
-    assert "tags" not in attribute_columns(catalog, graph.columns, graph.exclude or ())
+    from recai.data import Interactions
+
+    log = pd.DataFrame({"user_id": ["u", "u"], "item_id": [1, 2], "timestamp": [1, 2]})
+    graph = GraphExtractor(hops=2, cooccurrence=False).fit(catalog, Interactions(log, catalog.ids))
+    assert set(graph.table_.columns.tolist()) == {"genres"}  # "twist ending" would have linked A and B
+    named = GraphExtractor(hops=2, cooccurrence=False, columns=["tags"]).fit(
+        catalog, Interactions(log, catalog.ids)
+    )
+    assert set(named.table_.columns.tolist()) == {"tags"}
 
 
 def test_cooccurrence_counts_and_measures_match_a_hand_computation() -> None:

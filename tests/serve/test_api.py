@@ -268,6 +268,9 @@ async def test_recommend_straight_from_the_tools(make_client: Any) -> None:
         logged = (await client.post("/recommend", json={"user": "a", "k": 8})).json()
         assert logged["history"] == [10, 11, 12, 13]  # the dataset's log knows user "a"
         assert not {10, 11, 12, 13} & {c["id"] for c in logged["items"]}
+        body = {"history": [10, 11], "by": "popularity", "k": 8, "exclude_history": False}
+        again = (await client.post("/recommend", json=body)).json()
+        assert {10, 11} <= {c["id"] for c in again["items"]}  # a re-purchase caller gets them back
         described = (await client.post("/recommend", json={"query": "godfather", "k": 2})).json()
         assert [c["id"] for c in described["items"]] == [16, 17]
 

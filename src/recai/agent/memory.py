@@ -1,7 +1,7 @@
 """Short-term memory (the dialogue within a token budget) and long-term memory (a per-user profile).
 
 The profile keeps liked, disliked and seen items and the user's standing constraints; ranking uses it
-(disliked and seen items are excluded, liked ones condition the sequential model). It is persisted per
+(disliked, seen and liked items are excluded, liked ones condition the sequential model). It is persisted per
 user id as JSON, written atomically.
 """
 
@@ -40,10 +40,10 @@ class Profile:
         elif kind == "disliked":
             self.liked = [i for i in self.liked if i not in ids]
 
-    @property
-    def excluded(self) -> list[Any]:
-        """Items never to recommend: disliked, already seen, and liked (the user knows those already)."""
-        return list(dict.fromkeys([*self.disliked, *self.seen, *self.liked]))
+    def excluded(self, *, liked: bool = True) -> list[Any]:
+        """Items not to recommend: disliked and already seen, and by default liked ones too (the user
+        knows those already; a caller that wants them back, such as a re-purchase API, passes False)."""
+        return list(dict.fromkeys([*self.disliked, *self.seen, *(self.liked if liked else [])]))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -126,7 +126,7 @@ class Dataset:
                 path=path / "meta.json",
                 field="format_version",
             )
-        schema = CatalogSchema.load(path / "schema.yaml")
+        schema = _flag_interaction_columns(CatalogSchema.load(path / "schema.yaml"), meta)
         items = pd.read_parquet(path / "items.parquet")
         catalog = Catalog(items, schema, source=path / "items.parquet")
         interactions = Interactions(
@@ -136,6 +136,21 @@ class Dataset:
         )
         users = pd.read_parquet(path / "users.parquet") if (path / "users.parquet").exists() else None
         return cls(meta.get("name", path.name), catalog, interactions, users, meta)
+
+
+#: Columns a loader marks ``from_interactions``, by the ``format`` it records in meta.json: a folder
+#: saved before the flag existed gets it on load, so old MovieLens folders do not leak user tags.
+_INTERACTION_COLUMNS = {"movielens-csv": frozenset({"tags"})}
+
+
+def _flag_interaction_columns(schema: CatalogSchema, meta: dict[str, Any]) -> CatalogSchema:
+    names = _INTERACTION_COLUMNS.get(str(meta.get("format")), frozenset())
+    if not any(c.name in names and not c.from_interactions for c in schema.columns):
+        return schema
+    columns = [
+        c.model_copy(update={"from_interactions": True}) if c.name in names else c for c in schema.columns
+    ]
+    return schema.model_copy(update={"columns": columns})
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ evaluation's sample for that user, or candidates given by id), returning everyth
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,35 +53,67 @@ def parse_params(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
 
 
 def _parameter_types(cls: type) -> dict[str, Any]:
-    """The constructor's parameters and their annotated types, in signature order."""
-    hints = typing.get_type_hints(cls.__init__)
-    names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    return {n: hints.get(n, str) for n in names}
+    """The constructor's named parameters and their annotated types (``None``: not annotated)."""
+    signature = inspect.signature(cls.__init__)
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except (NameError, TypeError):  # a name only importable for type checkers: read values untyped
+        hints = {}
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {
+        name: hints.get(name)
+        for name, p in signature.parameters.items()
+        if name != "self" and p.kind in named
+    }
 
 
 def _typed(text: str, annotation: Any) -> Any:
-    """``text`` as a value of ``annotation`` (int, float, bool, str, a list of those, or ``X | None``)."""
-    args = typing.get_args(annotation)
-    if type(None) in args:
-        if text.strip().lower() in ("none", "null", ""):
+    """``text`` as a value of ``annotation``: int, float, bool, str, a Literal, a list or tuple of those,
+    or a union (``X | None`` takes ``none``); an unannotated parameter is typed as in model specs."""
+    from recai.llm.factory import parse_value
+
+    value = text.strip()
+    if annotation is None or annotation is Any:
+        return parse_value(value)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and value.lower() in ("none", "null"):
             return None
-        (annotation,) = [a for a in args if a is not type(None)]
-    if typing.get_origin(annotation) is list:
-        (item,) = typing.get_args(annotation) or (str,)
-        return [_typed(part.strip(), item) for part in text.split(",") if part.strip()]
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _typed(value, option)
+            except ValueError as exc:
+                errors.append(str(exc))
+        raise ValueError("; ".join(errors))
+    if origin is typing.Literal:
+        for option in args:
+            if str(option) == value:
+                return option
+        raise ValueError(f"expected one of {', '.join(map(str, args))}, got '{value}'")
+    if origin in (list, tuple):
+        item = args[0] if args else None
+        parts = [part.strip() for part in value.split(",")]
+        if not value or not all(parts):
+            raise ValueError(f"expected a comma-separated list without empty entries, got '{value}'")
+        items = [_typed(part, item) for part in parts]
+        return items if origin is list else tuple(items)
     if annotation is bool:
-        flag = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-        if text.strip().lower() not in flag:
-            raise ValueError(f"expected true or false, got '{text}'")
-        return flag[text.strip().lower()]
+        flags = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+        if value.lower() not in flags:
+            raise ValueError(f"expected true or false, got '{value}'")
+        return flags[value.lower()]
     if annotation in (int, float):
         try:
-            return annotation(text)
+            return annotation(value)
         except ValueError:
-            raise ValueError(
-                f"expected {'an integer' if annotation is int else 'a number'}, got '{text}'"
-            ) from None
-    return text
+            kind = "an integer" if annotation is int else "a number"
+            raise ValueError(f"expected {kind}, got '{value}'") from None
+    if annotation is str:
+        if not value:
+            raise ValueError("expected a value, got nothing")
+        return value
+    return parse_value(value)
 
 
 def with_models(

@@ -42,7 +42,7 @@ class KnowledgeRankTool(Tool):
         catalog = ctx.catalog
         if len(catalog) != len(self.ranker.catalog):
             raise ToolError(f"{self.name}: the ranker was built for another catalog")
-        excluded = set(catalog.index_of(ctx.profile.excluded, missing="drop").tolist())
+        excluded = set(catalog.index_of(ctx.profile.excluded(), missing="drop").tolist())
         top = int(args.get("top", self.top))
         if bus.unrestricted:  # nothing retrieved yet: the most popular items are the candidates
             order = np.lexsort((np.arange(len(ctx.popularity)), -ctx.popularity))

@@ -77,7 +77,8 @@ def recommend(
     rank_by = {"similar": "similarity", "preference": "preference", "popularity": "popularity"}[by]
     if request.query and by == "popularity" and request.by == "auto":
         rank_by = "similarity"  # a description alone: keep the semantic order
-    plan.append((RankTool(), {"by": rank_by}))
+    # liked items are the history here: excluded exactly when the history is
+    plan.append((RankTool(exclude_liked=request.exclude_history), {"by": rank_by}))
 
     bus = CandidateBus(len(catalog))
     steps: list[ToolStep] = []

@@ -34,8 +34,8 @@ class Tool(ABC):
     name: str
     description: str
     parameters: ClassVar[dict[str, Any]]
-    #: The tool puts the candidates in their final order, so a plan that uses it needs no added
-    #: ranking step (one would undo its order).
+    #: The tool puts the candidates in their final order, so a recommending plan that uses it is
+    #: complete: the agent appends its default ``rank`` step only to plans without such a tool.
     orders_candidates: ClassVar[bool] = False
 
     def validate(self, args: Any) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Ranking the candidates: by popularity, by the similarity scores already on the bus, or by the user's
 preferences with a sequential model (SASRec) conditioned on what the user said they liked and what the
-profile remembers. Disliked, already-seen and liked items (the user knows them) are always removed."""
+profile remembers. Disliked and already-seen items are always removed, and liked ones (the user knows
+them) unless the tool is built with ``exclude_liked=False``."""
 
 from __future__ import annotations
 
@@ -29,9 +30,14 @@ class RankTool(Tool):
         "additionalProperties": False,
     }
 
+    def __init__(self, *, exclude_liked: bool = True) -> None:
+        self.exclude_liked = exclude_liked
+
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         catalog = ctx.catalog
-        excluded = set(catalog.index_of(ctx.profile.excluded, missing="drop").tolist())
+        excluded = set(
+            catalog.index_of(ctx.profile.excluded(liked=self.exclude_liked), missing="drop").tolist()
+        )
         candidates = bus.candidates()
         if excluded:
             keep = np.array([p for p in candidates if p not in excluded], dtype=np.int64)
