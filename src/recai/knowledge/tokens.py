@@ -128,7 +128,10 @@ def token_counter(target: Any = None, *, fallback: TokenCounter | None = None) -
     if isinstance(target, str):
         with _MEMO_LOCK:
             if target not in _MEMO:
-                _MEMO[target] = _for_spec(target) or fallback
+                found = _for_spec(target)
+                if found is None:  # not remembered: the model may be installed or pulled later
+                    return fallback
+                _MEMO[target] = found
             return _MEMO[target]
     return _for_model(target) or fallback
 
