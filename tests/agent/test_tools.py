@@ -142,3 +142,14 @@ def test_rank_excludes_disliked_seen_and_liked(ctx: AgentContext) -> None:
 def test_preference_ranking_without_history_says_so(ctx: AgentContext) -> None:
     result = RankTool().run({"by": "preference"}, CandidateBus(len(ctx.catalog)), ctx, 1)
     assert "no known preferences" in result.facts
+
+
+def test_discard_keeps_the_order_and_scores_of_the_rest() -> None:
+    bus = CandidateBus(6)
+    bus.discard([1, 4], step=1, tool="t")
+    assert bus.candidates().tolist() == [0, 2, 3, 5]  # an open bus becomes every other item
+    bus.restrict([5, 3, 0], step=2, tool="t", scores=[3.0, 2.0, 1.0])
+    bus.discard({3, 9}, step=3, tool="t")
+    assert bus.candidates().tolist() == [5, 0] and bus.current_scores().tolist() == [3.0, 1.0]
+    bus.discard([], step=4, tool="t")
+    assert len(bus) == 2

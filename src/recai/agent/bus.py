@@ -77,6 +77,14 @@ class CandidateBus:
                 Provenance(step, tool, s if scores is not None else None)
             )
 
+    def discard(self, positions: Iterable[int], *, step: int, tool: str) -> None:
+        """Drop ``positions`` from the candidates, keeping the others' order and scores (an unrestricted
+        bus becomes every other item)."""
+        drop = np.asarray(list(positions), dtype=np.int64)
+        if len(drop):
+            candidates = self.candidates()
+            self.restrict(candidates[~np.isin(candidates, drop)], step=step, tool=tool)
+
     def rescore(self, scores: np.ndarray, *, step: int, tool: str) -> None:
         """Replace the scores of the current candidates (aligned with :meth:`candidates`) and sort by them."""
         candidates = self.candidates()

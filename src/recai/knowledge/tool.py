@@ -48,9 +48,7 @@ class KnowledgeRankTool(Tool):
             order = np.lexsort((np.arange(len(ctx.popularity)), -ctx.popularity))
             shown = [int(p) for p in order if int(p) not in excluded][:top]
         else:
-            if excluded:
-                keep = np.array([p for p in bus.candidates() if p not in excluded], dtype=np.int64)
-                bus.restrict(keep, step=step, tool=self.name)
+            bus.discard(excluded, step=step, tool=self.name)
             shown = [int(p) for p in bus.top(top)[0]]
         if not shown:
             raise ToolError(f"{self.name}: no candidates left to rank")

@@ -38,11 +38,8 @@ class RankTool(Tool):
         excluded = set(
             catalog.index_of(ctx.profile.excluded(liked=self.exclude_liked), missing="drop").tolist()
         )
+        bus.discard(excluded, step=step, tool=self.name)
         candidates = bus.candidates()
-        if excluded:
-            keep = np.array([p for p in candidates if p not in excluded], dtype=np.int64)
-            bus.restrict(keep, step=step, tool=self.name)
-            candidates = bus.candidates()
         by = args["by"]
         if by == "similarity" and bus.scores is not None:
             scores = bus.current_scores()
