@@ -82,6 +82,13 @@ def main() -> None:
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
     parser.add_argument("--sasrec-budget-s", type=float, default=240.0)
+    parser.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=1.1,
+        help="for every LLM row alike (Qwen2.5 instruct models ship 1.05 to 1.1 in their "
+        "generation config; 1.0: none)",
+    )
     parser.add_argument("--work", type=Path, default=HERE / ".work" / "gen")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument(
@@ -119,7 +126,15 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
     result: dict[str, Any] = {**previous, "source": name, "catalog_items": len(dataset.catalog)}
     result["settings"] = {
         key: getattr(args, key)
-        for key in ("per_task", "test_per_task", "max_steps", "batch_size", "grad_accum", "precision")
+        for key in (
+            "per_task",
+            "test_per_task",
+            "max_steps",
+            "batch_size",
+            "grad_accum",
+            "precision",
+            "repetition_penalty",
+        )
     }
     data_dir = work / f"data-{args.per_task}-{args.test_per_task}"
     teacher = None
@@ -147,7 +162,12 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
             base, dataset.catalog, device=args.device or _device(), name=f"{args.base}-zero-shot"
         )
         configs["zero-shot"] = _metrics(
-            run_evaluation(gen, data.test, runs / "zero-shot", DecodeConfig(constrained=False))
+            run_evaluation(
+                gen,
+                data.test,
+                runs / "zero-shot",
+                DecodeConfig(constrained=False, repetition_penalty=args.repetition_penalty),
+            )
         )
     if {"sft", "sft-cgen"} & set(args.configs):
         model_dir = work / f"sft-{args.base}-{args.per_task}-{args.max_steps}-{args.batch_size}"
@@ -171,11 +191,21 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
         gen = GenRecommender.load(model_dir, dataset.catalog, device=args.device or _device(), name="sft")
         if "sft" in args.configs:
             configs["sft"] = _metrics(
-                run_evaluation(gen, data.test, runs / "sft", DecodeConfig(constrained=False))
+                run_evaluation(
+                    gen,
+                    data.test,
+                    runs / "sft",
+                    DecodeConfig(constrained=False, repetition_penalty=args.repetition_penalty),
+                )
             )
         if "sft-cgen" in args.configs:
             configs["sft-cgen"] = _metrics(
-                run_evaluation(gen, data.test, runs / "sft-cgen", DecodeConfig(constrained=True))
+                run_evaluation(
+                    gen,
+                    data.test,
+                    runs / "sft-cgen",
+                    DecodeConfig(constrained=True, repetition_penalty=args.repetition_penalty),
+                )
             )
     if "sasrec" in args.configs and teacher is not None:
         configs["sasrec"] = teacher_scores(teacher, dataset.catalog, data)

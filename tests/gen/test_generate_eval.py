@@ -269,3 +269,32 @@ def test_constrained_replies_name_items_only_in_spans(gen: GenRecommender) -> No
     ids = gen.tokenizer("1. Heat\n2. Amelie", add_special_tokens=False)["input_ids"]
     assert gen.parse_ids(ids, free_text=False).names == []
     assert gen.parse_ids(ids).positions == [2, 3]
+
+
+def test_repetition_penalty_is_applied_and_overrides_the_model_folder(catalog: Catalog) -> None:
+    tokenizer = tiny_tokenizer()
+    model = tiny_model(tokenizer, seed=2)
+    add_item_tokens(tokenizer, model)
+    loop = tokenizer("a", add_special_tokens=False)["input_ids"][0]
+    gen = GenRecommender(biased_head(model, [loop], bias=8.0), tokenizer, catalog)  # greedy: "aaaa..."
+    prompt = [[{"role": "user", "content": "Films"}]]
+    model.generation_config.repetition_penalty = 50.0  # a folder's own setting must not leak in
+    plain = gen.generate(prompt, constrained=False, max_new_tokens=12)[0].token_ids
+    assert plain.count(loop) == len(plain) == 12
+    penalised = gen.generate(prompt, constrained=False, max_new_tokens=12, repetition_penalty=50.0)[0]
+    assert penalised.token_ids.count(loop) <= 1
+
+
+def test_decode_config_passes_the_repetition_penalty(gen: GenRecommender) -> None:
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        DecodeConfig(repetition_penalty=0)
+    seen: list[float] = []
+    original = gen.generate
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs["repetition_penalty"])  # type: ignore[arg-type]
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    gen.generate = spy  # type: ignore[method-assign]
+    evaluate_generation(gen, [example()], DecodeConfig(repetition_penalty=1.3), progress=False)
+    assert seen == [1.3]

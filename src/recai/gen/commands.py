@@ -367,6 +367,9 @@ def gen_generate(
     sample: Annotated[bool, typer.Option(help="Sample instead of greedy decoding.")] = False,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
     max_new_tokens: Annotated[int, typer.Option(help="Reply length limit in tokens.")] = 400,
+    repetition_penalty: Annotated[
+        float, typer.Option(help="Penalty on tokens already in the prompt or reply (1.0: none).")
+    ] = 1.0,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
@@ -403,6 +406,7 @@ def gen_generate(
         num_beams=beams,
         do_sample=sample,
         temperature=temperature,
+        repetition_penalty=repetition_penalty,
         seed=seed,
     )
     out = outputs[0]
@@ -439,6 +443,9 @@ def gen_eval(
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
     batch_size: Annotated[int, typer.Option(help="Prompts per generate call.")] = 8,
     max_new_tokens: Annotated[int | None, typer.Option(help="Reply limit (default: enough for k).")] = None,
+    repetition_penalty: Annotated[
+        float, typer.Option(help="Penalty on tokens already in the prompt or reply (1.0: none).")
+    ] = 1.0,
     seed: Annotated[int, typer.Option(help="Sampling and bootstrap seed.")] = 0,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Start the run folder again.")] = False,
@@ -469,6 +476,7 @@ def gen_eval(
             do_sample=sample,
             temperature=temperature,
             max_new_tokens=max_new_tokens,
+            repetition_penalty=repetition_penalty,
             batch_size=batch_size,
             seed=seed,
         )

@@ -36,6 +36,9 @@ class DecodeConfig:
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float | None = None
+    # HF's penalty on every token already in the prompt or the reply (1.0: none); it breaks greedy loops
+    # such as "The Godfather Part 4, Part 5, ..." of an undertrained model
+    repetition_penalty: float = 1.0
     max_new_tokens: int | None = None  # None: enough for the requested list (see token_budget)
     batch_size: int = 8
     seed: int = 0
@@ -43,6 +46,8 @@ class DecodeConfig:
     def __post_init__(self) -> None:
         if self.num_beams < 1 or self.batch_size < 1:
             raise ValueError("num_beams and batch_size must be at least 1")
+        if self.repetition_penalty <= 0:
+            raise ValueError("repetition_penalty must be positive (1.0: none)")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be positive")
 
@@ -91,6 +96,7 @@ def evaluate_generation(
             do_sample=config.do_sample,
             temperature=config.temperature,
             top_p=config.top_p,
+            repetition_penalty=config.repetition_penalty,
             seed=config.seed + lo,
             batch_size=len(batch),
         )

@@ -210,10 +210,14 @@ class GenRecommender(ReplyParser):
         do_sample: bool = False,
         temperature: float = 1.0,
         top_p: float | None = None,
+        repetition_penalty: float = 1.0,
         seed: int | None = None,
         batch_size: int = 8,
     ) -> list[GenOutput]:
-        """One reply per prompt (a list of chat messages), in batches, left-padded."""
+        """One reply per prompt (a list of chat messages), in batches, left-padded.
+
+        ``repetition_penalty`` is always passed, so a model folder's own generation config (Qwen2.5
+        instruct models ship 1.05 to 1.1) never changes decoding behind the caller's back; 1.0 is none."""
         import torch
         from transformers import LogitsProcessorList
 
@@ -240,6 +244,7 @@ class GenRecommender(ReplyParser):
             kwargs: dict[str, Any] = {
                 "max_new_tokens": max_new_tokens,
                 "num_beams": num_beams,
+                "repetition_penalty": repetition_penalty,
                 "pad_token_id": pad_id,
                 "logits_processor": LogitsProcessorList(processors),
             }
