@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -116,11 +117,29 @@ def test_lora_learns_saves_a_small_adapter_and_merges(tmp_path: Path) -> None:
 
 def test_bf16_lora_trains_on_a_machine_without_a_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # CPUs with bf16 units train LoRA about twice as fast in bf16; the device is left to the default
+    import recai.gen.training as training
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: True)  # the warning has its own test
     base = base_folder(tmp_path)
     result = train_sft(data(), tmp_path / "bf16", config(base, max_steps=2, precision="bf16", device=None))
     assert result.summary["training"]["precision"] == "bf16"
     assert result.summary["training"]["steps"] == 2
+
+
+def test_bf16_on_a_cpu_without_bf16_kernels_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    import recai.gen.training as training
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="fp32"):
+        assert training.resolve_precision("bf16", "cpu") == "bf16"
+    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert training.resolve_precision("bf16", None) == "bf16"
+        assert training.resolve_precision("auto", "cpu") == "fp32"
+        assert training.resolve_precision("fp32", "cpu") == "fp32"
 
 
 def test_untied_head_gets_the_span_rows_too(tmp_path: Path) -> None:

@@ -76,3 +76,21 @@ def test_a_saved_folder_and_a_peft_adapter_load_by_path(tmp_path: Path) -> None:
         base_logits = plain.model(**inputs).logits
         adapted_logits = adapted.model(**inputs).logits
     assert not torch.allclose(base_logits, adapted_logits)  # the adapter is really applied
+
+
+@pytest.mark.parametrize(("fast_bf16", "loaded"), [(False, "float32"), (True, "bfloat16")])
+def test_a_folder_loads_in_bf16_only_where_the_cpu_computes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_bf16: bool, loaded: str
+) -> None:
+    import torch
+
+    import recai.llm.devices as devices
+
+    model, tokenizer = tiny_causal_lm(seed=3)
+    model.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    monkeypatch.setattr(devices, "cpu_has_fast_bf16", lambda: fast_bf16)
+    chat = HFChatModel(tmp_path / "base", use_grammar=False)
+    assert next(chat.model.parameters()).dtype == getattr(torch, loaded)
+    explicit = HFChatModel(tmp_path / "base", dtype="bfloat16", use_grammar=False)  # asked for: obeyed
+    assert next(explicit.model.parameters()).dtype == torch.bfloat16

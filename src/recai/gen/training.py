@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from recai.gen.items import DEFAULT_FORMAT, add_item_tokens
 from recai.gen.models import GEN_FILE, resolve_base
 from recai.gen.scope_loss import collate_scopes, scope_loss_trainer, scope_of
 from recai.gen.trie import ItemTrie
+from recai.llm.devices import cpu_has_fast_bf16
 
 WORK_SUFFIX = ".work"
 
@@ -175,12 +177,21 @@ def finished_sft(output: str | Path, config: SFTConfig, data: GenData) -> dict[s
 
 
 def resolve_precision(precision: str, device: str | None) -> str:
-    """``auto``: bf16 on a GPU that has it, else fp32; anything else as given."""
-    if precision != "auto":
-        return precision
+    """``auto``: bf16 on a GPU that has it, else fp32; anything else as given (bf16 on a CPU without
+    fast bf16 kernels with a warning: it runs, but far slower than fp32)."""
     import torch
 
     on_gpu = device != "cpu" and torch.cuda.is_available()
+    if precision == "bf16" and not on_gpu and not cpu_has_fast_bf16():
+        warnings.warn(
+            "precision bf16 on a CPU without fast bf16 kernels (oneDNN reports none, e.g. no AVX-512): "
+            "its matrix products are emulated and can be tens of times slower than fp32; "
+            "use precision fp32 (or auto) here",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if precision != "auto":
+        return precision
     return "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "fp32"
 
 

@@ -1,4 +1,5 @@
-"""transformers backend: local model folders or GGUF files, optional PEFT adapter, bf16 on CPU.
+"""transformers backend: local model folders or GGUF files, optional PEFT adapter; bf16 where the
+device computes it natively (a GPU, an AVX-512 CPU), else fp32 (``recai.llm.devices``).
 
 This is the backend fine-tuned recai models run on. The prompt is built with the tokenizer's own chat
 template. JSON schemas are enforced during decoding by an xgrammar logits processor when xgrammar is
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from recai.llm.base import ChatModel, Generation, Message
+from recai.llm.devices import default_dtype
 
 LogitsProcessorFactory = Callable[[list[Message]], Sequence[Any]]
 
@@ -28,7 +30,7 @@ class HFChatModel(ChatModel):
         tokenizer: Any | None = None,
         gguf_file: str | None = None,
         adapter: str | Path | None = None,
-        dtype: str = "bfloat16",
+        dtype: str = "auto",
         device: str = "cpu",
         name: str | None = None,
         logits_processors: LogitsProcessorFactory | None = None,
@@ -37,7 +39,7 @@ class HFChatModel(ChatModel):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch_dtype = getattr(torch, dtype)
+        torch_dtype = getattr(torch, default_dtype(device) if dtype == "auto" else dtype)
         if isinstance(model, (str, Path)):
             path = Path(model)
             if path.is_file() and path.suffix == ".gguf":
