@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,12 @@ def main() -> None:
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument(
         "--precision", default="auto", choices=["auto", "fp32", "bf16"], help="training precision"
+    )
+    parser.add_argument(
+        "--limit-per-task",
+        type=int,
+        default=None,
+        help="evaluate only the first N test examples of each task (every row alike)",
     )
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
@@ -134,6 +141,7 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
             "grad_accum",
             "precision",
             "repetition_penalty",
+            "limit_per_task",
         )
     }
     data_dir = work / f"data-{args.per_task}-{args.test_per_task}"
@@ -153,6 +161,7 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
         )
         data.save(data_dir)
     data = GenData.load(data_dir)
+    data = replace(data, test=first_per_task(data.test, args.limit_per_task))
     result["examples"] = {"train": len(data.train), "test": len(data.test)}
     runs = args.out / "gen" / name
     configs = result.setdefault("configs", {})
@@ -225,6 +234,7 @@ def rescore_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any
     if k_core:
         dataset = dataset.k_core(k_core)
     data = GenData.load(args.work / name / f"data-{args.per_task}-{args.test_per_task}")
+    data = replace(data, test=first_per_task(data.test, args.limit_per_task))
     scorer = GenScorer(dataset.catalog, ks=KS)
     result = dict(previous)
     configs = result.setdefault("configs", {})
@@ -244,6 +254,19 @@ def rescore_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any
         configs[config] = _metrics(document)
         print(f"{name} {config}: {changed} of {len(records)} records rescored")
     return result
+
+
+def first_per_task(examples: list[Any], limit: int | None) -> list[Any]:
+    """The first ``limit`` examples of each task, in file order (all of them without a limit)."""
+    if limit is None:
+        return list(examples)
+    seen: dict[str, int] = {}
+    kept = []
+    for example in examples:
+        seen[example.task] = seen.get(example.task, 0) + 1
+        if seen[example.task] <= limit:
+            kept.append(example)
+    return kept
 
 
 def _device() -> str:
