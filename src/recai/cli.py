@@ -1357,8 +1357,20 @@ def knowledge_rank(
     console.print(f"prompt: {call.prompt_tokens} tokens ({counter.name})")
 
 
+def _given_unlike(context: typer.Context, values: dict[str, tuple[Any, Any]]) -> list[str]:
+    """The options given on the command line or in the environment (not defaults) whose value differs
+    from the one kept, as ``--name value``."""
+    given_by_user = {"COMMANDLINE", "ENVIRONMENT"}
+    return [
+        f"--{name.replace('_', '-')} {given}"
+        for name, (given, kept) in values.items()
+        if getattr(context.get_parameter_source(name), "name", None) in given_by_user and given != kept
+    ]
+
+
 @knowledge_app.command("eval")
 def knowledge_eval(
+    context: typer.Context,
     out: OutOpt,
     system: Annotated[
         str,
@@ -1417,6 +1429,18 @@ def knowledge_eval(
             options = load_knowledge(base)[3]
         except (ValueError, FileNotFoundError, DataError, UnknownDatasetError) as exc:
             raise _fail(exc) from None
+        clashes = _given_unlike(
+            context,
+            {"data": (data, options.data), "k_core": (k_core, options.k_core), "seed": (seed, options.seed)},
+        )
+        if clashes:
+            raise _fail(
+                ValueError(
+                    f"{', '.join(clashes)}: the knowledge base {base} was built with --data {options.data} "
+                    f"--k-core {options.k_core} --seed {options.seed}, and its run uses those; "
+                    "leave these options out or build another base"
+                )
+            )
     params = _knowledge_params(param, recommender_model or "sasrec", embedding_model or "sasrec")
     _run_eval(
         run_knowledge_task,

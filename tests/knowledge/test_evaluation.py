@@ -245,6 +245,23 @@ def test_cli_eval_refuses_parameters_for_a_built_base(tmp_path: Path) -> None:
     assert model.exit_code == 1 and "--recommender-model als" in flat(model.output)
 
 
+def test_cli_eval_refuses_data_options_unlike_the_bases(tmp_path: Path) -> None:
+    """With --base the run uses the base's data, split and seed: another one typed is refused, not ignored."""
+    kb = tmp_path / "kb"
+    built = runner.invoke(
+        app, ["knowledge", "build", "--out", str(kb), "--knowledge", "attributes", "--seed", "1"]
+    )
+    assert built.exit_code == 0, built.output
+    folders = ["--out", str(tmp_path / "run"), "--base", str(kb), "--system", "popularity", "--users", "3"]
+    for option, value in (("--data", "ml-100k"), ("--k-core", "5"), ("--seed", "0")):
+        result = runner.invoke(app, ["knowledge", "eval", *folders, option, value])
+        assert result.exit_code == 1, (option, result.output)
+        assert f"{option} {value}" in flat(result.output) and "--seed 1" in flat(result.output)
+        assert not (tmp_path / "run").exists()
+    same = runner.invoke(app, ["knowledge", "eval", *folders, "--data", "demo", "--seed", "1"])
+    assert same.exit_code == 0, same.output
+
+
 def test_a_run_measures_the_budget_with_the_target_models_tokenizer(tmp_path: Path, calls: list[str]) -> None:
     """The spec in `llm:SPEC` names the tokenizer too: for the packaged SmolLM2, its GGUF vocabulary
     (the scripted model stands in for the weights, the counter still comes from the spec)."""
