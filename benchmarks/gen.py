@@ -2,8 +2,9 @@
 
 Usage: python benchmarks/gen.py [--datasets demo ml-latest-small] [--base qwen2.5-0.5b-instruct]
        [--per-task 300] [--test-per-task 50] [--max-steps 400] [--batch-size 4]
-       [--grad-accum 1] [--precision auto|fp32|bf16]
-       [--configs zero-shot sft sft-cgen sasrec popularity] [--device cpu|cuda] [--rescore-only]
+       [--grad-accum 1] [--precision auto|fp32|bf16] [--repetition-penalty 1.1]
+       [--limit-per-task N] [--configs zero-shot sft sft-cgen sasrec popularity] [--device cpu|cuda]
+       [--rescore-only]
 
 Per dataset: a leave-one-out split (5-core on MovieLens), a SASRec teacher fitted on the training log
 only, the eight gen tasks built with the teacher's top-k as list labels, LoRA SFT of the base model,
@@ -40,7 +41,7 @@ from recai.evaluate.generative import single_target_scores
 from recai.evaluate.metrics import bootstrap_ci
 from recai.gen import build_gen_data
 from recai.gen.evaluation import DecodeConfig, run_evaluation
-from recai.gen.examples import GenData
+from recai.gen.examples import GenData, first_per_task
 from recai.gen.generate import GenRecommender
 from recai.gen.models import GEN_FILE, resolve_base
 from recai.gen.tasks import fit_teacher
@@ -220,6 +221,9 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
         configs["sasrec"] = teacher_scores(teacher, dataset.catalog, data)
     if "popularity" in args.configs:
         configs["popularity"] = teacher_scores(fit_teacher(split, "popularity"), dataset.catalog, data)
+    for config in args.configs:  # a later partial rerun must not relabel the rows it did not rerun
+        if config in configs:
+            configs[config]["settings"] = result["settings"]
     return result
 
 
@@ -254,19 +258,6 @@ def rescore_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any
         configs[config] = _metrics(document)
         print(f"{name} {config}: {changed} of {len(records)} records rescored")
     return result
-
-
-def first_per_task(examples: list[Any], limit: int | None) -> list[Any]:
-    """The first ``limit`` examples of each task, in file order (all of them without a limit)."""
-    if limit is None:
-        return list(examples)
-    seen: dict[str, int] = {}
-    kept = []
-    for example in examples:
-        seen[example.task] = seen.get(example.task, 0) + 1
-        if seen[example.task] <= limit:
-            kept.append(example)
-    return kept
 
 
 def _device() -> str:
@@ -331,6 +322,21 @@ def report(summary: dict[str, Any]) -> str:
                 f"{t['tokens_per_second']} tokens/s, final training loss {t['train_loss']:.3f}.",
                 "",
             ]
+        settings = result.get("settings", {})
+        for config, entry in result.get("configs", {}).items():
+            theirs = entry.get("settings")
+            if theirs is None:
+                lines += [
+                    f"`{config}`: settings not recorded (a run from before they were kept per row).",
+                    "",
+                ]
+            elif theirs != settings:
+                differ = ", ".join(
+                    f"{k} {theirs.get(k)}"
+                    for k in sorted(set(theirs) | set(settings))
+                    if theirs.get(k) != settings.get(k)
+                )
+                lines += [f"`{config}` ran with other settings: {differ}.", ""]
         header = "| config | n | n_seq | " + " | ".join(HEADLINE) + " |"
         lines += [header, "|---" * (len(HEADLINE) + 3) + "|"]
         for config, entry in result.get("configs", {}).items():

@@ -243,7 +243,9 @@ def main() -> None:
     parser.add_argument("--grad-accum", type=int, default=None)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--precision", default=None, help="training precision (default: auto)")
-    parser.add_argument("--dtype", default="bfloat16", help="the students' dtype at evaluation")
+    parser.add_argument(
+        "--dtype", default="auto", help="the students' dtype at evaluation (auto: bf16 where native)"
+    )
     parser.add_argument(
         "--constrained", action="store_true", help="also evaluate the students with a grammar"
     )

@@ -63,9 +63,11 @@ def test_the_whole_recipe_from_the_command_line(tmp_path: Path) -> None:
 
     run = tmp_path / "run"
     out = _invoke(
-        "gen", "eval", str(merged), str(data), "--out", str(run), "--limit", "1", "--max-new-tokens", "12"
-    )
+        "gen", "eval", str(merged), str(data), "--out", str(run), "--limit", "1", "--max-new-tokens", "12",
+        "--repetition-penalty", "1.2",
+    )  # fmt: skip
     assert "NDCG@10" in out and "validity" in out
+    assert json.loads((run / "config.json").read_text())["system"]["decode"]["repetition_penalty"] == 1.2
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["task"] == "gen" and metrics["n"] == 2  # one per list task
     assert set(metrics["extra"]["tasks"]) == {"count", "category_cold"}
@@ -85,3 +87,21 @@ def test_errors_are_clear(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "unknown task" in result.output
     result = runner.invoke(app, ["gen", "generate", "no-such-model", "--history", "Heat"])
     assert result.exit_code == 1 and "error" in result.output
+    # a bad decoding setting is refused before any model is looked for
+    result = runner.invoke(app, ["gen", "generate", "no-such-model", "--repetition-penalty", "0"])
+    assert result.exit_code == 1 and "repetition" in result.output
+    data = tmp_path / "d2"
+    assert runner.invoke(app, ["gen", "data", "demo", "--out", str(data), "--per-task", "2"]).exit_code == 0
+    args = [
+        "gen",
+        "eval",
+        "no-such-model",
+        str(data),
+        "--out",
+        str(tmp_path / "r"),
+        "--repetition-penalty",
+        "-1",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "repetition_penalty" in result.output
+    assert not (tmp_path / "r").exists()

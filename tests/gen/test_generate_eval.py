@@ -298,3 +298,35 @@ def test_decode_config_passes_the_repetition_penalty(gen: GenRecommender) -> Non
     gen.generate = spy  # type: ignore[method-assign]
     evaluate_generation(gen, [example()], DecodeConfig(repetition_penalty=1.3), progress=False)
     assert seen == [1.3]
+
+
+def test_a_run_folder_from_before_the_penalty_setting_resumes_when_it_decoded_alike(
+    gen: GenRecommender, tmp_path: Path
+) -> None:
+    from recai.evaluate.runs import ConfigMismatchError
+
+    examples = [example(id="a", k=1), example(id="b", k=1, target=13)]
+    config = DecodeConfig(batch_size=1, max_new_tokens=20)
+    run_evaluation(gen, examples[:1], tmp_path / "run", config, progress=False)
+    path = tmp_path / "run" / "config.json"
+    stored = json.loads(path.read_text())
+    del stored["system"]["decode"]["repetition_penalty"]  # as written before the setting existed
+    path.write_text(json.dumps(stored))
+    with pytest.raises(ConfigMismatchError, match="repetition_penalty"):  # 1.3 was never used there
+        run_evaluation(gen, examples, tmp_path / "run", DecodeConfig(batch_size=1, repetition_penalty=1.3))
+    gen.model.generation_config.repetition_penalty = 1.1  # the folder's own setting decided back then
+    with pytest.raises(ConfigMismatchError, match="repetition_penalty"):
+        run_evaluation(gen, examples, tmp_path / "run", config, progress=False)
+    resumed = run_evaluation(
+        gen, examples, tmp_path / "run", DecodeConfig(batch_size=1, max_new_tokens=20, repetition_penalty=1.1)
+    )
+    assert resumed["n"] == 2
+    assert json.loads(path.read_text())["system"]["decode"]["repetition_penalty"] == 1.1
+    assert [
+        json.loads(line)["id"] for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()
+    ] == [
+        "a",
+        "b",
+    ]
+    assert DecodeConfig(repetition_penalty=2).repetition_penalty == 2.0
+    assert isinstance(DecodeConfig(repetition_penalty=2).repetition_penalty, float)

@@ -23,3 +23,28 @@ def test_gpu_default_follows_the_card(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # a V100, say
     assert devices.default_dtype("cuda") == "float32"
     assert devices.default_dtype("mps") == "float32"
+
+
+@pytest.mark.parametrize(
+    ("capability", "fast"),
+    [
+        ({"architecture": "x86_64", "avx2": True, "avx512_f": True, "avx512_bf16": False}, False),
+        ({"architecture": "x86_64", "avx2": True, "avx512_f": True, "avx512_bf16": True}, True),
+        ({"architecture": "x86_64", "avx2": True, "amx_bf16": True}, True),
+        ({"architecture": "x86_64", "avx2": True}, False),
+    ],
+)
+def test_x86_needs_bf16_instructions_not_just_avx512(
+    monkeypatch: pytest.MonkeyPatch, capability: dict, fast: bool
+) -> None:
+    monkeypatch.setattr(devices, "_cpu_capability", lambda torch: capability)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    assert devices.cpu_has_fast_bf16() is fast
+
+
+def test_elsewhere_onednn_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devices, "_cpu_capability", lambda torch: {})
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True, raising=False)
+    assert devices.cpu_has_fast_bf16() is True
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False, raising=False)
+    assert devices.cpu_has_fast_bf16() is False

@@ -377,6 +377,10 @@ def gen_generate(
     """Ask the model for recommendations and print its reply with the items it names (as ids)."""
     from recai.gen.templates import plural, render
 
+    if not repetition_penalty > 0:
+        raise _fail(
+            ValueError(f"--repetition-penalty must be positive (1.0: none), got {repetition_penalty}")
+        )
     dataset = _dataset(data)
     gen = _recommender(model, dataset, device)
     catalog = dataset.catalog
@@ -452,23 +456,16 @@ def gen_eval(
 ) -> None:
     """Generate for the test examples and score ranking, validity and control (ratios over all samples)."""
     from recai.gen.evaluation import DecodeConfig, run_evaluation
+    from recai.gen.examples import first_per_task
 
     split = _gen_data(data_dir)
     dataset = _data_dataset(split, data)
     wanted = _csv(tasks)
     examples = [e for e in split.test if wanted is None or e.task in wanted]
-    if limit is not None:
-        per: dict[str, int] = {}
-        kept = []
-        for e in examples:
-            per[e.task] = per.get(e.task, 0) + 1
-            if per[e.task] <= limit:
-                kept.append(e)
-        examples = kept
+    examples = first_per_task(examples, limit)
     if not examples:
         raise _fail(ValueError("no test examples to evaluate"))
-    gen = _recommender(model, dataset, device)
-    try:
+    try:  # checked before the model is loaded
         config = DecodeConfig(
             constrained=constrained,
             exclude_seen=exclude_seen,
@@ -480,6 +477,10 @@ def gen_eval(
             batch_size=batch_size,
             seed=seed,
         )
+    except ValueError as exc:
+        raise _fail(exc) from None
+    gen = _recommender(model, dataset, device)
+    try:
         metrics = run_evaluation(
             gen,
             examples,

@@ -10,6 +10,7 @@ rescores its stored replies with the current scorer before anything new is gener
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -36,18 +37,19 @@ class DecodeConfig:
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float | None = None
-    # HF's penalty on every token already in the prompt or the reply (1.0: none); it breaks greedy loops
-    # such as "The Godfather Part 4, Part 5, ..." of an undertrained model
-    repetition_penalty: float = 1.0
     max_new_tokens: int | None = None  # None: enough for the requested list (see token_budget)
     batch_size: int = 8
     seed: int = 0
+    # HF's penalty on every token already in the prompt or the reply (1.0: none); it breaks greedy loops
+    # such as "The Godfather Part 4, Part 5, ..." of an undertrained model
+    repetition_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         if self.num_beams < 1 or self.batch_size < 1:
             raise ValueError("num_beams and batch_size must be at least 1")
-        if self.repetition_penalty <= 0:
+        if not self.repetition_penalty > 0:
             raise ValueError("repetition_penalty must be positive (1.0: none)")
+        object.__setattr__(self, "repetition_penalty", float(self.repetition_penalty))  # HF wants a float
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be positive")
 
@@ -126,6 +128,29 @@ def evaluate_generation(
         bar.update(len(batch))
     bar.close()
     return records
+
+
+def adopt_legacy_decode(folder: str | Path, gen: GenRecommender, config: DecodeConfig) -> bool:
+    """Let a run folder written before ``repetition_penalty`` was a setting resume when its replies were
+    decoded with the requested value: then the model's generation config decided (1.0 when it set none),
+    and that value is written into the stored config. Returns whether the stored config was changed."""
+    from recai.data.atomic import write_text_atomic
+    from recai.evaluate.runs import CONFIG
+
+    path = Path(folder) / CONFIG
+    if not path.exists():
+        return False
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    decode = (stored.get("system") or {}).get("decode")
+    if not isinstance(decode, dict) or "repetition_penalty" in decode:
+        return False
+    generation = getattr(gen.model, "generation_config", None)
+    used = float(getattr(generation, "repetition_penalty", None) or 1.0)
+    if used != config.repetition_penalty:
+        return False  # the run folder then refuses the config, naming the key
+    decode["repetition_penalty"] = used
+    write_text_atomic(path, json.dumps(stored, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    return True
 
 
 def record_parsed(record: dict[str, Any], names: ItemNames) -> Parsed:
@@ -209,6 +234,8 @@ def run_evaluation(
         "ks": list(ks),
         **(run_config or {}),
     }
+    if resume and not overwrite:
+        adopt_legacy_decode(folder, gen, config)
     with RunFolder.open(folder, task="gen", config=full_config, resume=resume, overwrite=overwrite) as run:
         rescore_records(run, examples, GenScorer(gen.catalog, ks=ks))
         evaluate_generation(

@@ -147,6 +147,20 @@ class GenExample:
         )
 
 
+def first_per_task(examples: Iterable[GenExample], limit: int | None) -> list[GenExample]:
+    """The first ``limit`` examples of each task, in order (all of them without a limit): a smaller
+    evaluation that every system answers alike."""
+    if limit is None:
+        return list(examples)
+    taken: dict[str, int] = {}
+    kept = []
+    for example in examples:
+        taken[example.task] = taken.get(example.task, 0) + 1
+        if taken[example.task] <= limit:
+            kept.append(example)
+    return kept
+
+
 def write_examples(path: str | Path, examples: Iterable[GenExample]) -> Path:
     """Write ``examples`` as JSON lines (UTF-8, fields in a fixed order), atomically."""
     return write_jsonl(path, (example.to_dict() for example in examples))

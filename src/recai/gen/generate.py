@@ -244,7 +244,7 @@ class GenRecommender(ReplyParser):
             kwargs: dict[str, Any] = {
                 "max_new_tokens": max_new_tokens,
                 "num_beams": num_beams,
-                "repetition_penalty": repetition_penalty,
+                "repetition_penalty": float(repetition_penalty),
                 "pad_token_id": pad_id,
                 "logits_processor": LogitsProcessorList(processors),
             }

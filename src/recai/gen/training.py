@@ -178,13 +178,15 @@ def finished_sft(output: str | Path, config: SFTConfig, data: GenData) -> dict[s
 
 def resolve_precision(precision: str, device: str | None) -> str:
     """``auto``: bf16 on a GPU that has it, else fp32; anything else as given (bf16 on a CPU without
-    fast bf16 kernels with a warning: it runs, but far slower than fp32)."""
+    bf16 instructions with a warning: it runs, but far slower than fp32). Unlike inference
+    (:func:`recai.llm.devices.default_dtype`), training stays fp32 on every CPU unless asked: bf16
+    training changes the numbers, so it is opt-in where a GPU is not the reason."""
     import torch
 
     on_gpu = device != "cpu" and torch.cuda.is_available()
     if precision == "bf16" and not on_gpu and not cpu_has_fast_bf16():
         warnings.warn(
-            "precision bf16 on a CPU without fast bf16 kernels (oneDNN reports none, e.g. no AVX-512): "
+            "precision bf16 on a CPU without bf16 instructions (no AVX512-BF16 or AMX-BF16): "
             "its matrix products are emulated and can be tens of times slower than fp32; "
             "use precision fp32 (or auto) here",
             RuntimeWarning,

@@ -1,5 +1,5 @@
 """transformers backend: local model folders or GGUF files, optional PEFT adapter; bf16 where the
-device computes it natively (a GPU, an AVX-512 CPU), else fp32 (``recai.llm.devices``).
+device computes it natively (a GPU, a CPU with AVX512-BF16 or AMX), else fp32 (``recai.llm.devices``).
 
 This is the backend fine-tuned recai models run on. The prompt is built with the tokenizer's own chat
 template. JSON schemas are enforced during decoding by an xgrammar logits processor when xgrammar is
