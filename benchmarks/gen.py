@@ -313,6 +313,8 @@ def report(summary: dict[str, Any]) -> str:
     ]
     for name, result in summary["datasets"].items():
         lines += [f"## {name}", ""]
+        if "protocol" in result:
+            lines += [f"Protocol: {result['protocol']}.", ""]
         if "settings" in result:
             lines += ["Settings: " + ", ".join(f"{k} {v}" for k, v in result["settings"].items()) + ".", ""]
         if "training" in result:
