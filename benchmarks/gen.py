@@ -163,6 +163,11 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
         data.save(data_dir)
     data = GenData.load(data_dir)
     data = replace(data, test=first_per_task(data.test, args.limit_per_task))
+
+    def decode(*, constrained: bool) -> DecodeConfig:
+        """Greedy decoding, the same penalty for every LLM row."""
+        return DecodeConfig(constrained=constrained, repetition_penalty=args.repetition_penalty)
+
     result["examples"] = {"train": len(data.train), "test": len(data.test)}
     runs = args.out / "gen" / name
     configs = result.setdefault("configs", {})
@@ -176,7 +181,7 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
                 gen,
                 data.test,
                 runs / "zero-shot",
-                DecodeConfig(constrained=False, repetition_penalty=args.repetition_penalty),
+                decode(constrained=False),
             )
         )
     if {"sft", "sft-cgen"} & set(args.configs):
@@ -205,7 +210,7 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
                     gen,
                     data.test,
                     runs / "sft",
-                    DecodeConfig(constrained=False, repetition_penalty=args.repetition_penalty),
+                    decode(constrained=False),
                 )
             )
         if "sft-cgen" in args.configs:
@@ -214,7 +219,7 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
                     gen,
                     data.test,
                     runs / "sft-cgen",
-                    DecodeConfig(constrained=True, repetition_penalty=args.repetition_penalty),
+                    decode(constrained=True),
                 )
             )
     if "sasrec" in args.configs and teacher is not None:
