@@ -33,10 +33,12 @@ def test_three_modes_train_evaluate_and_explain_from_the_command_line(tmp_path: 
         "--k", "3", "--n-candidates", "3", "--history-len", "3", "--noun", "film",
         "--target-param", "hidden=16", "--target-param", "layers=1", "--target-param", "heads=1",
         "--target-param", "max_len=10", "--target-param", "epochs=2",
+        "--task-size", "classification=4", "--test-task-size", "classification=2",
     )  # fmt: skip
     assert "retrieval" in out and (data / "target" / "meta.json").exists()
     meta = json.loads((data / "meta.json").read_text())
     assert meta["target"] == "sasrec" and meta["counts"]["ranking"] == {"train": 2, "test": 1}
+    assert meta["counts"]["classification"] == {"train": 4, "test": 2}
 
     base = base_folder(tmp_path)
     for mode in ("behaviour", "intention", "hybrid"):
@@ -92,6 +94,10 @@ def test_errors_are_clear(tmp_path: Path) -> None:
         app, ["explain", "data", "demo", "--out", str(tmp_path / "d"), "--negatives", "top"]
     )
     assert result.exit_code == 1 and "--negatives must be one of" in result.output
+    result = runner.invoke(
+        app, ["explain", "data", "demo", "--out", str(tmp_path / "d"), "--task-size", "classification:9"]
+    )
+    assert result.exit_code == 1 and "--task-size takes TASK=N" in result.output
     assert not (tmp_path / "d").exists()
 
 

@@ -84,6 +84,49 @@ def test_matched_negatives_are_as_popular_with_the_target_as_the_users_yes_items
     assert data(negatives="matched", tasks=["classification"]).meta["negatives"] == "matched"
 
 
+def test_task_sizes_override_the_per_task_counts_of_the_tasks_they_name() -> None:
+    built = data(task_sizes={"classification": 8, "item_title": 0}, test_task_sizes={"classification": 6})
+    counts = built.counts()
+    assert counts["classification"] == {"train": 8, "test": 6}
+    assert counts["item_title"]["train"] == 0 and counts["item_title"]["test"] == 2
+    assert counts["ranking"] == {"train": 4, "test": 2}
+    assert built.meta["task_sizes"] == {"classification": 8, "item_title": 0}
+    labels = [e.label for e in built.train if e.task == "classification"]
+    assert labels.count("yes") == labels.count("no") == 4
+    # the other tasks' examples are the ones built without the override (each task has its own seeds)
+    plain = small_data()
+    assert [e for e in built.train if e.task == "ranking"] == [e for e in plain.train if e.task == "ranking"]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        ({"task_sizes": {"general": 3}}, "task_sizes: 'general' has no such part"),
+        ({"test_task_sizes": {"item_attributes": 3}}, "test_task_sizes: 'item_attributes' has no such"),
+        ({"task_sizes": {"ranking": -1}}, "'ranking' needs a count >= 0"),
+        ({"task_sizes": {"ranking": 2.5}}, "'ranking' needs a count >= 0"),
+        ({"task_sizes": {"ranking": 3}, "tasks": ["retrieval"]}, "'ranking' is not among the tasks built"),
+    ],
+)
+def test_bad_task_sizes_are_refused_by_name(sizes: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        data(**sizes)
+
+
+def test_task_sizes_parse_from_command_line_pairs() -> None:
+    from recai.explain.tasks import parse_task_sizes
+
+    assert parse_task_sizes(["classification=800", " item_title = 3 "]) == {
+        "classification": 800,
+        "item_title": 3,
+    }
+    assert parse_task_sizes(None) == {}
+    for bad, message in (("classification", "takes TASK=N"), ("ranking=-2", "takes TASK=N"),
+                         ("ranking=x", "takes TASK=N"), ("rankings=2", "unknown task 'rankings'")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"--test-task-size.*{message}|{message}"):
+            parse_task_sizes([bad], "--test-task-size")
+
+
 def test_test_users_are_never_training_users() -> None:
     built = small_data()
     train_users = {e.user for e in built.train if e.user is not None}

@@ -66,6 +66,14 @@ def explain_data(
     target_param: Annotated[list[str] | None, typer.Option(help="Target hyperparameter key=value.")] = None,
     per_task: Annotated[int, typer.Option(help="Training examples per task.")] = 500,
     test_per_task: Annotated[int, typer.Option(help="Test examples per scored task.")] = 100,
+    task_size: Annotated[
+        list[str] | None,
+        typer.Option(help="TASK=N: training examples of one task instead of --per-task (repeatable)."),
+    ] = None,
+    test_task_size: Annotated[
+        list[str] | None,
+        typer.Option(help="TASK=N: test examples of one task instead of --test-per-task (repeatable)."),
+    ] = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated task names (default: all).")] = None,
     general_share: Annotated[float, typer.Option(help="Share of general catalog questions.")] = 0.1,
     k: Annotated[int, typer.Option("--k", help="Items in a retrieval or similarity answer.")] = 5,
@@ -87,14 +95,18 @@ def explain_data(
 ) -> None:
     """Fit the target on a leave-one-out split and label the alignment tasks by running it."""
     from recai.explain.target import SUPPORTED, fit_target
-    from recai.explain.tasks import build_explain_data
+    from recai.explain.tasks import NEGATIVES, build_explain_data, parse_task_sizes
 
     if target not in SUPPORTED:
         raise _fail(ValueError(f"target must be one of {SUPPORTED}, got {target!r}"))
-    from recai.explain.tasks import NEGATIVES
 
     if negatives not in NEGATIVES:  # before the target is fitted
         raise _fail(ValueError(f"--negatives must be one of {NEGATIVES}, got {negatives!r}"))
+    try:
+        sizes = parse_task_sizes(task_size, "--task-size")
+        test_sizes = parse_task_sizes(test_task_size, "--test-task-size")
+    except ValueError as exc:
+        raise _fail(exc) from None
     dataset = _dataset(name_or_path)
     split = dataset.split("leave_one_out")
     try:
@@ -102,7 +114,8 @@ def explain_data(
             fitted = fit_target(split, target, **_params(target_param))
         data = build_explain_data(
             dataset, fitted, split=split, tasks=_csv(tasks), per_task=per_task, test_per_task=test_per_task,
-            general_share=general_share, seed=seed, k=k, n_candidates=n_candidates, top_share=top_share,
+            task_sizes=sizes, test_task_sizes=test_sizes, general_share=general_share, seed=seed, k=k,
+            n_candidates=n_candidates, top_share=top_share,
             bottom_share=bottom_share, negatives=negatives, history_len=history_len, test_share=test_share,
             noun=noun,
         )  # fmt: skip

@@ -23,7 +23,7 @@ into training and test users (``test_share``), so test histories were never seen
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -333,14 +333,20 @@ def build_explain_data(
     per_task: int = 500,
     test_per_task: int = 100,
     general_share: float = 0.1,
+    task_sizes: Mapping[str, int] | None = None,
+    test_task_sizes: Mapping[str, int] | None = None,
     seed: int = 0,
     progress: bool = False,
     **builder: Any,
 ) -> ExplainData:
     """Training and test examples of ``tasks`` (all by default) labelled by ``target``.
 
-    ``general`` makes up ``general_share`` of the training set and has no test part. Item tasks' test
-    parts ask about the same catalog items as training (they measure whether the item space was learnt).
+    ``general`` makes up ``general_share`` of the training set and has no test part. ``task_sizes`` and
+    ``test_task_sizes`` override ``per_task`` and ``test_per_task`` for the tasks they name: a task that
+    is hard to learn (classification reads a user-item interaction) can get more examples without
+    growing every other task's. Item tasks make one example per catalog item at most, each part in its
+    own seeded order, so their test parts ask about the items training saw only when their training
+    size covers the catalog.
     """
     tasks = list(tasks or TASKS)
     unknown = sorted(set(tasks) - set(TASKS))
@@ -348,15 +354,17 @@ def build_explain_data(
         raise ValueError(f"unknown task(s) {unknown}; available: {', '.join(TASKS)}")
     if not 0 <= general_share < 1:
         raise ValueError(f"general_share must be in [0, 1), got {general_share}")
+    sizes = _sizes(task_sizes, "task_sizes", tasks, set(TASKS) - {"general"})
+    test_sizes = _sizes(test_task_sizes, "test_task_sizes", tasks, set(TEST_TASKS))
     maker = ExplainTaskBuilder(dataset, target, split=split, seed=seed, **builder)
     train: list[ExplainExample] = []
     test: list[ExplainExample] = []
     for task in tasks:
         if task == "general":
             continue
-        train += maker.generate(task, per_task, "train", progress=progress)
+        train += maker.generate(task, sizes.get(task, per_task), "train", progress=progress)
         if task in TEST_TASKS:
-            test += maker.generate(task, test_per_task, "test", progress=progress)
+            test += maker.generate(task, test_sizes.get(task, test_per_task), "test", progress=progress)
     if "general" in tasks and general_share > 0 and train:
         train += maker.generate(
             "general", max(1, round(general_share / (1 - general_share) * len(train))), "train"
@@ -369,6 +377,8 @@ def build_explain_data(
         "per_task": per_task,
         "test_per_task": test_per_task,
         "general_share": general_share,
+        "task_sizes": sizes,
+        "test_task_sizes": test_sizes,
         "noun": maker.noun,
         "k": maker.k,
         "n_candidates": maker.n_candidates,
@@ -382,3 +392,36 @@ def build_explain_data(
     data = ExplainData(train, test, meta, target, dataset.catalog)
     data.meta["counts"] = data.counts()
     return data
+
+
+def _sizes(
+    sizes: Mapping[str, int] | None, name: str, tasks: Sequence[str], allowed: set[str]
+) -> dict[str, int]:
+    """``sizes`` checked: each key a task that is built and has such a part, each value a count >= 0."""
+    out: dict[str, int] = {}
+    for task, n in (sizes or {}).items():
+        if task not in allowed:
+            raise ValueError(f"{name}: '{task}' has no such part; tasks: {', '.join(sorted(allowed))}")
+        if task not in tasks:
+            raise ValueError(f"{name}: '{task}' is not among the tasks built ({', '.join(tasks)})")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"{name}: '{task}' needs a count >= 0, got {n!r}")
+        out[task] = n
+    return out
+
+
+def parse_task_sizes(pairs: Sequence[str] | None, option: str = "--task-size") -> dict[str, int]:
+    """``TASK=N`` strings (a command line's repeated option) as a mapping; ``option`` names it in errors.
+
+    Checked here only for form and known task names: :func:`build_explain_data` checks them against the
+    tasks it builds and their parts.
+    """
+    out: dict[str, int] = {}
+    for text in pairs or []:
+        task, sep, n = (part.strip() for part in text.partition("="))
+        if not sep or not n.isdigit():
+            raise ValueError(f"{option} takes TASK=N, N a count >= 0; got {text!r}")
+        if task not in TASKS:
+            raise ValueError(f"{option}: unknown task '{task}'; available: {', '.join(TASKS)}")
+        out[task] = int(n)
+    return out
