@@ -4,6 +4,7 @@ better than the un-aligned base model, task by task, and at what training cost?
 Usage:
     python benchmarks/explain.py [--dataset demo] [--base qwen2.5-0.5b-instruct]
         [--modes behaviour intention hybrid] [--per-task 500] [--test-per-task 100] [--epochs 1]
+        [--task-size classification=800] [--test-task-size classification=100]
         [--negatives bottom|matched]
         [--max-steps -1] [--batch-size 8] [--device cuda] [--judge SPEC --why 50]
         [--out benchmarks/results/explain] [--summary benchmarks/results/explain.json]
@@ -51,6 +52,7 @@ from recai.explain.evaluation import (
 )
 from recai.explain.model import Explainer
 from recai.explain.reference import reference_alignment
+from recai.explain.tasks import parse_task_sizes
 from recai.explain.training import ExplainConfig, train_explainer
 from recai.gen.training import SFTConfig
 
@@ -68,6 +70,8 @@ def build_data(args: argparse.Namespace, folder: Path) -> ExplainData:
     target = fit_target(split, "sasrec", **params)
     data = build_explain_data(
         dataset, target, split=split, per_task=args.per_task, test_per_task=args.test_per_task,
+        task_sizes=_sizes(args.task_size, "--task-size"),
+        test_task_sizes=_sizes(args.test_task_size, "--test-task-size"),
         history_len=args.history_len, negatives=args.negatives, noun=args.noun, seed=0, progress=True,
     )  # fmt: skip
     data.meta["dataset_spec"] = args.dataset
@@ -80,6 +84,13 @@ def _pair(text: str) -> tuple[str, Any]:
 
     key, _, value = text.partition("=")
     return key.replace("-", "_"), parse_value(value)
+
+
+def _sizes(pairs: list[str] | None, option: str) -> dict[str, int]:
+    try:
+        return parse_task_sizes(pairs, option)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def summarize(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +139,17 @@ def report(summary: dict[str, Any]) -> str:
         "| metric | " + " | ".join(systems) + " |",
         "|---|" + "---|" * len(systems),
     ]
+    meta, training = summary["data"], summary.get("training") or {}
+    counts = ", ".join(f"{t} {c['train']}/{c['test']}" for t, c in sorted(meta.get("counts", {}).items()))
+    settings = [
+        f"Data (train/test examples): {counts}; history_len {meta.get('history_len')}, "
+        f"negatives {meta.get('negatives')}.",
+        "Training: " + ", ".join(f"{k} {v}" for k, v in training.items()) + "." if training else "",
+        f"Modes not in this run: {', '.join(m for m in MODES if m not in systems)}."
+        if any(m not in systems for m in MODES)
+        else "",
+    ]
+    lines[1:1] = ["", *[line for line in settings if line]]
     for name in names:
         cells = []
         for s in systems.values():
@@ -156,6 +178,12 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     parser.add_argument("--per-task", type=int, default=500)
     parser.add_argument("--test-per-task", type=int, default=100)
+    parser.add_argument(
+        "--task-size", action="append", metavar="TASK=N", help="training examples of one task (repeatable)"
+    )
+    parser.add_argument(
+        "--test-task-size", action="append", metavar="TASK=N", help="test examples of one task (repeatable)"
+    )
     parser.add_argument("--history-len", type=int, default=10)
     parser.add_argument("--noun", default="film")
     parser.add_argument(
@@ -234,6 +262,14 @@ def main() -> None:
         "target": data.target.name,
         "base": args.base,
         "data": data.meta,
+        "training": {
+            "epochs": args.epochs,
+            "max_steps": args.max_steps,
+            "batch_size": args.batch_size,
+            "lora_r": args.lora_r,
+            "learning_rate": args.learning_rate,
+            "precision": args.precision,
+        },
         "systems": systems,
         "checks": checks(systems),
         "judge": judged or None,
