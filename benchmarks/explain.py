@@ -158,10 +158,10 @@ def report(summary: dict[str, Any]) -> str:
                 "n/a" if m is None else f"{m['mean']:.3f} [{m['low'] or 0:.3f}, {m['high'] or 0:.3f}]"
             )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "| system | training s | steps | trainable parameters |", "|---|---|---|---|"]
+    lines += ["", "| system | training s | steps | trainable parameters | batches |", "|---|---|---|---|---|"]
     for key, s in systems.items():
         t = s.get("training") or {}
-        cells = [t.get("seconds", "-"), t.get("steps", "-"), t.get("trainable_parameters", "-")]
+        cells = [t.get(k, "-") for k in ("seconds", "steps", "trainable_parameters", "batches")]
         lines.append(f"| {key} | " + " | ".join(str(c) for c in cells) + " |")
     lines += ["", "Checks: `" + json.dumps(summary["checks"]) + "`", ""]
     if summary.get("judge"):
@@ -198,6 +198,10 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--precision", default="auto", help="auto (bf16 on a GPU, else fp32), fp32, bf16")
     parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument(
+        "--group-by-length", action=argparse.BooleanOptionalAction, default=True,
+        help="batches of similar length (--no-group-by-length: random batches, as runs before 2026-11-27)",
+    )  # fmt: skip
     parser.add_argument("--judge", default=None, help="LLM spec of a pairwise judge for explanations")
     parser.add_argument("--why", type=int, default=50)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "explain")
@@ -220,7 +224,7 @@ def main() -> None:
                 base_model=args.base, epochs=args.epochs, max_steps=args.max_steps,
                 batch_size=args.batch_size, lora_r=args.lora_r, lora_alpha=2 * args.lora_r,
                 max_length=args.max_length, device=args.device, precision=args.precision,
-                learning_rate=args.learning_rate,
+                learning_rate=args.learning_rate, group_by_length=args.group_by_length,
             )  # fmt: skip
             train_explainer(data, folder, ExplainConfig(mode=mode, sft=sft))
         explainer = Explainer.load(folder, device=device)
@@ -236,6 +240,8 @@ def main() -> None:
                 "trainable_parameters": info["trainable_parameters"],
                 "train_loss": info["train_loss"],
                 "precision": info["precision"],
+                # models trained before the option existed had random batches
+                "batches": "by length" if explainer.info["config"].get("group_by_length") else "random",
             },
         }
     judged: dict[str, Any] = {}
@@ -269,6 +275,7 @@ def main() -> None:
             "lora_r": args.lora_r,
             "learning_rate": args.learning_rate,
             "precision": args.precision,
+            "group_by_length": args.group_by_length,
         },
         "systems": systems,
         "checks": checks(systems),

@@ -82,6 +82,10 @@ def main() -> None:
         "--precision", default="auto", choices=["auto", "fp32", "bf16"], help="training precision"
     )
     parser.add_argument(
+        "--group-by-length", action=argparse.BooleanOptionalAction, default=True,
+        help="SFT batches of similar length (--no-group-by-length: random, as runs before 2026-11-27)",
+    )  # fmt: skip
+    parser.add_argument(
         "--limit-per-task",
         type=int,
         default=None,
@@ -188,6 +192,8 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
         model_dir = work / f"sft-{args.base}-{args.per_task}-{args.max_steps}-{args.batch_size}"
         if args.grad_accum > 1 or args.precision != "auto":
             model_dir = model_dir.with_name(f"{model_dir.name}-x{args.grad_accum}-{args.precision}")
+        if args.group_by_length:
+            model_dir = model_dir.with_name(f"{model_dir.name}-grouped")
         if not model_dir.exists():
             config = SFTConfig(
                 base_model=str(base),
@@ -196,6 +202,7 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
                 grad_accum=args.grad_accum,
                 precision=args.precision,
                 device=args.device,
+                group_by_length=args.group_by_length,
             )
             train_sft(data, model_dir, config)
         trained = json.loads((model_dir / GEN_FILE).read_text())["training"]
@@ -203,6 +210,7 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
             key: trained[key]
             for key in ("steps", "seconds_this_run", "tokens_per_second", "precision", "device", "train_loss")
         }
+        result["training"]["batches"] = "by length" if args.group_by_length else "random"
         gen = GenRecommender.load(model_dir, dataset.catalog, device=args.device or _device(), name="sft")
         if "sft" in args.configs:
             configs["sft"] = _metrics(

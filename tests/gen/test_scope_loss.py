@@ -12,6 +12,7 @@ pytest.importorskip("peft")
 from recai.data import load  # noqa: E402
 from recai.gen.chat import IGNORE_INDEX  # noqa: E402
 from recai.gen.items import ItemNames  # noqa: E402
+from recai.gen.label_logits import loss_positions  # noqa: E402
 from recai.gen.scope_loss import Scope, collate_scopes, scope_masked_loss, scope_of  # noqa: E402
 from recai.gen.training import PadCollator, train_sft  # noqa: E402
 from tests.gen.scope_reference import END, START, TRIE, dense_reference  # noqa: E402
@@ -55,6 +56,23 @@ def test_the_sparse_loss_equals_the_dense_masked_loss_and_its_gradient() -> None
     trained = int((labels[:, 1:] != IGNORE_INDEX).sum())
     accumulated = scope_masked_loss(logits, labels, collate_scopes(scopes), num_items_in_batch=3 * trained)
     assert torch.allclose(accumulated, sparse / 3)
+    # from logits kept at the trained positions only (the training path), the same loss and gradient
+    positions = loss_positions(labels)
+    assert positions.tolist() == [0, 1, 2, 3, 4, 5]  # row 0 trains every next token
+    kept = logits.detach()[:, positions].requires_grad_()
+    narrow = scope_masked_loss(kept, labels, collate_scopes(scopes), positions=positions)
+    (narrow_grad,) = torch.autograd.grad(narrow, kept)
+    assert torch.allclose(narrow, sparse, atol=1e-6)
+    assert torch.allclose(narrow_grad, sparse_grad[:, positions], atol=1e-6)
+
+
+def test_kept_logits_that_miss_a_scoped_position_are_refused() -> None:
+    rows = [[1, START, 5, 7, 8, END, 2]]
+    labels = torch.tensor([[IGNORE_INDEX, *rows[0][1:]]])
+    scopes = [scope_of(rows[0], labels[0].tolist(), TRIE, START, END)]
+    positions = torch.tensor([0, 5])  # scoped positions 1..4 were not kept
+    with pytest.raises(ValueError, match="scoped position has no kept logits"):
+        scope_masked_loss(torch.randn(1, 2, 100), labels, collate_scopes(scopes), positions=positions)
 
 
 def test_without_spans_it_is_the_plain_loss() -> None:
@@ -73,11 +91,13 @@ def test_sft_trains_with_the_scope_loss_on_catalog_names(tmp_path: Path) -> None
     scoped = train_sft(
         data(),
         tmp_path / "scoped",
-        config(base, max_steps=4, scope_loss=True),
+        config(base, max_steps=4, scope_loss=True, group_by_length=False),  # batches as before: a curve
         catalog_names=names,
         progress=False,
     )
-    plain = train_sft(data(), tmp_path / "plain", config(base, max_steps=4), progress=False)
+    plain = train_sft(
+        data(), tmp_path / "plain", config(base, max_steps=4, group_by_length=False), progress=False
+    )
     info = scoped.summary["data"]["scope_loss"]
     assert info["catalog_items"] == len(names) and info["scoped_tokens"] > 0
     assert plain.summary["data"]["scope_loss"] is None

@@ -153,6 +153,9 @@ def explain_train(
     tasks: Annotated[str | None, typer.Option(help="Train on these tasks only (comma-separated).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for LoRA, projectors and batches.")] = 0,
+    group_by_length: Annotated[
+        bool, typer.Option(help="Batch examples of similar length together (less padding).")
+    ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """LoRA on the LLM plus, in intention and hybrid modes, the user and item projectors."""
@@ -165,6 +168,7 @@ def explain_train(
             base_model=base, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
             learning_rate=learning_rate, lora_r=lora_r, lora_alpha=2 * lora_r, max_length=max_length,
             save_steps=save_steps, tasks=tuple(_csv(tasks)) if tasks else None, device=device, seed=seed,
+            group_by_length=group_by_length,
         )  # fmt: skip
         result = train_explainer(
             split,

@@ -23,6 +23,7 @@ from torch import nn
 
 from recai.explain.render import ITEM_TOKEN, USER_TOKEN, uses_embeddings
 from recai.gen.items import SpanFormat, add_item_tokens
+from recai.gen.label_logits import accepts_logits_to_keep
 
 EXPLAIN_FILE = "recai_explain.json"
 PROJECTORS_FILE = "projectors.safetensors"
@@ -73,6 +74,7 @@ class ExplainerModel(nn.Module):
     ) -> None:
         super().__init__()
         self.lm = lm
+        self._lm_keeps_logits = accepts_logits_to_keep(lm)
         self.user_token_id = int(user_token_id)
         self.item_token_id = int(item_token_id)
         size = int(lm.get_input_embeddings().weight.shape[1])
@@ -112,9 +114,13 @@ class ExplainerModel(nn.Module):
         labels: Any = None,
         user_vectors: Any = None,
         item_vectors: Any = None,
+        logits_to_keep: Any = 0,
     ) -> Any:
+        """``logits_to_keep`` (positions, or the last n; 0: all) reaches the LM where it takes it; the
+        training loss (:mod:`recai.gen.label_logits`) slices full logits from one that does not."""
         embeds = self.embed(input_ids, user_vectors, item_vectors)
-        return self.lm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+        kept = {"logits_to_keep": logits_to_keep} if self._lm_keeps_logits else {}
+        return self.lm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kept)
 
     def projector_state(self) -> dict[str, Any]:
         return {

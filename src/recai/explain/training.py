@@ -37,12 +37,14 @@ from recai.explain.model import (
 )
 from recai.explain.render import Renderer, check_mode, uses_embeddings
 from recai.gen.chat import encode_chat
+from recai.gen.label_logits import label_logits_trainer
 from recai.gen.training import (
     WORK_SUFFIX,
     PadCollator,
     SFTConfig,
     _lora_model,
     resolve_precision,
+    sampling_strategy,
 )
 
 CHECKPOINT_FILE = "explainer_trainable.safetensors"
@@ -138,11 +140,12 @@ def encode(
 
 
 def _trainer_class() -> type:
-    """A Trainer whose checkpoints hold only the trainable weights (LoRA and projectors)."""
+    """A Trainer whose checkpoints hold only the trainable weights (LoRA and projectors) and whose
+    forward pass computes logits at the trained positions only."""
     from safetensors.torch import load_file, save_file
     from transformers import Trainer
 
-    class ExplainTrainer(Trainer):
+    class ExplainTrainer(label_logits_trainer(Trainer)):  # type: ignore[misc]
         def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
             output_dir = output_dir or self.args.output_dir
             if not self.args.should_save:
@@ -258,6 +261,7 @@ def train_explainer(
         use_cpu=sft.device == "cpu" or not torch.cuda.is_available(),
         dataloader_pin_memory=torch.cuda.is_available() and sft.device != "cpu",
         remove_unused_columns=False,
+        train_sampling_strategy=sampling_strategy(sft),
     )
     collator = ExplainCollator(int(tokenizer.pad_token_id), target, target.item_vectors())
     trainer = _trainer_class()(

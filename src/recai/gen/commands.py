@@ -211,6 +211,9 @@ def gen_train(
     data: Annotated[
         str | None, typer.Option(help="The catalog for --scope-loss (default: the one the data came from).")
     ] = None,
+    group_by_length: Annotated[
+        bool, typer.Option(help="Batch examples of similar length together (less padding).")
+    ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
 ) -> None:
     """Fine-tune on the SFT tasks (loss on answers only); an interrupted run resumes from OUT.work/.
@@ -240,6 +243,7 @@ def gen_train(
             device=device,
             gradient_checkpointing=gradient_checkpointing,
             scope_loss=scope_loss,
+            group_by_length=group_by_length,
         )
         names = None
         if scope_loss:

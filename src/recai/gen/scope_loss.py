@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recai.gen.chat import IGNORE_INDEX
+from recai.gen.label_logits import label_logits_trainer, logits_at, targets_at
 from recai.gen.trie import ItemTrie
 
 #: The collated batch keys that carry the scope (popped before the model's forward pass).
@@ -99,36 +100,45 @@ def collate_scopes(scopes: Sequence[Scope]) -> dict[str, Any]:
     }
 
 
-def scope_masked_loss(logits: Any, labels: Any, scope: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+def scope_masked_loss(
+    logits: Any, labels: Any, scope: dict[str, Any], num_items_in_batch: Any = None, positions: Any = None
+) -> Any:
     """Cross-entropy over the whole vocabulary outside spans and over the allowed tokens inside them.
 
-    ``labels`` are unshifted (Hugging Face convention: logits at ``t`` predict ``labels[t + 1]``). The
-    result is the mean over trained tokens, or the sum divided by ``num_items_in_batch`` when the Trainer
-    accumulates gradients over several batches.
+    ``labels`` are unshifted (Hugging Face convention: logits at ``t`` predict ``labels[t + 1]``).
+    ``positions`` are the sequence positions ``logits`` were kept at (``logits_to_keep``,
+    :mod:`recai.gen.label_logits`); None means every position. Each scoped position must be among them.
+    The result is the mean over trained tokens, or the sum divided by ``num_items_in_batch`` when the
+    Trainer accumulates gradients over several batches.
     """
     import torch
     from torch.nn.functional import cross_entropy
 
-    length, vocab = logits.shape[1], logits.shape[2]
-    shifted = logits[:, :-1, :]
-    targets = labels[:, 1:].to(logits.device)
+    if positions is None:
+        positions = torch.arange(logits.shape[1] - 1, device=logits.device)
+    kept = logits_at(logits, positions)
+    width, vocab = kept.shape[1], kept.shape[2]
+    targets = targets_at(labels, positions).to(kept.device)
     per_token = cross_entropy(
-        shifted.reshape(-1, vocab).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
+        kept.reshape(-1, vocab).float(), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
     )
-    rows = scope["scope_row"].to(logits.device)
+    rows = scope["scope_row"].to(kept.device)
     if rows.numel():
-        positions = scope["scope_position"].to(logits.device)
-        pair_scope = scope["pair_scope"].to(logits.device)
-        pair_token = scope["pair_token"].to(logits.device)
-        chosen = logits[rows, positions, targets[rows, positions]].float()
-        gathered = logits[rows[pair_scope], positions[pair_scope], pair_token].float()
+        column_of = torch.full((int(labels.shape[1]),), -1, dtype=torch.long, device=kept.device)
+        column_of[positions.to(kept.device)] = torch.arange(width, device=kept.device)
+        columns = column_of[scope["scope_position"].to(kept.device)]
+        if bool((columns < 0).any()):
+            raise ValueError("a scoped position has no kept logits (it is not a trained position)")
+        pair_scope = scope["pair_scope"].to(kept.device)
+        pair_token = scope["pair_token"].to(kept.device)
+        chosen = kept[rows, columns, targets[rows, columns]].float()
+        gathered = kept[rows[pair_scope], columns[pair_scope], pair_token].float()
         # segment log-sum-exp; the max is only for stability, so it needs no gradient
-        peak = torch.full((rows.numel(),), float("-inf"), device=logits.device)
+        peak = torch.full((rows.numel(),), float("-inf"), device=kept.device)
         peak = peak.scatter_reduce(0, pair_scope, gathered.detach(), reduce="amax")
         total = torch.zeros_like(peak).index_add(0, pair_scope, torch.exp(gathered - peak[pair_scope]))
         scoped = peak + torch.log(total) - chosen
-        flat = rows * (length - 1) + positions
-        per_token = per_token.index_put((flat,), scoped)
+        per_token = per_token.index_put((rows * width + columns,), scoped)
     trained = targets.reshape(-1) != IGNORE_INDEX
     summed = per_token[trained].sum()
     if num_items_in_batch is not None:
@@ -137,15 +147,16 @@ def scope_masked_loss(logits: Any, labels: Any, scope: dict[str, Any], num_items
 
 
 def scope_loss_trainer(trainer_class: Any) -> Any:
-    """A subclass of ``trainer_class`` (the Hugging Face Trainer) that trains with the scope-masked loss.
+    """A subclass of ``trainer_class`` (the Hugging Face Trainer) that trains with the scope-masked loss,
+    on logits kept at the trained positions only (:func:`~recai.gen.label_logits.label_logits_trainer`).
 
-    The scope tensors are taken out of the batch before the forward pass; the loss itself goes through
-    the Trainer's ``compute_loss_func`` hook, so gradient accumulation is normalised as for its own loss.
+    The scope tensors are taken out of the batch before the forward pass; the loss goes through the
+    Trainer's ``compute_loss_func`` hook, so gradient accumulation is normalised as for its own loss.
     """
 
-    class ScopeLossTrainer(trainer_class):  # type: ignore[misc,valid-type]
+    class ScopeLossTrainer(label_logits_trainer(trainer_class)):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, compute_loss_func=self._scoped_loss, **kwargs)
+            super().__init__(*args, **kwargs)
             self._scope: dict[str, Any] | None = None
 
         def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
@@ -155,9 +166,9 @@ def scope_loss_trainer(trainer_class: Any) -> Any:
             finally:
                 self._scope = None
 
-        def _scoped_loss(self, outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        def loss_from_logits(self, logits: Any, labels: Any, positions: Any, num_items_in_batch: Any) -> Any:
             if self._scope is None:
                 raise RuntimeError("the batch has no scope tensors: use the scope collator")
-            return scope_masked_loss(outputs.logits, labels, self._scope, num_items_in_batch)
+            return scope_masked_loss(logits, labels, self._scope, num_items_in_batch, positions)
 
     return ScopeLossTrainer
