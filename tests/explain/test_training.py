@@ -12,7 +12,13 @@ pytest.importorskip("peft")
 from safetensors import safe_open  # noqa: E402
 
 from recai.explain import Renderer  # noqa: E402
-from recai.explain.model import PROJECTORS_FILE, Explainer, ExplainerModel, add_placeholder_tokens  # noqa: E402
+from recai.explain.model import (  # noqa: E402
+    PROJECTORS_FILE,
+    Explainer,
+    ExplainerModel,
+    add_placeholder_tokens,
+    make_projector,
+)
 from recai.explain.training import ExplainConfig, encode, train_explainer  # noqa: E402
 from recai.gen.training import SFTConfig  # noqa: E402
 from tests.explain.helpers import base_folder, small_data  # noqa: E402
@@ -107,6 +113,50 @@ def test_hybrid_trains_lora_and_projectors_only_and_leaves_the_target_alone(tmp_
     assert torch.allclose(one, two)  # placeholder rows and projectors rebuild identically
     replies = explainer.generate(rendered, max_new_tokens=4)
     assert len(replies) == 3 and all(isinstance(r, str) for r in replies)
+    # the projectors' input scaling was fitted on the target's vectors and saved with them
+    table = torch.from_numpy(data.target.item_vectors())
+    assert torch.allclose(explainer.model.item_proj.shift, table.mean(0), atol=1e-6)
+    assert torch.allclose(explainer.model.item_proj.scale, table.std(0), atol=1e-6)
+    assert not torch.equal(explainer.model.user_proj.scale, torch.ones_like(explainer.model.user_proj.scale))
+
+
+def test_projectors_standardise_small_recommender_vectors() -> None:
+    torch.manual_seed(0)
+    vectors = 0.05 * torch.randn(300, 64)  # SASRec-sized rows: norm about 0.4
+    raw, scaled = make_projector(64, 128, 96), make_projector(64, 128, 96)
+    scaled.load_state_dict(raw.state_dict())  # the same weights: only the scaling differs
+    scaled.fit_scale(vectors.numpy())
+
+    def mean_cosine(out: torch.Tensor) -> float:
+        unit = torch.nn.functional.normalize(out, dim=1)
+        sims = unit @ unit.T
+        return float((sims.sum() - sims.diag().sum()) / (len(sims) ** 2 - len(sims)))
+
+    with torch.no_grad():
+        assert mean_cosine(raw(vectors)) > 0.9  # unscaled, the biases swamp the inputs: one embedding
+        assert mean_cosine(scaled(vectors)) < 0.5  # scaled, items stay apart
+    with pytest.raises(ValueError, match="at least 2 vectors of size 64"):
+        scaled.fit_scale(vectors[:1].numpy())
+    with pytest.raises(ValueError, match="size 64"):
+        scaled.fit_scale(torch.zeros(5, 8).numpy())
+
+
+def test_projector_files_without_the_scaling_load_and_broken_ones_are_refused(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    data = small_data()
+    folder = tmp_path / "m"
+    train_explainer(data, folder, config(base_folder(tmp_path), "intention", max_steps=1), progress=False)
+    state = load_file(str(folder / PROJECTORS_FILE))
+    assert {"item_proj.shift", "item_proj.scale", "user_proj.shift", "user_proj.scale"} <= set(state)
+    old = {k: v for k, v in state.items() if not k.endswith((".shift", ".scale"))}
+    save_file(old, str(folder / PROJECTORS_FILE))  # as written before the scaling existed
+    loaded = Explainer.load(folder)
+    assert torch.equal(loaded.model.item_proj.shift, torch.zeros(data.target.item_vectors().shape[1]))
+    broken = {k: v for k, v in old.items() if k != "item_proj.0.weight"}
+    save_file(broken, str(folder / PROJECTORS_FILE))
+    with pytest.raises(ValueError, match=r"item_proj weights do not match \(missing \['0.weight'\]"):
+        Explainer.load(folder)
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:

@@ -139,6 +139,17 @@ def encode(
     return rows, dropped
 
 
+def fit_projector_scales(model: ExplainerModel, target: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Fit the projectors' input scaling: items on the whole catalog's vectors, users on the training
+    examples' user vectors (each computed from its example's history, as in training)."""
+    if model.item_proj is not None:
+        model.item_proj.fit_scale(target.item_vectors())
+    if model.user_proj is not None:
+        users, _ = batch_vectors(target, [r["rendered"] for r in rows], target.item_vectors())
+        if users is not None and users.shape[0] >= 2:
+            model.user_proj.fit_scale(users)
+
+
 def _trainer_class() -> type:
     """A Trainer whose checkpoints hold only the trainable weights (LoRA and projectors) and whose
     forward pass computes logits at the trained positions only."""
@@ -233,6 +244,7 @@ def train_explainer(
         item_dim=dims["item"],
         projector_hidden=config.projector_hidden,
     )
+    fit_projector_scales(model, target, rows)
     if sft.gradient_checkpointing:
         lm.gradient_checkpointing_enable()
         lm.enable_input_require_grads()
