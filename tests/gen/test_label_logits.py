@@ -18,7 +18,7 @@ from recai.gen.label_logits import (  # noqa: E402
     label_logits_trainer,
     loss_positions,
 )
-from recai.gen.training import PadCollator, SFTConfig, sampling_strategy  # noqa: E402
+from recai.gen.training import PadCollator, SFTConfig, sampling_arguments, sampling_strategy  # noqa: E402
 from tests.gen.tiny import tiny_model, tiny_tokenizer  # noqa: E402
 
 
@@ -132,8 +132,8 @@ def test_batches_are_grouped_by_length_unless_asked_otherwise(tmp_path: Path) ->
         per_device_train_batch_size=2,
         use_cpu=True,
         report_to="none",
-        train_sampling_strategy=sampling_strategy(SFTConfig()),
         remove_unused_columns=False,
+        **sampling_arguments(SFTConfig()),
     )
     trainer = Trainer(model=tiny_model(tiny_tokenizer()), args=args, train_dataset=rows)
     sampler = trainer._get_train_sampler()

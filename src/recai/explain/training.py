@@ -44,7 +44,7 @@ from recai.gen.training import (
     SFTConfig,
     _lora_model,
     resolve_precision,
-    sampling_strategy,
+    sampling_arguments,
 )
 
 CHECKPOINT_FILE = "explainer_trainable.safetensors"
@@ -273,7 +273,7 @@ def train_explainer(
         use_cpu=sft.device == "cpu" or not torch.cuda.is_available(),
         dataloader_pin_memory=torch.cuda.is_available() and sft.device != "cpu",
         remove_unused_columns=False,
-        train_sampling_strategy=sampling_strategy(sft),
+        **sampling_arguments(sft),
     )
     collator = ExplainCollator(int(tokenizer.pad_token_id), target, target.item_vectors())
     trainer = _trainer_class()(

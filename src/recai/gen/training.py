@@ -201,9 +201,20 @@ def resolve_precision(precision: str, device: str | None) -> str:
 
 def sampling_strategy(config: SFTConfig) -> str:
     """The Trainer's ``train_sampling_strategy``: length-grouped batches (within a seeded shuffle, in
-    megabatches of up to 50 batches) waste far less compute on padding than random ones when prompts vary in
-    length, as recommendation prompts do."""
+    megabatches of up to 50 batches) waste far less compute on padding than random ones when prompts vary
+    in length, as recommendation prompts do."""
     return "group_by_length" if config.group_by_length else "random"
+
+
+def sampling_arguments(config: SFTConfig) -> dict[str, Any]:
+    """The ``TrainingArguments`` keyword for :func:`sampling_strategy` in the installed transformers:
+    ``train_sampling_strategy`` since the sampler unification in 5.x, ``group_by_length`` before it."""
+    from transformers import TrainingArguments
+
+    fields = TrainingArguments.__dataclass_fields__
+    if "train_sampling_strategy" in fields:
+        return {"train_sampling_strategy": sampling_strategy(config)}
+    return {"group_by_length": config.group_by_length} if "group_by_length" in fields else {}
 
 
 def _lora_model(model: Any, config: SFTConfig, token_ids: list[int]) -> Any:
@@ -319,7 +330,7 @@ def train_sft(
         use_cpu=config.device == "cpu" or not torch.cuda.is_available(),
         dataloader_pin_memory=torch.cuda.is_available() and config.device != "cpu",
         remove_unused_columns=False,
-        train_sampling_strategy=sampling_strategy(config),
+        **sampling_arguments(config),
     )
     collator = PadCollator(int(tokenizer.pad_token_id))
     rows: list[dict[str, Any]] = [{"input_ids": e.input_ids, "labels": e.labels} for e in encoded]
