@@ -78,6 +78,7 @@ class Watch(TrainerCallback):
         proj = {k: v for k, v in diffs.items() if k.startswith(PROJECTORS)}
         lora_b = [v for k, v in diffs.items() if "lora_B" in k]
         embed = model.lm.get_input_embeddings().weight.detach().float().cpu()
+        scales = {n: b for n, b in model.named_buffers() if n.startswith(PROJECTORS) and n.endswith(".scale")}
         self.report = {
             "device": self.device,
             "dtypes": self.dtypes,
@@ -87,6 +88,12 @@ class Watch(TrainerCallback):
             "projector_max_abs_change": max(proj.values(), default=None),
             "lora_b_tensors_changed": f"{sum(v > 0 for v in lora_b)}/{len(lora_b)}",
             "embedding_unchanged": bool(torch.equal(embed, self.embed)),
+            # the per-dimension standardisation fitted before training (2026-11-27), on the model's device
+            "projector_scales_fitted": (
+                all(not bool(torch.all(b == 1)) and str(b.device) == self.device for b in scales.values())
+                if scales
+                else None
+            ),
         }
 
 
@@ -424,6 +431,7 @@ def verdict(mode: str, e: dict[str, Any]) -> dict[str, bool]:
     }
     if mode != "behaviour":
         out["projectors_changed"] = bool(e["projectors_changed"])
+        out["projector_scales_fitted"] = bool(e["projector_scales_fitted"])
         out["vectors_reach_the_lm"] = probe.get("vector_sensitivity", 0) > 0
     return out
 
