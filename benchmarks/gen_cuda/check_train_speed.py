@@ -9,7 +9,8 @@ it where it matters. Two parts:
    logits, and so do the gradients of the LoRA weights.
 2. One epoch over the same examples for each variant (random batches with full logits, grouped batches
    with full logits, grouped with kept logits), LoRA and full fine-tuning, after an untimed warm-up: wall
-   seconds, tokens per second (padding excluded) and peak GPU memory.
+   seconds, tokens per second (padding excluded) and peak GPU memory; with ``--repeats N`` each variant
+   runs N times (every other round in reverse order) and the median counts.
 
 Writes JSON to $OUT/train_speed_check.json (or ./.gpu/out) after every part; a failing part is recorded
 under ``errors``. Run from the repository root:
@@ -21,6 +22,8 @@ the same steps). Needs torch, transformers and peft; no weights, no network.
 from __future__ import annotations
 
 import random
+import shutil
+import statistics
 import sys
 import time
 from typing import Any
@@ -30,6 +33,7 @@ from benchmarks.device_report import DeviceReport
 
 report = DeviceReport("train_speed_check.json", work="/tmp/trainspeedcheck")
 SMOKE, DEV, WORK, result = report.smoke, report.device, report.work, report.result
+REPEATS = int(sys.argv[sys.argv.index("--repeats") + 1]) if "--repeats" in sys.argv else 1
 checks: dict[str, bool] = {}
 result["checks"] = checks
 
@@ -113,12 +117,13 @@ def epoch(data: Any, method: str, label: str, grouped: bool, kept: bool) -> dict
             learning_rate=2e-4 if method == "lora" else 2e-5, logging_steps=1, save_steps=100_000,
             max_length=2048, precision=PRECISION, device=DEV, group_by_length=grouped, warmup=0.0, seed=0,
         )  # fmt: skip
-        summary = train_sft(data, WORK / f"{method}-{label}", config, progress=False).summary
+        summary = train_sft(data, WORK / "run", config, progress=False).summary
         if DEV == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - started
     finally:
         label_logits.accepts_logits_to_keep = original
+        shutil.rmtree(WORK / "run", ignore_errors=True)  # a full model is a gigabyte; only timings are kept
     training = summary["training"]
     return {
         "grouped_batches": grouped,
@@ -148,13 +153,22 @@ try:
     epoch(warm, "lora", "warmup", True, True)
     timings: dict[str, dict[str, Any]] = {}
     result["epochs"] = timings
+    result["repeats"] = REPEATS
     for method in ("lora", "full"):
         timings[method] = {}
-        for label, (grouped, kept) in VARIANTS.items():
-            timings[method][label] = row = epoch(data, method, label, grouped, kept)
-            row["speedup"] = round(timings[method]["baseline"]["train_seconds"] / row["train_seconds"], 2)
-            report.save()
-            print(method, label, row, flush=True)
+        for repeat in range(REPEATS):  # every other repeat in reverse order, so no variant always runs first
+            order = list(VARIANTS) if repeat % 2 == 0 else list(reversed(VARIANTS))
+            for label in order:
+                row = epoch(data, method, label, *VARIANTS[label])
+                print(method, label, repeat, row, flush=True)
+                entry = timings[method].setdefault(label, {**row, "train_seconds_each": []})
+                entry["train_seconds_each"].append(row["train_seconds"])
+                entry["train_seconds"] = round(statistics.median(entry["train_seconds_each"]), 2)
+                entry["tokens_per_second"] = round(row["tokens"] / entry["train_seconds"], 1)
+                report.save()
+        for entry in timings[method].values():
+            entry["speedup"] = round(timings[method]["baseline"]["train_seconds"] / entry["train_seconds"], 2)
+        report.save()
     for method, rows in timings.items():
         checks[f"{method}_same_tokens_every_variant"] = len({r["tokens"] for r in rows.values()}) == 1
         checks[f"{method}_losses_finite"] = all(r["train_loss"] == r["train_loss"] for r in rows.values())
