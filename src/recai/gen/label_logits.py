@@ -58,7 +58,6 @@ def causal_loss_at(logits: Any, labels: Any, positions: Any, num_items_in_batch:
     The mean over trained tokens, or their sum divided by ``num_items_in_batch`` when the Trainer
     accumulates gradients over several batches (as the model's own loss does).
     """
-    import torch
     from torch.nn.functional import cross_entropy
 
     kept = logits_at(logits, positions)
@@ -69,6 +68,15 @@ def causal_loss_at(logits: Any, labels: Any, positions: Any, num_items_in_batch:
         ignore_index=IGNORE_INDEX,
         reduction="sum",
     )
+    return per_trained_token(summed, targets, num_items_in_batch)
+
+
+def per_trained_token(summed: Any, targets: Any, num_items_in_batch: Any = None) -> Any:
+    """A summed token loss as the mean over the trained tokens of ``targets`` (not ``-100``), or divided
+    by ``num_items_in_batch`` when the Trainer accumulates gradients over several batches (the count of
+    trained tokens in all of them, so every token weighs the same whatever batch it fell in)."""
+    import torch
+
     if num_items_in_batch is not None:
         return summed / torch.as_tensor(num_items_in_batch, device=summed.device).clamp(min=1)
     return summed / (targets != IGNORE_INDEX).sum().clamp(min=1)

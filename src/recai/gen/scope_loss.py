@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recai.gen.chat import IGNORE_INDEX
-from recai.gen.label_logits import label_logits_trainer, logits_at, targets_at
+from recai.gen.label_logits import label_logits_trainer, logits_at, per_trained_token, targets_at
 from recai.gen.trie import ItemTrie
 
 #: The collated batch keys that carry the scope (popped before the model's forward pass).
@@ -139,11 +139,8 @@ def scope_masked_loss(
         total = torch.zeros_like(peak).index_add(0, pair_scope, torch.exp(gathered - peak[pair_scope]))
         scoped = peak + torch.log(total) - chosen
         per_token = per_token.index_put((rows * width + columns,), scoped)
-    trained = targets.reshape(-1) != IGNORE_INDEX
-    summed = per_token[trained].sum()
-    if num_items_in_batch is not None:
-        return summed / torch.as_tensor(num_items_in_batch, device=summed.device).clamp(min=1)
-    return summed / trained.sum().clamp(min=1)
+    summed = per_token[targets.reshape(-1) != IGNORE_INDEX].sum()
+    return per_trained_token(summed, targets, num_items_in_batch)
 
 
 def scope_loss_trainer(trainer_class: Any) -> Any:
