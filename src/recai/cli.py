@@ -14,7 +14,7 @@ from rich.table import Table
 
 from recai import __version__
 from recai.agent.commands import agent_app
-from recai.data import DataError, Dataset, Split, UnknownDatasetError
+from recai.data import DataError, Dataset, Split, UnknownDatasetError, portable_spec
 from recai.explain.commands import explain_app
 from recai.gen.commands import gen_app
 from recai.rec.base import Recommender
@@ -1065,7 +1065,7 @@ def embed_data(
             history_len=history_len,
             noun=noun,
         )
-        split.meta["dataset_spec"] = name_or_path
+        split.meta["dataset_spec"] = portable_spec(name_or_path)
         split.save(out, overwrite=overwrite)
     except (ValueError, KeyError, FileExistsError) as exc:
         raise _fail(exc) from None
@@ -1431,7 +1431,11 @@ def knowledge_eval(
             raise _fail(exc) from None
         clashes = _given_unlike(
             context,
-            {"data": (data, options.data), "k_core": (k_core, options.k_core), "seed": (seed, options.seed)},
+            {
+                "data": (portable_spec(data), portable_spec(options.data)),
+                "k_core": (k_core, options.k_core),
+                "seed": (seed, options.seed),
+            },
         )
         if clashes:
             raise _fail(

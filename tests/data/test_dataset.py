@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from recai.data import DataError, Dataset, UnknownDatasetError, list_datasets, load
+from recai.data import DataError, Dataset, UnknownDatasetError, list_datasets, load, portable_spec
 
 
 def test_save_and_load_round_trip(dataset: Dataset, tmp_path: Path) -> None:
@@ -65,6 +65,23 @@ def test_load_by_name_path_and_errors(dataset: Dataset, tmp_path: Path, _private
         load("nope")
     with pytest.raises(DataError, match="no dataset recognised here"):
         load(str(tmp_path))
+
+
+def test_portable_spec_finds_the_same_dataset_from_any_directory(
+    dataset: Dataset, tmp_path: Path, _private_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a data folder or knowledge base records: names stay names, paths become absolute."""
+    dataset.save(_private_home / "datasets" / "tiny")
+    dataset.save(tmp_path / "work" / "mine")
+    monkeypatch.chdir(tmp_path / "work")
+    assert portable_spec("demo") == "demo"
+    assert portable_spec("tiny") == "tiny"  # a saved name, not a path
+    recorded = portable_spec("mine")
+    assert recorded == str((tmp_path / "work" / "mine").resolve())
+    assert portable_spec("./mine") == recorded
+    assert portable_spec("nope") == "nope"  # unknown stays as typed, so load still explains it
+    monkeypatch.chdir(tmp_path)
+    assert load(recorded).name == dataset.name
 
 
 def test_broken_folders_are_explained(dataset: Dataset, tmp_path: Path) -> None:

@@ -262,6 +262,32 @@ def test_cli_eval_refuses_data_options_unlike_the_bases(tmp_path: Path) -> None:
     assert same.exit_code == 0, same.output
 
 
+def test_a_base_built_on_a_relative_path_is_evaluated_from_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The base records its data as an absolute path, and --data naming the same folder another way is
+    the same data, not a clash."""
+    from recai.data import load
+
+    load("demo").save(tmp_path / "project" / "films")
+    monkeypatch.chdir(tmp_path / "project")
+    kb = tmp_path / "kb"
+    built = runner.invoke(
+        app, ["knowledge", "build", "--out", str(kb), "--knowledge", "attributes", "--data", "films"]
+    )
+    assert built.exit_code == 0, built.output
+    recorded = json.loads((kb / "knowledge.json").read_text())["meta"]["data"]["data"]
+    assert recorded == str((tmp_path / "project" / "films").resolve())
+    monkeypatch.chdir(tmp_path)
+    folders = ["--out", str(tmp_path / "run"), "--base", str(kb), "--system", "popularity", "--users", "3"]
+    same = runner.invoke(app, ["knowledge", "eval", *folders, "--data", "project/films"])
+    assert same.exit_code == 0, same.output
+    other = runner.invoke(
+        app, ["knowledge", "eval", *folders[:1], str(tmp_path / "run2"), *folders[2:], "--data", "demo"]
+    )
+    assert other.exit_code == 1 and "--data demo" in flat(other.output)
+
+
 def test_a_run_measures_the_budget_with_the_target_models_tokenizer(tmp_path: Path, calls: list[str]) -> None:
     """The spec in `llm:SPEC` names the tokenizer too: for the packaged SmolLM2, its GGUF vocabulary
     (the scripted model stands in for the weights, the counter still comes from the spec)."""

@@ -36,6 +36,7 @@ __all__ = [
     "leave_one_out",
     "list_datasets",
     "load",
+    "portable_spec",
     "temporal_split",
 ]
 
@@ -66,6 +67,18 @@ def load(name_or_path: str | Path) -> Dataset:
         f"no dataset named or at '{text}'.{hint} Built in: {', '.join(BUILTIN)}; saved: "
         f"{', '.join(sorted(d['name'] for d in list_datasets() if d['status'] == 'saved')) or 'none'}."
     )
+
+
+def portable_spec(name_or_path: str | Path) -> str:
+    """``name_or_path`` as it should be recorded so that :func:`load` finds the same dataset again from
+    any working directory: a built-in or saved name unchanged, an existing path made absolute (a relative
+    path recorded in a data folder or knowledge base breaks as soon as it is read from elsewhere), anything
+    else unchanged (so loading it still fails with the usual message)."""
+    text = str(name_or_path)
+    if text in BUILTIN or ("/" not in text and is_dataset_folder(datasets_dir() / text)):
+        return text
+    path = Path(text).expanduser()
+    return str(path.resolve()) if path.exists() else text
 
 
 def list_datasets() -> list[dict[str, Any]]:

@@ -119,7 +119,9 @@ def explain_data(
             bottom_share=bottom_share, negatives=negatives, history_len=history_len, test_share=test_share,
             noun=noun,
         )  # fmt: skip
-        data.meta["dataset_spec"] = name_or_path
+        from recai.data import portable_spec
+
+        data.meta["dataset_spec"] = portable_spec(name_or_path)
         data.save(out, overwrite=overwrite)
     except (ValueError, TypeError, KeyError, FileExistsError) as exc:
         raise _fail(exc) from None

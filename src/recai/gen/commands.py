@@ -146,7 +146,9 @@ def gen_data(
             system=system,
             seed=seed,
         )
-        data.meta.update(dataset_spec=name_or_path, min_rating=min_rating, k_core=k_core)
+        from recai.data import portable_spec
+
+        data.meta.update(dataset_spec=portable_spec(name_or_path), min_rating=min_rating, k_core=k_core)
         data.save(out, overwrite=overwrite)
     except (ValueError, KeyError, FileExistsError) as exc:
         raise _fail(exc) from None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recai.data import portable_spec
 from recai.data.dataset import Dataset
 from recai.evaluate.generative import ListSample, build_samples
 from recai.evaluate.tasks import DataOptions, cached_llm, fit_classic, item_noun
@@ -154,7 +155,11 @@ def build_knowledge(
         kinds=chosen,
         params=params,
         fit_model=lambda name: fit_classic(name, split, sasrec_budget_s=sasrec_budget_s, seed=data.seed),
-        meta={"data": data.as_config(), "dataset": dataset.name, "sasrec_budget_s": sasrec_budget_s},
+        meta={
+            "data": {**data.as_config(), "data": portable_spec(data.data)},
+            "dataset": dataset.name,
+            "sasrec_budget_s": sasrec_budget_s,
+        },
         progress=progress,
     )
     kb.save(out, overwrite=overwrite)
