@@ -28,7 +28,7 @@ def test_data_train_eval_from_the_command_line(tmp_path: Path) -> None:
     data = tmp_path / "embed-data"
     out = _invoke("embed", "data", str(films), "--out", str(data), "--per-task", "6")
     assert "fuzzy_name" in out and (data / "train.jsonl").exists()
-    assert json.loads((data / "meta.json").read_text())["dataset_spec"] == str(films)
+    assert json.loads((data / "meta.json").read_text())["dataset_spec"] == str(films.resolve())
     tuned = tmp_path / "tuned"
     out = _invoke(
         "embed", "train", str(data), "--out", str(tuned), "--base", str(model),
