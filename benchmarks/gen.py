@@ -136,6 +136,8 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
         dataset = dataset.k_core(k_core)
     split = dataset.split("leave_one_out")
     result: dict[str, Any] = {**previous, "source": name, "catalog_items": len(dataset.catalog)}
+    if {"zero-shot", "sft", "sft-cgen"} <= set(args.configs):
+        result.pop("protocol", None)  # a note on an earlier run's rows; every LLM row is remade now
     result["settings"] = {
         key: getattr(args, key)
         for key in (
