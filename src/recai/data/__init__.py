@@ -54,9 +54,8 @@ def load(name_or_path: str | Path) -> Dataset:
         from recai.data.demo.loader import load_demo
 
         return load_demo()
-    saved = datasets_dir() / text
-    if "/" not in text and is_dataset_folder(saved):
-        return Dataset.load(saved)
+    if _saved_name(text):
+        return Dataset.load(datasets_dir() / text)
     path = Path(text).expanduser()
     if path.exists():
         return load_path(path)
@@ -69,13 +68,18 @@ def load(name_or_path: str | Path) -> Dataset:
     )
 
 
+def _saved_name(text: str) -> bool:
+    """Whether ``text`` names a dataset saved under ``$RECAI_HOME/datasets`` (a name, never a path)."""
+    return "/" not in text and is_dataset_folder(datasets_dir() / text)
+
+
 def portable_spec(name_or_path: str | Path) -> str:
     """``name_or_path`` as it should be recorded so that :func:`load` finds the same dataset again from
     any working directory: a built-in or saved name unchanged, an existing path made absolute (a relative
     path recorded in a data folder or knowledge base breaks as soon as it is read from elsewhere), anything
     else unchanged (so loading it still fails with the usual message)."""
     text = str(name_or_path)
-    if text in BUILTIN or ("/" not in text and is_dataset_folder(datasets_dir() / text)):
+    if text in BUILTIN or _saved_name(text):
         return text
     path = Path(text).expanduser()
     return str(path.resolve()) if path.exists() else text
