@@ -964,6 +964,13 @@ def serve(
     workers: Annotated[int, typer.Option(help="Agent turns that run at the same time.")] = 4,
     rate_limit: Annotated[float, typer.Option(help="Requests per client per minute (0: no limit).")] = 120.0,
     max_sessions: Annotated[int, typer.Option(help="Live sessions the server keeps.")] = 1000,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated addresses or networks of the reverse proxies whose X-Forwarded-For is "
+            "believed ('*': any). Default: none, so limits key on the connection's address."
+        ),
+    ] = "",
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     encoder: Annotated[
         str | None,
@@ -991,6 +998,7 @@ def serve(
             workers=workers,
             rate_per_minute=rate_limit,
             max_sessions=max_sessions,
+            forwarded_allow_ips=[ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()],
         )
         err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
         agent = build_agent(data, llm, progress=True, **_agent_settings(encoder, planner))

@@ -47,3 +47,11 @@ def test_options_become_settings(started: dict[str, Any]) -> None:
 def test_bad_options_fail_with_a_clear_message(started: dict[str, Any]) -> None:
     result = CliRunner().invoke(app, ["serve", "--workers", "0"])
     assert result.exit_code == 1 and "workers" in result.output and "settings" not in started
+
+
+def test_forwarded_headers_are_believed_only_from_the_named_proxies(started: dict[str, Any]) -> None:
+    assert CliRunner().invoke(app, ["serve"]).exit_code == 0
+    assert started["settings"].forwarded_allow_ips == []  # the default: believe no X-Forwarded-For
+    result = CliRunner().invoke(app, ["serve", "--forwarded-allow-ips", "10.0.0.1, 10.1.0.0/16"])
+    assert result.exit_code == 0, result.output
+    assert started["settings"].forwarded_allow_ips == ["10.0.0.1", "10.1.0.0/16"]

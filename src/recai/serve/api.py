@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from recai import __version__
 from recai.serve import sse
@@ -133,8 +134,8 @@ def _existing_id(state: ServerState, item_id: int | str) -> Any:
 async def chat(body: ChatRequest, request: Request, state: State) -> Any:
     """One turn of the conversation: plan, tools, a streamed answer, item cards and the trace."""
     text = state.check_message(body.message)
-    if body.session_id is None:
-        served = state.sessions.create(client_of(request), body.user)
+    if body.session_id is None:  # a user's profile is read from disk: off the event loop
+        served = await run_in_threadpool(state.sessions.create, client_of(request), body.user)
         try:
             turn = state.runner.start(served, text)
         except ApiError:  # a refused first turn leaves no session behind

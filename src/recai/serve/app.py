@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from recai import __version__
 from recai.agent import Agent
 from recai.serve import api, openai_api
-from recai.serve.errors import install_error_handlers
+from recai.serve.errors import error_response, install_error_handlers
 from recai.serve.guard import Guard
 from recai.serve.settings import ServeSettings
 from recai.serve.state import ServerState
@@ -31,6 +36,17 @@ PAGE_HEADERS = {
 
 def static_dir() -> Path:
     return Path(str(resources.files("recai.serve") / "static"))
+
+
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, but a refused preflight gets the JSON error body like every other error."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        reason = bytes(response.body).decode("utf-8", "replace")
+        return error_response(response.status_code, "cors_rejected", f"CORS preflight refused: {reason}")
 
 
 def create_app(agent: Agent, settings: ServeSettings | None = None) -> FastAPI:
@@ -62,13 +78,24 @@ def create_app(agent: Agent, settings: ServeSettings | None = None) -> FastAPI:
         return FileResponse(static / "index.html", headers=PAGE_HEADERS)
 
     app.mount("/static", StaticFiles(directory=static), name="static")
-    app.add_middleware(Guard, settings=settings)
-    if settings.cors_origins:  # outermost, so preflights and errors carry the CORS headers
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
-        )
+    # Starlette runs the middleware added last first: the proxy headers (when a proxy is configured), then
+    # the Guard (every request is counted, checked and logged, preflights included), then CORS.
+    cors: Callable[[ASGIApp], ASGIApp] | None = None
+    if settings.cors_origins:
+        options: dict[str, Any] = {
+            "allow_origins": settings.cors_origins,
+            "allow_methods": ["GET", "POST", "DELETE", "OPTIONS"],
+            "allow_headers": ["Authorization", "Content-Type", "X-Request-ID"],
+            "expose_headers": ["X-Request-ID", "Retry-After"],
+        }
+        app.add_middleware(JsonCORSMiddleware, **options)
+        cors = partial(JsonCORSMiddleware, **options)  # the Guard's refusals carry the CORS headers too
+
+    app.add_middleware(Guard, settings=settings, cors=cors)
+    if settings.forwarded_allow_ips:
+        # Only these proxies are believed. uvicorn must not rewrite the client itself: run it with
+        # proxy_headers=False (recai serve does), or it believes X-Forwarded-For from 127.0.0.1.
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app

@@ -15,6 +15,14 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
+# Starlette's own HTTP errors (routing, static files, body reading), by status.
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "body_too_large",
+}
 
 
 class ErrorDetail(BaseModel):
@@ -46,12 +54,28 @@ def error_type(status: int) -> str:
     return "invalid_request_error" if status < 500 else "server_error"
 
 
+def clean_text(text: str) -> str:
+    """``text`` without lone surrogates, which cannot be encoded as UTF-8 (a message may quote the
+    client's input, and an error body that cannot be encoded would become a plain-text 500)."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
 def error_body(
     status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    error: dict[str, Any] = {"type": error_type(status), "code": code, "message": message}
+    error: dict[str, Any] = {"type": error_type(status), "code": code, "message": clean_text(message)}
     if details:
-        error["details"] = details
+        error["details"] = _clean(details)
     return {"error": error}
 
 
@@ -86,11 +110,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
-            exc.status_code, "http_error"
-        )
+        code = HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    async def crashed(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette re-raises after this answer, so the server logs the traceback; the client learns only
+        # the exception's type (a message could hold paths or data).
+        return error_response(
+            500, "internal_error", f"the server failed ({type(exc).__name__}); the log has the details"
+        )
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, crashed)

@@ -1,9 +1,15 @@
 """The gate every HTTP request passes: request ids, bearer-token auth, per-client rate limits, a body
-size cap, and one structured log line per request.
+size cap, a deadline for the body, and one structured log line per request.
 
 It is plain ASGI middleware (not ``BaseHTTPMiddleware``) so streamed responses pass through untouched.
 The page, its static files, ``/health`` and the OpenAPI schema are public; everything else needs the
-token when one is set. Clients are told apart by their address (``scope["client"]``).
+token when one is set, whatever the method. The one exception is a CORS preflight when CORS is on:
+browsers send those without credentials. Preflights still count against the rate limit.
+
+Clients are told apart by their address (``scope["client"]``): the connection's peer, unless
+``forwarded_allow_ips`` names the proxy in front, whose ``X-Forwarded-For`` then counts (see
+:func:`recai.serve.app.create_app`). The body must arrive within ``body_timeout_s``, so a client that
+announces more bytes than it sends cannot hold a connection and a worker.
 """
 
 from __future__ import annotations
@@ -13,8 +19,10 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+import anyio
 from fastapi import HTTPException
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -59,11 +67,18 @@ class RateLimiter:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, settings: ServeSettings) -> None:
+    """The outermost layer of the app (inside the proxy-header one), so that every request, CORS
+    preflights included, is counted and logged. ``cors`` wraps the Guard's own refusals in the app's CORS
+    layer, so a page on an allowed origin can read them."""
+
+    def __init__(
+        self, app: ASGIApp, settings: ServeSettings, cors: Callable[[ASGIApp], ASGIApp] | None = None
+    ) -> None:
         self.app = app
         self.settings = settings
         self.limiter = RateLimiter(settings.rate_per_minute, settings.rate_burst)
         self._token = settings.token.encode() if settings.token else None
+        self._cors = cors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,9 +102,11 @@ class Guard:
         try:
             rejection = self._check(scope, headers, client, path)
             if rejection is not None:
+                if self._cors is not None and not self._preflight(scope, headers):
+                    rejection = self._cors(rejection)
                 await rejection(scope, receive, send_with_id)
             else:
-                await self.app(scope, self._capped(receive, headers), send_with_id)
+                await self.app(scope, self._capped(receive), send_with_id)
         finally:
             route = getattr(scope.get("route"), "path", None)  # the template: session ids stay out of logs
             fields: dict[str, Any] = {
@@ -103,9 +120,9 @@ class Guard:
             log.info("request", extra={"fields": fields})
 
     def _check(self, scope: Scope, headers: Headers, client: str, path: str) -> Any:
-        if is_public(path) or scope["method"] == "OPTIONS":
+        if is_public(path):
             return None
-        if self._token is not None:
+        if self._token is not None and not self._preflight(scope, headers):
             scheme, _, given = headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token):
                 return error_response(
@@ -128,21 +145,46 @@ class Guard:
             return error_response(413, "body_too_large", self._too_large())
         return None
 
+    def _preflight(self, scope: Scope, headers: Headers) -> bool:
+        """A CORS preflight, which the CORS layer inside answers (only when CORS is on)."""
+        return (
+            bool(self.settings.cors_origins)
+            and scope["method"] == "OPTIONS"
+            and "origin" in headers
+            and "access-control-request-method" in headers
+        )
+
     def _too_large(self) -> str:
         return f"the request body is larger than the limit of {self.settings.max_body_bytes} bytes"
 
-    def _capped(self, receive: Receive, headers: Headers) -> Receive:
-        """Count the body as it arrives (chunked bodies carry no Content-Length)."""
-        limit = self.settings.max_body_bytes
-        seen = 0
+    def _capped(self, receive: Receive) -> Receive:
+        """Count the body as it arrives (chunked bodies carry no Content-Length), and give the whole body
+        ``body_timeout_s``. Once the body is complete, ``receive`` only waits for the client to leave
+        (a streamed reply listens for that), which must not time out."""
+        limit, timeout_s = self.settings.max_body_bytes, self.settings.body_timeout_s
+        deadline = time.monotonic() + timeout_s
+        seen, complete = 0, False
 
         async def capped() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete:
+                return await receive()
+            try:
+                with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(  # FastAPI passes HTTPException on, to the JSON error handler
+                    408,
+                    f"the request body did not arrive within {timeout_s:g} s",
+                    headers={"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise HTTPException(413, self._too_large())  # FastAPI passes HTTPException on
+                    raise HTTPException(413, self._too_large())
+                complete = not message.get("more_body", False)
+            else:  # http.disconnect
+                complete = True
             return message
 
         return capped

@@ -7,6 +7,11 @@ agent's own prompts stay in charge, so system messages are ignored. The reply is
 followed by the recommended items as a numbered list under ``Recommended:``; when that message comes back
 in a later request, the list is read back (grounded to the catalog), so "the second one" still works.
 The request's ``user`` field, when set, names the long-term profile.
+
+Grounding a listed title is fuzzy matching over the catalog, so a request could ask for thousands of
+them: only the newest ``max_grounded_items`` listed lines are grounded (older lists are dropped, and a
+line longer than a title can be is skipped), and that work runs on a worker thread, never on the event
+loop that every other request shares.
 """
 
 from __future__ import annotations
@@ -20,43 +25,47 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from recai.agent.memory import Turn
 from recai.serve import sse
 from recai.serve.api import ERRORS
 from recai.serve.errors import ApiError, error_body
+from recai.serve.schemas import RequestBody
 from recai.serve.sessions import ServedSession
 from recai.serve.state import ServerState, client_of, server_state
 from recai.serve.turns import RunningTurn, turn_error
 
 ITEMS_HEADER = "Recommended:"
-_LISTED = re.compile(r"^\s*\d+\.\s+(.+?)\s*$")
+_LISTED = re.compile(r"\s*\d{1,3}\.\s+(\S.*)")
+MAX_LISTED_LINE = 300  # characters: longer than any title, so not one of our listed items
 
 State = Annotated[ServerState, Depends(server_state)]
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
 
 class ContentPart(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     type: str
     text: str | None = None
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     include_usage: bool = False
 
 
-class CompletionRequest(BaseModel):
-    """The fields the agent uses; sampling options (temperature, top_p, ...) are accepted and ignored."""
+class CompletionRequest(RequestBody):
+    """The fields the agent uses; sampling options (temperature, top_p, ...) are accepted and ignored.
+    The fields it uses are strict (``"stream": "yes"`` is a 422)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     model: str
     messages: list[ChatMessage] = Field(min_length=1, max_length=200)
     stream: bool = False
@@ -107,9 +116,10 @@ async def chat_completions(body: CompletionRequest, request: Request, state: Sta
     if not conversation or conversation[-1][0] != "user":
         raise ApiError(422, "invalid_request", "messages: the last message must be the user's")
     text = state.check_message(conversation[-1][1])
-    served = state.sessions.create(client_of(request), body.user)
+    # both read the disk or the catalog: off the event loop
+    served = await run_in_threadpool(state.sessions.create, client_of(request), body.user)
     try:
-        _restore_dialogue(state, served, conversation[:-1])
+        await run_in_threadpool(_restore_dialogue, state, served, conversation[:-1])
         turn = state.runner.start(served, text)
     except ApiError:
         state.sessions.discard(served.id)
@@ -208,30 +218,48 @@ def _listing(state: ServerState, items: list[Any]) -> str:
 
 
 def _restore_dialogue(state: ServerState, served: ServedSession, history: list[tuple[str, str]]) -> None:
-    """Earlier (user, assistant) pairs become the session's dialogue; listed items are grounded back."""
-    catalog = state.agent.dataset.catalog
+    """Earlier (user, assistant) pairs become the session's dialogue; listed items are grounded back, the
+    newest ``max_grounded_items`` of them (CPU work: call it on a worker thread)."""
+    pairs: list[tuple[str, str, str]] = []  # (user text, reply, the reply's listing)
     pending: str | None = None
     for role, text in history[-2 * state.settings.max_turns_kept :]:
         if role == "user":
             pending = text if pending is None else f"{pending}\n{text}"
             continue
         reply, _, listed = text.partition(f"\n\n{ITEMS_HEADER}\n")
-        ids = []
-        for line in listed.splitlines():
-            match = _LISTED.match(line)
-            grounding = catalog.ground(match.group(1)) if match else None
-            if grounding is not None and grounding.resolved:
-                ids.append(grounding.item_id)
-        ids = [i.item() if hasattr(i, "item") else i for i in ids]
-        served.session.dialogue.add(
-            Turn(
-                user=pending or "",
-                reply=reply.strip(),
-                items=[catalog.title_of(i) for i in ids],
-                item_ids=ids,
-            )
-        )
+        pairs.append((pending or "", reply.strip(), listed))
         pending = None
+    budget = state.settings.max_grounded_items
+    grounded: list[list[Any]] = []
+    for _, _, listed in reversed(pairs):  # the newest lists matter most ("the second one")
+        ids, tried = _ground_listing(state, listed, budget)
+        budget -= tried
+        grounded.append(ids)
+    catalog = state.agent.dataset.catalog
+    for (user, reply, _), ids in zip(pairs, reversed(grounded), strict=True):
+        served.session.dialogue.add(
+            Turn(user=user, reply=reply, items=[catalog.title_of(i) for i in ids], item_ids=ids)
+        )
+
+
+def _ground_listing(state: ServerState, listed: str, budget: int) -> tuple[list[Any], int]:
+    """Catalog ids of a listing's numbered lines (unknown titles are skipped), and how many lines were
+    tried: at most ``budget``, since grounding is fuzzy matching over the whole catalog."""
+    catalog = state.agent.dataset.catalog
+    ids: list[Any] = []
+    tried = 0
+    for line in listed.splitlines():
+        if tried >= budget:
+            break
+        match = _LISTED.fullmatch(line) if len(line) <= MAX_LISTED_LINE else None
+        if match is None:
+            continue
+        tried += 1
+        grounding = catalog.ground(match.group(1).strip())
+        if grounding.resolved:
+            item = grounding.item_id
+            ids.append(item.item() if hasattr(item, "item") else item)
+    return ids, tried
 
 
 def _usage(trace: dict[str, Any]) -> dict[str, int]:

@@ -1,19 +1,58 @@
 """Request and response bodies of the agent's own API (the OpenAI-compatible ones live with their
-router). Length limits that depend on settings are checked in the handlers, so the message names them."""
+router). Length limits that depend on settings are checked in the handlers, so the message names them.
+
+Request bodies are strict: a JSON ``true`` is not the id 1 and ``"yes"`` is not a boolean, so a client's
+mistake is a 422 rather than a guess. Their text must be valid Unicode: JSON can spell a lone surrogate
+(``"\\ud800"``), which no reply, log line or file name can encode.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recai.serve.cards import ItemCard
 
 UserId = Field(default=None, min_length=1, max_length=128, description="Long-term profile owner.")
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def surrogate_at(value: Any) -> str | None:
+    """Where in a parsed JSON value a string (or a key) holds a lone surrogate (``messages.2.content``;
+    ``""`` for the whole value), or None. A loop, not recursion: a body may nest deeply."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                stack.append((where, key))
+                stack.append((f"{where}.{key}".lstrip("."), inner))
+        elif isinstance(item, list):
+            stack.extend((f"{where}.{n}".lstrip("."), inner) for n, inner in enumerate(item))
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+    return None
+
+
+class RequestBody(BaseModel):
+    """A JSON request body: strict types, and no lone surrogates anywhere in it."""
+
+    model_config = ConfigDict(strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        where = surrogate_at(data)
+        if where is not None:
+            raise ValueError(f"{where or 'the body'} holds a lone surrogate; send valid Unicode text")
+        return data
+
+
+class Strict(RequestBody):
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CreateSession(Strict):

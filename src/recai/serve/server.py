@@ -38,6 +38,7 @@ def run(agent: Agent, settings: ServeSettings, *, host: str = "127.0.0.1", port:
                 "model": agent.llm.name,
                 "auth": settings.token is not None,
                 "workers": settings.workers,
+                "trusted_proxies": settings.forwarded_allow_ips,
             }
         },
     )
@@ -48,4 +49,8 @@ def run(agent: Agent, settings: ServeSettings, *, host: str = "127.0.0.1", port:
         log_config=None,  # our JSON handler (configure_logging) formats uvicorn's lines too
         access_log=False,  # the Guard logs every request with its id and latency
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) or None,
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 (or $FORWARDED_ALLOW_IPS), so any local
+        # client could pick its own address and dodge the per-client limits; the app believes only
+        # settings.forwarded_allow_ips (empty by default).
+        proxy_headers=False,
     )

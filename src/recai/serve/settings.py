@@ -28,4 +28,18 @@ class ServeSettings(BaseModel):
     keepalive_s: float = Field(default=15.0, gt=0, description="SSE comment sent while a turn is silent.")
     shutdown_grace_s: float = Field(default=30.0, ge=0, description="Time running turns get to finish.")
     max_k: int = Field(default=50, ge=1, description="Most items /recommend and /items/search return.")
+    body_timeout_s: float = Field(
+        default=10.0, gt=0, description="Time a client has to send the whole request body (then 408)."
+    )
+    max_grounded_items: int = Field(
+        default=50,
+        ge=0,
+        description="Listed items of earlier replies that /v1/chat/completions grounds back to the catalog, "
+        "newest first; older lists are dropped.",
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        description="Proxy addresses (or networks, or '*') whose X-Forwarded-For and X-Forwarded-Proto are "
+        "believed; empty: none, so the client is the connection's peer address.",
+    )
     model_name: str = Field(default="recai-agent", description="The agent's name on /v1/models.")
