@@ -42,8 +42,11 @@ def test_unknown_items_and_empty_values_are_reported(catalog: Catalog) -> None:
     bad.loc[0, "timestamp"] = "yesterday"
     with pytest.raises(DataError, match="timestamp 'yesterday' is not a number"):
         Interactions(bad, catalog.ids)
-    with pytest.raises(DataError, match=r"need columns \['timestamp'\]"):
-        Interactions(pd.DataFrame({"user_id": [1], "item_id": [10]}), catalog.ids)
+    with pytest.raises(DataError, match=r"need columns \['item_id'\]"):
+        Interactions(pd.DataFrame({"user_id": [1], "timestamp": [10]}), catalog.ids)
+    untimed = Interactions(pd.DataFrame({"user_id": [1, 1], "item_id": [10, 11]}), catalog.ids)
+    assert not untimed.has_timestamps and untimed.timestamps.tolist() == [0, 1]
+    assert "timestamp" not in untimed.stored_frame()
 
 
 def test_datetime_timestamps_become_epoch_seconds(catalog: Catalog) -> None:

@@ -1,8 +1,16 @@
-"""The interaction log: who interacted with what, when, and how much they liked it.
+"""The interaction log: who interacted with what, when, how much they liked it, and how strongly.
 
 Sequences are always time-ordered with ties broken by the original row order (the order the publisher
 wrote the file in), because on MovieLens hundreds of users share timestamps and the tie rule decides the
 held-out item.
+
+Not every log has times (Last.fm's user-artist listen counts do not): such a log is *untimed*. Its
+events keep the file's order, ``timestamp`` holds that order (0, 1, 2, ...) so that every sequence
+operation still works, and :attr:`Interactions.has_timestamps` is False so that nothing presents those
+positions as dates (``describe``, temporal splits and time-decayed popularity refuse or say so).
+
+An optional ``weight`` (listen counts, hours played, purchase counts) is weighted implicit feedback:
+models can use it as confidence (``to_csr(values="weight")``) and ``filter_weight`` cuts weak events.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import scipy.sparse as sp
 
 from recai.data.errors import DataError
 
-USER, ITEM, TIMESTAMP, RATING = "user_id", "item_id", "timestamp", "rating"
+USER, ITEM, TIMESTAMP, RATING, WEIGHT = "user_id", "item_id", "timestamp", "rating", "weight"
 _ROW = "_row"
 
 
@@ -53,11 +61,14 @@ def _epoch_seconds(df: pd.DataFrame, source: str | None) -> pd.Series:
 
 
 class Interactions:
-    """A time-ordered log of (user, item, timestamp[, rating]) events over a fixed item vocabulary.
+    """A time-ordered log of (user, item, timestamp[, rating][, weight]) events over a fixed item vocabulary.
 
     ``item_ids`` is the item vocabulary (normally the catalog's ids in row order), so that item codes
     agree with catalog positions across every split and model. Users get dense codes in order of first
     appearance in the sorted log.
+
+    A frame without a ``timestamp`` column is an untimed log (see the module docstring); ``timed=False``
+    marks a log whose ``timestamp`` column already holds file positions.
     """
 
     def __init__(
@@ -66,14 +77,19 @@ class Interactions:
         item_ids: pd.Index | Iterable[Any] | None = None,
         *,
         source: str | None = None,
+        timed: bool | None = None,
     ) -> None:
-        missing = [c for c in (USER, ITEM, TIMESTAMP) if c not in frame]
+        missing = [c for c in (USER, ITEM) if c not in frame]
         if missing:
             raise DataError(f"interactions need columns {missing}; got {list(frame.columns)}", path=source)
-        cols = [USER, ITEM, TIMESTAMP] + ([RATING] if RATING in frame else [])
-        df = frame[cols + ([_ROW] if _ROW in frame else [])].copy()
+        self._timed = TIMESTAMP in frame if timed is None else bool(timed)
+        optional = [c for c in (RATING, WEIGHT) if c in frame]
+        present = [USER, ITEM] + ([TIMESTAMP] if TIMESTAMP in frame else []) + optional
+        df = frame[present + ([_ROW] if _ROW in frame else [])].copy()
         if _ROW not in df:
             df[_ROW] = np.arange(len(df), dtype=np.int64)
+        if TIMESTAMP not in df:
+            df.insert(2, TIMESTAMP, df[_ROW].to_numpy(dtype=np.int64))
         for col in (USER, ITEM, TIMESTAMP):
             if df[col].isna().any():
                 row = int(np.flatnonzero(df[col].isna().to_numpy())[0])
@@ -81,6 +97,8 @@ class Interactions:
         df[TIMESTAMP] = _epoch_seconds(df, source)
         if RATING in df:
             df[RATING] = pd.to_numeric(df[RATING], errors="coerce").astype(np.float32)
+        if WEIGHT in df:
+            df[WEIGHT] = pd.to_numeric(df[WEIGHT], errors="coerce").astype(np.float32)
         df = df.sort_values([USER, TIMESTAMP, _ROW], kind="stable").reset_index(drop=True)
         self._frame = df
         self.item_ids = pd.Index(item_ids) if item_ids is not None else pd.Index(pd.unique(df[ITEM]))
@@ -123,6 +141,22 @@ class Interactions:
     @property
     def has_ratings(self) -> bool:
         return RATING in self._frame
+
+    @property
+    def has_weights(self) -> bool:
+        """Whether events carry a strength (counts, hours) usable as confidence."""
+        return WEIGHT in self._frame
+
+    @property
+    def has_timestamps(self) -> bool:
+        """False for an untimed log, whose ``timestamp`` values are file positions, not times."""
+        return self._timed
+
+    def stored_frame(self) -> pd.DataFrame:
+        """The log as it is saved: no internal row numbers, and no invented timestamps for an untimed
+        log (so it loads back untimed)."""
+        drop = [_ROW] + ([] if self._timed else [TIMESTAMP])
+        return self._frame.drop(columns=drop)
 
     @property
     def item_codes(self) -> np.ndarray:
@@ -170,8 +204,16 @@ class Interactions:
         return np.bincount(self._item_codes, minlength=self.n_items)
 
     def to_csr(self, *, values: str = "binary") -> sp.csr_matrix:
-        """User x item matrix; ``values`` is 'binary', 'count' or 'rating' (the last rating wins)."""
+        """User x item matrix; ``values`` is 'binary', 'count', 'rating' (the last rating wins) or
+        'weight' (weights of repeated events add up, like listen counts)."""
         n = len(self)
+        if values == "weight":
+            if not self.has_weights:
+                raise ValueError("these interactions carry no weights")
+            w = self._frame[WEIGHT].fillna(0.0).to_numpy(np.float32)
+            m = sp.csr_matrix((w, (self._user_codes, self._item_codes)), shape=(self.n_users, self.n_items))
+            m.sum_duplicates()
+            return m
         if values == "rating":
             if not self.has_ratings:
                 raise ValueError("these interactions carry no ratings")
@@ -188,7 +230,7 @@ class Interactions:
         if values == "binary":
             m.data[:] = 1.0
         elif values != "count":
-            raise ValueError("values must be 'binary', 'count' or 'rating'")
+            raise ValueError("values must be 'binary', 'count', 'rating' or 'weight'")
         return m
 
     def describe(self) -> dict[str, Any]:
@@ -203,7 +245,9 @@ class Interactions:
             "user_length": _summary(lengths),
             "item_count": _summary(counts[counts > 0]),
         }
-        if len(ts):
+        if not self._timed:
+            out["time_range"] = "no timestamps (events keep the file's order)"
+        elif len(ts):
             out["time_range"] = [
                 pd.Timestamp(int(ts.min()), unit="s").isoformat(),
                 pd.Timestamp(int(ts.max()), unit="s").isoformat(),
@@ -212,21 +256,35 @@ class Interactions:
             out["rating_counts"] = {
                 str(k): int(v) for k, v in self._frame[RATING].value_counts().sort_index().items()
             }
+        if self.has_weights:
+            w = self._frame[WEIGHT].dropna().to_numpy(np.float64)
+            out["weight"] = _float_summary(w)
         return out
 
     # ------------------------------------------------------------- transforms
     def _subset(self, mask: np.ndarray) -> Interactions:
-        return Interactions(self._frame[mask], self.item_ids)
+        return Interactions(self._frame[mask], self.item_ids, timed=self._timed)
+
+    def from_frame(self, frame: pd.DataFrame) -> Interactions:
+        """Rows of this log's frame (a filtered copy) as a log over the same vocabulary, timed or not
+        like this one; splits build their parts this way."""
+        return Interactions(frame, self.item_ids, timed=self._timed)
 
     def with_items(self, item_ids: pd.Index) -> Interactions:
         """The same log over another item vocabulary (must contain every item used)."""
-        return Interactions(self._frame, item_ids)
+        return Interactions(self._frame, item_ids, timed=self._timed)
 
     def filter_rating(self, min_rating: float) -> Interactions:
         """Keep events rated at least ``min_rating`` (implicit feedback from explicit ratings)."""
         if not self.has_ratings:
             raise ValueError("cannot filter by rating: these interactions carry no ratings")
         return self._subset((self._frame[RATING] >= min_rating).to_numpy())
+
+    def filter_weight(self, min_weight: float) -> Interactions:
+        """Keep events whose weight is at least ``min_weight`` (drop one-off plays, short sessions)."""
+        if not self.has_weights:
+            raise ValueError("cannot filter by weight: these interactions carry no weights")
+        return self._subset((self._frame[WEIGHT] >= min_weight).to_numpy())
 
     def deduplicate(self, keep: str = "last") -> Interactions:
         """One event per (user, item), keeping the first or last by time."""
@@ -254,13 +312,30 @@ class Interactions:
 
     def before(self, timestamp: int) -> Interactions:
         """Events strictly before ``timestamp``."""
+        if not self._timed:
+            raise ValueError("this log has no timestamps: there is no 'before' a time")
         return self._subset((self._frame[TIMESTAMP] < timestamp).to_numpy())
 
     def concat(self, other: Interactions) -> Interactions:
         """Union of two logs over the same vocabulary (original row order kept for tie-breaking)."""
         if not self.item_ids.equals(other.item_ids):
             raise ValueError("cannot concatenate interactions over different item vocabularies")
-        return Interactions(pd.concat([self._frame, other._frame], ignore_index=True), self.item_ids)
+        if self._timed != other._timed:
+            raise ValueError("cannot concatenate a timed log with an untimed one")
+        return Interactions(
+            pd.concat([self._frame, other._frame], ignore_index=True), self.item_ids, timed=self._timed
+        )
+
+
+def _float_summary(values: np.ndarray) -> dict[str, float]:
+    if len(values) == 0:
+        return {"min": 0.0, "median": 0.0, "mean": 0.0, "max": 0.0}
+    return {
+        "min": float(values.min()),
+        "median": float(np.median(values)),
+        "mean": round(float(values.mean()), 3),
+        "max": float(values.max()),
+    }
 
 
 def _summary(values: np.ndarray) -> dict[str, float]:

@@ -33,6 +33,8 @@ class Popularity(Recommender):
         items = interactions.item_codes[first]
         weights = np.ones(len(items))
         if self.half_life_days is not None and len(items):
+            if not interactions.has_timestamps:
+                raise ValueError("half_life_days needs timestamps, and this log has none")
             ts = interactions.timestamps[first].astype(np.float64)
             age_days = (ts.max() - ts) / DAY
             weights = 0.5 ** (age_days / self.half_life_days)

@@ -209,6 +209,7 @@ def load_sequence_file(path: str | Path, *, name: str | None = None) -> Dataset:
     return Dataset(
         name=name or path.stem,
         catalog=catalog,
-        interactions=Interactions(frame, catalog.ids, source=str(path)),
-        meta={"source": str(path), "format": "sequence-lines", "note": "timestamps are positions"},
+        # positions keep each user's order but are not times: an untimed log, so nothing shows them as dates
+        interactions=Interactions(frame, catalog.ids, source=str(path), timed=False),
+        meta={"source": str(path), "format": "sequence-lines", "note": "no timestamps: events in line order"},
     )
