@@ -6,7 +6,9 @@ co-occurrence is C = X^T X; ``similarity='cosine'`` divides by sqrt(n_i * n_j) (
 neighbours less), ``'count'`` keeps raw co-occurrence. Each item keeps its ``neighbours`` most similar
 items, and a candidate j is scored by summing its similarity to the history items that are among j's
 ``neighbours`` (the classic item-KNN rule, as in RecBole); recent history items can be up-weighted
-with ``recency_decay``.
+with ``recency_decay``. With ``weighting="weight"`` or ``"log"`` X holds the events' weights (listen
+counts, hours; log(1 + w) for "log") instead of ones, and the norms in the denominators are the
+columns' Euclidean norms, so two items are close when the same users engage with both strongly.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import scipy.sparse as sp
 
 from recai.data.interactions import Interactions
 from recai.rec.base import Recommender
+from recai.rec.weighting import WEIGHTINGS, weighted_matrix
 
 
 class ItemKNN(Recommender):
@@ -30,8 +33,12 @@ class ItemKNN(Recommender):
         shrink: float = 0.0,
         alpha: float = 0.5,
         recency_decay: float = 0.0,
+        weighting: str = "binary",
     ) -> None:
         super().__init__()
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, not {weighting!r}")
+        self.weighting = weighting
         if similarity not in ("cosine", "asymmetric", "count"):
             raise ValueError("similarity must be 'cosine', 'asymmetric' or 'count'")
         if neighbours < 1:
@@ -44,11 +51,12 @@ class ItemKNN(Recommender):
         self.similarity_: sp.csr_matrix | None = None
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
-        x = interactions.to_csr(values="binary").astype(np.float32)
+        x = weighted_matrix(interactions, self.weighting)
         co = (x.T @ x).tocsr()
         co.setdiag(0)
         co.eliminate_zeros()
-        counts = np.asarray(x.sum(axis=0)).ravel()
+        # squared column norms: the item's user count for binary X
+        counts = np.asarray(x.multiply(x).sum(axis=0)).ravel()
         co = co.tocoo()
         if self.similarity == "cosine":
             denom = np.sqrt(counts[co.row] * counts[co.col]) + self.shrink

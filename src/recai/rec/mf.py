@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from recai.data.interactions import Interactions
 from recai.rec.base import Recommender
+from recai.rec.weighting import WEIGHTINGS, weighted_matrix
 
 
 class _MF(Recommender):
@@ -58,10 +59,14 @@ class _MF(Recommender):
             warnings.filterwarnings("ignore", "OpenBLAS is configured to use", RuntimeWarning)
             self._train(interactions, valid)
 
+    def _matrix(self, interactions: Interactions) -> Any:
+        """The user x item matrix the model trains on (binary; ALS may weight it)."""
+        return interactions.to_csr(values="binary").astype(np.float32)
+
     def _train(self, interactions: Interactions, valid: Interactions | None) -> None:
         from recai.evaluate.recommender import quick_ndcg
 
-        matrix = interactions.to_csr(values="binary").astype(np.float32)
+        matrix = self._matrix(interactions)
         model = self._model()
         self.user_ids_ = list(interactions.user_ids)
         self._positions = {u: i for i, u in enumerate(self.user_ids_)}
@@ -136,7 +141,13 @@ class _MF(Recommender):
 
 
 class ALS(_MF):
-    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008); observed items get confidence ``alpha``."""
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008); observed items get confidence ``alpha``.
+
+    ``weighting`` uses the log's event weights (listen counts, hours) as confidence, as the paper
+    intends: ``"binary"`` ignores them, ``"weight"`` gives confidence ``alpha * w`` and ``"log"``
+    ``alpha * log(1 + w)``, which tames heavy-tailed counts. A new user's history (no weights) is folded
+    in at the median confidence of the training events.
+    """
 
     name = "als"
 
@@ -150,9 +161,26 @@ class ALS(_MF):
         patience: int = 3,
         seed: int = 0,
         progress: bool = False,
+        weighting: str = "binary",
     ) -> None:
         super().__init__(factors, regularization, iterations, eval_every, patience, seed, progress)
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, not {weighting!r}")
         self.alpha = alpha
+        self.weighting = weighting
+        self.fold_in_value_ = 1.0
+
+    def _matrix(self, interactions: Interactions) -> Any:
+        matrix = weighted_matrix(interactions, self.weighting)
+        self.fold_in_value_ = float(np.median(matrix.data)) if matrix.nnz else 1.0
+        return matrix
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {**super()._state(), "fold_in_value": np.asarray(self.fold_in_value_)}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        super()._set_state(state)
+        self.fold_in_value_ = float(state["fold_in_value"]) if "fold_in_value" in state else 1.0
 
     def _model(self) -> Any:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -176,8 +204,9 @@ class ALS(_MF):
         if len(items) == 0:
             return np.zeros(y.shape[1], dtype=np.float32)
         yi = y[items]
-        a = gram + (self.alpha - 1.0) * yi.T @ yi
-        b = self.alpha * yi.sum(axis=0)
+        confidence = self.alpha * self.fold_in_value_
+        a = gram + (confidence - 1.0) * yi.T @ yi
+        b = confidence * yi.sum(axis=0)
         return np.linalg.solve(a, b).astype(np.float32)
 
 
