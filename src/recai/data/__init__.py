@@ -9,7 +9,7 @@ from recai.data.catalog import Catalog, SqlError, SqlResult
 from recai.data.dataset import Dataset, is_dataset_folder
 from recai.data.errors import DataError, UnknownDatasetError
 from recai.data.grounding import Grounding, Match, TitleMatcher
-from recai.data.home import data_home, datasets_dir
+from recai.data.home import check_dataset_name, data_home, datasets_dir, is_dataset_name, saved_dataset_dir
 from recai.data.interactions import Interactions
 from recai.data.schema import CatalogSchema, ColumnRole, ColumnSpec
 from recai.data.splits import Split, leave_one_out, temporal_split
@@ -32,11 +32,13 @@ __all__ = [
     "SqlResult",
     "TitleMatcher",
     "UnknownDatasetError",
+    "check_dataset_name",
     "data_home",
     "leave_one_out",
     "list_datasets",
     "load",
     "portable_spec",
+    "saved_dataset_dir",
     "temporal_split",
 ]
 
@@ -70,7 +72,7 @@ def load(name_or_path: str | Path) -> Dataset:
 
 def _saved_name(text: str) -> bool:
     """Whether ``text`` names a dataset saved under ``$RECAI_HOME/datasets`` (a name, never a path)."""
-    return "/" not in text and is_dataset_folder(datasets_dir() / text)
+    return is_dataset_name(text) and is_dataset_folder(datasets_dir() / text)
 
 
 def portable_spec(name_or_path: str | Path) -> str:

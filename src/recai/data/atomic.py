@@ -1,17 +1,28 @@
 """Write files and folders so that a crash never leaves a half-written result behind.
 
 Everything is first written under a temporary name next to the target, then renamed into place, which
-is atomic on POSIX file systems when source and target share a directory.
+is atomic on POSIX file systems when source and target share a directory. Temporary names are
+``.NAME.tmp-PID-RANDOM`` (and ``.NAME.old-PID`` for the folder being replaced), so that what a crashed
+process left behind can be recognised and removed later by :func:`remove_stale_temporaries`, without
+touching anything that is not recai's own or that a live process is still writing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+#: recai's own temporary names: ``.NAME.tmp-PID-RANDOM``, ``.NAME.old-PID``, and the pid-less
+#: ``.NAME.tmp-RANDOM`` that versions before 0.1.1 wrote (recognised by age only).
+_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.(?:tmp-(?:(?P<pid>\d+)-)?[A-Za-z0-9_]{6,}|old-(?P<old>\d+))$")
+#: A pid-less temporary this old cannot belong to a write in progress.
+LEGACY_STALE_AFTER_S = 3600.0
 
 
 def _umask() -> int:
@@ -27,7 +38,7 @@ def atomic_directory(target: str | Path, *, overwrite: bool = False) -> Iterator
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists (pass overwrite=True to replace it)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; the result should look like any new folder
     try:
         yield tmp
@@ -59,7 +70,7 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -75,3 +86,46 @@ def write_text_atomic(target: str | Path, text: str) -> None:
     """Write ``text`` to ``target`` atomically."""
     with atomic_file(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path, *, now: float | None = None) -> list[Path]:
+    """Delete what interrupted atomic writes left in ``folder``: recai's own temporary names whose
+    writer process is gone (or, for pid-less legacy names, that are over an hour old). Returns what was
+    removed. Anything else in the folder, and temporaries of live processes, are left alone."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    for entry in folder.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match is None or entry.is_symlink():
+            continue
+        pid = match.group("pid") or match.group("old")
+        if pid is not None:
+            stale = not _alive(int(pid))
+        else:
+            try:
+                stale = now - entry.stat().st_mtime > LEGACY_STALE_AFTER_S
+            except FileNotFoundError:
+                continue
+        if not stale:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed

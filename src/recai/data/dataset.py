@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recai.data.atomic import atomic_directory
+from recai.data.atomic import atomic_directory, remove_stale_temporaries
 from recai.data.catalog import Catalog
 from recai.data.errors import DataError
 from recai.data.interactions import Interactions
@@ -60,13 +60,40 @@ class Dataset:
             self.interactions.filter_rating(min_rating), note=f"rating>={min_rating:g}"
         )
 
+    def min_weight(self, min_weight: float) -> Dataset:
+        """Keep interactions whose weight (listen count, hours) is at least ``min_weight``."""
+        return self.with_interactions(
+            self.interactions.filter_weight(min_weight), note=f"weight>={min_weight:g}"
+        )
+
+    @property
+    def noun(self) -> str | None:
+        """What the items of this catalog are called (films, artists, books), when known."""
+        return self.catalog.schema.noun
+
+    def item_noun(self) -> str:
+        """The noun for prompts and replies: the schema's, else one the dataset's name implies (a
+        folder saved before nouns were recorded), else "items"."""
+        if self.noun:
+            return self.noun
+        from recai.data.loaders.tabular import infer_noun
+
+        return infer_noun(self.name, str(self.meta.get("format", ""))) or "items"
+
     def k_core(self, k: int = 5) -> Dataset:
         """Iterative k-core over users and items."""
         return self.with_interactions(self.interactions.k_core(k), note=f"{k}-core")
 
     def split(self, protocol: str = "leave_one_out", **kwargs: Any) -> Split:
-        """Split the interactions: ``leave_one_out`` (alias ``loo``) or ``temporal``."""
+        """Split the interactions: ``leave_one_out`` (alias ``loo``) or ``temporal``.
+
+        On a log without timestamps, leave-one-out follows the event order recorded on import
+        (``meta["event_order"]``: ``file``, or ``random`` when the file order carries no information);
+        ``order=`` overrides it.
+        """
         if protocol in ("leave_one_out", "loo"):
+            if "order" not in kwargs and not self.interactions.has_timestamps:
+                kwargs["order"] = "random" if self.meta.get("event_order") == "random" else "time"
             return leave_one_out(self.interactions, **kwargs)
         if protocol == "temporal":
             return temporal_split(self.interactions, **kwargs)
@@ -86,13 +113,31 @@ class Dataset:
         }
 
     # ------------------------------------------------------------------- I/O
-    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the dataset folder atomically and return its path."""
+    def save(
+        self, path: str | Path, *, overwrite: bool = False, extra_files: dict[str, str] | None = None
+    ) -> Path:
+        """Write the dataset folder atomically and return its path.
+
+        ``overwrite`` replaces only a recai dataset folder (or an empty one): a typo in a path must
+        never delete anything else. ``extra_files`` (name -> text) are written inside the folder, e.g.
+        the import spec that made it. What an earlier interrupted save left beside the folder is
+        removed first.
+        """
         path = Path(path)
+        if path.exists() and overwrite and not (is_dataset_folder(path) or _empty_dir(path)):
+            raise FileExistsError(
+                f"{path} exists and is not a recai dataset folder: refusing to replace it "
+                "(choose another name or --out)"
+            )
+        remove_stale_temporaries(path.parent)
+        for name in extra_files or {}:
+            if name in _FILES or "/" in name or name.startswith("."):
+                raise ValueError(f"extra file name {name!r} is reserved or not a plain file name")
         with atomic_directory(path, overwrite=overwrite) as tmp:
             self.catalog.items.to_parquet(tmp / "items.parquet", index=False)
-            frame = self.interactions.frame.drop(columns=["_row"])
-            frame.to_parquet(tmp / "interactions.parquet", index=False)
+            self.interactions.stored_frame().to_parquet(tmp / "interactions.parquet", index=False)
+            for name, text in (extra_files or {}).items():
+                (tmp / name).write_text(text, encoding="utf-8")
             if self.users is not None:
                 self.users.to_parquet(tmp / "users.parquet", index=False)
             self.catalog.schema.save(tmp / "schema.yaml")
@@ -165,3 +210,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
 
 def is_dataset_folder(path: Path) -> bool:
     return path.is_dir() and all((path / f).exists() for f in _FILES)
+
+
+def _empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())

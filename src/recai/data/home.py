@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from recai.data.errors import DataError
+
+#: A saved dataset's name is one plain path component: letters, digits, '.', '_' and '-', starting
+#: with a letter or digit (so never '.', '..', a hidden name, an absolute path or a nested path).
+_DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def data_home() -> Path:
@@ -21,3 +28,28 @@ def datasets_dir() -> Path:
 
 def downloads_dir() -> Path:
     return data_home() / "downloads"
+
+
+def check_dataset_name(name: str, *, field: str = "name") -> str:
+    """``name`` if it is a valid saved-dataset name; else a DataError saying what is allowed.
+
+    Names are joined to the datasets folder, so anything path-like would read, write or (with
+    ``--overwrite``) delete outside it.
+    """
+    if not isinstance(name, str) or not _DATASET_NAME.match(name) or ".." in name:
+        raise DataError(
+            f"invalid dataset name {name!r}: use 1-100 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit (a name, not a path; give --out for another folder)",
+            field=field,
+        )
+    return name
+
+
+def is_dataset_name(text: str) -> bool:
+    """Whether ``text`` could name a saved dataset (it is a plain name, not a path)."""
+    return bool(_DATASET_NAME.match(text)) and ".." not in text
+
+
+def saved_dataset_dir(name: str) -> Path:
+    """The folder of saved dataset ``name``, refusing names that would point anywhere else."""
+    return datasets_dir() / check_dataset_name(name)
