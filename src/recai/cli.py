@@ -138,40 +138,64 @@ def data_describe(
 
 @data_app.command("import")
 def data_import(
-    items: Annotated[Path | None, typer.Option(help="Item table (CSV, TSV, Parquet, JSON lines).")] = None,
-    interactions: Annotated[
-        Path | None, typer.Option(help="Interaction log (CSV, TSV, Parquet, JSON lines).")
+    items: Annotated[
+        Path | None, typer.Option(help="Item table (CSV, TSV, any delimiter, Parquet, JSON lines; .gz/.zip).")
     ] = None,
+    interactions: Annotated[Path | None, typer.Option(help="Interaction log (same formats).")] = None,
     schema: Annotated[
-        Path | None, typer.Option(help="YAML spec with column roles and the log's columns.")
+        Path | None,
+        typer.Option(
+            help="YAML import spec (reading options, column roles, the log's columns, side tables)."
+        ),
     ] = None,
     name: Annotated[
-        str | None, typer.Option(help="Dataset name (default: from the spec or the items file).")
+        str | None, typer.Option(help="Dataset name (default: from the spec, else the files' folder).")
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Folder to write (default: $RECAI_HOME/datasets/NAME).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset folder.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Read and check the files and print the spec; save nothing.")
+    ] = False,
 ) -> None:
-    """Import your own catalog and interaction log as a recai dataset."""
-    from recai.data.home import datasets_dir
+    """Import your own catalog and interaction log as a recai dataset.
+
+    Without --schema everything is inferred (delimiter, header, column roles, the log's user, item, time,
+    rating and weight columns). The spec as resolved is printed and saved as import.yaml in the dataset
+    folder: edit it and import again with --schema.
+    """
+    from recai.data.home import saved_dataset_dir
     from recai.data.loaders.tabular import import_tabular
 
     try:
         with console.status("importing ..."):
-            ds, inferred = import_tabular(schema, items_path=items, interactions_path=interactions, name=name)
-        target = out or datasets_dir() / ds.name
-        ds.save(target, overwrite=overwrite)
+            result = import_tabular(schema, items_path=items, interactions_path=interactions, name=name)
+        ds = result.dataset
+        target = out if out is not None else saved_dataset_dir(ds.name)
+        spec_text = (
+            "# The import spec as resolved by `recai data import` (sniffed and inferred values filled in).\n"
+            f"# Edit it and run: recai data import --schema {target / 'import.yaml'} --overwrite\n"
+            + result.spec_yaml()
+        )
+        if not dry_run:
+            ds.save(target, overwrite=overwrite, extra_files={"import.yaml": spec_text})
     except (DataError, FileExistsError) as exc:
         raise _fail(exc) from None
-    if inferred is not None:
-        table = Table("column", "role", "why", title="inferred column roles (edit schema.yaml to correct)")
-        for row in inferred:
+    for note in result.notes:
+        console.print(f"[dim]note:[/] {escape(note)}")
+    if result.inferred_roles is not None:
+        table = Table("column", "role", "why", title="inferred column roles (edit the spec to correct)")
+        for row in result.inferred_roles:
             table.add_row(*(escape(cell) for cell in row))
         console.print(table)
-    console.print(
-        f"saved [bold]{ds.name}[/] ({len(ds.catalog)} items, {len(ds.interactions)} interactions) to {target}"
-    )
+    console.print("[bold]import spec[/] (as resolved):")
+    console.print(escape(result.spec_yaml()), highlight=False)
+    summary = f"{ds.name} ({len(ds.catalog)} items, {len(ds.interactions)} interactions)"
+    if dry_run:
+        console.print(f"checked {escape(summary)}; nothing saved (--dry-run)")
+    else:
+        console.print(f"saved [bold]{escape(summary)}[/] to {escape(str(target))} (spec: import.yaml)")
 
 
 @data_app.command("download")

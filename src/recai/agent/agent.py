@@ -154,7 +154,7 @@ class Agent:
         elif planner is not None:
             kwargs["planner_llm"] = planner
         tools = kwargs.pop("tools", None) or default_tools()
-        item_noun = kwargs.pop("item_noun", None) or ("films" if dataset.name == "demo" else "items")
+        item_noun = kwargs.pop("item_noun", None) or dataset.item_noun()
         agent = cls(dataset, chat, tools=tools, item_noun=item_noun, **kwargs)
         agent.planner.demonstrations = Demonstrations.load(
             schema=plan_schema(tools), mode="dynamic", encoder=agent.ctx.encoder

@@ -75,9 +75,15 @@ class CatalogSchema(BaseModel):
         default=None,
         description="Columns rendered into item text, in order (default: every column but id and ignored).",
     )
+    noun: str | None = Field(
+        default=None,
+        description="What the items are called, plural (films, artists, books): prompts and replies use it.",
+    )
 
     @model_validator(mode="after")
     def _check_roles(self) -> CatalogSchema:
+        if self.noun is not None and not _NOUN.match(self.noun):
+            raise ValueError(f"noun {self.noun!r} must be a short plural word or two (letters, spaces, '-')")
         names = [c.name for c in self.columns]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -188,6 +194,8 @@ class CatalogSchema(BaseModel):
             out["columns"].append(entry)
         if self.text_columns is not None:
             out["text_columns"] = list(self.text_columns)
+        if self.noun is not None:
+            out["noun"] = self.noun
         return out
 
     def save(self, path: str | Path) -> None:
@@ -231,25 +239,37 @@ class CatalogSchema(BaseModel):
 
     # ------------------------------------------------------------- inference
     @classmethod
-    def infer(cls, frame: pd.DataFrame) -> tuple[CatalogSchema, list[tuple[str, str, str]]]:
+    def infer(
+        cls, frame: pd.DataFrame, *, forced: dict[str, ColumnRole] | None = None
+    ) -> tuple[CatalogSchema, list[tuple[str, str, str]]]:
         """Guess a role for each column; returns the schema and (column, role, reason) rows to show.
 
         The guesses are heuristics a user should read and correct, which is why the reasons come back.
+        ``forced`` gives roles the user already chose (the id and title columns, derived columns).
         """
+        forced = dict(forced or {})
         rows: list[tuple[str, str, str]] = []
         specs: list[ColumnSpec] = []
         n = max(len(frame), 1)
-        id_col = _guess_id(frame)
-        title_col = _guess_title(frame, exclude={id_col})
-        pop_col = _guess_popularity(frame, exclude={id_col, title_col})
+        id_col = next((c for c, r in forced.items() if r is ColumnRole.ID), None) or _guess_id(frame)
+        title_col = next((c for c, r in forced.items() if r is ColumnRole.TITLE), None) or _guess_title(
+            frame, exclude={id_col}
+        )
+        pop_col = _guess_popularity(frame, exclude={id_col, title_col, *forced})
         for name in frame.columns:
             s = frame[name]
-            role, sep, why = _guess_role(name, s, n, id_col, title_col, pop_col)
+            if name in forced and name not in (id_col, title_col):
+                role, sep, why = forced[name], None, "given in the spec"
+            else:
+                role, sep, why = _guess_role(name, s, n, id_col, title_col, pop_col)
+                if name in forced:
+                    why = "given in the spec"
             specs.append(ColumnSpec(name=name, role=role, separator=sep))
             rows.append((name, role.value, why))
         return cls(columns=specs), rows
 
 
+_NOUN = re.compile(r"^[A-Za-z][A-Za-z -]{0,39}$")
 _ID_NAMES = re.compile(r"^(item_?id|itemid|id|movie_?id|book_?id|product_?id|asin|sku)$", re.I)
 _EXACT_TITLE_NAMES = (
     "title",

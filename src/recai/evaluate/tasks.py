@@ -87,7 +87,7 @@ class DataOptions:
 
 
 def item_noun(dataset: Dataset) -> str:
-    return "films" if dataset.name == "demo" or "ml" in dataset.name.lower() else "items"
+    return dataset.item_noun()
 
 
 def response_cache_path() -> Path:

@@ -36,6 +36,8 @@ _PAST = {
     "songs": "listened to",
     "tracks": "listened to",
     "albums": "listened to",
+    "artists": "listened to",
+    "podcasts": "listened to",
     "games": "played",
 }
 

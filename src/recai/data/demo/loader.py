@@ -31,7 +31,8 @@ SCHEMA = CatalogSchema(
         ColumnSpec(name="language", role=ColumnRole.CATEGORICAL, description="original language"),
         ColumnSpec(name="country", role=ColumnRole.CATEGORICAL),
         ColumnSpec(name="synopsis", role=ColumnRole.TEXT),
-    ]
+    ],
+    noun="films",
 )
 
 

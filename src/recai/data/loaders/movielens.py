@@ -64,7 +64,7 @@ def _movie_schema(extra: list[ColumnSpec] | None = None) -> CatalogSchema:
         ColumnSpec(name="genres", role=ColumnRole.MULTI_CATEGORICAL),
         *(extra or []),
     ]
-    return CatalogSchema(columns=columns)
+    return CatalogSchema(columns=columns, noun="films")
 
 
 def _interactions(ratings: pd.DataFrame, catalog: Catalog, source: Path) -> Interactions:
