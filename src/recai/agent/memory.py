@@ -2,18 +2,19 @@
 
 The profile keeps liked, disliked and seen items and the user's standing constraints; ranking uses it
 (disliked, seen and liked items are excluded, liked ones condition the sequential model). It is persisted per
-user id as JSON, written atomically.
+user id as JSON, written atomically, under a file name no other id can map to (see :class:`ProfileStore`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recai.data.atomic import write_text_atomic
+from recai.data.atomic import remove_stale_temporaries, write_text_atomic
 
 
 def rough_tokens(text: str) -> int:
@@ -53,24 +54,85 @@ class Profile:
         return cls(**{k: list(data.get(k, [])) for k in ("liked", "disliked", "seen", "constraints")})
 
 
+class ProfileError(ValueError):
+    """A profile file that belongs to another user id (tampered with, or copied by hand)."""
+
+
 class ProfileStore:
-    """One JSON file per user id under ``root``."""
+    """One JSON file per user id under ``root``; the file holds the id, and a load checks it.
+
+    The file name must never let two ids share a file, whatever the id (slashes, NUL, 400 bytes of
+    emoji), so:
+
+    - a simple id (``[a-z0-9][a-z0-9_-]{0,63}``, not a Windows device name) is its own name:
+      ``alice.json``. Lower case only, so case-insensitive file systems cannot merge two ids;
+    - any other id is named by its SHA-256: ``@<64 hex digits>.json``. ``@`` never occurs in a simple
+      id, nor in a name the earlier scheme wrote, so the two kinds of names never meet.
+
+    Files written before the id was stored inside (the earlier scheme replaced every unsafe character
+    with ``_``, so ``carol/x`` and ``carol_x`` shared ``carol_x.json``) are read only by the id that is
+    exactly that file name, and only while the id has no file of its own; the next save writes the new
+    file. An id the earlier scheme rewrote starts with an empty profile rather than read another's.
+
+    ``load`` and ``save`` are the whole interface (a database-backed store needs nothing else). A store
+    removes the leftovers of interrupted atomic writes (``.NAME.json.tmp-*``) when it starts.
+    """
+
+    _SIMPLE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+    _DEVICES = frozenset(
+        {"con", "prn", "aux", "nul", *(f"com{n}" for n in range(10)), *(f"lpt{n}" for n in range(10))}
+    )
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self.remove_leftovers()
 
     def _path(self, user: str) -> Path:
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(user)) or "_"
-        return self.root / f"{safe}.json"
+        if self._SIMPLE.fullmatch(user) and user not in self._DEVICES:
+            return self.root / f"{user}.json"
+        digest = hashlib.sha256(user.encode("utf-8", "surrogatepass")).hexdigest()
+        return self.root / f"@{digest}.json"
+
+    def _legacy_path(self, user: str) -> Path | None:
+        """The earlier scheme's file, when that name can only have been this id's."""
+        if user and all(ch.isalnum() or ch in "-_." for ch in user) and len(user.encode()) <= 250:
+            return self.root / f"{user}.json"
+        return None
 
     def load(self, user: str) -> Profile:
-        path = self._path(user)
-        if not path.exists():
+        user = str(user)  # ids are text (a dataset's numeric user ids included)
+        path, legacy = self._path(user), self._legacy_path(user)
+        data = self._read(path)
+        if data is not None:
+            # no id inside: a file of the earlier scheme, which only this id's name can have written
+            if data.get("user", user if path == legacy else None) != user:
+                raise ProfileError(f"the profile file {path.name} belongs to another user id")
+            return Profile.from_dict(data)
+        data = self._read(legacy) if legacy is not None else None
+        if data is None or "user" in data:  # none, or (case-insensitive file system) another id's file
             return Profile()
-        return Profile.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return Profile.from_dict(data)
 
     def save(self, user: str, profile: Profile) -> None:
-        write_text_atomic(self._path(user), json.dumps(profile.to_dict(), indent=1, default=str))
+        user = str(user)
+        data = {"user": user, **profile.to_dict()}
+        write_text_atomic(self._path(user), json.dumps(data, indent=1, default=str))
+
+    def remove_leftovers(self) -> int:
+        """Delete what interrupted atomic writes left here (recai's own temporary names only, and only
+        those no live process is writing); how many went."""
+        return len(remove_stale_temporaries(self.root))
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any] | None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ProfileError(f"the profile file {path.name} does not hold a JSON object")
+        return data
 
 
 @dataclass
