@@ -36,13 +36,17 @@ def _import(spec: Path, *extra: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.mark.parametrize("name", ["/abs/path/victim", ".", "..", "../../x", "a/b", ".hidden", "", "x" * 101, "a\0b"])
+@pytest.mark.parametrize(
+    "name", ["/abs/path/victim", ".", "..", "../../x", "a/b", ".hidden", "", "x" * 101, "a\0b"]
+)
 def test_dataset_names_that_are_paths_are_refused(name: str) -> None:
     with pytest.raises(DataError, match="invalid dataset name"):
         check_dataset_name(name)
 
 
-def test_import_never_writes_or_deletes_outside_the_datasets_folder(tmp_path: Path, _private_home: Path) -> None:
+def test_import_never_writes_or_deletes_outside_the_datasets_folder(
+    tmp_path: Path, _private_home: Path
+) -> None:
     _files(tmp_path)
     victim = tmp_path / "victim"
     victim.mkdir()
@@ -80,7 +84,17 @@ def test_overwrite_replaces_only_a_dataset_folder(tmp_path: Path) -> None:
     code, out = 0, ""
     result = runner.invoke(
         app,
-        ["data", "import", "--items", str(items), "--interactions", str(log), "--out", str(folder), "--overwrite"],
+        [
+            "data",
+            "import",
+            "--items",
+            str(items),
+            "--interactions",
+            str(log),
+            "--out",
+            str(folder),
+            "--overwrite",
+        ],
         terminal_width=200,
     )
     code, out = result.exit_code, result.output
@@ -93,7 +107,9 @@ def test_overwrite_replaces_only_a_dataset_folder(tmp_path: Path) -> None:
 
 
 def test_stale_temporaries_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_pid = int(dead.stdout)
     (tmp_path / f".shop.tmp-{dead_pid}-abc123xy").mkdir()
     (tmp_path / f".shop.old-{dead_pid}").mkdir()
@@ -105,6 +121,11 @@ def test_stale_temporaries_are_removed_and_live_ones_kept(tmp_path: Path) -> Non
     os.utime(legacy_old, (time.time() - 7200, time.time() - 7200))
     legacy_new = tmp_path / ".films.tmp-a1s2d3f4"
     legacy_new.mkdir()
+    # our own pid, but written before this process started: a previous process with the same pid (PID 1
+    # in a container that restarted) left it
+    reused = tmp_path / f".films.tmp-{os.getpid()}-reused01"
+    reused.mkdir()
+    os.utime(reused, (time.time() - 10 * 365 * 86400, time.time() - 10 * 365 * 86400))
     others = [tmp_path / ".hidden-but-mine", tmp_path / "shop", tmp_path / ".shop.tmp-notes"]
     others[0].mkdir()
     others[1].mkdir()
@@ -115,6 +136,7 @@ def test_stale_temporaries_are_removed_and_live_ones_kept(tmp_path: Path) -> Non
         f".shop.old-{dead_pid}",
         f".user.json.tmp-{dead_pid}-k2j3h4g5",
         ".books.tmp-q1w2e3r4",
+        f".films.tmp-{os.getpid()}-reused01",
     }
     assert live.exists() and legacy_new.exists() and all(p.exists() for p in others)
 
@@ -126,7 +148,9 @@ def test_a_save_cleans_what_a_crashed_save_left(tmp_path: Path, _private_home: P
     code = "import os, tempfile, sys; d = tempfile.mkdtemp(prefix='.shop.tmp-%d-' % os.getpid(), dir=sys.argv[1])"
     subprocess.run([sys.executable, "-c", code, str(datasets)], check=True)
     assert len(list(datasets.iterdir())) == 1
-    result = runner.invoke(app, ["data", "import", "--items", str(items), "--interactions", str(log), "--name", "shop"])
+    result = runner.invoke(
+        app, ["data", "import", "--items", str(items), "--interactions", str(log), "--name", "shop"]
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in datasets.iterdir()) == ["shop"]
 
@@ -139,7 +163,11 @@ def test_line_numbers_survive_multi_line_quoted_fields(tmp_path: Path) -> None:
     (tmp_path / "log.csv").write_text('user,item_id,note\nu1,1,"x\ny"\nu2,3,z\n')
     with pytest.raises(DataError) as err:
         import_tabular(items_path=tmp_path / "items.csv", interactions_path=tmp_path / "log.csv")
-    assert err.value.line == 4 and err.value.field == "item_id" and "item 3 is not in the item table" in str(err.value)
+    assert (
+        err.value.line == 4
+        and err.value.field == "item_id"
+        and "item 3 is not in the item table" in str(err.value)
+    )
 
 
 def test_empty_user_names_the_files_column_and_line(tmp_path: Path) -> None:

@@ -100,10 +100,35 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _started_at(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), where /proc tells (Linux); else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, after the parenthesised name
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _owner_is_gone(pid: int, written_at: float) -> bool:
+    """Whether the process that wrote a temporary at ``written_at`` is gone: no process has its pid, or
+    the one that has it started later (the pid was reused, e.g. PID 1 in every container start)."""
+    if not _alive(pid):
+        return True
+    started = _started_at(pid)
+    return started is not None and written_at < started - 1.0
+
+
 def remove_stale_temporaries(folder: str | Path, *, now: float | None = None) -> list[Path]:
     """Delete what interrupted atomic writes left in ``folder``: recai's own temporary names whose
-    writer process is gone (or, for pid-less legacy names, that are over an hour old). Returns what was
-    removed. Anything else in the folder, and temporaries of live processes, are left alone."""
+    writer process is gone (no such pid, or a process with that pid that started after the temporary
+    was written), or, for pid-less legacy names, that are over an hour old. Returns what was removed.
+    Anything else in the folder, and temporaries of live writers, are left alone."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -114,13 +139,14 @@ def remove_stale_temporaries(folder: str | Path, *, now: float | None = None) ->
         if match is None or entry.is_symlink():
             continue
         pid = match.group("pid") or match.group("old")
+        try:
+            written_at = entry.stat().st_mtime
+        except FileNotFoundError:
+            continue
         if pid is not None:
-            stale = not _alive(int(pid))
+            stale = _owner_is_gone(int(pid), written_at)
         else:
-            try:
-                stale = now - entry.stat().st_mtime > LEGACY_STALE_AFTER_S
-            except FileNotFoundError:
-                continue
+            stale = now - written_at > LEGACY_STALE_AFTER_S
         if not stale:
             continue
         if entry.is_dir():
