@@ -132,3 +132,38 @@ def test_chat_takes_a_separate_planner_model() -> None:
     assert "recai>" in out
     bad = runner.invoke(app, ["chat", "--planner", "nope:model", "--message", "hi"])
     assert bad.exit_code == 1 and "nope" in bad.output
+
+
+def test_quick_import_of_a_headerless_untimed_log_writes_its_spec(
+    tmp_path: Path, _private_home: Path
+) -> None:
+    folder = tmp_path / "lastfm-like"
+    folder.mkdir()
+    (folder / "artists.dat").write_text("id\tname\n1\tRadiohead\n2\tBjörk\n3\tAir, French band\n")
+    (folder / "user_artists.dat").write_text("7\t1\t500\n7\t2\t20\n8\t2\t3\n8\t3\t90\n9\t1\t8\n9\t3\t1\n")
+    args = [
+        "data",
+        "import",
+        "--items",
+        str(folder / "artists.dat"),
+        "--interactions",
+        str(folder / "user_artists.dat"),
+    ]
+    dry = _run(*args, "--dry-run")
+    assert "nothing saved" in dry and not (_private_home / "datasets" / "lastfm-like").exists()
+    out = _run(*args)
+    assert "weight: column3" in out and "timestamp: null" in out and "noun: artists" in out
+    spec = _private_home / "datasets" / "lastfm-like" / "import.yaml"
+    assert spec.exists()
+    described = _run("data", "describe", "lastfm-like")
+    assert "no timestamps" in described and '"max": 500.0' in described
+    again = _run("data", "import", "--schema", str(spec), "--overwrite")
+    assert "saved lastfm-like (3 items, 6 interactions)" in again
+    split_file = tmp_path / "split.tsv"
+    _run("data", "split", "lastfm-like", "--out", str(split_file), "--order", "random", "--seed", "1")
+    table = pd.read_csv(split_file, sep="\t")
+    assert list(table.columns) == ["user_id", "item_id", "weight", "split"]
+    result = runner.invoke(
+        app, ["data", "split", "lastfm-like", "--out", str(split_file), "--protocol", "temporal"]
+    )
+    assert result.exit_code == 1 and "needs timestamps" in result.output

@@ -238,6 +238,14 @@ def data_split(
         str | None, typer.Option(help="temporal: first test time (epoch s or ISO date).")
     ] = None,
     valid_start: Annotated[str | None, typer.Option(help="temporal: first validation time.")] = None,
+    order: Annotated[
+        str | None,
+        typer.Option(
+            help="leave_one_out: 'time' (last events; file order without timestamps) or 'random' (seeded "
+            "draws per user). Default: time, or what the import recorded for a log without timestamps."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="leave_one_out --order random: the seed.")] = 0,
 ) -> None:
     """Filter and split a dataset's interactions, leak-free, into one labelled file."""
     import pandas as pd
@@ -250,6 +258,10 @@ def data_split(
     if k_core:
         ds = ds.k_core(k_core)
     kwargs: dict[str, Any] = {}
+    if order is not None:
+        if protocol not in ("leave_one_out", "loo"):
+            raise _fail(ValueError("--order applies to leave_one_out only"))
+        kwargs.update(order=order, seed=seed)
     if protocol == "temporal":
         for key, value in (("test_start", test_start), ("valid_start", valid_start)):
             if value is not None:
@@ -263,7 +275,10 @@ def data_split(
         frame = part.frame.drop(columns=["_row"]).assign(split=label)
         parts.append(frame)
     table = pd.concat(parts, ignore_index=True)
-    cols = ["user_id", "item_id"] + (["rating"] if "rating" in table else []) + ["timestamp", "split"]
+    timed = ds.interactions.has_timestamps  # an untimed log's positions are not written as times
+    cols = ["user_id", "item_id"] + [c for c in ("rating", "weight") if c in table]
+    cols += ["timestamp"] if timed else []
+    cols += ["split"]
     table = table[cols]
     with atomic_file(out) as tmp:
         if out.suffix == ".parquet":
