@@ -16,18 +16,28 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
-import sqlglot
-from sqlglot import exp
 
 from recai.data.errors import DataError
 from recai.data.grounding import DEFAULT_THRESHOLD, Grounding, TitleMatcher
+from recai.data.home import data_home
 from recai.data.schema import CatalogSchema, ColumnRole
+from recai.data.sql_guard import (
+    ALLOWED_FUNCTIONS,
+    DEFAULT_MAX_BYTES,
+    TABLE,
+    SqlError,
+    check_duckdb_tree,
+    check_read_only,
+    harden,
+    parse_condition,
+    render,
+    run_capped,
+    single_select,
+    spill_folder,
+)
 
-TABLE = "items"
-
-
-class SqlError(ValueError):
-    """A query was refused (not a single read-only SELECT over the catalog) or failed in DuckDB."""
+# The guard lives in recai.data.sql_guard; these names stay importable from here.
+__all__ = ["ALLOWED_FUNCTIONS", "TABLE", "Catalog", "SqlError", "SqlResult", "check_read_only"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,8 @@ class Catalog:
         source: str | Path | None = None,
         grounding_threshold: float = DEFAULT_THRESHOLD,
         sql_memory_limit: str = "2GB",
+        sql_max_bytes: int | None = DEFAULT_MAX_BYTES,
+        sql_spill_limit: str | None = None,
     ) -> None:
         if schema is None:
             schema, _ = CatalogSchema.infer(items)
@@ -69,10 +81,15 @@ class Catalog:
         self._con.register("_recai_source", self._items)
         self._con.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM _recai_source")
         self._con.unregister("_recai_source")
-        # No file, network or extension access from catalog SQL, and nobody may switch it back on.
-        self._con.execute("SET enable_external_access = false")
-        self._con.execute(f"SET memory_limit = '{sql_memory_limit}'")
-        self._con.execute("SET lock_configuration = true")
+        # No file, network or extension access, no system views, no spill files in the working directory
+        # (a bounded folder under $RECAI_HOME only with sql_spill_limit), and nobody may switch it back on.
+        self.sql_max_bytes = sql_max_bytes
+        harden(
+            self._con,
+            memory_limit=sql_memory_limit,
+            spill_dir=spill_folder(data_home()) if sql_spill_limit else None,
+            spill_limit=sql_spill_limit,
+        )
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -299,48 +316,42 @@ class Catalog:
         }
 
     # -------------------------------------------------------------------- SQL
-    def sql(self, query: str, *, max_rows: int = 1000, timeout_s: float = 10.0) -> SqlResult:
-        """Run one read-only SELECT over the ``items`` table.
+    def sql(
+        self, query: str, *, max_rows: int = 1000, timeout_s: float = 10.0, max_bytes: int | None = None
+    ) -> SqlResult:
+        """Run one read-only SELECT over the ``items`` table; anything else is a :class:`SqlError`.
 
-        Two independent gates must agree: DuckDB's own parser must see exactly one statement of type
-        SELECT (and that parsed statement, not the raw text, is what runs), and sqlglot must see a
-        single SELECT (or set operation) that reads only ``items`` and its own CTEs, with no DDL,
-        DML or table functions. DuckDB also has file and network access switched off and locked.
-        A query running past ``timeout_s`` is interrupted.
+        Three readings must agree (see :mod:`recai.data.sql_guard`): DuckDB's parser sees exactly one
+        SELECT (and that parsed statement, not the raw text, is what runs); sqlglot sees one SELECT that
+        reads only ``items`` and the CTEs visible where it reads them, with no DDL, DML or table function
+        and only allow-listed functions; DuckDB's own parse tree passes the same rules. The connection has
+        no file, network or extension access and no system views. A query running past ``timeout_s`` is
+        interrupted; a result over ``max_bytes`` (default: the catalog's ``sql_max_bytes``) is refused
+        inside DuckDB, before it reaches Python.
         """
-        statement = self._single_select(query)
+        cap = self.sql_max_bytes if max_bytes is None else max_bytes
+        return self._run(query, max_rows=max_rows, timeout_s=timeout_s, max_bytes=cap)
+
+    def _run(self, query: str, *, max_rows: int, timeout_s: float, max_bytes: int | None) -> SqlResult:
+        with self._lock:
+            statement = single_select(self._con, query)
         check_read_only(statement.query)
         with self._lock:
-            cursor = self._con.cursor()
-        timer = threading.Timer(timeout_s, cursor.interrupt)
-        timer.start()
+            parser = self._con.cursor()
         try:
-            cursor.execute(statement)
-            rows = cursor.fetchmany(max_rows + 1)
-            columns = [d[0] for d in cursor.description or []]
-        except duckdb.InterruptException:
-            raise SqlError(f"query interrupted after {timeout_s:g} s") from None
-        except duckdb.Error as exc:
-            raise SqlError(str(exc).splitlines()[0]) from None
+            check_duckdb_tree(parser, statement.query)
         finally:
-            timer.cancel()
-            cursor.close()
+            parser.close()
+        rows, columns = run_capped(
+            self._con,
+            self._lock,
+            statement,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+            timeout_s=timeout_s,
+        )
         truncated = len(rows) > max_rows
         return SqlResult(pd.DataFrame(rows[:max_rows], columns=columns), truncated)
-
-    def _single_select(self, query: str) -> Any:
-        if not query or not query.strip():
-            raise SqlError("empty query")
-        with self._lock:
-            try:
-                statements = self._con.extract_statements(query)
-            except duckdb.Error as exc:
-                raise SqlError(f"could not parse SQL: {str(exc).splitlines()[0]}") from None
-        if len(statements) != 1:
-            raise SqlError(f"exactly one statement is allowed, got {len(statements)}")
-        if statements[0].type != duckdb.StatementType.SELECT:
-            raise SqlError(f"only SELECT queries are allowed, got {statements[0].type.name}")
-        return statements[0]
 
     def ids_where(self, condition: str, *, within: Iterable[Any] | None = None) -> list[Any]:
         """Ids of items satisfying a SQL boolean ``condition`` (a WHERE clause body), in catalog order.
@@ -348,202 +359,15 @@ class Catalog:
         The condition must parse as one boolean expression: it cannot add rows (``UNION``), reorder
         them or reach other tables; ids it could not produce from the table are dropped regardless.
         """
-        try:
-            parsed = sqlglot.parse_one(condition, read="duckdb", into=exp.Condition)
-        except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError (an unclosed quote)
-            raise SqlError(f"not a single condition: {str(exc).splitlines()[0]}") from None
-        query = f"SELECT {_quote(self.id_column)} FROM {TABLE} WHERE {parsed.sql(dialect='duckdb')}"
-        result = self.sql(query, max_rows=len(self) + 1)
+        where = render(parse_condition(condition))
+        query = f"SELECT {_quote(self.id_column)} FROM {TABLE} WHERE {where}"
+        # Only the id column comes back, so the byte cap would only cut large catalogs short.
+        result = self._run(query, max_rows=len(self) + 1, timeout_s=10.0, max_bytes=None)
         positions = np.unique(self.index_of(result.frame.iloc[:, 0].tolist(), missing="drop"))
         if within is not None:
             allowed = self.index_of(within, missing="drop")
             positions = positions[np.isin(positions, allowed)]
         return self._ids[positions].tolist()
-
-
-_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
-    getattr(exp, name)
-    for name in (
-        "Insert",
-        "Update",
-        "Delete",
-        "Merge",
-        "Create",
-        "Drop",
-        "Alter",
-        "Command",
-        "Pragma",
-        "Set",
-        "Copy",
-        "Attach",
-        "Detach",
-        "Use",
-        "Transaction",
-        "Commit",
-        "Rollback",
-        "Into",
-        "LoadData",
-        "Install",
-        "Export",
-    )
-    if hasattr(exp, name)
-)
-
-
-# Functions a catalog query may call (sqlglot expression class names, lower-cased, or the names of
-# functions sqlglot does not model). Anything else, e.g. getenv, read_text, glob, current_setting,
-# query, or any extension function, is refused: an allow-list fails closed on what we did not foresee.
-ALLOWED_FUNCTIONS = frozenset(
-    {
-        "count",
-        "sum",
-        "avg",
-        "min",
-        "max",
-        "median",
-        "stddev",
-        "stddevsamp",
-        "stddevpop",
-        "variance",
-        "quantile",
-        "quantilecont",
-        "mode",
-        "anyvalue",
-        "first",
-        "last",
-        "arrayagg",
-        "groupconcat",
-        "stringagg",
-        "listagg",
-        "lower",
-        "upper",
-        "length",
-        "trim",
-        "ltrim",
-        "rtrim",
-        "substring",
-        "concat",
-        "concatws",
-        "replace",
-        "left",
-        "right",
-        "strposition",
-        "startswith",
-        "endswith",
-        "contains",
-        "initcap",
-        "lpad",
-        "rpad",
-        "split",
-        "reverse",
-        "regexplike",
-        "regexpextract",
-        "regexpreplace",
-        "abs",
-        "round",
-        "floor",
-        "ceil",
-        "sqrt",
-        "power",
-        "exp",
-        "ln",
-        "log",
-        "log10",
-        "sign",
-        "mod",
-        "greatest",
-        "least",
-        "coalesce",
-        "nullif",
-        "if",
-        "iif",
-        "cast",
-        "trycast",
-        "year",
-        "month",
-        "day",
-        "extract",
-        "datetrunc",
-        "datediff",
-        "date",
-        "currentdate",
-        "arraycontains",
-        "arrayoverlaps",
-        "arraysize",
-        "arrayfilter",
-        "arraytostring",
-        "arrayjoin",
-        "arraysort",
-        "arrayslice",
-        "arraycontainsall",
-        "unnest",
-        "explode",
-        "array",
-        "list_contains",
-        "list_has_any",
-        "list_has_all",
-        "list_has",
-        "list_value",
-        "len",
-        "array_length",
-        "list_filter",
-        "list_sort",
-        "list_slice",
-        "list_distinct",
-        "list_unique",
-        "array_to_string",
-        "list_aggregate",
-        "list_count",
-    }
-)
-
-
-_OPERATORS = (exp.Binary, exp.Connector, exp.Unary, exp.Predicate)
-
-
-def _function_name(node: exp.Expression) -> str | None:
-    """The name of a function call, or None for operators (AND, =, IN, NOT...) that sqlglot also
-    models as functions."""
-    if isinstance(node, exp.Anonymous):
-        return str(node.name).lower()
-    if isinstance(node, exp.Func) and not isinstance(node, _OPERATORS):
-        return type(node).__name__.lower()
-    return None
-
-
-def check_read_only(query: str, *, tables: Sequence[str] = (TABLE,)) -> None:
-    """Refuse anything but one SELECT that reads only ``tables`` (and CTEs it defines)."""
-    if not query or not query.strip():
-        raise SqlError("empty query")
-    try:
-        parsed = sqlglot.parse(query, read="duckdb")
-        # A trailing comment parses as an empty statement: it is not a second statement.
-        statements = [s for s in parsed if s is not None and type(s).__name__ != "Semicolon"]
-    except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError (an unclosed quote)
-        raise SqlError(f"could not parse SQL: {str(exc).splitlines()[0]}") from None
-    if len(statements) != 1:
-        raise SqlError(f"exactly one statement is allowed, got {len(statements)}")
-    tree = statements[0]
-    if not isinstance(tree, exp.Query):
-        raise SqlError(f"only SELECT queries are allowed, got {tree.key.upper()}")
-    for node in tree.walk():
-        if isinstance(node, _FORBIDDEN_NODES):
-            raise SqlError(f"{node.key.upper()} is not allowed in a read-only query")
-        name = _function_name(node)
-        if name is not None and name not in ALLOWED_FUNCTIONS and not isinstance(node, (exp.Cast, exp.Case)):
-            shown = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
-            raise SqlError(f"function {shown}() is not allowed in catalog queries")
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    allowed = {t.lower() for t in tables} | ctes
-    for table in tree.find_all(exp.Table):
-        if not isinstance(table.this, exp.Identifier):
-            raise SqlError(f"table functions are not allowed: {table.sql(dialect='duckdb')}")
-        if table.db or table.catalog:
-            raise SqlError(
-                f"only the table(s) {sorted(tables)} can be read, not {table.sql(dialect='duckdb')}"
-            )
-        if table.name.lower() not in allowed:
-            raise SqlError(f"unknown table '{table.name}': only {sorted(tables)} can be read")
 
 
 def _quote(name: str) -> str:

@@ -11,14 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import sqlglot
 from rapidfuzz import fuzz, process
 from sqlglot import exp
 
 from recai.agent.bus import CandidateBus
 from recai.agent.tools.base import Tool, ToolError, ToolResult
-from recai.data.catalog import TABLE, SqlError
 from recai.data.schema import ColumnRole
+from recai.data.sql_guard import TABLE, SqlError, parse_condition, parse_sql, render
 
 if TYPE_CHECKING:
     from recai.agent.context import AgentContext
@@ -102,19 +101,24 @@ class FilterTool(Tool):
 
 def _scope_to(query: str, id_column: str, ids: list[Any]) -> str:
     """Rewrite every reference to `items` into a subquery over the given ids (still one SELECT)."""
-    try:
-        tree = sqlglot.parse_one(query, read="duckdb")
-    except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError (an unclosed quote)
-        raise ToolError(f"sql_query: could not parse SQL: {str(exc).splitlines()[0]}") from None
-    literals = ", ".join(repr(i) if isinstance(i, str) else str(int(i)) for i in ids)
-    scoped = sqlglot.parse_one(f'(SELECT * FROM {TABLE} WHERE "{id_column}" IN ({literals}))', read="duckdb")
-    for table in list(tree.find_all(exp.Table)):
-        if table.name.lower() == TABLE:
-            alias = table.alias or TABLE
-            table.replace(
-                exp.Subquery(this=scoped.this.copy(), alias=exp.TableAlias(this=exp.to_identifier(alias)))
-            )
-    return tree.sql(dialect="duckdb")
+    try:  # every failure, a RecursionError on deep nesting included, is a failed step the planner can fix
+        statements = [s for s in parse_sql(query) if s is not None and type(s).__name__ != "Semicolon"]
+        if len(statements) != 1:
+            raise SqlError(f"exactly one statement is allowed, got {len(statements)}")
+        tree = statements[0]
+        literals = ", ".join(repr(i) if isinstance(i, str) else str(int(i)) for i in ids)
+        scoped = parse_sql(f'(SELECT * FROM {TABLE} WHERE "{id_column}" IN ({literals}))')[0]
+        if scoped is None:
+            raise SqlError("could not scope the query to the candidates")
+        for table in list(tree.find_all(exp.Table)):
+            if table.name.lower() == TABLE:
+                alias = table.alias or TABLE
+                table.replace(
+                    exp.Subquery(this=scoped.this.copy(), alias=exp.TableAlias(this=exp.to_identifier(alias)))
+                )
+        return render(tree)
+    except SqlError as exc:
+        raise ToolError(f"sql_query: {exc}") from None
 
 
 def ground_condition(condition: str, ctx: AgentContext) -> tuple[str, list[str]]:
@@ -126,10 +130,12 @@ def ground_condition(condition: str, ctx: AgentContext) -> tuple[str, list[str]]
       value raises ToolError with suggestions.
     """
     catalog = ctx.catalog
-    try:
-        tree = sqlglot.parse_one(condition, read="duckdb", into=exp.Condition)
-    except sqlglot.errors.SqlglotError as exc:  # ParseError, TokenError (an unclosed quote)
-        raise ToolError(f"filter: not a single SQL condition: {str(exc).splitlines()[0]}") from None
+    try:  # a RecursionError on deep nesting included: a failed step, never a failed turn
+        tree = parse_condition(condition)
+    except SqlError as exc:
+        raise ToolError(
+            f"filter: {str(exc).replace('not a single condition', 'not a single SQL condition')}"
+        ) from None
     roles = {c.name: c.role for c in catalog.schema.columns}
     corrections: list[str] = []
 
@@ -177,7 +183,10 @@ def ground_condition(condition: str, ctx: AgentContext) -> tuple[str, list[str]]
                     if isinstance(node, exp.NEQ):
                         replacement = exp.Not(this=replacement)
                 node.replace(replacement)
-    return tree.sql(dialect="duckdb"), corrections
+    try:
+        return render(tree), corrections
+    except SqlError as exc:
+        raise ToolError(f"filter: {exc}") from None
 
 
 def _ground_value(catalog: Any, column: str, value: str) -> tuple[str, str | None]:
