@@ -95,6 +95,12 @@ def test_adversarial_statements_are_refused(catalog: Catalog, query: str) -> Non
         "WITH old AS (SELECT * FROM items WHERE year < 1980) SELECT title FROM old",
         "SELECT d, count(*) FROM (SELECT unnest(director) AS d FROM items) GROUP BY d",
         "SELECT title FROM items WHERE runtime = (SELECT max(runtime) FROM items)",
+        "SELECT lpad(title, 30, '.') AS t, rpad(language, 10, ' ') AS l FROM items",
+        "SELECT title, row_number() OVER (PARTITION BY language ORDER BY runtime) AS r FROM items",
+        "SELECT [g FOR g IN genres IF g LIKE 'C%'] AS c, list_filter(genres, lambda g: g = 'Crime') AS d FROM items",
+        "SELECT {'t': title}.t AS t, strip_accents(title) AS plain FROM items WHERE title ILIKE '%amelie%' "
+        "OR strip_accents(title) = 'Amelie'",
+        "SELECT arg_max(title, runtime) AS longest, quantile_cont(runtime, 0.5) AS median_runtime FROM items",
     ],
 )
 def test_reasonable_queries_pass(catalog: Catalog, query: str) -> None:

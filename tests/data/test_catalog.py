@@ -98,6 +98,34 @@ def test_check_read_only_accepts_set_operations() -> None:
     check_read_only("SELECT item_id FROM items UNION SELECT item_id FROM items")
 
 
+def test_the_guard_is_still_importable_from_the_catalog_module() -> None:
+    from recai.data import catalog, sql_guard
+
+    assert catalog.check_read_only is sql_guard.check_read_only and catalog.SqlError is sql_guard.SqlError
+    assert catalog.ALLOWED_FUNCTIONS is sql_guard.ALLOWED_FUNCTIONS and "lpad" in catalog.ALLOWED_FUNCTIONS
+
+
+@pytest.mark.parametrize(
+    ("query", "visible"),
+    [
+        ("WITH a AS (SELECT 1) SELECT * FROM a", True),
+        ("WITH a AS (SELECT 1), b AS (SELECT * FROM a) SELECT * FROM b", True),  # an earlier sibling
+        ("WITH b AS (SELECT * FROM a), a AS (SELECT 1) SELECT * FROM b", False),  # a later sibling
+        ("WITH a AS (SELECT * FROM a) SELECT * FROM a", False),  # itself: DuckDB reads the real table
+        ("WITH a AS (SELECT 1) SELECT * FROM (SELECT * FROM a)", True),  # a nested scope
+        ("SELECT * FROM a WHERE EXISTS (WITH a AS (SELECT 1) SELECT 1)", False),  # an inner scope
+        ("SELECT * FROM a UNION ALL (WITH a AS (SELECT 1) SELECT * FROM a)", False),  # another branch
+        ("WITH a AS (SELECT 1) SELECT * FROM a UNION ALL SELECT * FROM a", True),  # the WITH covers both
+    ],
+)
+def test_check_read_only_resolves_ctes_in_their_scope(query: str, visible: bool) -> None:
+    if visible:
+        check_read_only(query)
+    else:
+        with pytest.raises(SqlError, match="unknown table 'a'"):
+            check_read_only(query)
+
+
 def test_bad_values_name_the_row_and_field(films: pd.DataFrame, film_schema: CatalogSchema) -> None:
     bad = films.astype({"runtime": object})
     bad.loc[3, "runtime"] = "long"

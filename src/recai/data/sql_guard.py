@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import string
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -174,6 +175,7 @@ FUNCTION_EXAMPLES: dict[str, str] = {
     "list_aggregate": "list_aggregate([1, 2], 'sum')",
     "list_value": "list_value(1, 2)",
     "unnest": "unnest([1, 2])",
+    "struct_pack": "struct_pack(a := 1)",
 }
 ALLOWED_FUNCTIONS = frozenset(FUNCTION_EXAMPLES)
 
@@ -241,6 +243,14 @@ _FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
 )
 _SQLGLOT_OPERATORS = (exp.Binary, exp.Connector, exp.Unary, exp.Predicate)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def fold(name: str) -> str:
+    """A name as DuckDB compares it: case-insensitive in ASCII only. Python's ``lower()`` would also fold
+    the Kelvin sign into ``k``, so a CTE named ``duc\u212adb_tables`` would seem to hide the real
+    ``duckdb_tables`` that DuckDB still resolves."""
+    return name.translate(_ASCII_LOWER)
 
 
 def _allowed_classes() -> frozenset[type[exp.Expression]]:
@@ -352,7 +362,7 @@ def _refused_function(node: exp.Expression, query: str) -> str | None:
         return None
     name = node.name if isinstance(node, exp.Anonymous) else _written_name(node, query)
     if name is not None:
-        return None if name.lower() in _ALLOWED_NAMES else name
+        return None if fold(name) in _ALLOWED_NAMES else name
     if isinstance(node, _SQLGLOT_OPERATORS) or type(node) in _ALLOWED_CLASSES:
         return None
     return node.sql_name()
@@ -372,7 +382,7 @@ def _check_scopes(tree: exp.Expression, tables: Sequence[str]) -> None:
     """Resolve every table reference in its own scope, as DuckDB does: the CTEs of a WITH are visible in
     the query that carries it and everything nested in it; a CTE's body sees the enclosing scopes and the
     *earlier* siblings, never itself or later ones (it would read the real table of that name instead)."""
-    allowed = {t.lower() for t in tables}
+    allowed = {fold(t) for t in tables}
     stack: list[tuple[exp.Expression, frozenset[str]]] = [(tree, frozenset())]
     while stack:
         node, visible = stack.pop()
@@ -385,13 +395,19 @@ def _check_scopes(tree: exp.Expression, tables: Sequence[str]) -> None:
         if len(withs) > 1:
             raise SqlError("one WITH per query")
         if withs:
-            if withs[0].args.get("recursive"):
+            with_ = withs[0]
+            if with_.args.get("recursive"):
                 raise SqlError("WITH RECURSIVE is not allowed in catalog queries")
-            for cte in withs[0].expressions:
+            outer = visible
+            for cte in with_.expressions:
                 if not isinstance(cte, exp.CTE):
                     raise SqlError(f"unexpected {cte.key.upper()} in WITH")
-                stack.append((cte.this, visible))  # the body: enclosing scopes + earlier siblings
-                visible = visible | {cte.alias_or_name.lower()}
+                # the body (and anything else the CTE holds) sees the enclosing scopes + earlier siblings
+                stack.extend(
+                    (c, visible) for c in cte.iter_expressions() if not isinstance(c, exp.TableAlias)
+                )
+                visible = visible | {fold(cte.alias_or_name)}
+            stack.extend((c, outer) for c in with_.iter_expressions() if not isinstance(c, exp.CTE))
         stack.extend((c, visible) for c in children if not isinstance(c, exp.With))
 
 
@@ -400,7 +416,7 @@ def _check_table(table: exp.Table, allowed: set[str] | frozenset[str], tables: S
         raise SqlError(f"table functions are not allowed: {_short_sql(table)}")
     if table.db or table.catalog:
         raise SqlError(f"only the table(s) {sorted(tables)} can be read, not {_short_sql(table)}")
-    if table.name.lower() not in allowed:
+    if fold(table.name) not in allowed:
         raise SqlError(f"unknown table '{table.name}': only {sorted(tables)} can be read")
 
 
@@ -437,7 +453,7 @@ def check_duckdb_tree(
         raise SqlError(f"DuckDB could not serialise the query: {message or 'unexpected output'}")
     if len(doc["statements"]) != 1:
         raise SqlError(f"exactly one statement is allowed, got {len(doc['statements'])}")
-    allowed = {t.lower() for t in tables}
+    allowed = {fold(t) for t in tables}
     stack: list[tuple[Any, frozenset[str]]] = [(doc["statements"][0], frozenset())]
     while stack:
         obj, visible = stack.pop()
@@ -464,7 +480,7 @@ def check_duckdb_tree(
                 if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
                     raise SqlError("DuckDB's parse tree has an unexpected WITH: refused")
                 stack.append((entry.get("value"), visible))  # the body: enclosing scopes + earlier siblings
-                visible = visible | {entry["key"].lower()}
+                visible = visible | {fold(entry["key"])}
         stack.extend((v, visible) for k, v in obj.items() if k != "cte_map")
 
 
@@ -472,7 +488,7 @@ def _check_duckdb_expression(obj: dict[str, Any], cls: str) -> None:
     if cls not in _EXPRESSION_CLASSES:
         raise SqlError(f"{cls.replace('_', ' ').lower()} expressions are not allowed in catalog queries")
     if cls in ("FUNCTION", "WINDOW"):
-        name = str(obj.get("function_name", "")).lower()
+        name = fold(str(obj.get("function_name", "")))
         if name in _ALLOWED_NAMES or (obj.get("is_operator") and name in _DUCKDB_OPERATORS):
             return
         raise SqlError(f"function {name}() is not allowed in catalog queries")
@@ -495,7 +511,7 @@ def _check_duckdb_table(obj: dict[str, Any], kind: str, allowed: set[str], table
         )
         if obj.get("schema_name") or obj.get("catalog_name") or len(path) > 1:
             raise SqlError(f"only the table(s) {sorted(tables)} can be read, not {'.'.join(map(str, path))}")
-        if name.lower() not in allowed:
+        if fold(name) not in allowed:
             raise SqlError(f"unknown table '{name}': only {sorted(tables)} can be read")
 
 
