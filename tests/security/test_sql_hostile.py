@@ -443,6 +443,12 @@ def test_a_hardened_connection_shows_nothing_even_without_the_guard(tmp_path: Pa
     values = " ".join(str(v) for (v,) in con.execute("SELECT value FROM duckdb_settings()").fetchall())
     for secret in {str(Path.cwd()), str(Path.home()), os.environ["RECAI_HOME"], ".tmp"}:
         assert secret not in values
+    for function in ("duckdb_extensions", "duckdb_secrets", "duckdb_databases", "duckdb_temporary_files"):
+        try:
+            shown = repr(con.execute(f"SELECT * FROM {function}()").fetchall())
+        except duckdb.Error as exc:  # refused for want of file access: the message must not name a path
+            shown = str(exc)
+        assert str(Path.cwd()) not in shown and str(Path.home()) not in shown, (function, shown)
     leak = pd.DataFrame({"secret": [42]})  # noqa: F841 - a replacement scan would read it by name
     with pytest.raises(duckdb.Error):
         con.execute("SELECT * FROM leak").fetchall()

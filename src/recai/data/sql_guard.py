@@ -529,11 +529,11 @@ def harden(
       replacement scans that would read a DataFrame variable by its name).
     - No spill files unless ``spill_dir`` is given; then they go there, bounded by ``spill_limit``. DuckDB's
       default, ``./.tmp`` in the working directory, is never used.
-    - Directory settings that name nothing (so ``pg_settings`` would not show the home folder or the
-      working directory), and an empty stand-in for every system view an unqualified name resolves to
-      (``pg_settings``, ``sqlite_master``, ``duckdb_tables``...), so even a scope bug in the guard reads
-      nothing. Qualified names (``system.main.duckdb_tables``) remain reachable here: the guard refuses
-      every qualified name.
+    - Directory settings that name nothing, so ``pg_settings``, or the error of a function that would
+      read a directory, shows neither the home folder nor the working directory.
+    - An empty stand-in for every system view an unqualified name resolves to (``pg_settings``,
+      ``sqlite_master``, ``duckdb_tables``...), so even a scope bug in the guard reads nothing. Qualified
+      names (``system.main.duckdb_tables``) remain reachable here: the guard refuses every qualified name.
     """
     database = con.execute("SELECT current_database()").fetchone()[0]
     views = con.execute(
@@ -548,8 +548,8 @@ def harden(
     for setting, value in (
         ("temp_directory", spill),
         ("max_temp_directory_size", spill_limit if spill else "0B"),
-        ("home_directory", ""),
-        ("extension_directory", ""),
+        ("home_directory", _NOWHERE),  # else DuckDB derives paths under $HOME, and names them in errors
+        ("extension_directory", _NOWHERE),
         ("secret_directory", ""),
         ("memory_limit", memory_limit),
         ("autoinstall_known_extensions", False),
@@ -561,6 +561,9 @@ def harden(
     ):
         literal = str(value).lower() if isinstance(value, bool) else "'" + str(value).replace("'", "''") + "'"
         con.execute(f"SET {setting} = {literal}")
+
+
+_NOWHERE = "/nonexistent"
 
 
 def spill_folder(home: Path) -> Path:

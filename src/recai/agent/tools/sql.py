@@ -1,9 +1,10 @@
 """SQL tools: an information query (a SELECT the planner writes) and a hard-condition filter (a WHERE
 clause over the current candidates). The planner is an LLM, so its SQL is treated as hostile: both go
-through the catalog's two-gate read-only check (DuckDB's and sqlglot's parsers, a function allow-list,
-no file or network access, a timeout and a row cap). Filter values are grounded: a misspelt genre or
-director is corrected to an existing value (and the correction reported) or refused with suggestions,
-never silently dropped.
+through the catalog's read-only guard (:mod:`recai.data.sql_guard`: DuckDB's and sqlglot's parsers, scoped
+table resolution, a function allow-list, a hardened connection, a timeout, a row cap and a byte cap), and
+every failure, a query nested too deeply for the parser included, is a ToolError: the step fails and the
+planner replans. Filter values are grounded: a misspelt genre or director is corrected to an existing
+value (and the correction reported) or refused with suggestions, never silently dropped.
 """
 
 from __future__ import annotations
