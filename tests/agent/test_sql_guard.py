@@ -101,6 +101,7 @@ def test_adversarial_statements_are_refused(catalog: Catalog, query: str) -> Non
         "SELECT {'t': title}.t AS t, strip_accents(title) AS plain FROM items WHERE title ILIKE '%amelie%' "
         "OR strip_accents(title) = 'Amelie'",
         "SELECT arg_max(title, runtime) AS longest, quantile_cont(runtime, 0.5) AS median_runtime FROM items",
+        "SELECT title FROM items WHERE make_date(year, 1, 1) > DATE '2001-01-01' - INTERVAL 30 YEAR",
     ],
 )
 def test_reasonable_queries_pass(catalog: Catalog, query: str) -> None:

@@ -145,6 +145,7 @@ FUNCTION_EXAMPLES: dict[str, str] = {
     "datediff": "datediff('day', DATE '2020-01-01', DATE '2020-03-01')",
     "date_diff": "date_diff('day', DATE '2020-01-01', DATE '2020-03-01')",
     "strftime": "strftime(DATE '2020-03-01', '%Y')",
+    "make_date": "make_date(2020, 3, 1)",
     "current_date": "current_date",
     "today": "today()",
     # lists
@@ -180,7 +181,8 @@ FUNCTION_EXAMPLES: dict[str, str] = {
 ALLOWED_FUNCTIONS = frozenset(FUNCTION_EXAMPLES)
 
 # Names DuckDB's parser writes for syntax rather than for a call: [1, 2], {'a': 1}, (1, 2), list
-# comprehensions, EXTRACT, SIMILAR TO, AT TIME ZONE, INTERVAL n DAY, LIKE ... ESCAPE, count(*), s.field.
+# comprehensions, EXTRACT, SIMILAR TO, AT TIME ZONE, INTERVAL n DAY (YEAR...), LIKE ... ESCAPE,
+# count(*), s.field.
 _SYNTAX_FUNCTIONS = frozenset(
     {
         "list_value",
@@ -192,7 +194,13 @@ _SYNTAX_FUNCTIONS = frozenset(
         "date_part",
         "regexp_full_match",
         "timezone",
+        "to_years",
+        "to_months",
+        "to_weeks",
         "to_days",
+        "to_hours",
+        "to_minutes",
+        "to_seconds",
         "trunc",
         "count_star",
         "like_escape",
@@ -607,6 +615,8 @@ def run_capped(
             if _CAP_MARK in message:
                 message = f"the result is larger than {max_bytes:,} bytes; select fewer rows or columns"
             raise SqlError(message) from None
+        except Exception as exc:  # a value Python cannot hold, a bug: still one failed query, not a crash
+            raise SqlError(f"query failed: {type(exc).__name__}: {_first_line(exc)}") from None
         finally:
             timer.cancel()
     finally:
