@@ -9,7 +9,11 @@ Scoring (0-100, documented because evaluations depend on it):
   dropped, MovieLens-style trailing articles ("Matrix, The") moved to the front, and leading articles
   ("the", "a", "an") dropped; a trailing "(1999)" is read as a year;
 - an exact match of the normalised title, or of an alternative title, scores 100; a query equal to the
-  main title before a subtitle (":" or " - ") scores 95;
+  main title before a subtitle (":" or " - "), or to the subtitle itself ("The Fellowship of the Ring"),
+  scores 95;
+- a query whose words appear, in order and whole, inside a title scores 90 when they start it (a
+  franchise: "Harry Potter") and 88 elsewhere ("Fellowship of the Ring"); a one-word query does so only
+  when the word is distinctive (at least 5 letters, in at most 5 titles: "Fellowship"), at 86;
 - otherwise the score is the larger of rapidfuzz's ``ratio`` and ``token_sort_ratio`` on the
   normalised strings (no partial-ratio: it would let "the" or "love" match long titles);
 - numbers are identity, not spelling: when the query and a title disagree on their numbers (digits,
@@ -40,6 +44,11 @@ _FAR_YEAR_PENALTY = 30.0
 _NUMBER_MISMATCH_PENALTY = 30.0
 _MIN_FUZZY_LENGTH = 4
 _MAIN_TITLE_SCORE = 95.0
+_PREFIX_PHRASE_SCORE = 90.0
+_INNER_PHRASE_SCORE = 88.0
+_DISTINCTIVE_WORD_SCORE = 86.0
+_DISTINCTIVE_MAX_TITLES = 5
+_DISTINCTIVE_MIN_LENGTH = 5
 _AMBIGUITY_MARGIN = 2.0
 
 _YEAR_AT_END = re.compile(r"\s*\((\d{4})(?:[-–]\d{0,4})?\)\s*$")
@@ -207,11 +216,16 @@ class TitleMatcher:
                 keys.append(k)
                 owners.append(i)
                 self._exact[k].append(i)
-                head = re.split(r":|\s[-–]\s", _move_article(_fold(variant)), maxsplit=1)[0]
-                head_key = title_key(head)
-                if head_key and head_key != k:
-                    self._main[head_key].append(i)
+                parts = re.split(r":|\s[-–]\s", _move_article(_fold(variant)), maxsplit=1)
+                for part in parts if len(parts) > 1 else ():
+                    part_key = title_key(part)
+                    if part_key and part_key != k:
+                        self._main[part_key].append(i)
         self._keys = keys
+        self._postings: dict[str, set[int]] = defaultdict(set)  # word -> keys holding it
+        for index, key in enumerate(keys):
+            for token in key.split():
+                self._postings[token].add(index)
         self._owners = np.asarray(owners, dtype=np.int64)
         self._key_numbers = [_numbers(k) for k in keys]
 
@@ -236,6 +250,8 @@ class TitleMatcher:
                 mismatch = np.fromiter((n != q_numbers for n in self._key_numbers), bool, len(self._keys))
                 sims = np.where(mismatch, sims - _NUMBER_MISMATCH_PENALTY, sims)
                 np.maximum.at(best, self._owners, sims)
+            for i, score in self._phrase_matches(q):
+                best[i] = max(best[i], score)
             for i in self._main.get(q, ()):
                 best[i] = max(best[i], _MAIN_TITLE_SCORE)
             for i in self._exact.get(q, ()):
@@ -262,6 +278,36 @@ class TitleMatcher:
         return Grounding(
             query=text, item_id=top.item_id, score=top.score, ambiguous=ambiguous, alternatives=ranked
         )
+
+    def _phrase_matches(self, q: str) -> list[tuple[int, float]]:
+        """Items whose title contains the query's words whole and in order (see the module docstring)."""
+        tokens = q.split()
+        if not tokens:
+            return []
+        postings = [self._postings.get(t) for t in tokens]
+        if any(p is None for p in postings):
+            return []
+        shared = set.intersection(*postings)  # type: ignore[arg-type]
+        if len(tokens) == 1:
+            owners = {int(self._owners[k]) for k in shared}
+            if (
+                len(tokens[0]) < _DISTINCTIVE_MIN_LENGTH
+                or tokens[0].isdigit()
+                or len(owners) > _DISTINCTIVE_MAX_TITLES
+            ):
+                return []
+        out = []
+        padded = f" {q} "
+        for key_index in shared:
+            key = self._keys[key_index]
+            if padded not in f" {key} ":
+                continue
+            if len(tokens) == 1:
+                score = _DISTINCTIVE_WORD_SCORE
+            else:
+                score = _PREFIX_PHRASE_SCORE if key.startswith(q + " ") else _INNER_PHRASE_SCORE
+            out.append((int(self._owners[key_index]), score))
+        return out
 
     def ground_many(self, texts: Sequence[str], **kwargs: Any) -> list[Grounding]:
         return [self.ground(t, **kwargs) for t in texts]
