@@ -102,3 +102,25 @@ def test_empty_titles_are_refused(films, film_schema) -> None:
     films.loc[2, "title"] = None
     with pytest.raises(DataError, match=r"line 4, field 'title': empty title"):
         Catalog(films, film_schema)
+
+
+def test_subtitles_franchise_phrases_and_distinctive_words_match() -> None:
+    titles = [
+        "Lord of the Rings: The Fellowship of the Ring, The (2001)",
+        "Lord of the Rings: The Two Towers, The (2002)",
+        "Harry Potter and the Sorcerer's Stone (2001)",
+        "Harry Potter and the Chamber of Secrets (2002)",
+        "Star Wars: Episode V - The Empire Strikes Back (1980)",
+        "Love Actually (2003)",
+        "Crazy, Stupid, Love. (2011)",
+    ]
+    popularity = [50, 40, 10, 30, 60, 5, 5]
+    m = TitleMatcher(titles, list(range(len(titles))), popularity=popularity)
+    assert m.ground("The Fellowship of the Ring").item_id == 0  # the subtitle on its own
+    assert m.ground("Fellowship").item_id == 0  # one distinctive word
+    assert m.ground("Empire Strikes Back").item_id == 4  # words inside a title, whole and in order
+    potter = m.ground("Harry Potter")  # a franchise: the most interacted of its titles, flagged
+    assert potter.item_id == 3 and potter.ambiguous and potter.score == 90
+    assert not m.ground("Love").resolved  # a short, common word is not distinctive
+    assert not m.ground("Potter and the Goblet").resolved  # words that are not all in one title
+    assert not m.ground("Towers Two").resolved  # order matters
