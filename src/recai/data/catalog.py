@@ -75,6 +75,9 @@ class Catalog:
         self._items = _normalise_columns(items[schema.kept_columns].reset_index(drop=True), schema, source)
         self._ids = pd.Index(self._items[schema.id_column])
         self._interaction_counts: np.ndarray | None = None
+        # columns derived from an interaction log (popularity, trending), built into the SQL table lazily
+        self._log_source: Any = None
+        self._log_columns: list[LogColumn] | None = None
         self._indexes: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._con = duckdb.connect(":memory:")
@@ -189,6 +192,38 @@ class Catalog:
             raise ValueError(f"expected {len(self)} counts, got shape {counts.shape}")
         self._interaction_counts = counts
         self.__dict__.pop("_matcher", None)
+
+    def attach_log(self, interactions: Any) -> None:
+        """Make the log's popularity queryable: SQL and the schema card get a ``popularity`` column
+        (distinct users per item) and, for a log with timestamps, ``trending`` (the same, weighted by
+        recency). Computed on first use; a later log (after filtering) replaces the earlier one."""
+        with self._lock:
+            self._log_source = interactions
+            self._log_columns = None
+            self._rebuild_table([])
+
+    def log_columns(self) -> list[LogColumn]:
+        """The columns the attached log adds to the SQL table (empty without a log)."""
+        if self._log_columns is None:
+            with self._lock:
+                if self._log_columns is None:
+                    built = (
+                        _log_columns(self._log_source, set(self._items.columns)) if self._log_source else []
+                    )
+                    self._rebuild_table(built)
+                    self._log_columns = built
+        return self._log_columns
+
+    def _rebuild_table(self, extra: list[LogColumn]) -> None:
+        """(Re)create the SQL table from the items plus ``extra`` columns (callers hold the lock)."""
+        frame = self._items
+        if extra:
+            frame = frame.assign(**{c.name: c.values for c in extra})
+        self._con.register("_recai_source", frame)
+        try:
+            self._con.execute(f"CREATE OR REPLACE TABLE {TABLE} AS SELECT * FROM _recai_source")
+        finally:
+            self._con.unregister("_recai_source")
 
     # -------------------------------------------------------------- rendering
     def render(
@@ -306,6 +341,8 @@ class Catalog:
                     info += f"; test membership with list_contains({spec.name}, 'value')"
             unit = f", in {spec.unit}" if spec.unit else ""
             lines.append(f"- {spec.name} ({sql_type}, {spec.role.value}{desc}{unit}){info}")
+        for column in self.log_columns():
+            lines.append(f"- {column.name} ({column.sql_type}, from the log: {column.description})")
         return "\n".join(lines)
 
     def describe(self) -> dict[str, Any]:
@@ -333,6 +370,7 @@ class Catalog:
         return self._run(query, max_rows=max_rows, timeout_s=timeout_s, max_bytes=cap)
 
     def _run(self, query: str, *, max_rows: int, timeout_s: float, max_bytes: int | None) -> SqlResult:
+        self.log_columns()  # the log's columns exist before anything reads the table
         with self._lock:
             statement = single_select(self._con, query)
         check_read_only(statement.query)
@@ -368,6 +406,45 @@ class Catalog:
             allowed = self.index_of(within, missing="drop")
             positions = positions[np.isin(positions, allowed)]
         return self._ids[positions].tolist()
+
+
+@dataclass(frozen=True)
+class LogColumn:
+    """A column of the SQL table computed from the interaction log, with what it means for prompts."""
+
+    name: str
+    values: np.ndarray
+    sql_type: str
+    description: str
+
+
+def _log_columns(interactions: Any, taken: set[str]) -> list[LogColumn]:
+    from recai.data.popularity import TRENDING_HALF_LIFE_DAYS, trending_counts, user_counts
+
+    def free(*names: str) -> str:
+        return next(n for n in names if n not in taken)
+
+    counts = user_counts(interactions)
+    out = [
+        LogColumn(
+            free("popularity", "log_popularity", "n_users"),
+            counts,
+            "integer",
+            "how many users interacted with the item; ORDER BY it DESC for the most popular",
+        )
+    ]
+    trending = trending_counts(interactions)
+    if trending is not None:
+        out.append(
+            LogColumn(
+                free("trending", "log_trending"),
+                np.round(trending, 3),
+                "number",
+                f"popularity with older interactions counting less (half after {TRENDING_HALF_LIFE_DAYS:g} "
+                "days)",
+            )
+        )
+    return out
 
 
 def _quote(name: str) -> str:

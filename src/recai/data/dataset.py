@@ -42,6 +42,7 @@ class Dataset:
             self.interactions = self.interactions.with_items(self.catalog.ids)
         if self.catalog.schema.popularity_column is None:
             self.catalog.attach_interaction_counts(self.interactions.item_counts())
+        self.catalog.attach_log(self.interactions)
 
     def __repr__(self) -> str:
         return f"Dataset({self.name!r}, {len(self.catalog)} items, {len(self.interactions)} interactions)"
