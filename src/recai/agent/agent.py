@@ -19,8 +19,10 @@ from recai.agent.bus import CandidateBus
 from recai.agent.context import AgentContext, AgentSettings
 from recai.agent.memory import Dialogue, Profile, ProfileStore, Turn
 from recai.agent.planner import Demonstrations, Planner, said_in
+from recai.agent.resolver import NotInCatalogError
 from recai.agent.responder import GroundingCheck, Responder
 from recai.agent.tools.base import Tool, ToolError
+from recai.agent.tools.previous import PreviousResultsTool
 from recai.agent.tools.ranking import RankTool
 from recai.agent.tools.retrieval import (
     CandidateStoreTool,
@@ -43,6 +45,7 @@ def default_tools() -> list[Tool]:
         SemanticSearchTool(),
         SimilarItemsTool(),
         CandidateStoreTool(),
+        PreviousResultsTool(),
         RankTool(),
     ]
 
@@ -167,8 +170,21 @@ class Agent:
         _ = self.ctx.item_index, self.ctx.itemcf
 
     def session(self, user: str | None = None) -> Session:
+        """A new conversation; for a user id the profile is loaded, and a user the dataset's log knows
+        brings their logged items as history (preference ranking uses it, and it counts as seen)."""
         profile = self.profile_store.load(user) if user is not None else Profile()
+        if user is not None:
+            profile.history = self.logged_history(user)
         return Session(user=user, dialogue=Dialogue(budget=self.settings.history_tokens), profile=profile)
+
+    def logged_history(self, user: Any) -> list[Any]:
+        """The item ids a user of the dataset's log interacted with, oldest first (empty if unknown)."""
+        interactions = self.dataset.interactions
+        try:
+            codes = interactions.sequence(user)
+        except KeyError:
+            return []
+        return list(dict.fromkeys(self.dataset.catalog.ids[codes].tolist()))
 
     # ----------------------------------------------------------------- turn
     def chat(self, session: Session, text: str) -> TurnResult:
@@ -178,18 +194,38 @@ class Agent:
         assert stream.result is not None
         return stream.result
 
-    def chat_stream(self, session: Session, text: str) -> TurnStream:
-        return TurnStream(self._turn(session, text))
+    def chat_stream(
+        self, session: Session, text: str, *, on_items: Callable[[list[Any]], None] | None = None
+    ) -> TurnStream:
+        """The turn as a stream of reply chunks. ``on_items`` is called with the recommended item ids as
+        soon as they are known, before the first chunk, so a client can show them while the reply is
+        still being written."""
+        return TurnStream(self._turn(session, text, on_items))
 
-    def _turn(self, session: Session, text: str) -> Iterator[str]:
+    def _turn(
+        self, session: Session, text: str, on_items: Callable[[list[Any]], None] | None = None
+    ) -> Iterator[str]:
         with scoped() as usage:
-            return (yield from self._turn_inner(session, text, usage))
+            return (yield from self._turn_inner(session, text, usage, on_items))
 
-    def _turn_inner(self, session: Session, text: str, usage_meter: Any) -> Iterator[str]:
+    def _turn_inner(
+        self,
+        session: Session,
+        text: str,
+        usage_meter: Any,
+        on_items: Callable[[list[Any]], None] | None = None,
+    ) -> Iterator[str]:
         started = time.perf_counter()
-        ctx = self.ctx.for_turn(session.profile)  # this turn's profile; other sessions' turns keep theirs
-        trace: dict[str, Any] = {"request": text, "plans": [], "steps": [], "replans": 0}
         catalog = self.dataset.catalog
+        # this turn's profile and the previous answer's items; other sessions' turns keep theirs
+        ctx = self.ctx.for_turn(
+            session.profile,
+            previous_shown=catalog.index_of(session.dialogue.last_item_ids, missing="drop").tolist(),
+            previous_candidates=catalog.index_of(
+                session.dialogue.last_candidate_ids, missing="drop"
+            ).tolist(),
+        )
+        trace: dict[str, Any] = {"request": text, "plans": [], "steps": [], "replans": 0}
         dialogue = session.dialogue.render()
         profile_text = self._profile_text(session.profile)
         messages = self.planner.messages(text, dialogue, profile_text)
@@ -212,7 +248,8 @@ class Agent:
         self._apply_feedback(plan, session, trace, ctx)
 
         bus, facts, failure = self._execute(plan, trace, ctx)
-        if failure is not None and self.settings.replan:
+        if failure is not None and self.settings.replan and not ctx.not_found:
+            # (a name the catalog lacks is not a planning mistake: replanning cannot make it exist)
             trace["replans"] += 1
             with track("planner"):
                 try:
@@ -224,8 +261,12 @@ class Agent:
                 except SchemaError as exc:
                     trace["planner_error"] = str(exc)
 
-        items, reply_chunks, check = self._prepare_reply(text, dialogue, plan, bus, facts, failure, session)
-        if self.settings.reflect and plan["intent"] != "chat":
+        if ctx.not_found:
+            trace["not_found"] = dict(ctx.not_found)
+        items, reply_chunks, check = self._prepare_reply(
+            text, dialogue, plan, bus, facts, failure, session, ctx.not_found
+        )
+        if self.settings.reflect and plan["intent"] != "chat" and not ctx.not_found:
             with track("responder"):
                 draft = "".join(reply_chunks)
             verdict = self._critic(text, draft, items)
@@ -241,13 +282,17 @@ class Agent:
                         written.append(copy.deepcopy(plan))
                         bus, facts, failure = self._execute(plan, trace, ctx)
                         items, reply_chunks, check = self._prepare_reply(
-                            text, dialogue, plan, bus, facts, failure, session
+                            text, dialogue, plan, bus, facts, failure, session, ctx.not_found
                         )
                     except SchemaError as exc:
                         trace["planner_error"] = str(exc)
                         reply_chunks = iter([draft])
             else:
                 reply_chunks = iter([draft])
+        ids = catalog.ids[items].tolist() if items else []
+        trace["items_at_s"] = round(time.perf_counter() - started, 3)
+        if on_items is not None:
+            on_items(ids)
         reply_parts: list[str] = []
         with track("responder"):
             for chunk in reply_chunks:
@@ -267,13 +312,14 @@ class Agent:
                 "unknown_titles": sorted(set(check.report.unknown_titles)),
                 "off_list_titles": sorted(set(check.report.off_list_titles)),
             }
-        ids = catalog.ids[items].tolist() if items else []
+        kept = bus.top(self.settings.kept_candidates)[0].tolist() if items and not bus.unrestricted else items
         session.dialogue.add(
             Turn(
                 user=text,
                 reply=reply,
                 items=[catalog.display_title(p) for p in items],
-                item_ids=catalog.ids[items].tolist() if items else [],
+                item_ids=ids,
+                candidate_ids=catalog.ids[kept].tolist() if kept else [],
             )
         )
         if session.user is not None:
@@ -301,9 +347,13 @@ class Agent:
         facts: list[str],
         failure: str | None,
         session: Session,
+        not_found: dict[str, list[str]] | None = None,
     ) -> tuple[list[int], Iterator[str], GroundingCheck | None]:
         """The final items and a (lazy) stream of the checked answer."""
         catalog = self.dataset.catalog
+        if not_found and (failure is not None or bus.empty):
+            # nothing to show: the honest answer needs no model, and names only catalog titles
+            return [], iter([NotInCatalogError(not_found, "").sentence()]), None
         if failure is not None:
             facts = [
                 *facts,
@@ -328,8 +378,15 @@ class Agent:
         item_lines = "\n".join(
             f"- {catalog.render(p, by_position=True, max_chars=self.settings.item_chars)}" for p in items
         )
-        messages = self.responder.messages(text, dialogue, "\n".join(facts), item_lines)
-        return items, self.responder.stream(messages, check), check
+        facts_text = "\n".join(facts)
+        check.add_evidence(text, dialogue, facts_text, item_lines, counts=[len(items)])
+        messages = self.responder.messages(text, dialogue, facts_text, item_lines)
+        stream = self.responder.stream(messages, check)
+        if not_found:  # some names resolved, others did not: say which first, then answer for the rest
+            sentence = NotInCatalogError(not_found, "").sentence()
+            check.allowed |= set(catalog.index_of(_titles_of(not_found, catalog), missing="drop").tolist())
+            return items, _chain([sentence + " "], stream), check
+        return items, stream, check
 
     def _critic(self, text: str, reply: str, items: list[int]) -> dict[str, Any]:
         """One JSON verdict on whether the answer meets the request (reflection)."""
@@ -389,6 +446,11 @@ class Agent:
                     raise ToolError(f"there is no tool called '{step.get('tool')}'")
                 args = tool.validate(step.get("args"))
                 result = tool.run(args, bus, ctx, number)
+            except NotInCatalogError as exc:
+                ctx.not_found.update(exc.missing)
+                record.update(error=str(exc), latency_s=round(time.perf_counter() - start, 4))
+                trace["steps"].append(record)
+                return bus, facts, f"step {number} ({step.get('tool')}) failed: {exc}"
             except ToolError as exc:
                 record.update(error=str(exc), latency_s=round(time.perf_counter() - start, 4))
                 trace["steps"].append(record)
@@ -459,3 +521,19 @@ class Agent:
                 if g.resolved:
                     out.append(int(self.dataset.catalog.index_of([g.item_id])[0]))
         return out
+
+
+def _chain(*parts: Any) -> Iterator[str]:
+    for part in parts:
+        yield from part
+
+
+def _titles_of(not_found: dict[str, list[str]], catalog: Any) -> list[Any]:
+    """Ids of the closest titles a not-found sentence names (they are catalog items, so allowed)."""
+    ids = []
+    for titles in not_found.values():
+        for title in titles[:2]:
+            g = catalog.ground(title)
+            if g.resolved:
+                ids.append(g.item_id)
+    return ids

@@ -37,6 +37,11 @@ class AgentSettings:
     demonstrations: int = 3
     sasrec_budget_s: float = 120.0
     encoder: str | None = None  # None: the default embedder
+    #: what ranks by preference: "sasrec", "itemcf", or "auto" (SASRec on a log with timestamps, whose
+    #: order it can learn; item-CF on a log without, where sequences are only file order)
+    preference_model: str = "auto"
+    kept_candidates: int = 1000  # candidates a turn remembers for a follow-up to refine
+    demonstrations_file: str | None = None  # the user's own (request, plan) examples, added to derived ones
 
 
 @dataclass
@@ -45,6 +50,11 @@ class AgentContext:
     settings: AgentSettings = field(default_factory=AgentSettings)
     profile: Profile = field(default_factory=Profile)
     progress: bool = True
+    #: the previous answer's items (positions): what it showed, and every candidate it kept
+    previous_shown: list[int] = field(default_factory=list)
+    previous_candidates: list[int] = field(default_factory=list)
+    #: names the user gave that the catalog does not have (name -> closest titles), for the reply
+    not_found: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def catalog(self) -> Any:
@@ -69,7 +79,25 @@ class AgentContext:
 
     @cached_property
     def popularity(self) -> np.ndarray:
-        return self.dataset.interactions.item_counts().astype(np.float64)
+        """Distinct users per item: the same number as the ``popularity`` column of the SQL view."""
+        from recai.data.popularity import user_counts
+
+        return user_counts(self.dataset.interactions).astype(np.float64)
+
+    @property
+    def preference_model(self) -> str:
+        """The model preference ranking uses (see :attr:`AgentSettings.preference_model`)."""
+        choice = self.settings.preference_model
+        if choice not in ("auto", "sasrec", "itemcf"):
+            raise ValueError(f"preference_model must be auto, sasrec or itemcf, not {choice!r}")
+        if choice == "auto":
+            return "sasrec" if self.dataset.interactions.has_timestamps else "itemcf"
+        return choice
+
+    def preference_scores(self, history: np.ndarray) -> np.ndarray:
+        """Scores of every item for a user whose known items (positions, oldest first) are ``history``."""
+        model = self.sequential if self.preference_model == "sasrec" else self.itemcf
+        return np.asarray(model.score([np.asarray(history, dtype=np.int64)])[0], dtype=np.float64)
 
     @cached_property
     def itemcf(self) -> Any:
@@ -100,9 +128,19 @@ class AgentContext:
         write_text_atomic(path / "trained.json", json.dumps({"history": model.history_}, default=float))
         return model
 
-    def for_turn(self, profile: Profile | None = None) -> TurnContext:
-        """A context for one turn: its own profile, this context's resources (built once, shared)."""
-        return TurnContext(self, profile)
+    def for_turn(
+        self,
+        profile: Profile | None = None,
+        *,
+        previous_shown: list[int] | None = None,
+        previous_candidates: list[int] | None = None,
+    ) -> TurnContext:
+        """A context for one turn: its own profile and the previous answer's items (positions: what was
+        shown, and every candidate it kept), and this context's resources (built once, shared)."""
+        turn = TurnContext(self, profile)
+        turn.previous_shown = list(previous_shown or [])
+        turn.previous_candidates = list(previous_candidates or previous_shown or [])
+        return turn
 
 
 _SHARED = tuple(name for name, value in vars(AgentContext).items() if isinstance(value, cached_property))

@@ -24,12 +24,18 @@ def rough_tokens(text: str) -> int:
 
 @dataclass
 class Profile:
-    """Item ids (not positions: they survive catalog re-ordering) and free-text constraints."""
+    """Item ids (not positions: they survive catalog re-ordering) and free-text constraints.
+
+    ``history`` is the user's logged interactions (oldest first), seeded from the dataset's log when a
+    session starts for a known user id. It conditions preference ranking and counts as seen; it is not
+    saved with the profile (the log is its source).
+    """
 
     liked: list[Any] = field(default_factory=list)
     disliked: list[Any] = field(default_factory=list)
     seen: list[Any] = field(default_factory=list)
     constraints: list[str] = field(default_factory=list)
+    history: list[Any] = field(default_factory=list)
 
     def add(self, kind: str, ids: list[Any]) -> None:
         target: list[Any] = getattr(self, kind)
@@ -41,13 +47,23 @@ class Profile:
         elif kind == "disliked":
             self.liked = [i for i in self.liked if i not in ids]
 
-    def excluded(self, *, liked: bool = True) -> list[Any]:
-        """Items not to recommend: disliked and already seen, and by default liked ones too (the user
-        knows those already; a caller that wants them back, such as a re-purchase API, passes False)."""
-        return list(dict.fromkeys([*self.disliked, *self.seen, *(self.liked if liked else [])]))
+    def excluded(self, *, liked: bool = True, seen: bool = True) -> list[Any]:
+        """Items not to recommend: disliked ones, already seen ones (the logged history included) and by
+        default liked ones too (the user knows those already). ``liked=False`` / ``seen=False`` give them
+        back, for a re-purchase API or a user who asks for something they already know."""
+        known = [*self.seen, *self.history] if seen else []
+        return list(dict.fromkeys([*self.disliked, *known, *(self.liked if liked else [])]))
+
+    def preference_history(self) -> list[Any]:
+        """What preference ranking conditions on: the logged history, then what the user said they
+        liked in conversation (most recent last), without what they said they disliked."""
+        disliked = set(self.disliked)
+        return [i for i in dict.fromkeys([*self.history, *self.liked]) if i not in disliked]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("history")
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
@@ -141,6 +157,8 @@ class Turn:
     reply: str
     items: list[str] = field(default_factory=list)  # display titles recommended in this turn
     item_ids: list[Any] = field(default_factory=list)  # the same items as catalog ids
+    #: every candidate the turn ended with, best first (capped), so a follow-up can refine all of them
+    candidate_ids: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -181,6 +199,13 @@ class Dialogue:
     @property
     def last_item_ids(self) -> list[Any]:
         return self.turns[-1].item_ids if self.turns else []
+
+    @property
+    def last_candidate_ids(self) -> list[Any]:
+        """The previous answer's whole candidate set (its shown items when nothing more was kept)."""
+        if not self.turns:
+            return []
+        return self.turns[-1].candidate_ids or self.turns[-1].item_ids
 
 
 def first_sentence(text: str, max_chars: int = 160) -> str:

@@ -4,12 +4,19 @@ the tools' facts, and writes the answer; and the grounding check that keeps that
 The check runs sentence by sentence while the answer streams: every title-like span (bold, quoted,
 or "Title (Year)") is grounded against the catalog. A sentence that names a catalog item the tools did
 not return (and the user did not mention), or a "Title (Year)" that is in no catalog at all, is held
-back, so hallucinated titles never reach the user. What was removed is recorded in the trace.
+back, so hallucinated titles never reach the user.
+
+Facts get the same treatment: once the check has its evidence (the user's message, the dialogue, the
+tools' facts and the item lines the responder was shown), a sentence stating a number (a year, a
+runtime, a count) or naming a person (two or more capitalised words) that appears nowhere in that
+evidence is held back too: "Heat came out in 2015" cannot survive a lookup that returned 1995, or
+nothing. What was removed, and why, is recorded in the trace.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -26,21 +33,136 @@ _SPANS = [
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\w])")
+#: Two or more capitalised words in a row ("Christopher Nolan", "Jean-Pierre Jeunet").
+_WORD = r"[A-Z][a-z\u00c0-\u024f'’-]+"
+_NAME = re.compile(rf"\b{_WORD}(?:\s+(?:de |van |von |da |del |le |la )?{_WORD})+")
+_NOT_NAMES = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "i",
+        "you",
+        "we",
+        "they",
+        "it",
+        "this",
+        "that",
+        "these",
+        "those",
+        "here",
+        "there",
+        "if",
+        "my",
+        "your",
+        "our",
+        "their",
+        "his",
+        "her",
+        "its",
+        "and",
+        "or",
+        "but",
+        "so",
+        "also",
+        "both",
+        "each",
+        "all",
+        "some",
+        "any",
+        "most",
+        "more",
+        "as",
+        "for",
+        "with",
+        "from",
+        "of",
+        "in",
+        "on",
+        "at",
+        "by",
+        "to",
+        "yes",
+        "no",
+        "hello",
+        "hi",
+        "thanks",
+        "thank",
+        "sure",
+        "great",
+        "happy",
+        "enjoy",
+    ]
+)
+
+
+def _folded(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
+
+
+def _small(text: str) -> bool:
+    return text.isdigit() and int(text) <= 10
+
+
+def _number_key(text: str) -> str:
+    return text.replace(",", "").rstrip("0").rstrip(".") if "." in text else text.replace(",", "")
+
+
 @dataclass
 class GroundingReport:
     removed: list[str] = field(default_factory=list)  # sentences held back
     unknown_titles: list[str] = field(default_factory=list)
     off_list_titles: list[str] = field(default_factory=list)
+    unsupported_facts: list[str] = field(default_factory=list)  # numbers and names no tool gave
 
 
 class GroundingCheck:
-    """Decides, per sentence, whether every title it names is allowed."""
+    """Decides, per sentence, whether every title it names is allowed and, once it has evidence, whether
+    every number and person's name it states comes from the evidence."""
 
     def __init__(self, catalog: Catalog, allowed_positions: set[int], threshold: float = 90.0) -> None:
         self.catalog = catalog
         self.allowed = allowed_positions
         self.threshold = threshold
         self.report = GroundingReport()
+        self._evidence: str | None = None
+        self._numbers: set[str] = set()
+
+    def add_evidence(self, *texts: str, counts: list[int] | None = None) -> None:
+        """What the answer may state facts from; counts (how many items) are allowed as numbers too."""
+        joined = "\n".join(t for t in texts if t)
+        self._evidence = (self._evidence or "") + "\n" + _folded(joined)
+        self._numbers |= {_number_key(m.group(0)) for m in _NUMBER.finditer(joined)}
+        self._numbers |= {str(c) for c in counts or []}
+
+    def _facts_ok(self, sentence: str) -> bool:
+        if self._evidence is None:
+            return True
+        # titles were judged above; their words and years are not claims of their own
+        text = sentence
+        for pattern in _SPANS:
+            text = pattern.sub(" ", text)
+        # small whole numbers are list markers and counts ("1.", "top 3") far more often than claims
+        unsupported = [
+            m.group(0)
+            for m in _NUMBER.finditer(text)
+            if _number_key(m.group(0)) not in self._numbers and not _small(m.group(0))
+        ]
+        for match in _NAME.finditer(text):
+            words = match.group(0).split()
+            if words[0].lower() in _NOT_NAMES:
+                words = words[1:]
+            if len(words) < 2 or any(w.lower() in _NOT_NAMES for w in words):
+                continue
+            name = re.sub(r"['’]s$", "", " ".join(words))
+            if _folded(name) not in self._evidence:
+                unsupported.append(name)
+        if unsupported:
+            self.report.unsupported_facts.extend(unsupported)
+            return False
+        return True
 
     def sentence_ok(self, sentence: str) -> bool:
         ok = True
@@ -63,6 +185,8 @@ class GroundingCheck:
                     if has_year or (near.alternatives and near.alternatives[0].score >= 60):
                         self.report.unknown_titles.append(span)
                         ok = False
+        if ok and not self._facts_ok(sentence):
+            ok = False
         if not ok:
             self.report.removed.append(sentence.strip())
         return ok

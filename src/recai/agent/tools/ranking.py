@@ -20,12 +20,16 @@ class RankTool(Tool):
     name = "rank"
     orders_candidates = True
     description = (
-        "Order the candidates: 'popularity' (most watched), 'similarity' (keep the scores of the previous "
-        "retrieval) or 'preference' (personalised from the items the user likes)."
+        "Order the candidates: 'popularity' (most users), 'similarity' (keep the scores of the previous "
+        "retrieval) or 'preference' (personalised from the user's history and likes). Items the user "
+        "already knows are left out unless include_seen is true."
     )
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
-        "properties": {"by": {"enum": ["popularity", "similarity", "preference"]}},
+        "properties": {
+            "by": {"enum": ["popularity", "similarity", "preference"]},
+            "include_seen": {"type": "boolean"},
+        },
         "required": ["by"],
         "additionalProperties": False,
     }
@@ -35,8 +39,12 @@ class RankTool(Tool):
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         catalog = ctx.catalog
+        include_seen = bool(args.get("include_seen", False))
         excluded = set(
-            catalog.index_of(ctx.profile.excluded(liked=self.exclude_liked), missing="drop").tolist()
+            catalog.index_of(
+                ctx.profile.excluded(liked=self.exclude_liked and not include_seen, seen=not include_seen),
+                missing="drop",
+            ).tolist()
         )
         bus.discard(excluded, step=step, tool=self.name)
         candidates = bus.candidates()
@@ -44,10 +52,10 @@ class RankTool(Tool):
         if by == "similarity" and bus.scores is not None:
             scores = bus.current_scores()
         elif by == "preference":
-            liked = catalog.index_of(ctx.profile.liked, missing="drop")
-            history = np.asarray(liked, dtype=np.int64)
+            history = catalog.index_of(ctx.profile.preference_history(), missing="drop")
             if len(history):
-                scores = ctx.sequential.score([history])[0][candidates]
+                scores = ctx.preference_scores(np.asarray(history, dtype=np.int64))[candidates]
+                by = f"preference ({ctx.preference_model}, {len(history)} known items)"
             else:  # nothing known about the user yet: fall back to popularity, and say so
                 scores = ctx.popularity[candidates]
                 by = "popularity (no known preferences yet)"

@@ -9,25 +9,24 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from recai.agent.bus import CandidateBus
-from recai.agent.tools.base import Tool, ToolError, ToolResult
+from recai.agent.resolver import resolve_or_raise
+from recai.agent.tools.base import Tool, ToolResult
 
 if TYPE_CHECKING:
     from recai.agent.context import AgentContext
 
 
-def ground_titles(ctx: AgentContext, titles: list[str], tool: str) -> tuple[list[int], list[str]]:
-    """Catalog positions for titles; an unknown title is an error with "did you mean" suggestions."""
-    positions, notes = [], []
-    for title in titles:
-        g = ctx.catalog.ground(title)
-        if not g.resolved:
-            suggestions = "; ".join(g.did_you_mean()) or "nothing close"
-            raise ToolError(f"{tool}: '{title}' is not in the catalog (did you mean: {suggestions}?)")
-        pos = int(ctx.catalog.index_of([g.item_id])[0])
-        positions.append(pos)
-        if g.score < 100 or g.ambiguous:
-            notes.append(f"'{title}' read as {ctx.catalog.display_title(pos)}")
-    return positions, notes
+def ground_titles(
+    ctx: AgentContext, titles: list[str], tool: str, *, partial: bool = False
+) -> tuple[list[int], list[str]]:
+    """Catalog positions for names as people type them (see :mod:`recai.agent.resolver`), with notes on
+    how each was read. Names the catalog lacks raise NotInCatalogError; with ``partial`` only when none
+    resolved, the others being reported in the notes."""
+    resolution = resolve_or_raise(ctx.catalog, titles, tool, partial=partial)
+    notes = list(resolution.notes)
+    notes += [f"'{name}' is not in the catalog" for name in resolution.missing]
+    ctx.not_found.update(resolution.missing)
+    return resolution.positions, notes
 
 
 class SemanticSearchTool(Tool):
@@ -71,7 +70,7 @@ class SimilarItemsTool(Tool):
     }
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
-        seeds, notes = ground_titles(ctx, args["titles"], self.name)
+        seeds, notes = ground_titles(ctx, args["titles"], self.name, partial=True)
         ctx.profile.add("liked", ctx.catalog.ids[seeds].tolist())
         by = args.get("by", "both")
         n = len(ctx.catalog)
@@ -120,7 +119,7 @@ class CandidateStoreTool(Tool):
     }
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
-        positions, notes = ground_titles(ctx, args["titles"], self.name)
+        positions, notes = ground_titles(ctx, args["titles"], self.name, partial=True)
         bus.restrict(positions, step=step, tool=self.name)
         facts = f"the user's candidates: {', '.join(ctx.catalog.display_title(p) for p in bus.candidates())}"
         return ToolResult(
