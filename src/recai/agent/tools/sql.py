@@ -4,7 +4,10 @@ through the catalog's read-only guard (:mod:`recai.data.sql_guard`: DuckDB's and
 table resolution, a function allow-list, a hardened connection, a timeout, a row cap and a byte cap), and
 every failure, a query nested too deeply for the parser included, is a ToolError: the step fails and the
 planner replans. Filter values are grounded: a misspelt genre or director is corrected to an existing
-value (and the correction reported) or refused with suggestions, never silently dropped.
+value (and the correction reported) or refused with suggestions, never silently dropped. Titles in
+either tool go through the agent's title resolver, so ``title = 'Heat'`` finds "Heat (1995)" and a title
+the catalog lacks is reported as such, not answered with an empty result. A column the catalog does not
+have is refused with the list of the columns it does have.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from rapidfuzz import fuzz, process
 from sqlglot import exp
 
 from recai.agent.bus import CandidateBus
+from recai.agent.resolver import ground_title_literals
 from recai.agent.tools.base import Tool, ToolError, ToolResult
 from recai.data.schema import ColumnRole
 from recai.data.sql_guard import TABLE, SqlError, parse_condition, parse_sql, render
@@ -41,27 +45,36 @@ class InfoQueryTool(Tool):
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         catalog = ctx.catalog
-        query = args["sql"]
+        tree = _one_statement(args["sql"], self.name)
+        notes = ground_title_literals(tree, catalog, self.name)
         scope = "the whole catalog"
+        ids = None
         if not bus.unrestricted and 0 < len(bus) <= MAX_IN_LIST:
-            query = _scope_to(query, catalog.id_column, catalog.ids[bus.candidates()].tolist())
+            ids = catalog.ids[bus.candidates()].tolist()
             scope = f"the {len(bus)} current candidates"
+        query = _scope_to(tree, catalog.id_column, ids)
         try:
             result = catalog.sql(
                 query, max_rows=ctx.settings.sql_max_rows, timeout_s=ctx.settings.sql_timeout_s
             )
         except SqlError as exc:
-            raise ToolError(f"sql_query refused or failed: {exc}") from None
+            raise ToolError(f"sql_query refused or failed: {_explain(exc, catalog)}") from None
         frame = result.frame
-        lines = [
-            f"SQL result over {scope} ({len(frame)} row{'s' if len(frame) != 1 else ''}"
-            f"{', more not shown' if result.truncated else ''}):"
-        ]
+        if frame.empty:
+            lines = [f"The lookup over {scope} found nothing (0 rows)."]
+        else:
+            lines = [
+                f"SQL result over {scope} ({len(frame)} row{'s' if len(frame) != 1 else ''}"
+                f"{', more not shown' if result.truncated else ''}):"
+            ]
         for row in frame.itertuples(index=False):
             lines.append("; ".join(f"{col}={_short(v)}" for col, v in zip(frame.columns, row, strict=True)))
+        if notes:
+            lines.append("(" + "; ".join(notes) + ")")
         facts = _cut_lines(lines, ctx.settings.facts_chars)
         return ToolResult(
-            facts=facts, details={"sql": query, "rows": len(frame), "truncated": result.truncated}
+            facts=facts,
+            details={"sql": query, "rows": len(frame), "truncated": result.truncated, "titles": notes},
         )
 
 
@@ -85,7 +98,7 @@ class FilterTool(Tool):
         try:
             ids = catalog.ids_where(condition, within=within)
         except SqlError as exc:
-            raise ToolError(f"filter failed: {exc}") from None
+            raise ToolError(f"filter failed: {_explain(exc, catalog)}") from None
         before = len(bus)
         positions = catalog.index_of(ids)
         if not bus.unrestricted:  # keep the bus order (and scores) of what survives
@@ -100,26 +113,45 @@ class FilterTool(Tool):
         )
 
 
-def _scope_to(query: str, id_column: str, ids: list[Any]) -> str:
-    """Rewrite every reference to `items` into a subquery over the given ids (still one SELECT)."""
+def _one_statement(query: str, tool: str) -> exp.Expression:
     try:  # every failure, a RecursionError on deep nesting included, is a failed step the planner can fix
         statements = [s for s in parse_sql(query) if s is not None and type(s).__name__ != "Semicolon"]
-        if len(statements) != 1:
-            raise SqlError(f"exactly one statement is allowed, got {len(statements)}")
-        tree = statements[0]
-        literals = ", ".join(repr(i) if isinstance(i, str) else str(int(i)) for i in ids)
-        scoped = parse_sql(f'(SELECT * FROM {TABLE} WHERE "{id_column}" IN ({literals}))')[0]
-        if scoped is None:
-            raise SqlError("could not scope the query to the candidates")
-        for table in list(tree.find_all(exp.Table)):
-            if table.name.lower() == TABLE:
-                alias = table.alias or TABLE
-                table.replace(
-                    exp.Subquery(this=scoped.this.copy(), alias=exp.TableAlias(this=exp.to_identifier(alias)))
-                )
+    except SqlError as exc:
+        raise ToolError(f"{tool}: {exc}") from None
+    if len(statements) != 1:
+        raise ToolError(f"{tool}: exactly one statement is allowed, got {len(statements)}")
+    return statements[0]
+
+
+def _scope_to(tree: exp.Expression, id_column: str, ids: list[Any] | None) -> str:
+    """The query, with every reference to `items` rewritten into a subquery over the given ids when
+    there are any (still one SELECT)."""
+    try:
+        if ids is not None:
+            literals = ", ".join(repr(i) if isinstance(i, str) else str(int(i)) for i in ids)
+            scoped = parse_sql(f'(SELECT * FROM {TABLE} WHERE "{id_column}" IN ({literals}))')[0]
+            if scoped is None:
+                raise SqlError("could not scope the query to the candidates")
+            for table in list(tree.find_all(exp.Table)):
+                if table.name.lower() == TABLE:
+                    alias = table.alias or TABLE
+                    table.replace(
+                        exp.Subquery(
+                            this=scoped.this.copy(), alias=exp.TableAlias(this=exp.to_identifier(alias))
+                        )
+                    )
         return render(tree)
     except SqlError as exc:
         raise ToolError(f"sql_query: {exc}") from None
+
+
+def _explain(error: SqlError, catalog: Any) -> str:
+    """DuckDB's error, with the catalog's real columns when it was about a column that does not exist."""
+    text = str(error)
+    if "not found" in text.lower() and "column" in text.lower():
+        columns = [*catalog.schema.kept_columns, *(c.name for c in catalog.log_columns())]
+        text += f"; the table's columns are: {', '.join(columns)}"
+    return text
 
 
 def ground_condition(condition: str, ctx: AgentContext) -> tuple[str, list[str]]:
@@ -139,6 +171,15 @@ def ground_condition(condition: str, ctx: AgentContext) -> tuple[str, list[str]]
         ) from None
     roles = {c.name: c.role for c in catalog.schema.columns}
     corrections: list[str] = []
+    title = catalog.title_column
+    for node in tree.find_all(exp.ArrayContains, exp.ArrayOverlaps):
+        target = node.this
+        if isinstance(target, exp.Column) and target.name.lower() == title.lower():
+            raise ToolError(
+                f"filter: {title} is the item's name, not a list: to find items like one the user names, "
+                f"use similar_to with its title; to keep one item, use {title} = '...'"
+            )
+    corrections += ground_title_literals(tree, catalog, "filter")
 
     def column_of(node: exp.Expression) -> str | None:
         inner = node.this if isinstance(node, (exp.Lower, exp.Upper, exp.Paren, exp.Any)) else node
