@@ -287,3 +287,36 @@ def test_a_turn_reports_its_own_usage_without_resetting_the_global_meter(
     second = agent.chat(session, "hi again")
     assert second.trace["llm_calls"] == 1  # this turn only
     assert meter.totals().calls == 2  # the global meter saw both turns
+
+
+def test_bold_titles_in_a_list_are_read_one_by_one(dataset: Dataset) -> None:
+    from recai.agent.responder import GroundingCheck
+
+    catalog = dataset.catalog
+    allowed = set(catalog.index_of([10, 11, 12]).tolist())
+    check = GroundingCheck(catalog, allowed)
+    assert check.sentence_ok("Try **Pulp Fiction (1994)**, **Reservoir Dogs (1992)**, and **Heat (1995)**.")
+    assert not check.report.unknown_titles and not check.report.off_list_titles
+    assert check.sentence_ok("It is *really* good.")
+
+
+def test_numbers_and_names_must_come_from_the_evidence(dataset: Dataset) -> None:
+    from recai.agent.responder import GroundingCheck
+
+    check = GroundingCheck(dataset.catalog, set())
+    check.add_evidence("What year did Heat come out?", "SQL result: title=Heat; year=1995", counts=[0])
+    assert check.sentence_ok("Heat came out in 1995.")
+    assert not check.sentence_ok("Heat came out in 2015.")
+    assert not check.sentence_ok("It was directed by Michael Mann.")  # a person no tool named
+    assert check.sentence_ok("Here are 3 of them.")  # small counts are not claims
+    assert check.report.unsupported_facts == ["2015", "Michael Mann"]
+    check.add_evidence("director=Michael Mann")
+    assert check.sentence_ok("Michael Mann's film is tense.")
+
+
+def test_sentences_do_not_end_inside_titles_or_after_abbreviations() -> None:
+    from recai.agent.responder import split_sentences
+
+    done, rest = split_sentences("Try **The Cabinet of Dr. Caligari (1920)**. Samuel L. Jackson stars. And m")
+    assert [s for s, _ in done] == ["Try **The Cabinet of Dr. Caligari (1920)**.", "Samuel L. Jackson stars."]
+    assert rest == "And m"

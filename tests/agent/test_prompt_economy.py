@@ -20,9 +20,36 @@ def test_compact_plan_drops_empty_fields_and_spaces() -> None:
     assert " " not in text.replace("Titanic", "")
     assert json.loads(text) == {
         "intent": "recommend",
-        "steps": [{"tool": "rank", "args": {"by": "popularity"}}],
+        "steps": [{"tool": "rank", "by": "popularity"}],  # flat: five tokens fewer per step
         "feedback": {"disliked": ["Titanic"]},
     }
+
+
+def test_flat_and_nested_steps_are_both_plans_and_normalise_to_nested() -> None:
+    import jsonschema
+
+    from recai.agent.planner import plan_schema
+    from recai.agent.tools.ranking import RankTool
+
+    schema = plan_schema([RankTool()])
+    flat = {"intent": "recommend", "steps": [{"tool": "rank", "by": "popularity"}]}
+    nested = {"intent": "recommend", "steps": [{"tool": "rank", "args": {"by": "popularity"}}]}
+    for plan in (flat, nested):
+        jsonschema.validate(plan, schema)
+        assert normalise_plan(json.loads(json.dumps(plan)))["steps"] == nested["steps"]
+    mixed = {
+        "intent": "recommend",
+        "steps": [{"tool": "rank", "by": "popularity", "args": {"by": "similarity"}}],
+    }
+    assert not jsonschema.Draft202012Validator(schema).is_valid(mixed)
+
+
+def test_a_plan_that_only_looks_something_up_is_a_question() -> None:
+    sql = {"tool": "sql_query", "sql": "SELECT title, year FROM items WHERE title = 'Heat'"}
+    plan = normalise_plan({"intent": "recommend", "steps": [sql]})
+    assert plan["intent"] == "question"
+    kept = normalise_plan({"intent": "recommend", "steps": [{"tool": "filter", "where": "year > 1990"}, sql]})
+    assert kept["intent"] == "recommend"
 
 
 def test_a_compact_plan_satisfies_the_plan_schema() -> None:

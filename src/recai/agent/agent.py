@@ -18,7 +18,7 @@ from typing import Any
 from recai.agent.bus import CandidateBus
 from recai.agent.context import AgentContext, AgentSettings
 from recai.agent.memory import Dialogue, Profile, ProfileStore, Turn
-from recai.agent.planner import Demonstrations, Planner, said_in
+from recai.agent.planner import Demonstrations, Planner, planner_card, said_in
 from recai.agent.resolver import NotInCatalogError
 from recai.agent.responder import GroundingCheck, Responder
 from recai.agent.tools.base import Tool, ToolError
@@ -120,13 +120,13 @@ class Agent:
         if encoder is not None:  # otherwise the default embedder loads on first use
             self.ctx.encoder = encoder
         self.profile_store = profile_store or ProfileStore(self.ctx.cache_dir / "profiles")
-        schema_card = dataset.catalog.schema_card(max_values=8)
+        schema_card = planner_card(dataset.catalog)
+        # None: derived from this catalog on first use (see recai.agent.catalog_demos); picked by string
+        # similarity unless from_dataset switches to embeddings
+        self._derive_demonstrations = demonstrations is None
+        self._demonstration_mode = "lexical"
         if demonstrations is None:
-            from recai.agent.planner import plan_schema
-
-            demonstrations = Demonstrations.load(
-                schema=plan_schema(list(self.tools.values())), mode="lexical"
-            )
+            demonstrations = Demonstrations([], mode="fixed")
         self.planner = Planner(
             self.planner_llm,
             list(self.tools.values()),
@@ -145,7 +145,6 @@ class Agent:
         """An agent over a dataset by name or path, with a ChatModel or a model spec (default: $RECAI_LLM
         or the offline 1.5B model). Demonstrations are picked by embedding similarity. ``planner_llm``
         (a ChatModel or a spec such as ``hf:/path/to/distilled/planner``) plans instead of ``llm``."""
-        from recai.agent.planner import plan_schema
         from recai.data import load
         from recai.llm import load_chat_model
 
@@ -159,15 +158,37 @@ class Agent:
         tools = kwargs.pop("tools", None) or default_tools()
         item_noun = kwargs.pop("item_noun", None) or dataset.item_noun()
         agent = cls(dataset, chat, tools=tools, item_noun=item_noun, **kwargs)
-        agent.planner.demonstrations = Demonstrations.load(
-            schema=plan_schema(tools), mode="dynamic", encoder=agent.ctx.encoder
-        )
+        agent._demonstration_mode = "dynamic"
         return agent
 
     def warm_up(self) -> None:
-        """Build (or load) the retrieval resources now, so the first turn is not the slow one.
-        The sequential model is left lazy: only preference ranking needs it."""
+        """Build (or load) everything a turn needs now, so the first turn is not the slow one: the item
+        index, item-CF, the sequential model when preference ranking uses it, and the demonstrations."""
         _ = self.ctx.item_index, self.ctx.itemcf
+        if self.ctx.preference_model == "sasrec" and len(self.dataset.interactions):
+            _ = self.ctx.sequential
+        self.ensure_demonstrations()
+
+    def ensure_demonstrations(self) -> None:
+        """Derive this catalog's demonstrations (cached on disk) and add the user's own, once."""
+        if not self._derive_demonstrations:
+            return
+        from recai.agent.catalog_demos import (
+            core_demonstrations,
+            derived_demonstrations,
+            load_user_demonstrations,
+        )
+        from recai.agent.planner import plan_schema
+
+        # one example per plan shape, shown in every prompt (the cached part); the user's own examples
+        # can be many, so the most similar ones are picked per request
+        self.planner.set_fixed(core_demonstrations(derived_demonstrations(self)))
+        if self.settings.demonstrations_file:
+            schema = plan_schema(list(self.tools.values()))
+            own = load_user_demonstrations(self.settings.demonstrations_file, self.dataset.catalog, schema)
+            encoder = self.ctx.encoder if self._demonstration_mode == "dynamic" else None
+            self.planner.demonstrations = Demonstrations(own, mode=self._demonstration_mode, encoder=encoder)
+        self._derive_demonstrations = False
 
     def session(self, user: str | None = None) -> Session:
         """A new conversation; for a user id the profile is loaded, and a user the dataset's log knows
@@ -216,6 +237,7 @@ class Agent:
         on_items: Callable[[list[Any]], None] | None = None,
     ) -> Iterator[str]:
         started = time.perf_counter()
+        self.ensure_demonstrations()
         catalog = self.dataset.catalog
         # this turn's profile and the previous answer's items; other sessions' turns keep theirs
         ctx = self.ctx.for_turn(
@@ -300,11 +322,12 @@ class Agent:
                 yield chunk
         reply = "".join(reply_parts).strip()
         if not reply:  # the grounding check held everything back: say something true instead of nothing
-            reply = (
-                "Here is what I found in the catalog."
-                if items
-                else "I could not find anything in the catalog for that. Could you say it differently?"
-            )
+            if items:
+                named = [f"**{catalog.display_title(p)}**" for p in items[:3]]
+                listed = ", ".join(named[:-1]) + (" and " if len(named) > 1 else "") + named[-1]
+                reply = f"Here is what I found in the catalog: {listed}."
+            else:
+                reply = "I could not find anything in the catalog for that. Could you say it differently?"
             yield reply
         if check is not None:
             trace["grounding"] = {
@@ -375,13 +398,16 @@ class Agent:
         if plan["intent"] == "chat" and not plan["steps"] and plan["reply"]:
             # the planner's own reply is LLM output too: a title it names must be one it may name
             return items, check.filter_stream(iter([plan["reply"]])), check
+        # the responder sees the best few items, briefly: every token it reads is ~25 ms on a 2-core CPU
+        shown = items[: self.settings.responder_items]
         item_lines = "\n".join(
-            f"- {catalog.render(p, by_position=True, max_chars=self.settings.item_chars)}" for p in items
+            f"- {catalog.render(p, by_position=True, max_chars=self.settings.item_chars, max_list=2)}"
+            for p in shown
         )
         facts_text = "\n".join(facts)
         check.add_evidence(text, dialogue, facts_text, item_lines, counts=[len(items)])
         messages = self.responder.messages(text, dialogue, facts_text, item_lines)
-        stream = self.responder.stream(messages, check)
+        stream = self.responder.stream(messages, check, max_tokens=self.settings.reply_tokens)
         if not_found:  # some names resolved, others did not: say which first, then answer for the rest
             sentence = NotInCatalogError(not_found, "").sentence()
             check.allowed |= set(catalog.index_of(_titles_of(not_found, catalog), missing="drop").tolist())
@@ -461,20 +487,25 @@ class Agent:
                 details=result.details,
             )
             trace["steps"].append(record)
-            if result.facts:
+            if result.facts and (tool.facts_for_reply or "corrected" in result.facts):
                 facts.append(result.facts)
             if bus.empty and step.get("tool") != "sql_query":
                 return bus, facts, f"step {number} ({step['tool']}) left no candidates ({result.facts})"
         return bus, facts, None
 
     def execute_plan(
-        self, plan: dict[str, Any], profile: Profile | None = None
+        self,
+        plan: dict[str, Any],
+        profile: Profile | None = None,
+        *,
+        previous: list[int] | None = None,
     ) -> tuple[CandidateBus, list[str], str | None, list[dict[str, Any]]]:
         """Run a plan against the catalog outside a conversation (no LLM call): the bus, the tool facts,
         the failure (a tool error or an emptied bus, else None) and the step records. Used to check
-        whether a planner's output is executable."""
+        whether a planner's output is executable. ``previous`` (positions) stands for the previous
+        answer's items, for plans that start from them."""
         trace: dict[str, Any] = {"plans": [plan], "steps": []}
-        ctx = self.ctx.for_turn(profile or Profile())
+        ctx = self.ctx.for_turn(profile or Profile(), previous_shown=previous, previous_candidates=previous)
         bus, facts, failure = self._execute(copy.deepcopy(plan), trace, ctx)
         return bus, facts, failure, trace["steps"]
 

@@ -28,16 +28,31 @@ INTENTS = ("recommend", "question", "chat")
 
 
 def plan_schema(tools: list[Tool], max_steps: int = 6) -> dict[str, Any]:
-    """The JSON schema of a plan; each step's arguments are that tool's own schema."""
-    step_variants = [
-        {
-            "type": "object",
-            "properties": {"tool": {"const": tool.name}, "args": tool.parameters},
-            "required": ["tool", "args"],
-            "additionalProperties": False,
-        }
-        for tool in tools
-    ]
+    """The JSON schema of a plan; each step's arguments are that tool's own schema.
+
+    A step is written flat, ``{"tool": "filter", "where": "..."}``: five tokens fewer per step than the
+    nested ``{"tool": ..., "args": {...}}`` form, which a plan may still use (older demonstrations and
+    recorded trajectories) and which :func:`normalise_plan` turns every step into.
+    """
+    step_variants: list[dict[str, Any]] = []
+    for tool in tools:
+        params = tool.parameters
+        step_variants.append(
+            {
+                "type": "object",
+                "properties": {"tool": {"const": tool.name}, **params.get("properties", {})},
+                "required": ["tool", *params.get("required", [])],
+                "additionalProperties": False,
+            }
+        )
+        step_variants.append(
+            {
+                "type": "object",
+                "properties": {"tool": {"const": tool.name}, "args": params},
+                "required": ["tool", "args"],
+                "additionalProperties": False,
+            }
+        )
     titles = {"type": "array", "items": {"type": "string", "maxLength": 200}, "maxItems": 5}
     return {
         "type": "object",
@@ -77,9 +92,67 @@ class Demonstration:
         return f"Message: {self.request}\nPlan: {compact_plan_json(self.plan)}"
 
 
+def planner_card(catalog: Any, max_values: int = 4) -> str:
+    """The table as the planner needs it, in few tokens: each column's type, range or frequent values,
+    and what the log columns mean. The id column is left out (people never ask by id)."""
+    from recai.data.schema import ColumnRole
+
+    lines = [f"({len(catalog)} rows):"]
+    items = catalog.items
+    for spec in catalog.schema.columns:
+        if spec.name not in items or spec.role in (ColumnRole.ID, ColumnRole.IGNORE):
+            continue
+        s = items[spec.name]
+        desc = f"; {spec.description}" if spec.description else ""
+        if spec.role is ColumnRole.TITLE:
+            lines.append(f"- {spec.name} (text): the name of the item")
+        elif spec.role in (ColumnRole.NUMERIC, ColumnRole.POPULARITY) and s.notna().any():
+            unit = f" {spec.unit}" if spec.unit else ""
+            lines.append(f"- {spec.name} (number {_short(s.min())}-{_short(s.max())}{unit}{desc})")
+        elif spec.role is ColumnRole.DATE and s.notna().any():
+            lines.append(f"- {spec.name} (date {_short(s.min())} to {_short(s.max())}{desc})")
+        elif spec.role in (ColumnRole.CATEGORICAL, ColumnRole.MULTI_CATEGORICAL):
+            counts = catalog.column_values(spec.name)
+            kind = "list" if spec.role is ColumnRole.MULTI_CATEGORICAL else "text"
+            shown = max_values if len(counts) <= 50 else max(2, max_values - 2)  # names (people) are long
+            more = f", ... {len(counts)} values" if len(counts) > shown else ""
+            top = ", ".join(counts.index[:shown])
+            lines.append(f"- {spec.name} ({kind}{desc}): {top}{more}")
+        else:
+            lines.append(f"- {spec.name} (text{desc})")
+    for column in catalog.log_columns():
+        lines.append(f"- {column.name} (number): {column.description}")
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    if hasattr(value, "date") and callable(value.date):
+        return str(value.date())
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def flat_step(step: dict[str, Any]) -> dict[str, Any]:
+    """A step as the planner writes it: the tool's name and its arguments side by side."""
+    if "args" not in step:
+        return dict(step)
+    return {"tool": step.get("tool"), **(step.get("args") or {})}
+
+
+def nested_step(step: dict[str, Any]) -> dict[str, Any]:
+    """A step as the executor and the trace read it: ``{"tool": name, "args": {...}}``."""
+    if "args" in step:
+        return {"tool": step.get("tool"), "args": step["args"]}
+    return {"tool": step.get("tool"), "args": {k: v for k, v in step.items() if k != "tool"}}
+
+
 def compact_plan_json(plan: dict[str, Any]) -> str:
-    """A plan as the planner should write it: no empty optional fields, no spaces (fewer tokens to decode)."""
+    """A plan as the planner should write it: flat steps, no empty optional fields, no spaces (fewer
+    tokens to read and to decode)."""
     shown = {key: value for key, value in plan.items() if key not in ("feedback", "reply")}
+    if "steps" in shown:
+        shown["steps"] = [flat_step(s) for s in shown["steps"]]
     feedback = {key: value for key, value in (plan.get("feedback") or {}).items() if value}
     if feedback:
         shown["feedback"] = feedback
@@ -139,7 +212,14 @@ class Demonstrations:
 
 
 class Planner:
-    """Turns a message (with dialogue and profile) into a validated plan, and replans once on request."""
+    """Turns a message (with dialogue and profile) into a validated plan, and replans once on request.
+
+    The prompt is built for llama.cpp's prefix cache: everything that is the same for every turn on a
+    catalog (instructions, schema card, tools, and the ``fixed`` demonstrations: one per plan shape,
+    derived from the catalog) is the system message, read once and then served from the cache; the
+    user message holds only what changes (more examples picked by similarity, the dialogue, the profile
+    and the message), a few dozen tokens on a first turn.
+    """
 
     def __init__(
         self,
@@ -151,6 +231,7 @@ class Planner:
         demonstrations: Demonstrations,
         n_demonstrations: int = 3,
         max_steps: int = 6,
+        fixed: list[Demonstration] | None = None,
     ) -> None:
         self.llm = llm
         self.tools = tools
@@ -160,20 +241,29 @@ class Planner:
         # Greedy by default; trajectory recording samples (temperature, seed) when it retries a failure.
         self.temperature = 0.0
         self.seed: int | None = None
+        self.item_noun = item_noun
+        self.schema_card = schema_card
+        self.set_fixed([] if fixed is None else fixed)
+
+    def set_fixed(self, fixed: list[Demonstration]) -> None:
+        """The demonstrations every prompt shows (in the cached system message)."""
+        self.fixed = list(fixed)
         self.system = render_prompt(
             "planner_system",
             package="recai.agent",
-            item_noun=item_noun,
-            schema_card=schema_card,
-            tools="\n".join(t.card() for t in tools),
+            item_noun=self.item_noun,
+            schema_card=self.schema_card,
+            tools="\n".join(t.card() for t in self.tools),
+            examples="\n".join(d.render() for d in self.fixed) or "(see below)",
         )
 
     def messages(self, request: str, dialogue: str, profile: str) -> list[dict[str, str]]:
-        demos = "\n\n".join(d.render() for d in self.demonstrations.select(request, self.n_demonstrations))
+        picked = self.demonstrations.select(request, self.n_demonstrations)
+        more = "\n".join(d.render() for d in picked)
         user = render_prompt(
             "planner_user",
             package="recai.agent",
-            demonstrations=demos or "(none)",
+            more_examples=f"Examples:\n{more}\n" if more else "",
             dialogue=dialogue or "(this is the first message)",
             profile=profile or "nothing yet",
             request=request,
@@ -243,6 +333,15 @@ def normalise_plan(plan: dict[str, Any]) -> dict[str, Any]:
         "constraints": list(feedback.get("constraints") or []),
     }
     plan["reply"] = plan.get("reply") or ""
+    plan["steps"] = [nested_step(s) for s in plan.get("steps") or [] if isinstance(s, dict)]
     if plan["intent"] == "chat":
         plan["steps"] = []
+    elif (
+        plan["intent"] == "recommend"
+        and plan["steps"]
+        and all(s["tool"] == "sql_query" for s in plan["steps"])
+    ):
+        # a lookup and nothing that finds items: a question, answered from its rows (not a ranking of
+        # the whole catalog appended to a lookup)
+        plan["intent"] = "question"
     return plan

@@ -26,7 +26,8 @@ from recai.llm.prompting import render_prompt
 
 _SPANS = [
     re.compile(r"\*\*(.+?)\*\*"),
-    re.compile(r"(?<!\w)\*(?!\s)(.+?)(?<!\s)\*(?!\w)"),
+    # single-asterisk emphasis, never the inside of a **bold** pair ("**A**, and **B**")
+    re.compile(r"(?<![\w*])\*(?![\s*])([^*]+?)(?<![\s*])\*(?![\w*])"),
     re.compile(r"[\"“](.+?)[\"”]"),
     re.compile(r"\b([A-Z0-9][\w'’:&,.!? -]{0,80}?\(\d{4}\))"),
 ]
@@ -196,14 +197,35 @@ class GroundingCheck:
         buffer = ""
         for chunk in chunks:
             buffer += chunk
-            parts = _SENTENCE_END.split(buffer)
-            seps = _SENTENCE_END.findall(buffer)
-            for sentence, sep in zip(parts[:-1], seps, strict=True):
+            sentences, buffer = split_sentences(buffer)
+            for sentence, sep in sentences:
                 if self.sentence_ok(sentence):
                     yield sentence + sep
-            buffer = parts[-1]
         if buffer.strip() and self.sentence_ok(buffer):
             yield buffer
+
+
+_ABBREVIATION = re.compile(r"\b(?:Dr|Mr|Mrs|Ms|St|Jr|Sr|vs|Vol|No|Mt|Ft|Prof|Capt|Lt|Gen|Sgt)\.$|\b[A-Z]\.$")
+
+
+def split_sentences(text: str) -> tuple[list[tuple[str, str]], str]:
+    """Complete sentences of ``text`` (each with the whitespace after it) and the unfinished rest.
+
+    A full stop does not end a sentence after an abbreviation or an initial ("Dr. Caligari",
+    "Samuel L. Jackson"), nor inside a **bold** or quoted title, so a title is never checked in halves."""
+    out: list[tuple[str, str]] = []
+    start = 0
+    pending = ""
+    for match in _SENTENCE_END.finditer(text):
+        piece = pending + text[start : match.start()]
+        start = match.end()
+        open_span = piece.count("**") % 2 == 1 or piece.count('"') % 2 == 1
+        if "\n" not in match.group(0) and (open_span or _ABBREVIATION.search(piece)):
+            pending = piece + match.group(0)
+            continue
+        out.append((piece, match.group(0)))
+        pending = ""
+    return out, pending + text[start:]
 
 
 class Responder:
@@ -220,12 +242,14 @@ class Responder:
         )
 
     def messages(self, request: str, dialogue: str, facts: str, items: str) -> list[dict[str, str]]:
+        """The prompt: a fixed system message (served from the prefix cache) and a user message with only
+        what this turn has (sections that would be empty are left out: every token read costs time)."""
         user = render_prompt(
             "responder_user",
             package="recai.agent",
-            dialogue=dialogue or "(none)",
+            dialogue=f"Conversation so far:\n{dialogue}\n\n" if dialogue else "",
             request=request,
-            facts=facts or "(none)",
+            facts=f"What the tools found:\n{facts}\n\n" if facts else "",
             items=items or "(no items)",
         )
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]

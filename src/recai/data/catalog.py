@@ -233,13 +233,16 @@ class Catalog:
         columns: Sequence[str] | None = None,
         max_chars: int = 512,
         by_position: bool = False,
+        max_list: int | None = None,
     ) -> str:
         """One item as text for prompts and embedders, cut to ``max_chars`` at a word boundary.
 
         Short facts come first and long text last, so truncation removes synopsis words, not facts.
+        ``max_list`` keeps only the first values of list columns (the main cast, not all of it), so a
+        short budget still reaches every column.
         """
         pos = int(item) if by_position else int(self.index_of([item])[0])
-        return self._render_row(pos, self._render_plan(columns), max_chars)
+        return self._render_row(pos, self._render_plan(columns), max_chars, max_list)
 
     def texts(self, *, columns: Sequence[str] | None = None, max_chars: int = 512) -> list[str]:
         """Rendered text of every item, in row order."""
@@ -258,7 +261,9 @@ class Catalog:
         long_last = sorted(plan, key=lambda p: (p[1] is ColumnRole.TEXT,))
         return long_last
 
-    def _render_row(self, pos: int, plan: list[tuple[str, ColumnRole]], max_chars: int) -> str:
+    def _render_row(
+        self, pos: int, plan: list[tuple[str, ColumnRole]], max_chars: int, max_list: int | None = None
+    ) -> str:
         parts: list[str] = []
         names = {name for name, _ in plan}
         for name, role in plan:
@@ -268,6 +273,8 @@ class Catalog:
                 continue
             if role is ColumnRole.ID or (name == self._year_column and self.title_column in names):
                 continue
+            if max_list is not None and isinstance(value, (list, tuple, np.ndarray)):
+                value = list(value)[:max_list]
             text = _format_value(value, role)
             if text:
                 unit = self.schema.column(name).unit
@@ -430,7 +437,7 @@ def _log_columns(interactions: Any, taken: set[str]) -> list[LogColumn]:
             free("popularity", "log_popularity", "n_users"),
             counts,
             "integer",
-            "how many users interacted with the item; ORDER BY it DESC for the most popular",
+            "users who interacted with the item (higher: more popular)",
         )
     ]
     trending = trending_counts(interactions)
@@ -440,8 +447,8 @@ def _log_columns(interactions: Any, taken: set[str]) -> list[LogColumn]:
                 free("trending", "log_trending"),
                 np.round(trending, 3),
                 "number",
-                f"popularity with older interactions counting less (half after {TRENDING_HALF_LIFE_DAYS:g} "
-                "days)",
+                "like popularity, recent interactions counting more "
+                f"(half-life {TRENDING_HALF_LIFE_DAYS:g} days)",
             )
         )
     return out

@@ -9,6 +9,9 @@
   ``prompt_cache_mb`` KV states are also kept in RAM by prompt prefix, so prompts that alternate (an
   agent's planner and responder) each find their own prefix again.
 - One model instance is not thread-safe: calls are serialised with a lock.
+- ``n_batch`` is 64: on a 2-core AVX2 CPU it read prompts faster than 256 (53 against 46 tokens/s with
+  the 1.5B model), and every saved prompt state carries ``n_batch`` rows of logits (152k floats each for
+  Qwen2.5), so states are 4x smaller to save and restore.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class LlamaCppChatModel(ChatModel):
         name: str | None = None,
         n_ctx: int = 4096,
         n_threads: int | None = None,
-        n_batch: int = 256,
+        n_batch: int = 64,
         seed: int = 0,
         verbose: bool = False,
         prompt_cache_mb: int = 2048,

@@ -37,6 +37,9 @@ class Tool(ABC):
     #: The tool puts the candidates in their final order, so a recommending plan that uses it is
     #: complete: the agent appends its default ``rank`` step only to plans without such a tool.
     orders_candidates: ClassVar[bool] = False
+    #: The tool's facts are worth the responder's reading time (answers, corrections, how a title was
+    #: read); bookkeeping ("ranked 28 candidates") stays in the trace only.
+    facts_for_reply: ClassVar[bool] = True
 
     def validate(self, args: Any) -> dict[str, Any]:
         """Check ``args`` against the tool's schema; raise ToolError naming the first problem."""

@@ -17,10 +17,8 @@ if TYPE_CHECKING:
 
 class PreviousResultsTool(Tool):
     name = "previous_results"
-    description = (
-        "Start from the previous answer: 'all' (every candidate it kept: refine it with a filter) or "
-        "'shown' (only the items just recommended: compare or pick among 'those')."
-    )
+    facts_for_reply = False
+    description = "The previous answer's items: 'all' (to refine) or 'shown' (to compare)."
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {"which": {"enum": ["all", "shown"]}},

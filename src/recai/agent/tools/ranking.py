@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 class RankTool(Tool):
     name = "rank"
     orders_candidates = True
+    facts_for_reply = False
     description = (
-        "Order the candidates: 'popularity' (most users), 'similarity' (keep the scores of the previous "
-        "retrieval) or 'preference' (personalised from the user's history and likes). Items the user "
-        "already knows are left out unless include_seen is true."
+        "Order the candidates by 'popularity', 'similarity' (to the search) or 'preference' (the user's "
+        "taste); known items are left out unless include_seen."
     )
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",

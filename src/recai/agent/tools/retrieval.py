@@ -31,7 +31,8 @@ def ground_titles(
 
 class SemanticSearchTool(Tool):
     name = "semantic_search"
-    description = "Find candidates matching a free-text description of mood, theme or plot ('eerie, slow')."
+    facts_for_reply = False
+    description = "Find candidates matching a description (mood, theme, style)."
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {"query": {"type": "string", "minLength": 2, "maxLength": 300}},
@@ -53,7 +54,7 @@ class SemanticSearchTool(Tool):
 
 class SimilarItemsTool(Tool):
     name = "similar_to"
-    description = "Find candidates similar to items the user names (by co-watching and by content)."
+    description = "Find candidates similar to items the user names."
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {
@@ -101,9 +102,7 @@ class SimilarItemsTool(Tool):
 
 class CandidateStoreTool(Tool):
     name = "user_candidates"
-    description = (
-        "Use the user's own list of items as the candidates (e.g. 'which of these three should I watch?')."
-    )
+    description = "The items the user lists become the candidates."
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {

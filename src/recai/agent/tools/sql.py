@@ -32,10 +32,7 @@ MAX_IN_LIST = 5000  # beyond this many candidates an information query reads the
 
 class InfoQueryTool(Tool):
     name = "sql_query"
-    description = (
-        "Answer a factual question about items (year, director, runtime, which is shortest...) with one "
-        "read-only SQL SELECT over the table `items` (restricted to the current candidates, if any)."
-    )
+    description = "A read-only SQL SELECT over `items` to answer a question (over the candidates, if any)."
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {"sql": {"type": "string", "maxLength": 800}},
@@ -80,10 +77,8 @@ class InfoQueryTool(Tool):
 
 class FilterTool(Tool):
     name = "filter"
-    description = (
-        "Keep only candidates satisfying a hard condition, written as a SQL WHERE clause over `items` "
-        "(e.g. year BETWEEN 1990 AND 1999 AND list_contains(genres, 'Crime') AND runtime < 120)."
-    )
+    facts_for_reply = False  # the request says what was asked; corrections are passed on anyway
+    description = "Keep the candidates matching a SQL WHERE condition."
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {"where": {"type": "string", "maxLength": 600}},

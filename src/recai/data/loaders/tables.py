@@ -203,7 +203,8 @@ def _resolve_encoding(path: Path, given: str | None) -> tuple[str, str | None]:
         # NUL bytes decode as UTF-8 without complaint; text full of them is UTF-16/32 without a BOM
         order = "utf-16-le" if head[1:2] == b"\x00" else "utf-16-be"
         raise DataError(
-            f"the file looks like UTF-16 without a byte-order mark (many zero bytes): add `encoding: {order}`",
+            "the file looks like UTF-16 without a byte-order mark (many zero bytes): "
+            f"add `encoding: {order}`",
             path=path,
             field="encoding",
         )
