@@ -230,7 +230,8 @@ def not_found(name: str) -> Check:
         )
         if not said:
             return f"the reply does not say it is missing: {turn.reply[:160]!r}"
-        if re.search(r"\b(1[89]\d\d|20\d\d)\b", turn.reply) and "year" in turns[-1].request.lower():
+        claims = re.sub(r"\(\d{4}\)", "", turn.reply)  # the closest titles' own years are not claims
+        if re.search(r"\b(1[89]\d\d|20\d\d)\b", claims) and "year" in turns[-1].request.lower():
             return f"the reply states a year for a missing title: {turn.reply[:160]!r}"
         return None
 
@@ -300,7 +301,7 @@ def _common(noun: str, thing: str) -> list[Case]:
         Case(
             "missing-info",
             "not in catalog",
-            [f"What year did The Flying Teapot Chronicles come out?"],
+            ["What year did The Flying Teapot Chronicles come out?"],
             not_found("Flying Teapot"),
         ),
         Case(
@@ -433,7 +434,7 @@ def cases_movielens(small: bool) -> list[Case]:
             where("list_contains(genres, 'Horror') AND year < 1980"),
         ),
         Case("war", "hard constraint", ["War films, please"], where("list_contains(genres, 'War')")),
-        Case("like-matrix", "similar-to", ["Movies like The Matrix, please."], similar("The Matrix")),
+        Case("like-jurassic", "similar-to", ["Movies like Jurassic Park, please."], similar("Jurassic Park")),
         Case("like-typo", "misspelled title", ["Anything similar to Pulp Fictoin?"], similar("Pulp Fiction")),
         Case(
             "like-toystory",
@@ -583,10 +584,12 @@ def _run_turns(agent: Any, case: Case, user: Any) -> list[Turn]:
     for text in case.turns:
         started = time.perf_counter()
         items_at: list[float] = []
+
+        def seen_items(_ids: list[Any], items_at: list[float] = items_at, started: float = started) -> None:
+            items_at.append(time.perf_counter() - started)
+
         try:
-            stream = agent.chat_stream(
-                session, text, on_items=lambda _ids: items_at.append(time.perf_counter() - started)
-            )
+            stream = agent.chat_stream(session, text, on_items=seen_items)
             reply = "".join(stream)
             result = stream.result
             turns.append(
@@ -724,14 +727,16 @@ TARGETS = {"pass_rate": 0.9, "items_at_s_p50": 4.0, "turn_s_p50": 8.0, "planner_
 
 def markdown(results: dict[str, Any]) -> str:
     lines = [
-        "| catalog | pass rate | LLM calls / turn | planner prompt tokens p50 / p90 | time to items p50 / p90 (s) | whole turn p50 / p90 (s) |",
+        "| catalog | pass rate | LLM calls / turn | planner prompt tokens p50 / p90 "
+        "| time to items p50 / p90 (s) | whole turn p50 / p90 (s) |",
         "|---|---|---|---|---|---|",
     ]
     for name, s in results.items():
         lines.append(
             f"| {name} | {s['passed']}/{s['cases']} ({s['pass_rate']:.0%}) | {s['llm_calls_mean']} | "
             f"{s['planner_prompt_tokens']['p50']} / {s['planner_prompt_tokens']['p90']} | "
-            f"{s['items_at_s']['p50']} / {s['items_at_s']['p90']} | {s['turn_s']['p50']} / {s['turn_s']['p90']} |"
+            f"{s['items_at_s']['p50']} / {s['items_at_s']['p90']} | "
+            f"{s['turn_s']['p50']} / {s['turn_s']['p90']} |"
         )
     return "\n".join(lines)
 

@@ -541,6 +541,12 @@ def chat(
         str | None,
         typer.Option(help="A separate planner model, e.g. hf:FOLDER from `recai agent distill`."),
     ] = None,
+    demonstrations: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own planner examples (JSON list of request/plan), added to the derived ones."
+        ),
+    ] = None,
 ) -> None:
     """Chat with the recommender agent: streaming replies, item cards, and (with --trace) how it got there."""
     from recai.agent import Agent
@@ -548,7 +554,9 @@ def chat(
 
     try:
         err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
-        agent = Agent.from_dataset(data, llm=llm, progress=True, **_agent_settings(encoder, planner))
+        agent = Agent.from_dataset(
+            data, llm=llm, progress=True, **_agent_settings(encoder, planner, demonstrations)
+        )
         agent.warm_up()
     except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
         raise _fail(exc) from None
@@ -574,14 +582,23 @@ def chat(
                 continue
             if text.lower() in ("exit", "quit"):
                 break
-        console.print("[bold green]recai>[/] ", end="")
-        stream = agent.chat_stream(session, text)
+        started = [False]
+
+        def show_items(ids: list[Any], started: list[bool] = started) -> None:
+            # the cards as soon as the plan has run, then the reply as it is written
+            for item_id in ids:
+                console.print(_item_card(agent.dataset.catalog, item_id))
+            console.print("[bold green]recai>[/] ", end="")
+            started[0] = True
+
+        stream = agent.chat_stream(session, text, on_items=show_items)
         for chunk in stream:
+            if not started[0]:
+                console.print("[bold green]recai>[/] ", end="")
+                started[0] = True
             console.print(chunk, end="", markup=False, highlight=False)
         console.print()
         assert stream.result is not None
-        for item_id in stream.result.items:
-            console.print(_item_card(agent.dataset.catalog, item_id))
         if trace:
             _print_trace(stream.result.trace)
 
@@ -968,13 +985,17 @@ def eval_compare(
     console.print(format_comparison(result))
 
 
-def _agent_settings(encoder: str | None, planner: str | None = None) -> dict[str, Any]:
-    """Agent keyword arguments for the command-line options that change its models."""
+def _agent_settings(
+    encoder: str | None, planner: str | None = None, demonstrations: Path | None = None
+) -> dict[str, Any]:
+    """Agent keyword arguments for the command-line options that change its models and examples."""
     out: dict[str, Any] = {}
-    if encoder is not None:
+    if encoder is not None or demonstrations is not None:
         from recai.agent.context import AgentSettings
 
-        out["settings"] = AgentSettings(encoder=encoder)
+        out["settings"] = AgentSettings(
+            encoder=encoder, demonstrations_file=str(demonstrations) if demonstrations else None
+        )
     if planner is not None:
         out["planner_llm"] = planner
     return out
@@ -1019,6 +1040,12 @@ def serve(
         str | None,
         typer.Option(help="A separate planner model, e.g. hf:FOLDER from `recai agent distill`."),
     ] = None,
+    demonstrations: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own planner examples (JSON list of request/plan), added to the derived ones."
+        ),
+    ] = None,
 ) -> None:
     """Serve the agent: HTTP API (streaming chat, recommend, search, OpenAI-compatible) and a web page."""
     try:
@@ -1040,7 +1067,7 @@ def serve(
             forwarded_allow_ips=[ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()],
         )
         err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
-        agent = build_agent(data, llm, progress=True, **_agent_settings(encoder, planner))
+        agent = build_agent(data, llm, progress=True, **_agent_settings(encoder, planner, demonstrations))
     except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
         raise _fail(exc) from None
     err.print(f"[bold]recai[/] serving {escape(agent.dataset.name)} on http://{host}:{port}/ (Ctrl-C stops)")

@@ -9,6 +9,7 @@ from jsonschema import Draft202012Validator
 from recai.agent.bus import CandidateBus
 from recai.agent.context import AgentContext, AgentSettings
 from recai.agent.tools.base import Tool, ToolError, ToolResult
+from recai.agent.tools.previous import PreviousResultsTool
 from recai.agent.tools.ranking import RankTool
 from recai.agent.tools.retrieval import CandidateStoreTool, SemanticSearchTool, SimilarItemsTool
 from recai.agent.tools.sql import FilterTool, InfoQueryTool, ground_condition
@@ -22,6 +23,7 @@ GOOD_ARGS: dict[str, dict[str, Any]] = {
     "similar_to": {"titles": ["Reservoir Dogs"]},
     "user_candidates": {"titles": ["Heat", "Amélie"]},
     "rank": {"by": "popularity"},
+    "previous_results": {"which": "all"},
 }
 TOOLS = [
     InfoQueryTool(),
@@ -29,6 +31,7 @@ TOOLS = [
     SemanticSearchTool(),
     SimilarItemsTool(),
     CandidateStoreTool(),
+    PreviousResultsTool(),
     RankTool(),
 ]
 
@@ -37,6 +40,9 @@ TOOLS = [
 def ctx(dataset: Dataset) -> AgentContext:
     context = AgentContext(dataset, AgentSettings(retrieve_k=5, sasrec_budget_s=2.0), progress=False)
     context.encoder = BagOfWordsEncoder()
+    # the previous answer's items, for previous_results (positions)
+    context.previous_candidates = context.catalog.index_of([10, 11, 12, 16, 17]).tolist()
+    context.previous_shown = context.catalog.index_of([10, 11]).tolist()
     return context
 
 
@@ -153,3 +159,82 @@ def test_discard_keeps_the_order_and_scores_of_the_rest() -> None:
     assert bus.candidates().tolist() == [5, 0] and bus.current_scores().tolist() == [3.0, 1.0]
     bus.discard([], step=4, tool="t")
     assert len(bus) == 2
+
+
+def test_previous_results_refines_the_whole_previous_answer_or_compares_what_was_shown(
+    ctx: AgentContext,
+) -> None:
+    bus = CandidateBus(len(ctx.catalog))
+    PreviousResultsTool().run({"which": "all"}, bus, ctx, 1)
+    assert ctx.catalog.ids[bus.candidates()].tolist() == [10, 11, 12, 16, 17]  # best first, as ranked
+    FilterTool().run({"where": "year < 1990"}, bus, ctx, 2)  # the old conditions hold: only old items left
+    assert ctx.catalog.ids[bus.candidates()].tolist() == [16, 17]
+    shown = CandidateBus(len(ctx.catalog))
+    PreviousResultsTool().run({"which": "shown"}, shown, ctx, 1)
+    assert ctx.catalog.ids[shown.candidates()].tolist() == [10, 11]
+    ctx.previous_candidates, ctx.previous_shown = [], []
+    with pytest.raises(ToolError, match="no previous answer"):
+        PreviousResultsTool().run({"which": "all"}, CandidateBus(len(ctx.catalog)), ctx, 1)
+
+
+def test_titles_in_sql_are_resolved_as_people_type_them(ctx: AgentContext) -> None:
+    from recai.agent.resolver import NotInCatalogError
+
+    result = InfoQueryTool().run(
+        {"sql": "SELECT title, year FROM items WHERE title = 'godfather'"},
+        CandidateBus(len(ctx.catalog)),
+        ctx,
+        1,
+    )
+    assert "title=The Godfather; year=1972" in result.facts
+    bus = CandidateBus(len(ctx.catalog))
+    FilterTool().run({"where": "title IN ('pulp fictoin', 'heat')"}, bus, ctx, 1)
+    assert sorted(ctx.catalog.ids[bus.candidates()].tolist()) == [10, 12]
+    with pytest.raises(NotInCatalogError) as err:
+        InfoQueryTool().run(
+            {"sql": "SELECT year FROM items WHERE title = 'Zorbulon Returns'"},
+            CandidateBus(len(ctx.catalog)),
+            ctx,
+            1,
+        )
+    assert "Zorbulon Returns" in err.value.missing
+    with pytest.raises(ToolError, match="similar_to"):
+        FilterTool().run({"where": "list_contains(title, 'Heat')"}, CandidateBus(len(ctx.catalog)), ctx, 1)
+    with pytest.raises(ToolError, match=r"columns are:.*popularity"):
+        FilterTool().run({"where": "runtimee < 100"}, CandidateBus(len(ctx.catalog)), ctx, 1)
+
+
+def test_an_empty_lookup_says_so(ctx: AgentContext) -> None:
+    result = InfoQueryTool().run(
+        {"sql": "SELECT title FROM items WHERE year > 2100"}, CandidateBus(len(ctx.catalog)), ctx, 1
+    )
+    assert "found nothing" in result.facts
+
+
+def test_ambiguous_names_take_the_most_interacted_and_say_so(ctx: AgentContext) -> None:
+    from recai.agent.resolver import resolve_titles
+
+    resolution = resolve_titles(ctx.catalog, ["Beauty and the Beast", "Nosuchfilm Atall"])
+    popularity = ctx.catalog.popularity()
+    expected = max((14, 15), key=lambda i: popularity[int(ctx.catalog.index_of([i])[0])])
+    assert ctx.catalog.ids[resolution.positions].tolist() == [expected]
+    assert "ambiguous" in resolution.notes[0] and "most interacted" in resolution.notes[0]
+    assert list(resolution.missing) == ["Nosuchfilm Atall"]
+
+
+def test_popularity_is_a_column_on_every_catalog_with_a_log(ctx: AgentContext) -> None:
+    frame = ctx.catalog.sql(
+        "SELECT title, popularity, trending FROM items ORDER BY popularity DESC, title"
+    ).frame
+    counts = ctx.dataset.interactions.frame.drop_duplicates(["user_id", "item_id"])["item_id"].value_counts()
+    top = ctx.catalog.row(int(counts.idxmax()))["title"]
+    assert frame["popularity"].max() == counts.max() and top in frame["title"].head(3).tolist()
+    assert "popularity" in ctx.catalog.schema_card()
+
+
+def test_list_functions_on_a_one_value_column_mean_equality(ctx: AgentContext) -> None:
+    sql, _ = ground_condition("list_contains(language, 'french')", ctx)
+    assert sql == "language = 'French'"
+    bus = CandidateBus(len(ctx.catalog))
+    FilterTool().run({"where": "list_has_any(language, ['French'])"}, bus, ctx, 1)
+    assert sorted(ctx.catalog.ids[bus.candidates()].tolist()) == [13, 14]

@@ -79,7 +79,7 @@ async def test_a_session_lives_through_chat_reset_and_delete(make_client: Any) -
         assert gone.status_code == 404 and error_of(gone)["code"] == "session_not_found"
 
 
-async def test_chat_streams_deltas_then_items_trace_and_done(make_client: Any, sse: Sse) -> None:
+async def test_chat_streams_items_then_deltas_trace_and_done(make_client: Any, sse: Sse) -> None:
     async with make_client() as (client, _):
         response = await client.post(
             "/chat", json={"message": "a crime film about the godfather", "stream": True}
@@ -88,13 +88,15 @@ async def test_chat_streams_deltas_then_items_trace_and_done(make_client: Any, s
         assert response.headers["content-type"].startswith("text/event-stream")
         events = sse(response.text)
     names = [name for name, _ in events]
-    assert names[0] == "session" and names[-3:] == ["items", "trace", "done"]
+    # the cards come before the reply, so a client shows them while the text is still being written
+    assert names[:2] == ["session", "items"] and names[-2:] == ["trace", "done"]
+    assert names.count("items") == 1 and set(names[2:-2]) == {"delta"}
     deltas = [data["text"] for name, data in events if name == "delta"]
     assert (
         len(deltas) >= 2
     )  # streamed sentence by sentence (the grounding check holds each one), not as one block
     assert "".join(deltas) == events[-1][1]["reply"]
-    assert [c["title"] for c in events[-3][1]["items"]][:2] == ["The Godfather", "The Godfather Part II"]
+    assert [c["title"] for c in events[1][1]["items"]][:2] == ["The Godfather", "The Godfather Part II"]
     assert events[-2][1]["plans"][0]["intent"] == "recommend"
     session_id = events[0][1]["session_id"]
     assert isinstance(session_id, str) and len(session_id) >= 16

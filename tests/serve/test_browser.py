@@ -80,7 +80,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
         built = Agent(
             load("demo"),
             model(),
-            settings=AgentSettings(k=4),
+            settings=AgentSettings(k=4, sasrec_budget_s=5.0),  # warm_up trains it: keep CI short
             encoder=BagOfWordsEncoder(),
             profile_store=ProfileStore(home / "profiles"),
             progress=False,

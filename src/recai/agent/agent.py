@@ -115,6 +115,8 @@ class Agent:
         self.turn_hooks: list[Callable[[TurnEvent], None]] = []
         self.settings = settings or AgentSettings()
         self.tools = {t.name: t for t in (tools or default_tools())}
+        if not has_item_text(dataset.catalog):  # names only: searching descriptions finds nothing real
+            self.tools.pop(SemanticSearchTool.name, None)
         self.item_noun = item_noun
         self.ctx = AgentContext(dataset, self.settings, progress=progress)
         if encoder is not None:  # otherwise the default embedder loads on first use
@@ -174,6 +176,7 @@ class Agent:
         if not self._derive_demonstrations:
             return
         from recai.agent.catalog_demos import (
+            CHARS_PER_TOKEN,
             core_demonstrations,
             derived_demonstrations,
             load_user_demonstrations,
@@ -182,7 +185,10 @@ class Agent:
 
         # one example per plan shape, shown in every prompt (the cached part); the user's own examples
         # can be many, so the most similar ones are picked per request
-        self.planner.set_fixed(core_demonstrations(derived_demonstrations(self)))
+        # the examples get what the rest of the system prompt leaves of its budget
+        self.planner.set_fixed([])
+        left = self.settings.planner_prompt_tokens - len(self.planner.system) / CHARS_PER_TOKEN
+        self.planner.set_fixed(core_demonstrations(derived_demonstrations(self), max(0, int(left))))
         if self.settings.demonstrations_file:
             schema = plan_schema(list(self.tools.values()))
             own = load_user_demonstrations(self.settings.demonstrations_file, self.dataset.catalog, schema)
@@ -205,7 +211,8 @@ class Agent:
             codes = interactions.sequence(user)
         except KeyError:
             return []
-        return list(dict.fromkeys(self.dataset.catalog.ids[codes].tolist()))
+        ids = self.dataset.catalog.ids[codes].tolist()
+        return list(reversed(dict.fromkeys(reversed(ids))))  # each item once, where it was last seen
 
     # ----------------------------------------------------------------- turn
     def chat(self, session: Session, text: str) -> TurnResult:
@@ -265,6 +272,8 @@ class Agent:
                 completion = None
         trace["plans"].append(plan)
         written = [copy.deepcopy(plan)]
+        if narrow_follow_up(plan, text, bool(ctx.previous_candidates)):
+            trace["repairs"] = ["started from the previous answer ('only ...' narrows it)"]
         if completion is not None:
             trace["planner_tokens"] = [completion.prompt_tokens, completion.completion_tokens]
         self._apply_feedback(plan, session, trace, ctx)
@@ -275,11 +284,15 @@ class Agent:
             trace["replans"] += 1
             with track("planner"):
                 try:
+                    first_failure = failure
                     plan, _ = self.planner.replan(messages, plan, failure)
                     trace["plans"].append(plan)
                     written.append(copy.deepcopy(plan))
                     self._apply_feedback(plan, session, trace, ctx)
                     bus, facts, failure = self._execute(plan, trace, ctx)
+                    if plan["intent"] == "chat" and not plan["reply"]:
+                        # a "plan" that gives up without a word: the answer must still say what failed
+                        failure = first_failure
                 except SchemaError as exc:
                     trace["planner_error"] = str(exc)
 
@@ -322,11 +335,14 @@ class Agent:
                 yield chunk
         reply = "".join(reply_parts).strip()
         if not reply:  # the grounding check held everything back: say something true instead of nothing
-            if items:
+            rows = [f for f in facts if f.startswith("SQL result")] if plan["intent"] == "question" else []
+            if rows:  # a question the lookup answered: the rows themselves are the answer
+                reply = "From the catalog: " + "; ".join(rows[0].splitlines()[1:4])
+            elif items:
                 named = [f"**{catalog.display_title(p)}**" for p in items[:3]]
                 listed = ", ".join(named[:-1]) + (" and " if len(named) > 1 else "") + named[-1]
                 reply = f"Here is what I found in the catalog: {listed}."
-            else:
+            if not reply:
                 reply = "I could not find anything in the catalog for that. Could you say it differently?"
             yield reply
         if check is not None:
@@ -334,6 +350,7 @@ class Agent:
                 "removed": check.report.removed,
                 "unknown_titles": sorted(set(check.report.unknown_titles)),
                 "off_list_titles": sorted(set(check.report.off_list_titles)),
+                "unsupported_facts": sorted(set(check.report.unsupported_facts)),
             }
         kept = bus.top(self.settings.kept_candidates)[0].tolist() if items and not bus.unrestricted else items
         session.dialogue.add(
@@ -405,7 +422,8 @@ class Agent:
             for p in shown
         )
         facts_text = "\n".join(facts)
-        check.add_evidence(text, dialogue, facts_text, item_lines, counts=[len(items)])
+        named = "\n".join(catalog.render(p, by_position=True, max_chars=300) for p in self._mentioned(text))
+        check.add_evidence(text, dialogue, facts_text, item_lines, named, counts=[len(items)])
         messages = self.responder.messages(text, dialogue, facts_text, item_lines)
         stream = self.responder.stream(messages, check, max_tokens=self.settings.reply_tokens)
         if not_found:  # some names resolved, others did not: say which first, then answer for the rest
@@ -552,6 +570,32 @@ class Agent:
                 if g.resolved:
                     out.append(int(self.dataset.catalog.index_of([g.item_id])[0]))
         return out
+
+
+def has_item_text(catalog: Any) -> bool:
+    """Whether items have text beyond their title (a text, list or categorical column) for semantic
+    search to match a description against."""
+    from recai.data.schema import ColumnRole
+
+    roles = (ColumnRole.TEXT, ColumnRole.MULTI_CATEGORICAL, ColumnRole.CATEGORICAL)
+    return any(c.role in roles and c.name in catalog.items for c in catalog.schema.columns)
+
+
+_NARROWING = re.compile(r"^\s*(only|just)\b", re.I)
+
+
+def narrow_follow_up(plan: dict[str, Any], text: str, has_previous: bool) -> bool:
+    """ "Only ones from the 90s" after an answer narrows that answer: when a recommendation plan for such
+    a message starts with a filter over the whole catalog, it is made to start from the previous
+    answer's candidates (the planner sometimes restates only the new condition and loses the old ones).
+    Returns whether the plan was changed."""
+    steps = plan.get("steps") or []
+    if not (has_previous and _NARROWING.match(text) and plan.get("intent") == "recommend" and steps):
+        return False
+    if steps[0].get("tool") != "filter":
+        return False
+    plan["steps"] = [{"tool": "previous_results", "args": {"which": "all"}}, *steps]
+    return True
 
 
 def _chain(*parts: Any) -> Iterator[str]:

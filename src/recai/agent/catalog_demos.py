@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from sqlglot import exp
 
-from recai.agent.planner import Demonstration
+from recai.agent.planner import Demonstration, nested_step
 from recai.data.atomic import write_text_atomic
 from recai.data.grounding import parse_title
 from recai.data.schema import ColumnRole
@@ -583,7 +583,8 @@ def sql_columns(plan: dict[str, Any]) -> set[str]:
     """Every column name the plan's SQL (sql_query and filter steps) refers to, output aliases of the
     same query excluded."""
     names: set[str] = set()
-    for step in plan.get("steps", []):
+    for raw in plan.get("steps", []):
+        step = nested_step(raw) if isinstance(raw, dict) else {}
         args = step.get("args") or {}
         try:
             if step.get("tool") == "filter" and "where" in args:
@@ -692,29 +693,52 @@ def _check(agent: Agent, candidate: Candidate) -> str | None:
     return None
 
 
-#: The shapes every planner prompt shows (one example each); the others (a numeric filter, similar-to
-#: plus a filter, a dislike) are compositions of these and stay out of the prompt to keep it short.
+#: The shapes a planner prompt shows, most important first: one example each, then second examples
+#: and compositions (similar-to plus a filter, which is more popular, a numeric filter, a dislike) while
+#: the prompt budget allows.
 CORE_SHAPES = (
-    "hard_filter",
-    "people_filter",
-    "soft_search",
     "similar_to",
+    "hard_filter",
     "info",
-    "most_popular",
     "refine",
     "which_of_those",
-    "preference",
     "chat",
+    "most_popular",
+    "preference",
+    "soft_search",
+    "people_filter",
 )
+EXTRA_SHAPES = ("hard_filter", "user_list", "similar_filter", "numeric_filter", "dislike")
+#: Characters per token of the rendered examples (measured on Qwen2.5's tokenizer: 3.85 to 4.1).
+CHARS_PER_TOKEN = 3.9
 
 
-def core_demonstrations(derived: DerivedDemonstrations) -> list[Demonstration]:
-    """The first demonstration of each core shape the catalog supports, in the order of
-    :data:`CORE_SHAPES`: what the planner sees on every turn."""
-    first: dict[str, Demonstration] = {}
+def core_demonstrations(
+    derived: DerivedDemonstrations, budget_tokens: int | None = None
+) -> list[Demonstration]:
+    """The demonstrations every prompt shows: one of each core shape the catalog supports, then extra
+    ones, in the order above, each only while the examples stay within ``budget_tokens`` (None: the
+    core shapes, all of them)."""
+    by_shape: dict[str, list[Demonstration]] = {}
     for shape, demo in zip(derived.shapes, derived.examples, strict=True):
-        first.setdefault(shape, demo)
-    return [first[s] for s in CORE_SHAPES if s in first]
+        by_shape.setdefault(shape, []).append(demo)
+    taken: dict[str, int] = {}
+    wanted: list[Demonstration] = []
+    for shape in [*CORE_SHAPES, *(EXTRA_SHAPES if budget_tokens is not None else ())]:
+        index = taken.get(shape, 0)
+        if index < len(by_shape.get(shape, [])):
+            wanted.append(by_shape[shape][index])
+            taken[shape] = index + 1
+    if budget_tokens is None:
+        return wanted
+    out: list[Demonstration] = []
+    used = 0.0
+    for demo in wanted:
+        cost = (len(demo.render()) + 1) / CHARS_PER_TOKEN
+        if used + cost <= budget_tokens:
+            out.append(demo)
+            used += cost
+    return out
 
 
 def _cheap(plan: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,9 @@ class AgentSettings:
     #: order it can learn; item-CF on a log without, where sequences are only file order)
     preference_model: str = "auto"
     kept_candidates: int = 1000  # candidates a turn remembers for a follow-up to refine
+    #: the planner's fixed system message, examples included (estimated): with the dialogue and the
+    #: message a prompt stays under ~1,000 tokens, which keeps planning fast on a CPU
+    planner_prompt_tokens: int = 880
     demonstrations_file: str | None = None  # the user's own (request, plan) examples, added to derived ones
 
 

@@ -105,7 +105,7 @@ def planner_card(catalog: Any, max_values: int = 4) -> str:
         s = items[spec.name]
         desc = f"; {spec.description}" if spec.description else ""
         if spec.role is ColumnRole.TITLE:
-            lines.append(f"- {spec.name} (text): the name of the item")
+            lines.append(f"- {spec.name} (text)")
         elif spec.role in (ColumnRole.NUMERIC, ColumnRole.POPULARITY) and s.notna().any():
             unit = f" {spec.unit}" if spec.unit else ""
             lines.append(f"- {spec.name} (number {_short(s.min())}-{_short(s.max())}{unit}{desc})")
@@ -114,10 +114,11 @@ def planner_card(catalog: Any, max_values: int = 4) -> str:
         elif spec.role in (ColumnRole.CATEGORICAL, ColumnRole.MULTI_CATEGORICAL):
             counts = catalog.column_values(spec.name)
             kind = "list" if spec.role is ColumnRole.MULTI_CATEGORICAL else "text"
-            shown = max_values if len(counts) <= 50 else max(2, max_values - 2)  # names (people) are long
+            # a column of hundreds of names (people) is described by its size: examples would be noise
+            shown = max_values if len(counts) <= 100 else 0
             more = f", ... {len(counts)} values" if len(counts) > shown else ""
             top = ", ".join(counts.index[:shown])
-            lines.append(f"- {spec.name} ({kind}{desc}): {top}{more}")
+            lines.append(f"- {spec.name} ({kind}{desc}): {top}{more}".replace(": , ", ": "))
         else:
             lines.append(f"- {spec.name} (text{desc})")
     for column in catalog.log_columns():

@@ -197,10 +197,9 @@ class Catalog:
         """Make the log's popularity queryable: SQL and the schema card get a ``popularity`` column
         (distinct users per item) and, for a log with timestamps, ``trending`` (the same, weighted by
         recency). Computed on first use; a later log (after filtering) replaces the earlier one."""
-        with self._lock:
+        with self._lock:  # the table is rebuilt on its next use (log_columns), not for every new Dataset
             self._log_source = interactions
             self._log_columns = None
-            self._rebuild_table([])
 
     def log_columns(self) -> list[LogColumn]:
         """The columns the attached log adds to the SQL table (empty without a log)."""

@@ -161,15 +161,21 @@ async def chat(body: ChatRequest, request: Request, state: State) -> Any:
 
 async def _sse_turn(state: ServerState, served: ServedSession, turn: RunningTurn) -> AsyncIterator[bytes]:
     yield sse.event("session", {"session_id": served.id})
+    sent_items = False
     async for event in turn.events():
         if event.kind == "keepalive":
             yield sse.KEEPALIVE
+        elif event.kind == "items" and not sent_items:  # before the reply: cards show while it streams
+            cards = [c.model_dump() for c in state.item_cards(event.items or [])]
+            yield sse.event("items", {"items": cards})
+            sent_items = True
         elif event.kind == "delta":
             yield sse.event("delta", {"text": event.text})
         elif event.kind == "result":
             assert event.result is not None
-            cards = [c.model_dump() for c in state.item_cards(event.result.items)]
-            yield sse.event("items", {"items": cards})
+            if not sent_items:
+                cards = [c.model_dump() for c in state.item_cards(event.result.items)]
+                yield sse.event("items", {"items": cards})
             yield sse.event("trace", event.result.trace)
             yield sse.event("done", {"reply": event.result.reply})
         else:

@@ -121,7 +121,7 @@ async def chat_completions(body: CompletionRequest, request: Request, state: Sta
     try:
         await run_in_threadpool(_restore_dialogue, state, served, conversation[:-1])
         turn = state.runner.start(served, text)
-    except ApiError:
+    except BaseException:  # refused, failed or cancelled: the one-request session must not linger
         state.sessions.discard(served.id)
         raise
     completion_id = f"chatcmpl-{secrets.token_hex(12)}"
@@ -176,6 +176,8 @@ async def _chunks(
         async for event in turn.events():
             if event.kind == "keepalive":
                 yield sse.KEEPALIVE
+            elif event.kind == "items":
+                continue  # the OpenAI format has no cards: the items come as a listing after the text
             elif event.kind == "delta":
                 yield chunk({"content": event.text})
             elif event.kind == "result" and event.result is not None:

@@ -136,10 +136,4 @@ def _fold(text: str) -> str:
 
 def _logged_history(agent: Agent, user: str) -> list[Any]:
     """The user's events in the dataset's log, oldest first (empty for users the log does not know)."""
-    interactions = agent.dataset.interactions
-    try:
-        codes = interactions.sequence(user)
-    except KeyError:
-        return []
-    ids = interactions.item_ids[codes]
-    return [i.item() if hasattr(i, "item") else i for i in ids]
+    return agent.logged_history(user)

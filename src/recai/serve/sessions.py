@@ -153,6 +153,8 @@ class SessionStore:
         profile = self._profiles.get(user)
         if profile is None:
             profile = self.agent.profile_store.load(user)
+            # a user the dataset's log knows: their logged items rank candidates and count as seen
+            profile.history = self.agent.logged_history(user)
             self._profiles[user] = profile
         return profile
 

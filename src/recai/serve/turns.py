@@ -9,8 +9,10 @@ Two things make that safe:
   ``queue`` more waiting; anything beyond is refused at once with 503, so a slow LLM call fills this pool
   and nothing else: health checks, search and ``/recommend`` keep their own threads.
 
-Text chunks travel from the worker thread to the request's event loop through an asyncio queue. When a
-client goes away or a turn runs past ``turn_timeout_s``, the worker is told to stop at its next chunk.
+Text chunks travel from the worker thread to the request's event loop through an asyncio queue, after
+the turn's items, which are known before the reply is written (a client shows them while it streams).
+When a client goes away or a turn runs past ``turn_timeout_s``, the worker is told to stop at its next
+chunk.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ log = logging.getLogger("recai.serve")
 
 @dataclass
 class TurnEvent:
-    kind: str  # "delta", "result", "error" or "keepalive"
+    kind: str  # "items", "delta", "result", "error" or "keepalive"
     text: str = ""
     result: TurnResult | None = None
     error: BaseException | None = None
+    items: list[Any] | None = None  # "items": the recommended ids, known before the reply is written
 
 
 class TurnTimeoutError(TimeoutError):
@@ -166,7 +169,9 @@ class TurnRunner:
         try:
             if turn.cancelled.is_set():  # the client left while the turn was queued
                 return
-            stream = self.agent.chat_stream(served.session, text)
+            stream = self.agent.chat_stream(
+                served.session, text, on_items=lambda ids: turn.emit(TurnEvent("items", items=list(ids)))
+            )
             chunks = iter(stream)
             try:
                 for chunk in chunks:

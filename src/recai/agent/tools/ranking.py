@@ -21,8 +21,8 @@ class RankTool(Tool):
     orders_candidates = True
     facts_for_reply = False
     description = (
-        "Order the candidates by 'popularity', 'similarity' (to the search) or 'preference' (the user's "
-        "taste); known items are left out unless include_seen."
+        "Order by 'popularity', 'similarity' (to the search) or 'preference' (the user's taste); drops "
+        "known items unless include_seen."
     )
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",

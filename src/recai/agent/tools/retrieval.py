@@ -10,7 +10,7 @@ import numpy as np
 
 from recai.agent.bus import CandidateBus
 from recai.agent.resolver import resolve_or_raise
-from recai.agent.tools.base import Tool, ToolResult
+from recai.agent.tools.base import Tool, ToolError, ToolResult
 
 if TYPE_CHECKING:
     from recai.agent.context import AgentContext
@@ -27,6 +27,23 @@ def ground_titles(
     notes += [f"'{name}' is not in the catalog" for name in resolution.missing]
     ctx.not_found.update(resolution.missing)
     return resolution.positions, notes
+
+
+def category_named(catalog: Any, name: str) -> str | None:
+    """The genre-like column (list or categorical, at most 200 values, not written by users) that has
+    ``name`` as a value, ignoring case; None when there is none."""
+    from recai.data.schema import ColumnRole
+
+    wanted = name.strip().lower()
+    for spec in catalog.schema.columns:
+        if spec.role not in (ColumnRole.MULTI_CATEGORICAL, ColumnRole.CATEGORICAL) or spec.from_interactions:
+            continue
+        if spec.name not in catalog.items:
+            continue
+        values = catalog.column_values(spec.name)
+        if len(values) <= 200 and wanted in {v.lower() for v in values.index}:
+            return spec.name
+    return None
 
 
 class SemanticSearchTool(Tool):
@@ -71,6 +88,16 @@ class SimilarItemsTool(Tool):
     }
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
+        for name in args["titles"]:
+            column = category_named(ctx.catalog, name)
+            if column is not None:  # "War films" planned as items like the film "War"
+                values = ctx.catalog.column_values(column).index
+                value = next(v for v in values if v.lower() == name.strip().lower())
+                raise ToolError(
+                    f"similar_to: '{name}' is a {column} value, not an item: to keep {value} items use "
+                    f"filter with list_contains({column}, '{value}') or {column} = '{value}'; for items "
+                    "like one item, give its full title"
+                )
         seeds, notes = ground_titles(ctx, args["titles"], self.name, partial=True)
         ctx.profile.add("liked", ctx.catalog.ids[seeds].tolist())
         by = args.get("by", "both")

@@ -32,7 +32,7 @@ MAX_IN_LIST = 5000  # beyond this many candidates an information query reads the
 
 class InfoQueryTool(Tool):
     name = "sql_query"
-    description = "A read-only SQL SELECT over `items` to answer a question (over the candidates, if any)."
+    description = "A SQL SELECT over `items` answering a question (on the candidates, if any)."
     parameters: ClassVar[dict[str, Any]] = {
         "type": "object",
         "properties": {"sql": {"type": "string", "maxLength": 800}},
@@ -43,7 +43,7 @@ class InfoQueryTool(Tool):
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         catalog = ctx.catalog
         tree = _one_statement(args["sql"], self.name)
-        notes = ground_title_literals(tree, catalog, self.name)
+        notes = repair_tree(tree, ctx, self.name)
         scope = "the whole catalog"
         ids = None
         if not bus.unrestricted and 0 < len(bus) <= MAX_IN_LIST:
@@ -157,13 +157,24 @@ def ground_condition(condition: str, ctx: AgentContext) -> tuple[str, list[str]]
       values: a case difference is fixed silently, a near miss is corrected and reported, an unknown
       value raises ToolError with suggestions.
     """
-    catalog = ctx.catalog
     try:  # a RecursionError on deep nesting included: a failed step, never a failed turn
         tree = parse_condition(condition)
     except SqlError as exc:
         raise ToolError(
             f"filter: {str(exc).replace('not a single condition', 'not a single SQL condition')}"
         ) from None
+    wrapped = exp.Paren(this=tree)  # a repair may replace the whole condition: give it a parent
+    corrections = repair_tree(wrapped, ctx, "filter")
+    try:
+        return render(wrapped.this), corrections
+    except SqlError as exc:
+        raise ToolError(f"filter: {exc}") from None
+
+
+def repair_tree(tree: exp.Expression, ctx: AgentContext, tool: str) -> list[str]:
+    """The repairs of :func:`ground_condition`, in place on any parsed SQL (a whole SELECT of
+    ``sql_query`` too: "WHERE genres = 'Horror'" fails the same way there). Returns the corrections."""
+    catalog = ctx.catalog
     roles = {c.name: c.role for c in catalog.schema.columns}
     corrections: list[str] = []
     title = catalog.title_column
@@ -171,10 +182,10 @@ def ground_condition(condition: str, ctx: AgentContext) -> tuple[str, list[str]]
         target = node.this
         if isinstance(target, exp.Column) and target.name.lower() == title.lower():
             raise ToolError(
-                f"filter: {title} is the item's name, not a list: to find items like one the user names, "
+                f"{tool}: {title} is the item's name, not a list: to find items like one the user names, "
                 f"use similar_to with its title; to keep one item, use {title} = '...'"
             )
-    corrections += ground_title_literals(tree, catalog, "filter")
+    corrections += ground_title_literals(tree, catalog, tool)
 
     def column_of(node: exp.Expression) -> str | None:
         inner = node.this if isinstance(node, (exp.Lower, exp.Upper, exp.Paren, exp.Any)) else node
@@ -184,7 +195,7 @@ def ground_condition(condition: str, ctx: AgentContext) -> tuple[str, list[str]]
 
     def fix(column: str, literal: exp.Literal) -> None:
         value = literal.this
-        grounded, note = _ground_value(catalog, column, value)
+        grounded, note = _ground_value(catalog, column, value, tool)
         if grounded != value:
             literal.set("this", grounded)
         if note:
@@ -220,13 +231,15 @@ def ground_condition(condition: str, ctx: AgentContext) -> tuple[str, list[str]]
                     if isinstance(node, exp.NEQ):
                         replacement = exp.Not(this=replacement)
                 node.replace(replacement)
-    try:
-        return render(tree), corrections
-    except SqlError as exc:
-        raise ToolError(f"filter: {exc}") from None
+            elif roles[column] is ColumnRole.CATEGORICAL and isinstance(node, exp.ArrayContains) and literals:
+                # list_contains on a one-value column (language, country): it means equality
+                node.replace(exp.EQ(this=exp.column(column), expression=literals[0]))
+            elif roles[column] is ColumnRole.CATEGORICAL and isinstance(node, exp.ArrayOverlaps) and literals:
+                node.replace(exp.In(this=exp.column(column), expressions=literals))
+    return corrections
 
 
-def _ground_value(catalog: Any, column: str, value: str) -> tuple[str, str | None]:
+def _ground_value(catalog: Any, column: str, value: str, tool: str = "filter") -> tuple[str, str | None]:
     values = catalog.column_values(column)
     known = list(values.index)
     lower = {v.lower(): v for v in known}
@@ -237,9 +250,15 @@ def _ground_value(catalog: Any, column: str, value: str) -> tuple[str, str | Non
     match = process.extractOne(value, known, scorer=fuzz.WRatio, score_cutoff=88) if known else None
     if match is not None and fuzz.ratio(value.lower(), match[0].lower()) >= 80:
         return match[0], f"{column} '{value}' -> '{match[0]}'"
+    title = catalog.ground(value, threshold=90)
+    if title.resolved:  # "like Alien" written as a genre: the planner meant an item
+        raise ToolError(
+            f"{tool}: '{value}' is not a {column} value but an item in the catalog "
+            f"({catalog.title_of(title.item_id)}): to find items like it, use similar_to with its title"
+        )
     suggestions = [m[0] for m in process.extract(value, known, scorer=fuzz.WRatio, limit=3)]
     raise ToolError(
-        f"filter: no {column} called '{value}' in the catalog; did you mean: {', '.join(suggestions)}?"
+        f"{tool}: no {column} called '{value}' in the catalog; did you mean: {', '.join(suggestions)}?"
     )
 
 
