@@ -158,10 +158,13 @@ def test_the_prompt_shows_one_example_per_core_shape_in_the_cached_part(
     shown = {s for s, d in zip(derived.shapes, derived.examples, strict=True) if d in core}
     assert shown <= set(CORE_SHAPES) and len(core) == len(shown)  # one of each core shape, unbudgeted
     fixed = agent.planner.fixed
-    assert fixed and fixed[0].request == core[0].request  # the most important shape first
-    assert len(agent.planner.system) / 3.9 <= agent.settings.planner_prompt_tokens  # within the budget
-    small = core_demonstrations(derived, budget_tokens=120)
-    assert 1 <= len(small) < len(core)
+    assert [d.request for d in fixed[: len(core)]] == [d.request for d in core]  # every core shape, always
+    extras = fixed[len(core) :]
+    if extras:  # the extra examples only within the budget
+        assert len(agent.planner.system) / 3.9 <= agent.settings.planner_prompt_tokens
+    roomy = core_demonstrations(derived, budget_tokens=5000)
+    assert [d.request for d in roomy[: len(core)]] == [d.request for d in core] and len(roomy) > len(core)
+    assert core_demonstrations(derived, budget_tokens=0) == core
     messages = agent.planner.messages("anything", "", "")
     assert fixed[0].request in messages[0]["content"] and fixed[0].request not in messages[1]["content"]
 
@@ -308,3 +311,32 @@ def test_preference_ranking_uses_item_cf_without_timestamps(tmp_path: Path) -> N
     assert agent.ctx.preference_model == "itemcf"
     timed = _agent(shop(), tmp_path)
     assert timed.ctx.preference_model == "sasrec"
+
+
+def test_plan_repairs_for_what_small_planners_get_wrong(dataset: Dataset, tmp_path: Path) -> None:
+    from recai.agent.agent import narrow_follow_up, title_searches_as_similar
+
+    plan = {"intent": "recommend", "steps": [{"tool": "semantic_search", "args": {"query": "Pulp Fictoin"}}]}
+    assert title_searches_as_similar(plan, dataset.catalog) == ["Pulp Fictoin"]
+    assert plan["steps"][0] == {"tool": "similar_to", "args": {"titles": ["Pulp Fictoin"]}}
+    mood = {
+        "intent": "recommend",
+        "steps": [{"tool": "semantic_search", "args": {"query": "dark and eerie"}}],
+    }
+    assert title_searches_as_similar(mood, dataset.catalog) == []
+    only = {"intent": "recommend", "steps": [{"tool": "filter", "args": {"where": "year < 1990"}}]}
+    assert narrow_follow_up(only, "Only ones from before 1990", has_previous=True)
+    assert only["steps"][0]["tool"] == "previous_results"
+    fresh = {"intent": "recommend", "steps": [{"tool": "filter", "args": {"where": "year < 1990"}}]}
+    assert not narrow_follow_up(fresh, "Films from before 1990", has_previous=True)
+    assert not narrow_follow_up(fresh, "Only ones from before 1990", has_previous=False)
+
+
+def test_a_genre_named_as_an_item_is_refused_with_the_filter_to_use(dataset: Dataset, tmp_path: Path) -> None:
+    from recai.agent.bus import CandidateBus
+    from recai.agent.tools.base import ToolError
+    from recai.agent.tools.retrieval import SimilarItemsTool
+
+    ctx = _agent(dataset, tmp_path).ctx.for_turn()
+    with pytest.raises(ToolError, match=r"'Crime films' is a genres value.*list_contains\(genres, 'Crime'\)"):
+        SimilarItemsTool().run({"titles": ["Crime films"]}, CandidateBus(len(dataset.catalog)), ctx, 1)

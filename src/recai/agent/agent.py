@@ -273,7 +273,9 @@ class Agent:
         trace["plans"].append(plan)
         written = [copy.deepcopy(plan)]
         if narrow_follow_up(plan, text, bool(ctx.previous_candidates)):
-            trace["repairs"] = ["started from the previous answer ('only ...' narrows it)"]
+            trace.setdefault("repairs", []).append("started from the previous answer ('only ...' narrows it)")
+        for title in title_searches_as_similar(plan, catalog):
+            trace.setdefault("repairs", []).append(f"semantic_search '{title}' names an item: similar_to")
         if completion is not None:
             trace["planner_tokens"] = [completion.prompt_tokens, completion.completion_tokens]
         self._apply_feedback(plan, session, trace, ctx)
@@ -582,6 +584,21 @@ def has_item_text(catalog: Any) -> bool:
 
 
 _NARROWING = re.compile(r"^\s*(only|just)\b", re.I)
+
+
+def title_searches_as_similar(plan: dict[str, Any], catalog: Any) -> list[str]:
+    """A semantic search whose query is a catalog title ("Pulp Fiction") is a request for items like
+    that item: it becomes ``similar_to`` (a text search would return the item itself first). Returns
+    the titles that were moved."""
+    moved = []
+    for step in plan.get("steps") or []:
+        query = str((step.get("args") or {}).get("query", ""))
+        if step.get("tool") != "semantic_search" or not query:
+            continue
+        if catalog.ground(query, threshold=90).resolved:  # a typo of a title still names it
+            step["tool"], step["args"] = "similar_to", {"titles": [query]}
+            moved.append(query)
+    return moved
 
 
 def narrow_follow_up(plan: dict[str, Any], text: str, has_previous: bool) -> bool:

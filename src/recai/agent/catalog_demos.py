@@ -718,27 +718,33 @@ def core_demonstrations(
 ) -> list[Demonstration]:
     """The demonstrations every prompt shows: one of each core shape the catalog supports, then extra
     ones, in the order above, each only while the examples stay within ``budget_tokens`` (None: the
-    core shapes, all of them)."""
+    core shapes only)."""
     by_shape: dict[str, list[Demonstration]] = {}
     for shape, demo in zip(derived.shapes, derived.examples, strict=True):
         by_shape.setdefault(shape, []).append(demo)
     taken: dict[str, int] = {}
-    wanted: list[Demonstration] = []
-    for shape in [*CORE_SHAPES, *(EXTRA_SHAPES if budget_tokens is not None else ())]:
-        index = taken.get(shape, 0)
-        if index < len(by_shape.get(shape, [])):
-            wanted.append(by_shape[shape][index])
-            taken[shape] = index + 1
+
+    def take(shapes: tuple[str, ...]) -> list[Demonstration]:
+        out = []
+        for shape in shapes:
+            index = taken.get(shape, 0)
+            if index < len(by_shape.get(shape, [])):
+                out.append(by_shape[shape][index])
+                taken[shape] = index + 1
+        return out
+
+    # every core shape is shown whatever the budget: without an example of a shape, a small planner
+    # reaches for the wrong tool (measured: semantic search for "horror movies" and "Pulp Fictoin")
+    core = take(CORE_SHAPES)
     if budget_tokens is None:
-        return wanted
-    out: list[Demonstration] = []
-    used = 0.0
-    for demo in wanted:
+        return core
+    used = sum((len(d.render()) + 1) / CHARS_PER_TOKEN for d in core)
+    for demo in take(EXTRA_SHAPES):
         cost = (len(demo.render()) + 1) / CHARS_PER_TOKEN
         if used + cost <= budget_tokens:
-            out.append(demo)
+            core.append(demo)
             used += cost
-    return out
+    return core
 
 
 def _cheap(plan: dict[str, Any]) -> dict[str, Any]:

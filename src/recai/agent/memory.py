@@ -181,7 +181,11 @@ class Dialogue:
         lines: list[str] = []
         used = 0
         for turn in reversed(self.turns):
-            shown = f"\n(recommended: {'; '.join(turn.items)})" if turn.items else ""
+            # brief: the first three items say what the answer was; previous_results has all of them
+            listed = (
+                turn.items[:3] + (["..."] if brief and len(turn.items) > 3 else []) if brief else turn.items
+            )
+            shown = f"\n(recommended: {'; '.join(listed)})" if turn.items else ""
             reply = first_sentence(turn.reply) if brief else turn.reply
             full = f"User: {turn.user}\nAssistant: {reply}{shown}"
             cost = rough_tokens(full)

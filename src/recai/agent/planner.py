@@ -92,7 +92,7 @@ class Demonstration:
         return f"Message: {self.request}\nPlan: {compact_plan_json(self.plan)}"
 
 
-def planner_card(catalog: Any, max_values: int = 4) -> str:
+def planner_card(catalog: Any, max_values: int = 3) -> str:
     """The table as the planner needs it, in few tokens: each column's type, range or frequent values,
     and what the log columns mean. The id column is left out (people never ask by id)."""
     from recai.data.schema import ColumnRole

@@ -436,7 +436,7 @@ def _log_columns(interactions: Any, taken: set[str]) -> list[LogColumn]:
             free("popularity", "log_popularity", "n_users"),
             counts,
             "integer",
-            "users who interacted with the item (higher: more popular)",
+            "users who chose it (higher: more popular)",
         )
     ]
     trending = trending_counts(interactions)
@@ -446,8 +446,8 @@ def _log_columns(interactions: Any, taken: set[str]) -> list[LogColumn]:
                 free("trending", "log_trending"),
                 np.round(trending, 3),
                 "number",
-                "like popularity, recent interactions counting more "
-                f"(half-life {TRENDING_HALF_LIFE_DAYS:g} days)",
+                f"popularity with recent interactions counting more (half-life {TRENDING_HALF_LIFE_DAYS:g} "
+                "days)",
             )
         )
     return out

@@ -29,12 +29,21 @@ def ground_titles(
     return resolution.positions, notes
 
 
+_GENERIC_NOUNS = frozenset(
+    {"film", "films", "movie", "movies", "show", "shows", "series", "book", "books", "novel", "novels"}
+    | {"song", "songs", "music", "track", "tracks", "album", "albums", "artist", "artists", "band"}
+    | {"bands", "game", "games", "product", "products", "item", "items", "stuff", "ones"}
+)
+
+
 def category_named(catalog: Any, name: str) -> str | None:
     """The genre-like column (list or categorical, at most 200 values, not written by users) that has
     ``name`` as a value, ignoring case; None when there is none."""
     from recai.data.schema import ColumnRole
 
-    wanted = name.strip().lower()
+    # "War films" is the genre War: drop the words that only say what kind of thing is meant
+    words = [w for w in name.strip().lower().split() if w not in _GENERIC_NOUNS]
+    wanted = " ".join(words)
     for spec in catalog.schema.columns:
         if spec.role not in (ColumnRole.MULTI_CATEGORICAL, ColumnRole.CATEGORICAL) or spec.from_interactions:
             continue
@@ -44,6 +53,12 @@ def category_named(catalog: Any, name: str) -> str | None:
         if len(values) <= 200 and wanted in {v.lower() for v in values.index}:
             return spec.name
     return None
+
+
+def category_value(catalog: Any, column: str, name: str) -> str:
+    """The value of ``column`` that :func:`category_named` matched ``name`` to, as the catalog writes it."""
+    words = " ".join(w for w in name.strip().lower().split() if w not in _GENERIC_NOUNS)
+    return next(v for v in catalog.column_values(column).index if v.lower() == words)
 
 
 class SemanticSearchTool(Tool):
@@ -91,8 +106,7 @@ class SimilarItemsTool(Tool):
         for name in args["titles"]:
             column = category_named(ctx.catalog, name)
             if column is not None:  # "War films" planned as items like the film "War"
-                values = ctx.catalog.column_values(column).index
-                value = next(v for v in values if v.lower() == name.strip().lower())
+                value = category_value(ctx.catalog, column, name)
                 raise ToolError(
                     f"similar_to: '{name}' is a {column} value, not an item: to keep {value} items use "
                     f"filter with list_contains({column}, '{value}') or {column} = '{value}'; for items "
