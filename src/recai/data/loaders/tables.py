@@ -622,7 +622,6 @@ def _read_json_lines(path: Path, encoding: str) -> pd.DataFrame:
 
     records = []
     with open_binary(path) as fh, io.TextIOWrapper(fh, encoding=encoding) as text:
-        lineno = 0
         try:
             for lineno, line in enumerate(text, start=1):
                 if not line.strip():

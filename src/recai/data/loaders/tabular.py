@@ -410,22 +410,16 @@ def import_tabular(
 
         check_dataset_name(dataset_name, field="name")
     dataset = Dataset(dataset_name, catalog, interactions, users=users, meta=meta)
-    if ispec.min_rating is not None:
-        if not columns.get("rating"):
+    for key, cut in (("rating", ispec.min_rating), ("weight", ispec.min_weight)):
+        if cut is None:
+            continue
+        if not columns.get(key):
             raise DataError(
-                "min_rating needs a rating column (set interactions.rating)",
+                f"min_{key} needs a {key} column (set interactions.{key})",
                 path=spec_path,
-                field="interactions.min_rating",
+                field=f"interactions.min_{key}",
             )
-        dataset = dataset.implicit(ispec.min_rating)
-    if ispec.min_weight is not None:
-        if not columns.get("weight"):
-            raise DataError(
-                "min_weight needs a weight column (set interactions.weight)",
-                path=spec_path,
-                field="interactions.min_weight",
-            )
-        dataset = dataset.min_weight(ispec.min_weight)
+        dataset = dataset.implicit(cut) if key == "rating" else dataset.min_weight(cut)
     if len(dataset.interactions) == 0:
         raise DataError(
             "no interactions left"
