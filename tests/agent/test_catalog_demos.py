@@ -327,6 +327,13 @@ def test_plan_repairs_for_what_small_planners_get_wrong(dataset: Dataset, tmp_pa
     only = {"intent": "recommend", "steps": [{"tool": "filter", "args": {"where": "year < 1990"}}]}
     assert narrow_follow_up(only, "Only ones from before 1990", has_previous=True)
     assert only["steps"][0]["tool"] == "previous_results"
+    shorter = {"intent": "recommend", "steps": [{"tool": "filter", "args": {"where": "runtime < 100"}}]}
+    assert narrow_follow_up(shorter, "Something shorter than 100 minutes?", has_previous=True)
+    from recai.agent.agent import category_searches_as_filters
+
+    genre = {"intent": "recommend", "steps": [{"tool": "semantic_search", "args": {"query": "crime movies"}}]}
+    assert category_searches_as_filters(genre, dataset.catalog) == ["crime movies"]
+    assert genre["steps"][0] == {"tool": "filter", "args": {"where": "list_contains(genres, 'Crime')"}}
     fresh = {"intent": "recommend", "steps": [{"tool": "filter", "args": {"where": "year < 1990"}}]}
     assert not narrow_follow_up(fresh, "Films from before 1990", has_previous=True)
     assert not narrow_follow_up(fresh, "Only ones from before 1990", has_previous=False)

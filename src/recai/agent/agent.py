@@ -276,6 +276,8 @@ class Agent:
             trace.setdefault("repairs", []).append("started from the previous answer ('only ...' narrows it)")
         for title in title_searches_as_similar(plan, catalog):
             trace.setdefault("repairs", []).append(f"semantic_search '{title}' names an item: similar_to")
+        for value in category_searches_as_filters(plan, catalog):
+            trace.setdefault("repairs", []).append(f"semantic_search '{value}' is a category: filter")
         if completion is not None:
             trace["planner_tokens"] = [completion.prompt_tokens, completion.completion_tokens]
         self._apply_feedback(plan, session, trace, ctx)
@@ -583,7 +585,32 @@ def has_item_text(catalog: Any) -> bool:
     return any(c.role in roles and c.name in catalog.items for c in catalog.schema.columns)
 
 
-_NARROWING = re.compile(r"^\s*(only|just)\b", re.I)
+_NARROWING = re.compile(
+    r"^\s*(only|just)\b"
+    r"|^\s*(something|anything|any|ones?|those|but|and)\b.{0,40}\b(shorter|longer|older|newer|earlier|later"
+    r"|cheaper|more recent|less|fewer|under|over|before|after|below|above)\b",
+    re.I,
+)
+
+
+def category_searches_as_filters(plan: dict[str, Any], catalog: Any) -> list[str]:
+    """A semantic search for a genre value ("comedy", "war films") is a hard condition: it becomes a
+    filter on that column, which keeps exactly the items that have it. Returns the values moved."""
+    from recai.agent.tools.retrieval import category_named, category_value
+    from recai.data.schema import ColumnRole
+
+    moved = []
+    for step in plan.get("steps") or []:
+        query = str((step.get("args") or {}).get("query", ""))
+        column = category_named(catalog, query) if step.get("tool") == "semantic_search" and query else None
+        if column is None:
+            continue
+        value = category_value(catalog, column, query).replace("'", "''")
+        listed = catalog.schema.column(column).role is ColumnRole.MULTI_CATEGORICAL
+        where = f"list_contains({column}, '{value}')" if listed else f"{column} = '{value}'"
+        step["tool"], step["args"] = "filter", {"where": where}
+        moved.append(query)
+    return moved
 
 
 def title_searches_as_similar(plan: dict[str, Any], catalog: Any) -> list[str]:

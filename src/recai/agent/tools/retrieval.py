@@ -29,6 +29,10 @@ def ground_titles(
     return resolution.positions, notes
 
 
+#: How much content similarity counts next to co-occurrence in similar_to(by="both") (1.0 for each at
+#: its best): "people who liked X also liked Y" is the stronger signal where a log exists.
+CONTENT_WEIGHT = 0.3
+
 _GENERIC_NOUNS = frozenset(
     {"film", "films", "movie", "movies", "show", "shows", "series", "book", "books", "novel", "novels"}
     | {"song", "songs", "music", "track", "tracks", "album", "albums", "artist", "artists", "band"}
@@ -117,7 +121,8 @@ class SimilarItemsTool(Tool):
         by = args.get("by", "both")
         n = len(ctx.catalog)
         score = np.zeros(n)
-        if by in ("collaborative", "both") and len(ctx.dataset.interactions):
+        collaborative = by in ("collaborative", "both") and len(ctx.dataset.interactions) > 0
+        if collaborative:
             cf = ctx.itemcf.score([np.asarray(seeds)])[0]
             score += cf / (cf.max() or 1.0)
         if by in ("content", "both"):
@@ -127,7 +132,10 @@ class SimilarItemsTool(Tool):
             content[positions] = vectors @ vectors[
                 [int(np.flatnonzero(positions == s)[0]) for s in seeds]
             ].mean(0)
-            score += np.clip(content, 0, None)
+            # with a log, what the same users chose leads and content breaks ties and fills in items the
+            # log barely knows; without one (or by="content"), content is all there is
+            weight = CONTENT_WEIGHT if collaborative and by == "both" else 1.0
+            score += weight * np.clip(content, 0, None)
         score[seeds] = -np.inf  # the seeds themselves are not recommendations
         candidates = bus.candidates()
         order = np.lexsort((candidates, -score[candidates]))[: ctx.settings.retrieve_k]
