@@ -174,6 +174,29 @@ def names_best(order: str) -> Check:
     return check
 
 
+def names_most_popular(titles: list[str]) -> Check:
+    """A comparison answered in words: the reply names the more popular of ``titles`` (by the log), and
+    names it first ("B is more popular than A")."""
+
+    def check(ctx: Context, turns: list[Turn]) -> str | None:
+        catalog = ctx.dataset.catalog
+        counts = {c.name: c.values for c in catalog.log_columns()}["popularity"]
+        positions = [_position(ctx, t) for t in titles]
+        best = max(positions, key=lambda p: counts[p])
+        reply = _fold(turns[-1].reply)
+        first = {}
+        for p in positions:
+            at = [reply.find(f) for f in _title_forms(catalog.title_of(catalog.ids[p])) if f in reply]
+            if at:
+                first[p] = min(at)
+        if best in first and first[best] == min(first.values()):
+            return None
+        best_title = catalog.title_of(catalog.ids[best])
+        return f"the reply should name {best_title} first: {turns[-1].reply[:160]!r}"
+
+    return check
+
+
 def popular(top: int = 20, condition: str | None = None, need: float = 0.6) -> Check:
     def check(ctx: Context, turns: list[Turn]) -> str | None:
         items = turns[-1].items
@@ -536,7 +559,7 @@ def cases_lastfm() -> list[Case]:
             "compare",
             "which-of-these",
             ["Which is more popular, Madonna or Britney Spears?"],
-            popular(1, "name IN ('Madonna', 'Britney Spears')"),
+            names_most_popular(["Madonna", "Britney Spears"]),
         ),
         Case(
             "which-popular",

@@ -333,10 +333,23 @@ class Agent:
         if on_items is not None:
             on_items(ids)
         reply_parts: list[str] = []
+        answer = _lookup_answer(trace) if plan["intent"] == "question" and failure is None else None
         with track("responder"):
-            for chunk in reply_chunks:
-                reply_parts.append(chunk)
-                yield chunk
+            if answer is None:
+                for chunk in reply_chunks:
+                    reply_parts.append(chunk)
+                    yield chunk
+            else:
+                # a question whose lookup returned one item: the reply must name it, or it contradicts the
+                # catalog ("Madonna is more popular" over a row saying Britney Spears); such a reply is
+                # checked whole before it is shown, and replaced by the row itself when it fails
+                drafted = "".join(reply_chunks).strip()
+                if drafted and not _names(drafted, answer):
+                    trace.setdefault("grounding_answer", {})["contradicted"] = drafted
+                    drafted = ""
+                if drafted:
+                    reply_parts.append(drafted)
+                    yield drafted
         reply = "".join(reply_parts).strip()
         if not reply:  # the grounding check held everything back: say something true instead of nothing
             rows = [f for f in facts if f.startswith("SQL result")] if plan["intent"] == "question" else []
@@ -640,6 +653,21 @@ def narrow_follow_up(plan: dict[str, Any], text: str, has_previous: bool) -> boo
         return False
     plan["steps"] = [{"tool": "previous_results", "args": {"which": "all"}}, *steps]
     return True
+
+
+def _lookup_answer(trace: dict[str, Any]) -> str | None:
+    """The item a question's last successful lookup answered with, when it returned exactly one."""
+    for step in reversed(trace.get("steps", [])):
+        if step.get("tool") == "sql_query" and not step.get("error"):
+            return (step.get("details") or {}).get("answer")
+    return None
+
+
+def _names(reply: str, title: str) -> bool:
+    """Whether ``reply`` names ``title`` (as stored, without its year, or with the article in front)."""
+    from recai.agent.planner import said_in
+
+    return said_in(title, reply)
 
 
 def _chain(*parts: Any) -> Iterator[str]:

@@ -30,7 +30,7 @@ class AgentSettings:
     sql_timeout_s: float = 5.0
     facts_chars: int = 1200  # budget for tool facts in the responder prompt
     item_chars: int = 130  # budget for each item's description in the responder prompt
-    responder_items: int = 3  # how many of the items the responder is shown (the user sees all k)
+    responder_items: int = 2  # how many of the items the responder is shown (the user sees all k)
     history_tokens: int = 300  # dialogue kept verbatim in prompts (older turns are compressed)
     reply_tokens: int = 70  # longest reply the responder may write
     max_steps: int = 6

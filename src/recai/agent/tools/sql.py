@@ -71,7 +71,16 @@ class InfoQueryTool(Tool):
         facts = _cut_lines(lines, ctx.settings.facts_chars)
         return ToolResult(
             facts=facts,
-            details={"sql": query, "rows": len(frame), "truncated": result.truncated, "titles": notes},
+            details={
+                "sql": query,
+                "rows": len(frame),
+                "truncated": result.truncated,
+                "titles": notes,
+                # a one-row answer naming an item: the reply must name it too (see the agent)
+                "answer": _short(frame.iloc[0][catalog.title_column])
+                if len(frame) == 1 and catalog.title_column in frame.columns
+                else None,
+            },
         )
 
 
@@ -186,6 +195,17 @@ def repair_tree(tree: exp.Expression, ctx: AgentContext, tool: str) -> list[str]
                 f"use similar_to with its title; to keep one item, use {title} = '...'"
             )
     corrections += ground_title_literals(tree, catalog, tool)
+    numbers = {
+        c.name for c in catalog.schema.columns if c.role in (ColumnRole.NUMERIC, ColumnRole.POPULARITY)
+    }
+    numbers |= {c.name for c in catalog.log_columns()}
+    for node in tree.find_all(exp.ArrayContains, exp.ArrayOverlaps):
+        target = node.this
+        if isinstance(target, exp.Column) and target.name in numbers:
+            raise ToolError(
+                f"{tool}: {target.name} is a number, not a list: compare it ({target.name} < 50, "
+                f"{target.name} BETWEEN 10 AND 20)"
+            )
 
     def column_of(node: exp.Expression) -> str | None:
         inner = node.this if isinstance(node, (exp.Lower, exp.Upper, exp.Paren, exp.Any)) else node
