@@ -347,3 +347,33 @@ def test_a_genre_named_as_an_item_is_refused_with_the_filter_to_use(dataset: Dat
     ctx = _agent(dataset, tmp_path).ctx.for_turn()
     with pytest.raises(ToolError, match=r"'Crime films' is a genres value.*list_contains\(genres, 'Crime'\)"):
         SimilarItemsTool().run({"titles": ["Crime films"]}, CandidateBus(len(dataset.catalog)), ctx, 1)
+
+
+def test_a_reply_that_contradicts_a_one_item_lookup_is_replaced_by_the_row(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    question = _plan(
+        "question",
+        [
+            {"tool": "user_candidates", "titles": ["Heat", "Reservoir Dogs"]},
+            {"tool": "sql_query", "sql": "SELECT title, runtime FROM items ORDER BY runtime LIMIT 1"},
+        ],
+    )
+    wrong = _agent(dataset, tmp_path, [question, "**Heat (1995)** is the shorter one."])
+    result = wrong.chat(wrong.session(), "Which is shorter, Heat or Reservoir Dogs?")
+    assert result.reply.startswith("From the catalog: title=Reservoir Dogs; runtime=99")
+    assert result.trace["grounding_answer"]["contradicted"].startswith("**Heat")
+    right = _agent(dataset, tmp_path, [question, "**Reservoir Dogs (1992)** is shorter, at 99 minutes."])
+    assert right.chat(right.session(), "Which is shorter?").reply.startswith("**Reservoir Dogs (1992)**")
+
+
+def test_a_list_function_on_a_number_is_refused_with_how_to_compare(dataset: Dataset, tmp_path: Path) -> None:
+    from recai.agent.bus import CandidateBus
+    from recai.agent.tools.base import ToolError
+    from recai.agent.tools.sql import FilterTool
+
+    ctx = _agent(dataset, tmp_path).ctx.for_turn()
+    with pytest.raises(ToolError, match=r"popularity is a number, not a list: compare it"):
+        FilterTool().run(
+            {"where": "list_contains(popularity, '50')"}, CandidateBus(len(dataset.catalog)), ctx, 1
+        )

@@ -25,7 +25,7 @@ class AgentSettings:
     """Knobs of the agent that are not prompts."""
 
     k: int = 5  # items in a recommendation
-    retrieve_k: int = 50  # how many items retrieval tools keep on the bus
+    retrieve_k: int = 200  # how many items retrieval tools keep on the bus (deep enough to refine)
     sql_max_rows: int = 20
     sql_timeout_s: float = 5.0
     facts_chars: int = 1200  # budget for tool facts in the responder prompt
