@@ -138,10 +138,10 @@ def test_the_page_works_with_the_keyboard_alone(server: str, browser: Any, tmp_p
     page.keyboard.press("Enter")
 
     cards = page.locator(".cards .card")
-    sync_api.expect(cards).to_have_count(4)
+    sync_api.expect(cards).to_have_count(4)  # the cards come first, while the reply still streams
     reply = page.locator(".message.assistant .reply").last
     sync_api.expect(reply).to_contain_text("You might enjoy")
-    assert reply.get_attribute("aria-busy") == "false"
+    sync_api.expect(reply).to_have_attribute("aria-busy", "false")
     assert reply.locator("strong").count() >= 1  # titles in bold, as elements the page made
     states = [s for s in page.evaluate("window.__states") if s]
     assert len(set(states)) >= 2 and states[0] != states[-1], states  # streamed, not one block
