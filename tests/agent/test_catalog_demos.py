@@ -361,7 +361,7 @@ def test_a_reply_that_contradicts_a_one_item_lookup_is_replaced_by_the_row(
     )
     wrong = _agent(dataset, tmp_path, [question, "**Heat (1995)** is the shorter one."])
     result = wrong.chat(wrong.session(), "Which is shorter, Heat or Reservoir Dogs?")
-    assert result.reply.startswith("From the catalog: title=Reservoir Dogs; runtime=99")
+    assert result.reply == "From the catalog: Reservoir Dogs: runtime 99."
     assert result.trace["grounding_answer"]["contradicted"].startswith("**Heat")
     right = _agent(dataset, tmp_path, [question, "**Reservoir Dogs (1992)** is shorter, at 99 minutes."])
     assert right.chat(right.session(), "Which is shorter?").reply.startswith("**Reservoir Dogs (1992)**")

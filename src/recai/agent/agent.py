@@ -354,7 +354,10 @@ class Agent:
         if not reply:  # the grounding check held everything back: say something true instead of nothing
             rows = [f for f in facts if f.startswith("SQL result")] if plan["intent"] == "question" else []
             if rows:  # a question the lookup answered: the rows themselves are the answer
-                reply = "From the catalog: " + "; ".join(rows[0].splitlines()[1:4])
+                reply = "From the catalog: " + "; ".join(
+                    _readable_row(line, catalog.title_column) for line in rows[0].splitlines()[1:4]
+                )
+                reply += "."
             elif items:
                 named = [f"**{catalog.display_title(p)}**" for p in items[:3]]
                 listed = ", ".join(named[:-1]) + (" and " if len(named) > 1 else "") + named[-1]
@@ -653,6 +656,19 @@ def narrow_follow_up(plan: dict[str, Any], text: str, has_previous: bool) -> boo
         return False
     plan["steps"] = [{"tool": "previous_results", "args": {"which": "all"}}, *steps]
     return True
+
+
+def _readable_row(line: str, title_column: str) -> str:
+    """A result row of the SQL facts ("title=Fargo; runtime=98") as a reader would write it
+    ("Fargo: runtime 98")."""
+    pairs = [part.partition("=") for part in line.split("; ")]
+    if not all(sep for _, sep, _ in pairs):
+        return line
+    title = next((value for key, _, value in pairs if key == title_column), None)
+    rest = ", ".join(f"{key.replace('_', ' ')} {value}" for key, _, value in pairs if key != title_column)
+    if title is None:
+        return rest
+    return f"{title}: {rest}" if rest else title
 
 
 def _lookup_answer(trace: dict[str, Any]) -> str | None:
