@@ -14,6 +14,7 @@ from rich.table import Table
 
 from recai import __version__
 from recai.agent.commands import agent_app
+from recai.cli_options import BudgetCostOpt, BudgetTokensOpt, ConcurrencyOpt
 from recai.data import DataError, Dataset, Split, UnknownDatasetError, portable_spec
 from recai.explain.commands import explain_app
 from recai.gen.commands import gen_app
@@ -773,14 +774,31 @@ def _report_done(report: Path) -> None:
 
 
 def _run_eval(run: Any, *args: Any, **kwargs: Any) -> None:
-    """Run one evaluation task, turn its expected failures into clear errors, and show its metrics."""
+    """Run one evaluation task, turn its expected failures into clear errors, and show its metrics.
+
+    A run stopped by its budget exits with status 3 (not a failure of the run: it resumes)."""
     from recai.evaluate.runs import ConfigMismatchError
+    from recai.llm.batch import BudgetExhaustedError
 
     try:
         report = run(*args, **kwargs)
+    except BudgetExhaustedError as exc:
+        err.print(f"[yellow]{escape(str(exc))}[/]")
+        raise typer.Exit(3) from None
     except (ConfigMismatchError, FileExistsError, ValueError, DataError) as exc:
         raise _fail(exc) from None
     _report_done(report)
+
+
+def _batch(
+    concurrency: int | None, budget_tokens: int | None, budget_cost: float | None, prices: Path | None
+) -> Any:
+    from recai.cli_options import batch_settings
+
+    try:
+        return batch_settings(concurrency, budget_tokens, budget_cost, str(prices) if prices else None)
+    except (ValueError, DataError) as exc:
+        raise _fail(exc) from None
 
 
 def _list_task(task: str, system: str, data: str, out: Path, **kwargs: Any) -> None:
@@ -817,6 +835,9 @@ def eval_ranking(
     seed: SeedOpt = 0,
     prices: PricesOpt = None,
     no_cache: NoCacheOpt = False,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
 ) -> None:
     """Rank a candidate list per user; LLM answers are parsed and grounded, never padded."""
     _list_task(
@@ -834,6 +855,7 @@ def eval_ranking(
         seed=seed,
         prices=str(prices) if prices else None,
         cache=not no_cache,
+        batch=_batch(concurrency, budget_tokens, budget_cost, prices),
     )
 
 
@@ -855,6 +877,9 @@ def eval_retrieval(
     seed: SeedOpt = 0,
     prices: PricesOpt = None,
     no_cache: NoCacheOpt = False,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
 ) -> None:
     """Name k items from the whole catalog per user; seen and invented items are counted, not scored."""
     _list_task(
@@ -869,6 +894,7 @@ def eval_retrieval(
         seed=seed,
         prices=str(prices) if prices else None,
         cache=not no_cache,
+        batch=_batch(concurrency, budget_tokens, budget_cost, prices),
     )
 
 
@@ -909,6 +935,9 @@ def eval_conversation(
     seed: SeedOpt = 0,
     prices: PricesOpt = None,
     no_cache: NoCacheOpt = False,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
 ) -> None:
     """Simulated users who know the target only by its attributes talk to the system."""
     from recai.evaluate.tasks import DataOptions, run_conversation_task
@@ -924,6 +953,7 @@ def eval_conversation(
         k=k,
         cache=not no_cache,
         prices=str(prices) if prices else None,
+        batch=_batch(concurrency, budget_tokens, budget_cost, prices),
     )
 
 
@@ -936,6 +966,9 @@ def eval_judge(
     seed: SeedOpt = 0,
     prices: PricesOpt = None,
     no_cache: NoCacheOpt = False,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
 ) -> None:
     """Pairwise LLM-as-judge in both orders; a win counts only when both orders agree."""
     from recai.evaluate.tasks import run_judge_task
@@ -949,6 +982,7 @@ def eval_judge(
         seed=seed,
         cache=not no_cache,
         prices=str(prices) if prices else None,
+        batch=_batch(concurrency, budget_tokens, budget_cost, prices),
     )
 
 
@@ -1481,6 +1515,9 @@ def knowledge_eval(
     param: ParamOpt = None,
     prices: PricesOpt = None,
     no_cache: NoCacheOpt = False,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
 ) -> None:
     """Candidate ranking with knowledge in the prompt: a run folder like `recai eval ranking`'s."""
     from recai.evaluate.tasks import DataOptions
@@ -1543,6 +1580,7 @@ def knowledge_eval(
         sasrec_budget_s=sasrec_budget_s,
         cache=not no_cache,
         prices=str(prices) if prices else None,
+        batch=_batch(concurrency, budget_tokens, budget_cost, prices),
     )
 
 

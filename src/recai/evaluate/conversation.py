@@ -19,6 +19,7 @@ separately.
 
 from __future__ import annotations
 
+import copy
 import re
 import unicodedata
 from abc import ABC, abstractmethod
@@ -36,6 +37,7 @@ from recai.data.splits import Split
 from recai.evaluate.generative import evaluate_pending, user_seed
 from recai.evaluate.parsing import ListGrounder, parse_item_list
 from recai.llm.base import ChatModel
+from recai.llm.batch import BatchSettings
 from recai.llm.prompting import render_prompt
 from recai.llm.usage import UsageMeter, scoped, track
 
@@ -187,9 +189,16 @@ class SystemTurn:
 
 
 class ConversationalSystem(ABC):
-    """A system that holds one conversation at a time."""
+    """A system that holds one conversation at a time (:meth:`fork` gives another for the next one)."""
 
     name: str = "system"
+
+    def fork(self) -> ConversationalSystem:
+        """An instance for one more conversation held at the same time: it shares the heavy parts (the
+        model, indexes) and gets its own per-conversation state at :meth:`reset`. The default, a shallow
+        copy, is right for systems whose ``reset`` assigns fresh state rather than mutating shared
+        objects; override it otherwise."""
+        return copy.copy(self)
 
     @abstractmethod
     def reset(self, sample: ConversationSample) -> None:
@@ -461,16 +470,25 @@ class ConversationEvaluator:
         on_record: Callable[[dict[str, Any]], None] | None = None,
         skip_ids: set[str] | frozenset[str] = frozenset(),
         progress: bool = True,
+        batch: BatchSettings | None = None,
     ) -> list[dict[str, Any]]:
-        """Run a session for every sample not in ``skip_ids``; ``on_record`` sees each record at once."""
+        """Run a session for every sample not in ``skip_ids``; ``on_record`` sees each record in order.
+
+        With more than one session in flight (``batch``), each runs on its own ``system.fork()``."""
+        models = [self.simulator.llm, getattr(system, "llm", None)]
+        agent = getattr(system, "agent", None)
+        if agent is not None:
+            models.append(agent.llm)
         return evaluate_pending(
             samples,
-            lambda sample: self.run_session(system, sample),
+            lambda sample: self.run_session(system.fork(), sample),
             desc=f"conversations with {system.name}",
             unit="session",
             on_record=on_record,
             skip_ids=skip_ids,
             progress=progress,
+            batch=batch,
+            models=[m for m in models if m is not None],
         )
 
 

@@ -36,6 +36,7 @@ from recai.data.errors import plain_value
 from recai.data.splits import Split
 from recai.evaluate.parsing import GroundedList, ListGrounder, parse_item_list
 from recai.llm.base import ChatModel, SchemaError
+from recai.llm.batch import BatchSettings, run_batch
 from recai.llm.prompting import render_prompt
 from recai.llm.usage import track
 
@@ -375,8 +376,11 @@ class ListEvaluator:
         on_record: Callable[[dict[str, Any]], None] | None = None,
         skip_ids: set[str] | frozenset[str] = frozenset(),
         progress: bool = True,
+        batch: BatchSettings | None = None,
     ) -> list[dict[str, Any]]:
-        """Evaluate every sample not in ``skip_ids``; ``on_record`` sees each record as it is made."""
+        """Evaluate every sample not in ``skip_ids``; ``on_record`` sees the records in sample order
+        (``batch``: samples in flight at once, and a budget)."""
+        llm = getattr(system, "llm", None)
         return evaluate_pending(
             samples,
             lambda sample: self.evaluate_sample(system, sample),
@@ -385,6 +389,8 @@ class ListEvaluator:
             on_record=on_record,
             skip_ids=skip_ids,
             progress=progress,
+            batch=batch,
+            models=[llm] if llm is not None else [],
         )
 
 
@@ -397,20 +403,24 @@ def evaluate_pending(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     skip_ids: set[str] | frozenset[str] = frozenset(),
     progress: bool = True,
+    batch: BatchSettings | None = None,
+    models: Sequence[Any] = (),
 ) -> list[dict[str, Any]]:
     """Records for the samples not in ``skip_ids`` (a resumed run's done ids), in order, each handed to
-    ``on_record`` as soon as it exists so an interruption loses at most the sample in progress."""
-    from tqdm.auto import tqdm
-
-    records = []
-    for sample in tqdm(
-        [s for s in samples if s.id not in skip_ids], desc=desc, disable=not progress, unit=unit
-    ):
-        record = evaluate(sample)
-        records.append(record)
-        if on_record is not None:
-            on_record(record)
-    return records
+    ``on_record`` as soon as it and every sample before it exist, so an interruption loses at most the
+    samples in flight. ``batch`` sets the requests in flight (default: what ``models`` allow) and a
+    budget (:mod:`recai.llm.batch`)."""
+    batch = batch or BatchSettings()
+    return run_batch(
+        [s for s in samples if s.id not in skip_ids],
+        evaluate,
+        concurrency=batch.concurrency_for(*models),
+        on_result=on_record,
+        budget=batch.budget,
+        desc=desc,
+        unit=unit,
+        progress=progress,
+    )
 
 
 def _overlap(a: Sequence[int], b: Sequence[int]) -> float:

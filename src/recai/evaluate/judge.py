@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from recai.evaluate.metrics import MetricSummary, bootstrap_ci
 from recai.llm.base import ChatModel, Message
+from recai.llm.batch import BatchSettings, run_batch
 from recai.llm.prompting import render_prompt
 from recai.llm.structured import SchemaError
 from recai.llm.usage import track
@@ -342,21 +342,27 @@ def evaluate_pairwise(
     on_verdict: Callable[[JudgeVerdict], None] | None = None,
     skip_ids: set[str] | frozenset[str] = frozenset(),
     progress: bool = True,
+    batch: BatchSettings | None = None,
 ) -> list[JudgeVerdict]:
-    """Judge every item whose id is not in ``skip_ids``, calling ``on_verdict`` after each one.
+    """Judge every item whose id is not in ``skip_ids``, calling ``on_verdict`` with each verdict in
+    item order.
 
     ``on_verdict`` lets a caller append each verdict to a file as soon as it exists, and ``skip_ids``
     (the ids already in that file) resumes an interrupted run; only the new verdicts are returned.
+    ``batch`` sets how many items are judged at once (default: what the judge's model allows) and a budget.
     """
     items = list(items)
     duplicates = sorted(i for i, n in Counter(item.id for item in items).items() if n > 1)
     if duplicates:
         raise ValueError(f"item ids must be unique for resuming to work; repeated: {duplicates[:5]}")
-    todo = [item for item in items if item.id not in skip_ids]
-    verdicts = []
-    for item in tqdm(todo, desc=f"judge {judge.kind}", unit="pair", disable=not progress):
-        verdict = judge.judge(item)
-        verdicts.append(verdict)
-        if on_verdict is not None:
-            on_verdict(verdict)
-    return verdicts
+    batch = batch or BatchSettings()
+    return run_batch(
+        [item for item in items if item.id not in skip_ids],
+        judge.judge,
+        concurrency=batch.concurrency_for(judge.llm),
+        on_result=on_verdict,
+        budget=batch.budget,
+        desc=f"judge {judge.kind}",
+        unit="pair",
+        progress=progress,
+    )

@@ -61,6 +61,7 @@ from recai.evaluate.recommender import rank_users
 from recai.evaluate.report import metrics_document
 from recai.evaluate.runs import RunFolder
 from recai.llm.base import ChatModel
+from recai.llm.batch import BatchSettings, BudgetExhaustedError
 from recai.llm.cache import CachedChatModel
 from recai.llm.usage import UsageMeter, scoped
 
@@ -215,6 +216,12 @@ def _finish(
     return report
 
 
+def _finish_partial(run: RunFolder, usage: Any, caches: list[Any], prices: str | None) -> None:
+    """A run stopped by its budget: its records are saved; record what was spent (the metrics and
+    report wait for the run to be resumed and finished)."""
+    run.write_usage(usage.report(), PriceTable.load(prices), cache=[c.stats() for c in caches])
+
+
 def _caches(*objects: Any) -> list[Any]:
     out = []
     for obj in objects:
@@ -241,8 +248,12 @@ def run_list_task(
     prices: str | None = None,
     resume: bool = True,
     progress: bool = True,
+    batch: BatchSettings | None = None,
 ) -> Path:
-    """Generative ranking ('ranking') or retrieval ('retrieval'); returns the report's path."""
+    """Generative ranking ('ranking') or retrieval ('retrieval'); returns the report's path.
+
+    ``batch`` sets the requests in flight and a budget; neither changes the records, so neither is
+    part of the run's config (a run may be resumed at another concurrency)."""
     data = data or DataOptions()
     config = {
         "task": task,
@@ -282,7 +293,18 @@ def run_list_task(
                 system, dataset, split, seed=data.seed, sasrec_budget_s=sasrec_budget_s, cache=cache
             )
             evaluator = ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed)
-            evaluator.run(sut, samples, on_record=run.append, skip_ids=run.done_ids(), progress=progress)
+            try:
+                evaluator.run(
+                    sut,
+                    samples,
+                    on_record=run.append,
+                    skip_ids=run.done_ids(),
+                    progress=progress,
+                    batch=batch,
+                )
+            except BudgetExhaustedError:
+                _finish_partial(run, usage, _caches(sut), prices)
+                raise
         records = _current(run, samples)
         summary = summarize_list_records(records)
         document = metrics_document(
@@ -453,8 +475,10 @@ def run_conversation_task(
     prices: str | None = None,
     resume: bool = True,
     progress: bool = True,
+    batch: BatchSettings | None = None,
 ) -> Path:
-    """Simulated-user conversations with ``system``; returns the report's path."""
+    """Simulated-user conversations with ``system``; returns the report's path (``batch``: sessions in
+    flight at once, each on its own fork of the system, and a budget)."""
     data = data or DataOptions()
     config = {
         "task": "conversation",
@@ -490,7 +514,20 @@ def run_conversation_task(
                 seed=data.seed,
             )
             evaluator = ConversationEvaluator(dataset.catalog, sim, max_turns=max_turns, k=k)
-            evaluator.run(sut, samples, on_record=run.append, skip_ids=run.done_ids(), progress=progress)
+            llms = [getattr(sut, "llm", None) or getattr(getattr(sut, "agent", None), "llm", None), sim.llm]
+            caches = list({id(c): c for c in llms if isinstance(c, CachedChatModel)}.values())
+            try:
+                evaluator.run(
+                    sut,
+                    samples,
+                    on_record=run.append,
+                    skip_ids=run.done_ids(),
+                    progress=progress,
+                    batch=batch,
+                )
+            except BudgetExhaustedError:
+                _finish_partial(run, usage, caches, prices)
+                raise
         records = _current(run, samples)
         summary = summarize_conversations(records, max_turns, k)
         document = metrics_document(
@@ -504,9 +541,7 @@ def run_conversation_task(
             },
             extra={**summary, "system": sut.config()},
         )
-        llms = [getattr(sut, "llm", None) or getattr(getattr(sut, "agent", None), "llm", None), sim.llm]
-        caches = [x for x in llms if isinstance(x, CachedChatModel)]
-        return _finish(run, document, usage, list({id(c): c for c in caches}.values()), prices)
+        return _finish(run, document, usage, caches, prices)
     finally:
         run.close()
 
@@ -586,8 +621,10 @@ def run_judge_task(
     resume: bool = True,
     progress: bool = True,
     seed: int = 0,
+    batch: BatchSettings | None = None,
 ) -> Path:
-    """Pairwise judging of the answers in ``items_path`` in both orders; returns the report's path."""
+    """Pairwise judging of the answers in ``items_path`` in both orders; returns the report's path
+    (``batch``: items judged at once, and a budget)."""
     items = read_judge_items(items_path)
     config = {
         "task": "judge",
@@ -601,13 +638,19 @@ def run_judge_task(
     try:
         with scoped() as usage:
             pairwise = PairwiseJudge(cached_llm(judge, cache=cache), kind=kind, seed=seed)
-            evaluate_pairwise(
-                items,
-                pairwise,
-                on_verdict=lambda v: run.append({**v.as_record(), "scores": _judge_scores(v)}),
-                skip_ids=run.done_ids(),
-                progress=progress,
-            )
+            try:
+                evaluate_pairwise(
+                    items,
+                    pairwise,
+                    on_verdict=lambda v: run.append({**v.as_record(), "scores": _judge_scores(v)}),
+                    skip_ids=run.done_ids(),
+                    progress=progress,
+                    batch=batch,
+                )
+            except BudgetExhaustedError:
+                caches = [pairwise.llm] if isinstance(pairwise.llm, CachedChatModel) else []
+                _finish_partial(run, usage, caches, prices)
+                raise
         records = run.records()
         verdicts = [JudgeVerdict.from_record(r) for r in records]
         summary = summarize_verdicts(verdicts, seed=seed)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recai.llm.prompting import render_prompt
+from recai.llm.retry import RetryPolicy, call_with_retries
 from recai.llm.structured import SchemaError, normalise_response_format, parse_structured
 from recai.llm.usage import meter
 
@@ -31,6 +32,8 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str | None = None
+    #: True when a response cache answered: the tokens are the original call's, nothing was spent.
+    cached: bool = False
 
 
 @dataclass
@@ -76,6 +79,11 @@ class ChatModel(ABC):
     native_schema: bool = False
     #: Set by ``close``; a closed model refuses calls with a clear error.
     closed: bool = False
+    #: Requests a batch job keeps in flight by default (``--concurrency``): 1 for in-process models,
+    #: which compute one reply at a time; servers that batch requests set more.
+    default_concurrency: int = 1
+    #: How calls refused for now (429, 5xx, a dropped connection) are tried again.
+    retry: RetryPolicy = RetryPolicy()
 
     def complete(
         self,
@@ -150,9 +158,7 @@ class ChatModel(ABC):
         buffer = ""  # received but not yet yielded: it might be the start of a stop sequence
         hold = max((len(x) for x in stop or () if x), default=1) - 1
         try:
-            for chunk in self._stream(
-                msgs, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed, usage=usage
-            ):
+            for chunk in self._retried_stream(msgs, max_tokens, temperature, stop, seed, usage):
                 buffer += chunk
                 cut, hit = apply_stop(buffer, stop)
                 if hit:
@@ -177,6 +183,34 @@ class ChatModel(ABC):
             )
 
     # ------------------------------------------------------------ internals
+    def _retried_stream(
+        self,
+        msgs: list[Message],
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None,
+        seed: int | None,
+        usage: dict[str, int],
+    ) -> Iterator[str]:
+        """``_stream``, retried while nothing has been received: once text has reached the caller a
+        retry would repeat it, so a failure after the first chunk is raised."""
+
+        def first() -> tuple[Iterator[str], str | None]:
+            usage.update(prompt_tokens=0, completion_tokens=0)
+            chunks = self._stream(
+                msgs, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed, usage=usage
+            )
+            try:
+                return chunks, next(chunks)
+            except StopIteration:
+                return chunks, None
+
+        chunks, head = call_with_retries(first, self.retry, what=f"{self.name} stream")
+        if head is None:
+            return
+        yield head
+        yield from chunks
+
     def _one_call(
         self,
         msgs: list[Message],
@@ -186,27 +220,31 @@ class ChatModel(ABC):
         stop: Sequence[str] | None,
         seed: int | None,
     ) -> Completion:
-        start = time.perf_counter()
-        try:
-            gen = self._generate(
-                msgs, schema=schema, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed
-            )
-        except Exception:
-            meter.record(
-                self.name,
-                prompt_tokens=0,
-                completion_tokens=0,
-                latency_s=time.perf_counter() - start,
-                failed=True,
-            )
-            raise
-        latency = time.perf_counter() - start
+        def attempt() -> tuple[Generation, float]:
+            start = time.perf_counter()
+            try:
+                gen = self._generate(
+                    msgs, schema=schema, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed
+                )
+            except Exception:
+                meter.record(
+                    self.name,
+                    prompt_tokens=0,
+                    completion_tokens=0,
+                    latency_s=time.perf_counter() - start,
+                    failed=True,
+                )
+                raise
+            return gen, time.perf_counter() - start
+
+        gen, latency = call_with_retries(attempt, self.retry, what=f"{self.name} request")
         text, hit = apply_stop(gen.text, stop)
         meter.record(
             self.name,
             prompt_tokens=gen.prompt_tokens,
             completion_tokens=gen.completion_tokens,
             latency_s=latency,
+            cached=gen.cached,
         )
         return Completion(
             text=text,

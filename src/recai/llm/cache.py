@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from recai.llm.base import ChatModel, Generation, Message, apply_stop
+from recai.llm.retry import RetryPolicy
 
 #: Bump when the key payload changes meaning, so old entries are never misread.
 KEY_VERSION = 1
@@ -117,6 +118,15 @@ class CachedChatModel(ChatModel):
     def native_schema(self) -> bool:
         """The inner model's, read live (a backend may switch it off after a server refuses schemas)."""
         return self.inner.native_schema
+
+    @property  # type: ignore[override]
+    def default_concurrency(self) -> int:
+        return self.inner.default_concurrency
+
+    @property  # type: ignore[override]
+    def retry(self) -> RetryPolicy:
+        """The inner model's: this wrapper calls the inner backend directly, so it retries for it."""
+        return self.inner.retry
 
     def _generate(
         self,
@@ -251,7 +261,7 @@ class CachedChatModel(ChatModel):
             self.hits += 1
             self.saved_prompt_tokens += int(row[1])
             self.saved_completion_tokens += int(row[2])
-            return Generation(row[0], int(row[1]), int(row[2]), row[3])
+            return Generation(row[0], int(row[1]), int(row[2]), row[3], cached=True)
 
     def _store(self, key: str, canonical: str, gen: Generation) -> None:
         with self._lock:

@@ -2,8 +2,10 @@
 
 Works with OpenAI, Azure OpenAI, vLLM, Ollama, llama.cpp's server and others. Configuration comes from
 arguments or the usual environment variables (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``; for Azure
-``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``, ``OPENAI_API_VERSION``). The client retries 429,
-5xx and connection errors with exponential backoff (``max_retries``). JSON schemas are sent as
+``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``, ``OPENAI_API_VERSION``). 429, 5xx and connection
+errors are retried by :mod:`recai.llm.retry` (``max_retries`` times, honouring ``Retry-After``; the
+openai client's own retries are off so the two do not multiply). A server batches the requests it has
+in flight, so batch jobs keep ``default_concurrency`` (8) of them open. JSON schemas are sent as
 ``response_format={"type": "json_schema", ...}``; a server that rejects that is remembered and then
 served by validated retry instead.
 """
@@ -16,10 +18,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from recai.llm.base import ChatModel, Generation, Message
+from recai.llm.retry import RetryPolicy
 
 
 class OpenAIChatModel(ChatModel):
     """A model behind an OpenAI-compatible ``/chat/completions`` endpoint."""
+
+    default_concurrency = 8
 
     def __init__(
         self,
@@ -28,7 +33,7 @@ class OpenAIChatModel(ChatModel):
         base_url: str | None = None,
         api_key: str | None = None,
         timeout: float = 60.0,
-        max_retries: int = 3,
+        max_retries: int = 5,
         azure_api_version: str | None = None,
         name: str | None = None,
         json_schema_support: bool = True,
@@ -47,15 +52,14 @@ class OpenAIChatModel(ChatModel):
                 api_key=api_key or os.environ.get("AZURE_OPENAI_API_KEY"),
                 api_version=azure_api_version or os.environ.get("OPENAI_API_VERSION", "2024-10-21"),
                 timeout=timeout,
-                max_retries=max_retries,
+                max_retries=0,
             )
         else:
             # Local servers (vLLM, llama.cpp, Ollama) accept any key; the client insists on one.
             key = api_key or os.environ.get("OPENAI_API_KEY") or ("not-needed" if base_url else None)
-            self._client = openai.OpenAI(
-                base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries
-            )
+            self._client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0)
         self.native_schema = json_schema_support
+        self.retry = RetryPolicy(max_retries=max_retries)
 
     def _request(
         self,

@@ -25,6 +25,20 @@ class UsageStats:
     completion_tokens: int = 0
     latency_s: float = 0.0
     failures: int = 0
+    #: Calls a response cache answered, and their tokens (counted above too, but not paid for).
+    cached_calls: int = 0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
+
+    @property
+    def paid_tokens(self) -> int:
+        """Tokens a model actually processed (cache hits excluded): what a token budget limits."""
+        return (
+            self.prompt_tokens
+            + self.completion_tokens
+            - self.cached_prompt_tokens
+            - self.cached_completion_tokens
+        )
 
 
 class UsageMeter:
@@ -42,6 +56,7 @@ class UsageMeter:
         completion_tokens: int,
         latency_s: float,
         failed: bool = False,
+        cached: bool = False,
     ) -> None:
         key = (_component.get(), model)
         if self is meter:  # also count the call in every scope opened around it (see ``scoped``)
@@ -52,6 +67,7 @@ class UsageMeter:
                     completion_tokens=completion_tokens,
                     latency_s=latency_s,
                     failed=failed,
+                    cached=cached,
                 )
         with self._lock:
             stats = self._stats.setdefault(key, UsageStats())
@@ -60,6 +76,10 @@ class UsageMeter:
             stats.completion_tokens += completion_tokens
             stats.latency_s += latency_s
             stats.failures += int(failed)
+            if cached:
+                stats.cached_calls += 1
+                stats.cached_prompt_tokens += prompt_tokens
+                stats.cached_completion_tokens += completion_tokens
 
     def report(self) -> dict[str, dict[str, dict[str, float]]]:
         """``{component: {model: {calls, prompt_tokens, completion_tokens, latency_s, failures}}}``."""
@@ -73,12 +93,19 @@ class UsageMeter:
         with self._lock:
             total = UsageStats()
             for s in self._stats.values():
-                total.calls += s.calls
-                total.prompt_tokens += s.prompt_tokens
-                total.completion_tokens += s.completion_tokens
-                total.latency_s += s.latency_s
-                total.failures += s.failures
+                for name, value in asdict(s).items():
+                    setattr(total, name, getattr(total, name) + value)
             return total
+
+    def by_model(self) -> dict[str, UsageStats]:
+        """Totals per model over every component (what prices apply to)."""
+        with self._lock:
+            out: dict[str, UsageStats] = {}
+            for (_, model), s in self._stats.items():
+                total = out.setdefault(model, UsageStats())
+                for name, value in asdict(s).items():
+                    setattr(total, name, getattr(total, name) + value)
+            return out
 
     def reset(self) -> None:
         with self._lock:
