@@ -1,11 +1,14 @@
-"""A small OpenAI-compatible HTTP server for tests: chat completions (plain, streamed, json_schema)
-and embeddings, with injectable failures. Replies come from a ``responder`` function of the request."""
+"""A small OpenAI-compatible HTTP server for tests and benchmarks: chat completions (plain, streamed,
+json_schema) and embeddings, with injectable failures (and their ``Retry-After``), a fixed latency per
+request, and a count of the requests in flight. Replies come from a ``responder`` function of the
+request; :func:`ranking_responder` answers recai's ranking and retrieval prompts deterministically."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,13 +26,39 @@ def echo_responder(request: dict[str, Any]) -> str:
     return f"You said: {last}"
 
 
+def ranking_responder(request: dict[str, Any]) -> str:
+    """A deterministic "model" for ranking and retrieval prompts: the candidates (or, for retrieval,
+    the history's titles) ordered by a hash of the prompt and the title, as a JSON list of k titles."""
+    prompt = request["messages"][-1]["content"]
+    k = int(m.group(1)) if (m := re.search(r"JSON list of the (\d+)", prompt)) else 10
+    if "candidate" in prompt and "Rank the following" in prompt:
+        block = prompt.split("Rank the following", 1)[1].split("Answer with", 1)[0]
+    else:
+        block = prompt
+    titles = [line[2:].strip() for line in block.splitlines() if line.startswith("- ")]
+    digest = hashlib.sha256(prompt.encode()).hexdigest()
+    titles.sort(key=lambda t: hashlib.sha256((digest + t).encode()).hexdigest())
+    return json.dumps(titles[:k], ensure_ascii=False)
+
+
 @dataclass
 class ServerState:
     responder: Responder = echo_responder
     fail_with: list[int] = field(default_factory=list)  # status codes to return before succeeding
+    #: ``Retry-After`` (seconds) sent with each injected failure; None sends none.
+    retry_after: float | None = None
+    #: Seconds every chat completion takes (the server answers many at once, like a batching server).
+    latency_s: float = 0.0
     reject_json_schema: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
     embedding_dim: int = 8
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def failure(self) -> int | None:
+        with self.lock:
+            return self.fail_with.pop(0) if self.fail_with else None
 
 
 def _embedding(text: str, dim: int) -> list[float]:
@@ -44,20 +73,35 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def _json(self, status: int, body: dict[str, Any]) -> None:
+    def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
     def do_POST(self) -> None:
+        state = self.state
+        with state.lock:
+            state.in_flight += 1
+            state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
+        try:
+            self._post()
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _post(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        self.state.requests.append({"path": self.path, **request})
-        if self.state.fail_with:
-            status = self.state.fail_with.pop(0)
-            self._json(status, {"error": {"message": f"injected {status}", "type": "server_error"}})
+        with self.state.lock:
+            self.state.requests.append({"path": self.path, **request})
+        status = self.state.failure()
+        if status is not None:
+            headers = {} if self.state.retry_after is None else {"Retry-After": f"{self.state.retry_after:g}"}
+            self._json(status, {"error": {"message": f"injected {status}", "type": "server_error"}}, headers)
             return
         if self.path.endswith("/embeddings"):
             inputs = request["input"] if isinstance(request["input"], list) else [request["input"]]
@@ -83,6 +127,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 400, {"error": {"message": "response_format json_schema is not supported", "type": "invalid"}}
             )
             return
+        if self.state.latency_s:
+            time.sleep(self.state.latency_s)
         text = self.state.responder(request)
         finish = "stop"
         for s in request.get("stop") or []:
@@ -143,12 +189,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         )
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # many clients connect at once; the default backlog of 5 drops some
+
+
 @contextmanager
 def openai_server(state: ServerState | None = None) -> Iterator[tuple[str, ServerState]]:
     """Serve on 127.0.0.1 (a free port) until the block ends; yields (base_url, state)."""
     state = state or ServerState()
     handler = type("Handler", (_Handler,), {"state": state})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
