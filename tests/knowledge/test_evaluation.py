@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from recai.evaluate.tasks import DataOptions, run_list_task
 from recai.knowledge import KnowledgeBase, run_knowledge_task
 from recai.knowledge.commands import build_knowledge, parse_params
 from recai.llm.base import Message
+from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
 from recai.llm.scripted import ScriptedChatModel
 from tests.knowledge.data import leaky_dataset
 
@@ -302,3 +307,61 @@ def test_a_run_measures_the_budget_with_the_target_models_tokenizer(tmp_path: Pa
     metrics = RunFolder.load(out).read_metrics()
     assert [name.split(":")[0] for name in metrics["extra"]["token_counter"]] == ["gguf"]
     assert 0 < metrics["extra"]["knowledge_tokens_mean"] <= 60
+
+
+class _InFlight:
+    """Wraps a reply function: sleeps a little (a different time per prompt, so calls finish out of
+    order) and records the most calls that were running at once."""
+
+    def __init__(self, reply: Callable[[list[Message]], str]) -> None:
+        self.reply = reply
+        self.running = self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, messages: list[Message]) -> str:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(0.01 + 0.005 * (zlib.crc32(messages[-1]["content"].encode()) % 4))
+            return self.reply(messages)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_records_are_byte_identical_at_any_concurrency(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replies = _InFlight(_reverse)
+    monkeypatch.setattr(
+        "recai.llm.factory.load_chat_model", lambda spec: ScriptedChatModel(replies, name="fake-llm")
+    )
+    options = {"n_users": 8, "knowledge": "attributes,cooccurrence", "cache": False, "progress": False}
+    run_knowledge_task("llm:fake", tmp_path / "one", batch=BatchSettings(concurrency=1), **options)
+    assert replies.most == 1
+    run_knowledge_task("llm:fake", tmp_path / "four", batch=BatchSettings(concurrency=4), **options)
+    assert replies.most > 1
+    one, four = ((tmp_path / name / "records.jsonl").read_bytes() for name in ("one", "four"))
+    assert one == four and one.count(b"\n") == 8
+    # a token budget stops new work; the records written are the first ones, and a rerun finishes
+    with pytest.raises(BudgetExhaustedError):
+        run_knowledge_task(
+            "llm:fake",
+            tmp_path / "budget",
+            batch=BatchSettings(concurrency=4, budget=Budget(max_tokens=1)),
+            **options,
+        )
+    partial = (tmp_path / "budget" / "records.jsonl").read_bytes()
+    assert partial and one.startswith(partial) and partial.count(b"\n") < 8
+    run_knowledge_task("llm:fake", tmp_path / "budget", batch=BatchSettings(concurrency=4), **options)
+    assert (tmp_path / "budget" / "records.jsonl").read_bytes() == one
+
+
+def test_cli_knowledge_eval_takes_concurrency(tmp_path: Path, calls: list[str]) -> None:
+    args = ["knowledge", "eval", "--system", "llm:fake", "--knowledge", "none", "--users", "3", "--no-cache"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "run"), "--concurrency", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(RunFolder.load(tmp_path / "run").records()) == 3 and len(calls) == 3
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--budget-tokens", "1"])
+    assert result.exit_code == 3 and "budget" in flat(result.output)  # stopped, resumable: not a failure

@@ -43,6 +43,7 @@ from recai.evaluate.tasks import CLASSIC, DataOptions, cached_llm, fit_classic, 
 from recai.knowledge.commands import load_knowledge
 from recai.knowledge.ranker import KnowledgeRanker
 from recai.knowledge.store import KnowledgeBase, parse_kinds
+from recai.llm.batch import BatchSettings
 from recai.llm.cache import CachedChatModel
 from recai.llm.usage import UsageMeter, scoped
 
@@ -123,14 +124,16 @@ def run_knowledge_task(
     prices: str | None = None,
     resume: bool = True,
     progress: bool = True,
+    batch: BatchSettings | None = None,
 ) -> Path:
     """Candidate ranking by the knowledge ranker (``system="llm:SPEC"``) or a classic baseline.
 
     ``knowledge`` names the extractor kinds in the prompt ('none', 'all' or a list; with a ``base``,
     'all' means every kind it holds); ``params`` their hyperparameters (when the base is built here);
     ``ranker`` the KnowledgeRanker options (``budget_tokens``, ``style``, ``orders``,
-    ``candidate_order``...). ``data`` defaults to the base's data when a base is given. Returns the
-    report's path.
+    ``candidate_order``...). ``data`` defaults to the base's data when a base is given. ``batch`` sets
+    the LLM requests in flight (samples ranked at once; records stay in sample order) and a token or
+    cost budget (:mod:`recai.llm.batch`). Returns the report's path.
     """
     kind, _, llm_spec = system.partition(":")
     is_llm = kind == "llm" and bool(llm_spec)
@@ -226,7 +229,9 @@ def run_knowledge_task(
                 model = kb.model(system) if kb is not None else None
                 sut = RecommenderListSystem(model if model is not None else fit_model(system), name=system)
             evaluator = ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed)
-            evaluator.run(sut, samples, on_record=run.append, skip_ids=run.done_ids(), progress=progress)
+            evaluator.run(
+                sut, samples, on_record=run.append, skip_ids=run.done_ids(), progress=progress, batch=batch
+            )
         return _finish(run, samples, data.seed, sut, usage, prices)
     finally:
         run.close()
