@@ -83,6 +83,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def do_GET(self) -> None:
+        """``/_stats`` (``?reset=1`` zeroes the peak): for a client in another process, such as a benchmark."""
+        if not self.path.startswith("/_stats"):
+            self._json(404, {"error": {"message": "not found"}})
+            return
+        state = self.state
+        with state.lock:
+            body = {"requests": len(state.requests), "peak_in_flight": state.peak_in_flight}
+            if "reset=1" in self.path:
+                state.peak_in_flight = 0
+        self._json(200, body)
+
     def do_POST(self) -> None:
         state = self.state
         with state.lock:
