@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from recai.cli_options import BudgetCostOpt, BudgetTokensOpt, ConcurrencyOpt
+
 agent_app = typer.Typer(
     help="Tool learning: record a teacher's plans, distil them into a small planner, evaluate planners.",
     no_args_is_help=True,
@@ -62,6 +64,28 @@ def _fail(exc: BaseException) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+PricesOpt = Annotated[Path | None, typer.Option(help="Your price table (YAML) for --budget-cost.")]
+
+
+def _batch(
+    concurrency: int | None, budget_tokens: int | None, budget_cost: float | None, prices: Path | None
+) -> Any:
+    """The BatchSettings of the shared options (checked before any model loads)."""
+    from recai.cli_options import batch_settings
+    from recai.data import DataError
+
+    try:
+        return batch_settings(concurrency, budget_tokens, budget_cost, str(prices) if prices else None)
+    except (ValueError, DataError) as exc:
+        raise _fail(exc) from None
+
+
+def _stopped(exc: BaseException) -> typer.Exit:
+    """A run stopped by its budget: not a failure (it resumes), so its own exit status, 3."""
+    err.print(f"[yellow]{exc}[/]")
+    return typer.Exit(code=3)
+
+
 def _noun(dataset: Any) -> str:
     from recai.evaluate.tasks import item_noun
 
@@ -89,11 +113,18 @@ def record(
         int, typer.Option(help="Tries per templated conversation: failed ones are retried sampling.")
     ] = 1,
     temperature: Annotated[float, typer.Option(help="The teacher's temperature on retries.")] = 0.7,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
+    prices: PricesOpt = None,
 ) -> None:
     """Record the teacher's planning trajectories on templated requests and simulated sessions."""
     from recai.agent.learning import record_simulated, record_templates, template_requests
     from recai.evaluate.conversation import ConversationEvaluator, UserSimulator, build_conversation_samples
     from recai.evaluate.runs import RunFolder
+    from recai.llm.batch import BudgetExhaustedError
+
+    batch = _batch(concurrency, budget_tokens, budget_cost, prices)
 
     config = {"data": data, "teacher": teacher, "simulator": simulator if sessions else None, "seed": seed}
     config.update(per_shape=per_shape, sessions=sessions, turns=turns, encoder=encoder_spec)
@@ -109,13 +140,15 @@ def record(
         requests = template_requests(
             agent.dataset.catalog, per_shape=per_shape, item_noun=_noun(agent.dataset), seed=seed
         )
-        n = record_templates(agent, requests, run, attempts=attempts, temperature=temperature)
+        n = record_templates(agent, requests, run, attempts=attempts, temperature=temperature, batch=batch)
         m = 0
         if sessions:
             sim = UserSimulator(chat_model(simulator), agent.dataset.catalog, item_noun=_noun(agent.dataset))
             evaluator = ConversationEvaluator(agent.dataset.catalog, sim, max_turns=turns, k=agent.settings.k)
             samples = build_conversation_samples(split, agent.dataset.catalog, n=sessions, seed=seed)
-            m = record_simulated(agent, evaluator, samples, run)
+            m = record_simulated(agent, evaluator, samples, run, batch=batch)
+    except BudgetExhaustedError as exc:
+        raise _stopped(exc) from None
     finally:
         run.close()
     records = run.records()
@@ -237,6 +270,10 @@ def eval_planner(
     encoder_spec: Annotated[
         str | None, typer.Option("--encoder", help="Embedder spec for retrieval.")
     ] = None,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
+    prices: PricesOpt = None,
 ) -> None:
     """Plan validity, exact and step match against held-out teacher plans, and simulated success."""
     from recai.agent.learning.evaluation import evaluate_planner, simulate_with_planner, summarize_plans
@@ -249,7 +286,9 @@ def eval_planner(
     )
     from recai.evaluate.runs import RunFolder
     from recai.gen.examples import GenData
+    from recai.llm.batch import BudgetExhaustedError
 
+    batch = _batch(concurrency, budget_tokens, budget_cost, prices)
     specs = dict(m.split("=", 1) if "=" in m else (m, m) for m in model)
     held_out = GenData.load(distilled / "data").test[:limit]
     if not held_out:
@@ -271,7 +310,10 @@ def eval_planner(
                 max_tokens=max_tokens,
                 on_record=run.append,
                 skip_ids=run.done_ids(),
+                batch=batch,
             )
+        except BudgetExhaustedError as exc:
+            raise _stopped(exc) from None
         finally:
             run.close()
         ids = {e.id for e in held_out}
@@ -287,8 +329,16 @@ def eval_planner(
             conv = RunFolder.open(out / name / "sessions", task="conversation", config=conf)
             try:
                 simulate_with_planner(
-                    agent, planner_llm, evaluator, samples, on_record=conv.append, skip_ids=conv.done_ids()
+                    agent,
+                    planner_llm,
+                    evaluator,
+                    samples,
+                    on_record=conv.append,
+                    skip_ids=conv.done_ids(),
+                    batch=batch,
                 )
+            except BudgetExhaustedError as exc:
+                raise _stopped(exc) from None
             finally:
                 conv.close()
             sample_ids = {s.id for s in samples}

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -25,6 +28,23 @@ from recai.llm.base import ChatModel, Completion
 from recai.llm.prompting import render_prompt
 
 INTENTS = ("recommend", "question", "chat")
+
+#: (temperature, seed) for the plans of the current context only; see :func:`planner_sampling`.
+_SAMPLING: ContextVar[tuple[float, int | None] | None] = ContextVar("recai_planner_sampling", default=None)
+
+
+@contextmanager
+def planner_sampling(temperature: float, seed: int | None) -> Iterator[None]:
+    """Plan with ``temperature`` and ``seed`` inside this block, in this thread (or batch item) only.
+
+    Trajectory recording samples a retry of a failed conversation while other conversations run on the
+    same agent at the same time; setting ``planner.temperature`` would change their plans too.
+    """
+    token = _SAMPLING.set((float(temperature), seed))
+    try:
+        yield
+    finally:
+        _SAMPLING.reset(token)
 
 
 def plan_schema(tools: list[Tool], max_steps: int = 6) -> dict[str, Any]:
@@ -239,7 +259,8 @@ class Planner:
         self.schema = plan_schema(tools, max_steps)
         self.demonstrations = demonstrations
         self.n_demonstrations = n_demonstrations
-        # Greedy by default; trajectory recording samples (temperature, seed) when it retries a failure.
+        # Greedy by default; trajectory recording samples a retry of a failure through planner_sampling,
+        # which overrides these for one conversation without touching the others.
         self.temperature = 0.0
         self.seed: int | None = None
         self.item_noun = item_noun
@@ -274,12 +295,13 @@ class Planner:
     def plan(
         self, messages: list[dict[str, str]], max_tokens: int = 400
     ) -> tuple[dict[str, Any], Completion]:
+        temperature, seed = _SAMPLING.get() or (self.temperature, self.seed)
         result = self.llm.complete(
             messages,
             response_format=self.schema,
             max_tokens=max_tokens,
-            temperature=self.temperature,
-            seed=self.seed,
+            temperature=temperature,
+            seed=seed,
             describe_schema=False,
         )
         return normalise_plan(result.parsed), result

@@ -31,6 +31,7 @@ from recai.evaluate.conversation import (
 )
 from recai.gen.examples import GenExample
 from recai.llm.base import ChatModel
+from recai.llm.batch import BatchSettings
 from recai.llm.structured import SchemaError
 
 MATCH_KEYS = ("exact", "intent", "tools", "step_precision", "step_recall", "step_f1", "tool_f1")
@@ -133,8 +134,10 @@ def evaluate_planner(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     skip_ids: set[str] | frozenset[str] = frozenset(),
     progress: bool = True,
+    batch: BatchSettings | None = None,
 ) -> list[dict[str, Any]]:
-    """Plan every held-out example with ``llm`` (resumable through ``on_record`` / ``skip_ids``)."""
+    """Plan every held-out example with ``llm`` (resumable through ``on_record`` / ``skip_ids``);
+    ``batch`` sets how many are planned at once (records stay in example order) and a budget."""
     from recai.evaluate.generative import evaluate_pending
 
     planner = planner_for(agent, llm)
@@ -146,6 +149,8 @@ def evaluate_planner(
         on_record=on_record,
         skip_ids=skip_ids,
         progress=progress,
+        batch=batch,
+        models=[llm],
     )
 
 
@@ -177,13 +182,18 @@ def simulate_with_planner(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     skip_ids: set[str] | frozenset[str] = frozenset(),
     progress: bool = True,
+    batch: BatchSettings | None = None,
 ) -> list[dict[str, Any]]:
     """End-to-end simulated sessions with ``llm`` as the agent's planner (the responder is unchanged);
-    the session records, for :func:`~recai.evaluate.conversation.summarize_conversations`."""
+    the session records, for :func:`~recai.evaluate.conversation.summarize_conversations`. ``batch``
+    sets how many sessions run at once (each on its own fork of the system) and a budget."""
     original = agent.planner
     agent.planner = planner_for(agent, llm)
     try:
+        agent.ensure_demonstrations()  # once, before sessions run side by side
         system = AgentSystem(agent, name=f"agent-planner:{llm.name}")
-        return evaluator.run(system, samples, on_record=on_record, skip_ids=skip_ids, progress=progress)
+        return evaluator.run(
+            system, samples, on_record=on_record, skip_ids=skip_ids, progress=progress, batch=batch
+        )
     finally:
         agent.planner = original

@@ -22,14 +22,19 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from recai.agent.agent import Agent, TurnEvent
 from recai.agent.learning.requests import TemplateRequest, check_turn
+from recai.agent.planner import planner_sampling
 from recai.data.errors import plain_value
 from recai.evaluate.conversation import AgentSystem, ConversationEvaluator, ConversationSample
+from recai.evaluate.generative import evaluate_pending
 from recai.evaluate.runs import RunFolder
+from recai.llm.batch import BatchSettings, run_batch
 
 
 def plan_errors(trace: dict[str, Any]) -> list[str | None]:
@@ -73,17 +78,26 @@ def turn_record(event: TurnEvent) -> dict[str, Any]:
 class TurnRecorder:
     """An agent turn hook that collects turn records; ``take()`` hands them over and starts afresh.
 
-    ``sink`` (optional) receives every turn record at once instead, for logging a live agent."""
+    ``sink`` (optional) receives every turn record at once instead, for logging a live agent. Inside
+    :meth:`collecting`, the turns of that thread (or batch item) go to a list of their own, so several
+    conversations recorded at once on one agent never take each other's turns."""
 
     def __init__(self, sink: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.sink = sink
         self._turns: list[tuple[TurnEvent, dict[str, Any]]] = []
         self._lock = threading.Lock()
+        self._local: ContextVar[list[tuple[TurnEvent, dict[str, Any]]] | None] = ContextVar(
+            f"recai_turn_recorder_{id(self)}", default=None
+        )
 
     def __call__(self, event: TurnEvent) -> None:
         record = turn_record(event)
         if self.sink is not None:
             self.sink(record)
+            return
+        local = self._local.get()
+        if local is not None:  # only this context appends to it: no lock needed
+            local.append((event, record))
             return
         with self._lock:
             self._turns.append((event, record))
@@ -92,6 +106,16 @@ class TurnRecorder:
         with self._lock:
             turns, self._turns = self._turns, []
         return turns
+
+    @contextmanager
+    def collecting(self) -> Iterator[list[tuple[TurnEvent, dict[str, Any]]]]:
+        """The turns made in this context (thread, batch item) while the block runs, in order."""
+        turns: list[tuple[TurnEvent, dict[str, Any]]] = []
+        token = self._local.set(turns)
+        try:
+            yield turns
+        finally:
+            self._local.reset(token)
 
 
 def _attached(agent: Agent) -> TurnRecorder:
@@ -113,6 +137,7 @@ def record_templates(
     attempts: int = 1,
     temperature: float = 0.7,
     progress: bool = True,
+    batch: BatchSettings | None = None,
 ) -> int:
     """Run each templated conversation on a fresh session and append its trajectory; returns how many
     conversations were recorded now (done ones are skipped).
@@ -122,9 +147,11 @@ def record_templates(
     the attempts are spent: rejection sampling, so the shapes a greedy teacher gets wrong (refinements,
     the user's own candidates) still reach the training data. Every attempt is its own record
     (``template:<id>`` then ``template:<id>@2``...) with the same ``conversation``, so the split keeps
-    them on one side; raising ``attempts`` later resumes where the earlier run stopped."""
-    from tqdm.auto import tqdm
+    them on one side; raising ``attempts`` later resumes where the earlier run stopped.
 
+    ``batch`` sets how many conversations run at once on the agent (default: what its models allow) and
+    a budget; each conversation has its own session, sampling settings and turn list, and the records
+    are appended in request order, so the run folder is the same at any concurrency."""
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")
     if not 0.0 < temperature <= 2.0 and attempts > 1:
@@ -139,52 +166,65 @@ def record_templates(
         return f"template:{request.id}" + (f"@{attempt}" if attempt > 1 else "")
 
     todo = [r for r in requests if any(record_id(r, a) not in done for a in range(1, attempts + 1))]
+    greedy = (agent.planner.temperature, agent.planner.seed)
     recorder = _attached(agent)
-    planner = agent.planner
-    greedy = (planner.temperature, planner.seed)
-    recorded = 0
-    try:
-        for request in tqdm(todo, desc="templated requests", unit="conversation", disable=not progress):
-            conversation = f"template:{request.id}"
-            for attempt in range(1, attempts + 1):
-                if succeeded.get(conversation):
-                    break
-                if record_id(request, attempt) in done:
-                    continue
-                if attempt == 1:
-                    planner.temperature, planner.seed = greedy
-                else:
-                    planner.temperature, planner.seed = temperature, _attempt_seed(request.id, attempt)
-                session = agent.session()
-                turns = []
-                for turn in request.turns:
+
+    def one(request: TemplateRequest) -> list[dict[str, Any]]:
+        """Every attempt made now at one conversation (its own key of ``succeeded`` only)."""
+        conversation = f"template:{request.id}"
+        records = []
+        for attempt in range(1, attempts + 1):
+            if succeeded.get(conversation):
+                break
+            if record_id(request, attempt) in done:
+                continue
+            sampling = greedy if attempt == 1 else (temperature, _attempt_seed(request.id, attempt))
+            session = agent.session()
+            turns = []
+            for turn in request.turns:
+                with planner_sampling(*sampling), recorder.collecting() as collected:
                     result = agent.chat(session, turn.text)
-                    (event, record), *_ = recorder.take()
-                    record["success"] = check_turn(
-                        turn.check, agent.dataset.catalog, event.trace, result.items
-                    )
-                    turns.append(record)
-                success = all(t["success"] for t in turns)
-                succeeded[conversation] = success
-                run.append(
-                    {
-                        "id": record_id(request, attempt),
-                        "conversation": conversation,
-                        "source": "template",
-                        "shape": request.shape,
-                        "teacher": agent.planner_llm.name,
-                        "attempt": attempt,
-                        "temperature": planner.temperature,
-                        "turns": turns,
-                        "success": success,
-                        "scores": {"success": float(success)},
-                    }
-                )
-                recorded += 1
+                (event, record), *_ = collected
+                record["success"] = check_turn(turn.check, agent.dataset.catalog, event.trace, result.items)
+                turns.append(record)
+            success = all(t["success"] for t in turns)
+            succeeded[conversation] = success
+            records.append(
+                {
+                    "id": record_id(request, attempt),
+                    "conversation": conversation,
+                    "source": "template",
+                    "shape": request.shape,
+                    "teacher": agent.planner_llm.name,
+                    "attempt": attempt,
+                    "temperature": sampling[0],
+                    "turns": turns,
+                    "success": success,
+                    "scores": {"success": float(success)},
+                }
+            )
+        return records
+
+    def append(records: list[dict[str, Any]]) -> None:
+        for record in records:
+            run.append(record)
+
+    batch = batch or BatchSettings()
+    agent.ensure_demonstrations()  # once, before conversations run side by side
+    try:
+        made = run_batch(
+            todo,
+            one,
+            concurrency=batch.concurrency_for(agent.planner_llm, agent.llm),
+            on_result=append,
+            budget=batch.budget,
+            desc="templated requests",
+            unit="conversation",
+            progress=progress,
+        )
     finally:
-        planner.temperature, planner.seed = greedy
         agent.turn_hooks.remove(recorder)
-    return recorded
+    return sum(len(records) for records in made)
 
 
 def record_simulated(
@@ -194,17 +234,18 @@ def record_simulated(
     run: RunFolder,
     *,
     progress: bool = True,
+    batch: BatchSettings | None = None,
 ) -> int:
     """Simulated-user sessions with the evaluator's :class:`UserSimulator` (the agent as the system
-    under test); every turn of a session is marked with that session's success."""
+    under test); every turn of a session is marked with that session's success. ``batch`` sets how
+    many sessions run at once (each on its own :class:`AgentSystem`) and a budget."""
     recorder = _attached(agent)
-    system = AgentSystem(agent)
 
     def one(sample: ConversationSample) -> dict[str, Any]:
-        recorder.take()
-        session = evaluator.run_session(system, sample)
+        with recorder.collecting() as collected:
+            session = evaluator.run_session(AgentSystem(agent), sample)
         success = session["success_turn"] is not None
-        turns = [record for _, record in recorder.take()]
+        turns = [record for _, record in collected]
         for record in turns:
             record["success"] = success
         return {
@@ -219,9 +260,8 @@ def record_simulated(
             "scores": {"success": float(success)},
         }
 
-    from recai.evaluate.generative import evaluate_pending
-
     done = {f"{s.id}" for s in samples if f"simulated:{s.id}" in run.done_ids()}
+    agent.ensure_demonstrations()  # once, before sessions run side by side
     try:
         records = evaluate_pending(
             samples,
@@ -231,6 +271,8 @@ def record_simulated(
             on_record=run.append,
             skip_ids=done,
             progress=progress,
+            batch=batch,
+            models=[agent.planner_llm, agent.llm, evaluator.simulator.llm],
         )
     finally:
         agent.turn_hooks.remove(recorder)
