@@ -1055,7 +1055,17 @@ def serve(
     cors: Annotated[
         list[str] | None, typer.Option(help="An origin allowed to call the API from a browser (repeatable).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Agent turns that run at the same time.")] = 4,
+    workers: Annotated[
+        int, typer.Option(help="Server processes on the port (more than 1 needs a sqlite or redis --store).")
+    ] = 1,
+    turn_threads: Annotated[int, typer.Option(help="Agent turns that run at the same time per process.")] = 4,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Where sessions live: memory, sqlite:///PATH or redis://HOST:PORT/DB (default: a SQLite "
+            "file beside the dataset's cached indexes, so sessions survive a restart)."
+        ),
+    ] = None,
     rate_limit: Annotated[float, typer.Option(help="Requests per client per minute (0: no limit).")] = 120.0,
     max_sessions: Annotated[int, typer.Option(help="Live sessions the server keeps.")] = 1000,
     forwarded_allow_ips: Annotated[
@@ -1083,8 +1093,8 @@ def serve(
 ) -> None:
     """Serve the agent: HTTP API (streaming chat, recommend, search, OpenAI-compatible) and a web page."""
     try:
+        from recai.serve import server
         from recai.serve.logs import configure_logging
-        from recai.serve.server import build_agent, run
         from recai.serve.settings import ServeSettings
     except ImportError as exc:
         raise _fail(ImportError(f"{exc}; install the serve extra: pip install 'recai[serve]'")) from None
@@ -1095,17 +1105,32 @@ def serve(
         settings = ServeSettings(
             token=token,
             cors_origins=list(cors or []),
-            workers=workers,
+            turn_threads=turn_threads,
             rate_per_minute=rate_limit,
             max_sessions=max_sessions,
             forwarded_allow_ips=[ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()],
+            store=store or "memory",
         )
+        server.check_workers(workers, store)
+        if store:  # a bad URL or an unreachable store fails here, naming --store
+            server.check_store(store, settings.store_timeout_s)
         err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
-        agent = build_agent(data, llm, progress=True, **_agent_settings(encoder, planner, demonstrations))
+        agent_kwargs = _agent_settings(encoder, planner, demonstrations)
+        agent = server.build_agent(data, llm, progress=True, **agent_kwargs)
+        if not store:
+            settings = settings.model_copy(update={"store": server.default_store(agent)})
+        spec = server.WorkerSpec.of(data, llm, settings, agent_kwargs, log_level=log_level)
     except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
         raise _fail(exc) from None
-    err.print(f"[bold]recai[/] serving {escape(agent.dataset.name)} on http://{host}:{port}/ (Ctrl-C stops)")
-    run(agent, settings, host=host, port=port)
+    err.print(
+        f"[bold]recai[/] serving {escape(agent.dataset.name)} on http://{host}:{port}/ with {workers} "
+        f"worker{'s' if workers > 1 else ''}, sessions in {escape(settings.store)} (Ctrl-C stops)"
+    )
+    if workers == 1:
+        server.run(agent, settings, host=host, port=port)
+    else:
+        del agent  # the workers build their own from the caches it wrote
+        server.run_workers(spec, host=host, port=port, workers=workers)
 
 
 # ----------------------------------------------------------------------------- embedder fine-tuning

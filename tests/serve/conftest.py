@@ -3,7 +3,7 @@ scripted model, and an httpx client wired straight to the app (no sockets)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +80,21 @@ def parse_sse(text: str) -> list[tuple[str, Any]]:
 @pytest.fixture
 def sse() -> Callable[[str], list[tuple[str, Any]]]:
     return parse_sse
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One redis-server for the session's tests (each test starts from an empty database)."""
+    from tests.serve.redis_server import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: Any) -> str:
+    redis_server.flush()
+    return str(redis_server.url)

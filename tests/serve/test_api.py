@@ -324,7 +324,7 @@ def isolation_model(delay_s: float) -> ScriptedChatModel:
 async def test_simultaneous_sessions_never_see_each_others_memory(make_client: Any) -> None:
     titles = ["Pulp Fiction", "Reservoir Dogs", "Heat", "Amélie", "The Godfather"]
     model = isolation_model(0.03)
-    async with make_client(model, workers=4) as (client, _):
+    async with make_client(model, turn_threads=4) as (client, _):
 
         async def converse(n: int) -> list[dict[str, Any]]:
             sid = await new_session(client)
@@ -354,7 +354,7 @@ async def test_simultaneous_sessions_never_see_each_others_memory(make_client: A
 
 
 async def test_a_slow_model_fills_only_the_turn_pool(make_client: Any) -> None:
-    async with make_client(stand_in_model(delay_s=0.4), workers=1, queue=0) as (client, _):
+    async with make_client(stand_in_model(delay_s=0.4), turn_threads=1, queue=0) as (client, _):
         slow = asyncio.create_task(client.post("/chat", json={"message": "crime"}))
         while (await client.get("/health")).json()["turns_running"] == 0:
             await asyncio.sleep(0.01)
@@ -372,7 +372,7 @@ async def test_a_slow_model_fills_only_the_turn_pool(make_client: Any) -> None:
 
 
 async def test_one_turn_at_a_time_per_session(make_client: Any) -> None:
-    async with make_client(stand_in_model(delay_s=0.3), workers=2) as (client, _):
+    async with make_client(stand_in_model(delay_s=0.3), turn_threads=2) as (client, _):
         sid = await new_session(client)
         first = asyncio.create_task(client.post("/chat", json={"session_id": sid, "message": "crime"}))
         while (await client.get("/health")).json()["turns_running"] == 0:

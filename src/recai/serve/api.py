@@ -42,7 +42,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "Request body too large",
         422: "Invalid request (the message says which field and why)",
         429: "Rate limit or per-client session limit",
-        503: "Server busy, full or shutting down",
+        503: "Server busy, full or shutting down, or the session store unavailable",
     }.items()
 }
 
@@ -134,18 +134,18 @@ def _existing_id(state: ServerState, item_id: int | str) -> Any:
 async def chat(body: ChatRequest, request: Request, state: State) -> Any:
     """One turn of the conversation: plan, tools, a streamed answer, item cards and the trace."""
     text = state.check_message(body.message)
-    if body.session_id is None:  # a user's profile is read from disk: off the event loop
+    if body.session_id is None:  # the store and a user's profile file: off the event loop
         served = await run_in_threadpool(state.sessions.create, client_of(request), body.user)
         try:
-            turn = state.runner.start(served, text)
+            turn = await state.runner.start(served, text)
         except ApiError:  # a refused first turn leaves no session behind
-            state.sessions.discard(served.id)
+            await run_in_threadpool(state.sessions.discard, served.id)
             raise
     else:
-        served = state.sessions.get(body.session_id)
+        served = await run_in_threadpool(state.sessions.get, body.session_id)
         if body.user is not None and body.user != served.user:
             raise ApiError(422, "user_mismatch", "this session belongs to another user id (or to none)")
-        turn = state.runner.start(served, text)
+        turn = await state.runner.start(served, text)
     if body.stream:
         return StreamingResponse(
             _sse_turn(state, served, turn), media_type="text/event-stream", headers=sse.HEADERS

@@ -24,6 +24,7 @@ from recai.serve.errors import error_response, install_error_handlers
 from recai.serve.guard import Guard
 from recai.serve.settings import ServeSettings
 from recai.serve.state import ServerState
+from recai.serve.stores import SessionBackend
 
 # Model text is shown on the page; it is inserted as text, and this policy is the second line of defence.
 PAGE_HEADERS = {
@@ -49,15 +50,19 @@ class JsonCORSMiddleware(CORSMiddleware):
         return error_response(response.status_code, "cors_rejected", f"CORS preflight refused: {reason}")
 
 
-def create_app(agent: Agent, settings: ServeSettings | None = None) -> FastAPI:
-    """An app serving ``agent``; build the agent first (``Agent.from_dataset``) and warm it up."""
+def create_app(
+    agent: Agent, settings: ServeSettings | None = None, *, store: SessionBackend | None = None
+) -> FastAPI:
+    """An app serving ``agent``; build the agent first (``Agent.from_dataset``) and warm it up. Sessions
+    live in ``store``, else in the one ``settings.store`` names (default: this process's memory)."""
     settings = settings or ServeSettings()
-    state = ServerState.build(agent, settings)
+    state = ServerState.build(agent, settings, store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         state.runner.close(settings.shutdown_grace_s)  # uvicorn has already drained the connections
+        state.sessions.backend.close()
 
     app = FastAPI(
         title="recai",

@@ -120,7 +120,7 @@ async def chat_completions(body: CompletionRequest, request: Request, state: Sta
     served = await run_in_threadpool(state.sessions.create, client_of(request), body.user)
     try:
         await run_in_threadpool(_restore_dialogue, state, served, conversation[:-1])
-        turn = state.runner.start(served, text)
+        turn = await state.runner.start(served, text)
     except BaseException:  # refused, failed or cancelled: the one-request session must not linger
         state.sessions.discard(served.id)
         raise

@@ -1,44 +1,61 @@
 """Live conversations on the server: each has its own dialogue and candidate state, and sessions of the
 same user id share that user's long-term profile (liked, disliked, seen), which is saved atomically.
 
-A session id is an unguessable capability (``secrets.token_urlsafe``). One turn runs per session at a
-time (a second one is refused with 409 rather than interleaving two turns' memory). Idle sessions end
-after ``session_ttl_s``; the store is bounded in total and per client address.
+The state lives in a session store (:mod:`recai.serve.stores`: memory, SQLite or Redis), so any worker
+process can serve any turn and sessions can outlive a process. A request loads the session from the
+store into a :class:`ServedSession` (its own copy); a turn takes the session's lease first, so one turn
+runs per session at a time across every worker (a second one is refused with 409 rather than
+interleaving two turns' memory), reloads the session under the lease, and writes back only what it
+added: its turns, and the *changes* it made to the profile. Changes, not the whole profile, because a
+like sent from another tab during the turn must not be overwritten.
+
+A session id is an unguessable capability (``secrets.token_urlsafe``). Idle sessions end after
+``session_ttl_s``; the store is bounded in total and per client address.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
-import threading
 import time
-import weakref
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from recai.agent import Agent, Session
-from recai.agent.memory import Dialogue, Profile
+from recai.agent.memory import Dialogue, Profile, Turn
 from recai.serve.errors import ApiError
+from recai.serve.stores import MemoryBackend, SessionBackend, SessionRecord
+from recai.serve.stores.base import new_owner, profile_key
+
+log = logging.getLogger("recai.serve")
+LEASE_GRACE_S = 10.0  # a lease outlives the turn timeout by this much (the worker notices the timeout late)
+_KINDS = ("liked", "disliked", "seen", "constraints")
 
 
 @dataclass
 class ServedSession:
+    """One request's copy of a session. ``loaded_turns`` and ``profile_before`` say what the store held
+    when the turn began, so the end of the turn writes back only what the turn added or changed."""
+
     id: str
     session: Session
     client: str
     created: float = field(default_factory=time.time)
-    last_used: float = field(default_factory=time.monotonic)
-    busy: threading.Lock = field(default_factory=threading.Lock)
+    loaded_turns: int = 0
+    profile_before: dict[str, list[Any]] = field(default_factory=dict)
+    lease: str | None = None  # the owner token while this copy runs a turn
 
     @property
     def user(self) -> str | None:
         return self.session.user
 
-    def touch(self) -> None:
-        self.last_used = time.monotonic()
+    @property
+    def profile_key(self) -> str:
+        return profile_key(self.id, self.user)
 
 
 class SessionStore:
-    """Thread-safe map of session id to ServedSession, with limits and idle expiry."""
+    """Sessions in a :class:`SessionBackend`, with limits, idle expiry and per-session turn leases."""
 
     def __init__(
         self,
@@ -48,141 +65,224 @@ class SessionStore:
         max_per_client: int,
         ttl_s: float,
         max_turns: int,
+        backend: SessionBackend | None = None,
+        lease_s: float = 180.0 + LEASE_GRACE_S,
     ) -> None:
         self.agent = agent
         self.max_sessions, self.max_per_client, self.ttl_s = max_sessions, max_per_client, ttl_s
-        self.max_turns = max_turns
-        self._lock = threading.Lock()
-        self._sessions: dict[str, ServedSession] = {}
-        # One live Profile object per user id, shared by that user's sessions and dropped with the last one.
-        self._profiles: weakref.WeakValueDictionary[str, Profile] = weakref.WeakValueDictionary()
-        self._user_locks: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+        self.max_turns, self.lease_s = max_turns, lease_s
+        self.backend = backend or MemoryBackend()
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._sessions)
+        return self.backend.count(ttl_s=self.ttl_s)
 
     def create(self, client: str, user: str | None = None) -> ServedSession:
-        with self._lock:
-            self._expire()
-            if len(self._sessions) >= self.max_sessions:
-                raise ApiError(
-                    503,
-                    "too_many_sessions",
-                    f"the server holds its limit of {self.max_sessions} sessions; end one (DELETE "
-                    "/sessions/{id}) or try again later",
-                    headers={"Retry-After": "60"},
-                )
-            mine = sum(1 for s in self._sessions.values() if s.client == client)
-            if mine >= self.max_per_client:
-                raise ApiError(
-                    429,
-                    "too_many_sessions",
-                    f"this client already has {mine} sessions (the limit is {self.max_per_client}); "
-                    "end one with DELETE /sessions/{id}",
-                )
-            session = Session(
-                user=user,
-                dialogue=Dialogue(budget=self.agent.settings.history_tokens),
-                profile=self._profile(user),
+        now = time.time()
+        record = SessionRecord(
+            id=secrets.token_urlsafe(16), user=user, client=client, created=now, last_used=now
+        )
+        limit = self.backend.create(
+            record, max_sessions=self.max_sessions, max_per_client=self.max_per_client, ttl_s=self.ttl_s
+        )
+        if limit == "total":
+            raise ApiError(
+                503,
+                "too_many_sessions",
+                f"the server holds its limit of {self.max_sessions} sessions; end one (DELETE "
+                "/sessions/{id}) or try again later",
+                headers={"Retry-After": "60"},
             )
-            served = ServedSession(id=secrets.token_urlsafe(16), session=session, client=client)
-            self._sessions[served.id] = served
-            return served
+        if limit == "client":
+            raise ApiError(
+                429,
+                "too_many_sessions",
+                f"this client already has {self.max_per_client} sessions (the limit); end one with DELETE "
+                "/sessions/{id}",
+            )
+        return self._served(record)
 
     def get(self, session_id: str) -> ServedSession:
-        with self._lock:
-            served = self._sessions.get(session_id)
-            if served is None or self._expired(served):
-                self._sessions.pop(session_id, None)
-                raise ApiError(
-                    404,
-                    "session_not_found",
-                    f"no session '{session_id[:40]}' (it was deleted, expired after "
-                    f"{self.ttl_s:.0f} s idle, or the server restarted); create one with POST /sessions",
-                )
-            served.touch()
-            return served
+        record = self.backend.load(session_id, ttl_s=self.ttl_s)
+        if record is None:
+            raise ApiError(
+                404,
+                "session_not_found",
+                f"no session '{session_id[:40]}' (it was deleted, expired after "
+                f"{self.ttl_s:.0f} s idle, or its store was emptied); create one with POST /sessions",
+            )
+        return self._served(record)
 
     def delete(self, session_id: str) -> None:
-        served = self.get(session_id)
-        with self._lock:
-            self._sessions.pop(served.id, None)
+        if not self.backend.delete(session_id):
+            self.get(session_id)  # the 404
+            self.backend.delete(session_id)
 
     def discard(self, session_id: str) -> None:
         """End a session if it still exists (the OpenAI-compatible endpoint's one-request sessions)."""
-        with self._lock:
-            self._sessions.pop(session_id, None)
+        self.backend.delete(session_id)
 
     def reset(self, session_id: str) -> ServedSession:
         """Forget the conversation. A user's long-term profile stays; an anonymous session's goes."""
         served = self.get(session_id)
-        if not served.busy.acquire(blocking=False):
+        owner = new_owner()
+        if not self.backend.acquire(session_id, owner, self.lease_s):
             raise ApiError(409, "session_busy", "a turn is running in this session; reset it when it ends")
         try:
-            served.session.dialogue = Dialogue(budget=self.agent.settings.history_tokens)
+            self.backend.clear_turns(session_id, owner)
             if served.user is None:
-                served.session.profile = Profile()
+                self.backend.delete_profile(served.profile_key)
         finally:
-            served.busy.release()
-        return served
+            self.backend.release(session_id, owner)
+        return self.get(session_id)
 
-    def trim(self, served: ServedSession) -> None:
-        """Keep the last ``max_turns`` turns (prompts only ever use the recent ones)."""
+    # ------------------------------------------------------------ turns
+    def begin_turn(self, served: ServedSession) -> None:
+        """Take the session's lease (409 if another turn, on any worker, holds it), then reload the
+        session: a turn that another worker finished a moment ago is part of this one's dialogue."""
+        owner = new_owner()
+        if not self.backend.acquire(served.id, owner, self.lease_s):
+            raise ApiError(
+                409, "session_busy", "a turn is already running in this session; wait for it to finish"
+            )
+        try:
+            record = self.backend.load(served.id, ttl_s=self.ttl_s)
+            if record is None:
+                raise ApiError(
+                    404, "session_not_found", f"no session '{served.id[:40]}' (it was just deleted)"
+                )
+            fresh = self._served(record)
+        except BaseException:
+            self.backend.release(served.id, owner)
+            raise
+        # turns added to this copy but not stored yet (the OpenAI endpoint's restored history) stay
+        unsaved = served.session.dialogue.turns[served.loaded_turns :]
+        fresh.session.dialogue.turns.extend(unsaved)
+        served.session.dialogue, served.session.profile = fresh.session.dialogue, fresh.session.profile
+        served.loaded_turns, served.profile_before = fresh.loaded_turns, fresh.profile_before
+        served.lease = owner
+
+    def end_turn(self, served: ServedSession) -> None:
+        """Write what the turn added: its turns (only while the lease is still ours) and its profile
+        changes, merged into the stored profile. The user's profile file follows."""
+        assert served.lease is not None, "end_turn without begin_turn"
         turns = served.session.dialogue.turns
-        if len(turns) > self.max_turns:
-            del turns[: len(turns) - self.max_turns]
+        new = [_turn_dict(t) for t in turns[served.loaded_turns :]]
+        candidates = list(turns[-1].candidate_ids) if turns else []
+        if new and not self.backend.append_turns(served.id, served.lease, new, candidates, self.max_turns):
+            raise ApiError(
+                500,
+                "turn_failed",
+                "the turn outlived its session lease (another request took the session, or it was deleted); "
+                "its answer was not saved",
+            )
+        before = {k: list(v) for k, v in served.profile_before.items()}
+        after = _profile_lists(served.session.profile)
+        if after != before:
+            updated = self.backend.update_profile(
+                served.profile_key,
+                lambda stored: _merge(self._initial(served.user, stored), before, after),
+                self._persist(served.user),
+            )
+            served.session.profile = self._with_history(Profile.from_dict(updated), served.user)
+        served.loaded_turns = len(turns)
+        served.profile_before = _profile_lists(served.session.profile)
+
+    def end_lease(self, served: ServedSession) -> None:
+        """Give the lease back (after the turn, saved or not). A store that is down lets it expire."""
+        if served.lease is None:
+            return
+        owner, served.lease = served.lease, None
+        try:
+            self.backend.release(served.id, owner)
+        except ApiError:
+            log.warning("lease not released; it expires", extra={"fields": {"session": served.id[:8]}})
 
     def feedback(self, served: ServedSession, item_id: Any, value: str) -> Profile:
-        """Mark an item liked, disliked or neither, and save the user's profile."""
-        with self._user_lock(served.user):
-            profile = served.session.profile
+        """Mark an item liked, disliked or neither, in the store (and the user's profile file) before
+        answering: an acknowledged like is never lost."""
+
+        def change(stored: dict[str, Any] | None) -> dict[str, Any]:
+            profile = self._initial(served.user, stored)
             if value in ("liked", "disliked"):
                 profile.add(value, [item_id])
             else:
                 profile.liked = [i for i in profile.liked if i != item_id]
                 profile.disliked = [i for i in profile.disliked if i != item_id]
-            if served.user is not None:
-                self.agent.profile_store.save(served.user, profile)
-        return profile
+            return profile.to_dict()
+
+        updated = self.backend.update_profile(served.profile_key, change, self._persist(served.user))
+        served.session.profile = self._with_history(Profile.from_dict(updated), served.user)
+        return served.session.profile
 
     # ------------------------------------------------------------ internals
-    def _profile(self, user: str | None) -> Profile:
-        if user is None:
-            return Profile()
-        profile = self._profiles.get(user)
-        if profile is None:
-            profile = self.agent.profile_store.load(user)
-            # a user the dataset's log knows: their logged items rank candidates and count as seen
+    def _served(self, record: SessionRecord) -> ServedSession:
+        dialogue = Dialogue(budget=self.agent.settings.history_tokens)
+        dialogue.turns = [_turn(t) for t in record.turns]
+        if dialogue.turns:
+            dialogue.turns[-1].candidate_ids = list(record.last_candidates)
+        stored = self.backend.get_profile(record.profile_key)
+        profile = self._with_history(self._initial(record.user, stored), record.user)
+        session = Session(user=record.user, dialogue=dialogue, profile=profile)
+        return ServedSession(
+            id=record.id,
+            session=session,
+            client=record.client,
+            created=record.created,
+            loaded_turns=len(dialogue.turns),
+            profile_before=_profile_lists(profile),
+        )
+
+    def _initial(self, user: str | None, stored: dict[str, Any] | None) -> Profile:
+        """The stored profile; else a user's saved file (the store is new, or was emptied); else empty."""
+        if stored is not None:
+            return Profile.from_dict(stored)
+        return self.agent.profile_store.load(user) if user is not None else Profile()
+
+    def _with_history(self, profile: Profile, user: str | None) -> Profile:
+        # a user the dataset's log knows: their logged items rank candidates and count as seen
+        if user is not None:
             profile.history = self.agent.logged_history(user)
-            self._profiles[user] = profile
         return profile
 
-    def _user_lock(self, user: str | None) -> Any:
-        key = user if user is not None else ""
-        with self._lock:
-            lock = self._user_locks.get(key)
-            if lock is None:
-                lock = _Lock()
-                self._user_locks[key] = lock
-            return lock
-
-    def _expired(self, served: ServedSession) -> bool:
-        return time.monotonic() - served.last_used > self.ttl_s and not served.busy.locked()
-
-    def _expire(self) -> None:
-        for key in [k for k, s in self._sessions.items() if self._expired(s)]:
-            del self._sessions[key]
+    def _persist(self, user: str | None) -> Any:
+        if user is None:
+            return None
+        return lambda data: self.agent.profile_store.save(user, Profile.from_dict(data))
 
 
-class _Lock:
-    """A weak-referenceable lock (``threading.Lock`` objects cannot be weakly referenced)."""
+def _profile_lists(profile: Profile) -> dict[str, list[Any]]:
+    return {kind: list(getattr(profile, kind)) for kind in _KINDS}
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
 
-    def __enter__(self) -> None:
-        self._lock.acquire()
+def _merge(current: Profile, before: dict[str, list[Any]], after: dict[str, list[Any]]) -> dict[str, Any]:
+    """``current`` with the changes that turned ``before`` into ``after``: removals first, then
+    additions (``Profile.add`` moves an item between liked and disliked)."""
+    for kind in _KINDS:
+        removed = [i for i in before[kind] if i not in after[kind]]
+        if removed:
+            setattr(current, kind, [i for i in getattr(current, kind) if i not in removed])
+    for kind in _KINDS:
+        added = [i for i in after[kind] if i not in before[kind]]
+        if not added:
+            continue
+        if kind in ("liked", "disliked"):
+            current.add(kind, added)
+        else:
+            target = getattr(current, kind)
+            target.extend(i for i in added if i not in target)
+    return current.to_dict()
 
-    def __exit__(self, *exc: object) -> None:
-        self._lock.release()
+
+def _turn_dict(turn: Turn) -> dict[str, Any]:
+    data = asdict(turn)
+    data.pop("candidate_ids")  # only the newest turn's matter; the store keeps them beside the session
+    return data
+
+
+def _turn(data: dict[str, Any]) -> Turn:
+    return Turn(
+        user=data["user"],
+        reply=data["reply"],
+        items=list(data.get("items", [])),
+        item_ids=list(data.get("item_ids", [])),
+    )

@@ -6,11 +6,14 @@ The defaults suit one small server shared by a handful of people; every limit an
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ServeSettings(BaseModel):
-    """Limits and switches of the HTTP server (see docs/serve.md)."""
+    """Limits and switches of the HTTP server (see docs/serve.md). Unknown fields are an error, so a
+    renamed setting (``workers`` is now ``turn_threads``) fails loudly instead of being ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
     token: str | None = Field(default=None, description="Bearer token every API call must send; None: open.")
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API.")
@@ -22,7 +25,7 @@ class ServeSettings(BaseModel):
     max_turns_kept: int = Field(default=100, ge=1, description="Turns a session keeps (older ones drop).")
     rate_per_minute: float = Field(default=120.0, ge=0, description="Requests per client per minute; 0: off.")
     rate_burst: int = Field(default=40, ge=1, description="Requests a client may send at once.")
-    workers: int = Field(default=4, ge=1, description="Turns that run at the same time.")
+    turn_threads: int = Field(default=4, ge=1, description="Turns that run at the same time in one process.")
     queue: int = Field(default=16, ge=0, description="Turns that may wait for a worker; more are refused.")
     turn_timeout_s: float = Field(default=180.0, gt=0, description="Longest a client waits for one turn.")
     keepalive_s: float = Field(default=15.0, gt=0, description="SSE comment sent while a turn is silent.")
@@ -41,5 +44,13 @@ class ServeSettings(BaseModel):
         default_factory=list,
         description="Proxy addresses (or networks, or '*') whose X-Forwarded-For and X-Forwarded-Proto are "
         "believed; empty: none, so the client is the connection's peer address.",
+    )
+    store: str = Field(
+        default="memory",
+        description="Where sessions live: 'memory' (this process only), 'sqlite:///PATH' (worker processes "
+        "on one machine) or 'redis://HOST:PORT/DB' (several machines).",
+    )
+    store_timeout_s: float = Field(
+        default=5.0, gt=0, description="Longest wait for the session store (then 503 store_unavailable)."
     )
     model_name: str = Field(default="recai-agent", description="The agent's name on /v1/models.")

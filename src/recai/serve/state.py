@@ -11,8 +11,9 @@ from fastapi import Request
 from recai.agent import Agent, TurnResult
 from recai.serve.cards import ItemCards
 from recai.serve.errors import ApiError
-from recai.serve.sessions import ServedSession, SessionStore
+from recai.serve.sessions import LEASE_GRACE_S, ServedSession, SessionStore
 from recai.serve.settings import ServeSettings
+from recai.serve.stores import SessionBackend, open_store
 from recai.serve.turns import TurnRunner
 
 log = logging.getLogger("recai.serve")
@@ -27,17 +28,23 @@ class ServerState:
     cards: ItemCards
 
     @classmethod
-    def build(cls, agent: Agent, settings: ServeSettings) -> ServerState:
+    def build(
+        cls, agent: Agent, settings: ServeSettings, backend: SessionBackend | None = None
+    ) -> ServerState:
+        """The state for ``agent``; the sessions live in ``backend``, else in the store ``settings.store``
+        names (opened here)."""
         sessions = SessionStore(
             agent,
             max_sessions=settings.max_sessions,
             max_per_client=settings.max_sessions_per_client,
             ttl_s=settings.session_ttl_s,
             max_turns=settings.max_turns_kept,
+            backend=backend or open_store(settings.store, timeout_s=settings.store_timeout_s),
+            lease_s=settings.turn_timeout_s + LEASE_GRACE_S,
         )
 
         def done(served: ServedSession, result: TurnResult, seconds: float) -> None:
-            sessions.trim(served)
+            sessions.end_turn(served)  # before the client hears "done": the turn is in the store
             trace = result.trace
             log.info(
                 "turn",
@@ -55,7 +62,8 @@ class ServerState:
 
         runner = TurnRunner(
             agent,
-            workers=settings.workers,
+            sessions,
+            workers=settings.turn_threads,
             queue=settings.queue,
             timeout_s=settings.turn_timeout_s,
             keepalive_s=settings.keepalive_s,

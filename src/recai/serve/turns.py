@@ -5,7 +5,10 @@ Two things make that safe:
 - **A context per turn.** The agent runs every turn on its own
   :class:`recai.agent.context.TurnContext` (the session's profile, the shared heavy resources), so
   turns of different sessions on one Agent never see each other's profile.
-- **A bounded worker pool.** Turns run on their own thread pool of ``workers`` threads with at most
+- **A lease per session.** A turn holds its session's lease in the session store, so a second turn of
+  the same session, on this worker or any other, is refused with 409; the lease goes back when the turn
+  ends, and expires if the worker dies.
+- **A bounded thread pool.** Turns run on their own pool of ``turn_threads`` threads with at most
   ``queue`` more waiting; anything beyond is refused at once with 503, so a slow LLM call fills this pool
   and nothing else: health checks, search and ``/recommend`` keep their own threads.
 
@@ -27,9 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from recai.agent import Agent, TurnResult
 from recai.serve.errors import ApiError
-from recai.serve.sessions import ServedSession
+from recai.serve.sessions import ServedSession, SessionStore
 
 log = logging.getLogger("recai.serve")
 
@@ -97,18 +102,23 @@ class RunningTurn:
 
 
 def turn_error(error: BaseException | None) -> ApiError:
-    """The HTTP error for a failed turn: 504 for a timeout, 500 for anything else."""
+    """The HTTP error for a failed turn: 504 for a timeout, the error itself for an ApiError (the store
+    was unavailable when the turn was saved: 503), 500 for anything else."""
+    if isinstance(error, ApiError):
+        return error
     if isinstance(error, TurnTimeoutError):
         return ApiError(504, "turn_timeout", str(error))
     return ApiError(500, "turn_failed", f"the turn failed: {type(error).__name__}: {error}")
 
 
 class TurnRunner:
-    """Admits turns up to ``workers + queue`` and runs them on a private thread pool."""
+    """Admits turns up to ``workers + queue`` and runs them on a private thread pool of ``workers``
+    threads; each turn holds its session's lease in ``sessions`` while it runs."""
 
     def __init__(
         self,
         agent: Agent,
+        sessions: SessionStore,
         *,
         workers: int,
         queue: int,
@@ -116,7 +126,7 @@ class TurnRunner:
         keepalive_s: float = 15.0,
         on_done: Any = None,
     ) -> None:
-        self.agent = agent
+        self.agent, self.sessions = agent, sessions
         self.timeout_s, self.keepalive_s = timeout_s, keepalive_s
         self.workers, self.capacity = workers, workers + queue
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recai-turn")
@@ -134,8 +144,9 @@ class TurnRunner:
     def closing(self) -> bool:
         return self._closing
 
-    def start(self, served: ServedSession, text: str) -> RunningTurn:
-        """Admit and start a turn, or raise 503 (server full or shutting down) or 409 (session busy)."""
+    async def start(self, served: ServedSession, text: str) -> RunningTurn:
+        """Admit and start a turn, or raise 503 (server full, shutting down, or the store unavailable)
+        or 409 (session busy)."""
         with self._lock:
             if self._closing:
                 raise ApiError(
@@ -149,11 +160,12 @@ class TurnRunner:
                     "waiting; try again shortly",
                     headers={"Retry-After": "2"},
                 )
-            if not served.busy.acquire(blocking=False):
-                raise ApiError(
-                    409, "session_busy", "a turn is already running in this session; wait for it to finish"
-                )
             self._admitted += 1
+        try:  # the lease is store I/O: off the event loop
+            await run_in_threadpool(self.sessions.begin_turn, served)
+        except BaseException:
+            self._release_slot()
+            raise
         turn = RunningTurn(asyncio.get_running_loop(), self.timeout_s, self.keepalive_s)
         context = contextvars.copy_context()  # usage scopes and components stay per turn
         try:
@@ -195,8 +207,10 @@ class TurnRunner:
                 turn.emit(final)
 
     def _finished(self, served: ServedSession) -> None:
-        served.touch()
-        served.busy.release()
+        self.sessions.end_lease(served)
+        self._release_slot()
+
+    def _release_slot(self) -> None:
         with self._lock:
             self._admitted -= 1
             self._lock.notify_all()
