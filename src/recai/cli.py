@@ -1172,10 +1172,16 @@ def embed_data(
     history_len: Annotated[int, typer.Option(help="Most recent history items in a query.")] = 10,
     noun: Annotated[str | None, typer.Option(help="What an item is called (film, product).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
+    prices: PricesOpt = None,
 ) -> None:
     """Build the matching tasks' training and test examples from a dataset."""
     from recai.embed.tasks import build_examples
+    from recai.llm.batch import BudgetExhaustedError
 
+    batch = _batch(concurrency, budget_tokens, budget_cost, prices)
     dataset = _load(name_or_path)
     chat = None
     if llm:
@@ -1197,9 +1203,13 @@ def embed_data(
             n_negatives=negatives,
             history_len=history_len,
             noun=noun,
+            batch=batch,
         )
         split.meta["dataset_spec"] = portable_spec(name_or_path)
         split.save(out, overwrite=overwrite)
+    except BudgetExhaustedError as exc:  # nothing written; the replies so far are cached for the rerun
+        err.print(f"[yellow]{escape(str(exc))}[/]")
+        raise typer.Exit(3) from None
     except (ValueError, KeyError, FileExistsError) as exc:
         raise _fail(exc) from None
     table = Table(title=f"{dataset.name}: examples per task")

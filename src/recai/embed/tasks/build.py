@@ -10,6 +10,11 @@ rebuild gives byte-identical files. Every draft is checked before it is kept:
 - the query does not name the positive (except in the misspelled-name task), is not empty, and is not
   longer than ``max_query_chars``; it has at least one hard negative;
 - no two examples of a task share a normalised query.
+
+Tasks whose text an LLM writes draft up to ``BatchSettings.concurrency`` anchors at once (each draft
+depends only on its own generator and the shared, read-only context); drafts are kept or rejected in
+anchor order, so the examples are the same at any concurrency. A draft made ahead while the last needed
+ones were in flight is dropped (its reply stays in the response cache).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from recai.embed.tasks.search import Conversation, SearchQuery
 from recai.embed.tasks.split import SplitBy, choose_test_keys, normalise_query, split_examples, split_key
 from recai.embed.tasks.writer import LLMWriter
 from recai.llm.base import ChatModel
+from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError, run_batch
+from recai.llm.usage import UsageMeter, scoped
 
 #: The ten matching tasks of RecLM-emb, in the order of the paper's list.
 TASK_CLASSES: dict[str, type[Task]] = {
@@ -76,7 +83,9 @@ class ExampleBuilder:
     """Generates examples task by task from one dataset; :func:`build_examples` is the usual front door.
 
     ``log`` defaults to the dataset's interactions. Pass ``dataset.split(...).train`` instead to keep a
-    recommender's held-out events out of the embedder's training data.
+    recommender's held-out events out of the embedder's training data. ``batch`` sets how many drafts
+    of an LLM task are written at once (default: what the model allows) and a budget for the whole
+    build.
     """
 
     def __init__(
@@ -93,6 +102,7 @@ class ExampleBuilder:
         history_len: int = 10,
         max_query_chars: int = 1000,
         progress: bool = True,
+        batch: BatchSettings | None = None,
     ) -> None:
         log = dataset.interactions if log is None else log.with_items(dataset.catalog.ids)
         writer = LLMWriter(llm, cache=cache, model_id=llm_model_id) if llm is not None else None
@@ -110,6 +120,8 @@ class ExampleBuilder:
         )
         self.rejected: dict[str, Counter[str]] = {}
         self.writers: dict[str, Counter[str]] = {}
+        self.batch = batch or BatchSettings()
+        self._spent: list[UsageMeter] = []  # one meter per batch of drafts: the budget is the build's
 
     def close(self) -> None:
         if self.ctx.writer is not None:
@@ -132,17 +144,23 @@ class ExampleBuilder:
         ]
         out: list[Example] = []
         queries: set[str] = set()
+        uses_llm = task.uses_llm and self.ctx.writer is not None
+        concurrency = self.batch.concurrency_for(self.ctx.writer.llm) if uses_llm and self.ctx.writer else 1
         bar = tqdm(
             total=n, desc=f"embed tasks: {task_name}", unit="example", disable=not self.progress, leave=False
         )
         try:
             for round_ in range(MAX_ROUNDS):
                 added = 0
-                for anchor in order:
-                    if len(out) >= n:
-                        break
+
+                def draft(anchor: Any, round_: int = round_) -> Draft | None:
                     rng = np.random.default_rng(_seed_words(self.seed, task_name, round_, anchor))
-                    draft = task.make(self.ctx, anchor, rng)
+                    return task.make(self.ctx, anchor, rng)
+
+                def keep(draft: Draft | None) -> None:
+                    nonlocal added
+                    if len(out) >= n:  # drafted ahead while the last needed ones were in flight
+                        return
                     reason = "no draft" if draft is None else self._problem(task, draft)
                     if reason is None:
                         assert draft is not None
@@ -157,11 +175,70 @@ class ExampleBuilder:
                             bar.update(1)
                     if reason is not None:
                         rejected[reason] += 1
+
+                start = 0
+                while start < len(order) and len(out) < n:
+                    # as many anchors as examples are still missing (at least one per request in flight):
+                    # sequentially exactly the drafts the plain loop made, concurrently at most
+                    # concurrency - 1 more
+                    chunk = order[start : start + max(n - len(out), concurrency)]
+                    start += len(chunk)
+                    budget = self._budget_left(task_name, len(out), n)
+                    with scoped() as usage:
+                        self._spent.append(usage)
+                        try:
+                            run_batch(
+                                chunk,
+                                draft,
+                                concurrency=concurrency,
+                                on_result=keep,
+                                budget=budget,
+                                desc=f"LLM drafts: {task_name}",
+                                unit="draft",
+                                progress=self.progress and uses_llm,
+                            )
+                        except BudgetExhaustedError:
+                            raise self._stopped(task_name, len(out), n) from None
                 if len(out) >= n or added == 0:
                     break
         finally:
             bar.close()
         return out
+
+    def _spent_so_far(self, budget: Budget) -> tuple[int, float]:
+        tokens, cost = 0, 0.0
+        for usage in self._spent:
+            spent = budget.spent(usage)
+            tokens, cost = tokens + spent[0], cost + spent[1]
+        return tokens, cost
+
+    def _budget_left(self, task_name: str, done: int, n: int) -> Budget | None:
+        """What is left of the build's budget for the next batch of drafts; raises when it is spent."""
+        budget = self.batch.budget
+        if budget is None or not budget.limited:
+            return None
+        tokens, cost = self._spent_so_far(budget)
+        if (budget.max_tokens is not None and tokens >= budget.max_tokens) or (
+            budget.max_cost is not None and cost >= budget.max_cost
+        ):
+            raise self._stopped(task_name, done, n)
+        return Budget(
+            max_tokens=None if budget.max_tokens is None else budget.max_tokens - tokens,
+            max_cost=None if budget.max_cost is None else budget.max_cost - cost,
+            cost_of=budget.cost_of,
+        )
+
+    def _stopped(self, task_name: str, done: int, n: int) -> BudgetExhaustedError:
+        budget = self.batch.budget
+        assert budget is not None
+        tokens, cost = self._spent_so_far(budget)
+        return BudgetExhaustedError(
+            f"stopped: the LLM budget is spent ({tokens:,} tokens, cost {cost:.4f}) at {done} of {n} "
+            f"'{task_name}' examples; nothing is written, but the replies so far are in the response "
+            "cache, so running again with a larger budget reads them back for free",
+            done=done,
+            remaining=n - done,
+        )
 
     def _problem(self, task: Task, draft: Draft) -> str | None:
         """Why a draft cannot be kept (None when it can); contract breaches raise."""
@@ -218,6 +295,7 @@ def build_examples(
     cache: str | Path | None = None,
     llm_model_id: str | None = None,
     progress: bool = True,
+    batch: BatchSettings | None = None,
 ) -> ExampleSplit:
     """Examples of ``tasks`` (default: the ten of :data:`TASKS`) split into train and test.
 
@@ -226,7 +304,8 @@ def build_examples(
     keys are ``test_fraction`` of all catalog items or all users in the log, chosen by ``seed``. Test
     examples whose normalised query occurs in train are dropped. ``llm`` writes the text of the tasks
     that use one (user summaries, search queries, dialogues) through a response cache at ``cache``
-    (default ``$RECAI_HOME/cache/llm_responses.sqlite``); without it they use templates.
+    (default ``$RECAI_HOME/cache/llm_responses.sqlite``); without it they use templates. ``batch`` sets
+    the LLM requests in flight and a budget for the build (the examples are the same at any concurrency).
     """
     names = list(TASKS if tasks is None else tasks)
     unknown = [t for t in names if t not in TASK_CLASSES]
@@ -246,6 +325,7 @@ def build_examples(
         n_negatives=n_negatives,
         history_len=history_len,
         progress=progress,
+        batch=batch,
     )
     try:
         examples: list[Example] = []
