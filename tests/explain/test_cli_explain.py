@@ -60,7 +60,7 @@ def test_three_modes_train_evaluate_and_explain_from_the_command_line(tmp_path: 
     judged = tmp_path / "run-judged"
     out = _invoke(
         "explain", "eval", str(tmp_path / "hybrid"), str(data), "--out", str(judged), "--limit", "1",
-        "--judge", "scripted:echo", "--against", f"base:{base}", "--why", "2",
+        "--judge", "scripted:echo", "--against", f"base:{base}", "--why", "2", "--concurrency", "2",
     )  # fmt: skip
     result = json.loads((judged / "judge.json").read_text())
     assert result["systems"] == {"A": "explainer-hybrid", "B": "base"} and len(result["explanations"]) == 2

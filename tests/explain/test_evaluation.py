@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from recai.explain.evaluation import (
     run_alignment,
     why_cases,
 )
+from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
 from recai.llm.scripted import ScriptedChatModel
 from tests.explain.helpers import dataset, small_data, target
 
@@ -173,3 +177,47 @@ def test_the_judge_sees_the_target_decision_and_item_facts() -> None:
     n = int(facts.split(" of ")[1].split(" ")[0])
     narrow = decision_facts(target(), catalog, cases[0].history, cases[0].item, top_share=(rank - 1) / n)
     assert rank == 1 or "would not recommend it" in narrow
+
+
+def test_judged_explanations_are_the_same_at_any_concurrency() -> None:
+    data, catalog = small_data(), dataset().catalog
+    cases = why_cases(data.test, target(), catalog, n=4)
+    assert len(cases) >= 3
+    running, most, lock = [0], [0], threading.Lock()
+
+    def verdict(messages: list[dict[str, str]]) -> str:
+        """A judge whose verdict and speed depend on the prompt alone (calls finish out of order)."""
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            digest = zlib.crc32(messages[0]["content"].encode())
+            time.sleep(0.003 * (digest % 4))
+            score = {"answer_1": 1 + digest % 5, "answer_2": 1 + (digest >> 3) % 5}
+            criteria = ("faithfulness", "informativeness", "helpfulness")
+            better = "1" if digest % 3 == 0 else "2" if digest % 3 == 1 else "tie"
+            return json.dumps({"reason": "r", "scores": dict.fromkeys(criteria, score), "better": better})
+        finally:
+            with lock:
+                running[0] -= 1
+
+    answers_a = [f"aligned {i}" for i in range(len(cases))]
+    answers_b = [f"base {i}" for i in range(len(cases))]
+    results = []
+    for concurrency in (1, 4):
+        judge = decision_judge(ScriptedChatModel(verdict))
+        batch = BatchSettings(concurrency=concurrency)
+        result = judge_explanations(cases, answers_a, answers_b, judge, target(), catalog, batch=batch)
+        results.append(json.dumps(result, sort_keys=True, default=str))
+        assert most[0] == 1 if concurrency == 1 else most[0] > 1
+    assert results[0] == results[1]
+    with pytest.raises(BudgetExhaustedError):
+        judge_explanations(
+            cases,
+            answers_a,
+            answers_b,
+            decision_judge(ScriptedChatModel(verdict)),
+            target(),
+            catalog,
+            batch=BatchSettings(concurrency=2, budget=Budget(max_tokens=1)),
+        )

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from recai.cli_options import BudgetCostOpt, BudgetTokensOpt, ConcurrencyOpt
 from recai.gen.commands import _csv, _dataset, _fail
 
 explain_app = typer.Typer(
@@ -32,6 +33,19 @@ def _params(pairs: list[str] | None) -> dict[str, Any]:
             raise _fail(ValueError(f"--target-param takes key=value, got '{pair}'"))
         params[key.replace("-", "_")] = parse_value(value)
     return params
+
+
+def _batch(
+    concurrency: int | None, budget_tokens: int | None, budget_cost: float | None, prices: Path | None
+) -> Any:
+    """The judge's BatchSettings (checked before any model loads, so a bad price file fails fast)."""
+    from recai.cli_options import batch_settings
+    from recai.data import DataError
+
+    try:
+        return batch_settings(concurrency, budget_tokens, budget_cost, str(prices) if prices else None)
+    except (ValueError, DataError) as exc:
+        raise _fail(exc) from None
 
 
 def _data(folder: Path) -> Any:
@@ -217,6 +231,13 @@ def explain_eval(
     batch_size: Annotated[int, typer.Option(help="Prompts per generation batch.")] = 8,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Start the run again.")] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not use the LLM response cache for the judge.")
+    ] = False,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
+    prices: Annotated[Path | None, typer.Option(help="Your price table (YAML) for --budget-cost.")] = None,
 ) -> None:
     """Alignment metrics per task; with --judge and --against, judged explanations of the two systems."""
     from recai.explain.evaluation import (
@@ -243,6 +264,7 @@ def explain_eval(
             raise _fail(exc) from None
         _metrics_table(document, "alignment of the answer-popularity reference (no LLM)")
         return
+    batch = _batch(concurrency, budget_tokens, budget_cost, prices) if judge else None
     system = _system(model, split, device=device)
     try:
         metrics = run_alignment(
@@ -255,7 +277,8 @@ def explain_eval(
     if judge:
         if not against:
             raise _fail(ValueError("--judge needs --against (the other system)"))
-        from recai.llm.factory import load_chat_model
+        from recai.evaluate.tasks import cached_llm
+        from recai.llm.batch import BudgetExhaustedError
 
         other = _system(against, split, device=device)
         noun = str(split.meta.get("noun") or "item")
@@ -263,16 +286,29 @@ def explain_eval(
         cases = why_cases(split.test, split.target, split.catalog, n=why, top_share=top_share)
         answers_a = explain_cases(system, cases, noun=noun)
         answers_b = explain_cases(other, cases, noun=noun)
-        result = judge_explanations(
-            cases,
-            answers_a,
-            answers_b,
-            decision_judge(load_chat_model(judge)),
-            split.target,
-            split.catalog,
-            noun=noun,
-            top_share=top_share,
-        )
+        # behind the response cache: a run stopped by its budget gets the verdicts it paid for back free
+        judge_llm = cached_llm(judge, cache=not no_cache)
+        try:
+            result = judge_explanations(
+                cases,
+                answers_a,
+                answers_b,
+                decision_judge(judge_llm),
+                split.target,
+                split.catalog,
+                noun=noun,
+                top_share=top_share,
+                batch=batch,
+            )
+        except BudgetExhaustedError as exc:
+            console.print(
+                f"[yellow]judge stopped: {exc.done} of {exc.done + exc.remaining} verdicts before the budget "
+                "ran out; nothing is written, but the verdicts are in the response cache, so running again "
+                "with a larger budget reads them back for free[/]"
+            )
+            raise typer.Exit(3) from None
+        finally:
+            judge_llm.close()
         result["systems"] = {"A": system.name, "B": other.name}
         result["explanations"] = [
             {"id": c.id, "user": c.user, "item": c.item, "A": a, "B": b}

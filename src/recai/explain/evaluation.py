@@ -44,6 +44,7 @@ from recai.evaluate.parsing import ListGrounder, parse_item_list
 from recai.explain.examples import ExplainExample, item_slot, user_slot
 from recai.explain.render import Renderer
 from recai.explain.tasks import TEST_TASKS
+from recai.llm.batch import BatchSettings
 from recai.llm.prompting import render_prompt
 
 METRICS: dict[str, tuple[str, ...]] = {
@@ -354,11 +355,13 @@ def judge_explanations(
     noun: str = "item",
     top_share: float = 0.1,
     progress: bool = False,
+    batch: BatchSettings | None = None,
 ) -> dict[str, Any]:
     """Pairwise verdicts (A against B) with the target's decision and the item facts given to the judge.
 
     ``judge`` should be a ``decision`` judge (:func:`decision_judge`), which scores faithfulness to the
     target's decision; ``top_share`` must be the data's, so the stated decision is the labels' one.
+    ``batch`` sets how many cases are judged at once (verdicts stay in case order) and a budget.
     """
     from recai.evaluate.judge import JudgeItem, evaluate_pairwise, summarize_verdicts
 
@@ -373,5 +376,5 @@ def judge_explanations(
         )
         for c, a, b in zip(cases, answers_a, answers_b, strict=True)
     ]
-    verdicts = evaluate_pairwise(items, judge, progress=progress)
+    verdicts = evaluate_pairwise(items, judge, progress=progress, batch=batch)
     return {"summary": summarize_verdicts(verdicts), "verdicts": [v.as_record() for v in verdicts]}
