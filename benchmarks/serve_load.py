@@ -12,15 +12,25 @@ index there at start-up is not measured.
     python benchmarks/serve_load.py --sessions 8 --duration 20
 
 writes benchmarks/results/serve_load.json. Traffic goes to 127.0.0.1 only and stops by itself.
+
+    python benchmarks/serve_load.py --scale-out --sessions 32 --duration 20
+
+runs the same users against 1 worker (in-process and SQLite store), then 2 and 4 worker processes over
+SQLite and over Redis (a private `redis-server` on a free port, append-only file synced every second),
+and writes the comparison into the "scale_out" section of the same file. Before a user deletes its
+session it reads the session back: every like the server acknowledged must be in the profile
+(liked, or disliked by a later message); each one missing counts as lost feedback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -68,6 +78,8 @@ class Recorder:
         self.latency_ms: dict[str, list[float]] = {}
         self.errors: list[str] = []
         self.requests = 0
+        self.acknowledged_likes = 0
+        self.lost_feedback = 0
 
     def add(self, kind: str, started: float) -> None:
         self.requests += 1
@@ -89,6 +101,7 @@ async def virtual_user(client: httpx.AsyncClient, number: int, stop_at: float, r
             continue
         rec.add("create_session", started)
         sid = created.json()["session_id"]
+        acknowledged: set[Any] = set()
         for _ in range(TURNS_PER_SESSION):
             if time.perf_counter() >= stop_at:
                 break
@@ -100,7 +113,11 @@ async def virtual_user(client: httpx.AsyncClient, number: int, stop_at: float, r
                 liked = await client.post(
                     f"/sessions/{sid}/feedback", json={"item_id": items[0], "value": "liked"}
                 )
-                rec.add("feedback", started) if liked.status_code == 200 else rec.fail("feedback", liked.text)
+                if liked.status_code == 200:
+                    rec.add("feedback", started)
+                    acknowledged.add(items[0])
+                else:
+                    rec.fail("feedback", liked.text)
             if turn % 3 == 0:
                 started = time.perf_counter()
                 recs = await client.post("/recommend", json={"history": items[:2] or ["Heat"], "k": 10})
@@ -108,6 +125,13 @@ async def virtual_user(client: httpx.AsyncClient, number: int, stop_at: float, r
                 started = time.perf_counter()
                 found = await client.get("/items/search", params={"q": message.split()[-1], "k": 10})
                 rec.add("search", started) if found.status_code == 200 else rec.fail("search", found.text)
+        view = await client.get(f"/sessions/{sid}")
+        if view.status_code == 200:
+            profile = view.json()["profile"]
+            rec.acknowledged_likes += len(acknowledged)
+            rec.lost_feedback += len(acknowledged - set(profile["liked"]) - set(profile["disliked"]))
+        else:
+            rec.fail("get_session", view.text)
         started = time.perf_counter()
         deleted = await client.delete(f"/sessions/{sid}")
         rec.add("delete_session", started) if deleted.status_code == 204 else rec.fail("delete", deleted.text)
@@ -162,18 +186,32 @@ async def streamed_turn(client: httpx.AsyncClient, sid: str, message: str, rec: 
     return [c["id"] for c in dict(events)["items"]["items"]]
 
 
+def rss_mib(process: psutil.Process) -> float:
+    """The server's resident memory, its worker processes included."""
+    total = process.memory_info().rss
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # a worker that just exited
+            total += child.memory_info().rss
+    return total / 2**20
+
+
 async def sample_memory(process: psutil.Process, samples: list[float], stop_at: float) -> None:
     while time.perf_counter() < stop_at:
-        samples.append(process.memory_info().rss / 2**20)
+        samples.append(rss_mib(process))
         await asyncio.sleep(1.0)
 
 
-async def drive(url: str, sessions: int, duration: float, process: psutil.Process) -> dict[str, Any]:
+async def drive(
+    url: str, sessions: int, duration: float, process: psutil.Process, workers: int = 1
+) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=sessions + 4, max_keepalive_connections=sessions + 4)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
         warm = Recorder()  # lazy parts (demonstration vectors, caches) are built before measuring
-        await asyncio.gather(*(virtual_user(client, n, time.perf_counter() + 3, warm) for n in range(2)))
-        rss_start = process.memory_info().rss / 2**20
+        warm_users = max(2, 2 * workers)  # every worker process gets some warm-up traffic
+        await asyncio.gather(
+            *(virtual_user(client, n, time.perf_counter() + 3, warm) for n in range(warm_users))
+        )
+        rss_start = rss_mib(process)
         rec, samples = Recorder(), [rss_start]
         started = time.perf_counter()
         stop_at = started + duration
@@ -183,7 +221,12 @@ async def drive(url: str, sessions: int, duration: float, process: psutil.Proces
         )
         elapsed = time.perf_counter() - started
         health = (await client.get("/health")).json()
-    rss_end = process.memory_info().rss / 2**20
+    # every agent turn, JSON or streamed
+    rec.latency_ms["chat_turn"] = [
+        *rec.latency_ms.get("chat_json", []),
+        *rec.latency_ms.get("chat_stream", []),
+    ]
+    rss_end = rss_mib(process)
     turns = len(rec.latency_ms.get("chat_json", [])) + len(rec.latency_ms.get("chat_stream", []))
     return {
         "elapsed_s": round(elapsed, 1),
@@ -193,6 +236,8 @@ async def drive(url: str, sessions: int, duration: float, process: psutil.Proces
         "turns_per_s": round(turns / elapsed, 1),
         "errors": len(rec.errors),
         "error_examples": rec.errors[:5],
+        "acknowledged_likes": rec.acknowledged_likes,
+        "lost_feedback": rec.lost_feedback,
         "latency_ms": {
             kind: {
                 "n": len(v),
@@ -213,31 +258,19 @@ async def drive(url: str, sessions: int, duration: float, process: psutil.Proces
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--sessions", type=int, default=8, help="concurrent virtual users")
-    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
-    parser.add_argument("--workers", type=int, default=4, help="the server's turn pool")
-    parser.add_argument("--data", default="demo")
-    parser.add_argument(
-        "--home", type=Path, default=None, help="RECAI_HOME for the server (default: a temp dir)"
-    )
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve_load.json")
-    args = parser.parse_args()
-    if not 0 < args.duration <= 600 or not 0 < args.sessions <= 256:
-        parser.error("--duration must be in (0, 600] and --sessions in (0, 256]")
-
+def serve_and_drive(
+    args: argparse.Namespace, *, workers: int, turn_threads: int, store: str | None, home: Path
+) -> dict[str, Any]:
+    """Start `recai serve` with this setting, run the virtual users, stop it gracefully."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable, "-m", "recai.cli", "serve", "--data", args.data, "--llm", "scripted:stand-in",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
-        "--rate-limit", "0", "--max-sessions", "10000",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--turn-threads", str(turn_threads), "--rate-limit", "0", "--max-sessions", "10000",
+        *(["--store", store] if store else []),
     ]  # fmt: skip
     scratch = tempfile.TemporaryDirectory(prefix="serve-load-")
-    home = args.home or Path(scratch.name) / "home"
     log_path = Path(scratch.name) / "server.log"
     log = log_path.open("w+")
     env = {**os.environ, "RECAI_HOME": str(home)}
@@ -256,9 +289,14 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise SystemExit(f"the server did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
+        if workers > 1:  # /health answers once one worker is up: wait for the others to load too
+            while len(psutil.Process(server.pid).children()) < workers or not _all_ready(log_path, workers):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the workers did not start:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
         startup_s = time.perf_counter() - booting
         process = psutil.Process(server.pid)
-        result = asyncio.run(drive(url, args.sessions, args.duration, process))
+        result = asyncio.run(drive(url, args.sessions, args.duration, process, workers))
     finally:
         stopping = time.perf_counter()
         server.send_signal(signal.SIGTERM)
@@ -280,26 +318,156 @@ def main() -> None:
             "exit_code": code,
         },
         server_log_lines=len(lines),
-        config={
-            "sessions": args.sessions,
-            "duration_s": args.duration,
-            "workers": args.workers,
-            "data": args.data,
-            "llm": "scripted:stand-in (instant, rule-based)",
-            "embedder": os.environ.get("RECAI_EMBEDDER") or "default (all-MiniLM-L6-v2 on CPU)",
-            "turns_per_session": TURNS_PER_SESSION,
-        },
-        machine={
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-        },
     )
+    return result
+
+
+def _all_ready(log_path: Path, workers: int) -> bool:
+    return log_path.read_text().count("Application startup complete") >= workers
+
+
+def machine() -> dict[str, Any]:
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
+
+
+def config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    return {
+        "sessions": args.sessions,
+        "duration_s": args.duration,
+        **extra,
+        "data": args.data,
+        "llm": "scripted:stand-in (instant, rule-based)",
+        "embedder": os.environ.get("RECAI_EMBEDDER") or "default (all-MiniLM-L6-v2 on CPU)",
+        "turns_per_session": TURNS_PER_SESSION,
+    }
+
+
+def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("--scale-out needs redis-server (apt-get install redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
+         "--appendonly", "yes", "--appendfsync", "everysec"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit("redis-server did not start") from None
+            time.sleep(0.05)
+
+
+SCALE_OUT = [  # (workers, store kind)
+    (1, "memory"), (1, "sqlite"), (2, "sqlite"), (4, "sqlite"), (2, "redis"), (4, "redis"),
+]  # fmt: skip
+
+
+def scale_out(args: argparse.Namespace, home: Path, scratch: Path) -> dict[str, Any]:
+    """1 worker vs 2 and 4 over SQLite and Redis, with the same users; the best against the first."""
+    redis, redis_url = start_redis(scratch)
+    runs: list[dict[str, Any]] = []
+    try:
+        for workers, kind in SCALE_OUT:
+            if kind == "memory":
+                store = "memory"
+            elif kind == "sqlite":
+                store = f"sqlite:///{scratch / f'sessions-{workers}.sqlite3'}"
+            else:
+                store = redis_url
+            print(f"{workers} worker(s), {kind} store ...", file=sys.stderr)
+            result = serve_and_drive(
+                args, workers=workers, turn_threads=args.turn_threads, store=store, home=home
+            )
+            turns = result["latency_ms"]
+            runs.append(
+                {
+                    "workers": workers,
+                    "store": kind,
+                    "requests_per_s": result["requests_per_s"],
+                    "turns_per_s": result["turns_per_s"],
+                    "requests": result["requests"],
+                    "errors": result["errors"],
+                    "error_examples": result["error_examples"],
+                    "acknowledged_likes": result["acknowledged_likes"],
+                    "lost_feedback": result["lost_feedback"],
+                    "turn_latency_ms": {k: turns["chat_turn"][k] for k in ("p50", "p99")},
+                    "latency_ms": {k: {"p50": v["p50"], "p99": v["p99"]} for k, v in turns.items()},
+                    "rss_peak_mib": result["memory_mib"]["rss_peak"],
+                    "startup_s": result["startup_s"],
+                    "graceful_shutdown": result["shutdown"]["graceful"],
+                }
+            )
+    finally:
+        redis.terminate()
+        redis.wait(10)
+    baseline = runs[0]["requests_per_s"]
+    best = max(runs[1:], key=lambda r: r["requests_per_s"])
+    return {
+        "runs": runs,
+        "baseline": "1 worker, memory store",
+        "best": {
+            "workers": best["workers"],
+            "store": best["store"],
+            "requests_per_s": best["requests_per_s"],
+        },
+        "speedup_best_vs_1_worker": round(best["requests_per_s"] / baseline, 2) if baseline else None,
+        "target": "best multi-worker setting >= 1.6x the single worker; 0 errors; 0 lost feedback",
+        "config": config(args, turn_threads_per_worker=args.turn_threads),
+        "machine": machine(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sessions", type=int, default=8, help="concurrent virtual users")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--turn-threads", type=int, default=4, help="each process's turn pool")
+    parser.add_argument("--store", default="memory", help="memory, sqlite:///PATH or redis://HOST:PORT/DB")
+    parser.add_argument("--scale-out", action="store_true", help="compare 1, 2 and 4 workers over the stores")
+    parser.add_argument("--data", default="demo")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="RECAI_HOME for the server (default: a temp dir)"
+    )
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve_load.json")
+    args = parser.parse_args()
+    if not 0 < args.duration <= 600 or not 0 < args.sessions <= 256:
+        parser.error("--duration must be in (0, 600] and --sessions in (0, 256]")
+
+    scratch = tempfile.TemporaryDirectory(prefix="serve-load-home-")
+    home = args.home or Path(scratch.name) / "home"
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.scale_out:
+        section = scale_out(args, home, Path(scratch.name))
+        result = {**previous, "scale_out": section}
+        shown: dict[str, Any] = section
+        problems = sum(r["errors"] + r["lost_feedback"] for r in section["runs"])
+    else:
+        result = serve_and_drive(
+            args, workers=args.workers, turn_threads=args.turn_threads, store=args.store, home=home
+        )
+        result.update(
+            config=config(args, workers=args.workers, turn_threads=args.turn_threads, store=args.store),
+            machine=machine(),
+        )
+        if "scale_out" in previous:  # the other mode's section stays
+            result["scale_out"] = previous["scale_out"]
+        shown = result
+        problems = result["errors"] + result["lost_feedback"]
+    scratch.cleanup()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    if result["errors"]:
-        raise SystemExit(f"{result['errors']} errors under load (see error_examples)")
+    print(json.dumps(shown, indent=2))
+    if problems:
+        raise SystemExit(f"{problems} errors or lost likes under load (see error_examples)")
 
 
 if __name__ == "__main__":
