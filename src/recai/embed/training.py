@@ -271,10 +271,10 @@ def train_embedder(
     )
     work = output.with_name(output.name + WORK_SUFFIX)
     identity = {"config": config.to_dict(), "data": data_fingerprint(examples), "rows": len(rows)}
-    resume_from = prepare_work_folder(work, identity)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local base model never needs the hub
     import torch
+    from accelerate import PartialState
     from datasets import Dataset as HFDataset
     from sentence_transformers import (
         SentenceTransformer,
@@ -286,6 +286,9 @@ def train_embedder(
 
     from recai.llm.resolve import resolve_model
 
+    state = PartialState()  # under `accelerate launch`: one per process, the main one writes
+    with state.main_process_first():
+        resume_from = prepare_work_folder(work, identity)
     base_path = resolve_model(config.base_model)
     model = SentenceTransformer(str(base_path), device=config.device)
     if config.max_seq_length is not None:
@@ -353,13 +356,16 @@ def train_embedder(
             "masked_false_negatives": int(getattr(loss, "masked_total", 0)),
             "train_loss": float(output_state.training_loss),
             "device": str(model.device),
+            "processes": state.num_processes,
         },
     }
-    with atomic_directory(output, overwrite=overwrite) as tmp:
-        model.save(str(tmp), create_model_card=False)
-        (tmp / TRAINING_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        (tmp / "README.md").write_text(model_card(summary))
-    shutil.rmtree(work, ignore_errors=True)
+    if trainer.is_world_process_zero():
+        with atomic_directory(output, overwrite=overwrite) as tmp:
+            model.save(str(tmp), create_model_card=False)
+            (tmp / TRAINING_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+            (tmp / "README.md").write_text(model_card(summary))
+        shutil.rmtree(work, ignore_errors=True)
+    state.wait_for_everyone()  # no process reads OUTPUT before the main one has written it
     return TrainResult(output, summary["training"]["steps"], seconds, len(rows), resume_from, summary)
 
 
@@ -433,10 +439,25 @@ def metrics_table(metrics: dict[str, Any], *, k: int = 10) -> list[str]:
 
 
 def write_model_card(model_dir: str | Path, metrics: dict[str, Any] | None = None) -> Path:
-    """Rewrite a trained model's README with its training summary and (new) evaluation metrics."""
+    """Rewrite a trained model's README with its training summary and (new) evaluation metrics.
+
+    Under ``accelerate launch`` only the main process writes (the others return the path unchanged)."""
     model_dir = Path(model_dir)
+    if not _is_main_process():
+        return model_dir / "README.md"
     summary = json.loads((model_dir / TRAINING_FILE).read_text())
     if metrics is not None:
         summary["metrics"] = metrics
         write_text_atomic(model_dir / TRAINING_FILE, json.dumps(summary, indent=2, default=str) + "\n")
     return write_text_atomic(model_dir / "README.md", model_card(summary, summary.get("metrics")))
+
+
+def _is_main_process() -> bool:
+    """False only in a non-main process of a distributed run (``accelerate launch``, ``torchrun``)."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return True
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
