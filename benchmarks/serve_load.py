@@ -267,7 +267,8 @@ def serve_and_drive(
     command = [
         sys.executable, "-m", "recai.cli", "serve", "--data", args.data, "--llm", "scripted:stand-in",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--turn-threads", str(turn_threads), "--rate-limit", "0", "--max-sessions", "10000",
+        "--turn-threads", str(turn_threads), "--turn-queue", str(args.turn_queue),
+        "--rate-limit", "0", "--max-sessions", "10000",
         *(["--store", store] if store else []),
     ]  # fmt: skip
     scratch = tempfile.TemporaryDirectory(prefix="serve-load-")
@@ -339,6 +340,7 @@ def config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
         "llm": "scripted:stand-in (instant, rule-based)",
         "embedder": os.environ.get("RECAI_EMBEDDER") or "default (all-MiniLM-L6-v2 on CPU)",
         "turns_per_session": TURNS_PER_SESSION,
+        "turn_queue_per_worker": args.turn_queue,
     }
 
 
@@ -431,6 +433,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--turn-threads", type=int, default=4, help="each process's turn pool")
+    parser.add_argument(
+        "--turn-queue",
+        type=int,
+        default=64,
+        help="turns that may wait per process (at least the sessions, so a busy server queues, not refuses)",
+    )
     parser.add_argument("--store", default="memory", help="memory, sqlite:///PATH or redis://HOST:PORT/DB")
     parser.add_argument("--scale-out", action="store_true", help="compare 1, 2 and 4 workers over the stores")
     parser.add_argument("--data", default="demo")

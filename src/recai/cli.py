@@ -14,7 +14,7 @@ from rich.table import Table
 
 from recai import __version__
 from recai.agent.commands import agent_app
-from recai.cli_options import BudgetCostOpt, BudgetTokensOpt, ConcurrencyOpt
+from recai.cli_options import BudgetCostOpt, BudgetTokensOpt, ConcurrencyOpt, budget_stop
 from recai.data import DataError, Dataset, Split, UnknownDatasetError, portable_spec
 from recai.explain.commands import explain_app
 from recai.gen.commands import gen_app
@@ -783,8 +783,7 @@ def _run_eval(run: Any, *args: Any, **kwargs: Any) -> None:
     try:
         report = run(*args, **kwargs)
     except BudgetExhaustedError as exc:
-        err.print(f"[yellow]{escape(str(exc))}[/]")
-        raise typer.Exit(3) from None
+        raise budget_stop(exc) from None
     except (ConfigMismatchError, FileExistsError, ValueError, DataError) as exc:
         raise _fail(exc) from None
     _report_done(report)
@@ -795,10 +794,7 @@ def _batch(
 ) -> Any:
     from recai.cli_options import batch_settings
 
-    try:
-        return batch_settings(concurrency, budget_tokens, budget_cost, str(prices) if prices else None)
-    except (ValueError, DataError) as exc:
-        raise _fail(exc) from None
+    return batch_settings(concurrency, budget_tokens, budget_cost, prices)
 
 
 def _list_task(task: str, system: str, data: str, out: Path, **kwargs: Any) -> None:
@@ -1059,6 +1055,13 @@ def serve(
         int, typer.Option(help="Server processes on the port (more than 1 needs a sqlite or redis --store).")
     ] = 1,
     turn_threads: Annotated[int, typer.Option(help="Agent turns that run at the same time per process.")] = 4,
+    turn_queue: Annotated[
+        int,
+        typer.Option(
+            help="Turns that may wait for a turn thread, per process; more get 503 server_busy. Size it "
+            "to the conversations you expect at once."
+        ),
+    ] = 16,
     store: Annotated[
         str | None,
         typer.Option(
@@ -1106,6 +1109,7 @@ def serve(
             token=token,
             cors_origins=list(cors or []),
             turn_threads=turn_threads,
+            queue=turn_queue,
             rate_per_minute=rate_limit,
             max_sessions=max_sessions,
             forwarded_allow_ips=[ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()],
@@ -1207,9 +1211,8 @@ def embed_data(
         )
         split.meta["dataset_spec"] = portable_spec(name_or_path)
         split.save(out, overwrite=overwrite)
-    except BudgetExhaustedError as exc:  # nothing written; the replies so far are cached for the rerun
-        err.print(f"[yellow]{escape(str(exc))}[/]")
-        raise typer.Exit(3) from None
+    except BudgetExhaustedError as exc:
+        raise budget_stop(exc, "Nothing was written; the replies so far are cached for the rerun.") from None
     except (ValueError, KeyError, FileExistsError) as exc:
         raise _fail(exc) from None
     table = Table(title=f"{dataset.name}: examples per task")
@@ -1252,7 +1255,7 @@ def embed_train(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
 ) -> None:
     """Fine-tune an embedder contrastively; an interrupted run resumes from OUT.work/."""
-    from recai.embed.training import TrainConfig, train_embedder, write_model_card
+    from recai.embed.training import TrainConfig, is_main_process, train_embedder, write_model_card
 
     split = _embed_split(data_dir)
     dataset = _embed_dataset(split, data)
@@ -1275,7 +1278,7 @@ def embed_train(
     except (ValueError, FileExistsError, ImportError) as exc:
         raise _fail(exc) from None
     console.print(f"{result.steps} steps on {result.rows} rows in {result.seconds:.0f} s -> {out}")
-    if evaluate and split.test:
+    if evaluate and split.test and is_main_process():  # under accelerate launch, evaluate once
         from recai.embed import load_encoder
         from recai.embed.evaluation import evaluate_retrieval
 

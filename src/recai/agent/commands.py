@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from recai.cli_options import BudgetCostOpt, BudgetTokensOpt, ConcurrencyOpt
+from recai.cli_options import BudgetCostOpt, BudgetTokensOpt, ConcurrencyOpt, batch_settings, budget_stop
 
 agent_app = typer.Typer(
     help="Tool learning: record a teacher's plans, distil them into a small planner, evaluate planners.",
@@ -67,25 +67,6 @@ def _fail(exc: BaseException) -> typer.Exit:
 PricesOpt = Annotated[Path | None, typer.Option(help="Your price table (YAML) for --budget-cost.")]
 
 
-def _batch(
-    concurrency: int | None, budget_tokens: int | None, budget_cost: float | None, prices: Path | None
-) -> Any:
-    """The BatchSettings of the shared options (checked before any model loads)."""
-    from recai.cli_options import batch_settings
-    from recai.data import DataError
-
-    try:
-        return batch_settings(concurrency, budget_tokens, budget_cost, str(prices) if prices else None)
-    except (ValueError, DataError) as exc:
-        raise _fail(exc) from None
-
-
-def _stopped(exc: BaseException) -> typer.Exit:
-    """A run stopped by its budget: not a failure (it resumes), so its own exit status, 3."""
-    err.print(f"[yellow]{exc}[/]")
-    return typer.Exit(code=3)
-
-
 def _noun(dataset: Any) -> str:
     from recai.evaluate.tasks import item_noun
 
@@ -124,7 +105,7 @@ def record(
     from recai.evaluate.runs import RunFolder
     from recai.llm.batch import BudgetExhaustedError
 
-    batch = _batch(concurrency, budget_tokens, budget_cost, prices)
+    batch = batch_settings(concurrency, budget_tokens, budget_cost, prices)
 
     config = {"data": data, "teacher": teacher, "simulator": simulator if sessions else None, "seed": seed}
     config.update(per_shape=per_shape, sessions=sessions, turns=turns, encoder=encoder_spec)
@@ -148,7 +129,7 @@ def record(
             samples = build_conversation_samples(split, agent.dataset.catalog, n=sessions, seed=seed)
             m = record_simulated(agent, evaluator, samples, run, batch=batch)
     except BudgetExhaustedError as exc:
-        raise _stopped(exc) from None
+        raise budget_stop(exc) from None
     finally:
         run.close()
     records = run.records()
@@ -288,7 +269,7 @@ def eval_planner(
     from recai.gen.examples import GenData
     from recai.llm.batch import BudgetExhaustedError
 
-    batch = _batch(concurrency, budget_tokens, budget_cost, prices)
+    batch = batch_settings(concurrency, budget_tokens, budget_cost, prices)
     specs = dict(m.split("=", 1) if "=" in m else (m, m) for m in model)
     held_out = GenData.load(distilled / "data").test[:limit]
     if not held_out:
@@ -313,7 +294,7 @@ def eval_planner(
                 batch=batch,
             )
         except BudgetExhaustedError as exc:
-            raise _stopped(exc) from None
+            raise budget_stop(exc) from None
         finally:
             run.close()
         ids = {e.id for e in held_out}
@@ -338,7 +319,7 @@ def eval_planner(
                     batch=batch,
                 )
             except BudgetExhaustedError as exc:
-                raise _stopped(exc) from None
+                raise budget_stop(exc) from None
             finally:
                 conv.close()
             sample_ids = {s.id for s in samples}

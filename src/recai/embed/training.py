@@ -443,7 +443,7 @@ def write_model_card(model_dir: str | Path, metrics: dict[str, Any] | None = Non
 
     Under ``accelerate launch`` only the main process writes (the others return the path unchanged)."""
     model_dir = Path(model_dir)
-    if not _is_main_process():
+    if not is_main_process():
         return model_dir / "README.md"
     summary = json.loads((model_dir / TRAINING_FILE).read_text())
     if metrics is not None:
@@ -452,7 +452,7 @@ def write_model_card(model_dir: str | Path, metrics: dict[str, Any] | None = Non
     return write_text_atomic(model_dir / "README.md", model_card(summary, summary.get("metrics")))
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
     """False only in a non-main process of a distributed run (``accelerate launch``, ``torchrun``)."""
     try:
         import torch.distributed as dist

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from recai.cli_options import BudgetCostOpt, BudgetTokensOpt, ConcurrencyOpt
+from recai.cli_options import BudgetCostOpt, BudgetTokensOpt, ConcurrencyOpt, batch_settings, budget_stop
 from recai.gen.commands import _csv, _dataset, _fail
 
 explain_app = typer.Typer(
@@ -33,19 +33,6 @@ def _params(pairs: list[str] | None) -> dict[str, Any]:
             raise _fail(ValueError(f"--target-param takes key=value, got '{pair}'"))
         params[key.replace("-", "_")] = parse_value(value)
     return params
-
-
-def _batch(
-    concurrency: int | None, budget_tokens: int | None, budget_cost: float | None, prices: Path | None
-) -> Any:
-    """The judge's BatchSettings (checked before any model loads, so a bad price file fails fast)."""
-    from recai.cli_options import batch_settings
-    from recai.data import DataError
-
-    try:
-        return batch_settings(concurrency, budget_tokens, budget_cost, str(prices) if prices else None)
-    except (ValueError, DataError) as exc:
-        raise _fail(exc) from None
 
 
 def _data(folder: Path) -> Any:
@@ -264,7 +251,7 @@ def explain_eval(
             raise _fail(exc) from None
         _metrics_table(document, "alignment of the answer-popularity reference (no LLM)")
         return
-    batch = _batch(concurrency, budget_tokens, budget_cost, prices) if judge else None
+    batch = batch_settings(concurrency, budget_tokens, budget_cost, prices) if judge else None
     system = _system(model, split, device=device)
     try:
         metrics = run_alignment(
@@ -301,12 +288,11 @@ def explain_eval(
                 batch=batch,
             )
         except BudgetExhaustedError as exc:
-            console.print(
-                f"[yellow]judge stopped: {exc.done} of {exc.done + exc.remaining} verdicts before the budget "
-                "ran out; nothing is written, but the verdicts are in the response cache, so running again "
-                "with a larger budget reads them back for free[/]"
-            )
-            raise typer.Exit(3) from None
+            raise budget_stop(
+                exc,
+                "Nothing is written, but the verdicts are in the response cache: running again with a larger "
+                "budget reads them back for free.",
+            ) from None
         finally:
             judge_llm.close()
         result["systems"] = {"A": system.name, "B": other.name}

@@ -1,8 +1,10 @@
 """Sessions in one SQLite file: the embedded default, shared by several worker processes on one machine.
 
 WAL mode lets readers run while one writer commits; every write is a short ``BEGIN IMMEDIATE``
-transaction, so two workers never interleave a read-modify-write. ``synchronous=FULL``: a committed
-write (an acknowledged like) survives a killed process and a power cut. A write that cannot get the lock
+transaction, so two workers never interleave a read-modify-write. ``synchronous=NORMAL`` (with WAL): a
+committed write (an acknowledged like) is in the WAL file before the reply, so it survives a killed
+worker; only a power cut or OS crash can lose the last few commits. ``FULL`` would add an fsync to
+every commit, held under the write lock that every worker waits for. A write that cannot get the lock
 within ``timeout_s`` is a 503 ``store_unavailable``, not a hang. Each thread has its own connection
 (sqlite3 connections are not shared between threads).
 """
@@ -232,7 +234,7 @@ class SqliteBackend(SessionBackend):
                     self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
                 )
                 db.execute("PRAGMA journal_mode = WAL")
-                db.execute("PRAGMA synchronous = FULL")
+                db.execute("PRAGMA synchronous = NORMAL")
             except sqlite3.Error as exc:
                 raise self._unavailable(exc) from None
             self._local.db = db
