@@ -55,10 +55,10 @@ class SessionRecord:
     client: str
     created: float
     last_used: float
-    turns: list[dict[str, Any]] = field(
-        default_factory=list
-    )  # Turn dicts without candidate_ids, oldest first
-    last_candidates: list[Any] = field(default_factory=list)  # the newest turn's candidate_ids
+    #: Turn dicts without candidate_ids, oldest first.
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    #: The newest turn's candidate_ids.
+    last_candidates: list[Any] = field(default_factory=list)
 
     @property
     def profile_key(self) -> str:
