@@ -1,1 +1,133 @@
-"""Measurement: metrics now; ranking, embedding, conversation and judge evaluations build on them."""
+"""Measurement for every pillar, in resumable run folders with reports.
+
+- :mod:`recai.evaluate.metrics`: top-k metrics (Hit, Precision, Recall, NDCG, MRR), coverage,
+  popularity bias and bootstrap confidence intervals;
+- :mod:`recai.evaluate.recommender`: the full-ranking protocol for classic recommenders;
+- :mod:`recai.evaluate.generative` and :mod:`recai.evaluate.parsing`: ranking and retrieval with LLMs
+  (samples, systems, list parsing and title grounding, position bias);
+- :mod:`recai.evaluate.conversation`: simulated users, leak checks and conversational systems;
+- :mod:`recai.evaluate.judge`: a pairwise LLM judge asked in both orders;
+- :mod:`recai.evaluate.runs`, :mod:`recai.evaluate.report`, :mod:`recai.evaluate.compare` and
+  :mod:`recai.evaluate.prices`: run folders, ``metrics.json`` and ``report.md``, paired comparisons of
+  runs, and cost estimates;
+- :mod:`recai.evaluate.tasks`: what ``recai eval`` runs (``run_list_task``, ``run_recommender_task``,
+  ``run_conversation_task``, ``run_judge_task``).
+
+The names below are imported on first access: ``recai.rec`` uses the metrics for early stopping, and
+importing them must not import the tasks (which import ``recai.rec``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from recai._lazy import lazy_attributes
+
+_LAZY = {
+    "MetricSummary": "recai.evaluate.metrics",
+    "bootstrap_ci": "recai.evaluate.metrics",
+    "coverage": "recai.evaluate.metrics",
+    "popularity_bias": "recai.evaluate.metrics",
+    "ranking_metrics": "recai.evaluate.metrics",
+    "summarize": "recai.evaluate.metrics",
+    "top_k": "recai.evaluate.metrics",
+    "evaluate_recommender": "recai.evaluate.recommender",
+    "rank_users": "recai.evaluate.recommender",
+    "ListEvaluator": "recai.evaluate.generative",
+    "ListSample": "recai.evaluate.generative",
+    "ListSystem": "recai.evaluate.generative",
+    "LLMListSystem": "recai.evaluate.generative",
+    "RecommenderListSystem": "recai.evaluate.generative",
+    "build_samples": "recai.evaluate.generative",
+    "ListGrounder": "recai.evaluate.parsing",
+    "parse_item_list": "recai.evaluate.parsing",
+    "ConversationEvaluator": "recai.evaluate.conversation",
+    "ConversationalSystem": "recai.evaluate.conversation",
+    "UserSimulator": "recai.evaluate.conversation",
+    "JudgeItem": "recai.evaluate.judge",
+    "PairwiseJudge": "recai.evaluate.judge",
+    "evaluate_pairwise": "recai.evaluate.judge",
+    "RunFolder": "recai.evaluate.runs",
+    "write_report": "recai.evaluate.report",
+    "compare_runs": "recai.evaluate.compare",
+    "PriceTable": "recai.evaluate.prices",
+    "DataOptions": "recai.evaluate.tasks",
+    "judge_pairs_from_runs": "recai.evaluate.tasks",
+    "run_conversation_task": "recai.evaluate.tasks",
+    "run_judge_task": "recai.evaluate.tasks",
+    "run_list_task": "recai.evaluate.tasks",
+    "run_recommender_task": "recai.evaluate.tasks",
+}
+
+__all__ = [
+    "ConversationEvaluator",
+    "ConversationalSystem",
+    "DataOptions",
+    "JudgeItem",
+    "LLMListSystem",
+    "ListEvaluator",
+    "ListGrounder",
+    "ListSample",
+    "ListSystem",
+    "MetricSummary",
+    "PairwiseJudge",
+    "PriceTable",
+    "RecommenderListSystem",
+    "RunFolder",
+    "UserSimulator",
+    "bootstrap_ci",
+    "build_samples",
+    "compare_runs",
+    "coverage",
+    "evaluate_pairwise",
+    "evaluate_recommender",
+    "judge_pairs_from_runs",
+    "parse_item_list",
+    "popularity_bias",
+    "rank_users",
+    "ranking_metrics",
+    "run_conversation_task",
+    "run_judge_task",
+    "run_list_task",
+    "run_recommender_task",
+    "summarize",
+    "top_k",
+    "write_report",
+]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+
+if TYPE_CHECKING:
+    from recai.evaluate.compare import compare_runs
+    from recai.evaluate.conversation import ConversationalSystem, ConversationEvaluator, UserSimulator
+    from recai.evaluate.generative import (
+        ListEvaluator,
+        ListSample,
+        ListSystem,
+        LLMListSystem,
+        RecommenderListSystem,
+        build_samples,
+    )
+    from recai.evaluate.judge import JudgeItem, PairwiseJudge, evaluate_pairwise
+    from recai.evaluate.metrics import (
+        MetricSummary,
+        bootstrap_ci,
+        coverage,
+        popularity_bias,
+        ranking_metrics,
+        summarize,
+        top_k,
+    )
+    from recai.evaluate.parsing import ListGrounder, parse_item_list
+    from recai.evaluate.prices import PriceTable
+    from recai.evaluate.recommender import evaluate_recommender, rank_users
+    from recai.evaluate.report import write_report
+    from recai.evaluate.runs import RunFolder
+    from recai.evaluate.tasks import (
+        DataOptions,
+        judge_pairs_from_runs,
+        run_conversation_task,
+        run_judge_task,
+        run_list_task,
+        run_recommender_task,
+    )

@@ -1,1 +1,64 @@
-"""Readers for publishers' raw formats and for users' own tables."""
+"""Readers for publishers' raw formats and for users' own tables.
+
+- :mod:`recai.data.loaders.tabular`: ``import_tabular`` (what ``recai data import`` runs) and its
+  ``ImportSpec``; :mod:`recai.data.loaders.tables` reads a table as published (delimiter and header
+  sniffed, compression, Parquet, JSON lines);
+- :mod:`recai.data.loaders.movielens` and :mod:`recai.data.loaders.amazon`: MovieLens folders, Amazon
+  metadata and sequence files;
+- :mod:`recai.data.loaders.registry` (``KNOWN`` public datasets, ``load_path``) and
+  :mod:`recai.data.loaders.download` (checksum-verified downloads).
+
+The names below are imported on first access, so that loading one format does not import the others.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from recai._lazy import lazy_attributes
+
+_LAZY = {
+    "ImportResult": "recai.data.loaders.tabular",
+    "ImportSpec": "recai.data.loaders.tabular",
+    "import_tabular": "recai.data.loaders.tabular",
+    "read_spec": "recai.data.loaders.tabular",
+    "ReadOptions": "recai.data.loaders.tables",
+    "read_user_table": "recai.data.loaders.tables",
+    "load_ml100k": "recai.data.loaders.movielens",
+    "load_ml1m": "recai.data.loaders.movielens",
+    "load_movielens_csv": "recai.data.loaders.movielens",
+    "load_amazon": "recai.data.loaders.amazon",
+    "load_sequence_file": "recai.data.loaders.amazon",
+    "KNOWN": "recai.data.loaders.registry",
+    "load_path": "recai.data.loaders.registry",
+    "DownloadSpec": "recai.data.loaders.download",
+    "download": "recai.data.loaders.download",
+}
+
+__all__ = [
+    "KNOWN",
+    "DownloadSpec",
+    "ImportResult",
+    "ImportSpec",
+    "ReadOptions",
+    "download",
+    "import_tabular",
+    "load_amazon",
+    "load_ml1m",
+    "load_ml100k",
+    "load_movielens_csv",
+    "load_path",
+    "load_sequence_file",
+    "read_spec",
+    "read_user_table",
+]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+
+if TYPE_CHECKING:
+    from recai.data.loaders.amazon import load_amazon, load_sequence_file
+    from recai.data.loaders.download import DownloadSpec, download
+    from recai.data.loaders.movielens import load_ml1m, load_ml100k, load_movielens_csv
+    from recai.data.loaders.registry import KNOWN, load_path
+    from recai.data.loaders.tables import ReadOptions, read_user_table
+    from recai.data.loaders.tabular import ImportResult, ImportSpec, import_tabular, read_spec

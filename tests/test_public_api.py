@@ -1,0 +1,100 @@
+"""The flat public API: ``from recai import ...`` gives the same objects as their deep paths, lazily."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import recai
+
+ROOT = Path(__file__).resolve().parents[1]
+OPTIONAL = {"torch", "transformers", "peft", "fastapi", "uvicorn", "sentence_transformers", "faiss"}
+
+
+def _packages() -> list[str]:
+    names = ["recai"]
+    for info in pkgutil.walk_packages(recai.__path__, "recai."):
+        if info.ispkg:
+            names.append(info.name)
+    return names
+
+
+def _resolve(module: object, name: str) -> object:
+    try:
+        return getattr(module, name)
+    except ModuleNotFoundError as err:  # a name whose extra is not installed
+        if err.name and err.name.split(".")[0] in OPTIONAL:
+            pytest.skip(f"{name} needs {err.name}")
+        raise
+
+
+@pytest.mark.parametrize("name", sorted(set(recai.__all__) - {"__version__"}))
+def test_every_public_name_is_the_object_at_its_deep_path(name: str) -> None:
+    value = _resolve(recai, name)
+    deep = importlib.import_module(recai._LAZY[name])
+    assert value is getattr(deep, name)
+
+
+def test_the_lazy_table_all_and_dir_agree() -> None:
+    assert set(recai.__all__) == set(recai._LAZY) | {"__version__"}
+    assert len(recai.__all__) == len(set(recai.__all__))
+    assert set(recai.__all__) <= set(dir(recai))
+
+
+def test_the_type_checking_block_mirrors_the_lazy_table() -> None:
+    source = (ROOT / "src/recai/__init__.py").read_text()
+    block = source.split("if TYPE_CHECKING:", 1)[1]
+    imported: dict[str, str] = {}
+    for module, names in re.findall(
+        r"from (recai[\w.]*) import \(?([^)]*?)\)?\n(?=    from|\Z)", block, re.S
+    ):
+        for name in re.split(r"[\s,]+", names.strip()):
+            if name:
+                imported[name] = module
+    assert imported == recai._LAZY
+
+
+def test_an_unknown_name_raises_attribute_error_naming_it() -> None:
+    with pytest.raises(AttributeError, match=r"no attribute 'no_such_thing'.*recai\.__all__"):
+        _ = recai.no_such_thing
+    assert not hasattr(recai, "no_such_thing")
+
+
+def test_import_recai_imports_no_heavy_library() -> None:
+    code = (
+        "import sys, recai\n"
+        "heavy = [m for m in ('torch', 'transformers', 'duckdb', 'pandas', 'numpy') if m in sys.modules]\n"
+        "mine = sorted(m for m in sys.modules if m.startswith('recai'))\n"
+        "print(heavy, mine)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] ['recai']"
+
+
+@pytest.mark.parametrize("package", _packages())
+def test_every_package_declares_all_and_its_names_exist(package: str) -> None:
+    module = importlib.import_module(package)
+    names = getattr(module, "__all__", None)
+    assert names, f"{package} has no __all__"
+    assert len(names) == len(set(names))
+    for name in names:
+        if name != "__version__":
+            _resolve(module, name)
+        assert name in dir(module)
+
+
+def _readme_python() -> str:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Python", 1)[1]
+    return section.split("```python\n", 1)[1].split("\n```", 1)[0]
+
+
+def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_readme_python(), "README.md", "exec"), {"__name__": "readme"})
