@@ -14,7 +14,7 @@ from recai.agent.tools.ranking import RankTool
 from recai.agent.tools.retrieval import CandidateStoreTool, SemanticSearchTool, SimilarItemsTool
 from recai.agent.tools.sql import FilterTool, InfoQueryTool, ground_condition
 from recai.data import Dataset
-from tests.agent.fakes import BagOfWordsEncoder
+from recai.testing.fakes import BagOfWordsEncoder
 
 GOOD_ARGS: dict[str, dict[str, Any]] = {
     "sql_query": {"sql": "SELECT title, runtime FROM items ORDER BY runtime LIMIT 3"},

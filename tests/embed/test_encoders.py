@@ -7,7 +7,7 @@ import pytest
 
 from recai.embed import Encoder, load_encoder
 from recai.embed.openai_encoder import OpenAIEncoder
-from tests.embed.conformance import EncoderConformance
+from recai.testing.encoder import EncoderSuite
 from tests.llm.openai_server import ServerState, openai_server
 
 pytest.importorskip("sentence_transformers")
@@ -23,14 +23,14 @@ def minilm() -> Encoder:
         pytest.skip(f"the packaged embedder is not installed: {exc}")
 
 
-class TestSentenceTransformerConformance(EncoderConformance):
+class TestSentenceTransformerConformance(EncoderSuite):
     @pytest.fixture
     def encoder(self, minilm: Encoder) -> Encoder:
         return minilm
 
 
 @pytest.mark.network
-class TestOpenAIEncoderConformance(EncoderConformance):
+class TestOpenAIEncoderSuite(EncoderSuite):
     @pytest.fixture
     def encoder(self) -> Iterator[Encoder]:
         with openai_server(ServerState(embedding_dim=16)) as (url, _):
