@@ -62,3 +62,13 @@ def test_openai_encoder_batches_and_normalises() -> None:
         vectors = enc.encode([f"text {i}" for i in range(5)])
         assert vectors.shape == (5, 8) and np.allclose(np.linalg.norm(vectors, axis=1), 1)
         assert [len(r["input"]) for r in state.requests[1:]] == [2, 2, 1]  # after the dimension probe
+
+
+class TestBagOfWordsConformance(EncoderSuite):
+    """The weightless stand-in the agent and serve tests use keeps the same contract."""
+
+    @pytest.fixture
+    def encoder(self) -> Encoder:
+        from recai.testing.fakes import BagOfWordsEncoder
+
+        return BagOfWordsEncoder()
