@@ -119,7 +119,6 @@ class BatchSettings:
         return self.concurrency if self.concurrency is not None else default_concurrency(*models)
 
 
-
 def check_concurrency(concurrency: int) -> int:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a whole number of requests, 1 or more; got {concurrency!r}")
