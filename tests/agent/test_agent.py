@@ -11,7 +11,7 @@ from recai.agent.memory import Dialogue, ProfileStore, Turn
 from recai.agent.planner import Demonstrations, plan_schema, said_in
 from recai.data import Dataset
 from recai.llm import ScriptedChatModel
-from tests.agent.fakes import BagOfWordsEncoder
+from recai.testing.fakes import BagOfWordsEncoder
 
 
 def plan(

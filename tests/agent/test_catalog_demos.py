@@ -26,7 +26,7 @@ from recai.agent.memory import ProfileStore
 from recai.agent.planner import plan_schema
 from recai.data import Catalog, CatalogSchema, ColumnRole, ColumnSpec, Dataset, Interactions
 from recai.llm import ScriptedChatModel
-from tests.agent.fakes import BagOfWordsEncoder
+from recai.testing.fakes import BagOfWordsEncoder
 
 
 def _log(n_items: int, ids: list[Any], *, timed: bool, seed: int = 0) -> pd.DataFrame:

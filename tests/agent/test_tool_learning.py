@@ -29,7 +29,7 @@ from recai.data.splits import leave_one_out
 from recai.evaluate.conversation import ConversationEvaluator, UserSimulator, build_conversation_samples
 from recai.evaluate.runs import RunFolder
 from recai.llm import ScriptedChatModel
-from tests.agent.fakes import BagOfWordsEncoder
+from recai.testing.fakes import BagOfWordsEncoder
 from tests.agent.learning_fakes import simulator, teacher, teacher_plan, teacher_reply
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import recai.agent.commands as commands
 from recai.cli import app
 from recai.data import Dataset
-from tests.agent.fakes import BagOfWordsEncoder
+from recai.testing.fakes import BagOfWordsEncoder
 from tests.agent.learning_fakes import simulator, teacher
 from tests.gen.tiny import tiny_tokenizer
 

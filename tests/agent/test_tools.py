@@ -1,20 +1,22 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
-from jsonschema import Draft202012Validator
 
+from recai.agent.agent import default_tools
 from recai.agent.bus import CandidateBus
-from recai.agent.context import AgentContext, AgentSettings
-from recai.agent.tools.base import Tool, ToolError, ToolResult
+from recai.agent.context import AgentContext
+from recai.agent.tools.base import Tool, ToolError
 from recai.agent.tools.previous import PreviousResultsTool
 from recai.agent.tools.ranking import RankTool
 from recai.agent.tools.retrieval import CandidateStoreTool, SemanticSearchTool, SimilarItemsTool
 from recai.agent.tools.sql import FilterTool, InfoQueryTool, ground_condition
 from recai.data import Dataset
-from tests.agent.fakes import BagOfWordsEncoder
+from recai.testing import ToolSuite
+from recai.testing.tool import discover_tools, film_context
 
 GOOD_ARGS: dict[str, dict[str, Any]] = {
     "sql_query": {"sql": "SELECT title, runtime FROM items ORDER BY runtime LIMIT 3"},
@@ -24,51 +26,58 @@ GOOD_ARGS: dict[str, dict[str, Any]] = {
     "user_candidates": {"titles": ["Heat", "Amélie"]},
     "rank": {"by": "popularity"},
     "previous_results": {"which": "all"},
+    "knowledge_rank": {"top": 3},
 }
-TOOLS = [
-    InfoQueryTool(),
-    FilterTool(),
-    SemanticSearchTool(),
-    SimilarItemsTool(),
-    CandidateStoreTool(),
-    PreviousResultsTool(),
-    RankTool(),
-]
+
+
+def _knowledge_rank(dataset: Dataset) -> Tool:
+    from recai.knowledge import KnowledgeBase, KnowledgeRanker
+    from recai.knowledge.tool import KnowledgeRankTool
+    from recai.llm.scripted import ScriptedChatModel
+
+    kb = KnowledgeBase.build(dataset.catalog, dataset.split(), kinds="attributes")
+    llm = ScriptedChatModel(lambda messages: "[3, 2, 1]")
+    return KnowledgeRankTool(KnowledgeRanker(llm, dataset.catalog, kb, item_noun="films"), top=3)
+
+
+#: How to build the tools whose constructor needs more than defaults (the rest take no arguments).
+FACTORIES: dict[str, Callable[[Dataset], Tool]] = {"KnowledgeRankTool": _knowledge_rank}
+DISCOVERED = discover_tools()
+
+
+def build(cls: type[Tool], dataset: Dataset) -> Tool:
+    factory = FACTORIES.get(cls.__name__)
+    return factory(dataset) if factory else cls()
 
 
 @pytest.fixture
 def ctx(dataset: Dataset) -> AgentContext:
-    context = AgentContext(dataset, AgentSettings(retrieve_k=5, sasrec_budget_s=2.0), progress=False)
-    context.encoder = BagOfWordsEncoder()
-    # the previous answer's items, for previous_results (positions)
-    context.previous_candidates = context.catalog.index_of([10, 11, 12, 16, 17]).tolist()
-    context.previous_shown = context.catalog.index_of([10, 11]).tolist()
-    return context
+    return film_context(dataset)
 
 
-@pytest.mark.parametrize("tool", TOOLS, ids=lambda t: t.name)
-class TestToolConformance:
-    """Every tool: a sound schema, validation that names the field, and it never grows the bus."""
+def test_every_tool_is_discovered_and_has_example_arguments(dataset: Dataset) -> None:
+    names = {cls.__name__ for cls in DISCOVERED}
+    assert {type(t).__name__ for t in default_tools()} <= names and "KnowledgeRankTool" in names
+    for cls in DISCOVERED:
+        tool = build(cls, dataset)
+        assert tool.name in GOOD_ARGS, f"{cls.__name__}: add example arguments for {tool.name!r} to GOOD_ARGS"
 
-    def test_schema_and_card(self, tool: Tool) -> None:
-        Draft202012Validator.check_schema(tool.parameters)
-        assert tool.parameters["additionalProperties"] is False
-        assert tool.name in tool.card() and len(tool.description) > 20
 
-    def test_bad_arguments_name_the_problem(self, tool: Tool) -> None:
-        with pytest.raises(ToolError, match=tool.name):
-            tool.validate({"unexpected": 1})
-        with pytest.raises(ToolError, match="must be an object"):
-            tool.validate(["not", "an", "object"])
-        assert tool.validate(GOOD_ARGS[tool.name]) == GOOD_ARGS[tool.name]
+@pytest.mark.parametrize("tool_class", DISCOVERED, ids=lambda c: c.__name__)
+class TestEveryTool(ToolSuite):
+    """Every Tool class recai defines (found by :func:`discover_tools`, not listed by hand)."""
 
-    def test_it_only_narrows_or_reorders(self, tool: Tool, ctx: AgentContext) -> None:
-        bus = CandidateBus(len(ctx.catalog))
-        bus.restrict(ctx.catalog.index_of([10, 11, 12, 13, 14, 15]), step=0, tool="setup")
-        before = set(bus.candidates().tolist())
-        result = tool.run(tool.validate(GOOD_ARGS[tool.name]), bus, ctx, step=1)
-        assert isinstance(result, ToolResult)
-        assert set(bus.candidates().tolist()) <= before
+    @pytest.fixture
+    def tool(self, tool_class: type[Tool], dataset: Dataset) -> Tool:
+        return build(tool_class, dataset)
+
+    @pytest.fixture
+    def tool_args(self, tool: Tool) -> dict[str, Any]:
+        return GOOD_ARGS[tool.name]
+
+    @pytest.fixture
+    def context(self, ctx: AgentContext) -> AgentContext:
+        return ctx
 
 
 def test_filter_grounds_values_and_fixes_list_columns(ctx: AgentContext) -> None:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from recai.data import Catalog, DataError, Interactions
-from tests.conftest import make_log
+from recai.testing.data import make_log
 
 
 def test_sequences_are_time_ordered_with_file_order_breaking_ties(

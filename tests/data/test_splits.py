@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recai.data import Catalog, Interactions, leave_one_out, temporal_split
-from tests.conftest import make_log
+from recai.testing.data import make_log
 
 
 def test_leave_one_out_holds_out_the_last_two_events(catalog: Catalog, log: pd.DataFrame) -> None:

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recai.cli import app
-from tests.embed.test_tasks_data import film_dataset
+from tests.datasets import film_dataset
 from tests.embed.tiny_st import tiny_sentence_transformer
 
 runner = CliRunner()

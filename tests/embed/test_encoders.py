@@ -7,7 +7,7 @@ import pytest
 
 from recai.embed import Encoder, load_encoder
 from recai.embed.openai_encoder import OpenAIEncoder
-from tests.embed.conformance import EncoderConformance
+from recai.testing.encoder import EncoderSuite
 from tests.llm.openai_server import ServerState, openai_server
 
 pytest.importorskip("sentence_transformers")
@@ -23,14 +23,14 @@ def minilm() -> Encoder:
         pytest.skip(f"the packaged embedder is not installed: {exc}")
 
 
-class TestSentenceTransformerConformance(EncoderConformance):
+class TestSentenceTransformerConformance(EncoderSuite):
     @pytest.fixture
     def encoder(self, minilm: Encoder) -> Encoder:
         return minilm
 
 
 @pytest.mark.network
-class TestOpenAIEncoderConformance(EncoderConformance):
+class TestOpenAIEncoderSuite(EncoderSuite):
     @pytest.fixture
     def encoder(self) -> Iterator[Encoder]:
         with openai_server(ServerState(embedding_dim=16)) as (url, _):
@@ -62,3 +62,13 @@ def test_openai_encoder_batches_and_normalises() -> None:
         vectors = enc.encode([f"text {i}" for i in range(5)])
         assert vectors.shape == (5, 8) and np.allclose(np.linalg.norm(vectors, axis=1), 1)
         assert [len(r["input"]) for r in state.requests[1:]] == [2, 2, 1]  # after the dimension probe
+
+
+class TestBagOfWordsConformance(EncoderSuite):
+    """The weightless stand-in the agent and serve tests use keeps the same contract."""
+
+    @pytest.fixture
+    def encoder(self) -> Encoder:
+        from recai.testing.fakes import BagOfWordsEncoder
+
+        return BagOfWordsEncoder()

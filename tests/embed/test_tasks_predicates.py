@@ -30,7 +30,7 @@ from recai.embed.tasks import (
     violations,
     write_examples,
 )
-from tests.embed.test_tasks_data import film_dataset, product_dataset
+from tests.datasets import film_dataset, product_dataset
 
 
 def _titles(catalog: Catalog, mask: np.ndarray) -> list[str]:

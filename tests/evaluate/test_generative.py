@@ -140,7 +140,7 @@ def test_retrieval_counts_seen_items(catalog: Catalog) -> None:
 
 def test_encoder_system_ranks_by_similarity_and_skips_history(catalog: Catalog) -> None:
     from recai.evaluate.generative import EncoderListSystem
-    from tests.agent.fakes import BagOfWordsEncoder
+    from recai.testing.fakes import BagOfWordsEncoder
 
     system = EncoderListSystem(BagOfWordsEncoder(), catalog)
     sample = ListSample(id="u", user="u", history=[6], target=7)  # watched The Godfather

@@ -21,7 +21,7 @@ from recai.knowledge import KnowledgeBase, KnowledgeRanker
 from recai.knowledge.tool import KnowledgeRankTool
 from recai.llm.base import Message
 from recai.llm.scripted import ScriptedChatModel
-from tests.agent.fakes import BagOfWordsEncoder
+from recai.testing.fakes import BagOfWordsEncoder
 
 
 def _last_first(messages: list[Message]) -> str:

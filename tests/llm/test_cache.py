@@ -15,13 +15,13 @@ from recai.llm import ChatModel, ScriptedChatModel, meter
 from recai.llm.base import Generation, Message
 from recai.llm.cache import CachedChatModel, request_key
 from recai.llm.scripted import ScriptExhaustedError
-from tests.llm.conformance import FILM_REQUEST, FILM_SCHEMA, HELLO, ChatModelConformance
+from recai.testing.chat_model import FILM_REQUEST, FILM_SCHEMA, HELLO, ChatModelSuite
 
 VALID = json.dumps({"genre": "crime", "year": 1995, "details": {"tags": ["dark", "long"], "title": "Heat"}})
 REPLY = "Red, green and blue are three colours I like."
 
 
-class TestCachedScriptedConformance(ChatModelConformance):
+class TestCachedScriptedConformance(ChatModelSuite):
     @pytest.fixture
     def chat_model(self, tmp_path: Path) -> CachedChatModel:
         return CachedChatModel(ScriptedChatModel(lambda msgs: REPLY), tmp_path / "cache.sqlite")
@@ -48,7 +48,7 @@ def server() -> Iterator[str]:
 
 
 @pytest.mark.network
-class TestCachedOpenAIConformance(ChatModelConformance):
+class TestCachedOpenAIConformance(ChatModelSuite):
     """A natively schema-constrained backend behind the cache."""
 
     @pytest.fixture

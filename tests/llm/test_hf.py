@@ -10,7 +10,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("torch")
 
 from recai.llm.hf import HFChatModel
-from tests.llm.conformance import FILM_REQUEST, FILM_SCHEMA, ChatModelConformance
+from recai.testing.chat_model import FILM_REQUEST, FILM_SCHEMA, ChatModelSuite
 from tests.llm.tiny_hf import tiny_causal_lm
 
 
@@ -20,7 +20,7 @@ def tiny() -> HFChatModel:
     return HFChatModel(model, tokenizer=tokenizer, dtype="float32", name="tiny-llama")
 
 
-class TestHFConformance(ChatModelConformance):
+class TestHFConformance(ChatModelSuite):
     @pytest.fixture
     def chat_model(self, tiny: HFChatModel) -> HFChatModel:
         return tiny

@@ -10,7 +10,7 @@ pytest.importorskip("llama_cpp")
 
 from recai.llm.llamacpp import LlamaCppChatModel
 from recai.llm.resolve import ModelNotFoundError, resolve_model
-from tests.llm.conformance import FILM_REQUEST, FILM_SCHEMA, ChatModelConformance
+from recai.testing.chat_model import FILM_REQUEST, FILM_SCHEMA, ChatModelSuite
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def smollm() -> Iterator[LlamaCppChatModel]:
     model.close()
 
 
-class TestLlamaCppConformance(ChatModelConformance):
+class TestLlamaCppConformance(ChatModelSuite):
     @pytest.fixture
     def chat_model(self, smollm: LlamaCppChatModel) -> LlamaCppChatModel:
         return smollm

@@ -10,7 +10,7 @@ import pytest
 
 from recai.llm import ChatModelConfig, SchemaError, load_chat_model
 from recai.llm.openai_compat import OpenAIChatModel
-from tests.llm.conformance import FILM_REQUEST, FILM_SCHEMA, ChatModelConformance
+from recai.testing.chat_model import FILM_REQUEST, FILM_SCHEMA, ChatModelSuite
 from tests.llm.openai_server import ServerState, openai_server
 
 pytestmark = pytest.mark.network
@@ -29,7 +29,7 @@ def server() -> Iterator[tuple[str, ServerState]]:
         yield url, state
 
 
-class TestOpenAIConformance(ChatModelConformance):
+class TestOpenAIConformance(ChatModelSuite):
     @pytest.fixture
     def chat_model(self, server: tuple[str, ServerState]) -> OpenAIChatModel:
         url, state = server

@@ -6,12 +6,12 @@ import pytest
 
 from recai.llm import ChatModel, SchemaError, ScriptedChatModel
 from recai.llm.scripted import ScriptExhaustedError
-from tests.llm.conformance import FILM_REQUEST, FILM_SCHEMA, ChatModelConformance
+from recai.testing.chat_model import FILM_REQUEST, FILM_SCHEMA, ChatModelSuite
 
 VALID = json.dumps({"genre": "crime", "year": 1995, "details": {"tags": ["dark", "long"], "title": "Heat"}})
 
 
-class TestScriptedConformance(ChatModelConformance):
+class TestScriptedConformance(ChatModelSuite):
     @pytest.fixture
     def chat_model(self) -> ScriptedChatModel:
         return ScriptedChatModel(lambda msgs: "Red, green and blue are three colours I like.")

@@ -9,7 +9,7 @@ import pytest
 from recai.data import Interactions
 from recai.rec import Popularity
 from recai.rec.base import NotFittedError
-from tests.conftest import make_log
+from recai.testing.data import make_log
 
 
 @pytest.fixture

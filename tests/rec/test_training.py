@@ -9,7 +9,7 @@ from recai.data import Catalog, Interactions
 from recai.evaluate.recommender import evaluate_recommender, quick_ndcg
 from recai.rec import BPR, ItemKNN, Popularity, SASRec
 from recai.rec.history import UnresolvedTitleError, resolve_history
-from tests.rec.conformance import ring_log
+from recai.testing.data import ring_log
 
 
 def test_early_stopping_keeps_the_best_validation_state() -> None:

@@ -29,7 +29,7 @@ from recai.agent.tools.sql import FilterTool, InfoQueryTool
 from recai.data import Catalog, Dataset, SqlError
 from recai.data.catalog import check_read_only
 from recai.llm import ScriptedChatModel
-from tests.agent.fakes import BagOfWordsEncoder
+from recai.testing.fakes import BagOfWordsEncoder
 
 
 def _system_views() -> list[str]:

@@ -16,7 +16,7 @@ from recai.data import Dataset
 from recai.llm.base import ChatModel
 from recai.serve import ServeSettings, create_app
 from recai.serve.stand_in import stand_in_model
-from tests.agent.fakes import BagOfWordsEncoder
+from recai.testing.fakes import BagOfWordsEncoder
 
 
 def build_agent(dataset: Dataset, llm: ChatModel, profiles: Path) -> Agent:

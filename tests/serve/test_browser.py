@@ -22,7 +22,7 @@ from recai.llm.base import Message
 from recai.llm.scripted import ScriptedChatModel
 from recai.serve import ServeSettings, create_app
 from recai.serve.stand_in import respond
-from tests.agent.fakes import BagOfWordsEncoder
+from recai.testing.fakes import BagOfWordsEncoder
 
 CHROMIUM = os.environ.get("RECAI_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 #: Screenshots go to a temporary folder, so a test run never changes tracked files; to refresh the ones

@@ -16,7 +16,7 @@ from recai.serve.logs import configure_logging
 from recai.serve.server import run
 from recai.serve.settings import ServeSettings
 from recai.serve.stand_in import stand_in_model
-from tests.agent.fakes import BagOfWordsEncoder
+from recai.testing.fakes import BagOfWordsEncoder
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Deterministic stand-ins for the agent's learned parts (no model weights in unit tests)."""
+"""Deterministic stand-ins for learned parts (no model weights in unit tests); no pytest needed."""
 
 from __future__ import annotations
 

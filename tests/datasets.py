@@ -1,5 +1,5 @@
-"""Shared data for the embed task tests (no tests here): films, and products with a date and a float price
-(so that nothing in the builders may assume films)."""
+"""Shared datasets for the embed, explain and knowledge tests (no tests here): films, and products with
+a date and a float price (so that nothing in the builders may assume films)."""
 
 from __future__ import annotations
 

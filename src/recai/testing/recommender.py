@@ -1,7 +1,17 @@
 """The Recommender conformance suite (in the spirit of implicit's and LensKit's shared test mixins).
 
-Every model passes the same tests on the same small synthetic log: users walk around a ring of items
-(item i is usually followed by i+1), so sequences, co-occurrence and popularity all carry signal.
+Needs pytest. Every model passes the same tests on the same small synthetic log
+(:func:`recai.testing.data.ring_log`: users walk around a ring of items, item i usually followed by
+i+1, so sequences, co-occurrence and popularity all carry signal)::
+
+    from recai.testing import RecommenderSuite
+
+    class TestMyModel(RecommenderSuite):
+        learns_sequences = True  # False for a model that ignores the history by design
+
+        @staticmethod
+        def make() -> MyModel:
+            return MyModel(factors=8, seed=1)  # small, seeded, unfitted
 """
 
 from __future__ import annotations
@@ -10,33 +20,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from recai.data import Interactions
 from recai.rec.base import NotFittedError, Recommender
+from recai.testing.data import N_ITEMS, ring_log
 
-N_ITEMS = 24
-
-
-def ring_log(n_users: int = 60, length: int = 12, seed: int = 0) -> Interactions:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(n_users):
-        item = int(rng.integers(0, N_ITEMS))
-        for t in range(length):
-            rows.append((f"u{u}", item, 1000 * u + t))
-            item = (item + 1) % N_ITEMS if rng.random() < 0.85 else int(rng.integers(0, N_ITEMS))
-    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).drop_duplicates(
-        ["user_id", "item_id"]
-    )
-    return Interactions(frame, pd.Index(range(N_ITEMS + 2)))  # two items nobody touched
+__all__ = ["RecommenderSuite"]
 
 
-class RecommenderConformance:
-    """Mix into a test class that defines ``make`` (a factory of an unfitted, small, seeded model)."""
+class RecommenderSuite:
+    """Mix into a test class that defines ``make`` (a factory of an unfitted, small, seeded model).
+
+    ``learns_sequences = False`` skips the one test that needs the model to use the history.
+    """
 
     make: Callable[[], Recommender]
+    learns_sequences: bool = True
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -104,7 +104,7 @@ class RecommenderConformance:
 
     def test_it_learns_the_ring(self, fitted: Recommender) -> None:
         """Better than chance at putting the next ring item in the top 5 (popularity is exempt)."""
-        if not getattr(type(self), "learns_sequences", True):
+        if not self.learns_sequences:
             pytest.skip("this model ignores the history by design")
         hits = sum(
             int((s + 3) % N_ITEMS in fitted.recommend([s, s + 1, s + 2], k=5)[0]) for s in range(0, 20)

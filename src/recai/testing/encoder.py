@@ -1,5 +1,13 @@
 """The Encoder conformance suite: every backend returns unit-length float32 rows, deterministically,
-with query/item prefixes applied, and refuses malformed calls the same way."""
+with query/item prefixes applied, and refuses malformed calls the same way. Needs pytest::
+
+    from recai.testing import EncoderSuite
+
+    class TestMyEncoder(EncoderSuite):
+        @pytest.fixture
+        def encoder(self) -> Encoder:
+            return MyEncoder(...)
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,8 @@ import pytest
 
 from recai.embed import Encoder
 
+__all__ = ["TEXTS", "EncoderSuite"]
+
 TEXTS = [
     "A heist thriller in Los Angeles.",
     "A quiet Japanese family drama.",
@@ -15,7 +25,7 @@ TEXTS = [
 ]
 
 
-class EncoderConformance:
+class EncoderSuite:
     """Mix into a test class that defines an ``encoder`` fixture."""
 
     def test_rows_are_unit_float32(self, encoder: Encoder) -> None:

@@ -1,10 +1,17 @@
-"""The ChatModel conformance suite: every backend must pass the same tests.
+"""The ChatModel conformance suite: every backend must pass the same tests. Needs pytest.
 
-A backend's test class inherits :class:`ChatModelConformance` and provides a ``chat_model`` fixture
+A backend's test class inherits :class:`ChatModelSuite` and provides a ``chat_model`` fixture
 (and may override ``prepare_schema_reply`` when, like the scripted fake, it needs to be told what to
 answer). The assertions do not depend on what a model says, only on the contract: token accounting,
 streaming that agrees with completion, stop sequences that cut exactly, schema-valid structured output,
-and a clean SchemaError (never a crash) when valid output is impossible.
+and a clean SchemaError (never a crash) when valid output is impossible::
+
+    from recai.testing import ChatModelSuite
+
+    class TestMyBackend(ChatModelSuite):
+        @pytest.fixture
+        def chat_model(self) -> ChatModel:
+            return MyBackend(...)
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from recai.llm import ChatModel, SchemaError, meter, track
+
+__all__ = ["FILM_REQUEST", "FILM_SCHEMA", "HELLO", "ChatModelSuite"]
 
 HELLO = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Name three colours."}]
 
@@ -39,7 +48,7 @@ FILM_SCHEMA: dict[str, Any] = {
 FILM_REQUEST = [{"role": "user", "content": "Describe the film Heat (1995) as JSON."}]
 
 
-class ChatModelConformance:
+class ChatModelSuite:
     """Mix into a test class that defines a ``chat_model`` fixture."""
 
     max_tokens = 24
