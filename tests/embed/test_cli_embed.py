@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recai.cli import app
-from tests.datasets import film_dataset
+from tests.catalog_fixtures import film_dataset
 from tests.embed.tiny_st import tiny_sentence_transformer
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ from recai.data import Catalog, Dataset
 from recai.embed.encoder import Encoder
 from recai.embed.evaluation import compare_retrieval, evaluate_retrieval, query_items
 from recai.embed.tasks import Example, HasValue
-from tests.datasets import film_dataset
+from tests.catalog_fixtures import film_dataset
 
 
 class _TableEncoder(Encoder):

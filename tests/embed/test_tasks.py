@@ -29,7 +29,7 @@ from recai.embed.tasks.context import TaskContext
 from recai.embed.tasks.names import MARGIN, normalise_title
 from recai.embed.tasks.split import split_examples
 from recai.evaluate.conversation import title_guard
-from tests.datasets import film_dataset, product_dataset
+from tests.catalog_fixtures import film_dataset, product_dataset
 
 ALL_TASKS = (*TASKS, *OPTIONAL_TASKS)
 CONDITION_TASKS = {

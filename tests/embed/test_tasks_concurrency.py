@@ -16,7 +16,7 @@ from recai.embed.tasks import ExampleSplit, build_examples
 from recai.llm.base import Message
 from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
 from recai.llm.scripted import ScriptedChatModel
-from tests.datasets import film_dataset
+from tests.catalog_fixtures import film_dataset
 from tests.embed.test_tasks_llm import LLM_TASKS, good_reply
 
 

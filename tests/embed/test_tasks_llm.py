@@ -12,7 +12,7 @@ import pytest
 from recai.embed.tasks import ExampleSplit, build_examples, satisfies
 from recai.llm.base import Message
 from recai.llm.scripted import ScriptedChatModel
-from tests.datasets import FILMS, film_dataset
+from tests.catalog_fixtures import FILMS, film_dataset
 
 LLM_TASKS = ["user_summary", "search_query", "conversation"]
 

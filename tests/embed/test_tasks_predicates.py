@@ -30,7 +30,7 @@ from recai.embed.tasks import (
     violations,
     write_examples,
 )
-from tests.datasets import film_dataset, product_dataset
+from tests.catalog_fixtures import film_dataset, product_dataset
 
 
 def _titles(catalog: Catalog, mask: np.ndarray) -> list[str]:

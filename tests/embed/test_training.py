@@ -22,7 +22,7 @@ from recai.embed.training import (
     training_rows,
     write_model_card,
 )
-from tests.datasets import film_dataset
+from tests.catalog_fixtures import film_dataset
 from tests.embed.tiny_st import tiny_sentence_transformer
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from recai.data import Dataset
 from recai.explain import ExplainData, TargetModel, build_explain_data, fit_target
-from tests.datasets import film_dataset
+from tests.catalog_fixtures import film_dataset
 
 TARGET_PARAMS = {"hidden": 16, "layers": 1, "heads": 1, "inner": 32, "max_len": 10, "epochs": 3, "seed": 0}
 

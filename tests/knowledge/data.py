@@ -16,7 +16,7 @@ import pandas as pd
 
 from recai.data import Catalog, Dataset, Interactions
 from recai.data.splits import Split
-from tests.datasets import FILM_SCHEMA, FILMS
+from tests.catalog_fixtures import FILM_SCHEMA, FILMS
 
 X, Y = 1, 4  # item ids
 FILLER = [2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 17, 18, 19]
