@@ -8,17 +8,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from recai.cli_options import BudgetCostOpt, BudgetTokensOpt, ConcurrencyOpt, batch_settings, budget_stop
+from recai.cli_options import (
+    BudgetCostOpt,
+    BudgetTokensOpt,
+    ConcurrencyOpt,
+    batch_settings,
+    budget_stop,
+    console,
+    fail,
+)
 
 agent_app = typer.Typer(
     help="Tool learning: record a teacher's plans, distil them into a small planner, evaluate planners.",
     no_args_is_help=True,
 )
-console = Console()
-err = Console(stderr=True)
 
 
 def chat_model(spec: str) -> Any:
@@ -57,11 +62,6 @@ def _agent(data: str, llm: Any, encoder_spec: str | None, *, split: bool = False
         dataset = dataset.with_interactions(held.train_and_valid(), note="tool learning: train + valid only")
     agent = Agent.from_dataset(dataset, llm=llm, progress=False, encoder=encoder(encoder_spec))
     return agent, held
-
-
-def _fail(exc: BaseException) -> typer.Exit:
-    err.print(f"[red]error:[/] {exc}")
-    return typer.Exit(code=1)
 
 
 PricesOpt = Annotated[Path | None, typer.Option(help="Your price table (YAML) for --budget-cost.")]
@@ -115,7 +115,7 @@ def record(
     try:
         run = RunFolder.open(out, task="trajectories", config=config)
     except (ValueError, FileExistsError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     try:
         agent, split = _agent(data, chat_model(teacher), encoder_spec, split=sessions > 0)
         requests = template_requests(
@@ -221,7 +221,7 @@ def distill(
         )
         planner = distill_planner(data, out, config, overwrite=overwrite)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     steps = json.loads((out / "distill.json").read_text())["training"]["steps"]
     console.print(f"trained {steps} steps; planner written to {planner} (use it as hf:{planner})")
 
@@ -273,7 +273,7 @@ def eval_planner(
     specs = dict(m.split("=", 1) if "=" in m else (m, m) for m in model)
     held_out = GenData.load(distilled / "data").test[:limit]
     if not held_out:
-        raise _fail(ValueError(f"{distilled / 'data'} has no held-out plans"))
+        raise fail(ValueError(f"{distilled / 'data'} has no held-out plans"))
     responder = chat_model(llm) if sessions else None
     summary: dict[str, Any] = {"data": data, "held_out": len(held_out), "models": {}}
     agent, split = _agent(

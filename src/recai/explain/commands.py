@@ -10,17 +10,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from recai.cli_options import BudgetCostOpt, BudgetTokensOpt, ConcurrencyOpt, batch_settings, budget_stop
-from recai.gen.commands import _csv, _dataset, _fail
+from recai.cli_options import (
+    BudgetCostOpt,
+    BudgetTokensOpt,
+    ConcurrencyOpt,
+    batch_settings,
+    budget_stop,
+    console,
+    csv,
+    fail,
+    load_dataset,
+)
 
 explain_app = typer.Typer(
     help="RecExplainer: align an LLM to a recommender (behaviour, intention, hybrid) and explain it.",
     no_args_is_help=True,
 )
-console = Console()
 
 
 def _params(pairs: list[str] | None) -> dict[str, Any]:
@@ -30,7 +37,7 @@ def _params(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise _fail(ValueError(f"--target-param takes key=value, got '{pair}'"))
+            raise fail(ValueError(f"--target-param takes key=value, got '{pair}'"))
         params[key.replace("-", "_")] = parse_value(value)
     return params
 
@@ -42,7 +49,7 @@ def _data(folder: Path) -> Any:
     try:
         return ExplainData.load(folder)
     except (DataError, ValueError, FileNotFoundError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 def _system(spec: str, data: Any, *, device: str) -> Any:
@@ -54,7 +61,7 @@ def _system(spec: str, data: Any, *, device: str) -> Any:
             return Explainer.base(spec[len("base:") :], data.target, data.catalog, device=device)
         return Explainer.load(spec, device=device)
     except (ValueError, FileNotFoundError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 @explain_app.command("data")
@@ -99,22 +106,22 @@ def explain_data(
     from recai.explain.tasks import NEGATIVES, build_explain_data, parse_task_sizes
 
     if target not in SUPPORTED:
-        raise _fail(ValueError(f"target must be one of {SUPPORTED}, got {target!r}"))
+        raise fail(ValueError(f"target must be one of {SUPPORTED}, got {target!r}"))
 
     if negatives not in NEGATIVES:  # before the target is fitted
-        raise _fail(ValueError(f"--negatives must be one of {NEGATIVES}, got {negatives!r}"))
+        raise fail(ValueError(f"--negatives must be one of {NEGATIVES}, got {negatives!r}"))
     try:
         sizes = parse_task_sizes(task_size, "--task-size")
         test_sizes = parse_task_sizes(test_task_size, "--test-task-size")
     except ValueError as exc:
-        raise _fail(exc) from None
-    dataset = _dataset(name_or_path)
+        raise fail(exc) from None
+    dataset = load_dataset(name_or_path)
     split = dataset.split("leave_one_out")
     try:
         with console.status(f"fitting target {target} on the training log ..."):
             fitted = fit_target(split, target, **_params(target_param))
         data = build_explain_data(
-            dataset, fitted, split=split, tasks=_csv(tasks), per_task=per_task, test_per_task=test_per_task,
+            dataset, fitted, split=split, tasks=csv(tasks), per_task=per_task, test_per_task=test_per_task,
             task_sizes=sizes, test_task_sizes=test_sizes, general_share=general_share, seed=seed, k=k,
             n_candidates=n_candidates, top_share=top_share,
             bottom_share=bottom_share, negatives=negatives, history_len=history_len, test_share=test_share,
@@ -125,7 +132,7 @@ def explain_data(
         data.meta["dataset_spec"] = portable_spec(name_or_path)
         data.save(out, overwrite=overwrite)
     except (ValueError, TypeError, KeyError, FileExistsError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     table = Table("task", "train", "test", title=f"alignment data ({fitted.name} target)")
     for task, c in data.counts().items():
         table.add_row(task, str(c["train"]), str(c["test"]))
@@ -170,7 +177,7 @@ def explain_train(
         sft = SFTConfig(
             base_model=base, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
             learning_rate=learning_rate, lora_r=lora_r, lora_alpha=2 * lora_r, max_length=max_length,
-            save_steps=save_steps, tasks=tuple(_csv(tasks)) if tasks else None, device=device, seed=seed,
+            save_steps=save_steps, tasks=tuple(csv(tasks)) if tasks else None, device=device, seed=seed,
             group_by_length=group_by_length,
         )  # fmt: skip
         result = train_explainer(
@@ -180,7 +187,7 @@ def explain_train(
             overwrite=overwrite,
         )
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     training = result.summary["training"]
     console.print(
         f"{mode}: {result.steps} steps on {result.examples} examples in {result.seconds:.1f} s "
@@ -239,7 +246,7 @@ def explain_eval(
     examples = _per_task(split.test, limit)
     if model == "reference":
         if judge:
-            raise _fail(ValueError("the reference writes no explanations to judge; drop --judge"))
+            raise fail(ValueError("the reference writes no explanations to judge; drop --judge"))
         from recai.explain.reference import reference_alignment
 
         try:
@@ -248,7 +255,7 @@ def explain_eval(
                 run_config={"data": str(data), "limit": limit},
             )  # fmt: skip
         except ValueError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         _metrics_table(document, "alignment of the answer-popularity reference (no LLM)")
         return
     batch = batch_settings(concurrency, budget_tokens, budget_cost, prices) if judge else None
@@ -259,11 +266,11 @@ def explain_eval(
             run_config={"data": str(data), "limit": limit},
         )  # fmt: skip
     except (ValueError, FileExistsError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     _metrics_table(metrics, f"alignment of {system.name} ({system.mode})")
     if judge:
         if not against:
-            raise _fail(ValueError("--judge needs --against (the other system)"))
+            raise fail(ValueError("--judge needs --against (the other system)"))
         from recai.evaluate.tasks import cached_llm
         from recai.llm.batch import BudgetExhaustedError
 
@@ -349,18 +356,18 @@ def explain_why(
     try:
         explainer = Explainer.load(model, device=device)
     except (ValueError, FileNotFoundError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     meta = explainer.info.get("data", {}).get("meta", {})
     spec = dataset or meta.get("dataset_spec") or meta.get("dataset")
     if not spec:
-        raise _fail(ValueError("the explainer does not say which dataset it came from: pass --dataset"))
-    ds = _dataset(str(spec))
+        raise fail(ValueError("the explainer does not say which dataset it came from: pass --dataset"))
+    ds = load_dataset(str(spec))
     catalog = explainer.catalog
     try:
         codes = ds.interactions.sequence(user)
         user_id = plain_value(ds.interactions.user_ids[ds.interactions.user_index(user)])
     except KeyError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     length = history_len if history_len is not None else int(meta.get("history_len") or 10)
     history = tuple(plain_value(catalog.ids[int(c)]) for c in codes[-length:])
     item_id = _item(catalog, item)
@@ -388,5 +395,5 @@ def _item(catalog: Any, text: str) -> Any:
             return plain_value(candidate)
     grounded = catalog.ground(text)
     if grounded.item_id is None:
-        raise _fail(ValueError(f"no item '{text}' in the catalog"))
+        raise fail(ValueError(f"no item '{text}' in the catalog"))
     return plain_value(grounded.item_id)

@@ -10,39 +10,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from recai.cli_options import console, csv, fail, load_dataset
 
 gen_app = typer.Typer(
     help="Generative recommenders (RecLM-gen / cgen): SFT data, fine-tuning, constrained generation, eval.",
     no_args_is_help=True,
 )
-console = Console()
-err = Console(stderr=True)
-
-
-def _fail(exc: BaseException) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}")
-    return typer.Exit(code=1)
-
-
-def _csv(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
-def _dataset(spec: str, *, min_rating: float | None = None, k_core: int = 0) -> Any:
-    from recai.data import DataError, UnknownDatasetError, load
-
-    try:
-        with console.status(f"loading {spec} ..."):
-            ds = load(spec)
-    except (DataError, UnknownDatasetError, FileNotFoundError) as exc:
-        raise _fail(exc) from None
-    if min_rating is not None:
-        ds = ds.implicit(min_rating)
-    if k_core:
-        ds = ds.k_core(k_core)
-    return ds
 
 
 def _gen_data(folder: Path) -> Any:
@@ -52,15 +27,15 @@ def _gen_data(folder: Path) -> Any:
     try:
         return GenData.load(folder)
     except DataError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 def _data_dataset(data: Any, override: str | None) -> Any:
     meta = data.meta
     spec = override or meta.get("dataset_spec") or meta.get("dataset")
     if not spec:
-        raise _fail(ValueError("the data folder does not say which dataset it came from: pass --data"))
-    return _dataset(spec, min_rating=meta.get("min_rating"), k_core=int(meta.get("k_core") or 0))
+        raise fail(ValueError("the data folder does not say which dataset it came from: pass --data"))
+    return load_dataset(spec, min_rating=meta.get("min_rating"), k_core=int(meta.get("k_core") or 0))
 
 
 def _model_folder(spec: str) -> Path:
@@ -69,7 +44,7 @@ def _model_folder(spec: str) -> Path:
     try:
         return resolve_base(spec)
     except (ValueError, FileNotFoundError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 def _counts_table(title: str, counts: dict[str, dict[str, int]]) -> Table:
@@ -114,7 +89,7 @@ def gen_data(
     from recai.gen.tasks import build_gen_data, fit_teacher
     from recai.llm.factory import parse_value
 
-    dataset = _dataset(name_or_path, min_rating=min_rating, k_core=k_core)
+    dataset = load_dataset(name_or_path, min_rating=min_rating, k_core=k_core)
     split = dataset.split("leave_one_out")
     fitted = None
     if teacher:
@@ -122,17 +97,17 @@ def gen_data(
         for pair in teacher_param or []:
             key, sep, value = pair.partition("=")
             if not sep:
-                raise _fail(ValueError(f"--teacher-param takes key=value, got '{pair}'"))
+                raise fail(ValueError(f"--teacher-param takes key=value, got '{pair}'"))
             params[key.replace("-", "_")] = parse_value(value)
         try:
             with console.status(f"fitting teacher {teacher} on the training log ..."):
                 fitted = fit_teacher(split, teacher, **params)
         except (ValueError, TypeError, ImportError) as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
     try:
         data = build_gen_data(
             dataset,
-            _csv(tasks),
+            csv(tasks),
             per_task=per_task,
             test_per_task=test_per_task,
             general_share=general_share,
@@ -151,7 +126,7 @@ def gen_data(
         data.meta.update(dataset_spec=portable_spec(name_or_path), min_rating=min_rating, k_core=k_core)
         data.save(out, overwrite=overwrite)
     except (ValueError, KeyError, FileExistsError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(_counts_table(f"{dataset.name}: examples per task", data.counts()))
     console.print(f"written to {out}")
 
@@ -173,7 +148,7 @@ def gen_convert(
         with console.status(f"converting {model} (dequantising takes a while) ..."):
             path = convert_gguf(model, target, dtype=dtype, overwrite=overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(f"written to {path}")
 
 
@@ -236,9 +211,9 @@ def gen_train(
             learning_rate=lr,
             lora_r=lora_r,
             lora_alpha=lora_alpha,
-            target_modules=tuple(_csv(target_modules) or ()) or None,
+            target_modules=tuple(csv(target_modules) or ()) or None,
             max_length=max_length,
-            tasks=tuple(_csv(tasks) or ()) or None,
+            tasks=tuple(csv(tasks) or ()) or None,
             seed=seed,
             save_steps=save_steps,
             precision=precision,  # type: ignore[arg-type]
@@ -254,7 +229,7 @@ def gen_train(
             names = ItemNames(_data_dataset(examples, data).catalog).names
         result = train_sft(examples, out, config, overwrite=overwrite, catalog_names=names)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     training = result.summary["training"]
     console.print(
         f"{result.steps} steps in {result.seconds:.1f} s ({training['tokens_per_second']} tokens/s), "
@@ -301,13 +276,13 @@ def gen_rl(
         try:
             weights[key.strip()] = float(value)
         except ValueError:
-            raise _fail(ValueError(f"--reward takes name=number, got '{pair}'")) from None
+            raise fail(ValueError(f"--reward takes name=number, got '{pair}'")) from None
         if not sep:
-            raise _fail(ValueError(f"--reward takes name=number, got '{pair}'"))
+            raise fail(ValueError(f"--reward takes name=number, got '{pair}'"))
     try:
         config = RLConfig(
             sft_model=str(sft),
-            tasks=tuple(_csv(tasks) or ()) or None,
+            tasks=tuple(csv(tasks) or ()) or None,
             max_steps=max_steps,
             batch_size=batch_size,
             num_generations=num_generations,
@@ -323,7 +298,7 @@ def gen_rl(
         )
         result = train_grpo(split, dataset.catalog, out, config, overwrite=overwrite)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     curve = result.summary["training"]["reward_curve"]
     shown = f"reward {curve[0]['reward']:.3f} -> {curve[-1]['reward']:.3f}" if curve else "no reward logged"
     console.print(f"{result.steps} GRPO steps in {result.seconds:.1f} s on {result.prompts} prompts; {shown}")
@@ -343,7 +318,7 @@ def gen_merge(
     try:
         path = merge_adapter(model_dir, out, dtype=dtype, overwrite=overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     console.print(f"written to {path}")
 
 
@@ -357,7 +332,7 @@ def _recommender(model: str, dataset: Any, device: str) -> Any:
         with console.status(f"loading {folder} ..."):
             return GenRecommender.load(folder, dataset.catalog, device=device)
     except (ValueError, FileNotFoundError, OSError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 @gen_app.command("generate")
@@ -384,10 +359,8 @@ def gen_generate(
     from recai.gen.templates import plural, render
 
     if not repetition_penalty > 0:
-        raise _fail(
-            ValueError(f"--repetition-penalty must be positive (1.0: none), got {repetition_penalty}")
-        )
-    dataset = _dataset(data)
+        raise fail(ValueError(f"--repetition-penalty must be positive (1.0: none), got {repetition_penalty}"))
+    dataset = load_dataset(data)
     gen = _recommender(model, dataset, device)
     catalog = dataset.catalog
     positions = []
@@ -396,7 +369,7 @@ def gen_generate(
             continue
         grounding = catalog.ground(part)
         if grounding.item_id is None:
-            raise _fail(
+            raise fail(
                 ValueError(
                     f"'{part}' is not in the catalog (did you mean: {', '.join(grounding.did_you_mean())})"
                 )
@@ -466,11 +439,11 @@ def gen_eval(
 
     split = _gen_data(data_dir)
     dataset = _data_dataset(split, data)
-    wanted = _csv(tasks)
+    wanted = csv(tasks)
     examples = [e for e in split.test if wanted is None or e.task in wanted]
     examples = first_per_task(examples, limit)
     if not examples:
-        raise _fail(ValueError("no test examples to evaluate"))
+        raise fail(ValueError("no test examples to evaluate"))
     try:  # checked before the model is loaded
         config = DecodeConfig(
             constrained=constrained,
@@ -484,7 +457,7 @@ def gen_eval(
             seed=seed,
         )
     except ValueError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     gen = _recommender(model, dataset, device)
     try:
         metrics = run_evaluation(
@@ -497,7 +470,7 @@ def gen_eval(
             overwrite=overwrite,
         )
     except (ValueError, FileExistsError) as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     table = Table(
         "task", "n", "NDCG@10", "Recall@10", "validity", "count ok", "compliance", "empty", title="gen"
     )
