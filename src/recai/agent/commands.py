@@ -8,17 +8,24 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from recai.cli_options import (
     BudgetCostOpt,
     BudgetTokensOpt,
     ConcurrencyOpt,
+    DemonstrationsOpt,
+    EncoderOpt,
+    PlannerOpt,
+    agent_settings,
     batch_settings,
     budget_stop,
     console,
+    err,
     fail,
 )
+from recai.data import DataError, UnknownDatasetError
 
 agent_app = typer.Typer(
     help="Tool learning: record a teacher's plans, distil them into a small planner, evaluate planners.",
@@ -344,3 +351,117 @@ def eval_planner(
         )
     console.print(table)
     console.print(f"summary written to {out / 'summary.json'}")
+
+
+def _item_card(catalog: Any, item_id: Any) -> Any:
+    from rich.panel import Panel
+
+    title = catalog.title_of(item_id)
+    facts = catalog.render(
+        item_id,
+        max_chars=260,
+        columns=[c for c in catalog.schema.rendered_columns() if c != catalog.title_column],
+    )
+    return Panel(escape(facts), title=escape(title), title_align="left", width=min(console.width, 100))
+
+
+def _print_trace(trace: dict[str, Any]) -> None:
+    table = Table("step", "tool", "arguments", "in", "out", "ms", title="how I got this")
+    for step in trace["steps"]:
+        args = json.dumps(step.get("args"), ensure_ascii=False)
+        out = step.get("error") or step.get("output_size", "")
+        table.add_row(
+            str(step["step"]),
+            str(step["tool"]),
+            escape(args[:90]),
+            str(step["input_size"]),
+            escape(str(out)),
+            f"{1000 * step.get('latency_s', 0):.0f}",
+        )
+    console.print(table)
+    llm = ", ".join(
+        f"{name}: {v['prompt_tokens']}+{v['completion_tokens']} tokens in {v['latency_s']:.1f} s"
+        for name, v in trace.get("llm", {}).items()
+    )
+    console.print(
+        f"[dim]intent {trace['plans'][-1]['intent']}, {trace['replans']} replan(s), "
+        f"{trace['llm_calls']} LLM call(s) ({escape(llm)}), {trace['latency_s']:.1f} s in all[/]"
+    )
+    removed = trace.get("grounding", {}).get("removed")
+    if removed:
+        console.print(
+            f"[dim]held back (named items the tools did not return): {escape(' | '.join(removed))}[/]"
+        )
+
+
+def chat(
+    data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
+    llm: Annotated[
+        str | None, typer.Option(help="Model spec (default $RECAI_LLM or local:qwen2.5-1.5b-instruct).")
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option(help="A user id: the profile is remembered across sessions.")
+    ] = None,
+    trace: Annotated[
+        bool, typer.Option("--trace", help="Show the plan and every tool step after each reply.")
+    ] = False,
+    message: Annotated[
+        list[str] | None, typer.Option(help="Send these messages and exit (repeatable).")
+    ] = None,
+    encoder: EncoderOpt = None,
+    planner: PlannerOpt = None,
+    demonstrations: DemonstrationsOpt = None,
+) -> None:
+    """Chat with the recommender agent: streaming replies, item cards, and (with --trace) how it got there."""
+    from recai.agent import Agent
+    from recai.llm.resolve import ModelNotFoundError
+
+    try:
+        err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
+        agent = Agent.from_dataset(
+            data, llm=llm, progress=True, **agent_settings(encoder, planner, demonstrations)
+        )
+        agent.warm_up()
+    except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
+        raise fail(exc) from None
+    session = agent.session(user)
+    scripted = list(message or [])
+    if not scripted:
+        console.print(
+            f"[bold]recai[/] on {escape(agent.dataset.name)}: ask for recommendations; Ctrl-D to quit."
+        )
+    while True:
+        if scripted:
+            text = scripted.pop(0)
+            console.print(f"[bold cyan]you>[/] {escape(text)}")
+        elif message:
+            break
+        else:
+            try:
+                text = console.input("[bold cyan]you>[/] ").strip()
+            except (EOFError, KeyboardInterrupt):
+                console.print()
+                break
+            if not text:
+                continue
+            if text.lower() in ("exit", "quit"):
+                break
+        started = [False]
+
+        def show_items(ids: list[Any], started: list[bool] = started) -> None:
+            # the cards as soon as the plan has run, then the reply as it is written
+            for item_id in ids:
+                console.print(_item_card(agent.dataset.catalog, item_id))
+            console.print("[bold green]recai>[/] ", end="")
+            started[0] = True
+
+        stream = agent.chat_stream(session, text, on_items=show_items)
+        for chunk in stream:
+            if not started[0]:
+                console.print("[bold green]recai>[/] ", end="")
+                started[0] = True
+            console.print(chunk, end="", markup=False, highlight=False)
+        console.print()
+        assert stream.result is not None
+        if trace:
+            _print_trace(stream.result.trace)

@@ -1,0 +1,248 @@
+"""`recai eval ...`: evaluation runs, each a resumable folder. Registered in :mod:`recai.cli`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from recai.cli_options import (
+    BudgetCostOpt,
+    BudgetTokensOpt,
+    ConcurrencyOpt,
+    DataOpt,
+    KCoreOpt,
+    NoCacheOpt,
+    OutOpt,
+    PricesOpt,
+    SeedOpt,
+    batch_settings,
+    console,
+    fail,
+    run_eval,
+)
+from recai.data import DataError
+
+eval_app = typer.Typer(
+    help="Evaluate recommenders, chat models and the agent; every run writes a resumable folder.",
+    no_args_is_help=True,
+)
+
+
+def _list_task(task: str, system: str, data: str, out: Path, **kwargs: Any) -> None:
+    from recai.evaluate.tasks import DataOptions, run_list_task
+
+    run_eval(
+        run_list_task,
+        task,
+        system,
+        out,
+        data=DataOptions(data, k_core=kwargs.pop("k_core"), seed=kwargs.pop("seed")),
+        **kwargs,
+    )
+
+
+@eval_app.command("ranking")
+def eval_ranking(
+    system: Annotated[
+        str,
+        typer.Option(
+            help="random, popularity, itemcf, bpr, als, sasrec, llm:SPEC, chatrec:SPEC, "
+            "encoder[:st:FOLDER] (the user's history text as query)"
+        ),
+    ],
+    out: OutOpt,
+    data: DataOpt = "demo",
+    users: Annotated[int, typer.Option(help="Test users to sample.")] = 200,
+    candidates: Annotated[int, typer.Option(help="Candidates per user (the target included).")] = 20,
+    negatives: Annotated[str, typer.Option(help="uniform or popularity")] = "uniform",
+    orders: Annotated[int, typer.Option(help="Candidate orders per user (position bias).")] = 1,
+    k: int = 10,
+    history: Annotated[int, typer.Option(help="Most recent history items shown.")] = 20,
+    k_core: KCoreOpt = 0,
+    seed: SeedOpt = 0,
+    prices: PricesOpt = None,
+    no_cache: NoCacheOpt = False,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
+) -> None:
+    """Rank a candidate list per user; LLM answers are parsed and grounded, never padded."""
+    _list_task(
+        "ranking",
+        system,
+        data,
+        out,
+        n_users=users,
+        n_candidates=candidates,
+        negatives=negatives,
+        orders=orders,
+        k=k,
+        history_len=history,
+        k_core=k_core,
+        seed=seed,
+        prices=str(prices) if prices else None,
+        cache=not no_cache,
+        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+    )
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    system: Annotated[
+        str,
+        typer.Option(
+            help="random, popularity, itemcf, bpr, als, sasrec, llm:SPEC, chatrec:SPEC, "
+            "encoder[:st:FOLDER] (the user's history text as query)"
+        ),
+    ],
+    out: OutOpt,
+    data: DataOpt = "demo",
+    users: Annotated[int, typer.Option(help="Test users to sample.")] = 200,
+    k: int = 10,
+    history: Annotated[int, typer.Option(help="Most recent history items shown.")] = 20,
+    k_core: KCoreOpt = 0,
+    seed: SeedOpt = 0,
+    prices: PricesOpt = None,
+    no_cache: NoCacheOpt = False,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
+) -> None:
+    """Name k items from the whole catalog per user; seen and invented items are counted, not scored."""
+    _list_task(
+        "retrieval",
+        system,
+        data,
+        out,
+        n_users=users,
+        k=k,
+        history_len=history,
+        k_core=k_core,
+        seed=seed,
+        prices=str(prices) if prices else None,
+        cache=not no_cache,
+        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+    )
+
+
+@eval_app.command("recommender")
+def eval_recommender(
+    system: Annotated[str, typer.Option(help="random, popularity, itemcf, bpr, als or sasrec")],
+    out: OutOpt,
+    data: DataOpt = "demo",
+    k_core: KCoreOpt = 0,
+    seed: SeedOpt = 0,
+    sasrec_budget_s: Annotated[float, typer.Option(help="SASRec training time budget.")] = 300.0,
+    fresh: Annotated[bool, typer.Option(help="Replace an existing run of the same task in --out.")] = False,
+) -> None:
+    """Full-catalog ranking of every test user (history excluded) by a classic recommender."""
+    from recai.evaluate.tasks import DataOptions, run_recommender_task
+
+    run_eval(
+        run_recommender_task,
+        system,
+        out,
+        data=DataOptions(data, k_core=k_core, seed=seed),
+        sasrec_budget_s=sasrec_budget_s,
+        resume=not fresh,
+    )
+
+
+@eval_app.command("conversation")
+def eval_conversation(
+    system: Annotated[str, typer.Option(help="agent:SPEC, plain:SPEC or chatrec:SPEC")],
+    out: OutOpt,
+    data: DataOpt = "demo",
+    simulator: Annotated[
+        str, typer.Option(help="The user simulator's chat model.")
+    ] = "local:qwen2.5-1.5b-instruct",
+    sessions: Annotated[int, typer.Option(help="Simulated users.")] = 100,
+    turns: Annotated[int, typer.Option(help="Most turns per session.")] = 5,
+    k: Annotated[int, typer.Option(help="Success when the target is in a turn's first k items.")] = 5,
+    seed: SeedOpt = 0,
+    prices: PricesOpt = None,
+    no_cache: NoCacheOpt = False,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
+) -> None:
+    """Simulated users who know the target only by its attributes talk to the system."""
+    from recai.evaluate.tasks import DataOptions, run_conversation_task
+
+    run_eval(
+        run_conversation_task,
+        system,
+        out,
+        simulator=simulator,
+        data=DataOptions(data, seed=seed),
+        n=sessions,
+        max_turns=turns,
+        k=k,
+        cache=not no_cache,
+        prices=str(prices) if prices else None,
+        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+    )
+
+
+@eval_app.command("judge")
+def eval_judge(
+    items: Annotated[Path, typer.Argument(help="JSONL: id, prompt, answer_a, answer_b, optional facts.")],
+    out: OutOpt,
+    judge: Annotated[str, typer.Option(help="The judge's chat model.")] = "local:qwen2.5-1.5b-instruct",
+    kind: Annotated[str, typer.Option(help="explanation or chitchat")] = "explanation",
+    seed: SeedOpt = 0,
+    prices: PricesOpt = None,
+    no_cache: NoCacheOpt = False,
+    concurrency: ConcurrencyOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_cost: BudgetCostOpt = None,
+) -> None:
+    """Pairwise LLM-as-judge in both orders; a win counts only when both orders agree."""
+    from recai.evaluate.tasks import run_judge_task
+
+    run_eval(
+        run_judge_task,
+        items,
+        out,
+        judge=judge,
+        kind=kind,
+        seed=seed,
+        cache=not no_cache,
+        prices=str(prices) if prices else None,
+        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+    )
+
+
+@eval_app.command("pairs")
+def eval_pairs(
+    run_a: Annotated[Path, typer.Argument(help="A conversation run folder (answers A).")],
+    run_b: Annotated[Path, typer.Argument(help="Another conversation run on the same data (answers B).")],
+    out: Annotated[Path, typer.Option("--out", help="The JSONL file of pairs for `recai eval judge`.")],
+    turn: Annotated[int, typer.Option(help="Which turn's replies to pair.")] = 1,
+) -> None:
+    """Pairs for the judge from two conversation runs: the same user message, each system's reply."""
+    from recai.evaluate.tasks import judge_pairs_from_runs
+
+    try:
+        n = judge_pairs_from_runs(run_a, run_b, out, turn=turn)
+    except (FileNotFoundError, ValueError, DataError) as exc:
+        raise fail(exc) from None
+    console.print(f"{n} pairs written to {out}")
+
+
+@eval_app.command("compare")
+def eval_compare(
+    run_a: Annotated[Path, typer.Argument(help="A run folder.")],
+    run_b: Annotated[Path, typer.Argument(help="Another run folder of the same task and data.")],
+    force: Annotated[bool, typer.Option(help="Compare runs of different tasks or data anyway.")] = False,
+) -> None:
+    """Two runs side by side, paired by sample, with a paired significance test per metric."""
+    from recai.evaluate.compare import compare_runs, format_comparison
+
+    try:
+        result = compare_runs(run_a, run_b, force=force)
+    except (FileNotFoundError, ValueError, DataError) as exc:
+        raise fail(exc) from None
+    console.print(format_comparison(result))
