@@ -7,7 +7,7 @@ title an LLM writes is grounded here, and every SQL condition a planner writes r
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -48,6 +48,16 @@ class SqlResult:
     truncated: bool
 
 
+# Catalog.index is served by recai.embed, a higher layer: recai.embed registers its builder here on import
+_index_provider: Callable[..., Any] | None = None
+
+
+def set_index_provider(provider: Callable[..., Any]) -> None:
+    """Let ``provider(catalog, encoder, **kwargs)`` answer :meth:`Catalog.index` (recai.embed calls this)."""
+    global _index_provider
+    _index_provider = provider
+
+
 class Catalog:
     """An item table with column roles, title grounding, text rendering and a read-only SQL surface.
 
@@ -78,7 +88,6 @@ class Catalog:
         # columns derived from an interaction log (popularity, trending), built into the SQL table lazily
         self._log_source: Any = None
         self._log_columns: list[LogColumn] | None = None
-        self._indexes: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._con = duckdb.connect(":memory:")
         self._con.register("_recai_source", self._items)
@@ -303,18 +312,18 @@ class Catalog:
 
     # ------------------------------------------------------------- vectors
     def index(self, encoder: Any = None, **kwargs: Any) -> Any:
-        """The item VectorIndex for ``encoder`` (default: the default embedder), built once and cached
-        on disk; see :func:`recai.embed.catalog_index.build_item_index` for the options."""
-        from recai.embed.catalog_index import build_item_index
-        from recai.embed.encoder import load_encoder
+        """The item VectorIndex for ``encoder`` (default: the default embedder), built once per catalog and
+        cached on disk; see :func:`recai.embed.catalog_index.build_item_index` for the options.
 
-        if encoder is None or isinstance(encoder, str):
-            encoder = load_encoder(encoder)
-        key = (encoder.identity, tuple(sorted(kwargs.items(), key=lambda kv: kv[0])).__repr__())
-        cached = self._indexes.get(key)
-        if cached is None:
-            cached = self._indexes[key] = build_item_index(self, encoder, **kwargs)
-        return cached
+        recai.embed answers this (data sits below embed and never imports it): importing ``recai.embed``,
+        which every recai encoder does, registers :func:`recai.embed.catalog_index.item_index` here.
+        """
+        if _index_provider is None:
+            raise RuntimeError(
+                "Catalog.index is provided by recai.embed: `import recai.embed` (any recai encoder does) "
+                "before asking a catalog for its item index"
+            )
+        return _index_provider(self, encoder, **kwargs)
 
     # ------------------------------------------------------------ description
     def column_values(self, column: str) -> pd.Series:
