@@ -255,3 +255,23 @@ def test_the_checker_sees_relative_and_function_level_imports() -> None:
     assert all(imp.target in MODULES for imp in IMPORTS)
     assert layer("recai.gen.commands") == CLI_LAYER
     assert layer("recai.evaluate.tasks") > layer("recai.evaluate.runs") > layer("recai.rec.base")
+
+
+def test_a_catalog_loads_its_index_provider_on_demand() -> None:
+    """data never imports embed, yet ``catalog.index()`` works in a process that has not imported it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from recai.data import load\n"
+        "catalog = load('demo').catalog\n"
+        "assert 'recai.embed' not in sys.modules\n"
+        "try:\n"
+        "    catalog.index(encoder='no-such-backend:x')\n"
+        "except Exception as exc:\n"
+        "    assert 'Catalog.index' not in str(exc), exc\n"
+        "assert 'recai.embed' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -6,6 +6,7 @@ title an LLM writes is grounded here, and every SQL condition a planner writes r
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -315,14 +316,17 @@ class Catalog:
         """The item VectorIndex for ``encoder`` (default: the default embedder), built once per catalog and
         cached on disk; see :func:`recai.embed.catalog_index.build_item_index` for the options.
 
-        recai.embed answers this (data sits below embed and never imports it): importing ``recai.embed``,
-        which every recai encoder does, registers :func:`recai.embed.catalog_index.item_index` here.
+        recai.embed answers this (data sits below embed and never imports it): importing ``recai.embed``
+        registers :func:`recai.embed.catalog_index.item_index` here, and the first call loads it if
+        nothing has.
         """
         if _index_provider is None:
-            raise RuntimeError(
-                "Catalog.index is provided by recai.embed: `import recai.embed` (any recai encoder does) "
-                "before asking a catalog for its item index"
-            )
+            # The default provider is loaded on first use, by name: data must not import embed (which
+            # imports data), but a user who loads a dataset and asks for its index should not have to
+            # know which package answers.
+            importlib.import_module("recai.embed")
+        if _index_provider is None:
+            raise RuntimeError("recai.embed did not register the item index provider (Catalog.index)")
         return _index_provider(self, encoder, **kwargs)
 
     # ------------------------------------------------------------ description
