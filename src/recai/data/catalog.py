@@ -6,8 +6,9 @@ title an LLM writes is grounded here, and every SQL condition a planner writes r
 
 from __future__ import annotations
 
+import importlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -48,6 +49,16 @@ class SqlResult:
     truncated: bool
 
 
+# Catalog.index is served by recai.embed, a higher layer: recai.embed registers its builder here on import
+_index_provider: Callable[..., Any] | None = None
+
+
+def set_index_provider(provider: Callable[..., Any]) -> None:
+    """Let ``provider(catalog, encoder, **kwargs)`` answer :meth:`Catalog.index` (recai.embed calls this)."""
+    global _index_provider
+    _index_provider = provider
+
+
 class Catalog:
     """An item table with column roles, title grounding, text rendering and a read-only SQL surface.
 
@@ -78,7 +89,6 @@ class Catalog:
         # columns derived from an interaction log (popularity, trending), built into the SQL table lazily
         self._log_source: Any = None
         self._log_columns: list[LogColumn] | None = None
-        self._indexes: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         self._con = duckdb.connect(":memory:")
         self._con.register("_recai_source", self._items)
@@ -303,18 +313,21 @@ class Catalog:
 
     # ------------------------------------------------------------- vectors
     def index(self, encoder: Any = None, **kwargs: Any) -> Any:
-        """The item VectorIndex for ``encoder`` (default: the default embedder), built once and cached
-        on disk; see :func:`recai.embed.catalog_index.build_item_index` for the options."""
-        from recai.embed.catalog_index import build_item_index
-        from recai.embed.encoder import load_encoder
+        """The item VectorIndex for ``encoder`` (default: the default embedder), built once per catalog and
+        cached on disk; see :func:`recai.embed.catalog_index.build_item_index` for the options.
 
-        if encoder is None or isinstance(encoder, str):
-            encoder = load_encoder(encoder)
-        key = (encoder.identity, tuple(sorted(kwargs.items(), key=lambda kv: kv[0])).__repr__())
-        cached = self._indexes.get(key)
-        if cached is None:
-            cached = self._indexes[key] = build_item_index(self, encoder, **kwargs)
-        return cached
+        recai.embed answers this (data sits below embed and never imports it): importing ``recai.embed``
+        registers :func:`recai.embed.catalog_index.item_index` here, and the first call loads it if
+        nothing has.
+        """
+        if _index_provider is None:
+            # The default provider is loaded on first use, by name: data must not import embed (which
+            # imports data), but a user who loads a dataset and asks for its index should not have to
+            # know which package answers.
+            importlib.import_module("recai.embed")
+        if _index_provider is None:
+            raise RuntimeError("recai.embed did not register the item index provider (Catalog.index)")
+        return _index_provider(self, encoder, **kwargs)
 
     # ------------------------------------------------------------ description
     def column_values(self, column: str) -> pd.Series:

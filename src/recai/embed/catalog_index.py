@@ -1,17 +1,22 @@
-"""Build (and cache) the vector index of a catalog's items for an encoder."""
+"""Build (and cache) the vector index of a catalog's items for an encoder.
+
+Importing this module (``import recai.embed`` does) makes :meth:`recai.data.catalog.Catalog.index` answer
+through :func:`item_index`: data sits below embed, so embed registers itself rather than being imported.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from recai.data.catalog import Catalog
+from recai.data.catalog import Catalog, set_index_provider
 from recai.data.home import data_home
 from recai.embed.cache import EmbeddingCache
-from recai.embed.encoder import Encoder
+from recai.embed.encoder import Encoder, load_encoder
 from recai.embed.index import VectorIndex
 
 
@@ -61,3 +66,24 @@ def build_item_index(
     index.metadata["newly_encoded"] = new
     index.save(target)
     return index
+
+
+# the indexes built for each live catalog, keyed by encoder identity and options (dropped with the catalog)
+_INDEXES: weakref.WeakKeyDictionary[Catalog, dict[tuple[str, str], VectorIndex]] = weakref.WeakKeyDictionary()
+
+
+def item_index(catalog: Catalog, encoder: Encoder | str | None = None, **kwargs: object) -> VectorIndex:
+    """What ``catalog.index(encoder, **kwargs)`` returns: the item VectorIndex for ``encoder`` (default:
+    the default embedder; a string is an encoder spec), built once per catalog and cached on disk; see
+    :func:`build_item_index` for the options."""
+    if encoder is None or isinstance(encoder, str):
+        encoder = load_encoder(encoder)
+    key = (encoder.identity, tuple(sorted(kwargs.items(), key=lambda kv: kv[0])).__repr__())
+    built = _INDEXES.setdefault(catalog, {})
+    cached = built.get(key)
+    if cached is None:
+        cached = built[key] = build_item_index(catalog, encoder, **kwargs)  # type: ignore[arg-type]
+    return cached
+
+
+set_index_provider(item_index)

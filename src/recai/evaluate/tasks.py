@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,6 @@ import numpy as np
 from recai.data import Dataset
 from recai.data import load as load_dataset
 from recai.data.errors import DataError, plain_value
-from recai.data.home import data_home
 from recai.evaluate.conversation import (
     AgentSystem,
     ChatModelSystem,
@@ -56,6 +54,16 @@ from recai.evaluate.generative import (
 )
 from recai.evaluate.judge import JudgeItem, JudgeVerdict, PairwiseJudge, evaluate_pairwise, summarize_verdicts
 from recai.evaluate.metrics import ranking_metrics
+from recai.evaluate.prepare import (  # re-exported: these were defined here first
+    CLASSIC,
+    DataOptions,
+    cached_llm,
+    fit_classic,
+    item_noun,
+)
+from recai.evaluate.prepare import (
+    response_cache_path as response_cache_path,
+)
 from recai.evaluate.prices import PriceTable
 from recai.evaluate.recommender import rank_users
 from recai.evaluate.report import metrics_document
@@ -64,82 +72,6 @@ from recai.llm.base import ChatModel
 from recai.llm.batch import BatchSettings, BudgetExhaustedError
 from recai.llm.cache import CachedChatModel
 from recai.llm.usage import UsageMeter, scoped
-
-CLASSIC = ("popularity", "itemcf", "bpr", "als", "sasrec")
-
-
-@dataclass
-class DataOptions:
-    """How the dataset is prepared: the same options give the same samples."""
-
-    data: str = "demo"
-    k_core: int = 0  # iterative k-core before splitting (5 for the MovieLens protocol)
-    seed: int = 0
-
-    def as_config(self) -> dict[str, Any]:
-        """The keys every run's config.json records about its data."""
-        return {"data": self.data, "k_core": self.k_core, "seed": self.seed}
-
-    def load(self) -> tuple[Dataset, Any]:
-        dataset = load_dataset(self.data)
-        if self.k_core > 0:
-            dataset = dataset.k_core(self.k_core)
-        return dataset, dataset.split("leave_one_out")
-
-
-def item_noun(dataset: Dataset) -> str:
-    return dataset.item_noun()
-
-
-def response_cache_path() -> Path:
-    return data_home() / "cache" / "llm_responses.sqlite"
-
-
-def cached_llm(spec: str, *, cache: bool = True) -> ChatModel:
-    """The chat model for ``spec``, behind the response cache unless ``cache`` is False."""
-    from recai.llm.factory import load_chat_model
-
-    llm = load_chat_model(spec)
-    # keyed by the spec, not the model's name: the same name can mean other weights (GGUF vs HF, an
-    # adapter, another server)
-    return CachedChatModel(llm, response_cache_path(), model_id=spec) if cache else llm
-
-
-_FITTED: dict[tuple[Any, ...], Any] = {}
-
-
-def fit_classic(
-    name: str,
-    split: Any,
-    *,
-    sasrec_budget_s: float = 300.0,
-    seed: int = 0,
-    memo: tuple[Any, ...] | None = None,
-) -> Any:
-    """A classic recommender fitted on the split's training part (validation for early stopping).
-
-    ``memo`` (the data options) keeps the fitted model for this process, so evaluating one model on
-    several tasks trains it once.
-    """
-    from recai.rec import ALS, BPR, ItemKNN, Popularity, SASRec
-
-    key = (name, sasrec_budget_s, seed, memo)
-    if memo is not None and key in _FITTED:
-        return _FITTED[key]
-
-    models = {
-        "popularity": lambda: Popularity(),
-        "itemcf": lambda: ItemKNN(neighbours=100),
-        "bpr": lambda: BPR(seed=seed),
-        "als": lambda: ALS(seed=seed),
-        "sasrec": lambda: SASRec(time_budget_s=sasrec_budget_s, epochs=10_000, patience=40, seed=seed),
-    }
-    if name not in models:
-        raise ValueError(f"unknown recommender '{name}' (use one of {sorted(models)})")
-    model = models[name]().fit(split.train, valid=split.valid)
-    if memo is not None:
-        _FITTED[key] = model
-    return model
 
 
 class ChatRecListSystem(LLMListSystem):

@@ -36,10 +36,10 @@ from recai.evaluate.generative import (
     build_samples,
     summarize_list_records,
 )
+from recai.evaluate.prepare import CLASSIC, DataOptions, cached_llm, fit_classic, item_noun
 from recai.evaluate.prices import PriceTable
 from recai.evaluate.report import metrics_document
 from recai.evaluate.runs import RunFolder
-from recai.evaluate.tasks import CLASSIC, DataOptions, cached_llm, fit_classic, item_noun
 from recai.knowledge.commands import load_knowledge
 from recai.knowledge.ranker import KnowledgeRanker
 from recai.knowledge.store import KnowledgeBase, parse_kinds

@@ -108,7 +108,7 @@ class KnowledgeBase:
 
         ``params`` gives each kind's hyperparameters (e.g. ``{"graph": {"hops": 3}}``); ``fit_model``
         returns a recommender fitted on the split's training part for a name such as ``"sasrec"``
-        (default: :func:`recai.evaluate.tasks.fit_classic`).
+        (default: :func:`recai.evaluate.prepare.fit_classic`).
         """
         from tqdm.auto import tqdm
 
@@ -118,7 +118,7 @@ class KnowledgeBase:
         if unknown:
             raise ValueError(f"params names unknown knowledge kind(s) {unknown}")
         if fit_model is None:
-            from recai.evaluate.tasks import fit_classic
+            from recai.evaluate.prepare import fit_classic
 
             def fit_model(name: str) -> Any:
                 return fit_classic(name, split)

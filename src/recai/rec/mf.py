@@ -64,7 +64,7 @@ class _MF(Recommender):
         return interactions.to_csr(values="binary").astype(np.float32)
 
     def _train(self, interactions: Interactions, valid: Interactions | None) -> None:
-        from recai.evaluate.recommender import quick_ndcg
+        from recai.rec.validation import quick_ndcg
 
         matrix = self._matrix(interactions)
         model = self._model()

@@ -117,7 +117,7 @@ class SASRec(Recommender):
     # ------------------------------------------------------------- training
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:
         torch = _torch()
-        from recai.evaluate.recommender import quick_ndcg
+        from recai.rec.validation import quick_ndcg
 
         if self.threads:
             torch.set_num_threads(self.threads)
