@@ -41,9 +41,9 @@ from recai.evaluate.compare import compare_runs
 from recai.evaluate.runs import RunFolder
 from recai.evaluate.tasks import DataOptions
 from recai.knowledge import KINDS
-from recai.knowledge.commands import build_knowledge
 from recai.knowledge.evaluation import run_knowledge_task
 from recai.knowledge.ranker import in_shown_order, lenient_numbers, repair
+from recai.knowledge.workflows import build_knowledge
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"

@@ -1,7 +1,7 @@
 """`recai knowledge ...`: build, rank, eval. Registered in :mod:`recai.cli`.
 
 It lives beside cli.py rather than in :mod:`recai.knowledge`, whose package imports every extractor
-(about a second): ``recai --help`` imports every command module. :mod:`recai.knowledge.commands` holds
+(about a second): ``recai --help`` imports every command module. :mod:`recai.knowledge.workflows` holds
 the library functions these commands call."""
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ CandidateOrderOpt = Annotated[
 
 
 def _knowledge_params(pairs: list[str] | None, recommender: str, embedding: str) -> dict[str, Any]:
-    from recai.knowledge.commands import parse_params, with_models
+    from recai.knowledge.workflows import parse_params, with_models
 
     try:
         return with_models(parse_params(pairs or []), recommender=recommender, embedding=embedding)
@@ -90,7 +90,7 @@ def knowledge_build(
 ) -> None:
     """Fit the knowledge extractors on the training part of a dataset's leave-one-out split and save them."""
     from recai.evaluate.tasks import DataOptions
-    from recai.knowledge.commands import build_knowledge
+    from recai.knowledge.workflows import build_knowledge
 
     params = _knowledge_params(param, recommender_model, embedding_model)
     try:
@@ -130,7 +130,7 @@ def knowledge_rank(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Rank one user's candidates with the LLM and show the knowledge it was given."""
-    from recai.knowledge.commands import rank_user
+    from recai.knowledge.workflows import rank_user
 
     try:
         ranking = rank_user(
@@ -235,8 +235,8 @@ def knowledge_eval(
 ) -> None:
     """Candidate ranking with knowledge in the prompt: a run folder like `recai eval ranking`'s."""
     from recai.evaluate.tasks import DataOptions
-    from recai.knowledge.commands import load_knowledge
     from recai.knowledge.evaluation import run_knowledge_task
+    from recai.knowledge.workflows import load_knowledge
 
     options = DataOptions(data, k_core=k_core, seed=seed)
     if base is not None:

@@ -18,7 +18,7 @@ from recai.evaluate.compare import compare_runs
 from recai.evaluate.runs import ConfigMismatchError, RunFolder
 from recai.evaluate.tasks import DataOptions, run_list_task
 from recai.knowledge import KnowledgeBase, run_knowledge_task
-from recai.knowledge.commands import build_knowledge, parse_params
+from recai.knowledge.workflows import build_knowledge, parse_params
 from recai.llm.base import Message
 from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
 from recai.llm.scripted import ScriptedChatModel

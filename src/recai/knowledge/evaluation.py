@@ -40,9 +40,9 @@ from recai.evaluate.prepare import CLASSIC, DataOptions, cached_llm, fit_classic
 from recai.evaluate.prices import PriceTable
 from recai.evaluate.report import metrics_document
 from recai.evaluate.runs import RunFolder
-from recai.knowledge.commands import load_knowledge
 from recai.knowledge.ranker import KnowledgeRanker
 from recai.knowledge.store import KnowledgeBase, parse_kinds
+from recai.knowledge.workflows import load_knowledge
 from recai.llm.batch import BatchSettings
 from recai.llm.cache import CachedChatModel
 from recai.llm.usage import UsageMeter, scoped

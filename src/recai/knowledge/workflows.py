@@ -18,7 +18,7 @@ from typing import Any
 from recai.data import portable_spec
 from recai.data.dataset import Dataset
 from recai.evaluate.generative import ListSample, build_samples
-from recai.evaluate.tasks import DataOptions, cached_llm, fit_classic, item_noun
+from recai.evaluate.prepare import DataOptions, cached_llm, fit_classic, item_noun
 from recai.knowledge.ranker import KnowledgeRanker, RankResult
 from recai.knowledge.store import EXTRACTORS, KnowledgeBase, parse_kinds
 
