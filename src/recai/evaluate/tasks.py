@@ -148,6 +148,28 @@ def _finish(
     return report
 
 
+def _evaluate_into(
+    run: RunFolder,
+    evaluator: ListEvaluator | ConversationEvaluator,
+    system: Any,
+    samples: Sequence[Any],
+    usage: Any,
+    caches: list[Any],
+    prices: str | None,
+    progress: bool,
+    batch: BatchSettings | None,
+) -> None:
+    """Evaluate the samples the run does not hold yet, appending each record; a budget stop first
+    records what was spent (see :func:`_finish_partial`)."""
+    try:
+        evaluator.run(
+            system, samples, on_record=run.append, skip_ids=run.done_ids(), progress=progress, batch=batch
+        )
+    except BudgetExhaustedError:
+        _finish_partial(run, usage, caches, prices)
+        raise
+
+
 def _finish_partial(run: RunFolder, usage: Any, caches: list[Any], prices: str | None) -> None:
     """A run stopped by its budget: its records are saved; record what was spent (the metrics and
     report wait for the run to be resumed and finished)."""
@@ -225,18 +247,7 @@ def run_list_task(
                 system, dataset, split, seed=data.seed, sasrec_budget_s=sasrec_budget_s, cache=cache
             )
             evaluator = ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed)
-            try:
-                evaluator.run(
-                    sut,
-                    samples,
-                    on_record=run.append,
-                    skip_ids=run.done_ids(),
-                    progress=progress,
-                    batch=batch,
-                )
-            except BudgetExhaustedError:
-                _finish_partial(run, usage, _caches(sut), prices)
-                raise
+            _evaluate_into(run, evaluator, sut, samples, usage, _caches(sut), prices, progress, batch)
         records = _current(run, samples)
         summary = summarize_list_records(records)
         document = metrics_document(
@@ -448,18 +459,7 @@ def run_conversation_task(
             evaluator = ConversationEvaluator(dataset.catalog, sim, max_turns=max_turns, k=k)
             llms = [getattr(sut, "llm", None) or getattr(getattr(sut, "agent", None), "llm", None), sim.llm]
             caches = list({id(c): c for c in llms if isinstance(c, CachedChatModel)}.values())
-            try:
-                evaluator.run(
-                    sut,
-                    samples,
-                    on_record=run.append,
-                    skip_ids=run.done_ids(),
-                    progress=progress,
-                    batch=batch,
-                )
-            except BudgetExhaustedError:
-                _finish_partial(run, usage, caches, prices)
-                raise
+            _evaluate_into(run, evaluator, sut, samples, usage, caches, prices, progress, batch)
         records = _current(run, samples)
         summary = summarize_conversations(records, max_turns, k)
         document = metrics_document(
