@@ -88,7 +88,9 @@ def write_text_atomic(target: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine. A zombie (killed, not yet reaped by its
+    parent) still answers ``kill(pid, 0)`` but counts as gone; someone else's process counts as alive."""
     if pid == os.getpid():
         return True
     try:
@@ -97,7 +99,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # exists, owned by someone else
         return True
-    return True
+    try:
+        with Path(f"/proc/{pid}/stat").open(encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (not Linux), or the process just ended
+        return True
 
 
 def _started_at(pid: int) -> float | None:
@@ -118,7 +124,7 @@ def _started_at(pid: int) -> float | None:
 def _owner_is_gone(pid: int, written_at: float) -> bool:
     """Whether the process that wrote a temporary at ``written_at`` is gone: no process has its pid, or
     the one that has it started later (the pid was reused, e.g. PID 1 in every container start)."""
-    if not _alive(pid):
+    if not process_alive(pid):
         return True
     started = _started_at(pid)
     return started is not None and written_at < started - 1.0

@@ -43,23 +43,29 @@ def _list_task(task: str, system: str, data: str, out: Path, **kwargs: Any) -> N
     )
 
 
+# the options ranking and retrieval share
+ListSystemOpt = Annotated[
+    str,
+    typer.Option(
+        help="random, popularity, itemcf, bpr, als, sasrec, llm:SPEC, chatrec:SPEC, "
+        "encoder[:st:FOLDER] (the user's history text as query)"
+    ),
+]
+UsersOpt = Annotated[int, typer.Option(help="Test users to sample.")]
+HistoryOpt = Annotated[int, typer.Option(help="Most recent history items shown.")]
+
+
 @eval_app.command("ranking")
 def eval_ranking(
-    system: Annotated[
-        str,
-        typer.Option(
-            help="random, popularity, itemcf, bpr, als, sasrec, llm:SPEC, chatrec:SPEC, "
-            "encoder[:st:FOLDER] (the user's history text as query)"
-        ),
-    ],
+    system: ListSystemOpt,
     out: OutOpt,
     data: DataOpt = "demo",
-    users: Annotated[int, typer.Option(help="Test users to sample.")] = 200,
+    users: UsersOpt = 200,
     candidates: Annotated[int, typer.Option(help="Candidates per user (the target included).")] = 20,
     negatives: Annotated[str, typer.Option(help="uniform or popularity")] = "uniform",
     orders: Annotated[int, typer.Option(help="Candidate orders per user (position bias).")] = 1,
     k: int = 10,
-    history: Annotated[int, typer.Option(help="Most recent history items shown.")] = 20,
+    history: HistoryOpt = 20,
     k_core: KCoreOpt = 0,
     seed: SeedOpt = 0,
     prices: PricesOpt = None,
@@ -90,18 +96,12 @@ def eval_ranking(
 
 @eval_app.command("retrieval")
 def eval_retrieval(
-    system: Annotated[
-        str,
-        typer.Option(
-            help="random, popularity, itemcf, bpr, als, sasrec, llm:SPEC, chatrec:SPEC, "
-            "encoder[:st:FOLDER] (the user's history text as query)"
-        ),
-    ],
+    system: ListSystemOpt,
     out: OutOpt,
     data: DataOpt = "demo",
-    users: Annotated[int, typer.Option(help="Test users to sample.")] = 200,
+    users: UsersOpt = 200,
     k: int = 10,
-    history: Annotated[int, typer.Option(help="Most recent history items shown.")] = 20,
+    history: HistoryOpt = 20,
     k_core: KCoreOpt = 0,
     seed: SeedOpt = 0,
     prices: PricesOpt = None,

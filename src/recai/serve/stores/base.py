@@ -27,9 +27,9 @@ import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from recai.data.atomic import process_alive
 from recai.serve.errors import ApiError
 
 HOST = socket.gethostname()
@@ -81,25 +81,7 @@ def owner_is_dead(owner: str) -> bool:
     pid_text = rest.partition("/")[0]
     if host != HOST or not pid_text.isdigit():
         return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # someone else's process with that id: alive
-        return False
-    return _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """A killed child that its parent has not reaped yet still answers kill(pid, 0)."""
-    try:
-        with Path(f"/proc/{pid}/stat").open(encoding="ascii") as stat:
-            return stat.read().rpartition(")")[2].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    return not process_alive(int(pid_text))
 
 
 class SessionBackend(ABC):
