@@ -10,7 +10,6 @@ import time
 import pytest
 
 from recai.llm.batch import (
-    SEQUENTIAL,
     BatchSettings,
     Budget,
     BudgetExhaustedError,
@@ -128,7 +127,7 @@ def test_default_concurrency_follows_the_slowest_model(tmp_path) -> None:
     assert default_concurrency(server, local) == 1
     assert BatchSettings().concurrency_for(server) == 8
     assert BatchSettings(concurrency=3).concurrency_for(local) == 3
-    assert SEQUENTIAL.concurrency_for(server) == 1
+    assert BatchSettings(concurrency=1).concurrency_for(server) == 1
 
 
 def test_transient_errors_and_retry_after() -> None:

@@ -125,10 +125,6 @@ def check_concurrency(concurrency: int) -> int:
     return concurrency
 
 
-#: One item at a time, in the calling thread, whatever the models allow.
-SEQUENTIAL = BatchSettings(concurrency=1)
-
-
 def default_concurrency(*models: Any) -> int:
     """The concurrency a job gets when the user names none: the smallest any of its models asks for
     (one in-process model in the mix makes more in flight pointless)."""

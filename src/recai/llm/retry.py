@@ -70,21 +70,16 @@ class RetryPolicy:
         return backoff * (0.5 + random.random() / 2)  # jitter: clients refused together come back apart
 
 
-NO_RETRIES = RetryPolicy(max_retries=0)
-
-
 class RetryCounter:
-    """Thread-safe count of retries, for progress bars and run summaries."""
+    """Thread-safe count of retries in this process (the batch progress bar shows the new ones)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.retries = 0
-        self.waited_s = 0.0
 
-    def add(self, waited: float) -> None:
+    def add(self) -> None:
         with self._lock:
             self.retries += 1
-            self.waited_s += waited
 
 
 retries = RetryCounter()
@@ -162,5 +157,5 @@ def call_with_retries(
                 policy.max_retries,
                 wait,
             )
-            retries.add(wait)
+            retries.add()
             sleep(wait)
