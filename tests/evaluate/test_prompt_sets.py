@@ -69,14 +69,17 @@ def test_chitchat_uses_the_catalogs_items_and_categories(catalog: Catalog) -> No
     data = _dataset(catalog)
     values = category_values(data, min_items=2)
     assert values  # the film fixture has genres
-    built = build_chitchat_set(data, n=12, seed=0)
-    assert len(built.items) == 12 and len({i.prompt for i in built.items}) == 12
+    built = build_chitchat_set(data, n=24, seed=0)
+    assert len(built.items) == 24 and len({i.prompt for i in built.items}) == 24
     titles = {catalog.display_title(p) for p in range(len(catalog))}
     for item in built.items:
         assert any(t in item.prompt for t in titles) or any(v in item.prompt for v in values)
         assert "$" not in item.prompt
-    assert build_chitchat_set(data, n=12, seed=0).lines() == built.lines()
-    assert build_chitchat_set(data, n=12, seed=1).lines() != built.lines()
+        if "good place to start" in item.prompt:  # the item named must carry the category named
+            value = next(v for v in values if f"with {v} " in item.prompt)
+            assert int(catalog.index_of(item.items)[0]) in values[value]
+    assert build_chitchat_set(data, n=24, seed=0).lines() == built.lines()
+    assert build_chitchat_set(data, n=24, seed=1).lines() != built.lines()
 
 
 def test_hand_written_and_edited_sets_are_marked(tmp_path: Path) -> None:

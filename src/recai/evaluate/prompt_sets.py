@@ -237,20 +237,23 @@ def build_explanation_set(
     return PromptSet("explanation", items, provenance)
 
 
-def category_values(dataset: Dataset, *, min_items: int = 3, top: int = 20) -> list[str]:
+def category_values(dataset: Dataset, *, min_items: int = 3, top: int = 20) -> dict[str, set[int]]:
     """The most frequent values of the catalog's own category columns (not ones derived from activity),
-    skipping placeholders, each held by at least ``min_items`` items."""
+    skipping placeholders, each held by at least ``min_items`` items, with the positions holding it."""
     catalog = dataset.catalog
-    values: dict[str, int] = {}
+    holders: dict[str, set[int]] = {}
     for spec in catalog.schema.columns:
         if spec.role not in (ColumnRole.CATEGORICAL, ColumnRole.MULTI_CATEGORICAL) or spec.from_interactions:
             continue
         if spec.name not in catalog.items:
             continue
-        for value, count in catalog.column_values(spec.name).items():
-            if count >= min_items and not _JUNK_VALUE.match(str(value)):
-                values[str(value)] = max(values.get(str(value), 0), int(count))
-    return sorted(values, key=lambda v: (-values[v], v))[:top]
+        cells = catalog.items[spec.name].tolist()
+        for position, cell in enumerate(cells):
+            for value in cell if isinstance(cell, list | tuple | np.ndarray) else [cell]:
+                if isinstance(value, str) and not _JUNK_VALUE.match(value):
+                    holders.setdefault(value, set()).add(position)
+    frequent = [v for v in holders if len(holders[v]) >= min_items]
+    return {v: holders[v] for v in sorted(frequent, key=lambda v: (-len(holders[v]), v))[:top]}
 
 
 def build_chitchat_set(dataset: Dataset, *, n: int = 100, top_items: int = 200, seed: int = 0) -> PromptSet:
@@ -270,9 +273,13 @@ def build_chitchat_set(dataset: Dataset, *, n: int = 100, top_items: int = 200, 
     while len(items) < n and attempts < n * 20:
         attempts += 1
         first, other = (int(p) for p in rng.choice(popular, size=2, replace=False))
-        use_value = bool(values) and rng.random() < 0.5
-        value = str(rng.choice(values)) if use_value else ""
-        template = "chitchat_value" if use_value else "chitchat_title"
+        value = ""
+        template = "chitchat_title"
+        if values and rng.random() < 0.5:
+            value = str(rng.choice(sorted(values)))
+            template = "chitchat_value"
+            holding = [p for p in popular if p in values[value]]
+            first = holding[int(rng.integers(len(holding)))] if holding else first  # "$title" has $value
         prompt = render_variant(
             template,
             rng,
@@ -299,6 +306,6 @@ def build_chitchat_set(dataset: Dataset, *, n: int = 100, top_items: int = 200, 
     provenance = {
         **_base_provenance(dataset, "templates", seed),
         "top_items": top_items,
-        "category_values": values,
+        "category_values": sorted(values),
     }
     return PromptSet("chitchat", items, provenance)
