@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,14 +45,24 @@ DEFAULT_KS = (1, 5, 10, 20)
 
 @dataclass
 class ListSample:
-    """One user's request: history positions (oldest first), the target position and the candidates."""
+    """One user's request: history positions (oldest first), the target position and the candidates.
+
+    Attributes:
+        id: The sample's id in the run folder (the user id as text).
+        user: The user id as the dataset stores it.
+        history: Catalog positions the system is shown (the most recent items), oldest first.
+        target: Catalog position of the held-out item.
+        candidates: Positions in the order shown; ``None`` for retrieval over the whole catalog.
+        seen: Every item of the user's input log, excluded and bucketed as seen; ``None`` means the
+            history is all there is.
+    """
 
     id: str
     user: Any
-    history: list[int]  # what the system is shown (the most recent items)
+    history: list[int]
     target: int
-    candidates: list[int] | None = None  # positions in the order shown; None for retrieval
-    seen: list[int] | None = None  # every item of the user's input log: excluded and bucketed as seen
+    candidates: list[int] | None = None
+    seen: list[int] | None = None
 
     @property
     def excluded(self) -> list[int]:
@@ -128,6 +138,13 @@ class ListAnswer:
     ``counts`` adds the system's own tallies to the record's answer buckets (a ranker that repairs its
     model's output counts what it repaired, so nothing is fixed silently) and ``details`` is kept
     verbatim in the record (e.g. the knowledge a prompt carried).
+
+    Attributes:
+        text: The raw reply of a system that answers in text; parsed and grounded by the evaluator.
+        positions: Catalog positions, best first, of a system that answers with items.
+        error: Why the answer is unusable (e.g. invalid structured output), else ``None``.
+        counts: The system's own tallies, added to the record's answer buckets.
+        details: Anything the system wants kept verbatim in the record.
     """
 
     text: str | None = None
@@ -138,7 +155,14 @@ class ListAnswer:
 
 
 class ListSystem(ABC):
-    """Anything that names up to k items for a sample."""
+    """Anything that names up to k items for a sample.
+
+    The one interface :class:`ListEvaluator` scores, so LLMs, classic recommenders and encoders are
+    compared on the same samples and buckets.
+
+    Attributes:
+        name: The system's name in run configs and reports.
+    """
 
     name: str = "system"
 
@@ -155,6 +179,14 @@ class LLMListSystem(ListSystem):
 
     ``constrained`` asks the backend for a JSON array of strings (a grammar on local backends); off by
     default, because measuring how well a model follows the format is part of the evaluation.
+
+    Args:
+        llm: The chat model asked for the list.
+        catalog: The catalog whose titles the prompt shows.
+        item_noun: What the catalog's items are called in prompts ("films", "books").
+        constrained: Ask for a JSON array of strings instead of free text.
+        max_tokens: Longest reply, in tokens.
+        name: The system's name in reports; defaults to ``llm:<model name>``.
     """
 
     def __init__(
@@ -211,7 +243,12 @@ class LLMListSystem(ListSystem):
 
 
 class RecommenderListSystem(ListSystem):
-    """A fitted classic Recommender: scores the candidates (or the catalog minus the history)."""
+    """A fitted classic Recommender: scores the candidates (or the catalog minus the history).
+
+    Args:
+        model: A fitted :class:`~recai.rec.base.Recommender`.
+        name: The system's name in reports; defaults to the model's class name, lower-cased.
+    """
 
     def __init__(self, model: Any, *, name: str | None = None) -> None:
         self.model = model
@@ -226,7 +263,14 @@ class RecommenderListSystem(ListSystem):
 
 class EncoderListSystem(ListSystem):
     """A text Encoder as a recommender: the user's recent titles (newest first) are the query, and items
-    are ranked by embedding similarity, over the candidates or the whole catalog minus the history."""
+    are ranked by embedding similarity, over the candidates or the whole catalog minus the history.
+
+    Args:
+        encoder: The text :class:`~recai.embed.encoder.Encoder`; the catalog is indexed with it once.
+        catalog: The catalog to rank.
+        history_items: How many of the user's most recent titles make the query.
+        name: The system's name in reports; defaults to ``encoder:<encoder identity>``.
+    """
 
     def __init__(
         self, encoder: Any, catalog: Catalog, *, history_items: int = 10, name: str | None = None
@@ -261,7 +305,12 @@ class EncoderListSystem(ListSystem):
 
 
 class RandomListSystem(ListSystem):
-    """Uniformly random items (seeded per sample and candidate order): the floor every system must beat."""
+    """Uniformly random items (seeded per sample and candidate order): the floor every system must beat.
+
+    Args:
+        n_items: The catalog's size (positions ``0..n_items-1``) for retrieval samples.
+        seed: Base seed; each sample and candidate order draws from its own stream.
+    """
 
     name = "random"
 
@@ -295,7 +344,17 @@ def single_target_scores(ranked: Sequence[int], target: int, ks: Sequence[int]) 
 
 @dataclass
 class ListEvaluator:
-    """Runs a ListSystem over samples and turns every answer into a scored record."""
+    """Runs a ListSystem over samples and turns every answer into a scored record.
+
+    Attributes:
+        catalog: The catalog the answers are grounded to.
+        k: How many items of each answer are scored.
+        ks: The cut-offs of Hit@k and NDCG@k (those above ``k`` are dropped).
+        orders: How many candidate orders each sample is asked in (more than one measures position bias).
+        seed: Seed of the shuffled candidate orders.
+        threshold: Title-matching threshold of the grounder; ``None`` uses the catalog's own.
+        grounder: The :class:`ListGrounder` built from ``catalog`` and ``threshold``.
+    """
 
     catalog: Catalog
     k: int = 10
@@ -437,22 +496,16 @@ def bucket_positions(
     names: list[str],
 ) -> GroundedList:
     """The bucketing of :class:`ListGrounder`, for systems that answer with positions."""
-    out = GroundedList(names=names)
-    allowed = None if candidates is None else set(candidates)
-    seen = set(history)
-    named: set[int] = set()
-    for position, name in zip(positions, names, strict=True):
-        if position in named:
-            out.duplicate.append(name)
-            continue
-        named.add(position)
-        if allowed is not None and position not in allowed:
-            out.out_of_candidates.append(name)
-        elif position in seen:
-            out.already_seen.append(name)
-        else:
-            out.items.append(plain_value(catalog.ids[position]))
-    return out
+
+    def ids(chosen: Iterable[int]) -> list[Any]:
+        return [plain_value(catalog.ids[p]) for p in chosen]
+
+    return GroundedList.sort(
+        names,
+        ids(positions),
+        candidates=None if candidates is None else set(ids(candidates)),
+        seen=set(ids(history)),
+    )
 
 
 def summarize_list_records(records: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -54,7 +54,12 @@ _STAT_KEYS = ("calls", "prompt_tokens", "completion_tokens", "latency_s", "failu
 
 
 class ConfigMismatchError(ValueError):
-    """An existing run folder was made with another configuration; ``keys`` are the differing ones."""
+    """An existing run folder was made with another configuration; ``keys`` are the differing ones.
+
+    Args:
+        path: The run folder.
+        keys: The config keys whose values differ.
+    """
 
     def __init__(self, path: Path, keys: list[str]) -> None:
         self.path = path
@@ -71,7 +76,16 @@ class RunLockedError(RuntimeError):
 
 class RunFolder:
     """A run's folder. Use :meth:`open` to write a run (it holds the folder's lock until :meth:`close`)
-    and :meth:`load` to read a finished or interrupted one."""
+    and :meth:`load` to read a finished or interrupted one.
+
+    One folder per run makes evaluations resumable and comparable: the config, each sample's record and
+    the usage are written as they happen.
+
+    Args:
+        path: The run folder.
+        config: The run's configuration (as written to ``config.json``).
+        lock: The open lock file of a run being written; ``None`` for a run opened to read.
+    """
 
     def __init__(self, path: Path, config: dict[str, Any], *, lock: IO[str] | None = None) -> None:
         self.path = path
