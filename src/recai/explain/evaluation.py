@@ -195,21 +195,12 @@ def rescore_records(run: Any, examples: Sequence[ExplainExample], catalog: Any) 
 
     Returns how many records changed. Records of examples not in ``examples`` are kept as they are.
     """
-    by_id = {e.id: e for e in examples}
     scorer = AlignmentScorer(catalog)
-    records = run.records()
-    changed = 0
-    for record in records:
-        example = by_id.get(record["id"])
-        if example is None or "reply" not in record:
-            continue
-        scores = scorer.score(example, record["reply"])
-        if scores != record.get("scores"):
-            record["scores"] = scores
-            changed += 1
-    if changed:
-        run.replace_records(records)
-    return changed
+
+    def fields(record: dict[str, Any], example: ExplainExample) -> dict[str, Any] | None:
+        return {"scores": scorer.score(example, record["reply"])} if "reply" in record else None
+
+    return int(run.update_records({e.id: e for e in examples}, fields))
 
 
 def run_alignment(
