@@ -85,7 +85,13 @@ def ranking_ndcg(reply_order: Sequence[Any], target_order: Sequence[Any]) -> flo
 
 
 class AlignmentScorer:
-    """Scores one reply to one test example (see the module's list)."""
+    """Scores one reply to one test example (see the module's list).
+
+    One scorer for every alignment task, so an explainer and its references are measured alike.
+
+    Args:
+        catalog: The catalog the reply's titles are grounded to.
+    """
 
     def __init__(self, catalog: Any) -> None:
         self.catalog = catalog
@@ -243,7 +249,14 @@ def run_alignment(
 # ------------------------------------------------------------------ explanations
 @dataclass(frozen=True)
 class WhyCase:
-    """A user (by history) and an item the target ranks high or low for them."""
+    """A user (by history) and an item the target ranks high or low for them.
+
+    Attributes:
+        id: The case's id in the run folder.
+        user: The user id.
+        history: The ids of the user's items, oldest first.
+        item: The id of the item the explainer is asked about.
+    """
 
     id: str
     user: Any
