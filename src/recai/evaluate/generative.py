@@ -482,6 +482,36 @@ def evaluate_pending(
     )
 
 
+def evaluate_batches(
+    groups: Sequence[Sequence[Any]],
+    batch_size: int,
+    evaluate: Callable[[int, Sequence[Any]], Iterable[dict[str, Any]]],
+    *,
+    desc: str,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Records for local models that answer a batch at once: ``evaluate(offset, batch)`` yields one
+    record per sample of each batch of up to ``batch_size`` samples, cut from each group in turn
+    (``offset``: the batch's start within its group). ``on_record`` sees every record as it is yielded,
+    so an interruption loses at most one batch."""
+    from tqdm.auto import tqdm
+
+    records: list[dict[str, Any]] = []
+    total = sum(len(group) for group in groups)
+    bar = tqdm(total=total, desc=desc, unit="sample", disable=not progress)
+    for group in groups:
+        for lo in range(0, len(group), batch_size):
+            batch = group[lo : lo + batch_size]
+            for record in evaluate(lo, batch):
+                records.append(record)
+                if on_record is not None:
+                    on_record(record)
+            bar.update(len(batch))
+    bar.close()
+    return records
+
+
 def _overlap(a: Sequence[int], b: Sequence[int]) -> float:
     if not a and not b:
         return 1.0

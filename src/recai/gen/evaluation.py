@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from recai.evaluate.generative import evaluate_batches
 from recai.gen.examples import GenExample
 from recai.gen.generate import GenRecommender, Parsed, name_position
 from recai.gen.items import ItemNames
@@ -95,10 +95,8 @@ def evaluate_generation(
     config = config or DecodeConfig()
     scorer = GenScorer(gen.catalog, ks=ks)
     pending = [e for e in examples if e.id not in skip_ids]
-    records: list[dict[str, Any]] = []
-    bar = tqdm(total=len(pending), desc=f"generating ({gen.name})", unit="sample", disable=not progress)
-    for lo in range(0, len(pending), config.batch_size):
-        batch = pending[lo : lo + config.batch_size]
+
+    def evaluate(lo: int, batch: Sequence[GenExample]) -> Iterator[dict[str, Any]]:
         exclude = None
         if config.constrained and config.exclude_seen:
             exclude = [gen.catalog.index_of(list(e.seen), missing="drop").tolist() for e in batch]
@@ -120,7 +118,7 @@ def evaluate_generation(
         seconds = (time.perf_counter() - started) / len(batch)
         for example, output in zip(batch, outputs, strict=True):
             scores, grounded = scorer.score(example, output.parsed)
-            record = {
+            yield {
                 "id": example.id,
                 "task": example.task,
                 "k": example.k,
@@ -137,12 +135,15 @@ def evaluate_generation(
                 "counts": grounded.counts(),
                 "scores": scores,
             }
-            records.append(record)
-            if on_record is not None:
-                on_record(record)
-        bar.update(len(batch))
-    bar.close()
-    return records
+
+    return evaluate_batches(
+        [pending],
+        config.batch_size,
+        evaluate,
+        desc=f"generating ({gen.name})",
+        on_record=on_record,
+        progress=progress,
+    )
 
 
 def adopt_legacy_decode(folder: str | Path, gen: GenRecommender, config: DecodeConfig) -> bool:
