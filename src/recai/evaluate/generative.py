@@ -27,7 +27,7 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,6 +39,9 @@ from recai.llm.base import ChatModel, SchemaError
 from recai.llm.batch import BatchSettings, run_batch
 from recai.llm.prompting import render_prompt
 from recai.llm.usage import track
+
+if TYPE_CHECKING:
+    from recai.evaluate.prepare import DataOptions
 
 DEFAULT_KS = (1, 5, 10, 20)
 
@@ -129,6 +132,39 @@ def build_samples(
             )
         )
     return samples
+
+
+def list_run_config(
+    task: str,
+    data: DataOptions,
+    system: Any,
+    *,
+    n_users: int | None,
+    n_candidates: int,
+    negatives: str,
+    history_len: int,
+    k: int,
+    orders: int,
+    sasrec_budget_s: float | None,
+) -> dict[str, Any]:
+    """A ranking or retrieval run's config: what decides its samples and scores. ``recai eval`` and
+    ``recai knowledge eval`` write the same keys, so their runs can be compared sample by sample
+    (:mod:`recai.evaluate.compare`). ``sasrec_budget_s`` is the classic SASRec's training budget,
+    ``None`` for any other system."""
+    ranking = task == "ranking"
+    return {
+        "task": task,
+        **data.as_config(),
+        "system": system,
+        "n_users": n_users,  # volatile: users are a seeded prefix, so a larger n_users extends the run
+        "_volatile": ["n_users"],
+        "sasrec_budget_s": sasrec_budget_s,
+        "n_candidates": n_candidates if ranking else None,
+        "negatives": negatives if ranking else None,
+        "history_len": history_len,
+        "k": k,
+        "orders": orders,
+    }
 
 
 @dataclass

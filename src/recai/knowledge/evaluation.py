@@ -33,6 +33,7 @@ from recai.evaluate.generative import (
     ListSystem,
     RandomListSystem,
     RecommenderListSystem,
+    list_run_config,
     summarize_list_records,
 )
 from recai.evaluate.prepare import CLASSIC, DataOptions, fit_classic
@@ -175,19 +176,18 @@ def run_knowledge_task(
     needs_base = is_llm and bool(kinds)
     if needs_base or system == "sasrec":
         described["sasrec_budget_s"] = sasrec_budget_s
-    config = {
-        "task": "ranking",
-        **data.as_config(),
-        "system": described,
-        "n_users": n_users,  # volatile: users are a seeded prefix, so a larger n_users extends the run
-        "_volatile": ["n_users"],
-        "sasrec_budget_s": sasrec_budget_s if system == "sasrec" else None,
-        "n_candidates": n_candidates,
-        "negatives": negatives,
-        "history_len": history_len,
-        "k": k,
-        "orders": orders,
-    }
+    config = list_run_config(
+        "ranking",
+        data,
+        described,
+        n_users=n_users,
+        n_candidates=n_candidates,
+        negatives=negatives,
+        history_len=history_len,
+        k=k,
+        orders=orders,
+        sasrec_budget_s=sasrec_budget_s if system == "sasrec" else None,
+    )
     run = RunFolder.open(out, task="ranking", config=config, resume=resume)
     try:
         dataset, split = data.load()
