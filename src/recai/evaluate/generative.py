@@ -555,16 +555,17 @@ def _overlap(a: Sequence[int], b: Sequence[int]) -> float:
 
 
 def bucket_positions(
-    positions: Sequence[int],
+    positions: Sequence[int | None],
     catalog: Catalog,
     candidates: Sequence[int] | None,
     history: Sequence[int],
-    names: list[str],
+    names: Sequence[str],
 ) -> GroundedList:
-    """The bucketing of :class:`ListGrounder`, for systems that answer with positions."""
+    """The bucketing of :class:`ListGrounder`, for systems that answer with positions (``None``: the
+    name grounds to no item)."""
 
-    def ids(chosen: Iterable[int]) -> list[Any]:
-        return [plain_value(catalog.ids[p]) for p in chosen]
+    def ids(chosen: Iterable[int | None]) -> list[Any]:
+        return [None if p is None else plain_value(catalog.ids[p]) for p in chosen]
 
     return GroundedList.sort(
         names,

@@ -63,11 +63,7 @@ class Parsed:
         self, catalog: Catalog, *, seen: Iterable[int] = (), candidates: Sequence[int] | None = None
     ) -> GroundedList:
         """Sorted into the buckets of :class:`~recai.evaluate.parsing.GroundedList`, names in order."""
-        valid = [(n, p) for n, p in zip(self.names, self.positions, strict=True) if p is not None]
-        out = bucket_positions([p for _, p in valid], catalog, candidates, list(seen), [n for n, _ in valid])
-        out.names = list(self.names)
-        out.invalid = [n for n, p in zip(self.names, self.positions, strict=True) if p is None]
-        return out
+        return bucket_positions(self.positions, catalog, candidates, list(seen), self.names)
 
 
 @dataclass
