@@ -24,6 +24,14 @@ def _key(text: str) -> bytes:
 
 
 class EmbeddingCache:
+    """Vectors already computed, keyed by the encoder's cache key and a hash of the text.
+
+    It makes re-indexing a changed catalog, or re-running an evaluation, encode only the new texts.
+
+    Args:
+        path: The SQLite file; defaults to ``embeddings.sqlite`` in the recai data home.
+    """
+
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else data_home() / "embeddings.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,21 @@ Kind = Literal["query", "item"]
 
 
 class Encoder(ABC):
-    """Subclasses implement ``_encode`` (raw vectors) and set ``identity`` (model + settings)."""
+    """Subclasses implement ``_encode`` (raw vectors) and set ``identity`` (model + settings).
+
+    The base class owns what every encoder must do alike: prefixes by kind, batching, shape checks and
+    L2 normalisation, so an index or a cache can trust any encoder's vectors.
+
+    Args:
+        query_prefix: Prepended to every query text (e.g. ``"query: "`` for E5-style models).
+        item_prefix: Prepended to every item text (e.g. ``"passage: "``).
+        batch_size: Texts per call to ``_encode`` unless :meth:`encode` is given another.
+
+    Attributes:
+        dim: The vectors' dimension, set by the subclass.
+        identity: The model and the settings that change its vectors, set by the subclass; caches and
+            saved indexes are keyed by it.
+    """
 
     dim: int
     identity: str

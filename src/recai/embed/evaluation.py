@@ -40,7 +40,15 @@ def query_items(example: Example) -> list[Any]:
 
 @dataclass
 class RetrievalEvaluation:
-    """Per-example scores (for paired comparisons) and their per-task summaries."""
+    """Per-example scores (for paired comparisons) and their per-task summaries.
+
+    Attributes:
+        encoder: The evaluated encoder's identity.
+        ks: The cut-offs of recall@k, ndcg@k and coverage@k.
+        records: One dict per example: its id, task, the positive's rank and every per-example metric.
+        tasks: Per task, ``n``, the median rank and each metric's mean with its bootstrap interval.
+        macro: Each metric's mean over tasks (every task weighs the same).
+    """
 
     encoder: str
     ks: tuple[int, ...]

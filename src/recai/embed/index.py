@@ -31,7 +31,16 @@ def _faiss() -> Any:
 
 
 class VectorIndex:
-    """Inner-product search over unit vectors (so scores are cosine similarities)."""
+    """Inner-product search over unit vectors (so scores are cosine similarities).
+
+    Args:
+        dim: The vectors' dimension.
+        hnsw_threshold: From this many vectors on the index is HNSW (approximate) instead of exact.
+        hnsw_m: Neighbours per HNSW node (more: better recall, more memory).
+        ef_search: HNSW search breadth; trades speed for recall.
+        ef_construction: HNSW build breadth; trades build time for graph quality.
+        metadata: Saved with the index (e.g. the encoder identity it was built with).
+    """
 
     def __init__(
         self,

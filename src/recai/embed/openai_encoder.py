@@ -10,6 +10,20 @@ from recai.embed.encoder import Encoder
 
 
 class OpenAIEncoder(Encoder):
+    """An encoder served over HTTP, so hosted models and local servers index a catalog like a local one.
+
+    Args:
+        model: The embedding model's name on the server.
+        base_url: The server's ``/v1`` URL; defaults to ``OPENAI_BASE_URL``, else OpenAI.
+        api_key: Defaults to ``OPENAI_API_KEY`` (a placeholder for a local server that needs none).
+        dim: The vectors' dimension; ``None`` asks the server once with a probe text.
+        timeout: Seconds per request.
+        max_retries: Retries of a failed request (by the OpenAI client).
+        query_prefix: Prepended to every query text.
+        item_prefix: Prepended to every item text.
+        batch_size: Texts per request.
+    """
+
     def __init__(
         self,
         model: str,

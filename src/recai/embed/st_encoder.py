@@ -12,6 +12,20 @@ from recai.embed.encoder import Encoder
 
 
 class SentenceTransformerEncoder(Encoder):
+    """A local sentence-transformers model, the default encoder and the one recai fine-tunes.
+
+    Its ``identity`` includes a stamp of the weight files, so vectors cached for a model are not reused
+    after it is fine-tuned in place.
+
+    Args:
+        model: A model folder, or a known name resolved to its offline copy.
+        device: Where the model runs (``"cpu"``, ``"cuda"``).
+        query_prefix: Prepended to every query text.
+        item_prefix: Prepended to every item text.
+        batch_size: Texts per forward pass.
+        max_seq_length: Truncate inputs to this many tokens; ``None`` keeps the model's own limit.
+    """
+
     def __init__(
         self,
         model: str | Path = "all-minilm-l6-v2",

@@ -44,7 +44,18 @@ from recai.llm.usage import UsageMeter, scoped, track
 
 @dataclass
 class ConversationSample:
-    """One simulated user: what they liked (positions), the target, and what the simulator is told."""
+    """One simulated user: what they liked (positions), the target, and what the simulator is told.
+
+    Attributes:
+        id: The sample's id in the run folder (the user id as text).
+        user: The user id as the dataset stores it.
+        history: Catalog positions of the user's most recent items, oldest first.
+        target: Catalog position of the held-out test item the simulated user is after.
+        intent: The taste the simulator is told about, from the history's categorical columns.
+        target_facts: The target's attributes with every mention of its title masked.
+        seen: The whole input log (``history`` shows only the most recent items); ``None`` means the
+            history is all there is.
+    """
 
     id: str
     user: Any
@@ -52,7 +63,7 @@ class ConversationSample:
     target: int
     intent: str
     target_facts: str
-    seen: list[int] | None = None  # the whole input log (history shows only the most recent items)
+    seen: list[int] | None = None
 
 
 def describe_taste(catalog: Catalog, history: Sequence[int], *, top: int = 3) -> str:
@@ -136,6 +147,9 @@ class TitleGuard:
     before a subtitle, leading article dropped) match case- and accent-insensitively on word
     boundaries. Short titles ("Up", "Her", "M") match only as the exact, capitalised word, since "up" and
     "her" are everyday words.
+
+    Args:
+        *titles: The spellings of one item's title (e.g. its display title and its raw title).
     """
 
     def __init__(self, *titles: Any) -> None:
@@ -184,12 +198,26 @@ def title_guard(catalog: Catalog, position: int) -> TitleGuard:
 # ------------------------------------------------------------------ systems under test
 @dataclass
 class SystemTurn:
+    """What a system under test answered in one turn, so every system is scored the same way.
+
+    Attributes:
+        reply: The text shown to the simulated user.
+        items: Recommended catalog positions, best first.
+    """
+
     reply: str
-    items: list[int] = field(default_factory=list)  # recommended positions, best first
+    items: list[int] = field(default_factory=list)
 
 
 class ConversationalSystem(ABC):
-    """A system that holds one conversation at a time (:meth:`fork` gives another for the next one)."""
+    """A system that holds one conversation at a time (:meth:`fork` gives another for the next one).
+
+    The evaluator talks to every system under test through this interface, so an agent, a plain chat
+    model and a classic recommender are measured by the same sessions.
+
+    Attributes:
+        name: The system's name in run configs and reports.
+    """
 
     name: str = "system"
 
@@ -213,7 +241,12 @@ class ConversationalSystem(ABC):
 
 
 class AgentSystem(ConversationalSystem):
-    """recai's Agent: success is judged on the item ids it returns."""
+    """recai's Agent: success is judged on the item ids it returns.
+
+    Args:
+        agent: A :class:`recai.agent.Agent`; each conversation gets a fresh session of it.
+        name: The system's name in run configs and reports.
+    """
 
     def __init__(self, agent: Any, *, name: str = "recai-agent") -> None:
         self.agent = agent
@@ -233,7 +266,16 @@ class AgentSystem(ConversationalSystem):
 
 
 class ChatModelSystem(ConversationalSystem):
-    """A plain chat model without tools: success is judged on the titles in its replies, grounded."""
+    """A plain chat model without tools: success is judged on the titles in its replies, grounded.
+
+    It is the baseline that shows what an LLM knows about the catalog on its own.
+
+    Args:
+        llm: The chat model that answers.
+        catalog: The catalog the titles in replies are grounded to.
+        item_noun: What the catalog's items are called in prompts ("films", "books").
+        name: The system's name in reports; defaults to ``plain:<model name>``.
+    """
 
     def __init__(
         self, llm: ChatModel, catalog: Catalog, *, item_noun: str = "items", name: str | None = None
@@ -269,7 +311,17 @@ class ChatModelSystem(ConversationalSystem):
 
 
 class ChatRecSystem(ChatModelSystem):
-    """Chat-Rec style: embed the user's recent messages, retrieve candidates, let the LLM choose."""
+    """Chat-Rec style: embed the user's recent messages, retrieve candidates, let the LLM choose.
+
+    Args:
+        llm: The chat model that chooses among the candidates and answers.
+        catalog: The catalog the titles in replies are grounded to.
+        index: An item :class:`~recai.embed.index.VectorIndex` keyed by catalog id.
+        encoder: The encoder that embeds the user's recent messages as a query.
+        n_candidates: How many retrieved items the LLM sees each turn.
+        item_noun: What the catalog's items are called in prompts.
+        name: The system's name in reports; defaults to ``chatrec:<model name>``.
+    """
 
     def __init__(
         self,
@@ -311,7 +363,15 @@ class ChatRecSystem(ChatModelSystem):
 
 class HistoryRecommenderSystem(ConversationalSystem):
     """A classic recommender that ignores the conversation: each turn it shows the next k items for the
-    user's history. It answers "how much does talking add over the history alone?"."""
+    user's history. It answers "how much does talking add over the history alone?".
+
+    Args:
+        recommend: ``recommend(history, k, exclude)`` gives ``k`` catalog positions, best first, for a
+            history of positions, never one in ``exclude``.
+        catalog: The catalog whose titles the reply lists.
+        name: The system's name in reports.
+        k: How many items each turn shows.
+    """
 
     def __init__(
         self,
@@ -341,7 +401,19 @@ class HistoryRecommenderSystem(ConversationalSystem):
 
 # ------------------------------------------------------------------ the simulator
 class UserSimulator:
-    """An LLM playing a user who wants the target item but knows it only by its attributes."""
+    """An LLM playing a user who wants the target item but knows it only by its attributes.
+
+    A draft that names the target is regenerated (at a higher temperature) and, if it still leaks, masked,
+    so a system cannot succeed by echoing the title.
+
+    Args:
+        llm: The chat model that plays the user.
+        catalog: The catalog the target comes from (for its title guard).
+        item_noun: What the catalog's items are called in prompts.
+        leak_retries: How many times a leaking draft is regenerated before it is masked.
+        seed: Base seed for the per-user, per-turn sampling seeds.
+        max_tokens: Longest user message, in tokens.
+    """
 
     def __init__(
         self,
@@ -401,7 +473,14 @@ class UserSimulator:
 
 @dataclass
 class ConversationEvaluator:
-    """Runs simulated sessions against one system."""
+    """Runs simulated sessions against one system.
+
+    Attributes:
+        catalog: The catalog whose ids the records report.
+        simulator: The simulated user.
+        max_turns: A session ends as a failure after this many turns without a hit.
+        k: A turn is a hit when the target is among the system's top ``k`` items.
+    """
 
     catalog: Catalog
     simulator: UserSimulator

@@ -25,9 +25,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,19 +40,32 @@ from recai.llm.batch import BatchSettings, run_batch
 from recai.llm.prompting import render_prompt
 from recai.llm.usage import track
 
+if TYPE_CHECKING:
+    from recai.evaluate.prepare import DataOptions
+
 DEFAULT_KS = (1, 5, 10, 20)
 
 
 @dataclass
 class ListSample:
-    """One user's request: history positions (oldest first), the target position and the candidates."""
+    """One user's request: history positions (oldest first), the target position and the candidates.
+
+    Attributes:
+        id: The sample's id in the run folder (the user id as text).
+        user: The user id as the dataset stores it.
+        history: Catalog positions the system is shown (the most recent items), oldest first.
+        target: Catalog position of the held-out item.
+        candidates: Positions in the order shown; ``None`` for retrieval over the whole catalog.
+        seen: Every item of the user's input log, excluded and bucketed as seen; ``None`` means the
+            history is all there is.
+    """
 
     id: str
     user: Any
-    history: list[int]  # what the system is shown (the most recent items)
+    history: list[int]
     target: int
-    candidates: list[int] | None = None  # positions in the order shown; None for retrieval
-    seen: list[int] | None = None  # every item of the user's input log: excluded and bucketed as seen
+    candidates: list[int] | None = None
+    seen: list[int] | None = None
 
     @property
     def excluded(self) -> list[int]:
@@ -121,6 +134,39 @@ def build_samples(
     return samples
 
 
+def list_run_config(
+    task: str,
+    data: DataOptions,
+    system: Any,
+    *,
+    n_users: int | None,
+    n_candidates: int,
+    negatives: str,
+    history_len: int,
+    k: int,
+    orders: int,
+    sasrec_budget_s: float | None,
+) -> dict[str, Any]:
+    """A ranking or retrieval run's config: what decides its samples and scores. ``recai eval`` and
+    ``recai knowledge eval`` write the same keys, so their runs can be compared sample by sample
+    (:mod:`recai.evaluate.compare`). ``sasrec_budget_s`` is the classic SASRec's training budget,
+    ``None`` for any other system."""
+    ranking = task == "ranking"
+    return {
+        "task": task,
+        **data.as_config(),
+        "system": system,
+        "n_users": n_users,  # volatile: users are a seeded prefix, so a larger n_users extends the run
+        "_volatile": ["n_users"],
+        "sasrec_budget_s": sasrec_budget_s,
+        "n_candidates": n_candidates if ranking else None,
+        "negatives": negatives if ranking else None,
+        "history_len": history_len,
+        "k": k,
+        "orders": orders,
+    }
+
+
 @dataclass
 class ListAnswer:
     """A system's answer: raw text (LLMs) or item positions (classic recommenders).
@@ -128,6 +174,13 @@ class ListAnswer:
     ``counts`` adds the system's own tallies to the record's answer buckets (a ranker that repairs its
     model's output counts what it repaired, so nothing is fixed silently) and ``details`` is kept
     verbatim in the record (e.g. the knowledge a prompt carried).
+
+    Attributes:
+        text: The raw reply of a system that answers in text; parsed and grounded by the evaluator.
+        positions: Catalog positions, best first, of a system that answers with items.
+        error: Why the answer is unusable (e.g. invalid structured output), else ``None``.
+        counts: The system's own tallies, added to the record's answer buckets.
+        details: Anything the system wants kept verbatim in the record.
     """
 
     text: str | None = None
@@ -138,7 +191,14 @@ class ListAnswer:
 
 
 class ListSystem(ABC):
-    """Anything that names up to k items for a sample."""
+    """Anything that names up to k items for a sample.
+
+    The one interface :class:`ListEvaluator` scores, so LLMs, classic recommenders and encoders are
+    compared on the same samples and buckets.
+
+    Attributes:
+        name: The system's name in run configs and reports.
+    """
 
     name: str = "system"
 
@@ -155,6 +215,14 @@ class LLMListSystem(ListSystem):
 
     ``constrained`` asks the backend for a JSON array of strings (a grammar on local backends); off by
     default, because measuring how well a model follows the format is part of the evaluation.
+
+    Args:
+        llm: The chat model asked for the list.
+        catalog: The catalog whose titles the prompt shows.
+        item_noun: What the catalog's items are called in prompts ("films", "books").
+        constrained: Ask for a JSON array of strings instead of free text.
+        max_tokens: Longest reply, in tokens.
+        name: The system's name in reports; defaults to ``llm:<model name>``.
     """
 
     def __init__(
@@ -211,7 +279,12 @@ class LLMListSystem(ListSystem):
 
 
 class RecommenderListSystem(ListSystem):
-    """A fitted classic Recommender: scores the candidates (or the catalog minus the history)."""
+    """A fitted classic Recommender: scores the candidates (or the catalog minus the history).
+
+    Args:
+        model: A fitted :class:`~recai.rec.base.Recommender`.
+        name: The system's name in reports; defaults to the model's class name, lower-cased.
+    """
 
     def __init__(self, model: Any, *, name: str | None = None) -> None:
         self.model = model
@@ -226,7 +299,14 @@ class RecommenderListSystem(ListSystem):
 
 class EncoderListSystem(ListSystem):
     """A text Encoder as a recommender: the user's recent titles (newest first) are the query, and items
-    are ranked by embedding similarity, over the candidates or the whole catalog minus the history."""
+    are ranked by embedding similarity, over the candidates or the whole catalog minus the history.
+
+    Args:
+        encoder: The text :class:`~recai.embed.encoder.Encoder`; the catalog is indexed with it once.
+        catalog: The catalog to rank.
+        history_items: How many of the user's most recent titles make the query.
+        name: The system's name in reports; defaults to ``encoder:<encoder identity>``.
+    """
 
     def __init__(
         self, encoder: Any, catalog: Catalog, *, history_items: int = 10, name: str | None = None
@@ -261,7 +341,12 @@ class EncoderListSystem(ListSystem):
 
 
 class RandomListSystem(ListSystem):
-    """Uniformly random items (seeded per sample and candidate order): the floor every system must beat."""
+    """Uniformly random items (seeded per sample and candidate order): the floor every system must beat.
+
+    Args:
+        n_items: The catalog's size (positions ``0..n_items-1``) for retrieval samples.
+        seed: Base seed; each sample and candidate order draws from its own stream.
+    """
 
     name = "random"
 
@@ -295,7 +380,17 @@ def single_target_scores(ranked: Sequence[int], target: int, ks: Sequence[int]) 
 
 @dataclass
 class ListEvaluator:
-    """Runs a ListSystem over samples and turns every answer into a scored record."""
+    """Runs a ListSystem over samples and turns every answer into a scored record.
+
+    Attributes:
+        catalog: The catalog the answers are grounded to.
+        k: How many items of each answer are scored.
+        ks: The cut-offs of Hit@k and NDCG@k (those above ``k`` are dropped).
+        orders: How many candidate orders each sample is asked in (more than one measures position bias).
+        seed: Seed of the shuffled candidate orders.
+        threshold: Title-matching threshold of the grounder; ``None`` uses the catalog's own.
+        grounder: The :class:`ListGrounder` built from ``catalog`` and ``threshold``.
+    """
 
     catalog: Catalog
     k: int = 10
@@ -423,6 +518,36 @@ def evaluate_pending(
     )
 
 
+def evaluate_batches(
+    groups: Sequence[Sequence[Any]],
+    batch_size: int,
+    evaluate: Callable[[int, Sequence[Any]], Iterable[dict[str, Any]]],
+    *,
+    desc: str,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Records for local models that answer a batch at once: ``evaluate(offset, batch)`` yields one
+    record per sample of each batch of up to ``batch_size`` samples, cut from each group in turn
+    (``offset``: the batch's start within its group). ``on_record`` sees every record as it is yielded,
+    so an interruption loses at most one batch."""
+    from tqdm.auto import tqdm
+
+    records: list[dict[str, Any]] = []
+    total = sum(len(group) for group in groups)
+    bar = tqdm(total=total, desc=desc, unit="sample", disable=not progress)
+    for group in groups:
+        for lo in range(0, len(group), batch_size):
+            batch = group[lo : lo + batch_size]
+            for record in evaluate(lo, batch):
+                records.append(record)
+                if on_record is not None:
+                    on_record(record)
+            bar.update(len(batch))
+    bar.close()
+    return records
+
+
 def _overlap(a: Sequence[int], b: Sequence[int]) -> float:
     if not a and not b:
         return 1.0
@@ -430,29 +555,24 @@ def _overlap(a: Sequence[int], b: Sequence[int]) -> float:
 
 
 def bucket_positions(
-    positions: Sequence[int],
+    positions: Sequence[int | None],
     catalog: Catalog,
     candidates: Sequence[int] | None,
     history: Sequence[int],
-    names: list[str],
+    names: Sequence[str],
 ) -> GroundedList:
-    """The bucketing of :class:`ListGrounder`, for systems that answer with positions."""
-    out = GroundedList(names=names)
-    allowed = None if candidates is None else set(candidates)
-    seen = set(history)
-    named: set[int] = set()
-    for position, name in zip(positions, names, strict=True):
-        if position in named:
-            out.duplicate.append(name)
-            continue
-        named.add(position)
-        if allowed is not None and position not in allowed:
-            out.out_of_candidates.append(name)
-        elif position in seen:
-            out.already_seen.append(name)
-        else:
-            out.items.append(plain_value(catalog.ids[position]))
-    return out
+    """The bucketing of :class:`ListGrounder`, for systems that answer with positions (``None``: the
+    name grounds to no item)."""
+
+    def ids(chosen: Iterable[int | None]) -> list[Any]:
+        return [None if p is None else plain_value(catalog.ids[p]) for p in chosen]
+
+    return GroundedList.sort(
+        names,
+        ids(positions),
+        candidates=None if candidates is None else set(ids(candidates)),
+        seen=set(ids(history)),
+    )
 
 
 def summarize_list_records(records: Sequence[dict[str, Any]]) -> dict[str, Any]:

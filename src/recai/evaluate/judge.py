@@ -65,7 +65,15 @@ _POSITIONS = {"AB": ("A", "B"), "BA": ("B", "A")}  # which system is Answer 1, A
 
 @dataclass
 class JudgeItem:
-    """One prompt answered by both systems; ``facts`` ground the judge for explanations."""
+    """One prompt answered by both systems; ``facts`` ground the judge for explanations.
+
+    Attributes:
+        id: The item's id in the run folder.
+        prompt: What both systems were asked.
+        answer_a: System A's answer.
+        answer_b: System B's answer.
+        facts: Ground truth the judge may check the answers against (empty for chitchat).
+    """
 
     id: str
     prompt: str
@@ -80,6 +88,14 @@ class OrderVerdict:
 
     ``better`` is None and ``error`` is set when the judge gave no schema-valid reply; ``raw`` keeps
     the judge's replies so an invalid verdict can be inspected.
+
+    Attributes:
+        order: Which system was shown first (``"AB"``: A is Answer 1).
+        better: The preferred system, ``"tie"``, or ``None`` when the reply was invalid.
+        scores: ``scores[criterion][system]``, the judge's 1-5 score.
+        reason: The judge's short justification, cut to ``REASON_MAX_CHARS``.
+        error: Why the reply was invalid, else ``None``.
+        raw: The judge's raw replies.
     """
 
     order: Order
@@ -99,6 +115,13 @@ class JudgeVerdict:
     """Both orders of one item combined: a winner only where both orders agree.
 
     ``mean_scores[criterion]`` averages each system's score over the two orders (empty when invalid).
+
+    Attributes:
+        id: The judged item's id.
+        outcome: ``"A"``, ``"B"``, ``"tie"``, ``"conflict"`` (the orders disagree) or ``"invalid"``.
+        criteria: The same outcome per criterion.
+        orders: The verdict of each presentation order.
+        mean_scores: Each system's score per criterion, averaged over the orders.
     """
 
     id: str
@@ -163,7 +186,17 @@ def _agree(first: str, second: str) -> Outcome:
 
 
 class PairwiseJudge:
-    """Compares answer A with answer B for one item by asking ``llm`` in both presentation orders."""
+    """Compares answer A with answer B for one item by asking ``llm`` in both presentation orders.
+
+    Asking in both orders and keeping only agreeing verdicts cancels the judge's position bias.
+
+    Args:
+        llm: The judging chat model.
+        kind: Which criteria set and definitions to use (a key of ``CRITERIA``).
+        criteria: The criteria to score, overriding the kind's; each needs a known definition.
+        max_tokens: Longest judge reply, in tokens.
+        seed: Sampling seed passed to the judge.
+    """
 
     def __init__(
         self,

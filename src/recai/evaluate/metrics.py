@@ -30,7 +30,14 @@ Targets = np.ndarray | Sequence[Iterable[int]] | sp.spmatrix
 
 @dataclass(frozen=True)
 class MetricSummary:
-    """Mean over users with a bootstrap confidence interval."""
+    """Mean over users with a bootstrap confidence interval.
+
+    Attributes:
+        mean: The mean over users.
+        low: Lower end of the bootstrap confidence interval.
+        high: Upper end of the bootstrap confidence interval.
+        n: How many users the mean is over.
+    """
 
     mean: float
     low: float

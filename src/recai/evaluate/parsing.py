@@ -140,14 +140,51 @@ def _clean(name: str) -> str:
 
 @dataclass
 class GroundedList:
-    """What one answer named, sorted into the buckets described in the module docstring."""
+    """What one answer named, sorted into the buckets described in the module docstring.
+
+    Attributes:
+        names: Every name the answer gave, in order.
+        items: The valid item ids, in the answer's order.
+        invalid: Names that match no item.
+        duplicate: Names of an item named earlier in the answer.
+        out_of_candidates: Names of an item outside the candidate list.
+        already_seen: Names of an item the user already had.
+    """
 
     names: list[str]
-    items: list[Any] = field(default_factory=list)  # valid item ids, in the answer's order
+    items: list[Any] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
     duplicate: list[str] = field(default_factory=list)
     out_of_candidates: list[str] = field(default_factory=list)
     already_seen: list[str] = field(default_factory=list)
+
+    @classmethod
+    def sort(
+        cls,
+        names: Sequence[str],
+        items: Sequence[Any],
+        *,
+        candidates: set[Any] | None,
+        seen: set[Any],
+    ) -> GroundedList:
+        """Each name in its bucket, given the item it grounds to (``None``: none), so every system,
+        whether it answers in titles or in positions, is bucketed by the same rules."""
+        out = cls(names=list(names))
+        named: set[Any] = set()
+        for name, item in zip(names, items, strict=True):
+            if item is None:
+                out.invalid.append(name)
+            elif item in named:
+                out.duplicate.append(name)
+            elif candidates is not None and item not in candidates:
+                out.out_of_candidates.append(name)
+            elif item in seen:
+                out.already_seen.append(name)
+            else:
+                out.items.append(item)
+            if item is not None:
+                named.add(item)
+        return out
 
     def counts(self) -> dict[str, int]:
         return {
@@ -181,7 +218,12 @@ def _variants(name: str) -> list[str]:
 
 
 class ListGrounder:
-    """Grounds parsed names against one catalog, optionally within a candidate list."""
+    """Grounds parsed names against one catalog, optionally within a candidate list.
+
+    Args:
+        catalog: The catalog names are grounded to.
+        threshold: Title-matching threshold; ``None`` uses the catalog's own.
+    """
 
     def __init__(self, catalog: Catalog, *, threshold: float | None = None) -> None:
         self.catalog = catalog
@@ -194,10 +236,10 @@ class ListGrounder:
         candidates: Sequence[Any] | None = None,
         seen: Iterable[Any] = (),
     ) -> GroundedList:
+        """Each name grounded (within ``candidates`` first, when given) and sorted into its bucket."""
         catalog = self.catalog
-        seen_set = {plain_value(i) for i in seen}
         candidate_matcher = None
-        candidate_set: set[Any] = set()
+        candidate_set: set[Any] | None = None
         if candidates is not None:
             candidate_set = {plain_value(i) for i in candidates}
             positions = catalog.index_of(list(candidates))
@@ -206,8 +248,7 @@ class ListGrounder:
                 [plain_value(i) for i in candidates],
                 threshold=self.threshold,
             )
-        out = GroundedList(names=list(names))
-        named: set[Any] = set()
+        items: list[Any] = []
         for name in names:
             item = None
             for variant in _variants(name):
@@ -217,18 +258,5 @@ class ListGrounder:
                     item = catalog.ground(variant, threshold=self.threshold).item_id
                 if item is not None:
                     break
-            if item is None:
-                out.invalid.append(name)
-                continue
-            item = plain_value(item)
-            if item in named:
-                out.duplicate.append(name)
-                continue
-            named.add(item)
-            if candidates is not None and item not in candidate_set:
-                out.out_of_candidates.append(name)
-            elif item in seen_set:
-                out.already_seen.append(name)
-            else:
-                out.items.append(item)
-        return out
+            items.append(None if item is None else plain_value(item))
+        return GroundedList.sort(names, items, candidates=candidate_set, seen={plain_value(i) for i in seen})

@@ -22,10 +22,16 @@ CLASSIC = ("popularity", "itemcf", "bpr", "als", "sasrec")
 
 @dataclass
 class DataOptions:
-    """How the dataset is prepared: the same options give the same samples."""
+    """How the dataset is prepared: the same options give the same samples.
+
+    Attributes:
+        data: The dataset name or path, as :func:`recai.data.load` takes it.
+        k_core: Iterative k-core applied before splitting (5 for the MovieLens protocol); 0 for none.
+        seed: Seed of everything drawn from the data (users, candidates).
+    """
 
     data: str = "demo"
-    k_core: int = 0  # iterative k-core before splitting (5 for the MovieLens protocol)
+    k_core: int = 0
     seed: int = 0
 
     def as_config(self) -> dict[str, Any]:

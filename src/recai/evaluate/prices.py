@@ -22,7 +22,13 @@ _TOP_KEYS = {"currency", "per_tokens", "models", "prefixes"}
 
 @dataclass(frozen=True)
 class Price:
-    """Price of one model per million tokens, and where it came from (for the report)."""
+    """Price of one model per million tokens, and where it came from (for the report).
+
+    Attributes:
+        input: Price per million prompt tokens.
+        output: Price per million completion tokens.
+        source: The table file (or rule) the price came from.
+    """
 
     input: float
     output: float
@@ -33,7 +39,16 @@ class Price:
 
 
 class PriceTable:
-    """Exact model names first, then the longest matching prefix; otherwise unknown."""
+    """Exact model names first, then the longest matching prefix; otherwise unknown.
+
+    It turns a run's token counts into a cost without hard-coding prices in the evaluators.
+
+    Args:
+        models: Prices by exact model name.
+        prefixes: Prices by model-name prefix.
+        currency: The currency of every price.
+        sources: The files the table was read from, for the report.
+    """
 
     def __init__(
         self,

@@ -28,7 +28,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -54,7 +54,12 @@ _STAT_KEYS = ("calls", "prompt_tokens", "completion_tokens", "latency_s", "failu
 
 
 class ConfigMismatchError(ValueError):
-    """An existing run folder was made with another configuration; ``keys`` are the differing ones."""
+    """An existing run folder was made with another configuration; ``keys`` are the differing ones.
+
+    Args:
+        path: The run folder.
+        keys: The config keys whose values differ.
+    """
 
     def __init__(self, path: Path, keys: list[str]) -> None:
         self.path = path
@@ -71,7 +76,16 @@ class RunLockedError(RuntimeError):
 
 class RunFolder:
     """A run's folder. Use :meth:`open` to write a run (it holds the folder's lock until :meth:`close`)
-    and :meth:`load` to read a finished or interrupted one."""
+    and :meth:`load` to read a finished or interrupted one.
+
+    One folder per run makes evaluations resumable and comparable: the config, each sample's record and
+    the usage are written as they happen.
+
+    Args:
+        path: The run folder.
+        config: The run's configuration (as written to ``config.json``).
+        lock: The open lock file of a run being written; ``None`` for a run opened to read.
+    """
 
     def __init__(self, path: Path, config: dict[str, Any], *, lock: IO[str] | None = None) -> None:
         self.path = path
@@ -236,6 +250,31 @@ class RunFolder:
                 raise ValueError(f"{target}: replacing records must keep exactly the recorded ids")
             with atomic_file(target) as tmp:
                 tmp.write_text("".join(lines), encoding="utf-8")
+
+    def update_records(
+        self,
+        examples: Mapping[str, Any],
+        fields: Callable[[dict[str, Any], Any], Mapping[str, Any] | None],
+    ) -> int:
+        """Rescore stored answers: ``fields(record, example)`` gives what each record should hold (``None``:
+        leave it), for the records whose id is in ``examples``; the records are rewritten (see
+        :meth:`replace_records`) if any changed. Returns how many changed.
+
+        A corrected or added metric then applies to earlier runs without asking the model again.
+        """
+        records = self.records()
+        changed = 0
+        for record in records:
+            example = examples.get(record["id"])
+            if example is None:
+                continue
+            update = fields(record, example)
+            if update is not None and any(record.get(key) != value for key, value in update.items()):
+                record.update(update)
+                changed += 1
+        if changed:
+            self.replace_records(records)
+        return changed
 
     def records(self) -> list[dict[str, Any]]:
         """Every record, in the order written (a truncated last line is left out)."""

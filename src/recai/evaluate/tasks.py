@@ -49,6 +49,7 @@ from recai.evaluate.generative import (
     RandomListSystem,
     RecommenderListSystem,
     build_samples,
+    list_run_config,
     summarize_list_records,
     user_seed,
 )
@@ -209,19 +210,18 @@ def run_list_task(
     ``batch`` sets the requests in flight and a budget; neither changes the records, so neither is
     part of the run's config (a run may be resumed at another concurrency)."""
     data = data or DataOptions()
-    config = {
-        "task": task,
-        **data.as_config(),
-        "system": system,
-        "n_users": n_users,  # volatile: users are a seeded prefix, so a larger n_users extends the run
-        "_volatile": ["n_users"],
-        "sasrec_budget_s": sasrec_budget_s if system == "sasrec" else None,
-        "n_candidates": n_candidates if task == "ranking" else None,
-        "negatives": negatives if task == "ranking" else None,
-        "history_len": history_len,
-        "k": k,
-        "orders": orders,
-    }
+    config = list_run_config(
+        task,
+        data,
+        system,
+        n_users=n_users,
+        n_candidates=n_candidates,
+        negatives=negatives,
+        history_len=history_len,
+        k=k,
+        orders=orders,
+        sasrec_budget_s=sasrec_budget_s if system == "sasrec" else None,
+    )
     run = RunFolder.open(out, task=task, config=config, resume=resume)
     try:
         dataset, split = data.load()

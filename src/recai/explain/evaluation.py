@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from recai.data.errors import plain_value
-from recai.evaluate.generative import single_target_scores
+from recai.evaluate.generative import evaluate_batches, single_target_scores
 from recai.evaluate.parsing import ListGrounder, parse_item_list
 from recai.explain.examples import ExplainExample, item_slot, user_slot
 from recai.explain.render import Renderer
@@ -85,7 +85,13 @@ def ranking_ndcg(reply_order: Sequence[Any], target_order: Sequence[Any]) -> flo
 
 
 class AlignmentScorer:
-    """Scores one reply to one test example (see the module's list)."""
+    """Scores one reply to one test example (see the module's list).
+
+    One scorer for every alignment task, so an explainer and its references are measured alike.
+
+    Args:
+        catalog: The catalog the reply's titles are grounded to.
+    """
 
     def __init__(self, catalog: Any) -> None:
         self.catalog = catalog
@@ -147,37 +153,30 @@ def evaluate_alignment(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """One scored record per test example the explainer's mode applies to (and not in ``skip_ids``)."""
-    from tqdm.auto import tqdm
-
     renderer = Renderer(explainer.catalog, mode or explainer.mode)
     scorer = AlignmentScorer(explainer.catalog)
     pending = [e for e in examples if e.id not in skip_ids and renderer.applies(e) and e.task in METRICS]
-    records: list[dict[str, Any]] = []
     by_task: dict[str, list[ExplainExample]] = {}
     for e in pending:
         by_task.setdefault(e.task, []).append(e)
-    bar = tqdm(total=len(pending), desc=f"aligning ({explainer.name})", unit="sample", disable=not progress)
-    for task, group in by_task.items():
-        k = max((len(e.items) for e in group), default=5)
-        for lo in range(0, len(group), batch_size):
-            batch = group[lo : lo + batch_size]
-            rendered = [renderer.render(e, with_answer=False) for e in batch]
-            replies = explainer.generate(
-                rendered, max_new_tokens=token_budget(task, k), batch_size=batch_size
-            )
-            for example, reply in zip(batch, replies, strict=True):
-                record = {
-                    "id": example.id,
-                    "task": task,
-                    "reply": reply,
-                    "scores": scorer.score(example, reply),
-                }
-                records.append(record)
-                if on_record is not None:
-                    on_record(record)
-            bar.update(len(batch))
-    bar.close()
-    return records
+    # a task's replies get the budget of its longest answer
+    budgets = {task: token_budget(task, max(len(e.items) for e in group)) for task, group in by_task.items()}
+
+    def evaluate(offset: int, batch: Sequence[ExplainExample]) -> Iterator[dict[str, Any]]:
+        task = batch[0].task
+        rendered = [renderer.render(e, with_answer=False) for e in batch]
+        replies = explainer.generate(rendered, max_new_tokens=budgets[task], batch_size=batch_size)
+        for example, reply in zip(batch, replies, strict=True):
+            yield {"id": example.id, "task": task, "reply": reply, "scores": scorer.score(example, reply)}
+
+    return evaluate_batches(
+        list(by_task.values()),
+        batch_size,
+        evaluate,
+        desc=f"aligning ({explainer.name})",
+        on_record=on_record,
+        progress=progress,
+    )
 
 
 def alignment_metrics(records: Sequence[dict[str, Any]], *, seed: int = 0) -> dict[str, Any]:
@@ -195,21 +194,12 @@ def rescore_records(run: Any, examples: Sequence[ExplainExample], catalog: Any) 
 
     Returns how many records changed. Records of examples not in ``examples`` are kept as they are.
     """
-    by_id = {e.id: e for e in examples}
     scorer = AlignmentScorer(catalog)
-    records = run.records()
-    changed = 0
-    for record in records:
-        example = by_id.get(record["id"])
-        if example is None or "reply" not in record:
-            continue
-        scores = scorer.score(example, record["reply"])
-        if scores != record.get("scores"):
-            record["scores"] = scores
-            changed += 1
-    if changed:
-        run.replace_records(records)
-    return changed
+
+    def fields(record: dict[str, Any], example: ExplainExample) -> dict[str, Any] | None:
+        return {"scores": scorer.score(example, record["reply"])} if "reply" in record else None
+
+    return int(run.update_records({e.id: e for e in examples}, fields))
 
 
 def run_alignment(
@@ -252,7 +242,14 @@ def run_alignment(
 # ------------------------------------------------------------------ explanations
 @dataclass(frozen=True)
 class WhyCase:
-    """A user (by history) and an item the target ranks high or low for them."""
+    """A user (by history) and an item the target ranks high or low for them.
+
+    Attributes:
+        id: The case's id in the run folder.
+        user: The user id.
+        history: The ids of the user's items, oldest first.
+        item: The id of the item the explainer is asked about.
+    """
 
     id: str
     user: Any

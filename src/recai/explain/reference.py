@@ -36,7 +36,15 @@ def _key(item: Any) -> str:
 
 
 class AnswerPopularityReference:
-    """Replies to test examples from the target's answer frequencies in training examples (no LLM)."""
+    """Replies to test examples from the target's answer frequencies in training examples (no LLM).
+
+    It is the floor an explainer must beat: what answering from popularity alone already achieves.
+
+    Args:
+        train: The training examples whose answers are counted.
+        catalog: The catalog whose titles the replies name.
+        k: How many items a retrieval reply names.
+    """
 
     name = "answer-popularity"
     mode = "reference"

@@ -27,11 +27,17 @@ ITEM_TOKEN = "<|item_emb|>"
 
 @dataclass
 class Rendered:
-    """Messages ready for the chat template, and what fills their placeholders, in order."""
+    """Messages ready for the chat template, and what fills their placeholders, in order.
+
+    Attributes:
+        messages: The chat messages, slots replaced by text or embedding tokens.
+        users: Per user embedding token, the user and their history's catalog positions.
+        items: Per item embedding token, the item's catalog position.
+    """
 
     messages: list[dict[str, str]]
-    users: list[tuple[Any, tuple[int, ...]]] = field(default_factory=list)  # (user, history positions)
-    items: list[int] = field(default_factory=list)  # catalog positions
+    users: list[tuple[Any, tuple[int, ...]]] = field(default_factory=list)
+    items: list[int] = field(default_factory=list)
 
 
 def uses_embeddings(mode: str) -> bool:
@@ -45,7 +51,15 @@ def check_mode(mode: str) -> str:
 
 
 class Renderer:
-    """Renders examples of one catalog for one mode."""
+    """Renders examples of one catalog for one mode.
+
+    The mode decides how users and items appear: as titles (behaviour), as placeholder tokens that the
+    projectors fill with the target model's vectors (intention), or both (hybrid).
+
+    Args:
+        catalog: The catalog the examples' ids belong to.
+        mode: ``"behaviour"``, ``"intention"`` or ``"hybrid"``.
+    """
 
     def __init__(self, catalog: Catalog, mode: str) -> None:
         self.catalog = catalog

@@ -71,6 +71,19 @@ class CatalogLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
 
     ``exclude`` gives, per batch entry (prompt), item rows that may not be named at all (the user's
     history); rows of the expanded batch (beams, returned sequences) map to entries in order.
+
+    Args:
+        trie: The prefix tree of every catalog name's tokens.
+        start_id: The token that opens an item span.
+        end_id: The token that closes an item span.
+        exclude: Per prompt, the catalog rows never to name; ``None`` excludes nothing.
+        max_new_tokens: The ``generate`` call's token budget; no span is opened or extended past what it
+            can close. ``None``: no budget.
+
+    Attributes:
+        steps: Calls so far, for tests and diagnostics.
+        rebuilt: Rows rebuilt by walking because no parent row matched (should stay 0).
+        reordered: Rows that continued another row's state (beam search).
     """
 
     def __init__(
@@ -88,9 +101,9 @@ class CatalogLogitsProcessor(_Base):  # type: ignore[misc,valid-type]
         self.end_id = int(end_id)
         self.exclude = [sorted({int(i) for i in items}) for items in exclude] if exclude is not None else None
         self.states: list[_RowState] = []
-        self.steps = 0  # calls so far, for tests and diagnostics
-        self.rebuilt = 0  # rows rebuilt by walking because no parent matched (should stay 0)
-        self.reordered = 0  # rows that continued another row's state (beam search)
+        self.steps = 0
+        self.rebuilt = 0
+        self.reordered = 0
         self._prompt_len = 0
         self._previous: Any = None  # generated tokens of every row at the previous call
         self._children: dict[int, Any] = {}

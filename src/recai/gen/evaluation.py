@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from recai.evaluate.generative import evaluate_batches
 from recai.gen.examples import GenExample
 from recai.gen.generate import GenRecommender, Parsed, name_position
 from recai.gen.items import ItemNames
@@ -29,19 +29,34 @@ from recai.gen.metrics import DEFAULT_KS, GenScorer, metrics_summary
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    """How replies are generated."""
+    """How replies are generated.
+
+    Attributes:
+        constrained: Decode item spans only as catalog names
+            (:class:`~recai.gen.constrained.CatalogLogitsProcessor`).
+        exclude_seen: Under constraints only: the user's own items cannot be named.
+        num_beams: Beam-search width (1: greedy or sampling).
+        do_sample: Sample instead of taking the most likely token.
+        temperature: Sampling temperature.
+        top_p: Nucleus-sampling mass; ``None``: off.
+        max_new_tokens: Token budget per reply; ``None``: enough for the requested list (see
+            :func:`token_budget`).
+        batch_size: Prompts generated at once.
+        seed: Seed of sampling.
+        repetition_penalty: Hugging Face's penalty on every token already in the prompt or the reply (1.0:
+            none); it breaks greedy loops such as "The Godfather Part 4, Part 5, ..." of an undertrained
+            model.
+    """
 
     constrained: bool = True
-    exclude_seen: bool = True  # constrained only: the user's own items cannot be named
+    exclude_seen: bool = True
     num_beams: int = 1
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float | None = None
-    max_new_tokens: int | None = None  # None: enough for the requested list (see token_budget)
+    max_new_tokens: int | None = None
     batch_size: int = 8
     seed: int = 0
-    # HF's penalty on every token already in the prompt or the reply (1.0: none); it breaks greedy loops
-    # such as "The Godfather Part 4, Part 5, ..." of an undertrained model
     repetition_penalty: float = 1.0
 
     def __post_init__(self) -> None:
@@ -80,10 +95,8 @@ def evaluate_generation(
     config = config or DecodeConfig()
     scorer = GenScorer(gen.catalog, ks=ks)
     pending = [e for e in examples if e.id not in skip_ids]
-    records: list[dict[str, Any]] = []
-    bar = tqdm(total=len(pending), desc=f"generating ({gen.name})", unit="sample", disable=not progress)
-    for lo in range(0, len(pending), config.batch_size):
-        batch = pending[lo : lo + config.batch_size]
+
+    def evaluate(lo: int, batch: Sequence[GenExample]) -> Iterator[dict[str, Any]]:
         exclude = None
         if config.constrained and config.exclude_seen:
             exclude = [gen.catalog.index_of(list(e.seen), missing="drop").tolist() for e in batch]
@@ -105,7 +118,7 @@ def evaluate_generation(
         seconds = (time.perf_counter() - started) / len(batch)
         for example, output in zip(batch, outputs, strict=True):
             scores, grounded = scorer.score(example, output.parsed)
-            record = {
+            yield {
                 "id": example.id,
                 "task": example.task,
                 "k": example.k,
@@ -122,12 +135,15 @@ def evaluate_generation(
                 "counts": grounded.counts(),
                 "scores": scores,
             }
-            records.append(record)
-            if on_record is not None:
-                on_record(record)
-        bar.update(len(batch))
-    bar.close()
-    return records
+
+    return evaluate_batches(
+        [pending],
+        config.batch_size,
+        evaluate,
+        desc=f"generating ({gen.name})",
+        on_record=on_record,
+        progress=progress,
+    )
 
 
 def adopt_legacy_decode(folder: str | Path, gen: GenRecommender, config: DecodeConfig) -> bool:
@@ -188,27 +204,18 @@ def rescore_records(run: Any, examples: Sequence[GenExample], scorer: GenScorer)
     A corrected or added metric then applies to earlier runs without generating again. Returns how
     many records changed; records of examples not in ``examples`` are kept as they are.
     """
-    by_id = {e.id: e for e in examples}
-    records = run.records()
-    changed = 0
-    for record in records:
-        example = by_id.get(record["id"])
-        if example is None:
-            continue
+
+    def fields(record: dict[str, Any], example: GenExample) -> dict[str, Any]:
         parsed = record_parsed(record, scorer.names)
         scores, grounded = scorer.score(example, parsed)
-        update = {
+        return {
             "positions": parsed.positions,
             "grounded": grounded.as_record(),
             "counts": grounded.counts(),
             "scores": scores,
         }
-        if any(record.get(key) != value for key, value in update.items()):
-            record.update(update)
-            changed += 1
-    if changed:
-        run.replace_records(records)
-    return changed
+
+    return int(run.update_records({e.id: e for e in examples}, fields))
 
 
 def run_evaluation(

@@ -45,32 +45,43 @@ def name_position(names: ItemNames, name: str, threshold: float | None = None) -
 
 @dataclass
 class Parsed:
-    """Names read from one output and the catalog row of each (None when it grounds to nothing)."""
+    """Names read from one output and the catalog row of each (None when it grounds to nothing).
+
+    Attributes:
+        names: The names in the order the output gave them.
+        positions: The catalog row of each name, ``None`` where it grounds to nothing.
+        spans: Whether the names came from item spans (else from free text).
+        partial: Whether the output ended inside an unterminated span.
+    """
 
     names: list[str]
     positions: list[int | None]
-    spans: bool  # whether the names came from item spans (else from free text)
-    partial: bool = False  # the output ended inside an unterminated span
+    spans: bool
+    partial: bool = False
 
     def grounded(
         self, catalog: Catalog, *, seen: Iterable[int] = (), candidates: Sequence[int] | None = None
     ) -> GroundedList:
         """Sorted into the buckets of :class:`~recai.evaluate.parsing.GroundedList`, names in order."""
-        valid = [(n, p) for n, p in zip(self.names, self.positions, strict=True) if p is not None]
-        out = bucket_positions([p for _, p in valid], catalog, candidates, list(seen), [n for n, _ in valid])
-        out.names = list(self.names)
-        out.invalid = [n for n, p in zip(self.names, self.positions, strict=True) if p is None]
-        return out
+        return bucket_positions(self.positions, catalog, candidates, list(seen), self.names)
 
 
 @dataclass
 class GenOutput:
-    """One generated reply: its text (with span markers), its new token ids and what it names."""
+    """One generated reply: its text (with span markers), its new token ids and what it names.
+
+    Attributes:
+        text: The decoded reply, span markers kept.
+        token_ids: The newly generated token ids.
+        parsed: The names the reply gives and their catalog rows.
+        finished: Whether the model ended the reply (end of turn) rather than the token limit.
+        meta: Anything else recorded about the generation.
+    """
 
     text: str
     token_ids: list[int]
     parsed: Parsed
-    finished: bool  # ended by the model (end of turn), not by the token limit
+    finished: bool
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -78,6 +89,12 @@ class ReplyParser:
     """Reads replies into catalog rows: the catalog's unique names, the span tokens and their prefix tree.
 
     Needs no model, so rewards (:mod:`recai.gen.rl`) and evaluation share it with generation.
+
+    Args:
+        tokenizer: The tokenizer with the item-span tokens added.
+        catalog: The catalog names are read against.
+        fmt: The span markers around item names.
+        threshold: Title-matching threshold for names outside the trie; ``None`` uses the catalog's own.
     """
 
     def __init__(
@@ -153,7 +170,19 @@ class ReplyParser:
 
 
 class GenRecommender(ReplyParser):
-    """A causal LM with the item-span tokens, the catalog's names and their prefix tree."""
+    """A causal LM with the item-span tokens, the catalog's names and their prefix tree.
+
+    It generates replies that name catalog items inside spans, optionally constrained to names that
+    exist, and reads them back into catalog rows.
+
+    Args:
+        model: The causal language model (transformers), with the span tokens in its vocabulary.
+        tokenizer: Its tokenizer.
+        catalog: The catalog the model recommends from.
+        fmt: The span markers around item names.
+        threshold: Title-matching threshold for names outside the trie; ``None`` uses the catalog's own.
+        name: The system's name in reports; defaults to the model's class name.
+    """
 
     def __init__(
         self,

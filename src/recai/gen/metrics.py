@@ -55,7 +55,14 @@ def compliance(values: Sequence[frozenset[str]], control: Control) -> float:
 
 
 class GenScorer:
-    """Turns (example, bucketed reply) pairs into per-sample scores for one catalog."""
+    """Turns (example, bucketed reply) pairs into per-sample scores for one catalog.
+
+    It caches per-column item values and the catalog's names, which every sample's scores need.
+
+    Args:
+        catalog: The catalog the replies name items of.
+        ks: The cut-offs of the ranking metrics.
+    """
 
     def __init__(self, catalog: Catalog, *, ks: Sequence[int] = DEFAULT_KS) -> None:
         self.catalog = catalog

@@ -21,6 +21,18 @@ class ItemTrie:
     constrained decoder uses it to know when every item below a node is already taken. ``finish(node,
     taken)`` is the fewest tokens that complete a still-available name from ``node`` (the end marker
     counted), so the decoder can refuse to open or extend a span that the token budget cannot close.
+
+    Args:
+        sequences: Per item (in catalog row order), the token ids of its name; none may be empty.
+
+    Attributes:
+        children: Per node, the child node of each next token.
+        parent: Per node, its parent (-1 for the root).
+        token: Per node, the token that leads to it (-1 for the root).
+        count: Per node, how many items' names pass through or end at it.
+        items_at: Per node, the items whose name ends there.
+        paths: Per item, the nodes below the root along its name; the last is its end node.
+        sequences: Per item, its name's token ids.
     """
 
     def __init__(self, sequences: Sequence[Sequence[int]]) -> None:
@@ -29,7 +41,7 @@ class ItemTrie:
         self.token: list[int] = [-1]
         self.count: list[int] = [0]
         self.items_at: list[list[int]] = [[]]
-        self.paths: list[tuple[int, ...]] = []  # per item: the nodes below the root, last = its end node
+        self.paths: list[tuple[int, ...]] = []
         self.sequences: list[tuple[int, ...]] = []
         for item, tokens in enumerate(sequences):
             tokens = tuple(int(t) for t in tokens)

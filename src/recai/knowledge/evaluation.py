@@ -33,16 +33,16 @@ from recai.evaluate.generative import (
     ListSystem,
     RandomListSystem,
     RecommenderListSystem,
-    build_samples,
+    list_run_config,
     summarize_list_records,
 )
-from recai.evaluate.prepare import CLASSIC, DataOptions, cached_llm, fit_classic, item_noun
+from recai.evaluate.prepare import CLASSIC, DataOptions, fit_classic
 from recai.evaluate.prices import PriceTable
 from recai.evaluate.report import metrics_document
 from recai.evaluate.runs import RunFolder
 from recai.knowledge.ranker import KnowledgeRanker
 from recai.knowledge.store import KnowledgeBase, parse_kinds
-from recai.knowledge.workflows import load_knowledge
+from recai.knowledge.workflows import evaluation_ranker, evaluation_samples, load_knowledge
 from recai.llm.batch import BatchSettings
 from recai.llm.cache import CachedChatModel
 from recai.llm.usage import UsageMeter, scoped
@@ -51,7 +51,12 @@ KNOWLEDGE_DIR = "knowledge"
 
 
 class KnowledgeListSystem(ListSystem):
-    """A KnowledgeRanker as a ListSystem (ranking only: it needs candidates)."""
+    """A KnowledgeRanker as a ListSystem (ranking only: it needs candidates).
+
+    Args:
+        ranker: The knowledge ranker.
+        name: The system's name in reports; defaults to ``knowledge[<kinds>]:<model name>``.
+    """
 
     def __init__(self, ranker: KnowledgeRanker, *, name: str | None = None) -> None:
         self.ranker = ranker
@@ -171,30 +176,28 @@ def run_knowledge_task(
     needs_base = is_llm and bool(kinds)
     if needs_base or system == "sasrec":
         described["sasrec_budget_s"] = sasrec_budget_s
-    config = {
-        "task": "ranking",
-        **data.as_config(),
-        "system": described,
-        "n_users": n_users,  # volatile: users are a seeded prefix, so a larger n_users extends the run
-        "_volatile": ["n_users"],
-        "sasrec_budget_s": sasrec_budget_s if system == "sasrec" else None,
-        "n_candidates": n_candidates,
-        "negatives": negatives,
-        "history_len": history_len,
-        "k": k,
-        "orders": orders,
-    }
+    config = list_run_config(
+        "ranking",
+        data,
+        described,
+        n_users=n_users,
+        n_candidates=n_candidates,
+        negatives=negatives,
+        history_len=history_len,
+        k=k,
+        orders=orders,
+        sasrec_budget_s=sasrec_budget_s if system == "sasrec" else None,
+    )
     run = RunFolder.open(out, task="ranking", config=config, resume=resume)
     try:
         dataset, split = data.load()
-        samples = build_samples(
+        samples = evaluation_samples(
             split,
-            task="ranking",
+            data,
             n_users=n_users,
             n_candidates=n_candidates,
             negatives=negatives,
             history_len=history_len,
-            seed=data.seed,
         )
         done = run.done_ids()
         if all(sample.id in done for sample in samples):  # nothing left: load nothing, fit nothing
@@ -209,19 +212,8 @@ def run_knowledge_task(
             kb = _run_base(run.path, dataset.catalog, split, kinds, params, fit_model, data, progress)
         with scoped() as usage:
             if is_llm:
-                options = dict(ranker or {})
-                options.setdefault("item_noun", item_noun(dataset))
-                options.setdefault("seed", data.seed)
-                options.setdefault("counter", llm_spec)
-                if options.get("candidate_order") == "popularity":
-                    options.setdefault("popularity", split.train.item_counts())
                 sut: ListSystem = KnowledgeListSystem(
-                    KnowledgeRanker(
-                        cached_llm(llm_spec, cache=cache),
-                        dataset.catalog,
-                        kb.subset(kinds) if kb is not None and kinds else None,
-                        **options,
-                    )
+                    evaluation_ranker(llm_spec, dataset, split, data, kb, kinds, options=ranker, cache=cache)
                 )
             elif system == "random":
                 sut = RandomListSystem(len(dataset.catalog), seed=data.seed)

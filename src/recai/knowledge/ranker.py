@@ -120,10 +120,21 @@ def lenient_numbers(text: str) -> list[Any] | None:
 
 @dataclass
 class OrderResult:
-    """One call: the candidates as shown, the prompt's knowledge, the answer and its repairs."""
+    """One call: the candidates as shown, the prompt's knowledge, the answer and its repairs.
+
+    Attributes:
+        shown: Candidate positions in the order the prompt listed them.
+        ranking: Candidate positions, best first, after repair.
+        raw: The model's reply.
+        numbers: The candidate numbers read from the reply; ``None`` when none could be read.
+        repairs: How often each repair of the module docstring was made.
+        selection: The knowledge the prompt carried.
+        prompt_tokens: The prompt's size in tokens.
+        error: Why the reply was unusable as given, else ``None``.
+    """
 
     shown: list[int]
-    ranking: list[int]  # candidate positions, best first (repaired)
+    ranking: list[int]
     raw: str
     numbers: list[Any] | None
     repairs: dict[str, int]
@@ -144,7 +155,12 @@ class OrderResult:
 
 @dataclass
 class RankResult:
-    """The merged ranking (candidate positions, best first) and every call that made it."""
+    """The merged ranking (candidate positions, best first) and every call that made it.
+
+    Attributes:
+        positions: Candidate positions, best first, merged over the calls by Borda count.
+        calls: One result per candidate order asked.
+    """
 
     positions: list[int]
     calls: list[OrderResult] = field(default_factory=list)
@@ -175,11 +191,30 @@ class RankResult:
 class KnowledgeRanker:
     """Ranks candidates with ``llm``, given the knowledge of ``knowledge`` (None: no knowledge).
 
-    ``budget_tokens`` bounds the knowledge section, counted by ``counter`` (a TokenCounter, a model
-    spec, or None to find the model's own tokenizer; see :mod:`recai.knowledge.tokens`). ``kinds``
-    restricts the base's extractors; ``style`` is the verbaliser style; ``max_per_candidate``,
-    ``max_per_anchor``, ``decay`` and ``kind_weights`` steer selection. ``popularity`` (training
-    counts per item) is needed for ``candidate_order="popularity"``.
+    It is the system the knowledge pillar measures: the same LLM ranks with and without knowledge, so
+    the difference is what the knowledge adds.
+
+    Args:
+        llm: The chat model that ranks.
+        catalog: The catalog the candidates are positions of.
+        knowledge: The fitted knowledge base; ``None`` ranks without knowledge.
+        kinds: Restrict the base to these extractor kinds; ``None`` uses all it holds.
+        budget_tokens: Largest knowledge section, in tokens (0: no knowledge).
+        style: The :class:`~recai.knowledge.verbalise.Verbaliser` style of the facts.
+        counter: Counts the budget's tokens: a :class:`~recai.knowledge.tokens.TokenCounter`, a model
+            spec, or ``None`` to find ``llm``'s own tokenizer.
+        item_noun: What the catalog's items are called in prompts ("films", "books").
+        max_per_candidate: Most facts about one candidate (``None``: no limit).
+        max_per_anchor: Most facts about one history item (``None``: no limit).
+        decay: Recency weight per step back in the history (see :mod:`recai.knowledge.selection`).
+        kind_weights: Usefulness weight per fact kind (default 1).
+        orders: How many candidate orders to ask in; more than one merges rankings by Borda count.
+        candidate_order: The first order: ``"given"``, ``"random"`` or ``"popularity"``.
+        popularity: Training counts per item; needed for ``candidate_order="popularity"``.
+        seed: Seed of the shuffled orders.
+        max_tokens: Longest reply, in tokens; ``None``: enough for ``n`` numbers.
+        schema_retries: Retries of a reply that fails the schema.
+        append_missing: Append candidates the model left out, in the order shown (else drop them).
     """
 
     def __init__(

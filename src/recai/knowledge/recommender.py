@@ -25,7 +25,14 @@ SCOPES = ("candidates", "catalog")
 
 
 class RecommenderExtractor(Extractor):
-    """One fact per candidate from a fitted recommender (module docstring); ``model`` is its name."""
+    """One fact per candidate from a fitted recommender (module docstring); ``model`` is its name.
+
+    Args:
+        model: The recommender's name (``"sasrec"``, ``"bpr"``...), fitted by the knowledge build.
+        scope: ``"candidates"`` states each candidate's rank among the candidates; ``"catalog"`` also
+            its rank among every item the user has not seen.
+        decay: Strength of a fact is ``decay ** rank``, in (0, 1).
+    """
 
     kind = "recommender"
     needs_model = True

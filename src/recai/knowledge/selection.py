@@ -33,7 +33,16 @@ from recai.knowledge.tokens import TokenCounter
 
 @dataclass
 class Selection:
-    """The facts chosen for one prompt, their lines and the section's size."""
+    """The facts chosen for one prompt, their lines and the section's size.
+
+    Attributes:
+        facts: The chosen facts, most useful first.
+        lines: Each chosen fact's text.
+        usefulness: Each chosen fact's usefulness score.
+        tokens: The section's size in tokens.
+        budget: The token budget it was chosen under.
+        considered: How many facts were offered.
+    """
 
     facts: list[Fact] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)

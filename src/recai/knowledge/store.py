@@ -70,7 +70,16 @@ def catalog_fingerprint(catalog: Catalog) -> dict[str, Any]:
 
 
 class KnowledgeBase:
-    """Fitted extractors by kind, over one catalog."""
+    """Fitted extractors by kind, over one catalog.
+
+    One object to build, save, load and query every kind of knowledge, so a ranker asks it for facts
+    without knowing which extractors exist.
+
+    Args:
+        catalog: The catalog whose positions the facts refer to.
+        extractors: Fitted extractors by kind (kept in the order of ``KINDS``).
+        meta: What the base was built from (data options, parameters), saved with it.
+    """
 
     def __init__(
         self, catalog: Catalog, extractors: Mapping[str, Extractor], meta: Mapping[str, Any]

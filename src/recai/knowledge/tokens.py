@@ -27,7 +27,15 @@ from typing import Any
 
 
 class TokenCounter(ABC):
-    """Counts the tokens of a text; ``exact`` says whether this is the target model's tokenizer."""
+    """Counts the tokens of a text; ``exact`` says whether this is the target model's tokenizer.
+
+    Knowledge budgets are in tokens of the model that reads the prompt, so every counter reports whether
+    its counts are exact.
+
+    Attributes:
+        name: How the counter is described in run configs.
+        exact: Whether the counts are the target model's own.
+    """
 
     name: str = "counter"
     exact: bool = False
@@ -41,7 +49,11 @@ class TokenCounter(ABC):
 
 
 class ApproximateCounter(TokenCounter):
-    """The fallback: ``ceil(len(text) / chars_per_token)`` (see the module docstring)."""
+    """The fallback: ``ceil(len(text) / chars_per_token)`` (see the module docstring).
+
+    Args:
+        chars_per_token: Characters assumed per token.
+    """
 
     exact = False
 
@@ -56,7 +68,13 @@ class ApproximateCounter(TokenCounter):
 
 
 class FunctionCounter(TokenCounter):
-    """Any ``encode(text) -> sequence of tokens`` as a counter (a tokenizer, tiktoken, a test fake)."""
+    """Any ``encode(text) -> sequence of tokens`` as a counter (a tokenizer, tiktoken, a test fake).
+
+    Args:
+        encode: Turns a text into its tokens.
+        name: How the counter is described in run configs.
+        exact: Whether ``encode`` is the target model's own tokenizer.
+    """
 
     def __init__(self, encode: Any, *, name: str, exact: bool = True) -> None:
         self._encode = encode

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 
 
 class KnowledgeRankTool(Tool):
+    """Lets an agent order its candidates with the knowledge ranker (see the module docstring).
+
+    Args:
+        ranker: The knowledge ranker, built for the agent's catalog.
+        top: How many of the best candidates on the bus it ranks unless the call says otherwise.
+    """
+
     name = "knowledge_rank"
     orders_candidates = True
     description = (

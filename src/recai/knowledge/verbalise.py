@@ -51,8 +51,11 @@ def _templates() -> dict[str, Any]:
 class Verbaliser:
     """Renders :class:`Fact` objects in one ``style`` (see the module docstring).
 
-    ``item_noun`` (plural, e.g. "films") picks the verb ("watched", "read", "chose"); ``templates``
-    replaces the packaged template file (same structure) for experiments with wording.
+    Args:
+        style: One of ``STYLES``: how facts are worded.
+        item_noun: What the catalog's items are called, plural ("films"); it picks the verb ("watched",
+            "read", "chose").
+        templates: Replaces the packaged template file (same structure), for experiments with wording.
     """
 
     def __init__(

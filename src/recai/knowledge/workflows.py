@@ -180,15 +180,66 @@ def load_knowledge(path: str | Path) -> tuple[KnowledgeBase, Dataset, Any, DataO
     return KnowledgeBase.load(path, dataset.catalog), dataset, split, data
 
 
+def evaluation_samples(
+    split: Any, data: DataOptions, *, n_users: int | None, n_candidates: int, negatives: str, history_len: int
+) -> list[ListSample]:
+    """The ranking samples ``recai knowledge eval`` scores, seeded by ``data``: :func:`rank_user` shows a
+    user exactly the candidates the evaluation did."""
+    return build_samples(
+        split,
+        task="ranking",
+        n_users=n_users,
+        n_candidates=n_candidates,
+        negatives=negatives,
+        history_len=history_len,
+        seed=data.seed,
+    )
+
+
+def evaluation_ranker(
+    llm: str,
+    dataset: Dataset,
+    split: Any,
+    data: DataOptions,
+    knowledge: KnowledgeBase | None,
+    kinds: Sequence[str],
+    *,
+    options: Mapping[str, Any] | None = None,
+    cache: bool = True,
+) -> KnowledgeRanker:
+    """The ranker ``recai knowledge eval`` runs for the model ``llm`` with the ``kinds`` of ``knowledge``.
+
+    ``options`` are :class:`KnowledgeRanker` keyword arguments; unset, the item noun is the dataset's, the
+    seed the data's, the token counter ``llm``'s own tokenizer and, for ``candidate_order="popularity"``,
+    the popularity the training counts.
+    """
+    options = dict(options or {})
+    options.setdefault("item_noun", item_noun(dataset))
+    options.setdefault("seed", data.seed)
+    options.setdefault("counter", llm)
+    if options.get("candidate_order") == "popularity":
+        options.setdefault("popularity", split.train.item_counts())
+    chosen = knowledge.subset(list(kinds)) if knowledge is not None and kinds else None
+    return KnowledgeRanker(cached_llm(llm, cache=cache), dataset.catalog, chosen, **options)
+
+
 @dataclass
 class UserRanking:
-    """One user's ranking and what produced it."""
+    """One user's ranking and what produced it.
+
+    Attributes:
+        dataset: The dataset the knowledge base was built from.
+        sample: The user's history and candidates.
+        ranker: The ranker that ranked them.
+        result: The ranking and every call that made it.
+        target_known: Whether the user's held-out item is among the candidates (the evaluation's sample).
+    """
 
     dataset: Dataset
     sample: ListSample
     ranker: KnowledgeRanker
     result: RankResult
-    target_known: bool  # the user's held-out item is among the candidates (the evaluation's sample)
+    target_known: bool
 
 
 def rank_user(
@@ -239,14 +290,8 @@ def rank_user(
         )
         target_known = False
     else:
-        samples = build_samples(
-            split,
-            task="ranking",
-            n_users=None,
-            n_candidates=n_candidates,
-            negatives=negatives,
-            history_len=history_len,
-            seed=data.seed,
+        samples = evaluation_samples(
+            split, data, n_users=None, n_candidates=n_candidates, negatives=negatives, history_len=history_len
         )
         found = [s for s in samples if s.id == str(user_id)]
         if not found:
@@ -255,14 +300,7 @@ def rank_user(
             )
         sample = found[0]
         target_known = True
-    options = dict(ranker or {})
-    options.setdefault("item_noun", item_noun(dataset))
-    options.setdefault("seed", data.seed)
-    options.setdefault("counter", llm)
-    if options.get("candidate_order") == "popularity":
-        options.setdefault("popularity", split.train.item_counts())
-    knowledge = kb.subset(chosen) if chosen else None
-    knowledge_ranker = KnowledgeRanker(cached_llm(llm, cache=cache), catalog, knowledge, **options)
+    knowledge_ranker = evaluation_ranker(llm, dataset, split, data, kb, chosen, options=ranker, cache=cache)
     assert sample.candidates is not None
     result = knowledge_ranker.rank(sample.history, sample.candidates, user=sample.user, key=sample.id)
     return UserRanking(dataset, sample, knowledge_ranker, result, target_known)

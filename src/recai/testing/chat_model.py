@@ -49,7 +49,14 @@ FILM_REQUEST = [{"role": "user", "content": "Describe the film Heat (1995) as JS
 
 
 class ChatModelSuite:
-    """Mix into a test class that defines a ``chat_model`` fixture."""
+    """Mix into a test class that defines a ``chat_model`` fixture.
+
+    The contract every :class:`~recai.llm.base.ChatModel` keeps (usage reporting, streaming, schema
+    replies), checked the same way for built-in backends and a user's own.
+
+    Attributes:
+        max_tokens: The completion limit of the suite's requests (small, so real models answer fast).
+    """
 
     max_tokens = 24
 

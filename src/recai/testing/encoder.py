@@ -26,7 +26,12 @@ TEXTS = [
 
 
 class EncoderSuite:
-    """Mix into a test class that defines an ``encoder`` fixture."""
+    """Mix into a test class that defines an ``encoder`` fixture.
+
+    The contract every :class:`~recai.embed.encoder.Encoder` keeps (unit float32 rows, deterministic and
+    batch-independent vectors), checked the same way for built-in encoders and a user's own. It has no
+    settings: the fixture is all it needs.
+    """
 
     def test_rows_are_unit_float32(self, encoder: Encoder) -> None:
         vectors = encoder.encode(TEXTS, kind="item")

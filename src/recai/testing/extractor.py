@@ -53,7 +53,12 @@ def ring_queries() -> list[Query]:
 class ExtractorSuite:
     """Mix into a test class that defines ``make`` (a factory of an unfitted extractor).
 
-    ``produces_facts = False`` drops the check that some ring sample gets at least one fact.
+    The contract every knowledge :class:`~recai.knowledge.base.Extractor` keeps (fit, facts, save and
+    load, clear errors when unfitted), checked on the ring dataset.
+
+    Attributes:
+        make: Builds an unfitted extractor.
+        produces_facts: ``False`` drops the check that some ring sample gets at least one fact.
     """
 
     make: Callable[[], Extractor]

@@ -11,7 +11,11 @@ from recai.embed.encoder import Encoder
 
 
 class BagOfWordsEncoder(Encoder):
-    """Hashed bag of words: texts sharing words are similar, which is all retrieval tests need."""
+    """Hashed bag of words: texts sharing words are similar, which is all retrieval tests need.
+
+    Args:
+        dim: The vectors' dimension (words are hashed into this many buckets).
+    """
 
     def __init__(self, dim: int = 64) -> None:
         super().__init__()

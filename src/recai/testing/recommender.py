@@ -32,7 +32,12 @@ __all__ = ["RecommenderSuite"]
 class RecommenderSuite:
     """Mix into a test class that defines ``make`` (a factory of an unfitted, small, seeded model).
 
-    ``learns_sequences = False`` skips the one test that needs the model to use the history.
+    The contract every :class:`~recai.rec.base.Recommender` keeps (scores, recommendations, save and
+    load, errors when unfitted), checked on the ring log.
+
+    Attributes:
+        make: Builds an unfitted, small, seeded model.
+        learns_sequences: ``False`` skips the one test that needs the model to use the history.
     """
 
     make: Callable[[], Recommender]

@@ -82,7 +82,9 @@ class ToolSuite:
     """Mix into a test class that defines ``tool`` and ``tool_args`` fixtures.
 
     Every tool: a sound schema with no extra properties, a card naming it, validation errors that name
-    the tool, and a run that returns a :class:`ToolResult` and only narrows or reorders the bus.
+    the tool, and a run that returns a :class:`ToolResult` and only narrows or reorders the bus. It has
+    no settings: the ``tool`` and ``tool_args`` fixtures (and ``context``, the eight-film agent context
+    unless overridden) are all it needs.
     """
 
     @pytest.fixture
