@@ -34,6 +34,7 @@ from recai.data.catalog import Catalog
 from recai.data.errors import plain_value
 from recai.knowledge.facts import Fact, Query
 from recai.knowledge.selection import Selection, select
+from recai.knowledge.similar_users import SimilarUsers
 from recai.knowledge.store import KnowledgeBase
 from recai.knowledge.tokens import TokenCounter, token_counter
 from recai.knowledge.verbalise import Verbaliser
@@ -43,6 +44,10 @@ from recai.llm.structured import json_candidates
 from recai.llm.usage import track
 
 ORDERS = ("given", "random", "popularity")
+STYLES = ("listwise", "chain", "rating")
+_TEMPLATES = {"listwise": "rank", "chain": "rank_chain", "rating": "rank_rating"}
+#: Reply tokens beyond the numbers: the chain's stated preferences (at most ``PREFERENCES_MAX_CHARS``).
+PREFERENCES_MAX_CHARS = 600
 REPAIRS = (
     "index_not_integer",
     "index_out_of_range",
@@ -215,6 +220,11 @@ class KnowledgeRanker:
         max_tokens: Longest reply, in tokens; ``None``: enough for ``n`` numbers.
         schema_retries: Retries of a reply that fails the schema.
         append_missing: Append candidates the model left out, in the order shown (else drop them).
+        prompt_style: DOKE's prompt variants: ``"listwise"`` (a list of candidate numbers), ``"chain"``
+            (state the user's taste, then rank: a preference chain) or ``"rating"`` (rate every
+            candidate 1-5; ranked by rating, ties in the order shown).
+        similar_users: Finds in-context examples from the training log (``None``: no examples).
+        n_examples: How many similar users' examples the prompt shows (needs ``similar_users``).
     """
 
     def __init__(
@@ -239,6 +249,9 @@ class KnowledgeRanker:
         max_tokens: int | None = None,
         schema_retries: int = 1,
         append_missing: bool = True,
+        prompt_style: str = "listwise",
+        similar_users: SimilarUsers | None = None,
+        n_examples: int = 0,
     ) -> None:
         if candidate_order not in ORDERS:
             raise ValueError(f"candidate_order must be one of {ORDERS}, not '{candidate_order}'")
@@ -248,6 +261,12 @@ class KnowledgeRanker:
             raise ValueError("orders must be at least 1")
         if budget_tokens < 0:
             raise ValueError("budget_tokens must be 0 or more")
+        if prompt_style not in STYLES:
+            raise ValueError(f"prompt_style must be one of {STYLES}, not '{prompt_style}'")
+        if n_examples < 0:
+            raise ValueError("n_examples must be 0 or more")
+        if n_examples and similar_users is None:
+            raise ValueError("n_examples > 0 needs the training users (similar_users=)")
         if knowledge is not None and kinds is not None:
             knowledge = knowledge.subset(list(kinds))
         self.llm = llm
@@ -268,6 +287,9 @@ class KnowledgeRanker:
         self.max_tokens = max_tokens
         self.schema_retries = schema_retries
         self.append_missing = append_missing
+        self.prompt_style = prompt_style
+        self.similar_users = similar_users
+        self.n_examples = n_examples
 
     @property
     def kinds(self) -> list[str]:
@@ -337,16 +359,16 @@ class KnowledgeRanker:
             max_per_anchor=self.max_per_anchor,
             kind_weights=self.kind_weights,
         )
-        knowledge = ""
+        knowledge = self.examples_section(query)
         if selection.lines:
             section = render_prompt(
                 "knowledge_section", package="recai.knowledge", item_noun=self.item_noun, facts=selection.text
             )
-            knowledge = f"\n{section}\n"
+            knowledge += f"\n{section}\n"
         history = "\n".join(f"- {catalog.display_title(p)}" for p in query.history) or "(nothing yet)"
         listed = "\n".join(f"[{i + 1}] {catalog.display_title(p)}" for i, p in enumerate(shown))
         text = render_prompt(
-            "rank",
+            _TEMPLATES[self.prompt_style],
             package="recai.knowledge",
             item_noun=self.item_noun,
             history=history,
@@ -357,14 +379,71 @@ class KnowledgeRanker:
         )
         return text, selection
 
+    def examples_section(self, query: Query) -> str:
+        """The similar users' examples for this sample ('' without any)."""
+        if not self.n_examples or self.similar_users is None:
+            return ""
+        found = self.similar_users.examples(query.history, self.n_examples, exclude_user=query.user)
+        if not found:
+            return ""
+        title = self.catalog.display_title
+        lines = [
+            f"- liked {'; '.join(title(p) for p in e.history) or '(nothing else)'} -> {title(e.chosen)}"
+            for e in found
+        ]
+        chose = "chose next" if self.similar_users.timed else "also liked"
+        section = render_prompt(
+            "similar_users_section", package="recai.knowledge", chose=chose, examples="\n".join(lines)
+        )
+        return f"\n{section}\n"
+
     def schema(self, n: int) -> dict[str, Any]:
-        """A JSON list of candidate numbers 1..n (at most n of them)."""
-        return {
+        """What the reply must be: candidate numbers 1..n (listwise), the same after the user's stated
+        taste (chain), or one rating 1-5 per candidate in the order shown (rating)."""
+        numbers = {
             "type": "array",
             "items": {"type": "integer", "minimum": 1, "maximum": n},
             "minItems": 1,
             "maxItems": n,
         }
+        if self.prompt_style == "chain":
+            return {
+                "type": "object",
+                "properties": {
+                    "preferences": {"type": "string", "maxLength": PREFERENCES_MAX_CHARS},
+                    "ranking": numbers,
+                },
+                "required": ["preferences", "ranking"],
+            }
+        if self.prompt_style == "rating":
+            return {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": 5},
+                "minItems": n,
+                "maxItems": n,
+            }
+        return numbers
+
+    def reply_budget(self, n: int) -> int:
+        """Tokens a complete answer needs: a few per number, plus the stated taste for the chain."""
+        if self.max_tokens:
+            return self.max_tokens
+        extra = PREFERENCES_MAX_CHARS // 3 if self.prompt_style == "chain" else 0
+        return 4 * n + 16 + extra
+
+    def numbers_of(self, parsed: Any, n: int) -> list[Any] | None:
+        """Candidate numbers, best first, from a reply of this style (a schema-valid one, or the values
+        read leniently from one that failed the schema). Ratings become numbers by rating, ties in the
+        order shown; a rating that is not 1-5 drops its candidate (then appended and counted)."""
+        if self.prompt_style == "chain" and isinstance(parsed, dict):
+            parsed = parsed.get("ranking")
+        if parsed is None or not isinstance(parsed, list):
+            return None
+        if self.prompt_style != "rating":
+            return list(parsed)
+        rated = [(_as_int(value), i) for i, value in enumerate(parsed[:n])]
+        kept = [(rating, i) for rating, i in rated if rating is not None and 1 <= rating <= 5]
+        return [i + 1 for _, i in sorted(kept, key=lambda pair: (-pair[0], pair[1]))]
 
     def config(self) -> dict[str, Any]:
         return {
@@ -381,6 +460,8 @@ class KnowledgeRanker:
             "candidate_order": self.candidate_order,
             "schema_retries": self.schema_retries,
             "append_missing": self.append_missing,
+            "prompt_style": self.prompt_style,
+            "n_examples": self.n_examples,
         }
 
     # ------------------------------------------------------------ internals
@@ -395,15 +476,15 @@ class KnowledgeRanker:
                 out = self.llm.complete(
                     [{"role": "user", "content": text}],
                     response_format=self.schema(n),
-                    max_tokens=self.max_tokens or 4 * n + 16,
+                    max_tokens=self.reply_budget(n),
                     temperature=0.0,
                     max_schema_retries=self.schema_retries,
                     describe_schema=False,  # the prompt already says what to answer
                 )
-            raw, numbers = out.text, list(out.parsed)
+            raw, numbers = out.text, self.numbers_of(out.parsed, n)
         except SchemaError as exc:
             raw = exc.raw[-1] if exc.raw else ""
-            numbers = lenient_numbers(raw)
+            numbers = self.numbers_of(lenient_numbers(raw), n)
             error = f"invalid structured output: {exc}"
             not_valid = 1
         order, repairs = repair(numbers, n, append_missing=self.append_missing)
