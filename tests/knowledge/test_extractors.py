@@ -16,13 +16,12 @@ from recai.knowledge import (
     Fact,
     GraphExtractor,
     KnowledgeBase,
-    NotFittedError,
     PatternsExtractor,
     Query,
     RecommenderExtractor,
 )
 from recai.knowledge.cooccurrence import cooccurrence_counts
-from recai.rec import ALS, ItemKNN, Popularity
+from recai.rec import ALS, ItemKNN, NotFittedError, Popularity
 from tests.knowledge.data import (
     ONLY_IN_TEST,
     X,

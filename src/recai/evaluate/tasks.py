@@ -7,11 +7,12 @@ LLM usage with a cost estimate, and ``report.md``. LLM replies go through a resp
 model, prompt and sampling parameters, so re-running an evaluation costs nothing.
 
 System specs (``--system``):
-- ranking/retrieval: ``random``, ``popularity``, ``itemcf``, ``bpr``, ``als``, ``sasrec`` (trained on
-  the split's training part), ``llm:SPEC`` (a chat model, zero-shot; SPEC as for ``--llm``, e.g.
-  ``llm:local:qwen2.5-0.5b-instruct`` or ``llm:openai:gpt-4o-mini``), ``chatrec:SPEC`` (embedding
-  retrieval of candidates from the history, then the chat model chooses), ``encoder`` or
-  ``encoder:SPEC`` (a text Encoder alone: the recent titles as the query, items by similarity);
+- ranking/retrieval: ``random`` or a name in :data:`recai.rec.MODELS` (``popularity``, ``itemcf``,
+  ``als``, ``bpr``, ``sasrec``: trained on the split's training part), ``llm:SPEC`` (a chat model,
+  zero-shot; SPEC as for ``--llm``, e.g. ``llm:local:qwen2.5-0.5b-instruct`` or
+  ``llm:openai:gpt-4o-mini``), ``chatrec:SPEC`` (embedding retrieval of candidates from the history,
+  then the chat model chooses), ``encoder`` or ``encoder:SPEC`` (a text Encoder alone: the recent
+  titles as the query, items by similarity);
 - conversation: ``agent:SPEC`` (recai's agent with that brain), ``plain:SPEC``, ``chatrec:SPEC``, and
   ``random`` or a classic recommender, which ignore the conversation and show the next k items for the
   user's history each turn (what talking adds over the history alone).
@@ -55,7 +56,6 @@ from recai.evaluate.generative import (
 from recai.evaluate.judge import JudgeItem, JudgeVerdict, PairwiseJudge, evaluate_pairwise, summarize_verdicts
 from recai.evaluate.metrics import ranking_metrics
 from recai.evaluate.prepare import (  # re-exported: these were defined here first
-    CLASSIC,
     DataOptions,
     cached_llm,
     fit_classic,
@@ -72,6 +72,7 @@ from recai.llm.base import ChatModel
 from recai.llm.batch import BatchSettings, BudgetExhaustedError
 from recai.llm.cache import CachedChatModel
 from recai.llm.usage import UsageMeter, scoped
+from recai.rec import MODELS
 
 
 class ChatRecListSystem(LLMListSystem):
@@ -117,7 +118,7 @@ def list_system(
     """The system under test for ranking/retrieval (see the module docstring for the specs)."""
     if spec == "random":
         return RandomListSystem(len(dataset.catalog), seed=seed)
-    if spec in CLASSIC:
+    if spec in MODELS:
         return RecommenderListSystem(
             fit_classic(spec, split, sasrec_budget_s=sasrec_budget_s, seed=seed), name=spec
         )
@@ -134,7 +135,7 @@ def list_system(
     if kind == "encoder":
         return EncoderListSystem(load_encoder(llm_spec or None), dataset.catalog)
     raise ValueError(
-        f"unknown system '{spec}': use random, {', '.join(CLASSIC)}, llm:SPEC, chatrec:SPEC or encoder[:SPEC]"
+        f"unknown system '{spec}': use random, {', '.join(MODELS)}, llm:SPEC, chatrec:SPEC or encoder[:SPEC]"
     )
 
 
@@ -349,13 +350,13 @@ def conversation_system(
     memo: tuple[Any, ...] | None = None,
 ) -> ConversationalSystem:
     """The system under test; ``k`` items per turn for the history baselines (the agent shows its own)."""
-    if spec == "random" or spec in CLASSIC:
+    if spec == "random" or spec in MODELS:
         return history_system(spec, dataset, split, k=k, seed=seed, memo=memo)
     kind, _, llm_spec = spec.partition(":")
     if not llm_spec:
         raise ValueError(
             f"unknown system '{spec}': use agent:SPEC, plain:SPEC, chatrec:SPEC, random or "
-            + ", ".join(CLASSIC)
+            + ", ".join(MODELS)
         )
     llm = cached_llm(llm_spec, cache=cache)
     noun = item_noun(dataset)

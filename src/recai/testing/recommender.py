@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from recai.data import Interactions
-from recai.rec.base import NotFittedError, Recommender
+from recai.rec.base import Recommender
+from recai.rec.estimator import NotFittedError
 from recai.testing.data import N_ITEMS, ring_log
 
 __all__ = ["RecommenderSuite"]
