@@ -11,7 +11,6 @@ knowledge base is reused as it was, instead of being refitted into something sli
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -27,22 +26,17 @@ X = TypeVar("X", bound="Extractor")
 
 
 class Extractor(Estimator):
-    """Base class of the knowledge extractors: subclasses implement ``_fit``, ``_facts`` and the state
-    they save.
-
-    Args:
-        arguments: the subclass ``__init__``'s ``locals()`` (see :class:`~recai.rec.estimator.Estimator`).
-    """
+    """Base class of the knowledge extractors, so a knowledge base fits, queries and saves them alike:
+    subclasses declare their hyperparameters as :class:`~recai.rec.estimator.Estimator` says and
+    implement ``_fit``, ``_facts`` and the state they save."""
 
     kind: ClassVar[str] = "extractor"
     #: True for extractors built on a trained recommender (``fit`` then needs ``model=``).
     needs_model: ClassVar[bool] = False
     family = "extractor"
     fit_call = "fit(catalog, train)"
-
-    def __init__(self, arguments: Mapping[str, Any]) -> None:
-        super().__init__(arguments)
-        self.catalog_: Catalog | None = None
+    #: the catalog the facts are about, set by ``fit`` and ``load`` (None: not fitted)
+    catalog_: Catalog | None = None
 
     # ------------------------------------------------------------------ API
     def fit(

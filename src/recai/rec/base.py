@@ -9,7 +9,7 @@ versioned metadata.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -22,20 +22,15 @@ R = TypeVar("R", bound="Recommender")
 
 
 class Recommender(Estimator):
-    """Base class of the classic recommenders: subclasses implement ``_fit``, ``_score`` and the state
-    they save.
-
-    Args:
-        arguments: the subclass ``__init__``'s ``locals()`` (see :class:`~recai.rec.estimator.Estimator`).
-    """
+    """Base class of the classic recommenders, so every model scores, recommends and saves alike:
+    subclasses declare their hyperparameters as :class:`~recai.rec.estimator.Estimator` says and
+    implement ``_fit``, ``_score`` and the state they save."""
 
     name: ClassVar[str] = "recommender"
     family = "recommender"
     fit_call = "fit(interactions)"
-
-    def __init__(self, arguments: Mapping[str, Any]) -> None:
-        super().__init__(arguments)
-        self.n_items_: int | None = None
+    #: the catalog size the model scores, set by ``fit`` and ``load`` (None: not fitted)
+    n_items_: int | None = None
 
     @property
     def fitted(self) -> bool:

@@ -39,19 +39,22 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, not {value!r}")
 
 
-def read_meta(path: str | Path, family: str) -> dict[str, Any]:
-    """``meta.json`` of a saved ``family`` folder ("recommender", "extractor"), checked for a readable
-    object of a format this recai understands; every refusal names the file."""
-    meta_path = Path(path) / META_FILE
+def read_meta(
+    path: str | Path, what: str, *, file: str = META_FILE, newest: int = FORMAT_VERSION
+) -> dict[str, Any]:
+    """The JSON object ``file`` that describes a saved folder (``what`` it should be, e.g. "a saved
+    recommender"), checked to be readable and of a format no newer than ``newest``; every refusal
+    names the file."""
+    meta_path = Path(path) / file
     if not meta_path.exists():
-        raise FileNotFoundError(f"{path} is not a saved {family} ({META_FILE} missing)")
+        raise FileNotFoundError(f"{path} is not {what} ({file} missing)")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataError(f"invalid JSON: {exc.msg}", path=meta_path, line=exc.lineno) from None
     if not isinstance(meta, dict):
         raise DataError("expected a JSON object", path=meta_path)
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    if meta.get("format_version", 0) > newest:
         raise DataError(
             f"written by a newer recai (format {meta['format_version']})",
             path=meta_path,
@@ -119,7 +122,7 @@ class Estimator(ABC):
     def _restore(cls: type[E], path: str | Path) -> E:
         """A new instance with the saved hyperparameters and state (the subclass's ``load`` finishes it)."""
         path = Path(path)
-        meta = read_meta(path, cls.family)
+        meta = read_meta(path, f"a saved {cls.family}")
         if meta.get("class") != cls.__name__:
             raise DataError(
                 f"holds a {meta.get('class')}, not a {cls.__name__}", path=path / META_FILE, field="class"
@@ -205,7 +208,7 @@ class Registry(Mapping[str, type[E]], Generic[E]):
 
     def saved_class(self, path: str | Path) -> type[E]:
         """The registered class a saved folder holds (read from its ``meta.json``)."""
-        meta = read_meta(path, self.what)
+        meta = read_meta(path, f"a saved {self.what}")
         by_class = {cls.__name__: cls for cls in self._classes.values()}
         if meta.get("class") not in by_class:
             raise DataError(
