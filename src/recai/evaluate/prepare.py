@@ -27,10 +27,16 @@ TIME_BUDGETED_SASREC = {"epochs": 10_000, "patience": 40}
 
 @dataclass
 class DataOptions:
-    """How the dataset is prepared: the same options give the same samples."""
+    """How the dataset is prepared: the same options give the same samples.
+
+    Attributes:
+        data: a dataset name or folder.
+        k_core: iterative k-core before splitting (0: none; 5 for the MovieLens protocol).
+        seed: seeds the samples and the models.
+    """
 
     data: str = "demo"
-    k_core: int = 0  # iterative k-core before splitting (5 for the MovieLens protocol)
+    k_core: int = 0
     seed: int = 0
 
     def as_config(self) -> dict[str, Any]:

@@ -76,10 +76,18 @@ from recai.rec import MODELS
 
 
 class ChatRecListSystem(LLMListSystem):
-    """Chat-Rec for lists: candidates retrieved by embedding similarity to the history, then the LLM ranks.
+    """Chat-Rec for lists: candidates retrieved by embedding similarity to the history, then the LLM
+    ranks, so the LLM never has to name items from memory.
 
     For ranking, the offered candidates are reordered by similarity and the top ``n_retrieve`` shown;
     for retrieval, the ``n_retrieve`` nearest unseen items of the catalog are shown.
+
+    Args:
+        llm: the chat model that ranks.
+        dataset: the dataset whose catalog is ranked.
+        retriever: the encoder system that retrieves by similarity.
+        n_retrieve: how many retrieved items the LLM is shown.
+        **kwargs: passed to :class:`~recai.evaluate.generative.LLMListSystem` (``item_noun``...).
     """
 
     def __init__(

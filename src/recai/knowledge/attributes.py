@@ -103,12 +103,20 @@ def item_values(catalog: Catalog, position: int, column: str, year_col: str | No
 
 @dataclass
 class ValueTable:
-    """Items x attribute values (binary), with each value's column, text and rarity."""
+    """Items x attribute values (binary), with each value's column, text and rarity: what the attribute
+    and graph extractors both build their facts from.
+
+    Attributes:
+        matrix: items x values, 1 where the item has the value.
+        columns: the catalog column of each value.
+        names: the text of each value.
+        idf: each value's rarity, ``log((n+1)/(df+1)) / log(n+1)``, in [0, 1).
+    """
 
     matrix: sp.csr_matrix
-    columns: np.ndarray  # column of each value
-    names: np.ndarray  # text of each value
-    idf: np.ndarray  # log((n+1)/(df+1)) / log(n+1), in [0, 1)
+    columns: np.ndarray
+    names: np.ndarray
+    idf: np.ndarray
 
     @classmethod
     def build(cls, catalog: Catalog, columns: Sequence[str], *, decades: bool) -> ValueTable:

@@ -28,7 +28,11 @@ X = TypeVar("X", bound="Extractor")
 class Extractor(Estimator):
     """Base class of the knowledge extractors, so a knowledge base fits, queries and saves them alike:
     subclasses declare their hyperparameters as :class:`~recai.rec.estimator.Estimator` says and
-    implement ``_fit``, ``_facts`` and the state they save."""
+    implement ``_fit``, ``_facts`` and the state they save.
+
+    Args:
+        arguments: the subclass ``__init__``'s ``locals()`` (its hyperparameters).
+    """
 
     kind: ClassVar[str] = "extractor"
     #: True for extractors built on a trained recommender (``fit`` then needs ``model=``).

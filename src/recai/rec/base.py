@@ -24,7 +24,11 @@ R = TypeVar("R", bound="Recommender")
 class Recommender(Estimator):
     """Base class of the classic recommenders, so every model scores, recommends and saves alike:
     subclasses declare their hyperparameters as :class:`~recai.rec.estimator.Estimator` says and
-    implement ``_fit``, ``_score`` and the state they save."""
+    implement ``_fit``, ``_score`` and the state they save.
+
+    Args:
+        arguments: the subclass ``__init__``'s ``locals()`` (its hyperparameters).
+    """
 
     name: ClassVar[str] = "recommender"
     family = "recommender"

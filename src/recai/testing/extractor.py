@@ -52,9 +52,11 @@ def ring_queries() -> list[Query]:
 
 
 class ExtractorSuite:
-    """Mix into a test class that defines ``make`` (a factory of an unfitted extractor).
+    """The Extractor contract as tests: mix into a test class that defines ``make``.
 
-    ``produces_facts = False`` drops the check that some ring sample gets at least one fact.
+    Attributes:
+        make: a factory of an unfitted extractor.
+        produces_facts: False drops the check that some ring sample gets at least one fact.
     """
 
     make: Callable[[], Extractor]

@@ -31,9 +31,11 @@ __all__ = ["RecommenderSuite"]
 
 
 class RecommenderSuite:
-    """Mix into a test class that defines ``make`` (a factory of an unfitted, small, seeded model).
+    """The Recommender contract as tests: mix into a test class that defines ``make``.
 
-    ``learns_sequences = False`` skips the one test that needs the model to use the history.
+    Attributes:
+        make: a factory of an unfitted, small, seeded model.
+        learns_sequences: False skips the one test that needs the model to use the history.
     """
 
     make: Callable[[], Recommender]
