@@ -240,7 +240,7 @@ def test_the_build_command_fits_models_on_the_training_part_only(
     """`build_knowledge` (what `recai knowledge build` runs) must hand the recommenders behind the
     model-based extractors the training events only: validation may steer early stopping, never fitting."""
     from recai import rec
-    from recai.evaluate.tasks import DataOptions
+    from recai.evaluate.prepare import DataOptions
     from recai.knowledge.workflows import build_knowledge
 
     cls = {"popularity": rec.Popularity, "als": rec.ALS, "sasrec": rec.SASRec}[model]

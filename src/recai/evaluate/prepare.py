@@ -1,8 +1,7 @@
 """What an evaluation prepares before it runs a system: the data, a cached chat model, fitted baselines.
 
-Shared by :mod:`recai.evaluate.tasks` (``recai eval``) and by the pillars that write the same run
-folders (``recai.knowledge.evaluation``), which sit below the tasks; :mod:`recai.evaluate.tasks`
-re-exports every name.
+Shared by :mod:`recai.evaluate.runners` (``recai eval``) and by the pillars that write the same run
+folders (``recai.knowledge.evaluation``), which sit below the runners.
 """
 
 from __future__ import annotations

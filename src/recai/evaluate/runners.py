@@ -1,6 +1,7 @@
-"""The evaluation tasks as runs: build samples, run a system, write the run folder, resume when asked.
+"""The evaluation runners: build samples, run a system, write the run folder, resume when asked.
 
-Each ``run_*`` function is what ``recai eval TASK`` calls. It writes a run folder (see
+Each ``run_*_eval`` function is what one ``recai eval`` command calls (ranking and retrieval share
+:func:`run_list_eval`; the run folder records which as its ``task``). It writes a run folder (see
 :mod:`recai.evaluate.runs`) with the config, one JSONL record per sample (written as soon as the
 sample is done, so an interrupted run resumes where it stopped), metrics with 95% bootstrap intervals,
 LLM usage with a cost estimate, and ``report.md``. LLM replies go through a response cache keyed by
@@ -55,15 +56,7 @@ from recai.evaluate.generative import (
 )
 from recai.evaluate.judge import JudgeItem, JudgeVerdict, PairwiseJudge, evaluate_pairwise, summarize_verdicts
 from recai.evaluate.metrics import ranking_metrics
-from recai.evaluate.prepare import (  # re-exported: these were defined here first
-    DataOptions,
-    cached_llm,
-    fit_classic,
-    item_noun,
-)
-from recai.evaluate.prepare import (
-    response_cache_path as response_cache_path,
-)
+from recai.evaluate.prepare import DataOptions, cached_llm, fit_classic, item_noun
 from recai.evaluate.prices import PriceTable
 from recai.evaluate.recommender import rank_users
 from recai.evaluate.report import metrics_document
@@ -194,7 +187,7 @@ def _caches(*objects: Any) -> list[Any]:
     return out
 
 
-def run_list_task(
+def run_list_eval(
     task: str,
     system: str,
     out: str | Path,
@@ -267,7 +260,7 @@ def run_list_task(
         run.close()
 
 
-def run_recommender_task(
+def run_recommender_eval(
     system: str,
     out: str | Path,
     *,
@@ -413,7 +406,7 @@ def _agent(dataset: Dataset, llm: ChatModel) -> Any:
     return Agent.from_dataset(dataset, llm=llm, progress=False)
 
 
-def run_conversation_task(
+def run_conversation_eval(
     system: str,
     out: str | Path,
     *,
@@ -551,7 +544,7 @@ def read_judge_items(path: str | Path) -> list[JudgeItem]:
     return items
 
 
-def run_judge_task(
+def run_judge_eval(
     items_path: str | Path,
     out: str | Path,
     *,
@@ -627,9 +620,10 @@ def _current(run: RunFolder, samples: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "DataOptions",
-    "run_conversation_task",
-    "run_judge_task",
-    "run_list_task",
-    "run_recommender_task",
+    "judge_pairs_from_runs",
+    "read_judge_items",
+    "run_conversation_eval",
+    "run_judge_eval",
+    "run_list_eval",
+    "run_recommender_eval",
 ]
