@@ -20,8 +20,9 @@ from pathlib import Path
 
 from recai.data.atomic import write_text_atomic
 from recai.evaluate.compare import compare_runs
+from recai.evaluate.prepare import DataOptions
+from recai.evaluate.runners import run_conversation_eval
 from recai.evaluate.runs import RunFolder
-from recai.evaluate.tasks import DataOptions, run_conversation_task
 
 HERE = Path(__file__).resolve().parent
 BRAIN = "local:qwen2.5-1.5b-instruct"
@@ -52,7 +53,7 @@ def main() -> None:
     for system in args.systems:
         started = time.perf_counter()
         folder = args.out / system.replace(":", "_")
-        run_conversation_task(
+        run_conversation_eval(
             system,
             folder,
             simulator=args.simulator,

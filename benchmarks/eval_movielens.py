@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 
 from recai.data.atomic import write_text_atomic
+from recai.evaluate.prepare import DataOptions
+from recai.evaluate.runners import run_list_eval, run_recommender_eval
 from recai.evaluate.runs import RunFolder
-from recai.evaluate.tasks import DataOptions, run_list_task, run_recommender_task
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
@@ -61,7 +62,7 @@ def main() -> None:
     }
     for system in args.full:
         started = time.perf_counter()
-        report = run_recommender_task(
+        report = run_recommender_eval(
             system, args.out / f"full-{system}", data=data, sasrec_budget_s=args.sasrec_budget_s
         )
         metrics = RunFolder.load(report.parent).read_metrics()
@@ -74,7 +75,7 @@ def main() -> None:
         print(system, json.dumps(summary["full_ranking"][system]), flush=True)
     for system in args.ranking:
         started = time.perf_counter()
-        report = run_list_task(
+        report = run_list_eval(
             "ranking",
             system,
             args.out / f"ranking-{system.replace(':', '_')}",

@@ -38,8 +38,8 @@ from typing import Any
 
 from recai.data.atomic import write_text_atomic
 from recai.evaluate.compare import compare_runs
+from recai.evaluate.prepare import DataOptions
 from recai.evaluate.runs import RunFolder
-from recai.evaluate.tasks import DataOptions
 from recai.knowledge import KINDS
 from recai.knowledge.evaluation import run_knowledge_task
 from recai.knowledge.ranker import in_shown_order, lenient_numbers, repair

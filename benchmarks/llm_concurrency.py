@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test server 
 from tests.llm.openai_server import ServerState, openai_server, ranking_responder
 
 from recai.data.atomic import write_text_atomic
+from recai.evaluate.runners import run_list_eval
 from recai.evaluate.runs import RunFolder
-from recai.evaluate.tasks import run_list_task
 from recai.llm.batch import BatchSettings
 
 RESULT = Path(__file__).parent / "results" / "llm_concurrency.json"
@@ -46,7 +46,7 @@ RESULT = Path(__file__).parent / "results" / "llm_concurrency.json"
 
 def timed_run(spec: str, out: Path, users: int, concurrency: int) -> dict[str, Any]:
     started = time.perf_counter()
-    run_list_task(
+    run_list_eval(
         "ranking",
         spec,
         out,

@@ -37,7 +37,7 @@ LAYERS: dict[str, int] = {
     "recai.gen": 4,
     "recai.knowledge": 4,
     "recai.explain": 4,
-    "recai.evaluate.tasks": 5,  # what `recai eval` runs: every system, from classic models to the agent
+    "recai.evaluate.runners": 5,  # what `recai eval` runs: every system, from classic models to the agent
     "recai.serve": 5,
     "recai.testing": 6,
 }
@@ -249,7 +249,7 @@ def test_the_checker_sees_relative_and_function_level_imports() -> None:
     assert any(imp.in_function for imp in IMPORTS)
     assert all(imp.target in MODULES for imp in IMPORTS)
     assert layer("recai.gen.commands") == CLI_LAYER
-    assert layer("recai.evaluate.tasks") > layer("recai.evaluate.runs") > layer("recai.rec.base")
+    assert layer("recai.evaluate.runners") > layer("recai.evaluate.runs") > layer("recai.rec.base")
 
 
 def test_a_catalog_loads_its_index_provider_on_demand() -> None:

@@ -82,11 +82,11 @@ _LAZY: dict[str, str] = {
     "Explainer": "recai.explain.model",
     "run_alignment": "recai.explain.evaluation",
     # evaluate: what `recai eval` runs, run folders, metrics
-    "DataOptions": "recai.evaluate.tasks",
-    "run_list_task": "recai.evaluate.tasks",
-    "run_recommender_task": "recai.evaluate.tasks",
-    "run_conversation_task": "recai.evaluate.tasks",
-    "run_judge_task": "recai.evaluate.tasks",
+    "DataOptions": "recai.evaluate.prepare",
+    "run_list_eval": "recai.evaluate.runners",
+    "run_recommender_eval": "recai.evaluate.runners",
+    "run_conversation_eval": "recai.evaluate.runners",
+    "run_judge_eval": "recai.evaluate.runners",
     "RunFolder": "recai.evaluate.runs",
     "compare_runs": "recai.evaluate.compare",
     "evaluate_recommender": "recai.evaluate.recommender",
@@ -162,11 +162,11 @@ __all__ = [  # written out (not ``[*_LAZY]``) so that linters and type checkers 
     "resolve_history",
     "run_alignment",
     "run_batch",
-    "run_conversation_task",
-    "run_judge_task",
+    "run_conversation_eval",
+    "run_judge_eval",
     "run_knowledge_task",
-    "run_list_task",
-    "run_recommender_task",
+    "run_list_eval",
+    "run_recommender_eval",
     "temporal_split",
     "top_k",
     "train_embedder",
@@ -212,15 +212,15 @@ if TYPE_CHECKING:
     from recai.embed.training import train_embedder
     from recai.evaluate.compare import compare_runs
     from recai.evaluate.metrics import ranking_metrics, top_k
+    from recai.evaluate.prepare import DataOptions
     from recai.evaluate.recommender import evaluate_recommender
-    from recai.evaluate.runs import RunFolder
-    from recai.evaluate.tasks import (
-        DataOptions,
-        run_conversation_task,
-        run_judge_task,
-        run_list_task,
-        run_recommender_task,
+    from recai.evaluate.runners import (
+        run_conversation_eval,
+        run_judge_eval,
+        run_list_eval,
+        run_recommender_eval,
     )
+    from recai.evaluate.runs import RunFolder
     from recai.explain.evaluation import run_alignment
     from recai.explain.model import Explainer
     from recai.explain.target import fit_target

@@ -89,7 +89,7 @@ def knowledge_build(
     fresh: Annotated[bool, typer.Option(help="Replace an existing knowledge base in --out.")] = False,
 ) -> None:
     """Fit the knowledge extractors on the training part of a dataset's leave-one-out split and save them."""
-    from recai.evaluate.tasks import DataOptions
+    from recai.evaluate.prepare import DataOptions
     from recai.knowledge.workflows import build_knowledge
 
     params = _knowledge_params(param, recommender_model, embedding_model)
@@ -234,7 +234,7 @@ def knowledge_eval(
     budget_cost: BudgetCostOpt = None,
 ) -> None:
     """Candidate ranking with knowledge in the prompt: a run folder like `recai eval ranking`'s."""
-    from recai.evaluate.tasks import DataOptions
+    from recai.evaluate.prepare import DataOptions
     from recai.knowledge.evaluation import run_knowledge_task
     from recai.knowledge.workflows import load_knowledge
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from recai.evaluate.runners import run_conversation_eval, run_judge_eval, run_list_eval
 from recai.evaluate.runs import RunFolder
-from recai.evaluate.tasks import run_conversation_task, run_judge_task, run_list_task
 from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
 from recai.llm.scripted import ScriptedChatModel
 from tests.llm.openai_server import ServerState, openai_server, ranking_responder
@@ -48,7 +48,7 @@ def test_ranking_against_a_server_is_byte_identical_at_every_concurrency(tmp_pat
         outputs = []
         for concurrency in (1, 4, 16):
             out = tmp_path / f"c{concurrency}"
-            run_list_task(
+            run_list_eval(
                 "ranking",
                 spec,
                 out,
@@ -67,14 +67,14 @@ def test_retrieval_budget_stops_and_a_rerun_finishes_identically(tmp_path: Path)
     with openai_server(ServerState(responder=ranking_responder)) as (url, _):
         spec = f"llm:openai:{url}#ranker"
         whole = tmp_path / "whole"
-        run_list_task("retrieval", spec, whole, n_users=12, cache=False, progress=False)
+        run_list_eval("retrieval", spec, whole, n_users=12, cache=False, progress=False)
         parts = tmp_path / "parts"
         stop = BatchSettings(concurrency=3, budget=Budget(max_tokens=400))
         with pytest.raises(BudgetExhaustedError) as stopped:
-            run_list_task("retrieval", spec, parts, n_users=12, cache=False, progress=False, batch=stop)
+            run_list_eval("retrieval", spec, parts, n_users=12, cache=False, progress=False, batch=stop)
         assert 0 < stopped.value.done < 12
         assert (parts / "usage.json").exists() and not (parts / "metrics.json").exists()
-        run_list_task(
+        run_list_eval(
             "retrieval",
             spec,
             parts,
@@ -104,7 +104,7 @@ def test_conversations_in_flight_match_sequential_ones(
     runs = []
     for concurrency in (1, 4):
         out = tmp_path / f"c{concurrency}"
-        run_conversation_task(
+        run_conversation_eval(
             "plain:x",
             out,
             simulator="sim",
@@ -145,7 +145,7 @@ def test_judging_in_flight_matches_sequential_judging(
     outputs = []
     for concurrency in (1, 6):
         out = tmp_path / f"c{concurrency}"
-        run_judge_task(
+        run_judge_eval(
             items, out, judge="j", cache=False, progress=False, batch=BatchSettings(concurrency=concurrency)
         )
         outputs.append(_records(out))

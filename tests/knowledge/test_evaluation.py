@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from recai.cli import app
 from recai.evaluate.compare import compare_runs
+from recai.evaluate.prepare import DataOptions
+from recai.evaluate.runners import run_list_eval
 from recai.evaluate.runs import ConfigMismatchError, RunFolder
-from recai.evaluate.tasks import DataOptions, run_list_task
 from recai.knowledge import KnowledgeBase, run_knowledge_task
 from recai.knowledge.workflows import build_knowledge, parse_params
 from recai.llm.base import Message
@@ -77,7 +78,7 @@ def test_a_knowledge_run_is_a_ranking_run_that_resumes(tmp_path: Path, calls: li
     with pytest.raises(ConfigMismatchError, match="system"):
         run_knowledge_task("llm:fake", out, knowledge="attributes", **options)
     # the same samples as `recai eval ranking`, so the two runs pair up sample by sample
-    run_list_task(
+    run_list_eval(
         "ranking", "popularity", tmp_path / "pop", n_users=6, negatives="popularity", progress=False
     )
     comparison = compare_runs(out, tmp_path / "pop", n_resamples=200)

@@ -16,13 +16,12 @@ from recai.knowledge import (
     Fact,
     GraphExtractor,
     KnowledgeBase,
-    NotFittedError,
     PatternsExtractor,
     Query,
     RecommenderExtractor,
 )
 from recai.knowledge.cooccurrence import cooccurrence_counts
-from recai.rec import ALS, ItemKNN, Popularity
+from recai.rec import ALS, ItemKNN, NotFittedError, Popularity
 from tests.knowledge.data import (
     ONLY_IN_TEST,
     X,
@@ -241,7 +240,7 @@ def test_the_build_command_fits_models_on_the_training_part_only(
     """`build_knowledge` (what `recai knowledge build` runs) must hand the recommenders behind the
     model-based extractors the training events only: validation may steer early stopping, never fitting."""
     from recai import rec
-    from recai.evaluate.tasks import DataOptions
+    from recai.evaluate.prepare import DataOptions
     from recai.knowledge.workflows import build_knowledge
 
     cls = {"popularity": rec.Popularity, "als": rec.ALS, "sasrec": rec.SASRec}[model]

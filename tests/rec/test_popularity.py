@@ -8,7 +8,7 @@ import pytest
 
 from recai.data import Interactions
 from recai.rec import Popularity
-from recai.rec.base import NotFittedError
+from recai.rec.estimator import NotFittedError
 from recai.testing.data import make_log
 
 

@@ -75,7 +75,7 @@ PricesOpt = Annotated[Path | None, typer.Option(help="Your price table (YAML) fo
 
 
 def _noun(dataset: Any) -> str:
-    from recai.evaluate.tasks import item_noun
+    from recai.evaluate.prepare import item_noun
 
     return item_noun(dataset)
 

@@ -106,12 +106,12 @@ class AgentContext:
 
     @cached_property
     def itemcf(self) -> Any:
-        from recai.rec import ItemKNN
+        from recai.rec import MODELS
 
         path = self.cache_dir / "itemcf"
         if (path / "meta.json").exists():
-            return ItemKNN.load(path)
-        model = ItemKNN(neighbours=100).fit(self.dataset.interactions)
+            return MODELS["itemcf"].load(path)
+        model = MODELS.build("itemcf").fit(self.dataset.interactions)
         model.save(path)
         return model
 
@@ -119,14 +119,16 @@ class AgentContext:
     def sequential(self) -> Any:
         """A SASRec trained once on the whole log (validated on each user's last event)."""
         from recai.data.splits import leave_one_out
-        from recai.rec import SASRec
+        from recai.rec import MODELS
 
         path = self.cache_dir / "sasrec"
         if (path / "meta.json").exists():
-            return SASRec.load(path)
+            return MODELS["sasrec"].load(path)
         split = leave_one_out(self.dataset.interactions, min_train=1)
-        model = SASRec(
-            time_budget_s=self.settings.sasrec_budget_s, epochs=200, patience=10, progress=self.progress
+        # A smaller budget than SASRec's default on purpose: this trains while the user waits for the
+        # agent's first answer, so it stops after 10 epochs without gain (and at the settings' budget).
+        model = MODELS.build(
+            "sasrec", {"patience": 10}, time_budget_s=self.settings.sasrec_budget_s, progress=self.progress
         )
         model.fit(split.train_and_valid(), valid=split.test)
         model.save(path)

@@ -10,11 +10,11 @@
 - :mod:`recai.evaluate.runs`, :mod:`recai.evaluate.report`, :mod:`recai.evaluate.compare` and
   :mod:`recai.evaluate.prices`: run folders, ``metrics.json`` and ``report.md``, paired comparisons of
   runs, and cost estimates;
-- :mod:`recai.evaluate.tasks`: what ``recai eval`` runs (``run_list_task``, ``run_recommender_task``,
-  ``run_conversation_task``, ``run_judge_task``).
+- :mod:`recai.evaluate.runners`: what ``recai eval`` runs (``run_list_eval``, ``run_recommender_eval``,
+  ``run_conversation_eval``, ``run_judge_eval``).
 
 The names below are imported on first access: ``recai.rec`` uses the metrics for early stopping, and
-importing them must not import the tasks (which import ``recai.rec``).
+importing them must not import the runners (which import ``recai.rec``).
 """
 
 from __future__ import annotations
@@ -51,12 +51,12 @@ _LAZY = {
     "write_report": "recai.evaluate.report",
     "compare_runs": "recai.evaluate.compare",
     "PriceTable": "recai.evaluate.prices",
-    "DataOptions": "recai.evaluate.tasks",
-    "judge_pairs_from_runs": "recai.evaluate.tasks",
-    "run_conversation_task": "recai.evaluate.tasks",
-    "run_judge_task": "recai.evaluate.tasks",
-    "run_list_task": "recai.evaluate.tasks",
-    "run_recommender_task": "recai.evaluate.tasks",
+    "DataOptions": "recai.evaluate.prepare",
+    "judge_pairs_from_runs": "recai.evaluate.runners",
+    "run_conversation_eval": "recai.evaluate.runners",
+    "run_judge_eval": "recai.evaluate.runners",
+    "run_list_eval": "recai.evaluate.runners",
+    "run_recommender_eval": "recai.evaluate.runners",
 }
 
 __all__ = [
@@ -86,10 +86,10 @@ __all__ = [
     "popularity_bias",
     "rank_users",
     "ranking_metrics",
-    "run_conversation_task",
-    "run_judge_task",
-    "run_list_task",
-    "run_recommender_task",
+    "run_conversation_eval",
+    "run_judge_eval",
+    "run_list_eval",
+    "run_recommender_eval",
     "summarize",
     "top_k",
     "write_report",
@@ -119,15 +119,15 @@ if TYPE_CHECKING:
         top_k,
     )
     from recai.evaluate.parsing import ListGrounder, parse_item_list
+    from recai.evaluate.prepare import DataOptions
     from recai.evaluate.prices import PriceTable
     from recai.evaluate.recommender import evaluate_recommender, rank_users
     from recai.evaluate.report import write_report
-    from recai.evaluate.runs import RunFolder
-    from recai.evaluate.tasks import (
-        DataOptions,
+    from recai.evaluate.runners import (
         judge_pairs_from_runs,
-        run_conversation_task,
-        run_judge_task,
-        run_list_task,
-        run_recommender_task,
+        run_conversation_eval,
+        run_judge_eval,
+        run_list_eval,
+        run_recommender_eval,
     )
+    from recai.evaluate.runs import RunFolder

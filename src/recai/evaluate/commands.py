@@ -31,10 +31,11 @@ eval_app = typer.Typer(
 
 
 def _list_task(task: str, system: str, data: str, out: Path, **kwargs: Any) -> None:
-    from recai.evaluate.tasks import DataOptions, run_list_task
+    from recai.evaluate.prepare import DataOptions
+    from recai.evaluate.runners import run_list_eval
 
     run_eval(
-        run_list_task,
+        run_list_eval,
         task,
         system,
         out,
@@ -138,10 +139,11 @@ def eval_recommender(
     fresh: Annotated[bool, typer.Option(help="Replace an existing run of the same task in --out.")] = False,
 ) -> None:
     """Full-catalog ranking of every test user (history excluded) by a classic recommender."""
-    from recai.evaluate.tasks import DataOptions, run_recommender_task
+    from recai.evaluate.prepare import DataOptions
+    from recai.evaluate.runners import run_recommender_eval
 
     run_eval(
-        run_recommender_task,
+        run_recommender_eval,
         system,
         out,
         data=DataOptions(data, k_core=k_core, seed=seed),
@@ -169,10 +171,11 @@ def eval_conversation(
     budget_cost: BudgetCostOpt = None,
 ) -> None:
     """Simulated users who know the target only by its attributes talk to the system."""
-    from recai.evaluate.tasks import DataOptions, run_conversation_task
+    from recai.evaluate.prepare import DataOptions
+    from recai.evaluate.runners import run_conversation_eval
 
     run_eval(
-        run_conversation_task,
+        run_conversation_eval,
         system,
         out,
         simulator=simulator,
@@ -200,10 +203,10 @@ def eval_judge(
     budget_cost: BudgetCostOpt = None,
 ) -> None:
     """Pairwise LLM-as-judge in both orders; a win counts only when both orders agree."""
-    from recai.evaluate.tasks import run_judge_task
+    from recai.evaluate.runners import run_judge_eval
 
     run_eval(
-        run_judge_task,
+        run_judge_eval,
         items,
         out,
         judge=judge,
@@ -223,7 +226,7 @@ def eval_pairs(
     turn: Annotated[int, typer.Option(help="Which turn's replies to pair.")] = 1,
 ) -> None:
     """Pairs for the judge from two conversation runs: the same user message, each system's reply."""
-    from recai.evaluate.tasks import judge_pairs_from_runs
+    from recai.evaluate.runners import judge_pairs_from_runs
 
     try:
         n = judge_pairs_from_runs(run_a, run_b, out, turn=turn)

@@ -1,8 +1,7 @@
 """What an evaluation prepares before it runs a system: the data, a cached chat model, fitted baselines.
 
-Shared by :mod:`recai.evaluate.tasks` (``recai eval``) and by the pillars that write the same run
-folders (``recai.knowledge.evaluation``), which sit below the tasks; :mod:`recai.evaluate.tasks`
-re-exports every name.
+Shared by :mod:`recai.evaluate.runners` (``recai eval``) and by the pillars that write the same run
+folders (``recai.knowledge.evaluation``), which sit below the runners.
 """
 
 from __future__ import annotations
@@ -16,8 +15,13 @@ from recai.data import load as load_dataset
 from recai.data.home import data_home
 from recai.llm.base import ChatModel
 from recai.llm.cache import CachedChatModel
+from recai.rec import MODELS
+from recai.rec.base import Recommender
 
-CLASSIC = ("popularity", "itemcf", "bpr", "als", "sasrec")
+#: How ``recai eval`` trains SASRec, and how every committed evaluation and knowledge benchmark did: the
+#: time budget ends training, not an epoch cap, and a longer patience than SASRec's default rides out
+#: noisy validation on small splits.
+TIME_BUDGETED_SASREC = {"epochs": 10_000, "patience": 40}
 
 
 @dataclass
@@ -63,7 +67,7 @@ def cached_llm(spec: str, *, cache: bool = True) -> ChatModel:
     return CachedChatModel(llm, response_cache_path(), model_id=spec) if cache else llm
 
 
-_FITTED: dict[tuple[Any, ...], Any] = {}
+_FITTED: dict[tuple[Any, ...], Recommender] = {}
 
 
 def fit_classic(
@@ -73,28 +77,19 @@ def fit_classic(
     sasrec_budget_s: float = 300.0,
     seed: int = 0,
     memo: tuple[Any, ...] | None = None,
-) -> Any:
-    """A classic recommender fitted on the split's training part (validation for early stopping).
+) -> Recommender:
+    """The recommender ``name`` (of :data:`recai.rec.MODELS`) fitted on the split's training part
+    (validation for early stopping), SASRec to a time budget (:data:`TIME_BUDGETED_SASREC`).
 
     ``memo`` (the data options) keeps the fitted model for this process, so evaluating one model on
     several tasks trains it once.
     """
-    from recai.rec import ALS, BPR, ItemKNN, Popularity, SASRec
-
     key = (name, sasrec_budget_s, seed, memo)
     if memo is not None and key in _FITTED:
         return _FITTED[key]
-
-    models = {
-        "popularity": lambda: Popularity(),
-        "itemcf": lambda: ItemKNN(neighbours=100),
-        "bpr": lambda: BPR(seed=seed),
-        "als": lambda: ALS(seed=seed),
-        "sasrec": lambda: SASRec(time_budget_s=sasrec_budget_s, epochs=10_000, patience=40, seed=seed),
-    }
-    if name not in models:
-        raise ValueError(f"unknown recommender '{name}' (use one of {sorted(models)})")
-    model = models[name]().fit(split.train, valid=split.valid)
+    params = TIME_BUDGETED_SASREC if name == "sasrec" else {}
+    model = MODELS.build(name, params, seed=seed, time_budget_s=sasrec_budget_s)
+    model.fit(split.train, valid=split.valid)
     if memo is not None:
         _FITTED[key] = model
     return model

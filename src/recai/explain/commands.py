@@ -271,7 +271,7 @@ def explain_eval(
     if judge:
         if not against:
             raise fail(ValueError("--judge needs --against (the other system)"))
-        from recai.evaluate.tasks import cached_llm
+        from recai.evaluate.prepare import cached_llm
         from recai.llm.batch import BudgetExhaustedError
 
         other = _system(against, split, device=device)

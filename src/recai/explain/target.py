@@ -18,13 +18,21 @@ from typing import Any
 
 import numpy as np
 
+from recai.rec import MODELS
 from recai.rec.base import Recommender
 
-SUPPORTED = ("sasrec", "als", "bpr")
+#: The recommenders RecExplainer can explain: those with item embeddings (``item_vectors``), whose score
+#: is a user vector's dot product with them.
+SUPPORTED = tuple(name for name, cls in MODELS.items() if hasattr(cls, "item_vectors"))
 
 
 class TargetModel:
-    """A fitted recommender with embeddings, frozen; ``score`` / ``rank`` / vectors for one or more users."""
+    """A fitted recommender with embeddings, frozen: the model whose behaviour RecExplainer learns, with
+    ``score`` / ``rank`` and its user and item vectors for one or more users.
+
+    Args:
+        recommender: a fitted recommender of :data:`SUPPORTED`; it is frozen in place.
+    """
 
     def __init__(self, recommender: Recommender) -> None:
         if recommender.n_items_ is None:
@@ -114,15 +122,7 @@ class TargetModel:
     @classmethod
     def load(cls, path: str | Path) -> TargetModel:
         """A target saved by :meth:`save` (any supported recommender class)."""
-        import json
-
-        from recai.rec import MODELS
-
-        meta = json.loads((Path(path) / "meta.json").read_text(encoding="utf-8"))
-        by_class = {m.__name__: m for m in MODELS.values()}
-        if meta.get("class") not in by_class:
-            raise ValueError(f"{path} holds no recai recommender (class {meta.get('class')!r})")
-        return cls(by_class[meta["class"]].load(path))
+        return cls(MODELS.saved_class(path).load(path))
 
 
 def fit_target(split: Any, name: str = "sasrec", **params: Any) -> TargetModel:

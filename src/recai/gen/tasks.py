@@ -35,7 +35,7 @@ import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -48,6 +48,9 @@ from recai.data.splits import Split
 from recai.gen.examples import Control, GenData, GenExample
 from recai.gen.items import DEFAULT_FORMAT, ItemNames, SpanFormat
 from recai.gen.templates import plural, render
+
+if TYPE_CHECKING:
+    from recai.rec.base import Recommender
 
 LIST_TASKS: tuple[str, ...] = ("sequential", "count", "category", "category_cold", "category_share")
 GROUNDING_TASKS: tuple[str, ...] = ("item_title", "item_category", "general")
@@ -98,14 +101,13 @@ def satisfies(values: frozenset[str], control: Control) -> bool:
     return not inside if control.mode == "not_in" else inside
 
 
-def fit_teacher(split: Split, name: str = "sasrec", **params: Any) -> Any:
-    """A recai recommender fitted on the split's training log only (validation for early stopping), so
-    its top-k never carries a held-out event into training labels."""
+def fit_teacher(split: Split, name: str = "sasrec", **params: Any) -> Recommender:
+    """The recommender ``name`` (of :data:`recai.rec.MODELS`, hyperparameters ``params``) fitted on the
+    split's training log only (validation for early stopping), so its top-k never carries a held-out
+    event into training labels."""
     from recai.rec import MODELS
 
-    if name not in MODELS:
-        raise ValueError(f"unknown teacher '{name}'; available: {', '.join(MODELS)}")
-    return MODELS[name](**params).fit(split.train, valid=split.valid)
+    return MODELS.build(name, params).fit(split.train, valid=split.valid)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ measured with the target model's tokenizer, verbalise, and rank candidates with 
 """
 
 from recai.knowledge.attributes import AttributeExtractor
-from recai.knowledge.base import Extractor, NotFittedError
+from recai.knowledge.base import Extractor
 from recai.knowledge.cooccurrence import CooccurrenceExtractor
 from recai.knowledge.embedding import EmbeddingExtractor
 from recai.knowledge.evaluation import KnowledgeListSystem, run_knowledge_task
@@ -41,7 +41,6 @@ __all__ = [
     "KnowledgeBase",
     "KnowledgeListSystem",
     "KnowledgeRanker",
-    "NotFittedError",
     "PatternsExtractor",
     "Query",
     "RankResult",

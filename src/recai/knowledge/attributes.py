@@ -103,12 +103,20 @@ def item_values(catalog: Catalog, position: int, column: str, year_col: str | No
 
 @dataclass
 class ValueTable:
-    """Items x attribute values (binary), with each value's column, text and rarity."""
+    """Items x attribute values (binary), with each value's column, text and rarity: what the attribute
+    and graph extractors both build their facts from.
+
+    Attributes:
+        matrix: items x values, 1 where the item has the value.
+        columns: the catalog column of each value.
+        names: the text of each value.
+        idf: each value's rarity, ``log((n+1)/(df+1)) / log(n+1)``, in [0, 1).
+    """
 
     matrix: sp.csr_matrix
-    columns: np.ndarray  # column of each value
-    names: np.ndarray  # text of each value
-    idf: np.ndarray  # log((n+1)/(df+1)) / log(n+1), in [0, 1)
+    columns: np.ndarray
+    names: np.ndarray
+    idf: np.ndarray
 
     @classmethod
     def build(cls, catalog: Catalog, columns: Sequence[str], *, decades: bool) -> ValueTable:
@@ -160,18 +168,25 @@ class ValueTable:
 
 
 class AttributeExtractor(Extractor):
-    """Candidates' attributes and the values they share with the history (see the module docstring).
+    """Candidates' attributes and the values they share with the history: content knowledge, which
+    needs no interactions and so works for items nobody has seen yet (module docstring).
 
-    ``columns`` / ``exclude`` choose the catalog columns (default: every categorical one);
-    ``max_values`` caps the values listed per column, ``max_shared`` the shared values per fact and
-    ``profile_values`` the recurring values per column in the profile (each seen at least
-    ``min_profile_count`` times).
+    Args:
+        columns: the catalog columns to use (None: every categorical one).
+        exclude: columns to leave out of that default.
+        decades: add a ``decade`` value derived from a year or date column.
+        max_values: values listed per column for a candidate.
+        max_shared: shared values per fact.
+        profile: give each sample a profile fact (the values that recur in the history).
+        profile_values: recurring values per column in the profile.
+        min_profile_count: history items a value needs to be in the profile.
     """
 
     kind = "attributes"
 
     def __init__(
         self,
+        *,
         columns: list[str] | None = None,
         exclude: list[str] | None = None,
         decades: bool = True,
@@ -181,17 +196,9 @@ class AttributeExtractor(Extractor):
         profile_values: int = 2,
         min_profile_count: int = 2,
     ) -> None:
-        super().__init__()
         if max_values < 1 or max_shared < 1 or profile_values < 1:
             raise ValueError("max_values, max_shared and profile_values must be at least 1")
-        self.columns = columns
-        self.exclude = exclude
-        self.decades = decades
-        self.max_values = max_values
-        self.max_shared = max_shared
-        self.profile = profile
-        self.profile_values = profile_values
-        self.min_profile_count = min_profile_count
+        super().__init__(locals())
         self.columns_: list[str] = []
         self.table_: ValueTable | None = None
         self.year_column_: str | None = None

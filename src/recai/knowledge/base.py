@@ -1,4 +1,5 @@
-"""The one API every knowledge extractor implements (scikit-learn style, like :mod:`recai.rec.base`).
+"""The one API every knowledge extractor implements (on :class:`recai.rec.estimator.Estimator`, like the
+recommenders).
 
 Hyperparameters go to ``__init__``; ``fit(catalog, train)`` learns attributes that end with ``_`` from
 the catalog and the *training* interactions only (the caller passes the training part of a split, never
@@ -9,46 +10,46 @@ knowledge base is reused as it was, instead of being refitted into something sli
 
 from __future__ import annotations
 
-import inspect
-import json
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from recai.data.atomic import atomic_directory
 from recai.data.catalog import Catalog
 from recai.data.errors import DataError
 from recai.data.interactions import Interactions
 from recai.knowledge.facts import Fact, Query
+from recai.rec.estimator import STATE_FILE, Estimator
 
-E = TypeVar("E", bound="Extractor")
-FORMAT_VERSION = 1
-
-
-class NotFittedError(RuntimeError):
-    """The extractor was asked for facts before ``fit``."""
+X = TypeVar("X", bound="Extractor")
 
 
-class Extractor(ABC):
-    """Base class: subclasses implement ``_fit``, ``_facts`` and the state they save."""
+class Extractor(Estimator):
+    """Base class of the knowledge extractors, so a knowledge base fits, queries and saves them alike:
+    subclasses declare their hyperparameters as :class:`~recai.rec.estimator.Estimator` says and
+    implement ``_fit``, ``_facts`` and the state they save.
+
+    Args:
+        arguments: the subclass ``__init__``'s ``locals()`` (its hyperparameters).
+    """
 
     kind: ClassVar[str] = "extractor"
     #: True for extractors built on a trained recommender (``fit`` then needs ``model=``).
     needs_model: ClassVar[bool] = False
-
-    def __init__(self) -> None:
-        self.catalog_: Catalog | None = None
+    family = "extractor"
+    fit_call = "fit(catalog, train)"
+    #: the catalog the facts are about, set by ``fit`` and ``load`` (None: not fitted)
+    catalog_: Catalog | None = None
 
     # ------------------------------------------------------------------ API
     def fit(
-        self: E,
+        self: X,
         catalog: Catalog,
         train: Interactions,
         *,
         model: Any = None,
-    ) -> E:
+    ) -> X:
         """Learn from the catalog and the training log (the item vocabulary must be the catalog's)."""
         if not train.item_ids.equals(catalog.ids):
             raise ValueError(
@@ -72,81 +73,30 @@ class Extractor(ABC):
     def fitted(self) -> bool:
         return self.catalog_ is not None
 
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters as passed to ``__init__`` (JSON-serialisable)."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names}
-
     # ------------------------------------------------------------- persist
-    def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
-        """Write ``meta.json`` (kind, class, hyperparameters) and ``state.npz`` atomically."""
-        self._check_fitted()
-        path = Path(path)
-        with atomic_directory(path, overwrite=overwrite) as tmp:
-            meta = {
-                "kind": self.kind,
-                "class": type(self).__name__,
-                "format_version": FORMAT_VERSION,
-                "params": self.get_params(),
-            }
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            np.savez(tmp / "state.npz", **self._state())
-            self._save_extra(tmp)
-        return path
-
     @classmethod
-    def load(cls: type[E], path: str | Path, catalog: Catalog) -> E:
+    def load(cls: type[X], path: str | Path, catalog: Catalog) -> X:
         """A saved extractor, attached to ``catalog`` (the one it was fitted with)."""
-        path = Path(path)
-        meta_path = path / "meta.json"
-        if not meta_path.exists():
-            raise FileNotFoundError(f"{path} is not a saved extractor ({meta_path.name} missing)")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON: {exc.msg}", path=meta_path, line=exc.lineno) from None
-        if meta.get("class") != cls.__name__:
-            raise DataError(
-                f"holds a {meta.get('class')}, not a {cls.__name__}", path=meta_path, field="class"
-            )
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise DataError(
-                f"written by a newer recai (format {meta['format_version']})",
-                path=meta_path,
-                field="format_version",
-            )
-        extractor = cls(**meta["params"])
-        with np.load(path / "state.npz", allow_pickle=False) as state:
-            extractor._set_state({k: state[k] for k in state.files})
-        extractor._load_extra(path)
+        extractor = cls._restore(path)
         extractor.catalog_ = catalog
-        extractor._check_catalog(catalog, path)
+        extractor._check_catalog(catalog, Path(path))
         return extractor
 
-    # --------------------------------------------------------- subclassing
-    def _check_fitted(self) -> None:
-        if self.catalog_ is None:
-            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(catalog, train) first")
+    def _meta(self) -> dict[str, Any]:
+        return {"kind": self.kind}
 
+    # --------------------------------------------------------- subclassing
     def _check_catalog(self, catalog: Catalog, path: Path) -> None:
         """Refuse a catalog of another size than the one the state was built for."""
         n = self._n_items()
         if n is not None and n != len(catalog):
             raise DataError(
                 f"was fitted on a catalog of {n} items, but this catalog has {len(catalog)}",
-                path=path / "state.npz",
+                path=path / STATE_FILE,
             )
 
     def _n_items(self) -> int | None:
         """Catalog size the saved state assumes (None when it does not depend on it)."""
-        return None
-
-    def _save_extra(self, folder: Path) -> None:
-        """Write anything that does not fit in ``state.npz`` (a recommender model); nothing by default."""
-        return None
-
-    def _load_extra(self, folder: Path) -> None:
-        """Read what ``_save_extra`` wrote; nothing by default."""
         return None
 
     @abstractmethod
@@ -154,12 +104,6 @@ class Extractor(ABC):
 
     @abstractmethod
     def _facts(self, query: Query) -> list[Fact]: ...
-
-    @abstractmethod
-    def _state(self) -> dict[str, np.ndarray]: ...
-
-    @abstractmethod
-    def _set_state(self, state: dict[str, np.ndarray]) -> None: ...
 
 
 def quantiles(values: np.ndarray, n: int = 101) -> np.ndarray:

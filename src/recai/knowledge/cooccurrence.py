@@ -24,6 +24,7 @@ from recai.data.catalog import Catalog
 from recai.data.interactions import Interactions
 from recai.knowledge.base import Extractor, calibrate, quantiles
 from recai.knowledge.facts import Fact, Query
+from recai.rec.estimator import check_choice
 
 MEASURES = ("cosine", "jaccard", "lift")
 
@@ -63,42 +64,42 @@ def normalise(counts: np.ndarray, n_i: np.ndarray, n_j: np.ndarray, n_users: int
     counts = np.asarray(counts, dtype=np.float64)
     n_i = np.asarray(n_i, dtype=np.float64)
     n_j = np.asarray(n_j, dtype=np.float64)
+    check_choice("measure", measure, MEASURES)
     with np.errstate(divide="ignore", invalid="ignore"):
         if measure == "cosine":
             out = counts / np.sqrt(n_i * n_j)
         elif measure == "jaccard":
             out = counts / (n_i + n_j - counts)
-        elif measure == "lift":
-            out = counts * n_users / (n_i * n_j)
         else:
-            raise ValueError(f"measure must be one of {MEASURES}, not '{measure}'")
+            out = counts * n_users / (n_i * n_j)
     return np.nan_to_num(out, nan=0.0, posinf=0.0)
 
 
 class CooccurrenceExtractor(Extractor):
-    """Facts linking each candidate to the history items it co-occurs with (module docstring).
+    """Facts linking each candidate to the history items it co-occurs with: the "people who watched X
+    also watched Y" evidence, per sample (module docstring).
 
-    Each candidate gets at most ``max_anchors`` facts, for its highest-scoring history items.
+    Args:
+        window: steps apart two items may be in a user's sequence and still co-occur (None: anywhere).
+        measure: ``"cosine"``, ``"jaccard"`` or ``"lift"``.
+        min_count: users a pair needs before it is a fact.
+        max_anchors: facts per candidate, for its highest-scoring history items.
     """
 
     kind = "cooccurrence"
 
     def __init__(
         self,
+        *,
         window: int | None = 10,
         measure: str = "cosine",
         min_count: int = 2,
         max_anchors: int = 3,
     ) -> None:
-        super().__init__()
-        if measure not in MEASURES:
-            raise ValueError(f"measure must be one of {MEASURES}, not '{measure}'")
+        check_choice("measure", measure, MEASURES)
         if min_count < 1 or max_anchors < 1:
             raise ValueError("min_count and max_anchors must be at least 1")
-        self.window = window
-        self.measure = measure
-        self.min_count = min_count
-        self.max_anchors = max_anchors
+        super().__init__(locals())
         self.counts_: sp.csr_matrix | None = None
         self.item_users_: np.ndarray | None = None
         self.n_users_: int = 0

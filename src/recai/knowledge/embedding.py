@@ -22,15 +22,25 @@ from recai.knowledge.facts import Fact, Query
 
 
 class EmbeddingExtractor(Extractor):
-    """Facts linking each candidate to its most similar history items (at most ``max_anchors``, each at
-    or above the ``min_percentile`` of random-pair similarity). ``model`` names the recommender the
-    vectors came from (shown in the facts and recorded in the configuration)."""
+    """Facts linking each candidate to its most similar history items in a trained recommender's item
+    embeddings: similarity the model learnt, which reaches items no user shared (module docstring).
+
+    Args:
+        model: the name (in :data:`recai.rec.MODELS`) of the recommender the vectors come from; shown
+            in the facts and recorded in the configuration.
+        max_anchors: facts per candidate, for its most similar history items.
+        min_percentile: the least similarity percentile (among random pairs) a fact needs.
+        reference_pairs: random item pairs the percentiles are measured on.
+        min_item_count: training events an item needs before its embedding is trusted.
+        seed: seeds the random reference pairs.
+    """
 
     kind = "embedding"
     needs_model = True
 
     def __init__(
         self,
+        *,
         model: str = "sasrec",
         max_anchors: int = 2,
         min_percentile: float = 0.9,
@@ -38,15 +48,9 @@ class EmbeddingExtractor(Extractor):
         min_item_count: int = 5,
         seed: int = 0,
     ) -> None:
-        super().__init__()
         if not 0.0 <= min_percentile <= 1.0:
             raise ValueError(f"min_percentile must be in [0, 1], got {min_percentile}")
-        self.model = model
-        self.max_anchors = max_anchors
-        self.min_percentile = min_percentile
-        self.reference_pairs = reference_pairs
-        self.min_item_count = min_item_count
-        self.seed = seed
+        super().__init__(locals())
         self.vectors_: np.ndarray | None = None
         self.trained_: np.ndarray | None = None
         self.quantiles_: np.ndarray | None = None

@@ -36,7 +36,7 @@ from recai.evaluate.generative import (
     list_run_config,
     summarize_list_records,
 )
-from recai.evaluate.prepare import CLASSIC, DataOptions, fit_classic
+from recai.evaluate.prepare import DataOptions, fit_classic
 from recai.evaluate.prices import PriceTable
 from recai.evaluate.report import metrics_document
 from recai.evaluate.runs import RunFolder
@@ -46,6 +46,7 @@ from recai.knowledge.workflows import evaluation_ranker, evaluation_samples, loa
 from recai.llm.batch import BatchSettings
 from recai.llm.cache import CachedChatModel
 from recai.llm.usage import UsageMeter, scoped
+from recai.rec import MODELS
 
 KNOWLEDGE_DIR = "knowledge"
 
@@ -142,8 +143,8 @@ def run_knowledge_task(
     """
     kind, _, llm_spec = system.partition(":")
     is_llm = kind == "llm" and bool(llm_spec)
-    if not is_llm and system not in (*CLASSIC, "random"):
-        raise ValueError(f"unknown system '{system}': use llm:SPEC, random or one of {', '.join(CLASSIC)}")
+    if not is_llm and system not in (*MODELS, "random"):
+        raise ValueError(f"unknown system '{system}': use llm:SPEC, random or one of {', '.join(MODELS)}")
     kinds = parse_kinds(knowledge) if is_llm else []
     loaded = load_knowledge(base)[0] if base is not None and not isinstance(base, KnowledgeBase) else None
     given = base if isinstance(base, KnowledgeBase) else loaded

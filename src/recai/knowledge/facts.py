@@ -20,7 +20,13 @@ KINDS = ("attributes", "cooccurrence", "embedding", "recommender", "patterns", "
 
 @dataclass(frozen=True)
 class Query:
-    """One sample: history positions (oldest first), candidate positions, and the user when known."""
+    """One sample an extractor is asked about, as the LLM will see it.
+
+    Attributes:
+        history: item positions the LLM is shown, oldest first.
+        candidates: item positions it must rank.
+        user: the user's id when known (models with per-user parameters use it).
+    """
 
     history: tuple[int, ...]
     candidates: tuple[int, ...]
@@ -49,13 +55,18 @@ class Query:
 
 @dataclass(frozen=True)
 class Fact:
-    """One piece of knowledge about a sample.
+    """One piece of knowledge about a sample, kept as data until the verbaliser renders it.
 
-    ``strength`` (0..1) is the extractor's own measure of how strong the signal is; selection multiplies
-    it by the recency of ``anchor`` (the history item the fact links to, when it links to one).
-    ``values`` holds what the verbaliser needs (counts, scores, path steps), as plain JSON types.
-    ``topic`` names what the fact is evidence of, when two extractors can say the same thing (a
-    co-occurrence fact and a one-edge co-occurrence path): selection keeps one fact per topic.
+    Attributes:
+        kind: the extractor kind that produced it (one of :data:`KINDS`).
+        relation: what it states (``"item_attributes"``, ``"similar"``, ``"path"``...).
+        strength: the extractor's own measure (0..1) of how strong the signal is; selection multiplies
+            it by the recency of ``anchor``.
+        candidate: the candidate position it is about, if any.
+        anchor: the history item it links to, if any.
+        values: what the verbaliser needs (counts, scores, path steps), as plain JSON types.
+        topic: what the fact is evidence of, when two extractors can say the same thing (a co-occurrence
+            fact and a one-edge co-occurrence path): selection keeps one fact per topic.
     """
 
     kind: str

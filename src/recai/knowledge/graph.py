@@ -51,12 +51,31 @@ class _Trail:
 
 
 class GraphExtractor(Extractor):
-    """Reasoning paths between history items and candidates (module docstring)."""
+    """Reasoning paths between history items and candidates over items, attribute values and
+    co-occurrence: multi-step links ("same director as X, who starred Y") no single extractor states
+    (module docstring).
+
+    Args:
+        hops: the most edges in a path (1 to 4).
+        columns: catalog columns whose values are nodes (None: every categorical one).
+        exclude: columns to leave out of that default.
+        decades: add ``decade`` value nodes derived from a year or date column.
+        cooccurrence: add item -- item co-occurrence edges.
+        cooc_window: steps apart two items may be and still co-occur (None: anywhere).
+        cooc_neighbours: co-occurrence edges per item, its strongest ones.
+        cooc_min_count: users a co-occurring pair needs.
+        cooc_weight: a co-occurrence edge's weight per unit of its percentile (in (0, 1]).
+        fan_out: heaviest edges a node expands in the search.
+        max_degree: nodes with more edges are meeting points but never expanded.
+        max_paths: paths kept per candidate, one per history item.
+        length_penalty: a path's strength factor per edge beyond the first.
+    """
 
     kind = "graph"
 
     def __init__(
         self,
+        *,
         hops: int = 2,
         columns: list[str] | None = None,
         exclude: list[str] | None = None,
@@ -71,26 +90,13 @@ class GraphExtractor(Extractor):
         max_paths: int = 2,
         length_penalty: float = 0.85,
     ) -> None:
-        super().__init__()
         if not 1 <= hops <= 4:
             raise ValueError(f"hops must be between 1 and 4, got {hops}")
         if fan_out < 1 or max_paths < 1 or cooc_neighbours < 0:
             raise ValueError("fan_out and max_paths must be at least 1, cooc_neighbours 0 or more")
         if not 0.0 < cooc_weight <= 1.0:
             raise ValueError(f"cooc_weight must be in (0, 1], got {cooc_weight}")
-        self.hops = hops
-        self.columns = columns
-        self.exclude = exclude
-        self.decades = decades
-        self.cooccurrence = cooccurrence
-        self.cooc_window = cooc_window
-        self.cooc_neighbours = cooc_neighbours
-        self.cooc_min_count = cooc_min_count
-        self.cooc_weight = cooc_weight
-        self.fan_out = fan_out
-        self.max_degree = max_degree
-        self.max_paths = max_paths
-        self.length_penalty = length_penalty
+        super().__init__(locals())
         self.table_: ValueTable | None = None
         self.cooc_: sp.csr_matrix | None = None  # items x items, percentile weights
         self._adjacency: sp.csr_matrix | None = None  # node x node, data = edge id + 1

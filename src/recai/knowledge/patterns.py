@@ -24,15 +24,29 @@ from recai.data.interactions import Interactions
 from recai.knowledge.base import Extractor
 from recai.knowledge.cooccurrence import MEASURES, cooccurrence_counts, normalise
 from recai.knowledge.facts import Fact, Query
+from recai.rec.estimator import check_choice
 
 
 class PatternsExtractor(Extractor):
-    """Popularity and globally associated pairs (module docstring)."""
+    """Facts about the whole training log, not one user: how popular each candidate is, and which item
+    pairs go together most strongly (module docstring).
+
+    Args:
+        top_pairs: how many of the most associated pairs are kept (0: none).
+        min_count: users a pair needs before it can be one.
+        measure: ``"cosine"``, ``"jaccard"`` or ``"lift"`` (see :mod:`recai.knowledge.cooccurrence`).
+        window: steps apart two items may be and still co-occur (None: anywhere in a sequence).
+        max_pairs: pair facts per candidate.
+        unlinked_weight: share of a pair fact's strength kept when the partner is not in the history.
+        popularity: give each candidate a popularity fact.
+        popularity_weight: the popularity fact's strength per unit of the share of items it beats.
+    """
 
     kind = "patterns"
 
     def __init__(
         self,
+        *,
         top_pairs: int = 5000,
         min_count: int = 5,
         measure: str = "cosine",
@@ -42,19 +56,10 @@ class PatternsExtractor(Extractor):
         popularity: bool = True,
         popularity_weight: float = 0.5,
     ) -> None:
-        super().__init__()
-        if measure not in MEASURES:
-            raise ValueError(f"measure must be one of {MEASURES}, not '{measure}'")
+        check_choice("measure", measure, MEASURES)
         if top_pairs < 0 or min_count < 1 or max_pairs < 0:
             raise ValueError("top_pairs and max_pairs must be 0 or more, min_count at least 1")
-        self.top_pairs = top_pairs
-        self.min_count = min_count
-        self.measure = measure
-        self.window = window
-        self.max_pairs = max_pairs
-        self.unlinked_weight = unlinked_weight
-        self.popularity = popularity
-        self.popularity_weight = popularity_weight
+        super().__init__(locals())
         self.item_users_: np.ndarray | None = None
         self.pairs_: np.ndarray | None = None  # (top_pairs, 2) item positions, strongest first
         self.pair_counts_: np.ndarray | None = None

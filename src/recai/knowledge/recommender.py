@@ -9,17 +9,16 @@ rank (``decay ** rank``), so the recommender's top candidates are the facts wort
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recai.data.catalog import Catalog
-from recai.data.errors import DataError
 from recai.data.interactions import Interactions
 from recai.knowledge.base import Extractor
 from recai.knowledge.facts import Fact, Query
+from recai.rec.estimator import check_choice
 
 SCOPES = ("candidates", "catalog")
 
@@ -37,15 +36,11 @@ class RecommenderExtractor(Extractor):
     kind = "recommender"
     needs_model = True
 
-    def __init__(self, model: str = "sasrec", scope: str = "candidates", decay: float = 0.8) -> None:
-        super().__init__()
-        if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {SCOPES}, not '{scope}'")
+    def __init__(self, *, model: str = "sasrec", scope: str = "candidates", decay: float = 0.8) -> None:
+        check_choice("scope", scope, SCOPES)
         if not 0.0 < decay < 1.0:
             raise ValueError(f"decay must be in (0, 1), got {decay}")
-        self.model = model
-        self.scope = scope
-        self.decay = decay
+        super().__init__(locals())
         self.model_: Any = None
 
     def _fit(self, catalog: Catalog, train: Interactions, model: Any) -> None:
@@ -108,22 +103,6 @@ class RecommenderExtractor(Extractor):
         self.model_.save(folder / "model")
 
     def _load_extra(self, folder: Path) -> None:
-        self.model_ = load_recommender(folder / "model")
+        from recai.rec import MODELS
 
-
-def load_recommender(path: Path) -> Any:
-    """A recommender saved with ``Recommender.save``, whatever its class."""
-    from recai.rec import MODELS
-
-    meta_path = path / "meta.json"
-    if not meta_path.exists():
-        raise FileNotFoundError(f"{path} is not a saved recommender ({meta_path.name} missing)")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    cls = MODELS.get(str(meta.get("name")))
-    if cls is None or cls.__name__ != meta.get("class"):
-        raise DataError(
-            f"unknown recommender {meta.get('class')!r} (known: {', '.join(sorted(MODELS))})",
-            path=meta_path,
-            field="class",
-        )
-    return cls.load(path)
+        self.model_ = MODELS.saved_class(folder / "model").load(folder / "model")

@@ -30,6 +30,7 @@ from recai.knowledge.facts import KINDS, Fact, Query
 from recai.knowledge.graph import GraphExtractor
 from recai.knowledge.patterns import PatternsExtractor
 from recai.knowledge.recommender import RecommenderExtractor
+from recai.rec.estimator import read_meta
 
 EXTRACTORS: dict[str, type[Extractor]] = {
     "attributes": AttributeExtractor,
@@ -212,24 +213,10 @@ class KnowledgeBase:
     @staticmethod
     def read_meta(path: str | Path) -> dict[str, Any]:
         """``knowledge.json`` of a saved base, checked (to find its data before loading the catalog)."""
-        target = Path(path) / META_FILE
-        if not target.exists():
-            raise FileNotFoundError(f"{path} is not a knowledge base ({META_FILE} missing)")
-        try:
-            document = json.loads(target.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"invalid JSON: {exc.msg}", path=target, line=exc.lineno) from None
-        if not isinstance(document, dict):
-            raise DataError("expected a JSON object", path=target)
-        if document.get("format_version", 0) > FORMAT_VERSION:
-            raise DataError(
-                f"written by a newer recai (format {document['format_version']})",
-                path=target,
-                field="format_version",
-            )
+        document = read_meta(path, "a knowledge base", file=META_FILE, newest=FORMAT_VERSION)
         for key in ("kinds", "catalog"):
             if key not in document:
-                raise DataError("missing", path=target, field=key)
+                raise DataError("missing", path=Path(path) / META_FILE, field=key)
         return document
 
     @classmethod

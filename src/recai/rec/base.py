@@ -1,4 +1,4 @@
-"""The one API every classic recommender implements (scikit-learn style).
+"""The one API every classic recommender implements (on :class:`recai.rec.estimator.Estimator`).
 
 Hyperparameters go to ``__init__``; ``fit(interactions)`` learns attributes that end with ``_`` and
 returns self; ``score`` and ``recommend`` work for any history of item positions (catalog row
@@ -8,32 +8,37 @@ versioned metadata.
 
 from __future__ import annotations
 
-import json
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from recai.data.atomic import atomic_directory
 from recai.data.interactions import Interactions
+from recai.rec.estimator import Estimator
 
 R = TypeVar("R", bound="Recommender")
-FORMAT_VERSION = 1
 
 
-class NotFittedError(RuntimeError):
-    """The recommender was used before ``fit``."""
+class Recommender(Estimator):
+    """Base class of the classic recommenders, so every model scores, recommends and saves alike:
+    subclasses declare their hyperparameters as :class:`~recai.rec.estimator.Estimator` says and
+    implement ``_fit``, ``_score`` and the state they save.
 
-
-class Recommender(ABC):
-    """Base class: subclasses implement ``_fit``, ``_score`` and the state they save."""
+    Args:
+        arguments: the subclass ``__init__``'s ``locals()`` (its hyperparameters).
+    """
 
     name: ClassVar[str] = "recommender"
+    family = "recommender"
+    fit_call = "fit(interactions)"
+    #: the catalog size the model scores, set by ``fit`` and ``load`` (None: not fitted)
+    n_items_: int | None = None
 
-    def __init__(self) -> None:
-        self.n_items_: int | None = None
+    @property
+    def fitted(self) -> bool:
+        return self.n_items_ is not None
 
     # ------------------------------------------------------------------ API
     def fit(self: R, interactions: Interactions, *, valid: Interactions | None = None) -> R:
@@ -118,56 +123,21 @@ class Recommender(ABC):
         return order.astype(np.int64), sims[order]
 
     # ------------------------------------------------------------- persist
-    def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
-        """Write ``meta.json`` (class, version, hyperparameters) and ``state.npz`` atomically."""
-        self._check_fitted()
-        path = Path(path)
-        with atomic_directory(path, overwrite=overwrite) as tmp:
-            meta = {
-                "class": type(self).__name__,
-                "name": self.name,
-                "format_version": FORMAT_VERSION,
-                "params": self.get_params(),
-                "n_items": self.n_items_,
-            }
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-            np.savez(tmp / "state.npz", **self._state())
-        return path
-
     @classmethod
     def load(cls: type[R], path: str | Path) -> R:
-        path = Path(path)
-        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-        if meta.get("class") != cls.__name__:
-            raise ValueError(f"{path} holds a {meta.get('class')}, not a {cls.__name__}")
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{path} was written by a newer recai (format {meta['format_version']})")
-        model = cls(**meta["params"])
-        model.n_items_ = int(meta["n_items"])
-        with np.load(path / "state.npz") as state:
-            model._set_state({k: state[k] for k in state.files})
-        return model
+        """A model saved by :meth:`save` (use :meth:`recai.rec.MODELS.saved_class` when the class is
+        not known in advance)."""
+        return cls._restore(path)
 
-    def get_params(self) -> dict[str, Any]:
-        """Hyperparameters as passed to ``__init__`` (JSON-serialisable)."""
-        import inspect
+    def _meta(self) -> dict[str, Any]:
+        return {"name": self.name, "n_items": self.n_items_}
 
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {n: getattr(self, n) for n in names}
+    def _restore_meta(self, meta: dict[str, Any]) -> None:
+        self.n_items_ = int(meta["n_items"])
 
     # --------------------------------------------------------- subclassing
-    def _check_fitted(self) -> None:
-        if self.n_items_ is None:
-            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(interactions) first")
-
     @abstractmethod
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None: ...
 
     @abstractmethod
     def _score(self, histories: list[np.ndarray], users: list[Any] | None) -> np.ndarray: ...
-
-    @abstractmethod
-    def _state(self) -> dict[str, np.ndarray]: ...
-
-    @abstractmethod
-    def _set_state(self, state: dict[str, np.ndarray]) -> None: ...

@@ -17,6 +17,7 @@ from recai.cli_options import (
     load_dataset,
 )
 from recai.data import Dataset, Split
+from recai.rec import MODELS
 from recai.rec.base import Recommender
 
 rec_app = typer.Typer(help="Classic recommenders.", no_args_is_help=True)
@@ -43,6 +44,20 @@ def _prepare(data: str, min_rating: float | None, k_core: int) -> tuple[Dataset,
     return ds, ds.split("leave_one_out")
 
 
+def _test_metrics(recommender: Recommender, ds: Dataset, split: Split) -> dict[str, Any]:
+    """Test metrics with the history excluded, over the items that survived the filters (RecBole's
+    item set), as `rec train` reports them and `rec eval` recomputes them."""
+    from recai.evaluate.recommender import evaluate_recommender
+
+    return evaluate_recommender(
+        recommender,
+        split.train_and_valid(),
+        split.test,
+        candidates=np.flatnonzero(ds.interactions.item_counts() > 0),
+        item_counts=split.train.item_counts(),
+    )
+
+
 def _print_metrics(title: str, result: dict[str, Any]) -> None:
     table = Table("metric", "mean", "95% interval", title=title)
     for name, value in result.items():
@@ -54,7 +69,7 @@ def _print_metrics(title: str, result: dict[str, Any]) -> None:
 
 @rec_app.command("train")
 def rec_train(
-    model: Annotated[str, typer.Argument(help="popularity, itemcf, als, bpr or sasrec.")],
+    model: Annotated[str, typer.Argument(help=f"{', '.join(MODELS)}.")],
     data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
     out: Annotated[
         Path | None, typer.Option(help="Model folder (default $RECAI_HOME/recommenders/DATA-MODEL).")
@@ -66,29 +81,16 @@ def rec_train(
     """Train on a leave-one-out split (early stopping on validation), report test metrics, save the model."""
     from recai.data.atomic import write_text_atomic
     from recai.data.home import data_home
-    from recai.evaluate.recommender import evaluate_recommender
-    from recai.rec import MODELS
 
-    if model not in MODELS:
-        raise fail(ValueError(f"unknown model '{model}'; available: {', '.join(MODELS)}"))
     params = _parse_params(param or [])
-    if model in ("als", "bpr", "sasrec"):
-        params.setdefault("progress", True)
     try:
-        recommender = MODELS[model](**params)
-    except TypeError as exc:
-        raise fail(ValueError(f"bad hyperparameter for {model}: {exc}")) from None
+        recommender = MODELS.build(model, params, progress=True)
+    except ValueError as exc:
+        raise fail(exc) from None
     ds, split = _prepare(data, min_rating, k_core)
     console.print(json.dumps(split.describe()))
     recommender.fit(split.train, valid=split.valid)
-    candidates = np.flatnonzero(ds.interactions.item_counts() > 0)
-    result = evaluate_recommender(
-        recommender,
-        split.train_and_valid(),
-        split.test,
-        candidates=candidates,
-        item_counts=split.train.item_counts(),
-    )
+    result = _test_metrics(recommender, ds, split)
     _print_metrics(f"{model} on {ds.name} (test, history excluded)", result)
     target = out or data_home() / "recommenders" / f"{ds.name}-{model}"
     recommender.save(target)
@@ -106,19 +108,15 @@ def rec_train(
 
 
 def _load_trained(model_dir: Path) -> tuple[Recommender, dict[str, Any]]:
-    from recai.rec import MODELS
-
     try:
         record = json.loads((model_dir / "training.json").read_text())
-        meta = json.loads((model_dir / "meta.json").read_text())
+        return MODELS.saved_class(model_dir).load(model_dir), record
     except FileNotFoundError as exc:
         raise fail(
             FileNotFoundError(f"{model_dir} is not a trained recai model ({exc.filename} missing)")
         ) from None
-    cls = next((c for c in MODELS.values() if c.__name__ == meta["class"]), None)
-    if cls is None:
-        raise fail(ValueError(f"{model_dir} holds an unknown model class {meta['class']}"))
-    return cls.load(model_dir), record
+    except ValueError as exc:
+        raise fail(exc) from None
 
 
 @rec_app.command("eval")
@@ -129,22 +127,13 @@ def rec_eval(
     ] = None,
 ) -> None:
     """Evaluate a trained model on the test split of its dataset (same filters as in training)."""
-    from recai.evaluate.recommender import evaluate_recommender
-
     recommender, record = _load_trained(model_dir)
     ds, split = _prepare(data or record["data"], record["min_rating"], record["k_core"])
     if recommender.n_items_ != len(ds.catalog):
         raise fail(
             ValueError(f"the model knows {recommender.n_items_} items, {ds.name} has {len(ds.catalog)}")
         )
-    candidates = np.flatnonzero(ds.interactions.item_counts() > 0)
-    result = evaluate_recommender(
-        recommender,
-        split.train_and_valid(),
-        split.test,
-        candidates=candidates,
-        item_counts=split.train.item_counts(),
-    )
+    result = _test_metrics(recommender, ds, split)
     _print_metrics(f"{record['model']} on {ds.name} (test, history excluded)", result)
 
 
@@ -156,7 +145,7 @@ def rec_recommend(
     ] = None,
     data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
     model: Annotated[
-        str, typer.Option(help="A model name to fit now (popularity, itemcf, als, bpr, sasrec).")
+        str, typer.Option(help=f"A model name to fit now ({', '.join(MODELS)}).")
     ] = "popularity",
     model_dir: Annotated[
         Path | None, typer.Option(help="A model saved by `recai rec train` instead.")
@@ -164,7 +153,6 @@ def rec_recommend(
     k: Annotated[int, typer.Option("-k", "--k", help="How many items.")] = 10,
 ) -> None:
     """Recommend items for a history of titles (grounded to the catalog), a known user, or both."""
-    from recai.rec import MODELS
     from recai.rec.history import UnresolvedTitleError, resolve_history
 
     trained: tuple[Recommender, dict[str, Any]] | None = (
@@ -189,10 +177,12 @@ def rec_recommend(
     if trained is not None:
         fitted, label = trained[0], trained[1]["model"]
     else:
-        if model not in MODELS:
-            raise fail(ValueError(f"unknown model '{model}'; available: {', '.join(MODELS)}"))
+        try:
+            recommender = MODELS.build(model)
+        except ValueError as exc:
+            raise fail(exc) from None
         with console.status(f"fitting {model} on {ds.name} ..."):
-            fitted = MODELS[model]().fit(ds.interactions)
+            fitted = recommender.fit(ds.interactions)
         label = model
     # A known user's learned profile stands for their logged history only: extra titles need a fold-in.
     items, scores = fitted.recommend(positions, k, user=user_key if not history else None)

@@ -20,14 +20,34 @@ import scipy.sparse as sp
 
 from recai.data.interactions import Interactions
 from recai.rec.base import Recommender
+from recai.rec.estimator import check_choice
 from recai.rec.weighting import WEIGHTINGS, weighted_matrix
+
+SIMILARITIES = ("cosine", "asymmetric", "count")
 
 
 class ItemKNN(Recommender):
+    """Item-based collaborative filtering: items are close when the same users interacted with both
+    (module docstring), the strong, cheap baseline and the agent's "people who liked this" signal.
+
+    Args:
+        neighbours: how many most similar items each item keeps.
+        similarity: ``"cosine"``, ``"asymmetric"`` (``alpha`` weighs the two items' counts) or
+            ``"count"`` (raw co-occurrence).
+        shrink: added to the denominator, so pairs seen by few users count less.
+        alpha: the asymmetric similarity's exponent (0.5 is cosine; larger favours popular
+            neighbours less).
+        recency_decay: history item ``t`` steps before the newest weighs ``exp(-recency_decay * t)``
+            (0: all alike).
+        weighting: ``"binary"``, ``"weight"`` or ``"log"``: what the user x item matrix holds
+            (see :mod:`recai.rec.weighting`).
+    """
+
     name = "itemcf"
 
     def __init__(
         self,
+        *,
         neighbours: int = 100,
         similarity: str = "cosine",
         shrink: float = 0.0,
@@ -35,19 +55,11 @@ class ItemKNN(Recommender):
         recency_decay: float = 0.0,
         weighting: str = "binary",
     ) -> None:
-        super().__init__()
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, not {weighting!r}")
-        self.weighting = weighting
-        if similarity not in ("cosine", "asymmetric", "count"):
-            raise ValueError("similarity must be 'cosine', 'asymmetric' or 'count'")
+        check_choice("weighting", weighting, WEIGHTINGS)
+        check_choice("similarity", similarity, SIMILARITIES)
         if neighbours < 1:
             raise ValueError("neighbours must be at least 1")
-        self.neighbours = neighbours
-        self.similarity = similarity
-        self.shrink = shrink
-        self.alpha = alpha
-        self.recency_decay = recency_decay
+        super().__init__(locals())
         self.similarity_: sp.csr_matrix | None = None
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:

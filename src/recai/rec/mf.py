@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from abc import abstractmethod
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,30 +19,27 @@ from tqdm.auto import tqdm
 
 from recai.data.interactions import Interactions
 from recai.rec.base import Recommender
+from recai.rec.estimator import check_choice
 from recai.rec.weighting import WEIGHTINGS, weighted_matrix
 
 
 class _MF(Recommender):
-    """Shared training loop, scoring and persistence for the two factorisations."""
+    """Shared training loop, scoring and persistence for the two factorisations.
 
-    def __init__(
-        self,
-        factors: int = 64,
-        regularization: float = 0.01,
-        iterations: int = 100,
-        eval_every: int = 5,
-        patience: int = 4,
-        seed: int = 0,
-        progress: bool = False,
-    ) -> None:
-        super().__init__()
-        self.factors = factors
-        self.regularization = regularization
-        self.iterations = iterations
-        self.eval_every = eval_every
-        self.patience = patience
-        self.seed = seed
-        self.progress = progress
+    Both take ``factors``, ``regularization``, ``iterations``, ``eval_every``, ``patience``, ``seed``
+    and ``progress`` (documented on :class:`ALS` and :class:`BPR`, whose defaults differ).
+    """
+
+    factors: int
+    regularization: float
+    iterations: int
+    eval_every: int
+    patience: int
+    seed: int
+    progress: bool
+
+    def __init__(self, arguments: Mapping[str, Any]) -> None:
+        super().__init__(arguments)
         self.user_factors_: np.ndarray | None = None
         self.item_factors_: np.ndarray | None = None
         self.user_ids_: list[Any] = []
@@ -141,18 +139,28 @@ class _MF(Recommender):
 
 
 class ALS(_MF):
-    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008); observed items get confidence ``alpha``.
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008): fast, strong on logs without order; observed
+    items get confidence ``alpha``. A new user's history is folded in by solving their least-squares
+    problem (at the median confidence of the training events when the log has weights).
 
-    ``weighting`` uses the log's event weights (listen counts, hours) as confidence, as the paper
-    intends: ``"binary"`` ignores them, ``"weight"`` gives confidence ``alpha * w`` and ``"log"``
-    ``alpha * log(1 + w)``, which tames heavy-tailed counts. A new user's history (no weights) is folded
-    in at the median confidence of the training events.
+    Args:
+        factors: latent dimensions.
+        regularization: L2 penalty on the factors.
+        alpha: confidence of an observed item (unobserved ones have 1).
+        iterations: the most ALS sweeps.
+        eval_every: sweeps between validation NDCG@10 checks (with ``valid``).
+        patience: checks without improvement before training stops (the best factors are kept).
+        seed: seeds the factors' initialisation.
+        progress: show a progress bar.
+        weighting: ``"binary"`` ignores the log's event weights (listen counts, hours); ``"weight"``
+            gives confidence ``alpha * w``, ``"log"`` ``alpha * log(1 + w)``, which tames heavy tails.
     """
 
     name = "als"
 
     def __init__(
         self,
+        *,
         factors: int = 64,
         regularization: float = 0.05,
         alpha: float = 10.0,
@@ -163,11 +171,8 @@ class ALS(_MF):
         progress: bool = False,
         weighting: str = "binary",
     ) -> None:
-        super().__init__(factors, regularization, iterations, eval_every, patience, seed, progress)
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, not {weighting!r}")
-        self.alpha = alpha
-        self.weighting = weighting
+        check_choice("weighting", weighting, WEIGHTINGS)
+        super().__init__(locals())
         self.fold_in_value_ = 1.0
 
     def _matrix(self, interactions: Interactions) -> Any:
@@ -211,13 +216,27 @@ class ALS(_MF):
 
 
 class BPR(_MF):
-    """Bayesian personalised ranking (Rendle et al. 2009), trained by the implicit library (one thread,
-    so results are reproducible); the last factor column is the item bias."""
+    """Bayesian personalised ranking (Rendle et al. 2009), trained by the implicit library on one
+    thread, so results are reproducible; the last factor column is the item bias. A new user's vector
+    is fitted by a few seeded SGD epochs of the same loss with the item factors fixed.
+
+    Args:
+        factors: latent dimensions (the bias column comes on top).
+        learning_rate: SGD step size, in training and fold-in.
+        regularization: L2 penalty on the factors.
+        iterations: the most epochs.
+        eval_every: epochs between validation NDCG@10 checks (with ``valid``).
+        patience: checks without improvement before training stops (the best factors are kept).
+        seed: seeds initialisation, sampling and fold-in.
+        progress: show a progress bar.
+        fold_in_epochs: SGD epochs over a new user's history.
+    """
 
     name = "bpr"
 
     def __init__(
         self,
+        *,
         factors: int = 64,
         learning_rate: float = 0.005,
         regularization: float = 0.01,
@@ -228,9 +247,7 @@ class BPR(_MF):
         progress: bool = False,
         fold_in_epochs: int = 30,
     ) -> None:
-        super().__init__(factors, regularization, iterations, eval_every, patience, seed, progress)
-        self.learning_rate = learning_rate
-        self.fold_in_epochs = fold_in_epochs
+        super().__init__(locals())
 
     def _model(self) -> Any:
         from implicit.cpu.bpr import BayesianPersonalizedRanking

@@ -13,19 +13,21 @@ DAY = 86_400.0
 
 
 class Popularity(Recommender):
-    """Scores each item by how many distinct users interacted with it.
+    """Scores each item by how many distinct users interacted with it: the baseline every model must
+    beat, and the only one that needs no history.
 
-    With ``half_life_days`` set, an interaction ``d`` days before the newest one in the log weighs
-    ``0.5 ** (d / half_life_days)``, which tracks trends instead of all-time hits.
+    Args:
+        half_life_days: when set, an interaction ``d`` days before the newest one in the log weighs
+            ``0.5 ** (d / half_life_days)``, which tracks trends instead of all-time hits (needs
+            timestamps); None counts every user once.
     """
 
     name = "popularity"
 
-    def __init__(self, half_life_days: float | None = None) -> None:
-        super().__init__()
+    def __init__(self, *, half_life_days: float | None = None) -> None:
         if half_life_days is not None and half_life_days <= 0:
             raise ValueError("half_life_days must be positive")
-        self.half_life_days = half_life_days
+        super().__init__(locals())
         self.item_scores_: np.ndarray | None = None
 
     def _fit(self, interactions: Interactions, valid: Interactions | None) -> None:

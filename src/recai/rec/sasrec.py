@@ -28,6 +28,9 @@ from tqdm.auto import tqdm
 from recai.data.atomic import atomic_file
 from recai.data.interactions import Interactions
 from recai.rec.base import Recommender
+from recai.rec.estimator import check_choice
+
+LOSSES = ("ce", "sampled")
 
 
 def _torch() -> Any:
@@ -39,10 +42,41 @@ def _torch() -> Any:
 
 
 class SASRec(Recommender):
+    """SASRec, the sequential recommender of recai: the order of a history, not only its items, decides
+    what comes next (module docstring for how it trains).
+
+    Training stops after ``epochs``, after ``patience`` epochs without a better validation NDCG@10 (when
+    ``fit`` is given ``valid``; the best weights are kept) or once ``time_budget_s`` has passed, whichever
+    comes first.
+
+    Args:
+        hidden: width of the item and position embeddings and of the Transformer.
+        layers: Transformer blocks.
+        heads: attention heads (``hidden`` must be divisible by them).
+        inner: width of each block's feed-forward layer.
+        max_len: most recent items of a history the model reads.
+        dropout: dropout on the embeddings and inside the blocks.
+        learning_rate: Adam's step size.
+        weight_decay: Adam's L2 penalty.
+        batch_size: training windows per step.
+        epochs: the most passes over the training windows.
+        patience: epochs without a better validation NDCG@10 before training stops.
+        loss: ``"ce"`` (softmax over the whole catalog) or ``"sampled"`` (over ``negatives`` shared
+            random items, for large catalogs).
+        negatives: sampled items per batch with ``loss="sampled"``.
+        time_budget_s: seconds of training after which no new epoch starts (None: no limit).
+        seed: seeds initialisation, batch order and sampling.
+        threads: torch CPU threads (None: torch's choice).
+        checkpoint_dir: folder for a checkpoint written after every epoch (None: none).
+        resume: continue from the checkpoint in ``checkpoint_dir`` when there is one.
+        progress: show a progress bar per epoch.
+    """
+
     name = "sasrec"
 
     def __init__(
         self,
+        *,
         hidden: int = 64,
         layers: int = 2,
         heads: int = 2,
@@ -63,30 +97,10 @@ class SASRec(Recommender):
         resume: bool = False,
         progress: bool = False,
     ) -> None:
-        super().__init__()
-        if loss not in ("ce", "sampled"):
-            raise ValueError("loss must be 'ce' (full softmax) or 'sampled' (sampled softmax)")
+        check_choice("loss", loss, LOSSES)
         if hidden % heads:
             raise ValueError("hidden must be divisible by heads")
-        self.hidden = hidden
-        self.layers = layers
-        self.heads = heads
-        self.inner = inner
-        self.max_len = max_len
-        self.dropout = dropout
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.patience = patience
-        self.loss = loss
-        self.negatives = negatives
-        self.time_budget_s = time_budget_s
-        self.seed = seed
-        self.threads = threads
-        self.checkpoint_dir = checkpoint_dir
-        self.resume = resume
-        self.progress = progress
+        super().__init__(locals())
         self.net_: Any = None
         self.history_: list[dict[str, float]] = []
         self.best_epoch_: int | None = None

@@ -3,7 +3,7 @@
 What :class:`recai.knowledge.base.Extractor` promises: ``fit(catalog, train)`` returns self and learns
 attributes ending with ``_``; it refuses interactions over another vocabulary, and a fit without the
 recommender it needs (``needs_model``); ``facts`` before ``fit`` (and ``save``) raise
-:class:`~recai.knowledge.base.NotFittedError` saying to call ``fit``; facts are :class:`Fact` records of
+:class:`~recai.rec.estimator.NotFittedError` saying to call ``fit``; facts are :class:`Fact` records of
 the extractor's kind, with strength in 0..1, candidates from the query and anchors from its history,
 JSON-serialisable values, in a deterministic order; fitting again with the same settings gives the
 same facts; ``save`` / ``load`` give the same facts; hyperparameters round-trip through ``get_params``.
@@ -33,8 +33,9 @@ import pytest
 
 from recai.data import Dataset, Interactions
 from recai.data.splits import Split
-from recai.knowledge.base import Extractor, NotFittedError
+from recai.knowledge.base import Extractor
 from recai.knowledge.facts import Fact, Query
+from recai.rec.estimator import NotFittedError
 from recai.testing.data import N_ITEMS, ring_dataset
 
 __all__ = ["ExtractorSuite", "ring_queries"]
@@ -51,7 +52,7 @@ def ring_queries() -> list[Query]:
 
 
 class ExtractorSuite:
-    """Mix into a test class that defines ``make`` (a factory of an unfitted extractor).
+    """The Extractor contract as tests: mix into a test class that defines ``make``.
 
     The contract every knowledge :class:`~recai.knowledge.base.Extractor` keeps (fit, facts, save and
     load, clear errors when unfitted), checked on the ring dataset.

@@ -23,14 +23,15 @@ import numpy as np
 import pytest
 
 from recai.data import Interactions
-from recai.rec.base import NotFittedError, Recommender
+from recai.rec.base import Recommender
+from recai.rec.estimator import NotFittedError
 from recai.testing.data import N_ITEMS, ring_log
 
 __all__ = ["RecommenderSuite"]
 
 
 class RecommenderSuite:
-    """Mix into a test class that defines ``make`` (a factory of an unfitted, small, seeded model).
+    """The Recommender contract as tests: mix into a test class that defines ``make``.
 
     The contract every :class:`~recai.rec.base.Recommender` keeps (scores, recommendations, save and
     load, errors when unfitted), checked on the ring log.

@@ -9,15 +9,16 @@ import pytest
 from typer.testing import CliRunner
 
 from recai.cli import app
-from recai.evaluate import tasks
+from recai.evaluate import runners
+from recai.evaluate.prepare import DataOptions
+from recai.evaluate.runners import run_conversation_eval, run_judge_eval, run_list_eval
 from recai.evaluate.runs import ConfigMismatchError, RunFolder
-from recai.evaluate.tasks import DataOptions, run_conversation_task, run_judge_task, run_list_task
 from recai.llm.scripted import ScriptedChatModel
 
 
 def test_ranking_run_writes_a_folder_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "pop"
-    report = run_list_task("ranking", "popularity", out, n_users=12, progress=False)
+    report = run_list_eval("ranking", "popularity", out, n_users=12, progress=False)
     assert report.exists()
     run = RunFolder.load(out)
     metrics = run.read_metrics()
@@ -28,14 +29,14 @@ def test_ranking_run_writes_a_folder_and_resumes(tmp_path: Path) -> None:
     # an interrupted run: drop the last records and a half-written line, then resume
     lines = first.splitlines(keepends=True)
     (out / "records.jsonl").write_text("".join(lines[:5]) + lines[5][:20])
-    run_list_task("ranking", "popularity", out, n_users=12, progress=False)
+    run_list_eval("ranking", "popularity", out, n_users=12, progress=False)
     assert sorted(first.splitlines()) == sorted((out / "records.jsonl").read_text().splitlines())
     with pytest.raises(ConfigMismatchError):
-        run_list_task("ranking", "popularity", out, n_users=12, n_candidates=10, progress=False)
+        run_list_eval("ranking", "popularity", out, n_users=12, n_candidates=10, progress=False)
     # more users extend the run; fewer summarise only those users
-    run_list_task("ranking", "popularity", out, n_users=15, progress=False)
+    run_list_eval("ranking", "popularity", out, n_users=15, progress=False)
     assert RunFolder.load(out).read_metrics()["n"] == 15
-    run_list_task("ranking", "popularity", out, n_users=12, progress=False)
+    run_list_eval("ranking", "popularity", out, n_users=12, progress=False)
     assert RunFolder.load(out).read_metrics()["n"] == 12
 
 
@@ -51,11 +52,11 @@ def test_llm_ranking_uses_the_response_cache(tmp_path: Path, monkeypatch: pytest
         return ScriptedChatModel(reply, name="fake-llm")
 
     monkeypatch.setattr("recai.llm.factory.load_chat_model", fake)
-    run_list_task("ranking", "llm:fake", tmp_path / "a", n_users=5, progress=False)
+    run_list_eval("ranking", "llm:fake", tmp_path / "a", n_users=5, progress=False)
     assert len(calls) == 5
     metrics = RunFolder.load(tmp_path / "a").read_metrics()
     assert metrics["counts"]["invalid"] == 5 and metrics["counts"]["valid"] == 15
-    run_list_task("ranking", "llm:fake", tmp_path / "b", n_users=5, progress=False)
+    run_list_eval("ranking", "llm:fake", tmp_path / "b", n_users=5, progress=False)
     assert len(calls) == 5  # every reply came from the cache
     usage = json.loads((tmp_path / "b" / "usage.json").read_text())
     assert "cache" in json.dumps(usage)
@@ -68,7 +69,7 @@ def test_conversation_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         return ScriptedChatModel(lambda m: "Try **Heat** or **Pulp Fiction**.", name="plain")
 
     monkeypatch.setattr("recai.llm.factory.load_chat_model", fake)
-    report = run_conversation_task(
+    report = run_conversation_eval(
         "plain:x", tmp_path / "conv", simulator="sim", n=4, max_turns=2, progress=False, cache=False
     )
     metrics = RunFolder.load(tmp_path / "conv").read_metrics()
@@ -100,14 +101,14 @@ def test_judge_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         "recai.llm.factory.load_chat_model", lambda spec: ScriptedChatModel(verdict, name="judge")
     )
-    run_judge_task(items, tmp_path / "judge", judge="j", cache=False, progress=False)
+    run_judge_eval(items, tmp_path / "judge", judge="j", cache=False, progress=False)
     metrics = RunFolder.load(tmp_path / "judge").read_metrics()
     assert metrics["n"] == 3
     assert set(metrics["judge"]) == {"win", "tie", "loss", "conflict", "invalid"}
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "1", "prompt": "p", "answer_a": "a"}\n')
     with pytest.raises(Exception, match=r"line 1.*answer_b|answer_b.*line 1"):
-        tasks.read_judge_items(bad)
+        runners.read_judge_items(bad)
 
 
 def test_cli_ranking_and_compare(tmp_path: Path) -> None:
@@ -135,7 +136,7 @@ def test_history_baseline_shows_new_items_each_turn(tmp_path: Path, monkeypatch:
         "recai.llm.factory.load_chat_model",
         lambda spec: ScriptedChatModel(lambda m: "something good", name="sim"),
     )
-    run_conversation_task(
+    run_conversation_eval(
         "popularity", tmp_path / "pop", simulator="sim", n=3, max_turns=3, k=5, progress=False
     )
     for record in RunFolder.load(tmp_path / "pop").records():
@@ -149,16 +150,16 @@ def test_a_conversation_run_can_be_extended(tmp_path: Path, monkeypatch: pytest.
         "recai.llm.factory.load_chat_model", lambda spec: ScriptedChatModel(lambda m: "anything", name="sim")
     )
     out = tmp_path / "pop"
-    run_conversation_task("popularity", out, simulator="sim", n=3, max_turns=1, progress=False)
+    run_conversation_eval("popularity", out, simulator="sim", n=3, max_turns=1, progress=False)
     first = [r["id"] for r in RunFolder.load(out).records()]
-    run_conversation_task("popularity", out, simulator="sim", n=5, max_turns=1, progress=False)
+    run_conversation_eval("popularity", out, simulator="sim", n=5, max_turns=1, progress=False)
     records = RunFolder.load(out).records()
     assert [r["id"] for r in records][:3] == first and len(records) == 5
     assert RunFolder.load(out).read_metrics()["n"] == 5
 
 
 def test_judge_pairs_from_two_conversation_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from recai.evaluate.tasks import judge_pairs_from_runs, read_judge_items
+    from recai.evaluate.runners import judge_pairs_from_runs, read_judge_items
 
     def fake(spec: str) -> ScriptedChatModel:
         if spec == "sim":
@@ -167,7 +168,7 @@ def test_judge_pairs_from_two_conversation_runs(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.setattr("recai.llm.factory.load_chat_model", fake)
     for name in ("a", "b"):
-        run_conversation_task(
+        run_conversation_eval(
             f"plain:{name}", tmp_path / name, simulator="sim", n=3, max_turns=1, progress=False
         )
     n = judge_pairs_from_runs(tmp_path / "a", tmp_path / "b", tmp_path / "pairs.jsonl")

@@ -1,17 +1,19 @@
-"""The evaluation tasks as runs: build samples, run a system, write the run folder, resume when asked.
+"""The evaluation runners: build samples, run a system, write the run folder, resume when asked.
 
-Each ``run_*`` function is what ``recai eval TASK`` calls. It writes a run folder (see
+Each ``run_*_eval`` function is what one ``recai eval`` command calls (ranking and retrieval share
+:func:`run_list_eval`; the run folder records which as its ``task``). It writes a run folder (see
 :mod:`recai.evaluate.runs`) with the config, one JSONL record per sample (written as soon as the
 sample is done, so an interrupted run resumes where it stopped), metrics with 95% bootstrap intervals,
 LLM usage with a cost estimate, and ``report.md``. LLM replies go through a response cache keyed by
 model, prompt and sampling parameters, so re-running an evaluation costs nothing.
 
 System specs (``--system``):
-- ranking/retrieval: ``random``, ``popularity``, ``itemcf``, ``bpr``, ``als``, ``sasrec`` (trained on
-  the split's training part), ``llm:SPEC`` (a chat model, zero-shot; SPEC as for ``--llm``, e.g.
-  ``llm:local:qwen2.5-0.5b-instruct`` or ``llm:openai:gpt-4o-mini``), ``chatrec:SPEC`` (embedding
-  retrieval of candidates from the history, then the chat model chooses), ``encoder`` or
-  ``encoder:SPEC`` (a text Encoder alone: the recent titles as the query, items by similarity);
+- ranking/retrieval: ``random`` or a name in :data:`recai.rec.MODELS` (``popularity``, ``itemcf``,
+  ``als``, ``bpr``, ``sasrec``: trained on the split's training part), ``llm:SPEC`` (a chat model,
+  zero-shot; SPEC as for ``--llm``, e.g. ``llm:local:qwen2.5-0.5b-instruct`` or
+  ``llm:openai:gpt-4o-mini``), ``chatrec:SPEC`` (embedding retrieval of candidates from the history,
+  then the chat model chooses), ``encoder`` or ``encoder:SPEC`` (a text Encoder alone: the recent
+  titles as the query, items by similarity);
 - conversation: ``agent:SPEC`` (recai's agent with that brain), ``plain:SPEC``, ``chatrec:SPEC``, and
   ``random`` or a classic recommender, which ignore the conversation and show the next k items for the
   user's history each turn (what talking adds over the history alone).
@@ -55,16 +57,7 @@ from recai.evaluate.generative import (
 )
 from recai.evaluate.judge import JudgeItem, JudgeVerdict, PairwiseJudge, evaluate_pairwise, summarize_verdicts
 from recai.evaluate.metrics import ranking_metrics
-from recai.evaluate.prepare import (  # re-exported: these were defined here first
-    CLASSIC,
-    DataOptions,
-    cached_llm,
-    fit_classic,
-    item_noun,
-)
-from recai.evaluate.prepare import (
-    response_cache_path as response_cache_path,
-)
+from recai.evaluate.prepare import DataOptions, cached_llm, fit_classic, item_noun
 from recai.evaluate.prices import PriceTable
 from recai.evaluate.recommender import rank_users
 from recai.evaluate.report import metrics_document
@@ -73,13 +66,22 @@ from recai.llm.base import ChatModel
 from recai.llm.batch import BatchSettings, BudgetExhaustedError
 from recai.llm.cache import CachedChatModel
 from recai.llm.usage import UsageMeter, scoped
+from recai.rec import MODELS
 
 
 class ChatRecListSystem(LLMListSystem):
-    """Chat-Rec for lists: candidates retrieved by embedding similarity to the history, then the LLM ranks.
+    """Chat-Rec for lists: candidates retrieved by embedding similarity to the history, then the LLM
+    ranks, so the LLM never has to name items from memory.
 
     For ranking, the offered candidates are reordered by similarity and the top ``n_retrieve`` shown;
     for retrieval, the ``n_retrieve`` nearest unseen items of the catalog are shown.
+
+    Args:
+        llm: the chat model that ranks.
+        dataset: the dataset whose catalog is ranked.
+        retriever: the encoder system that retrieves by similarity.
+        n_retrieve: how many retrieved items the LLM is shown.
+        **kwargs: passed to :class:`~recai.evaluate.generative.LLMListSystem` (``item_noun``...).
     """
 
     def __init__(
@@ -118,7 +120,7 @@ def list_system(
     """The system under test for ranking/retrieval (see the module docstring for the specs)."""
     if spec == "random":
         return RandomListSystem(len(dataset.catalog), seed=seed)
-    if spec in CLASSIC:
+    if spec in MODELS:
         return RecommenderListSystem(
             fit_classic(spec, split, sasrec_budget_s=sasrec_budget_s, seed=seed), name=spec
         )
@@ -135,7 +137,7 @@ def list_system(
     if kind == "encoder":
         return EncoderListSystem(load_encoder(llm_spec or None), dataset.catalog)
     raise ValueError(
-        f"unknown system '{spec}': use random, {', '.join(CLASSIC)}, llm:SPEC, chatrec:SPEC or encoder[:SPEC]"
+        f"unknown system '{spec}': use random, {', '.join(MODELS)}, llm:SPEC, chatrec:SPEC or encoder[:SPEC]"
     )
 
 
@@ -186,7 +188,7 @@ def _caches(*objects: Any) -> list[Any]:
     return out
 
 
-def run_list_task(
+def run_list_eval(
     task: str,
     system: str,
     out: str | Path,
@@ -258,7 +260,7 @@ def run_list_task(
         run.close()
 
 
-def run_recommender_task(
+def run_recommender_eval(
     system: str,
     out: str | Path,
     *,
@@ -349,13 +351,13 @@ def conversation_system(
     memo: tuple[Any, ...] | None = None,
 ) -> ConversationalSystem:
     """The system under test; ``k`` items per turn for the history baselines (the agent shows its own)."""
-    if spec == "random" or spec in CLASSIC:
+    if spec == "random" or spec in MODELS:
         return history_system(spec, dataset, split, k=k, seed=seed, memo=memo)
     kind, _, llm_spec = spec.partition(":")
     if not llm_spec:
         raise ValueError(
             f"unknown system '{spec}': use agent:SPEC, plain:SPEC, chatrec:SPEC, random or "
-            + ", ".join(CLASSIC)
+            + ", ".join(MODELS)
         )
     llm = cached_llm(llm_spec, cache=cache)
     noun = item_noun(dataset)
@@ -404,7 +406,7 @@ def _agent(dataset: Dataset, llm: ChatModel) -> Any:
     return Agent.from_dataset(dataset, llm=llm, progress=False)
 
 
-def run_conversation_task(
+def run_conversation_eval(
     system: str,
     out: str | Path,
     *,
@@ -542,7 +544,7 @@ def read_judge_items(path: str | Path) -> list[JudgeItem]:
     return items
 
 
-def run_judge_task(
+def run_judge_eval(
     items_path: str | Path,
     out: str | Path,
     *,
@@ -618,9 +620,10 @@ def _current(run: RunFolder, samples: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "DataOptions",
-    "run_conversation_task",
-    "run_judge_task",
-    "run_list_task",
-    "run_recommender_task",
+    "judge_pairs_from_runs",
+    "read_judge_items",
+    "run_conversation_eval",
+    "run_judge_eval",
+    "run_list_eval",
+    "run_recommender_eval",
 ]
