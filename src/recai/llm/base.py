@@ -43,6 +43,16 @@ class Decoding:
     stop: Sequence[str] | None = None
     seed: int | None = None
 
+    def request_fields(self, *, max_stop: int | None = None) -> dict[str, Any]:
+        """These settings as OpenAI chat-completion fields (llama-cpp-python takes the same names);
+        ``max_stop`` caps the stop sequences for servers that accept only so many."""
+        fields: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature}
+        if self.stop:
+            fields["stop"] = list(self.stop)[:max_stop]
+        if self.seed is not None:
+            fields["seed"] = self.seed
+        return fields
+
 
 @dataclass
 class Generation:

@@ -78,20 +78,10 @@ class LlamaCppChatModel(ChatModel):
             # gets each fixed system prompt back from memory instead of re-reading it every turn.
             self._llm.set_cache(_sized_ram_cache(prompt_cache_mb * 2**20))
 
-    def _kwargs(self, decoding: Decoding) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "max_tokens": decoding.max_tokens,
-            "temperature": decoding.temperature,
-            "stop": list(decoding.stop or []),
-        }
-        if decoding.seed is not None:
-            kwargs["seed"] = decoding.seed
-        return kwargs
-
     def _generate(
         self, messages: list[Message], *, schema: dict[str, Any] | None, decoding: Decoding
     ) -> Generation:
-        kwargs = self._kwargs(decoding)
+        kwargs = decoding.request_fields()
         if schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
         with self._lock:
@@ -106,7 +96,7 @@ class LlamaCppChatModel(ChatModel):
         )
 
     def _stream(self, messages: list[Message], *, decoding: Decoding, usage: dict[str, int]) -> Iterator[str]:
-        kwargs = self._kwargs(decoding)
+        kwargs = decoding.request_fields()
         with self._lock:
             chunks = 0
             try:

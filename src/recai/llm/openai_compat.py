@@ -74,17 +74,8 @@ class OpenAIChatModel(ChatModel):
         self.retry = RetryPolicy(max_retries=max_retries)
 
     def _request(self, messages: list[Message], decoding: Decoding) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": decoding.max_tokens,
-            "temperature": decoding.temperature,
-        }
-        if decoding.stop:
-            kwargs["stop"] = list(decoding.stop)[:4]  # the API accepts at most four
-        if decoding.seed is not None:
-            kwargs["seed"] = decoding.seed
-        return kwargs
+        # the API accepts at most four stop sequences
+        return {"model": self.model, "messages": messages, **decoding.request_fields(max_stop=4)}
 
     def _generate(
         self, messages: list[Message], *, schema: dict[str, Any] | None, decoding: Decoding
