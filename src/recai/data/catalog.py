@@ -18,7 +18,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from recai.data.errors import DataError
+from recai.data.errors import DataError, first_flagged
 from recai.data.grounding import DEFAULT_THRESHOLD, Grounding, TitleMatcher
 from recai.data.home import data_home
 from recai.data.schema import CatalogSchema, ColumnRole
@@ -523,16 +523,14 @@ def _normalise_columns(frame: pd.DataFrame, schema: CatalogSchema, source: str |
             out[spec.name] = _as_lists(s, spec.separator)
         elif spec.role in (ColumnRole.NUMERIC, ColumnRole.POPULARITY):
             numeric = pd.to_numeric(s, errors="coerce")
-            bad = numeric.isna() & s.notna() & (s.astype(str).str.strip() != "")
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
+            row = first_flagged(numeric.isna() & s.notna() & (s.astype(str).str.strip() != ""))
+            if row is not None:
                 raise DataError(f"not a number: {s.iloc[row]!r}", path=source, line=row + 2, field=spec.name)
             out[spec.name] = numeric
         elif spec.role is ColumnRole.DATE and not pd.api.types.is_datetime64_any_dtype(s):
             parsed = pd.to_datetime(s, errors="coerce", format="mixed")
-            bad = parsed.isna() & s.notna() & (s.astype(str).str.strip() != "")
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
+            row = first_flagged(parsed.isna() & s.notna() & (s.astype(str).str.strip() != ""))
+            if row is not None:
                 raise DataError(f"not a date: {s.iloc[row]!r}", path=source, line=row + 2, field=spec.name)
             out[spec.name] = parsed
         elif spec.role in (ColumnRole.TITLE, ColumnRole.TEXT, ColumnRole.CATEGORICAL):

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recai.data.errors import DataError
+from recai.data.errors import DataError, first_flagged
 
 USER, ITEM, TIMESTAMP, RATING, WEIGHT = "user_id", "item_id", "timestamp", "rating", "weight"
 _ROW = "_row"
@@ -42,8 +42,8 @@ def _epoch_seconds(df: pd.DataFrame, source: str | None) -> pd.Series:
         seconds = precise // 1_000_000_000
     else:
         numeric = pd.to_numeric(ts, errors="coerce")
-        if numeric.isna().any():
-            row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
+        row = first_flagged(numeric.isna())
+        if row is not None:
             raise DataError(
                 f"timestamp {ts.iloc[row]!r} is not a number or a datetime",
                 path=source,
@@ -91,8 +91,8 @@ class Interactions:
         if TIMESTAMP not in df:
             df.insert(2, TIMESTAMP, df[_ROW].to_numpy(dtype=np.int64))
         for col in (USER, ITEM, TIMESTAMP):
-            if df[col].isna().any():
-                row = int(np.flatnonzero(df[col].isna().to_numpy())[0])
+            row = first_flagged(df[col].isna())
+            if row is not None:
                 raise DataError("empty value", path=source, line=row + 1, field=col)
         df[TIMESTAMP] = _epoch_seconds(df, source)
         if RATING in df:

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from recai.data.atomic import write_text_atomic
-from recai.data.errors import DataError, plain_value
+from recai.data.errors import DataError, first_flagged, plain_value
 
 
 class ColumnRole(str, Enum):
@@ -213,8 +213,8 @@ class CatalogSchema(BaseModel):
             )
         titles = frame[self.title_column]
         empty = titles.isna() | (titles.astype(str).str.strip() == "")
-        if empty.any():
-            row = int(np.flatnonzero(empty.to_numpy())[0])
+        row = first_flagged(empty)
+        if row is not None:
             raise DataError(
                 f"empty title ({int(empty.sum())} items have none); give every item a title or choose "
                 "another title column",
@@ -223,12 +223,11 @@ class CatalogSchema(BaseModel):
                 field=self.title_column,
             )
         ids = frame[self.id_column]
-        if ids.isna().any():
-            row = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        row = first_flagged(ids.isna())
+        if row is not None:
             raise DataError("empty item id", path=source, line=row + 2, field=self.id_column)
-        dup = ids.duplicated(keep="first")
-        if dup.any():
-            row = int(np.flatnonzero(dup.to_numpy())[0])
+        row = first_flagged(ids.duplicated(keep="first"))
+        if row is not None:
             raise DataError(
                 f"duplicate item id {plain_value(ids.iloc[row])!r} (first seen on line "
                 f"{int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0]) + 2})",

@@ -20,7 +20,7 @@ import pandas as pd
 
 from recai.data.catalog import Catalog
 from recai.data.dataset import Dataset
-from recai.data.errors import DataError
+from recai.data.errors import DataError, first_flagged
 from recai.data.interactions import Interactions
 from recai.data.loaders.reading import read_delimited
 from recai.data.schema import CatalogSchema, ColumnRole, ColumnSpec
@@ -244,9 +244,8 @@ def _catalog_from_movies(
                 from_interactions=True,  # written by users, with timestamps: can come from held-out events
             )
         )
-    dup = frame["item_id"].duplicated()
-    if dup.any():
-        row = int(np.flatnonzero(dup.to_numpy())[0])
+    row = first_flagged(frame["item_id"].duplicated())
+    if row is not None:
         raise DataError(
             f"duplicate movie id {frame['item_id'].iloc[row]}", path=source, line=row + 2, field="movieId"
         )

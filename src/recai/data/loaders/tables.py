@@ -126,6 +126,10 @@ class TableRead:
                 return start
         return None
 
+    def error_at(self, record: int, message: str, field: str | None = None) -> DataError:
+        """The error for data record ``record`` (0-based), naming its file, line and column."""
+        return DataError(message, path=self.path, line=self.line_of(record), field=field)
+
 
 def read_user_table(path: str | Path, options: ReadOptions | None = None) -> TableRead:
     """Read a CSV/TSV/any-delimiter text file (optionally gzip/bz2/xz/zip), Parquet or JSON lines."""
@@ -500,12 +504,10 @@ def _read_delimited(path: Path, options: ReadOptions) -> TableRead:
         extra = table.column(_TRAILING)
         if extra.null_count != len(extra):
             row = next(i for i, v in enumerate(extra.to_pylist()) if v is not None)
-            read = TableRead(pd.DataFrame(), path, resolved, notes)
-            raise DataError(
+            raise TableRead(pd.DataFrame(), path, resolved, notes).error_at(
+                row,
                 f"expected {len(columns)} fields (and an empty one after the last delimiter), found a value "
                 f"there: {extra[row].as_py()!r}",
-                path=path,
-                line=read.line_of(row),
             )
         table = table.drop_columns([_TRAILING])
     return TableRead(_typed_frame(table), path, resolved, notes, trailing_delimiter=trailing)

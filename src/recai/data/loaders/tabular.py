@@ -48,14 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recai.data.catalog import Catalog
 from recai.data.dataset import Dataset
-from recai.data.errors import DataError, plain_value
+from recai.data.errors import DataError, first_flagged, plain_value
 from recai.data.home import is_dataset_name
 from recai.data.interactions import Interactions
 from recai.data.loaders.tables import ReadOptions, TableRead, read_user_table
@@ -635,6 +634,17 @@ def resolve_log_columns(
         if col is not None:
             notes.append(f"{source.name}: {key} column '{col}' ({why})")
 
+    def inferred(key: str, col: str | None, why: str) -> str:
+        """A column the log cannot do without: noted when found, else the error that says what to set."""
+        if col is None:
+            raise DataError(
+                f"cannot tell which column names the {key}; set interactions.{key} (columns: {columns})",
+                path=source,
+                field=key,
+            )
+        note(key, col, why)
+        return col
+
     # item: the items' id column name, a conventional name, or the column whose values are item ids
     item = ispec.item
     check("item", item)
@@ -653,13 +663,7 @@ def resolve_log_columns(
                 why = f"{shares[item]:.0%} of its values are item ids"
                 if len(fits) > 1:
                     why += f", and more distinct ones than {[c for c in fits if c != item]}"
-        if item is None:
-            raise DataError(
-                f"cannot tell which column names the item; set interactions.item (columns: {columns})",
-                path=source,
-                field="item",
-            )
-        note("item", item, why)
+        item = inferred("item", item, why)
     out["item"] = item
     user = ispec.user
     check("user", user)
@@ -671,13 +675,7 @@ def resolve_log_columns(
                 (c for c in columns if c != item and not pd.api.types.is_float_dtype(events[c])), None
             )
             why = "the first other column"
-        if user is None:
-            raise DataError(
-                f"cannot tell which column names the user; set interactions.user (columns: {columns})",
-                path=source,
-                field="user",
-            )
-        note("user", user, why)
+        user = inferred("user", user, why)
     out["user"] = user
     taken = {user, item}
     if "timestamp" in given:
@@ -753,27 +751,16 @@ def _natural_order(frame: pd.DataFrame) -> str:
 def _check_no_empty(frame: pd.DataFrame, column: str, file_column: str, read: TableRead) -> None:
     values = frame[column]
     empty = values.isna() | (values.astype(str).str.strip() == "")
-    if empty.any():
-        record = int(np.flatnonzero(empty.to_numpy())[0])
-        raise DataError(
-            f"empty value ({int(empty.sum())} rows have none)",
-            path=read.path,
-            line=read.line_of(record),
-            field=file_column,
-        )
+    record = first_flagged(empty)
+    if record is not None:
+        raise read.error_at(record, f"empty value ({int(empty.sum())} rows have none)", file_column)
 
 
 def _numbers(values: pd.Series, read: TableRead, field_name: str) -> pd.Series:
     numeric = pd.to_numeric(values, errors="coerce")
-    bad = numeric.isna() & values.notna()
-    if bad.any():
-        record = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(
-            f"not a number: {values.iloc[record]!r}",
-            path=read.path,
-            line=read.line_of(record),
-            field=field_name,
-        )
+    record = first_flagged(numeric.isna() & values.notna())
+    if record is not None:
+        raise read.error_at(record, f"not a number: {values.iloc[record]!r}", field_name)
     return numeric
 
 
@@ -781,54 +768,42 @@ def _timestamps(values: pd.Series, fmt: str, read: TableRead, field_name: str) -
     """Event times as UTC datetimes or (possibly fractional) epoch seconds, for Interactions to order
     at full precision before it keeps whole seconds. In ``auto`` mode the kind (numbers or dates) is
     what most values are, so the error names the odd value out, not the first row."""
-    source = read.path
     if fmt not in ("auto", "unix", "unix_ms", "iso"):
         raise DataError(
-            f"unknown timestamp_format '{fmt}' (auto, unix, unix_ms, iso)", path=source, field=field_name
+            f"unknown timestamp_format '{fmt}' (auto, unix, unix_ms, iso)", path=read.path, field=field_name
         )
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
-    missing = values.isna()
-    if missing.any():
-        record = int(np.flatnonzero(missing.to_numpy())[0])
-        raise DataError("empty timestamp", path=source, line=read.line_of(record), field=field_name)
+    record = first_flagged(values.isna())
+    if record is not None:
+        raise read.error_at(record, "empty timestamp", field_name)
     numeric = pd.to_numeric(values, errors="coerce")
     mostly_numeric = numeric.notna().mean() >= 0.5
     if fmt in ("unix", "unix_ms") or (fmt == "auto" and mostly_numeric):
-        if numeric.isna().any():
-            record = int(np.flatnonzero(numeric.isna().to_numpy())[0])
-            raise DataError(
-                f"not a number: {values.iloc[record]!r} (the other timestamps are epoch numbers)",
-                path=source,
-                line=read.line_of(record),
-                field=field_name,
-            )
+        record = first_flagged(numeric.isna())
+        if record is not None:
+            message = f"not a number: {values.iloc[record]!r} (the other timestamps are epoch numbers)"
+            raise read.error_at(record, message, field_name)
         seconds = numeric.astype("float64")
         if fmt == "unix_ms" or (fmt == "auto" and seconds.abs().max() > 1e11):
             seconds = seconds / 1000.0
         return seconds
     parsed = pd.to_datetime(values.astype(str), errors="coerce", utc=True, format="mixed")
-    if parsed.isna().any():
-        record = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-        raise DataError(
-            f"not a date or time: {values.iloc[record]!r}",
-            path=source,
-            line=read.line_of(record),
-            field=field_name,
-        )
+    record = first_flagged(parsed.isna())
+    if record is not None:
+        raise read.error_at(record, f"not a date or time: {values.iloc[record]!r}", field_name)
     return parsed
 
 
 def _check_known_items(frame: pd.DataFrame, catalog: Catalog, read: TableRead, field_name: str) -> None:
     pos = catalog.index_of(frame["item_id"], missing="mark")
-    if (pos < 0).any():
-        record = int(np.flatnonzero(pos < 0)[0])
-        raise DataError(
+    record = first_flagged(pos < 0)
+    if record is not None:
+        raise read.error_at(
+            record,
             f"item {plain_value(frame['item_id'].iloc[record])!r} is not in the item table "
             f"({int((pos < 0).sum())} such interactions)",
-            path=read.path,
-            line=read.line_of(record),
-            field=field_name,
+            field_name,
         )
 
 
@@ -841,15 +816,9 @@ def _read_users(spec: UsersSpec, base: Path, spec_path: Any, notes: list[str]) -
     col = spec.id or _pick([str(c) for c in frame.columns], _USER_NAMES, set()) or str(frame.columns[0])
     if col not in frame:
         raise DataError(f"no column '{col}' ({list(frame.columns)})", path=read.path, line=1, field=col)
-    dup = frame[col].duplicated()
-    if dup.any():
-        record = int(np.flatnonzero(dup.to_numpy())[0])
-        raise DataError(
-            f"duplicate user id {plain_value(frame[col].iloc[record])!r}",
-            path=read.path,
-            line=read.line_of(record),
-            field=col,
-        )
+    record = first_flagged(frame[col].duplicated())
+    if record is not None:
+        raise read.error_at(record, f"duplicate user id {plain_value(frame[col].iloc[record])!r}", col)
     return frame.rename(columns={col: "user_id"})
 
 
