@@ -43,7 +43,12 @@ __all__ = ["ALLOWED_FUNCTIONS", "TABLE", "Catalog", "SqlError", "SqlResult", "ch
 
 @dataclass(frozen=True)
 class SqlResult:
-    """Rows of a catalog query, and whether they were cut at ``max_rows``."""
+    """Rows of a catalog query, and whether they were cut, so a caller can say "the first N rows".
+
+    Attributes:
+        frame: The rows.
+        truncated: True when the query returned more than ``max_rows`` (or ``sql_max_bytes``) allowed.
+    """
 
     frame: pd.DataFrame
     truncated: bool
@@ -64,6 +69,15 @@ class Catalog:
 
     Rows have a dense, stable position (0..n-1, the order of the table as loaded) that recommenders use
     as the item index; :meth:`index_of` and :attr:`ids` convert between ids and positions.
+
+    Args:
+        items: The item table.
+        schema: The column roles (default: inferred from ``items``).
+        source: The file the table came from, named in errors.
+        grounding_threshold: The lowest fuzzy score at which a free-text title resolves to an item.
+        sql_memory_limit: DuckDB's memory limit for catalog queries.
+        sql_max_bytes: The most rendered bytes one query returns (then it is truncated); None: no limit.
+        sql_spill_limit: Disk a query may spill to (a bounded folder under ``$RECAI_HOME``); None: none.
     """
 
     def __init__(
@@ -429,7 +443,14 @@ class Catalog:
 
 @dataclass(frozen=True)
 class LogColumn:
-    """A column of the SQL table computed from the interaction log, with what it means for prompts."""
+    """A column of the SQL table computed from the interaction log, with what it means for prompts.
+
+    Attributes:
+        name: The column's name in the table.
+        values: One value per item, in catalog order.
+        sql_type: Its DuckDB type.
+        description: What it means, for prompts.
+    """
 
     name: str
     values: np.ndarray

@@ -29,7 +29,15 @@ _FILES = ("items.parquet", "interactions.parquet", "schema.yaml", "meta.json")
 
 @dataclass
 class Dataset:
-    """A catalog, the interactions over it, optional user attributes, and free-form metadata."""
+    """A catalog and the interactions over it: the unit every command loads, splits and saves.
+
+    Attributes:
+        name: The dataset's name.
+        catalog: The items.
+        interactions: The log over the catalog's items (re-coded to the catalog's ids if needed).
+        users: Optional user attributes, one row per user.
+        meta: Free-form metadata (source, format, license), saved with the dataset.
+    """
 
     name: str
     catalog: Catalog

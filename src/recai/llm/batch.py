@@ -40,7 +40,13 @@ CostOf = Callable[[str, int, int], float | None]
 
 
 class BudgetExhaustedError(RuntimeError):
-    """The token or cost budget was spent; ``done`` results were written before the stop."""
+    """The token or cost budget was spent: a run stops cleanly and says how far it got.
+
+    Args:
+        message: What was spent and how to resume.
+        done: Results written before the stop.
+        remaining: Items not run.
+    """
 
     def __init__(self, message: str, *, done: int, remaining: int) -> None:
         super().__init__(message)
@@ -50,10 +56,16 @@ class BudgetExhaustedError(RuntimeError):
 
 @dataclass(frozen=True)
 class Budget:
-    """A limit on what one batch run may spend; cache hits cost nothing and do not count.
+    """A limit on what one batch run may spend, so a large job cannot run up an open-ended bill.
 
-    ``max_cost`` needs ``cost_of`` (usually ``PriceTable.cost``); a model without a known price under a
-    cost budget is refused at the first call rather than run unmetered.
+    Cache hits cost nothing and do not count.
+
+    Attributes:
+        max_tokens: Paid tokens (prompt and completion) the run may use, or None for no limit.
+        max_cost: Money the run may spend, or None; needs ``cost_of``. A model without a known price
+            under a cost budget is refused at the first call rather than run unmetered.
+        cost_of: Price lookup (usually ``PriceTable.cost``): (model, prompt tokens, completion tokens)
+            to cost, or None when the price is unknown.
     """
 
     max_tokens: int | None = None
@@ -104,8 +116,12 @@ class Budget:
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """What a batch command was told about throughput: requests in flight (None: the models' default)
-    and a budget. Jobs pass it down to :func:`run_batch` unchanged."""
+    """What a batch command was told about throughput; jobs pass it down to :func:`run_batch` unchanged.
+
+    Attributes:
+        concurrency: Requests in flight, or None for the models' default.
+        budget: What the run may spend, or None for no limit.
+    """
 
     concurrency: int | None = None
     budget: Budget | None = None

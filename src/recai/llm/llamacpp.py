@@ -130,6 +130,8 @@ def _sized_ram_cache(capacity_bytes: int) -> Any:
     from llama_cpp import LlamaRAMCache
 
     class SizedRAMCache(LlamaRAMCache):
+        """LlamaRAMCache with its size counted in full (see above)."""
+
         @property
         def cache_size(self) -> int:
             return sum(

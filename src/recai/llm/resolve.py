@@ -38,19 +38,42 @@ class ChecksumMismatchError(RuntimeError):
 
 @dataclass(frozen=True)
 class PackagedFile:
-    """One file inside an installed distribution."""
+    """One file inside an installed distribution: where packaged weights come from offline.
+
+    Attributes:
+        distribution: The distribution's name.
+        path: The file, relative to the distribution's install root, e.g. "pkg/data/part01.bin".
+    """
 
     distribution: str
-    path: str  # relative to the distribution's install root, e.g. "pkg/data/part01.bin"
+    path: str
 
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A model recai knows by name, with every place its weights may come from and how to check them.
+
+    Attributes:
+        name: The name users type.
+        role: "chat" or "embed".
+        format: "gguf" or "sentence-transformers".
+        description: One line for listings.
+        filename: The file (gguf) or folder (sentence-transformers) name in the cache.
+        size_bytes: The file's size, when pinned.
+        sha256: The file's checksum, when pinned.
+        packaged: Installed files that hold the weights (in order, joined for split files).
+        install_hint: How to install the packaged copy.
+        hub_repo: The Hugging Face repository to fetch from, if any.
+        hub_filename: The file inside ``hub_repo`` (gguf models).
+        license: The weights' license.
+        aliases: Other names that resolve to this model.
+    """
+
     name: str
-    role: str  # "chat" or "embed"
-    format: str  # "gguf" or "sentence-transformers"
+    role: str
+    format: str
     description: str
-    filename: str  # the file (gguf) or folder (sentence-transformers) name in the cache
+    filename: str
     size_bytes: int | None
     sha256: str | None
     packaged: tuple[PackagedFile, ...] = ()

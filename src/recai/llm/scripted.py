@@ -15,7 +15,7 @@ Reply = str | Callable[[list[Message]], str]
 
 
 class ScriptExhaustedError(RuntimeError):
-    """The script has no reply left for a call."""
+    """The script has no reply left for a call: a test made more calls than it scripted."""
 
 
 class ScriptedChatModel(ChatModel):

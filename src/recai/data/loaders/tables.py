@@ -56,7 +56,10 @@ _COMPRESSED = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip
 
 
 class ReadOptions(BaseModel):
-    """How to read one delimited text table. Every field is optional: what is left out is sniffed."""
+    """How to read one delimited text table. Every field is optional: what is left out is sniffed.
+
+    The fields are documented by their descriptions (they are also the import spec's YAML keys).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -107,7 +110,16 @@ class ReadOptions(BaseModel):
 
 @dataclass
 class TableRead:
-    """A table as read, the options actually used (sniffed values filled in) and notes for the user."""
+    """A table as read, with what it takes to point an error at the file's line.
+
+    Attributes:
+        frame: The table.
+        path: The file.
+        options: The options actually used (sniffed values filled in).
+        notes: What was sniffed, for the user.
+        delimited: False for Parquet and JSON lines.
+        trailing_delimiter: True when every line ended with the delimiter (an empty last field dropped).
+    """
 
     frame: pd.DataFrame
     path: Path

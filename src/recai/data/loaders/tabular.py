@@ -62,20 +62,34 @@ from recai.data.schema import CatalogSchema, ColumnRole, ColumnSpec
 
 
 class TableSpec(ReadOptions):
-    """A file and how to read it."""
+    """A file and how to read it (the read options are inherited).
+
+    Attributes:
+        path: The file, relative to the spec's folder.
+    """
 
     path: str | None = None
 
 
 class LookupSpec(TableSpec):
-    """A code -> name table (tag ids to tag names)."""
+    """A code -> name table (tag ids to tag names), so attributes read as words, not codes.
+
+    Attributes:
+        key: The column holding the code.
+        value: The column holding the name.
+    """
 
     key: str
     value: str
 
 
 class AttributeSpec(TableSpec):
-    """A side table whose rows give items a value each (scalar) or several (a list, top-N by count)."""
+    """A side table whose rows give items a value each (scalar) or several (a list, top-N by count).
+
+    Fields without a description: ``lookup`` maps codes to names, ``lowercase`` folds values to lower
+    case, ``description`` describes the new column for prompts, and ``from_interactions`` marks values
+    that come from user activity (see :class:`~recai.data.schema.ColumnSpec`).
+    """
 
     name: str = Field(description="The item column to create.")
     item: str = Field(description="The side table's column naming the item.")
@@ -97,7 +111,15 @@ class AttributeSpec(TableSpec):
 
 
 class DerivedColumn(BaseModel):
-    """A column cut out of another with a regular expression (the year in "Heat (1995)")."""
+    """A column cut out of another with a regular expression (the year in "Heat (1995)").
+
+    Attributes:
+        name: The new column.
+        source: The column it is cut from (``from`` in YAML).
+        pattern: A regular expression with one capturing group: the value to keep.
+        role: The new column's role.
+        description: What it means, for prompts.
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     name: str
@@ -119,6 +141,18 @@ class DerivedColumn(BaseModel):
 
 
 class ItemsSpec(TableSpec):
+    """The item table's part of an import spec: which columns are what, and what to add.
+
+    Attributes:
+        id: The id column (default: inferred).
+        title: The title column (default: inferred).
+        rename: Columns to rename, old name to new.
+        columns: Every column's role (default: inferred).
+        text_columns: Columns rendered into item text, in order.
+        derive: Columns cut out of others.
+        attributes: Columns gathered from side tables.
+    """
+
     id: str | None = None
     title: str | None = None
     rename: dict[str, str] | None = None
@@ -129,6 +163,21 @@ class ItemsSpec(TableSpec):
 
 
 class InteractionsSpec(TableSpec):
+    """The log's part of an import spec: which columns are what, and which events to keep.
+
+    Attributes:
+        user: The user column (default: inferred).
+        item: The item column (default: inferred).
+        timestamp: The time column (default: inferred; null: the log has none).
+        timestamp_format: "auto", "unix", "unix_ms" or "iso".
+        rating: The rating column, if any.
+        min_rating: Keep only events rated at least this.
+        weight: The weight column (play counts), if any.
+        min_weight: Keep only events weighing at least this.
+        order: For an untimed log: "file" order, "random", or "auto" (file order unless it is sorted by
+            item id).
+    """
+
     user: str | None = None
     item: str | None = None
     timestamp: str | None = None
@@ -141,10 +190,27 @@ class InteractionsSpec(TableSpec):
 
 
 class UsersSpec(TableSpec):
+    """The optional users table's part of an import spec.
+
+    Attributes:
+        id: The user id column (default: inferred).
+    """
+
     id: str | None = None
 
 
 class ImportSpec(BaseModel):
+    """A spec that turns the user's own files into a dataset (``recai data import``); every part the
+    user leaves out is sniffed or inferred, and the result writes the resolved spec back.
+
+    Attributes:
+        name: The dataset's name (default: the folder's).
+        noun: What the items are called, plural.
+        items: The item table.
+        interactions: The log (None: items only).
+        users: The users table, if any.
+    """
+
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
     noun: str | None = None
@@ -155,9 +221,15 @@ class ImportSpec(BaseModel):
 
 @dataclass
 class ImportResult:
-    """The dataset, the column roles that were inferred (None when the spec gave them all), the spec as
-    resolved (every sniffed and inferred value written out, paths absolute: edit it and import again)
-    and notes on what was sniffed or inferred."""
+    """What an import produced, with everything the user needs to check or repeat it.
+
+    Attributes:
+        dataset: The dataset.
+        inferred_roles: The column roles that were inferred (None when the spec gave them all).
+        resolved_spec: The spec as resolved: every sniffed and inferred value written out, paths absolute
+            (edit it and import again).
+        notes: What was sniffed or inferred.
+    """
 
     dataset: Dataset
     inferred_roles: list[tuple[str, str, str]] | None
@@ -476,15 +548,7 @@ def _item_schema(
 ) -> tuple[CatalogSchema, list[tuple[str, str, str]] | None]:
     ispec = spec.items
     for key in ("id", "title"):
-        col = getattr(ispec, key)
-        if col is not None and col not in items:
-            raise DataError(
-                f"items.{key} names column '{col}', which the file does not have; its columns are "
-                f"{list(items.columns)}",
-                path=items_file,
-                line=1,
-                field=col,
-            )
+        _check_named_column(f"items.{key}", getattr(ispec, key), items, "file", items_file)
     derived = [ColumnSpec(name=d.name, role=d.role, description=d.description) for d in ispec.derive]
     if ispec.columns is not None:
         given = {c.name for c in ispec.columns}
@@ -621,14 +685,7 @@ def resolve_log_columns(
     out: dict[str, str | None] = {}
 
     def check(key: str, col: str | None, fix: str = "") -> None:
-        if col is not None and col not in events:
-            raise DataError(
-                f"interactions.{key} names column '{col}', which the log does not have; its columns are "
-                f"{columns}{fix}",
-                path=source,
-                line=1,
-                field=col,
-            )
+        _check_named_column(f"interactions.{key}", col, events, "log", source, fix)
 
     def note(key: str, col: str | None, why: str) -> None:
         if col is not None:
@@ -733,6 +790,20 @@ def resolve_log_columns(
                 "the one remaining numeric column" + (", small whole steps" if key == "rating" else ""),
             )
     return out
+
+
+def _check_named_column(
+    setting: str, col: str | None, frame: pd.DataFrame, what: str, path: Path, fix: str = ""
+) -> None:
+    """Refuse a spec ``setting`` that names a column the table does not have, listing the ones it has."""
+    if col is not None and col not in frame:
+        raise DataError(
+            f"{setting} names column '{col}', which the {what} does not have; its columns are "
+            f"{[str(c) for c in frame.columns]}{fix}",
+            path=path,
+            line=1,
+            field=col,
+        )
 
 
 def _natural_order(frame: pd.DataFrame) -> str:
