@@ -26,7 +26,12 @@ META_FILE = "meta.json"
 
 
 class FieldError(ValueError):
-    """A record's field is missing or malformed; ``field`` names it (None: the record as a whole)."""
+    """A record's field is missing or malformed, so :func:`read_jsonl` can name the field with the line.
+
+    Args:
+        field_name: The field (None: the record as a whole); kept as ``field``.
+        message: What is wrong with it.
+    """
 
     def __init__(self, field_name: str | None, message: str) -> None:
         super().__init__(message)
