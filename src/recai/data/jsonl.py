@@ -128,6 +128,18 @@ def read_jsonl(path: str | Path, parse: Callable[[Any], T]) -> list[T]:
     return out
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold one object (a saved folder's metadata); a :class:`DataError` names the
+    line of invalid JSON."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+    if not isinstance(document, dict):
+        raise DataError("expected a JSON object", path=path)
+    return document
+
+
 def count_by_task(train: Iterable[Any], test: Iterable[Any]) -> dict[str, dict[str, int]]:
     """Records per ``.task`` in each part: what a data folder's summary and CLI print."""
     out: dict[str, dict[str, int]] = {}
