@@ -22,7 +22,6 @@ from typing import Any
 from recai.data.atomic import atomic_directory
 from recai.data.catalog import Catalog
 from recai.data.errors import DataError
-from recai.data.jsonl import read_json_object
 from recai.knowledge.attributes import AttributeExtractor
 from recai.knowledge.base import Extractor
 from recai.knowledge.cooccurrence import CooccurrenceExtractor
@@ -207,7 +206,12 @@ class KnowledgeBase:
         target = Path(path) / META_FILE
         if not target.exists():
             raise FileNotFoundError(f"{path} is not a knowledge base ({META_FILE} missing)")
-        document = read_json_object(target)
+        try:
+            document = json.loads(target.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON: {exc.msg}", path=target, line=exc.lineno) from None
+        if not isinstance(document, dict):
+            raise DataError("expected a JSON object", path=target)
         if document.get("format_version", 0) > FORMAT_VERSION:
             raise DataError(
                 f"written by a newer recai (format {document['format_version']})",
