@@ -56,7 +56,7 @@ class Jittered(ScriptedChatModel):
             generation = super()._generate(messages, **kwargs)
             if (
                 self.flawed
-                and kwargs["temperature"] == 0.0
+                and kwargs["decoding"].temperature == 0.0
                 and messages[-1]["content"].rstrip().endswith("Plan:")
             ):
                 plan = json.loads(generation.text)
@@ -111,7 +111,8 @@ def test_a_conversation_sampling_does_not_change_the_others(dataset: Dataset, tm
 
     class Noting(ScriptedChatModel):
         def _generate(self, messages: Any, **kwargs: Any) -> Any:
-            seen.append((threading.current_thread().name, kwargs["temperature"], kwargs["seed"]))
+            decoding = kwargs["decoding"]
+            seen.append((threading.current_thread().name, decoding.temperature, decoding.seed))
             return super()._generate(messages, **kwargs)
 
     agent = make_agent(dataset, Noting(teacher_reply), tmp_path)

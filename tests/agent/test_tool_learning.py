@@ -231,7 +231,7 @@ class SamplingTeacher(ScriptedChatModel):
         self.settings: list[tuple[float, int | None]] = []
 
     def _generate(self, messages: Any, **kwargs: Any) -> Any:
-        self.settings.append((kwargs["temperature"], kwargs["seed"]))
+        self.settings.append((kwargs["decoding"].temperature, kwargs["decoding"].seed))
         return super()._generate(messages, **kwargs)
 
     def _reply(self, messages: list[dict[str, str]]) -> str:

@@ -236,7 +236,9 @@ class RecordingModel(ScriptedChatModel):
         self.settings: list[dict[str, Any]] = []
 
     def _generate(self, messages: list[Message], **kwargs: Any) -> Generation:
-        self.settings.append({k: kwargs[k] for k in ("temperature", "max_tokens", "seed")})
+        self.settings.append(
+            {k: getattr(kwargs["decoding"], k) for k in ("temperature", "max_tokens", "seed")}
+        )
         return super()._generate(messages, **kwargs)
 
 

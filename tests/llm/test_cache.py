@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from recai.llm import ChatModel, ScriptedChatModel, meter
-from recai.llm.base import Generation, Message
+from recai.llm.base import Decoding, Generation, Message
 from recai.llm.cache import CachedChatModel, request_key
 from recai.llm.scripted import ScriptExhaustedError
 from recai.testing.chat_model import FILM_REQUEST, FILM_SCHEMA, HELLO, ChatModelSuite
@@ -170,11 +170,22 @@ def test_model_id_separates_models_that_share_a_name(tmp_path: Path) -> None:
 
 
 def test_equivalent_requests_share_a_key() -> None:
-    base = {"schema": None, "max_tokens": 10, "seed": None}
-    a, _ = request_key("m", HELLO, temperature=0, stop=["b", "a"], **base)  # type: ignore[arg-type]
-    b, _ = request_key("m", HELLO, temperature=0.0, stop=["a", "b"], **base)  # type: ignore[arg-type]
-    c, _ = request_key("m", HELLO, temperature=0.0, stop=None, **base)  # type: ignore[arg-type]
+    a, _ = request_key("m", HELLO, schema=None, decoding=Decoding(10, 0, ["b", "a"]))
+    b, _ = request_key("m", HELLO, schema=None, decoding=Decoding(10, 0.0, ["a", "b"]))
+    c, _ = request_key("m", HELLO, schema=None, decoding=Decoding(10, 0.0, None))
     assert a == b != c
+
+
+def test_keys_of_existing_cache_files_stay_the_same() -> None:
+    decoding = Decoding(max_tokens=10, temperature=0.5, stop=["b", "a"], seed=3)
+    key, canonical = request_key(
+        "m", [{"role": "user", "content": "hi"}], schema={"type": "object"}, decoding=decoding, draw=2
+    )
+    assert canonical == (
+        '{"draw":2,"max_tokens":10,"messages":[{"content":"hi","role":"user"}],"model":"m",'
+        '"schema":{"type":"object"},"seed":3,"stop":["a","b"],"temperature":0.5,"v":1}'
+    )
+    assert key == "2ac4c52a97593261fe2a6caca7bf980dfc02cb6e82ac1e4d00c179abee802b32"
 
 
 def test_the_cache_persists_across_instances(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from recai.data.errors import DataError
+from recai.data.errors import DataError, first_flagged
 from recai.data.grounding import DEFAULT_THRESHOLD, Grounding, TitleMatcher
 from recai.data.home import data_home
 from recai.data.schema import CatalogSchema, ColumnRole
@@ -43,7 +43,12 @@ __all__ = ["ALLOWED_FUNCTIONS", "TABLE", "Catalog", "SqlError", "SqlResult", "ch
 
 @dataclass(frozen=True)
 class SqlResult:
-    """Rows of a catalog query, and whether they were cut at ``max_rows``."""
+    """Rows of a catalog query, and whether they were cut, so a caller can say "the first N rows".
+
+    Attributes:
+        frame: The rows.
+        truncated: True when the query returned more than ``max_rows`` (or ``sql_max_bytes``) allowed.
+    """
 
     frame: pd.DataFrame
     truncated: bool
@@ -64,6 +69,15 @@ class Catalog:
 
     Rows have a dense, stable position (0..n-1, the order of the table as loaded) that recommenders use
     as the item index; :meth:`index_of` and :attr:`ids` convert between ids and positions.
+
+    Args:
+        items: The item table.
+        schema: The column roles (default: inferred from ``items``).
+        source: The file the table came from, named in errors.
+        grounding_threshold: The lowest fuzzy score at which a free-text title resolves to an item.
+        sql_memory_limit: DuckDB's memory limit for catalog queries.
+        sql_max_bytes: The most rendered bytes one query returns (then it is truncated); None: no limit.
+        sql_spill_limit: Disk a query may spill to (a bounded folder under ``$RECAI_HOME``); None: none.
     """
 
     def __init__(
@@ -429,7 +443,14 @@ class Catalog:
 
 @dataclass(frozen=True)
 class LogColumn:
-    """A column of the SQL table computed from the interaction log, with what it means for prompts."""
+    """A column of the SQL table computed from the interaction log, with what it means for prompts.
+
+    Attributes:
+        name: The column's name in the table.
+        values: One value per item, in catalog order.
+        sql_type: Its DuckDB type.
+        description: What it means, for prompts.
+    """
 
     name: str
     values: np.ndarray
@@ -523,16 +544,14 @@ def _normalise_columns(frame: pd.DataFrame, schema: CatalogSchema, source: str |
             out[spec.name] = _as_lists(s, spec.separator)
         elif spec.role in (ColumnRole.NUMERIC, ColumnRole.POPULARITY):
             numeric = pd.to_numeric(s, errors="coerce")
-            bad = numeric.isna() & s.notna() & (s.astype(str).str.strip() != "")
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
+            row = first_flagged(numeric.isna() & s.notna() & (s.astype(str).str.strip() != ""))
+            if row is not None:
                 raise DataError(f"not a number: {s.iloc[row]!r}", path=source, line=row + 2, field=spec.name)
             out[spec.name] = numeric
         elif spec.role is ColumnRole.DATE and not pd.api.types.is_datetime64_any_dtype(s):
             parsed = pd.to_datetime(s, errors="coerce", format="mixed")
-            bad = parsed.isna() & s.notna() & (s.astype(str).str.strip() != "")
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
+            row = first_flagged(parsed.isna() & s.notna() & (s.astype(str).str.strip() != ""))
+            if row is not None:
                 raise DataError(f"not a date: {s.iloc[row]!r}", path=source, line=row + 2, field=spec.name)
             out[spec.name] = parsed
         elif spec.role in (ColumnRole.TITLE, ColumnRole.TEXT, ColumnRole.CATEGORICAL):

@@ -20,6 +20,7 @@ from recai.data.atomic import atomic_directory, remove_stale_temporaries
 from recai.data.catalog import Catalog
 from recai.data.errors import DataError
 from recai.data.interactions import Interactions
+from recai.data.jsonl import read_json_object
 from recai.data.schema import CatalogSchema
 from recai.data.splits import Split, leave_one_out, temporal_split
 
@@ -29,7 +30,15 @@ _FILES = ("items.parquet", "interactions.parquet", "schema.yaml", "meta.json")
 
 @dataclass
 class Dataset:
-    """A catalog, the interactions over it, optional user attributes, and free-form metadata."""
+    """A catalog and the interactions over it: the unit every command loads, splits and saves.
+
+    Attributes:
+        name: The dataset's name.
+        catalog: The items.
+        interactions: The log over the catalog's items (re-coded to the catalog's ids if needed).
+        users: Optional user attributes, one row per user.
+        meta: Free-form metadata (source, format, license), saved with the dataset.
+    """
 
     name: str
     catalog: Catalog
@@ -163,7 +172,7 @@ class Dataset:
         missing = [f for f in _FILES if not (path / f).exists()]
         if missing:
             raise DataError(f"not a recai dataset folder: missing {missing}", path=path)
-        meta = _read_meta(path / "meta.json")
+        meta = read_json_object(path / "meta.json")
         version = meta.get("format_version", FORMAT_VERSION)
         if version > FORMAT_VERSION:
             raise DataError(
@@ -197,16 +206,6 @@ def _flag_interaction_columns(schema: CatalogSchema, meta: dict[str, Any]) -> Ca
         c.model_copy(update={"from_interactions": True}) if c.name in names else c for c in schema.columns
     ]
     return schema.model_copy(update={"columns": columns})
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from None
-    if not isinstance(meta, dict):
-        raise DataError("meta.json must hold a JSON object", path=path)
-    return meta
 
 
 def is_dataset_folder(path: Path) -> bool:

@@ -47,3 +47,9 @@ class UnknownDatasetError(KeyError):
 def plain_value(value: Any) -> Any:
     """A NumPy scalar as the Python value it holds, so messages read '10', not 'np.int64(10)'."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def first_flagged(mask: Any) -> int | None:
+    """The position of the first true value in a boolean mask (the row an error names), or None."""
+    hits = np.flatnonzero(np.asarray(mask, dtype=bool))
+    return int(hits[0]) if len(hits) else None

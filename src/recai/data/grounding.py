@@ -153,7 +153,13 @@ def parse_title(raw: str) -> tuple[str, list[str], int | None]:
 
 @dataclass(frozen=True)
 class Match:
-    """One candidate item for a query."""
+    """One candidate item for a query, kept so an unresolved title can suggest alternatives.
+
+    Attributes:
+        item_id: The item.
+        title: Its title.
+        score: How well it matched (0 to 1).
+    """
 
     item_id: Any
     title: str
@@ -162,7 +168,15 @@ class Match:
 
 @dataclass(frozen=True)
 class Grounding:
-    """The result of grounding one free-text title."""
+    """The result of grounding one free-text title: the item it names, or why it names none.
+
+    Attributes:
+        query: The title as given.
+        item_id: The item it resolved to, or None.
+        score: The best match's score (0 to 1).
+        ambiguous: True when several items matched about equally well.
+        alternatives: The best candidates, best first.
+    """
 
     query: str
     item_id: Any | None
@@ -180,7 +194,16 @@ class Grounding:
 
 
 class TitleMatcher:
-    """Fuzzy title index over a catalog (see the module docstring for the scoring rules)."""
+    """Fuzzy title index over a catalog, so an LLM's or a user's title finds its item (see the module
+    docstring for the scoring rules).
+
+    Args:
+        titles: Item titles.
+        ids: Item ids, aligned with ``titles``.
+        years: Release years, used to tell remakes apart (None or negative: unknown).
+        popularity: Interaction counts, used to break ties towards the item people mean.
+        threshold: The lowest score at which a title resolves.
+    """
 
     def __init__(
         self,

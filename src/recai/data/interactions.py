@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recai.data.errors import DataError
+from recai.data.errors import DataError, first_flagged
 
 USER, ITEM, TIMESTAMP, RATING, WEIGHT = "user_id", "item_id", "timestamp", "rating", "weight"
 _ROW = "_row"
@@ -42,8 +42,8 @@ def _epoch_seconds(df: pd.DataFrame, source: str | None) -> pd.Series:
         seconds = precise // 1_000_000_000
     else:
         numeric = pd.to_numeric(ts, errors="coerce")
-        if numeric.isna().any():
-            row = int(np.flatnonzero(numeric.isna().to_numpy())[0])
+        row = first_flagged(numeric.isna())
+        if row is not None:
             raise DataError(
                 f"timestamp {ts.iloc[row]!r} is not a number or a datetime",
                 path=source,
@@ -67,8 +67,13 @@ class Interactions:
     agree with catalog positions across every split and model. Users get dense codes in order of first
     appearance in the sorted log.
 
-    A frame without a ``timestamp`` column is an untimed log (see the module docstring); ``timed=False``
-    marks a log whose ``timestamp`` column already holds file positions.
+    Args:
+        frame: The events: user_id and item_id columns, optional timestamp, rating and weight.
+        item_ids: The item vocabulary (default: the items in the log, in order of appearance).
+        source: The file the log came from, named in errors.
+        timed: Whether the timestamps are times. A frame without a ``timestamp`` column is an untimed
+            log (see the module docstring); ``False`` marks a log whose ``timestamp`` column already
+            holds file positions.
     """
 
     def __init__(
@@ -91,8 +96,8 @@ class Interactions:
         if TIMESTAMP not in df:
             df.insert(2, TIMESTAMP, df[_ROW].to_numpy(dtype=np.int64))
         for col in (USER, ITEM, TIMESTAMP):
-            if df[col].isna().any():
-                row = int(np.flatnonzero(df[col].isna().to_numpy())[0])
+            row = first_flagged(df[col].isna())
+            if row is not None:
                 raise DataError("empty value", path=source, line=row + 1, field=col)
         df[TIMESTAMP] = _epoch_seconds(df, source)
         if RATING in df:
@@ -258,7 +263,7 @@ class Interactions:
             }
         if self.has_weights:
             w = self._frame[WEIGHT].dropna().to_numpy(np.float64)
-            out["weight"] = _float_summary(w)
+            out["weight"] = _summary(w, counts=False)
         return out
 
     # ------------------------------------------------------------- transforms
@@ -327,23 +332,15 @@ class Interactions:
         )
 
 
-def _float_summary(values: np.ndarray) -> dict[str, float]:
+def _summary(values: np.ndarray, *, counts: bool = True) -> dict[str, float]:
+    """Min, median, mean and max; ``counts`` keeps min and max whole and rounds the mean to 2 places,
+    otherwise (weights) everything is a float and the mean has 3."""
+    number = int if counts else float
     if len(values) == 0:
-        return {"min": 0.0, "median": 0.0, "mean": 0.0, "max": 0.0}
+        return {"min": number(0), "median": number(0), "mean": number(0), "max": number(0)}
     return {
-        "min": float(values.min()),
+        "min": number(values.min()),
         "median": float(np.median(values)),
-        "mean": round(float(values.mean()), 3),
-        "max": float(values.max()),
-    }
-
-
-def _summary(values: np.ndarray) -> dict[str, float]:
-    if len(values) == 0:
-        return {"min": 0, "median": 0, "mean": 0, "max": 0}
-    return {
-        "min": int(values.min()),
-        "median": float(np.median(values)),
-        "mean": round(float(values.mean()), 2),
-        "max": int(values.max()),
+        "mean": round(float(values.mean()), 2 if counts else 3),
+        "max": number(values.max()),
     }

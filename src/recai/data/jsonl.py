@@ -26,7 +26,12 @@ META_FILE = "meta.json"
 
 
 class FieldError(ValueError):
-    """A record's field is missing or malformed; ``field`` names it (None: the record as a whole)."""
+    """A record's field is missing or malformed, so :func:`read_jsonl` can name the field with the line.
+
+    Args:
+        field_name: The field (None: the record as a whole); kept as ``field``.
+        message: What is wrong with it.
+    """
 
     def __init__(self, field_name: str | None, message: str) -> None:
         super().__init__(message)
@@ -121,6 +126,18 @@ def read_jsonl(path: str | Path, parse: Callable[[Any], T]) -> list[T]:
             except FieldError as exc:
                 raise DataError(str(exc), path=path, line=number, field=exc.field) from None
     return out
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold one object (a saved folder's metadata); a :class:`DataError` names the
+    line of invalid JSON."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+    if not isinstance(document, dict):
+        raise DataError("expected a JSON object", path=path)
+    return document
 
 
 def count_by_task(train: Iterable[Any], test: Iterable[Any]) -> dict[str, dict[str, int]]:

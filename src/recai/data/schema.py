@@ -18,11 +18,23 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from recai.data.atomic import write_text_atomic
-from recai.data.errors import DataError, plain_value
+from recai.data.errors import DataError, first_flagged, plain_value
 
 
 class ColumnRole(str, Enum):
-    """What a catalog column means."""
+    """What a catalog column means, so models, prompts and SQL treat it right without knowing the data.
+
+    Attributes:
+        ID: The item id (exactly one column).
+        TITLE: The item's name (exactly one column).
+        TEXT: Free text (descriptions, plots).
+        CATEGORICAL: One value from a small set (a language).
+        MULTI_CATEGORICAL: Several values from a set (genres).
+        NUMERIC: A number (a year, a runtime).
+        DATE: A date.
+        POPULARITY: An interaction count the data brings (at most one column).
+        IGNORE: Kept out of the catalog.
+    """
 
     ID = "id"
     TITLE = "title"
@@ -36,7 +48,14 @@ class ColumnRole(str, Enum):
 
 
 class ColumnSpec(BaseModel):
-    """One column: its name, role and, for text imports, how a multi-valued cell is separated."""
+    """One column: its name, role and, for text imports, how a multi-valued cell is separated.
+
+    Attributes:
+        name: The column's name.
+        role: What it means.
+        separator: See the field's description (likewise ``description``, ``unit`` and
+            ``from_interactions``).
+    """
 
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
 
@@ -65,7 +84,13 @@ class ColumnSpec(BaseModel):
 
 
 class CatalogSchema(BaseModel):
-    """The roles of all catalog columns, loaded from and saved to ``schema.yaml``."""
+    """The roles of all catalog columns, loaded from and saved to ``schema.yaml``.
+
+    Attributes:
+        version: The file format's version.
+        columns: Every column's spec, in table order.
+        text_columns: See the field's description (likewise ``noun``).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -213,8 +238,8 @@ class CatalogSchema(BaseModel):
             )
         titles = frame[self.title_column]
         empty = titles.isna() | (titles.astype(str).str.strip() == "")
-        if empty.any():
-            row = int(np.flatnonzero(empty.to_numpy())[0])
+        row = first_flagged(empty)
+        if row is not None:
             raise DataError(
                 f"empty title ({int(empty.sum())} items have none); give every item a title or choose "
                 "another title column",
@@ -223,12 +248,11 @@ class CatalogSchema(BaseModel):
                 field=self.title_column,
             )
         ids = frame[self.id_column]
-        if ids.isna().any():
-            row = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        row = first_flagged(ids.isna())
+        if row is not None:
             raise DataError("empty item id", path=source, line=row + 2, field=self.id_column)
-        dup = ids.duplicated(keep="first")
-        if dup.any():
-            row = int(np.flatnonzero(dup.to_numpy())[0])
+        row = first_flagged(ids.duplicated(keep="first"))
+        if row is not None:
             raise DataError(
                 f"duplicate item id {plain_value(ids.iloc[row])!r} (first seen on line "
                 f"{int(np.flatnonzero((ids == ids.iloc[row]).to_numpy())[0]) + 2})",

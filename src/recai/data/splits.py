@@ -22,7 +22,14 @@ from recai.data.interactions import TIMESTAMP, Interactions
 
 @dataclass(frozen=True)
 class Split:
-    """Three interaction logs over the same item vocabulary."""
+    """Three interaction logs over the same item vocabulary: what every model trains and is scored on.
+
+    Attributes:
+        train: Events to fit on.
+        valid: Events to tune and stop early on.
+        test: Held-out events to score.
+        protocol: How the split was made (e.g. "leave_one_out", "temporal(valid_start=..., test_start=...)").
+    """
 
     train: Interactions
     valid: Interactions

@@ -1,6 +1,6 @@
 """The model layer: one ChatModel protocol, several backends, and offline model resolution."""
 
-from recai.llm.base import ChatModel, Completion, Generation, Message
+from recai.llm.base import ChatModel, Completion, Decoding, Generation, Message
 from recai.llm.factory import ChatModelConfig, load_chat_model
 from recai.llm.resolve import KNOWN_MODELS, ModelNotFoundError, resolve_model
 from recai.llm.scripted import ScriptedChatModel
@@ -12,6 +12,7 @@ __all__ = [
     "ChatModel",
     "ChatModelConfig",
     "Completion",
+    "Decoding",
     "Generation",
     "Message",
     "ModelNotFoundError",

@@ -24,21 +24,70 @@ Message = dict[str, str]
 ROLES = ("system", "user", "assistant")
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How one reply is decoded: the settings a call hands to its backend as one value.
+
+    Every backend, the response cache and the retry loop receive these together, so a new setting is
+    added in one place rather than threaded through every ``_generate`` and ``_stream``.
+
+    Attributes:
+        max_tokens: The most tokens the reply may have.
+        temperature: Sampling temperature; 0 decodes greedily.
+        stop: Sequences that end the reply (cut from the text), or None.
+        seed: Sampling seed for a reproducible draw, or None for a fresh one.
+    """
+
+    max_tokens: int = 512
+    temperature: float = 0.0
+    stop: Sequence[str] | None = None
+    seed: int | None = None
+
+    def request_fields(self, *, max_stop: int | None = None) -> dict[str, Any]:
+        """These settings as OpenAI chat-completion fields (llama-cpp-python takes the same names);
+        ``max_stop`` caps the stop sequences for servers that accept only so many."""
+        fields: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature}
+        if self.stop:
+            fields["stop"] = list(self.stop)[:max_stop]
+        if self.seed is not None:
+            fields["seed"] = self.seed
+        return fields
+
+
 @dataclass
 class Generation:
-    """What a backend produced for one call, before schema handling."""
+    """What a backend produced for one call, before schema handling.
+
+    Attributes:
+        text: The reply as the backend returned it (before stop sequences are cut).
+        prompt_tokens: Tokens read.
+        completion_tokens: Tokens written.
+        finish_reason: Why decoding ended ("stop", "length"), when the backend says.
+        cached: True when a response cache answered: the tokens are the original call's, nothing was spent.
+    """
 
     text: str
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str | None = None
-    #: True when a response cache answered: the tokens are the original call's, nothing was spent.
     cached: bool = False
 
 
 @dataclass
 class Completion:
-    """The result of :meth:`ChatModel.complete`."""
+    """The result of :meth:`ChatModel.complete`: the reply, its parsed value and what it cost.
+
+    Attributes:
+        text: The reply, cut at the first stop sequence.
+        parsed: The schema-valid value when a ``response_format`` was given, else None.
+        prompt_tokens: Tokens read, over every schema attempt.
+        completion_tokens: Tokens written, over every schema attempt.
+        latency_s: Seconds spent in the backend, over every schema attempt.
+        model: The model's name.
+        finish_reason: Why decoding ended ("stop", "length"), when known.
+        attempts: Calls it took to get a schema-valid reply (1 without a schema).
+        raw: Every raw reply, in order.
+    """
 
     text: str
     parsed: Any | None = None
@@ -72,17 +121,25 @@ def apply_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
 
 
 class ChatModel(ABC):
-    """A chat LLM. Subclasses set ``name`` and ``native_schema`` and implement the two generators."""
+    """A chat LLM: the one interface agents, judges and generators call, whatever runs the model.
+
+    Subclasses set ``name`` and ``native_schema`` and implement ``_generate`` and ``_stream``; schema
+    enforcement, stop sequences, retries and usage metering stay here, the same for every backend.
+
+    Attributes:
+        name: The model's name in usage reports and errors.
+        native_schema: True when ``_generate`` itself constrains output to the schema (grammar,
+            server-side).
+        closed: Set by ``close``; a closed model refuses calls with a clear error.
+        default_concurrency: Requests a batch job keeps in flight by default (``--concurrency``): 1 for
+            in-process models, which compute one reply at a time; servers that batch requests set more.
+        retry: How calls refused for now (429, 5xx, a dropped connection) are tried again.
+    """
 
     name: str = "chat-model"
-    #: True when ``_generate`` itself constrains output to the schema (grammar, server-side).
     native_schema: bool = False
-    #: Set by ``close``; a closed model refuses calls with a clear error.
     closed: bool = False
-    #: Requests a batch job keeps in flight by default (``--concurrency``): 1 for in-process models,
-    #: which compute one reply at a time; servers that batch requests set more.
     default_concurrency: int = 1
-    #: How calls refused for now (429, 5xx, a dropped connection) are tried again.
     retry: RetryPolicy = RetryPolicy()
 
     def complete(
@@ -107,8 +164,9 @@ class ChatModel(ABC):
         if max_schema_retries < 0:
             raise ValueError("max_schema_retries must be 0 or more")
         schema = normalise_response_format(response_format)
+        decoding = Decoding(max_tokens, temperature, stop, seed)
         if schema is None:
-            return self._one_call(msgs, None, max_tokens, temperature, stop, seed)
+            return self._one_call(msgs, None, decoding)
         if describe_schema:
             instruction = render_prompt("json_reply", schema=json.dumps(schema, ensure_ascii=False))
             msgs = _with_system_note(msgs, instruction)
@@ -116,7 +174,7 @@ class ChatModel(ABC):
         errors: list[str] = []
         total = Completion(text="", model=self.name)
         for attempt in range(1, max_schema_retries + 2):
-            result = self._one_call(msgs, schema, max_tokens, temperature, stop, seed)
+            result = self._one_call(msgs, schema, decoding)
             raw.append(result.text)
             total.prompt_tokens += result.prompt_tokens
             total.completion_tokens += result.completion_tokens
@@ -158,7 +216,7 @@ class ChatModel(ABC):
         buffer = ""  # received but not yet yielded: it might be the start of a stop sequence
         hold = max((len(x) for x in stop or () if x), default=1) - 1
         try:
-            for chunk in self._retried_stream(msgs, max_tokens, temperature, stop, seed, usage):
+            for chunk in self._retried_stream(msgs, Decoding(max_tokens, temperature, stop, seed), usage):
                 buffer += chunk
                 cut, hit = apply_stop(buffer, stop)
                 if hit:
@@ -184,22 +242,14 @@ class ChatModel(ABC):
 
     # ------------------------------------------------------------ internals
     def _retried_stream(
-        self,
-        msgs: list[Message],
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
-        usage: dict[str, int],
+        self, msgs: list[Message], decoding: Decoding, usage: dict[str, int]
     ) -> Iterator[str]:
         """``_stream``, retried while nothing has been received: once text has reached the caller a
         retry would repeat it, so a failure after the first chunk is raised."""
 
         def first() -> tuple[Iterator[str], str | None]:
             usage.update(prompt_tokens=0, completion_tokens=0)
-            chunks = self._stream(
-                msgs, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed, usage=usage
-            )
+            chunks = self._stream(msgs, decoding=decoding, usage=usage)
             try:
                 return chunks, next(chunks)
             except StopIteration:
@@ -211,21 +261,11 @@ class ChatModel(ABC):
         yield head
         yield from chunks
 
-    def _one_call(
-        self,
-        msgs: list[Message],
-        schema: dict[str, Any] | None,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
-    ) -> Completion:
+    def _one_call(self, msgs: list[Message], schema: dict[str, Any] | None, decoding: Decoding) -> Completion:
         def attempt() -> tuple[Generation, float]:
             start = time.perf_counter()
             try:
-                gen = self._generate(
-                    msgs, schema=schema, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed
-                )
+                gen = self._generate(msgs, schema=schema, decoding=decoding)
             except Exception:
                 meter.record(
                     self.name,
@@ -238,7 +278,7 @@ class ChatModel(ABC):
             return gen, time.perf_counter() - start
 
         gen, latency = call_with_retries(attempt, self.retry, what=f"{self.name} request")
-        text, hit = apply_stop(gen.text, stop)
+        text, hit = apply_stop(gen.text, decoding.stop)
         meter.record(
             self.name,
             prompt_tokens=gen.prompt_tokens,
@@ -258,28 +298,12 @@ class ChatModel(ABC):
 
     @abstractmethod
     def _generate(
-        self,
-        messages: list[Message],
-        *,
-        schema: dict[str, Any] | None,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
+        self, messages: list[Message], *, schema: dict[str, Any] | None, decoding: Decoding
     ) -> Generation:
         """One generation; a backend with ``native_schema`` must constrain output to ``schema``."""
 
     @abstractmethod
-    def _stream(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
-        usage: dict[str, int],
-    ) -> Iterator[str]:
+    def _stream(self, messages: list[Message], *, decoding: Decoding, usage: dict[str, int]) -> Iterator[str]:
         """Yield text deltas; fill ``usage`` with token counts before returning."""
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from recai.llm.retry import retries
 from recai.llm.usage import UsageMeter, scoped
@@ -40,7 +40,13 @@ CostOf = Callable[[str, int, int], float | None]
 
 
 class BudgetExhaustedError(RuntimeError):
-    """The token or cost budget was spent; ``done`` results were written before the stop."""
+    """The token or cost budget was spent: a run stops cleanly and says how far it got.
+
+    Args:
+        message: What was spent and how to resume.
+        done: Results written before the stop.
+        remaining: Items not run.
+    """
 
     def __init__(self, message: str, *, done: int, remaining: int) -> None:
         super().__init__(message)
@@ -50,10 +56,16 @@ class BudgetExhaustedError(RuntimeError):
 
 @dataclass(frozen=True)
 class Budget:
-    """A limit on what one batch run may spend; cache hits cost nothing and do not count.
+    """A limit on what one batch run may spend, so a large job cannot run up an open-ended bill.
 
-    ``max_cost`` needs ``cost_of`` (usually ``PriceTable.cost``); a model without a known price under a
-    cost budget is refused at the first call rather than run unmetered.
+    Cache hits cost nothing and do not count.
+
+    Attributes:
+        max_tokens: Paid tokens (prompt and completion) the run may use, or None for no limit.
+        max_cost: Money the run may spend, or None; needs ``cost_of``. A model without a known price
+            under a cost budget is refused at the first call rather than run unmetered.
+        cost_of: Price lookup (usually ``PriceTable.cost``): (model, prompt tokens, completion tokens)
+            to cost, or None when the price is unknown.
     """
 
     max_tokens: int | None = None
@@ -104,8 +116,12 @@ class Budget:
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """What a batch command was told about throughput: requests in flight (None: the models' default)
-    and a budget. Jobs pass it down to :func:`run_batch` unchanged."""
+    """What a batch command was told about throughput; jobs pass it down to :func:`run_batch` unchanged.
+
+    Attributes:
+        concurrency: Requests in flight, or None for the models' default.
+        budget: What the run may spend, or None for no limit.
+    """
 
     concurrency: int | None = None
     budget: Budget | None = None
@@ -147,91 +163,98 @@ def run_batch(
     check_concurrency(concurrency)
     items = list(items)
     with scoped() as usage, _Progress(len(items), desc, unit, usage, progress) as bar:
+        run = _Run(items, work, on_result, budget, usage, bar)
         if concurrency == 1 or len(items) <= 1:
-            return _sequential(items, work, on_result, budget, usage, bar)
-        return _concurrent(items, work, concurrency, on_result, budget, usage, bar)
+            return run.sequential()
+        return run.concurrent(concurrency)
 
 
-def _sequential(
-    items: list[T],
-    work: Callable[[T], R],
-    on_result: Callable[[R], None] | None,
-    budget: Budget | None,
-    usage: UsageMeter,
-    bar: _Progress,
-) -> list[R]:
-    results: list[R] = []
-    for index, item in enumerate(items):
-        reason = budget.exhausted(usage) if budget else None
-        if reason:
-            raise _stopped(reason, index, len(items))
-        result = work(item)
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
-        bar.advance(1, in_flight=0)
-    return results
+class _Run(Generic[T, R]):
+    """One :func:`run_batch` call: what its sequential and concurrent loops share."""
 
+    def __init__(
+        self,
+        items: list[T],
+        work: Callable[[T], R],
+        on_result: Callable[[R], None] | None,
+        budget: Budget | None,
+        usage: UsageMeter,
+        bar: _Progress,
+    ) -> None:
+        self.items, self.work, self.on_result = items, work, on_result
+        self.budget, self.usage, self.bar = budget, usage, bar
+        self.results: list[R] = []
 
-def _concurrent(
-    items: list[T],
-    work: Callable[[T], R],
-    concurrency: int,
-    on_result: Callable[[R], None] | None,
-    budget: Budget | None,
-    usage: UsageMeter,
-    bar: _Progress,
-) -> list[R]:
-    results: list[R] = []
-    ready: dict[int, R] = {}
-    failures: dict[int, BaseException] = {}
-    running: dict[Future[R], int] = {}
-    submitted = 0
-    stop_reason: str | None = None
+    def budget_spent(self) -> str | None:
+        """Why no new work may start, or None."""
+        return self.budget.exhausted(self.usage) if self.budget else None
 
-    def flush() -> None:
-        while len(results) in ready:
-            result = ready.pop(len(results))
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
+    def deliver(self, result: R) -> None:
+        """Hand on the next result in input order."""
+        self.results.append(result)
+        if self.on_result is not None:
+            self.on_result(result)
 
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="recai-batch") as pool:
-        try:
-            while True:
-                while (
-                    submitted < len(items) and len(running) < concurrency and not failures and not stop_reason
-                ):
-                    stop_reason = budget.exhausted(usage) if budget else None
-                    if stop_reason:
+    def sequential(self) -> list[R]:
+        for index, item in enumerate(self.items):
+            reason = self.budget_spent()
+            if reason:
+                raise _stopped(reason, index, len(self.items))
+            self.deliver(self.work(item))
+            self.bar.advance(1, in_flight=0)
+        return self.results
+
+    def concurrent(self, concurrency: int) -> list[R]:
+        items = self.items
+        ready: dict[int, R] = {}
+        failures: dict[int, BaseException] = {}
+        running: dict[Future[R], int] = {}
+        submitted = 0
+        stop_reason: str | None = None
+
+        def flush() -> None:
+            while len(self.results) in ready:
+                self.deliver(ready.pop(len(self.results)))
+
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="recai-batch") as pool:
+            try:
+                while True:
+                    while (
+                        submitted < len(items)
+                        and len(running) < concurrency
+                        and not failures
+                        and not stop_reason
+                    ):
+                        stop_reason = self.budget_spent()
+                        if stop_reason:
+                            break
+                        # each task runs in a copy of this context: usage scopes and the component being
+                        # tracked follow the work into the pool's threads
+                        context = contextvars.copy_context()
+                        running[pool.submit(context.run, self.work, items[submitted])] = submitted
+                        submitted += 1
+                    if not running:
                         break
-                    # each task runs in a copy of this context: usage scopes and the component being
-                    # tracked follow the work into the pool's threads
-                    context = contextvars.copy_context()
-                    running[pool.submit(context.run, work, items[submitted])] = submitted
-                    submitted += 1
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    index = running.pop(future)
-                    error = future.exception()
-                    if error is not None:
-                        failures[index] = error
-                    else:
-                        ready[index] = future.result()
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        index = running.pop(future)
+                        error = future.exception()
+                        if error is not None:
+                            failures[index] = error
+                        else:
+                            ready[index] = future.result()
+                    flush()
+                    self.bar.advance(len(done), in_flight=len(running))
+            except BaseException:
+                for future in running:  # Ctrl-C: start nothing new; what is running finishes in the pool
+                    future.cancel()
                 flush()
-                bar.advance(len(done), in_flight=len(running))
-        except BaseException:
-            for future in running:  # Ctrl-C: start nothing new; what is running finishes in the pool
-                future.cancel()
-            flush()
-            raise
-    if failures:
-        raise failures[min(failures)]
-    if stop_reason:
-        raise _stopped(stop_reason, len(results), len(items))
-    return results
+                raise
+        if failures:
+            raise failures[min(failures)]
+        if stop_reason:
+            raise _stopped(stop_reason, len(self.results), len(items))
+        return self.results
 
 
 def _stopped(reason: str, done: int, total: int) -> BudgetExhaustedError:

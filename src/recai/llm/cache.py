@@ -37,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from recai.llm.base import ChatModel, Generation, Message, apply_stop
+from recai.llm.base import ChatModel, Decoding, Generation, Message, apply_stop
 from recai.llm.retry import RetryPolicy
 
 #: Bump when the key payload changes meaning, so old entries are never misread.
@@ -49,10 +49,7 @@ def request_key(
     messages: Sequence[Message],
     *,
     schema: dict[str, Any] | None,
-    max_tokens: int,
-    temperature: float,
-    stop: Sequence[str] | None,
-    seed: int | None,
+    decoding: Decoding,
     draw: int | None = None,
 ) -> tuple[str, str]:
     """The cache key (hex sha256) and the canonical JSON it hashes.
@@ -65,10 +62,10 @@ def request_key(
         "model": model,
         "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
         "schema": schema,
-        "max_tokens": int(max_tokens),
-        "temperature": float(temperature),
-        "stop": sorted({s for s in stop if s}) if stop else None,
-        "seed": None if seed is None else int(seed),
+        "max_tokens": int(decoding.max_tokens),
+        "temperature": float(decoding.temperature),
+        "stop": sorted({s for s in decoding.stop if s}) if decoding.stop else None,
+        "seed": None if decoding.seed is None else int(decoding.seed),
     }
     if draw is not None:
         payload["draw"] = draw
@@ -77,13 +74,25 @@ def request_key(
 
 
 class CachedChatModel(ChatModel):
-    """``inner`` with its replies stored in the SQLite file ``path`` (created on demand).
+    """``inner`` with its replies stored in the SQLite file ``path``, so a repeated call costs nothing.
 
-    Entries are keyed by ``model_id`` (default: ``inner.name``). Pass something that identifies the
-    weights when the name does not, such as the full spec with an adapter
-    (``hf:/models/base?adapter=/models/lora``): two models with one id share answers.
-    ``hits`` and ``misses`` count lookups made through this instance. ``close()`` closes the cache file
-    only: the inner model belongs to whoever built it (often the ``load_chat_model`` cache).
+    ``close()`` closes the cache file only: the inner model belongs to whoever built it (often the
+    ``load_chat_model`` cache).
+
+    Args:
+        inner: The model that answers misses.
+        path: The SQLite file (created on demand; shareable between processes).
+        model_id: What entries are keyed by (default: ``inner.name``). Pass something that identifies
+            the weights when the name does not, such as the full spec with an adapter
+            (``hf:/models/base?adapter=/models/lora``): two models with one id share answers.
+        distinct_samples: Give the n-th identical unseeded sampled call the n-th stored draw, so samples
+            stay distinct (see the module).
+
+    Attributes:
+        hits: Lookups made through this instance that a stored reply answered.
+        misses: Lookups that went to ``inner``.
+        saved_prompt_tokens: Prompt tokens hits did not spend.
+        saved_completion_tokens: Completion tokens hits did not spend.
     """
 
     def __init__(
@@ -129,36 +138,18 @@ class CachedChatModel(ChatModel):
         return self.inner.retry
 
     def _generate(
-        self,
-        messages: list[Message],
-        *,
-        schema: dict[str, Any] | None,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
+        self, messages: list[Message], *, schema: dict[str, Any] | None, decoding: Decoding
     ) -> Generation:
-        key, canonical = self._key(messages, schema, max_tokens, temperature, stop, seed)
+        key, canonical = self._key(messages, schema, decoding)
         found = self._lookup(key)
         if found is not None:  # the stored counts: token figures describe the system, not the cache
             return found
-        gen = self.inner._generate(
-            messages, schema=schema, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed
-        )
+        gen = self.inner._generate(messages, schema=schema, decoding=decoding)
         self._store(key, canonical, gen)
         return gen
 
-    def _stream(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
-        usage: dict[str, int],
-    ) -> Iterator[str]:
-        key, canonical = self._key(messages, None, max_tokens, temperature, stop, seed)
+    def _stream(self, messages: list[Message], *, decoding: Decoding, usage: dict[str, int]) -> Iterator[str]:
+        key, canonical = self._key(messages, None, decoding)
         found = self._lookup(key)
         if found is not None:
             usage["prompt_tokens"], usage["completion_tokens"] = found.prompt_tokens, found.completion_tokens
@@ -167,14 +158,12 @@ class CachedChatModel(ChatModel):
             return
         parts: list[str] = []
         try:
-            for chunk in self.inner._stream(
-                messages, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed, usage=usage
-            ):
+            for chunk in self.inner._stream(messages, decoding=decoding, usage=usage):
                 parts.append(chunk)
                 yield chunk
         except GeneratorExit:
             # The base class stops reading as soon as a stop sequence shows up: that reply is complete.
-            text, hit = apply_stop("".join(parts), stop)
+            text, hit = apply_stop("".join(parts), decoding.stop)
             if hit:
                 self._store(key, canonical, _from_usage(text, usage, "stop"))
             raise
@@ -207,21 +196,14 @@ class CachedChatModel(ChatModel):
             return int(self._connection().execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
     def _key(
-        self,
-        messages: list[Message],
-        schema: dict[str, Any] | None,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
+        self, messages: list[Message], schema: dict[str, Any] | None, decoding: Decoding
     ) -> tuple[str, str]:
-        args = {"schema": schema, "max_tokens": max_tokens, "temperature": temperature, "stop": stop}
-        key, canonical = request_key(self.model_id, messages, seed=seed, **args)
-        if self.distinct_samples and temperature > 0 and seed is None:
+        key, canonical = request_key(self.model_id, messages, schema=schema, decoding=decoding)
+        if self.distinct_samples and decoding.temperature > 0 and decoding.seed is None:
             with self._lock:
                 draw = self._draws.get(key, 0)
                 self._draws[key] = draw + 1
-            key, canonical = request_key(self.model_id, messages, seed=seed, draw=draw, **args)
+            key, canonical = request_key(self.model_id, messages, schema=schema, decoding=decoding, draw=draw)
         return key, canonical
 
     def _connection(self) -> sqlite3.Connection:

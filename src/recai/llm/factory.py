@@ -29,7 +29,15 @@ BACKENDS = ("openai", "local", "llamacpp", "hf", "scripted")
 
 
 class ChatModelConfig(BaseModel):
-    """A ChatModel described as data (for YAML configs and the CLI)."""
+    """A ChatModel described as data, so YAML configs and the CLI name models the same way.
+
+    Attributes:
+        backend: One of ``BACKENDS`` (openai, local, llamacpp, hf, scripted).
+        model: The model: a name, a path or a known model, depending on the backend.
+        base_url: The server of an ``openai`` backend, or None for the default.
+        api_key: The key of an ``openai`` backend, or None for the environment's.
+        options: Backend keyword arguments (from the spec's ``?key=value`` query).
+    """
 
     model_config = ConfigDict(extra="forbid")
 

@@ -14,14 +14,27 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from recai.llm.base import ChatModel, Generation, Message
+from recai.llm.base import ChatModel, Decoding, Generation, Message
 from recai.llm.devices import default_dtype
 
 LogitsProcessorFactory = Callable[[list[Message]], Sequence[Any]]
 
 
 class HFChatModel(ChatModel):
-    """A causal LM run with ``model.generate``."""
+    """A causal LM run with transformers' ``model.generate``: the backend fine-tuned recai models run on.
+
+    Args:
+        model: A model folder, a GGUF file, or an already built model (then pass ``tokenizer``).
+        tokenizer: The tokenizer (default: loaded from the model folder).
+        gguf_file: The GGUF file inside the model folder, when it holds one.
+        adapter: A PEFT adapter folder to load on top.
+        dtype: A torch dtype name, or "auto" (bf16 where the device computes it natively, else fp32).
+        device: Where the model runs ("cpu", "cuda", ...).
+        name: The name in usage reports (default: the folder's or file's name).
+        logits_processors: A function of the messages giving extra logits processors for each call
+            (catalog-constrained decoding plugs in here).
+        use_grammar: Enforce JSON schemas during decoding with xgrammar when it is installed.
+    """
 
     def __init__(
         self,
@@ -93,57 +106,42 @@ class HFChatModel(ChatModel):
             processors.append(GrammarProcessor(compiled))
         return processors
 
-    def _generate_kwargs(
-        self, max_tokens: int, temperature: float, stop: Sequence[str] | None, seed: int | None
-    ) -> dict[str, Any]:
+    def _generate_kwargs(self, decoding: Decoding) -> dict[str, Any]:
         import torch
 
-        if seed is not None:
-            torch.manual_seed(seed)
-        kwargs: dict[str, Any] = {"max_new_tokens": max_tokens, "pad_token_id": self.tokenizer.pad_token_id}
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature)
+        if decoding.seed is not None:
+            torch.manual_seed(decoding.seed)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": decoding.max_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if decoding.temperature > 0:
+            kwargs.update(do_sample=True, temperature=decoding.temperature)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if stop:
-            kwargs.update(stop_strings=list(stop), tokenizer=self.tokenizer)
+        if decoding.stop:
+            kwargs.update(stop_strings=list(decoding.stop), tokenizer=self.tokenizer)
         return kwargs
 
     def _generate(
-        self,
-        messages: list[Message],
-        *,
-        schema: dict[str, Any] | None,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
+        self, messages: list[Message], *, schema: dict[str, Any] | None, decoding: Decoding
     ) -> Generation:
         import torch
         from transformers import LogitsProcessorList
 
         inputs = self._inputs(messages)
         prompt_len = inputs["input_ids"].shape[1]
-        kwargs = self._generate_kwargs(max_tokens, temperature, stop, seed)
+        kwargs = self._generate_kwargs(decoding)
         with self._lock, torch.no_grad():
             output = self.model.generate(
                 **inputs, logits_processor=LogitsProcessorList(self._processors(messages, schema)), **kwargs
             )
         new_tokens = output[0, prompt_len:]
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        ended = len(new_tokens) < max_tokens or int(new_tokens[-1]) == self.tokenizer.eos_token_id
+        ended = len(new_tokens) < decoding.max_tokens or int(new_tokens[-1]) == self.tokenizer.eos_token_id
         return Generation(text, prompt_len, len(new_tokens), "stop" if ended else "length")
 
-    def _stream(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
-        usage: dict[str, int],
-    ) -> Iterator[str]:
+    def _stream(self, messages: list[Message], *, decoding: Decoding, usage: dict[str, int]) -> Iterator[str]:
         import torch
         from transformers import (
             LogitsProcessorList,
@@ -155,7 +153,7 @@ class HFChatModel(ChatModel):
         inputs = self._inputs(messages)
         prompt_len = inputs["input_ids"].shape[1]
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs = self._generate_kwargs(max_tokens, temperature, stop, seed)
+        kwargs = self._generate_kwargs(decoding)
         result: dict[str, Any] = {}
         cancelled = threading.Event()
 

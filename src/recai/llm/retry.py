@@ -39,7 +39,12 @@ _CONNECTION_ERRORS = frozenset(
 
 
 class TransientModelError(RuntimeError):
-    """Raised by a backend for a failure worth retrying; ``retry_after`` is the server's hint in seconds."""
+    """Raised by a backend for a failure worth retrying, so the retry loop need not guess from the type.
+
+    Args:
+        message: What failed.
+        retry_after: The server's hint in seconds, if it gave one.
+    """
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -48,12 +53,18 @@ class TransientModelError(RuntimeError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently a refused request is tried again."""
+    """How often and how patiently a refused request is tried again.
+
+    Attributes:
+        max_retries: Retries after the first try (0: none).
+        base_delay_s: The first backoff; each retry doubles it (with jitter).
+        max_delay_s: The longest backoff.
+        max_retry_after_s: The longest ``Retry-After`` believed; a server asking for more gets this much.
+    """
 
     max_retries: int = 5
     base_delay_s: float = 0.5
     max_delay_s: float = 30.0
-    #: The longest ``Retry-After`` believed; a server asking for more gets this much.
     max_retry_after_s: float = 120.0
 
     def __post_init__(self) -> None:
@@ -71,7 +82,11 @@ class RetryPolicy:
 
 
 class RetryCounter:
-    """Thread-safe count of retries in this process (the batch progress bar shows the new ones)."""
+    """Thread-safe count of retries in this process (the batch progress bar shows the new ones).
+
+    Attributes:
+        retries: Retries so far.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

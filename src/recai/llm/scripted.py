@@ -9,18 +9,28 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from recai.llm.base import ChatModel, Generation, Message
+from recai.llm.base import ChatModel, Decoding, Generation, Message
 
 Reply = str | Callable[[list[Message]], str]
 
 
 class ScriptExhaustedError(RuntimeError):
-    """The script has no reply left for a call."""
+    """The script has no reply left for a call: a test made more calls than it scripted."""
 
 
 class ScriptedChatModel(ChatModel):
-    """Replies come from ``script``: a list consumed in order (strings or functions of the messages),
-    or a single function used for every call. Every call's messages are kept in ``calls``."""
+    """A ChatModel whose replies come from a script, so tests run the real contract without a model.
+
+    Args:
+        script: A list consumed in order (strings or functions of the messages), or a single function
+            of the messages used for every call.
+        name: The name in usage reports.
+        chunk_size: Characters per streamed chunk.
+
+    Attributes:
+        calls: Every call's messages, in order.
+        schemas: Every ``_generate`` call's schema (None without one), in order.
+    """
 
     native_schema = False
 
@@ -52,36 +62,18 @@ class ScriptedChatModel(ChatModel):
         return sum(len(m["content"].split()) + 3 for m in messages)
 
     def _generate(
-        self,
-        messages: list[Message],
-        *,
-        schema: dict[str, Any] | None,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
+        self, messages: list[Message], *, schema: dict[str, Any] | None, decoding: Decoding
     ) -> Generation:
         self.schemas.append(schema)
         text = self._next(messages)
         words = text.split(" ")
         finish = "stop"
-        if len(words) > max_tokens:
-            text, finish = " ".join(words[:max_tokens]), "length"
-        return Generation(text, self._count(messages), min(len(words), max_tokens), finish)
+        if len(words) > decoding.max_tokens:
+            text, finish = " ".join(words[: decoding.max_tokens]), "length"
+        return Generation(text, self._count(messages), min(len(words), decoding.max_tokens), finish)
 
-    def _stream(
-        self,
-        messages: list[Message],
-        *,
-        max_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None,
-        seed: int | None,
-        usage: dict[str, int],
-    ) -> Iterator[str]:
-        gen = self._generate(
-            messages, schema=None, max_tokens=max_tokens, temperature=temperature, stop=stop, seed=seed
-        )
+    def _stream(self, messages: list[Message], *, decoding: Decoding, usage: dict[str, int]) -> Iterator[str]:
+        gen = self._generate(messages, schema=None, decoding=decoding)
         usage["prompt_tokens"], usage["completion_tokens"] = gen.prompt_tokens, gen.completion_tokens
         for i in range(0, len(gen.text), self.chunk_size):
             yield gen.text[i : i + self.chunk_size]

@@ -20,7 +20,13 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 
 
 class SchemaError(RuntimeError):
-    """The model did not produce output that satisfies the requested JSON schema."""
+    """The model did not produce output that satisfies the requested JSON schema, after every retry.
+
+    Args:
+        message: What went wrong last.
+        raw: Every raw reply, in order.
+        errors: Why each reply was refused, in order.
+    """
 
     def __init__(self, message: str, *, raw: list[str], errors: list[str]) -> None:
         super().__init__(message)

@@ -18,14 +18,24 @@ _scopes: ContextVar[tuple[UsageMeter, ...]] = ContextVar("recai_llm_usage_scopes
 
 @dataclass
 class UsageStats:
-    """Totals for one (component, model) pair."""
+    """Totals for one (component, model) pair: what a run reports and a budget checks.
+
+    Attributes:
+        calls: Calls made.
+        prompt_tokens: Tokens read.
+        completion_tokens: Tokens written.
+        latency_s: Seconds spent waiting for replies.
+        failures: Calls that raised.
+        cached_calls: Calls a response cache answered (counted above too, but not paid for).
+        cached_prompt_tokens: Prompt tokens of those calls.
+        cached_completion_tokens: Completion tokens of those calls.
+    """
 
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
     failures: int = 0
-    #: Calls a response cache answered, and their tokens (counted above too, but not paid for).
     cached_calls: int = 0
     cached_prompt_tokens: int = 0
     cached_completion_tokens: int = 0
@@ -42,7 +52,11 @@ class UsageStats:
 
 
 class UsageMeter:
-    """Thread-safe accumulator of LLM usage."""
+    """Thread-safe accumulator of LLM usage, keyed by (component, model), for reports and budgets.
+
+    The process-wide ``meter`` records every call; ``scoped`` opens further meters that count only
+    the calls made inside them.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

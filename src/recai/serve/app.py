@@ -40,7 +40,10 @@ def static_dir() -> Path:
 
 
 class JsonCORSMiddleware(CORSMiddleware):
-    """Starlette's CORS, but a refused preflight gets the JSON error body like every other error."""
+    """Starlette's CORS, but a refused preflight gets the JSON error body like every other error.
+
+    Takes Starlette's ``CORSMiddleware`` arguments.
+    """
 
     def preflight_response(self, request_headers: Headers) -> Response:
         response = super().preflight_response(request_headers)

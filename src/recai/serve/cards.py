@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from recai.data.catalog import Catalog
 from recai.data.schema import ColumnRole
@@ -25,24 +25,32 @@ SUMMARY_CHARS = 280
 
 
 class Fact(BaseModel):
-    label: str
-    value: str
+    """One labelled attribute shown on an item card."""
+
+    label: str = Field(description='The column, as a label ("Runtime").')
+    value: str = Field(description='Its value, with its unit ("95 min").')
 
 
 class ItemCard(BaseModel):
-    id: int | str
-    title: str
-    display_title: str
-    year: int | None = None
-    tags: list[str] = []
-    facts: list[Fact] = []
-    summary: str = ""
-    score: float | None = None
-    match: str | None = None
+    """An item as every API answer shows it, whatever the catalog's columns are."""
+
+    id: int | str = Field(description="The catalog id.")
+    title: str = Field(description="The title as stored.")
+    display_title: str = Field(description="The title with its year, when the title does not show it.")
+    year: int | None = Field(default=None, description="The year, when the catalog has one.")
+    tags: list[str] = Field(default=[], description="Up to five genres, categories or tags.")
+    facts: list[Fact] = Field(default=[], description="A few more attributes.")
+    summary: str = Field(default="", description="The start of the item's text, if it has one.")
+    score: float | None = Field(default=None, description="The recommender's score, when ranked.")
+    match: str | None = Field(default=None, description="Why a search matched it, when searched.")
 
 
 class ItemCards:
-    """Cards for one catalog; the column layout is worked out once."""
+    """Cards for one catalog; the column layout is worked out once.
+
+    Args:
+        catalog: The catalog whose items the cards show.
+    """
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
@@ -26,18 +26,31 @@ HTTP_CODES = {
 
 
 class ErrorDetail(BaseModel):
-    type: str
-    code: str
-    message: str
-    details: list[dict[str, Any]] | None = None
+    """What went wrong, in the OpenAI error layout so OpenAI clients show it."""
+
+    type: str = Field(description="The kind (invalid_request_error, rate_limit_error, server_error, ...).")
+    code: str = Field(description="A stable code a client can branch on (session_busy, ...).")
+    message: str = Field(description="What went wrong and what to do about it.")
+    details: list[dict[str, Any]] | None = Field(
+        default=None, description="Every problem, for a request that failed validation."
+    )
 
 
 class ErrorBody(BaseModel):
-    error: ErrorDetail
+    """The JSON body of every error answer."""
+
+    error: ErrorDetail = Field(description="The error.")
 
 
 class ApiError(Exception):
-    """An error a client can act on; raised anywhere in a request, answered as JSON with ``status``."""
+    """An error a client can act on; raised anywhere in a request, answered as JSON with ``status``.
+
+    Args:
+        status: The HTTP status.
+        code: The stable error code.
+        message: What went wrong and what to do about it.
+        headers: Extra response headers (Retry-After).
+    """
 
     def __init__(
         self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None

@@ -42,7 +42,13 @@ def is_public(path: str) -> bool:
 
 
 class RateLimiter:
-    """A token bucket per client: ``burst`` requests at once, refilled at ``per_minute``."""
+    """A token bucket per client, so one client cannot starve the others.
+
+    Args:
+        per_minute: Requests a client may make per minute on average; 0 turns limiting off.
+        burst: Requests a client may make at once.
+        max_clients: Buckets kept before full ones are forgotten.
+    """
 
     def __init__(self, per_minute: float, burst: int, max_clients: int = 10_000) -> None:
         self.rate, self.burst, self.max_clients = per_minute / 60.0, float(burst), max_clients
@@ -68,8 +74,15 @@ class RateLimiter:
 
 class Guard:
     """The outermost layer of the app (inside the proxy-header one), so that every request, CORS
-    preflights included, is counted and logged. ``cors`` wraps the Guard's own refusals in the app's CORS
-    layer, so a page on an allowed origin can read them."""
+    preflights included, is counted and logged: it checks the bearer token and the rate limit, tags the
+    request with an id and writes the access log.
+
+    Args:
+        app: The app inside.
+        settings: The token and rate limits.
+        cors: Wraps the Guard's own refusals in the app's CORS layer, so a page on an allowed origin can
+            read them.
+    """
 
     def __init__(
         self, app: ASGIApp, settings: ServeSettings, cors: Callable[[ASGIApp], ASGIApp] | None = None

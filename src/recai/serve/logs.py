@@ -13,6 +13,9 @@ from typing import Any
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per log line (time, level, logger, event and a record's ``fields``), so a log
+    collector can index server logs without parsing prose."""
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))

@@ -45,20 +45,26 @@ router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
 
 class ContentPart(BaseModel):
+    """One part of a message's content; only text parts are read."""
+
     model_config = ConfigDict(extra="allow", strict=True)
-    type: str
-    text: str | None = None
+    type: str = Field(description='The part\'s kind; only "text" is read.')
+    text: str | None = Field(default=None, description="The text of a text part.")
 
 
 class ChatMessage(BaseModel):
+    """One message of an OpenAI chat request."""
+
     model_config = ConfigDict(extra="allow", strict=True)
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
+    role: Literal["system", "developer", "user", "assistant", "tool"] = Field(description="Who wrote it.")
+    content: str | list[ContentPart] | None = Field(default=None, description="The text, or its parts.")
 
 
 class StreamOptions(BaseModel):
+    """Options of a streamed answer."""
+
     model_config = ConfigDict(extra="allow", strict=True)
-    include_usage: bool = False
+    include_usage: bool = Field(default=False, description="End the stream with a usage chunk.")
 
 
 class CompletionRequest(RequestBody):
@@ -66,23 +72,33 @@ class CompletionRequest(RequestBody):
     The fields it uses are strict (``"stream": "yes"`` is a 422)."""
 
     model_config = ConfigDict(extra="allow", strict=True)
-    model: str
-    messages: list[ChatMessage] = Field(min_length=1, max_length=200)
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    user: str | None = Field(default=None, min_length=1, max_length=128)
+    model: str = Field(description="The agent's name (see /v1/models); another name is a 404.")
+    messages: list[ChatMessage] = Field(
+        min_length=1,
+        max_length=200,
+        description="The conversation so far; the last user message is answered.",
+    )
+    stream: bool = Field(default=False, description="Answer as server-sent events.")
+    stream_options: StreamOptions | None = Field(default=None, description="Options of a streamed answer.")
+    user: str | None = Field(
+        default=None, min_length=1, max_length=128, description="Long-term profile owner."
+    )
 
 
 class ModelCard(BaseModel):
-    id: str
+    """One model of ``GET /v1/models``."""
+
+    id: str = Field(description="The agent's name.")
     object: Literal["model"] = "model"
-    created: int
+    created: int = Field(description="When the server started (epoch seconds).")
     owned_by: str = "recai"
 
 
 class ModelList(BaseModel):
+    """The answer of ``GET /v1/models``: the one agent this server runs."""
+
     object: Literal["list"] = "list"
-    data: list[ModelCard]
+    data: list[ModelCard] = Field(description="The models.")
 
 
 @router.get("/models", responses=ERRORS)

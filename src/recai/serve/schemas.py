@@ -52,33 +52,45 @@ class RequestBody(BaseModel):
 
 
 class Strict(RequestBody):
+    """A request body that refuses unknown fields, so a misspelt option is a 422, not silently ignored."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CreateSession(Strict):
+    """Body of ``POST /sessions``."""
+
     user: str | None = UserId
 
 
 class ProfileView(BaseModel):
-    liked: list[int | str]
-    disliked: list[int | str]
+    """What a session has learnt about the user's taste."""
+
+    liked: list[int | str] = Field(description="Catalog ids the user liked.")
+    disliked: list[int | str] = Field(description="Catalog ids the user disliked.")
 
 
 class TurnView(BaseModel):
-    user: str
-    reply: str
-    items: list[int | str]
+    """One exchange of a session's dialogue."""
+
+    user: str = Field(description="The user's message.")
+    reply: str = Field(description="The agent's reply.")
+    items: list[int | str] = Field(description="Catalog ids the reply recommended.")
 
 
 class SessionView(BaseModel):
-    session_id: str
-    user: str | None
-    created: float
-    turns: list[TurnView]
-    profile: ProfileView
+    """A session as ``GET /sessions/{id}`` shows it."""
+
+    session_id: str = Field(description="The session's id.")
+    user: str | None = Field(description="The long-term profile owner, or null for an anonymous session.")
+    created: float = Field(description="When the session started (epoch seconds).")
+    turns: list[TurnView] = Field(description="The dialogue, oldest first.")
+    profile: ProfileView = Field(description="The user's taste as the session knows it.")
 
 
 class ChatRequest(Strict):
+    """Body of ``POST /chat``: one user message, in a new or an existing session."""
+
     message: str = Field(min_length=1, description="The user's message.")
     session_id: str | None = Field(default=None, max_length=64, description="Omit to start a new session.")
     user: str | None = UserId
@@ -86,18 +98,26 @@ class ChatRequest(Strict):
 
 
 class ChatResponse(BaseModel):
-    session_id: str
-    reply: str
-    items: list[ItemCard]
-    trace: dict[str, Any]
+    """The agent's answer to one ``POST /chat`` message."""
+
+    session_id: str = Field(description="The session the turn ran in (new when the request named none).")
+    reply: str = Field(description="The agent's reply.")
+    items: list[ItemCard] = Field(description="The items the reply recommends, in its order.")
+    trace: dict[str, Any] = Field(description="How the turn ran: plan, tool calls, timings.")
 
 
 class FeedbackRequest(Strict):
-    item_id: int | str
-    value: Literal["liked", "disliked", "none"]
+    """Body of ``POST /sessions/{id}/feedback``: the user's verdict on one item."""
+
+    item_id: int | str = Field(description="The catalog id.")
+    value: Literal["liked", "disliked", "none"] = Field(
+        description="The verdict; none forgets an earlier one."
+    )
 
 
 class RecommendRequest(Strict):
+    """Body of ``POST /recommend``: a one-shot recommendation, no session and no LLM."""
+
     user: str | None = Field(
         default=None,
         min_length=1,
@@ -109,7 +129,7 @@ class RecommendRequest(Strict):
         max_length=200,
         description="Catalog ids or titles the user liked, oldest first.",
     )
-    k: int = Field(default=10, ge=1)
+    k: int = Field(default=10, ge=1, description="How many items to return.")
     where: str | None = Field(
         default=None, max_length=600, description="A SQL WHERE condition over the catalog's columns."
     )
@@ -120,36 +140,44 @@ class RecommendRequest(Strict):
         default="auto",
         description="auto: similar to the history (item-CF and content) if there is one, else popularity.",
     )
-    exclude_history: bool = True
+    exclude_history: bool = Field(default=True, description="Leave the history's items out of the results.")
 
 
 class ToolStep(BaseModel):
-    tool: str
-    args: dict[str, Any]
-    output_size: int | str
-    latency_ms: float
-    facts: str
+    """One tool call behind a ``/recommend`` answer, so a client can show how it was made."""
+
+    tool: str = Field(description="The tool's name.")
+    args: dict[str, Any] = Field(description="The arguments it was called with.")
+    output_size: int | str = Field(description='Candidate items left after it, or "all" when unrestricted.')
+    latency_ms: float = Field(description="How long it took.")
+    facts: str = Field(description="What it found, in words.")
 
 
 class RecommendResponse(BaseModel):
-    items: list[ItemCard]
-    steps: list[ToolStep]
-    history: list[int | str]
+    """The answer of ``POST /recommend``."""
+
+    items: list[ItemCard] = Field(description="The recommended items, best first.")
+    steps: list[ToolStep] = Field(description="The tool calls that produced them.")
+    history: list[int | str] = Field(description="The history as resolved to catalog ids.")
 
 
 class SearchResponse(BaseModel):
-    query: str
-    items: list[ItemCard]
+    """The answer of ``GET /items/search``."""
+
+    query: str = Field(description="The query as given.")
+    items: list[ItemCard] = Field(description="The matching items, best first.")
 
 
 class Health(BaseModel):
-    status: Literal["ok", "shutting_down"]
-    version: str
-    dataset: str
-    items: int
-    model: str
-    sessions: int
-    turns_running: int
-    turn_capacity: int
-    max_message_chars: int
-    auth: bool
+    """The answer of ``GET /health``: whether the server takes work, and what it serves."""
+
+    status: Literal["ok", "shutting_down"] = Field(description="shutting_down: finishing running turns.")
+    version: str = Field(description="recai's version.")
+    dataset: str = Field(description="The dataset served.")
+    items: int = Field(description="Items in its catalog.")
+    model: str = Field(description="The chat model behind the agent.")
+    sessions: int = Field(description="Live sessions.")
+    turns_running: int = Field(description="Turns running in this process.")
+    turn_capacity: int = Field(description="Turns this process runs at once.")
+    max_message_chars: int = Field(description="The longest message /chat accepts.")
+    auth: bool = Field(description="Whether API calls need a bearer token.")

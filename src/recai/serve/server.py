@@ -108,12 +108,22 @@ def run(agent: Agent, settings: ServeSettings, *, host: str = "127.0.0.1", port:
 
 @dataclass
 class WorkerSpec:
-    """What a worker process needs to build the same agent and app as the parent (JSON-safe)."""
+    """What a worker process needs to build the same agent and app as the parent (JSON-safe).
+
+    Attributes:
+        data: The dataset to serve.
+        llm: The chat model spec, or None for the stand-in.
+        settings: The ServeSettings fields.
+        agent_settings: The AgentSettings fields, or None for the defaults.
+        planner_llm: A separate planner model spec, if any.
+        log_level: The workers' log level.
+        torch_threads: Torch threads per worker, if set.
+    """
 
     data: str
     llm: str | None
     settings: dict[str, Any]
-    agent_settings: dict[str, Any] | None = None  # AgentSettings fields
+    agent_settings: dict[str, Any] | None = None
     planner_llm: str | None = None
     log_level: str = "info"
     torch_threads: int | None = None

@@ -34,8 +34,18 @@ _KINDS = ("liked", "disliked", "seen", "constraints")
 
 @dataclass
 class ServedSession:
-    """One request's copy of a session. ``loaded_turns`` and ``profile_before`` say what the store held
-    when the turn began, so the end of the turn writes back only what the turn added or changed."""
+    """One request's copy of a session, so the end of a turn writes back only what the turn added or
+    changed.
+
+    Attributes:
+        id: The session's id.
+        session: The dialogue and profile the agent works on.
+        client: The client address that created it.
+        created: When it was created (epoch seconds).
+        loaded_turns: Turns the store held when the turn began.
+        profile_before: The profile the store held when the turn began.
+        lease: The owner token while this copy runs a turn.
+    """
 
     id: str
     session: Session
@@ -43,7 +53,7 @@ class ServedSession:
     created: float = field(default_factory=time.time)
     loaded_turns: int = 0
     profile_before: dict[str, list[Any]] = field(default_factory=dict)
-    lease: str | None = None  # the owner token while this copy runs a turn
+    lease: str | None = None
 
     @property
     def user(self) -> str | None:
@@ -55,7 +65,17 @@ class ServedSession:
 
 
 class SessionStore:
-    """Sessions in a :class:`SessionBackend`, with limits, idle expiry and per-session turn leases."""
+    """Sessions in a :class:`SessionBackend`, with limits, idle expiry and per-session turn leases.
+
+    Args:
+        agent: The agent whose sessions these are.
+        max_sessions: Live sessions on the server.
+        max_per_client: Live sessions per client address.
+        ttl_s: Idle time after which a session ends.
+        max_turns: Turns a session keeps (older ones drop).
+        backend: Where sessions live (default: this process's memory).
+        lease_s: How long a turn's lease lasts (the turn timeout and a grace).
+    """
 
     def __init__(
         self,

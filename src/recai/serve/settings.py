@@ -11,7 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class ServeSettings(BaseModel):
     """Limits and switches of the HTTP server (see docs/serve.md). Unknown fields are an error, so a
-    renamed setting (``workers`` is now ``turn_threads``) fails loudly instead of being ignored."""
+    renamed setting (``workers`` is now ``turn_threads``) fails loudly instead of being ignored.
+
+    Each field is documented by its description (the CLI and docs/serve.md show them).
+    """
 
     model_config = ConfigDict(extra="forbid")
 

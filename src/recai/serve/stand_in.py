@@ -29,7 +29,13 @@ _RESULT_NO_YEAR = re.compile(r"^- (.+?)\. ", re.MULTILINE)
 
 
 class StandIn(ScriptedChatModel):
-    """A ScriptedChatModel that keeps no record of its calls: a server runs it for days."""
+    """A ScriptedChatModel that keeps no record of its calls: a server runs it for days.
+
+    Args:
+        script: A function of the messages that writes every reply (see ScriptedChatModel).
+        name: The name in usage reports.
+        chunk_size: Characters per streamed chunk.
+    """
 
     def _next(self, messages: list[Message]) -> str:
         assert self._function is not None

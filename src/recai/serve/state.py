@@ -21,6 +21,16 @@ log = logging.getLogger("recai.serve")
 
 @dataclass
 class ServerState:
+    """Everything a request handler needs, built once per app and reached through a dependency.
+
+    Attributes:
+        agent: The agent.
+        settings: The server's settings.
+        sessions: The session store.
+        runner: Runs turns off the event loop.
+        cards: Builds item cards for the catalog.
+    """
+
     agent: Agent
     settings: ServeSettings
     sessions: SessionStore

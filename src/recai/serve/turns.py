@@ -41,19 +41,35 @@ log = logging.getLogger("recai.serve")
 
 @dataclass
 class TurnEvent:
-    kind: str  # "items", "delta", "result", "error" or "keepalive"
+    """One thing a running turn tells the request that waits for it (streamed as SSE, or collected).
+
+    Attributes:
+        kind: "items", "delta", "result", "error" or "keepalive".
+        text: A "delta"'s text.
+        result: A "result"'s whole turn.
+        error: An "error"'s exception.
+        items: An "items" event's recommended ids, known before the reply is written.
+    """
+
+    kind: str
     text: str = ""
     result: TurnResult | None = None
     error: BaseException | None = None
-    items: list[Any] | None = None  # "items": the recommended ids, known before the reply is written
+    items: list[Any] | None = None
 
 
 class TurnTimeoutError(TimeoutError):
-    pass
+    """A turn ran past ``turn_timeout_s``; answered as 504 ``turn_timeout``."""
 
 
 class RunningTurn:
-    """The event-loop side of one turn: iterate :meth:`events` for deltas, then a result or an error."""
+    """The event-loop side of one turn: iterate :meth:`events` for deltas, then a result or an error.
+
+    Args:
+        loop: The event loop the request waits on.
+        timeout_s: The longest the turn may take.
+        keepalive_s: How often a silent turn sends a keep-alive event.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float, keepalive_s: float) -> None:
         self._loop = loop
@@ -113,7 +129,18 @@ def turn_error(error: BaseException | None) -> ApiError:
 
 class TurnRunner:
     """Admits turns up to ``workers + queue`` and runs them on a private thread pool of ``workers``
-    threads; each turn holds its session's lease in ``sessions`` while it runs."""
+    threads, so slow LLM turns never block the event loop; each turn holds its session's lease in
+    ``sessions`` while it runs.
+
+    Args:
+        agent: The agent that runs the turns.
+        sessions: Where the turns' sessions live.
+        workers: Turns that run at once.
+        queue: Turns that may wait for a worker; more are refused (503).
+        timeout_s: The longest one turn may take.
+        keepalive_s: How often a silent turn sends a keep-alive event.
+        on_done: Called with (session, result, seconds) when a turn succeeds.
+    """
 
     def __init__(
         self,

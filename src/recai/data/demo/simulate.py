@@ -101,7 +101,24 @@ FAMOUS = frozenset(
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Knobs of the simulator; the defaults build the shipped demo log."""
+    """Knobs of the simulator (see the module); the defaults build the shipped demo log.
+
+    Attributes:
+        n_users: Users simulated.
+        mean_length: Mean films a user watches (log-normal).
+        min_length: Fewest films a user watches.
+        max_length: Most films a user watches.
+        genre_concentration: Dirichlet concentration of genre tastes (smaller: fewer loved genres).
+        taste_weight: Weight of genre taste in a film's utility.
+        era_weight: Weight of the preferred era.
+        director_bonus: Utility of a favourite director's film.
+        mood_bonus: Utility of a film in the session's mood genre.
+        same_director_bonus: Sequential bonus for the previous film's director.
+        shared_genre_bonus: Sequential bonus per genre shared with the previous film (up to two).
+        same_decade_bonus: Sequential bonus for the previous film's decade.
+        mean_session_size: Mean films per session.
+        seed: Random seed: the same config gives the same log.
+    """
 
     n_users: int = 2000
     mean_length: float = 30.0

@@ -26,7 +26,17 @@ from recai.data.home import datasets_dir, downloads_dir
 
 @dataclass(frozen=True)
 class DownloadSpec:
-    """An official archive: where it is, its checksum ("md5:..." or "sha256:..."), how to load it."""
+    """An official archive recai can fetch by name, checked before it is loaded.
+
+    Attributes:
+        name: The dataset's name.
+        url: Where the archive is.
+        checksum: "md5:..." or "sha256:..." of the archive.
+        folder: The folder the archive unpacks to.
+        loader: Loads the unpacked folder.
+        description: One line for listings.
+        license: The data's license.
+    """
 
     name: str
     url: str

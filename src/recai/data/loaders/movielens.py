@@ -20,7 +20,7 @@ import pandas as pd
 
 from recai.data.catalog import Catalog
 from recai.data.dataset import Dataset
-from recai.data.errors import DataError
+from recai.data.errors import DataError, first_flagged
 from recai.data.interactions import Interactions
 from recai.data.loaders.reading import read_delimited
 from recai.data.schema import CatalogSchema, ColumnRole, ColumnSpec
@@ -67,11 +67,34 @@ def _movie_schema(extra: list[ColumnSpec] | None = None) -> CatalogSchema:
     return CatalogSchema(columns=columns, noun="films")
 
 
-def _interactions(ratings: pd.DataFrame, catalog: Catalog, source: Path) -> Interactions:
-    ratings = ratings.rename(columns={"user": "user_id", "item": "item_id"})
-    return Interactions(
-        ratings[["user_id", "item_id", "timestamp", "rating"]], catalog.ids, source=str(source)
-    )
+def _ratings(
+    file: Path,
+    catalog: Catalog,
+    *,
+    sep: str,
+    ids: tuple[str, str] = ("user", "item"),
+    header: bool = False,
+    encoding: str = "utf-8",
+) -> Interactions:
+    """A ratings file as the dataset's interactions: every MovieLens release lays it out as user id,
+    item id (named ``ids`` in the file), rating and timestamp."""
+    user, item = ids
+    ratings = read_delimited(
+        file,
+        sep=sep,
+        names=[user, item, "rating", "timestamp"],
+        header=header,
+        encoding=encoding,
+        dtype={user: "int64", item: "int64", "rating": "float64", "timestamp": "int64"},
+    ).rename(columns={user: "user_id", item: "item_id"})
+    return Interactions(ratings[["user_id", "item_id", "timestamp", "rating"]], catalog.ids, source=str(file))
+
+
+def _users(file: Path, *, sep: str, names: list[str], dtype: dict[str, object]) -> pd.DataFrame | None:
+    """The optional users file (latin-1 in every release that has one), or None when it is absent."""
+    if not file.exists():
+        return None
+    return read_delimited(file, sep=sep, names=names, encoding="latin-1", dtype=dtype)
 
 
 def load_ml100k(path: str | Path) -> Dataset:
@@ -113,26 +136,16 @@ def load_ml100k(path: str | Path) -> Dataset:
         ]
     )
     catalog = Catalog(catalog_frame, schema, source=path / "u.item")
-    ratings = read_delimited(
-        path / "u.data",
-        sep="\t",
-        names=["user", "item", "rating", "timestamp"],
-        dtype={"user": "int64", "item": "int64", "rating": "float64", "timestamp": "int64"},
-    )
-    users = None
-    if (path / "u.user").exists():
-        users = read_delimited(
-            path / "u.user",
-            sep="|",
-            names=["user_id", "age", "gender", "occupation", "zip_code"],
-            encoding="latin-1",
-            dtype={"user_id": "int64", "age": "int64", "zip_code": "str"},
-        )
     return Dataset(
         name="ml-100k",
         catalog=catalog,
-        interactions=_interactions(ratings, catalog, path / "u.data"),
-        users=users,
+        interactions=_ratings(path / "u.data", catalog, sep="\t"),
+        users=_users(
+            path / "u.user",
+            sep="|",
+            names=["user_id", "age", "gender", "occupation", "zip_code"],
+            dtype={"user_id": "int64", "age": "int64", "zip_code": "str"},
+        ),
         meta={
             "source": str(path),
             "format": "movielens-100k",
@@ -152,27 +165,16 @@ def load_ml1m(path: str | Path) -> Dataset:
         dtype={"item_id": "int64"},
     )
     catalog = _catalog_from_movies(movies, path / "movies.dat")
-    ratings = read_delimited(
-        path / "ratings.dat",
-        sep="::",
-        names=["user", "item", "rating", "timestamp"],
-        encoding="latin-1",
-        dtype={"user": "int64", "item": "int64", "rating": "float64", "timestamp": "int64"},
-    )
-    users = None
-    if (path / "users.dat").exists():
-        users = read_delimited(
-            path / "users.dat",
-            sep="::",
-            names=["user_id", "gender", "age", "occupation", "zip_code"],
-            encoding="latin-1",
-            dtype={"user_id": "int64", "zip_code": "str"},
-        )
     return Dataset(
         name="ml-1m",
         catalog=catalog,
-        interactions=_interactions(ratings, catalog, path / "ratings.dat"),
-        users=users,
+        interactions=_ratings(path / "ratings.dat", catalog, sep="::", encoding="latin-1"),
+        users=_users(
+            path / "users.dat",
+            sep="::",
+            names=["user_id", "gender", "age", "occupation", "zip_code"],
+            dtype={"user_id": "int64", "zip_code": "str"},
+        ),
         meta={"source": str(path), "format": "movielens-1m", "license": "MovieLens 1M: research use only"},
     )
 
@@ -197,17 +199,10 @@ def load_movielens_csv(path: str | Path, *, name: str | None = None, max_tags: i
             dtype={"userId": "int64", "movieId": "int64", "tag": "str", "timestamp": "int64"},
         )
     catalog = _catalog_from_movies(movies, path / "movies.csv", tags=tags, max_tags=max_tags)
-    ratings = read_delimited(
-        path / "ratings.csv",
-        sep=",",
-        header=True,
-        names=["userId", "movieId", "rating", "timestamp"],
-        dtype={"userId": "int64", "movieId": "int64", "rating": "float64", "timestamp": "int64"},
-    ).rename(columns={"userId": "user", "movieId": "item"})
     return Dataset(
         name=name or path.name,
         catalog=catalog,
-        interactions=_interactions(ratings, catalog, path / "ratings.csv"),
+        interactions=_ratings(path / "ratings.csv", catalog, sep=",", ids=("userId", "movieId"), header=True),
         meta={
             "source": str(path),
             "format": "movielens-csv",
@@ -244,9 +239,8 @@ def _catalog_from_movies(
                 from_interactions=True,  # written by users, with timestamps: can come from held-out events
             )
         )
-    dup = frame["item_id"].duplicated()
-    if dup.any():
-        row = int(np.flatnonzero(dup.to_numpy())[0])
+    row = first_flagged(frame["item_id"].duplicated())
+    if row is not None:
         raise DataError(
             f"duplicate movie id {frame['item_id'].iloc[row]}", path=source, line=row + 2, field="movieId"
         )

@@ -56,7 +56,10 @@ _COMPRESSED = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip
 
 
 class ReadOptions(BaseModel):
-    """How to read one delimited text table. Every field is optional: what is left out is sniffed."""
+    """How to read one delimited text table. Every field is optional: what is left out is sniffed.
+
+    The fields are documented by their descriptions (they are also the import spec's YAML keys).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -107,7 +110,16 @@ class ReadOptions(BaseModel):
 
 @dataclass
 class TableRead:
-    """A table as read, the options actually used (sniffed values filled in) and notes for the user."""
+    """A table as read, with what it takes to point an error at the file's line.
+
+    Attributes:
+        frame: The table.
+        path: The file.
+        options: The options actually used (sniffed values filled in).
+        notes: What was sniffed, for the user.
+        delimited: False for Parquet and JSON lines.
+        trailing_delimiter: True when every line ended with the delimiter (an empty last field dropped).
+    """
 
     frame: pd.DataFrame
     path: Path
@@ -125,6 +137,10 @@ class TableRead:
             if number == record:
                 return start
         return None
+
+    def error_at(self, record: int, message: str, field: str | None = None) -> DataError:
+        """The error for data record ``record`` (0-based), naming its file, line and column."""
+        return DataError(message, path=self.path, line=self.line_of(record), field=field)
 
 
 def read_user_table(path: str | Path, options: ReadOptions | None = None) -> TableRead:
@@ -500,12 +516,10 @@ def _read_delimited(path: Path, options: ReadOptions) -> TableRead:
         extra = table.column(_TRAILING)
         if extra.null_count != len(extra):
             row = next(i for i, v in enumerate(extra.to_pylist()) if v is not None)
-            read = TableRead(pd.DataFrame(), path, resolved, notes)
-            raise DataError(
+            raise TableRead(pd.DataFrame(), path, resolved, notes).error_at(
+                row,
                 f"expected {len(columns)} fields (and an empty one after the last delimiter), found a value "
                 f"there: {extra[row].as_py()!r}",
-                path=path,
-                line=read.line_of(row),
             )
         table = table.drop_columns([_TRAILING])
     return TableRead(_typed_frame(table), path, resolved, notes, trailing_delimiter=trailing)

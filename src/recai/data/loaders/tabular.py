@@ -48,14 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recai.data.catalog import Catalog
 from recai.data.dataset import Dataset
-from recai.data.errors import DataError, plain_value
+from recai.data.errors import DataError, first_flagged, plain_value
 from recai.data.home import is_dataset_name
 from recai.data.interactions import Interactions
 from recai.data.loaders.tables import ReadOptions, TableRead, read_user_table
@@ -63,20 +62,34 @@ from recai.data.schema import CatalogSchema, ColumnRole, ColumnSpec
 
 
 class TableSpec(ReadOptions):
-    """A file and how to read it."""
+    """A file and how to read it (the read options are inherited).
+
+    Attributes:
+        path: The file, relative to the spec's folder.
+    """
 
     path: str | None = None
 
 
 class LookupSpec(TableSpec):
-    """A code -> name table (tag ids to tag names)."""
+    """A code -> name table (tag ids to tag names), so attributes read as words, not codes.
+
+    Attributes:
+        key: The column holding the code.
+        value: The column holding the name.
+    """
 
     key: str
     value: str
 
 
 class AttributeSpec(TableSpec):
-    """A side table whose rows give items a value each (scalar) or several (a list, top-N by count)."""
+    """A side table whose rows give items a value each (scalar) or several (a list, top-N by count).
+
+    Fields without a description: ``lookup`` maps codes to names, ``lowercase`` folds values to lower
+    case, ``description`` describes the new column for prompts, and ``from_interactions`` marks values
+    that come from user activity (see :class:`~recai.data.schema.ColumnSpec`).
+    """
 
     name: str = Field(description="The item column to create.")
     item: str = Field(description="The side table's column naming the item.")
@@ -98,7 +111,15 @@ class AttributeSpec(TableSpec):
 
 
 class DerivedColumn(BaseModel):
-    """A column cut out of another with a regular expression (the year in "Heat (1995)")."""
+    """A column cut out of another with a regular expression (the year in "Heat (1995)").
+
+    Attributes:
+        name: The new column.
+        source: The column it is cut from (``from`` in YAML).
+        pattern: A regular expression with one capturing group: the value to keep.
+        role: The new column's role.
+        description: What it means, for prompts.
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     name: str
@@ -120,6 +141,18 @@ class DerivedColumn(BaseModel):
 
 
 class ItemsSpec(TableSpec):
+    """The item table's part of an import spec: which columns are what, and what to add.
+
+    Attributes:
+        id: The id column (default: inferred).
+        title: The title column (default: inferred).
+        rename: Columns to rename, old name to new.
+        columns: Every column's role (default: inferred).
+        text_columns: Columns rendered into item text, in order.
+        derive: Columns cut out of others.
+        attributes: Columns gathered from side tables.
+    """
+
     id: str | None = None
     title: str | None = None
     rename: dict[str, str] | None = None
@@ -130,6 +163,21 @@ class ItemsSpec(TableSpec):
 
 
 class InteractionsSpec(TableSpec):
+    """The log's part of an import spec: which columns are what, and which events to keep.
+
+    Attributes:
+        user: The user column (default: inferred).
+        item: The item column (default: inferred).
+        timestamp: The time column (default: inferred; null: the log has none).
+        timestamp_format: "auto", "unix", "unix_ms" or "iso".
+        rating: The rating column, if any.
+        min_rating: Keep only events rated at least this.
+        weight: The weight column (play counts), if any.
+        min_weight: Keep only events weighing at least this.
+        order: For an untimed log: "file" order, "random", or "auto" (file order unless it is sorted by
+            item id).
+    """
+
     user: str | None = None
     item: str | None = None
     timestamp: str | None = None
@@ -142,10 +190,27 @@ class InteractionsSpec(TableSpec):
 
 
 class UsersSpec(TableSpec):
+    """The optional users table's part of an import spec.
+
+    Attributes:
+        id: The user id column (default: inferred).
+    """
+
     id: str | None = None
 
 
 class ImportSpec(BaseModel):
+    """A spec that turns the user's own files into a dataset (``recai data import``); every part the
+    user leaves out is sniffed or inferred, and the result writes the resolved spec back.
+
+    Attributes:
+        name: The dataset's name (default: the folder's).
+        noun: What the items are called, plural.
+        items: The item table.
+        interactions: The log (None: items only).
+        users: The users table, if any.
+    """
+
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
     noun: str | None = None
@@ -156,9 +221,15 @@ class ImportSpec(BaseModel):
 
 @dataclass
 class ImportResult:
-    """The dataset, the column roles that were inferred (None when the spec gave them all), the spec as
-    resolved (every sniffed and inferred value written out, paths absolute: edit it and import again)
-    and notes on what was sniffed or inferred."""
+    """What an import produced, with everything the user needs to check or repeat it.
+
+    Attributes:
+        dataset: The dataset.
+        inferred_roles: The column roles that were inferred (None when the spec gave them all).
+        resolved_spec: The spec as resolved: every sniffed and inferred value written out, paths absolute
+            (edit it and import again).
+        notes: What was sniffed or inferred.
+    """
 
     dataset: Dataset
     inferred_roles: list[tuple[str, str, str]] | None
@@ -477,15 +548,7 @@ def _item_schema(
 ) -> tuple[CatalogSchema, list[tuple[str, str, str]] | None]:
     ispec = spec.items
     for key in ("id", "title"):
-        col = getattr(ispec, key)
-        if col is not None and col not in items:
-            raise DataError(
-                f"items.{key} names column '{col}', which the file does not have; its columns are "
-                f"{list(items.columns)}",
-                path=items_file,
-                line=1,
-                field=col,
-            )
+        _check_named_column(f"items.{key}", getattr(ispec, key), items, "file", items_file)
     derived = [ColumnSpec(name=d.name, role=d.role, description=d.description) for d in ispec.derive]
     if ispec.columns is not None:
         given = {c.name for c in ispec.columns}
@@ -622,18 +685,22 @@ def resolve_log_columns(
     out: dict[str, str | None] = {}
 
     def check(key: str, col: str | None, fix: str = "") -> None:
-        if col is not None and col not in events:
-            raise DataError(
-                f"interactions.{key} names column '{col}', which the log does not have; its columns are "
-                f"{columns}{fix}",
-                path=source,
-                line=1,
-                field=col,
-            )
+        _check_named_column(f"interactions.{key}", col, events, "log", source, fix)
 
     def note(key: str, col: str | None, why: str) -> None:
         if col is not None:
             notes.append(f"{source.name}: {key} column '{col}' ({why})")
+
+    def inferred(key: str, col: str | None, why: str) -> str:
+        """A column the log cannot do without: noted when found, else the error that says what to set."""
+        if col is None:
+            raise DataError(
+                f"cannot tell which column names the {key}; set interactions.{key} (columns: {columns})",
+                path=source,
+                field=key,
+            )
+        note(key, col, why)
+        return col
 
     # item: the items' id column name, a conventional name, or the column whose values are item ids
     item = ispec.item
@@ -653,13 +720,7 @@ def resolve_log_columns(
                 why = f"{shares[item]:.0%} of its values are item ids"
                 if len(fits) > 1:
                     why += f", and more distinct ones than {[c for c in fits if c != item]}"
-        if item is None:
-            raise DataError(
-                f"cannot tell which column names the item; set interactions.item (columns: {columns})",
-                path=source,
-                field="item",
-            )
-        note("item", item, why)
+        item = inferred("item", item, why)
     out["item"] = item
     user = ispec.user
     check("user", user)
@@ -671,13 +732,7 @@ def resolve_log_columns(
                 (c for c in columns if c != item and not pd.api.types.is_float_dtype(events[c])), None
             )
             why = "the first other column"
-        if user is None:
-            raise DataError(
-                f"cannot tell which column names the user; set interactions.user (columns: {columns})",
-                path=source,
-                field="user",
-            )
-        note("user", user, why)
+        user = inferred("user", user, why)
     out["user"] = user
     taken = {user, item}
     if "timestamp" in given:
@@ -737,6 +792,20 @@ def resolve_log_columns(
     return out
 
 
+def _check_named_column(
+    setting: str, col: str | None, frame: pd.DataFrame, what: str, path: Path, fix: str = ""
+) -> None:
+    """Refuse a spec ``setting`` that names a column the table does not have, listing the ones it has."""
+    if col is not None and col not in frame:
+        raise DataError(
+            f"{setting} names column '{col}', which the {what} does not have; its columns are "
+            f"{[str(c) for c in frame.columns]}{fix}",
+            path=path,
+            line=1,
+            field=col,
+        )
+
+
 def _natural_order(frame: pd.DataFrame) -> str:
     """'random' when every user's items appear sorted by id (the file order is an artefact of sorting
     and says nothing about the user), else 'file'."""
@@ -753,27 +822,16 @@ def _natural_order(frame: pd.DataFrame) -> str:
 def _check_no_empty(frame: pd.DataFrame, column: str, file_column: str, read: TableRead) -> None:
     values = frame[column]
     empty = values.isna() | (values.astype(str).str.strip() == "")
-    if empty.any():
-        record = int(np.flatnonzero(empty.to_numpy())[0])
-        raise DataError(
-            f"empty value ({int(empty.sum())} rows have none)",
-            path=read.path,
-            line=read.line_of(record),
-            field=file_column,
-        )
+    record = first_flagged(empty)
+    if record is not None:
+        raise read.error_at(record, f"empty value ({int(empty.sum())} rows have none)", file_column)
 
 
 def _numbers(values: pd.Series, read: TableRead, field_name: str) -> pd.Series:
     numeric = pd.to_numeric(values, errors="coerce")
-    bad = numeric.isna() & values.notna()
-    if bad.any():
-        record = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(
-            f"not a number: {values.iloc[record]!r}",
-            path=read.path,
-            line=read.line_of(record),
-            field=field_name,
-        )
+    record = first_flagged(numeric.isna() & values.notna())
+    if record is not None:
+        raise read.error_at(record, f"not a number: {values.iloc[record]!r}", field_name)
     return numeric
 
 
@@ -781,54 +839,42 @@ def _timestamps(values: pd.Series, fmt: str, read: TableRead, field_name: str) -
     """Event times as UTC datetimes or (possibly fractional) epoch seconds, for Interactions to order
     at full precision before it keeps whole seconds. In ``auto`` mode the kind (numbers or dates) is
     what most values are, so the error names the odd value out, not the first row."""
-    source = read.path
     if fmt not in ("auto", "unix", "unix_ms", "iso"):
         raise DataError(
-            f"unknown timestamp_format '{fmt}' (auto, unix, unix_ms, iso)", path=source, field=field_name
+            f"unknown timestamp_format '{fmt}' (auto, unix, unix_ms, iso)", path=read.path, field=field_name
         )
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
-    missing = values.isna()
-    if missing.any():
-        record = int(np.flatnonzero(missing.to_numpy())[0])
-        raise DataError("empty timestamp", path=source, line=read.line_of(record), field=field_name)
+    record = first_flagged(values.isna())
+    if record is not None:
+        raise read.error_at(record, "empty timestamp", field_name)
     numeric = pd.to_numeric(values, errors="coerce")
     mostly_numeric = numeric.notna().mean() >= 0.5
     if fmt in ("unix", "unix_ms") or (fmt == "auto" and mostly_numeric):
-        if numeric.isna().any():
-            record = int(np.flatnonzero(numeric.isna().to_numpy())[0])
-            raise DataError(
-                f"not a number: {values.iloc[record]!r} (the other timestamps are epoch numbers)",
-                path=source,
-                line=read.line_of(record),
-                field=field_name,
-            )
+        record = first_flagged(numeric.isna())
+        if record is not None:
+            message = f"not a number: {values.iloc[record]!r} (the other timestamps are epoch numbers)"
+            raise read.error_at(record, message, field_name)
         seconds = numeric.astype("float64")
         if fmt == "unix_ms" or (fmt == "auto" and seconds.abs().max() > 1e11):
             seconds = seconds / 1000.0
         return seconds
     parsed = pd.to_datetime(values.astype(str), errors="coerce", utc=True, format="mixed")
-    if parsed.isna().any():
-        record = int(np.flatnonzero(parsed.isna().to_numpy())[0])
-        raise DataError(
-            f"not a date or time: {values.iloc[record]!r}",
-            path=source,
-            line=read.line_of(record),
-            field=field_name,
-        )
+    record = first_flagged(parsed.isna())
+    if record is not None:
+        raise read.error_at(record, f"not a date or time: {values.iloc[record]!r}", field_name)
     return parsed
 
 
 def _check_known_items(frame: pd.DataFrame, catalog: Catalog, read: TableRead, field_name: str) -> None:
     pos = catalog.index_of(frame["item_id"], missing="mark")
-    if (pos < 0).any():
-        record = int(np.flatnonzero(pos < 0)[0])
-        raise DataError(
+    record = first_flagged(pos < 0)
+    if record is not None:
+        raise read.error_at(
+            record,
             f"item {plain_value(frame['item_id'].iloc[record])!r} is not in the item table "
             f"({int((pos < 0).sum())} such interactions)",
-            path=read.path,
-            line=read.line_of(record),
-            field=field_name,
+            field_name,
         )
 
 
@@ -841,15 +887,9 @@ def _read_users(spec: UsersSpec, base: Path, spec_path: Any, notes: list[str]) -
     col = spec.id or _pick([str(c) for c in frame.columns], _USER_NAMES, set()) or str(frame.columns[0])
     if col not in frame:
         raise DataError(f"no column '{col}' ({list(frame.columns)})", path=read.path, line=1, field=col)
-    dup = frame[col].duplicated()
-    if dup.any():
-        record = int(np.flatnonzero(dup.to_numpy())[0])
-        raise DataError(
-            f"duplicate user id {plain_value(frame[col].iloc[record])!r}",
-            path=read.path,
-            line=read.line_of(record),
-            field=col,
-        )
+    record = first_flagged(frame[col].duplicated())
+    if record is not None:
+        raise read.error_at(record, f"duplicate user id {plain_value(frame[col].iloc[record])!r}", col)
     return frame.rename(columns={col: "user_id"})
 
 

@@ -40,7 +40,12 @@ ProfileChange = Callable[[dict[str, Any] | None], dict[str, Any]]
 
 
 class StoreUnavailableError(ApiError):
-    """The session store did not answer (a SQLite file locked past the timeout, Redis down)."""
+    """The session store did not answer (a SQLite file locked past the timeout, Redis down): a 503
+    with Retry-After, so clients try again rather than lose the session.
+
+    Args:
+        message: What did not answer, and why.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(503, "store_unavailable", message, headers={"Retry-After": "2"})
@@ -48,16 +53,24 @@ class StoreUnavailableError(ApiError):
 
 @dataclass
 class SessionRecord:
-    """One session as stored: everything but its profile (stored under :attr:`profile_key`)."""
+    """One session as stored: everything but its profile (stored under :attr:`profile_key`).
+
+    Attributes:
+        id: The session's id.
+        user: The long-term profile owner, or None for an anonymous session.
+        client: The client address that created it.
+        created: When it was created (epoch seconds).
+        last_used: When it was last used (epoch seconds).
+        turns: Turn dicts without candidate_ids, oldest first.
+        last_candidates: The newest turn's candidate_ids.
+    """
 
     id: str
     user: str | None
     client: str
     created: float
     last_used: float
-    #: Turn dicts without candidate_ids, oldest first.
     turns: list[dict[str, Any]] = field(default_factory=list)
-    #: The newest turn's candidate_ids.
     last_candidates: list[Any] = field(default_factory=list)
 
     @property
@@ -85,7 +98,12 @@ def owner_is_dead(owner: str) -> bool:
 
 
 class SessionBackend(ABC):
-    """Where sessions, profiles and leases live. Implementations: memory, SQLite, Redis."""
+    """Where sessions, profiles and leases live, so any worker can serve any session's turn (see the
+    module). Implementations: memory, SQLite, Redis.
+
+    Attributes:
+        url: The store as ``--store`` names it.
+    """
 
     url: str
 

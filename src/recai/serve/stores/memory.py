@@ -22,7 +22,10 @@ from recai.serve.stores.base import (
 
 
 class MemoryBackend(SessionBackend):
-    """A dict behind one lock; cannot be shared between processes (``--workers`` > 1 refuses it)."""
+    """A dict behind one lock: the default for one process, with nothing to set up.
+
+    It cannot be shared between processes (``--workers`` > 1 refuses it).
+    """
 
     url = "memory"
 

@@ -82,7 +82,12 @@ return 0
 
 
 class RedisBackend(SessionBackend):
-    """``redis://HOST:PORT/DB`` (or ``rediss://`` for TLS, ``unix:///path.sock``)."""
+    """Sessions in Redis, so workers on several machines share them.
+
+    Args:
+        url: ``redis://HOST:PORT/DB`` (or ``rediss://`` for TLS, ``unix:///path.sock``).
+        timeout_s: The longest wait for Redis (then :class:`StoreUnavailableError`).
+    """
 
     def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
         try:

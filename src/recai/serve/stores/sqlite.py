@@ -54,7 +54,13 @@ CREATE TABLE IF NOT EXISTS profiles (key TEXT PRIMARY KEY, data TEXT NOT NULL);
 
 
 class SqliteBackend(SessionBackend):
-    """One SQLite file; safe for many threads and processes on one machine (not on a network share)."""
+    """Sessions in one SQLite file, so worker processes on one machine share them (not on a network
+    share: SQLite's locks do not hold there).
+
+    Args:
+        path: The file (created with its folder).
+        timeout_s: The longest wait for a lock (then :class:`StoreUnavailableError`).
+    """
 
     def __init__(self, path: str | Path, *, timeout_s: float = 5.0) -> None:
         self.path = Path(path)
