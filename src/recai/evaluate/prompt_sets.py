@@ -33,6 +33,7 @@ import numpy as np
 from recai.data.atomic import atomic_directory
 from recai.data.dataset import Dataset
 from recai.data.errors import DataError, plain_value
+from recai.data.jsonl import read_json_object
 from recai.data.schema import ColumnRole
 from recai.data.splits import Split
 from recai.llm.prompting import render_variant
@@ -116,12 +117,7 @@ class PromptSet:
         provenance_path = prompts_path.parent / PROVENANCE_FILE
         provenance: dict[str, Any] = {"source": "written"}
         if path.is_dir() and provenance_path.is_file():
-            try:
-                provenance = json.loads(provenance_path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"not JSON: {exc.msg}", path=provenance_path, line=exc.lineno) from exc
-            if not isinstance(provenance, dict):
-                raise DataError("must be a JSON object", path=provenance_path)
+            provenance = read_json_object(provenance_path)
         items = []
         for number, line in enumerate(prompts_path.read_text(encoding="utf-8").splitlines(), start=1):
             if line.strip():

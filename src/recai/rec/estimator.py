@@ -22,6 +22,7 @@ import numpy as np
 
 from recai.data.atomic import atomic_directory
 from recai.data.errors import DataError
+from recai.data.jsonl import read_json_object
 
 E = TypeVar("E", bound="Estimator")
 FORMAT_VERSION = 1
@@ -48,12 +49,7 @@ def read_meta(
     meta_path = Path(path) / file
     if not meta_path.exists():
         raise FileNotFoundError(f"{path} is not {what} ({file} missing)")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON: {exc.msg}", path=meta_path, line=exc.lineno) from None
-    if not isinstance(meta, dict):
-        raise DataError("expected a JSON object", path=meta_path)
+    meta = read_json_object(meta_path)
     if meta.get("format_version", 0) > newest:
         raise DataError(
             f"written by a newer recai (format {meta['format_version']})",
