@@ -13,7 +13,13 @@ System specs (``--system``):
   zero-shot; SPEC as for ``--llm``, e.g. ``llm:local:qwen2.5-0.5b-instruct`` or
   ``llm:openai:gpt-4o-mini``), ``chatrec:SPEC`` (embedding retrieval of candidates from the history,
   then the chat model chooses), ``encoder`` or ``encoder:SPEC`` (a text Encoder alone: the recent
-  titles as the query, items by similarity);
+  titles as the query, items by similarity), ``summary:SPEC`` (the default Encoder with the chat
+  model's summary of the user's taste as the query);
+- multiple choice: ``llm:SPEC`` answers a letter; every ranking system above except ``chatrec`` chooses
+  its top candidate;
+- explanation and chit-chat generation: ``llm:SPEC`` (the chat model answers the prompt directly) or
+  a conversational system (``agent:SPEC``, ``plain:SPEC``, ``chatrec:SPEC``) answering it as the
+  first message of a new conversation;
 - conversation: ``agent:SPEC`` (recai's agent with that brain), ``plain:SPEC``, ``chatrec:SPEC``, and
   ``random`` or a classic recommender, which ignore the conversation and show the next k items for the
   user's history each turn (what talking adds over the history alone).
@@ -31,6 +37,13 @@ import numpy as np
 from recai.data import Dataset
 from recai.data import load as load_dataset
 from recai.data.errors import DataError, plain_value
+from recai.evaluate.answers import Answerer, ChatModelAnswerer, ConversationAnswerer, answer_prompts
+from recai.evaluate.choice import (
+    ChoiceEvaluator,
+    LLMChoiceSystem,
+    build_choice_samples,
+    summarize_choice_records,
+)
 from recai.evaluate.conversation import (
     AgentSystem,
     ChatModelSystem,
@@ -59,9 +72,12 @@ from recai.evaluate.judge import JudgeItem, JudgeVerdict, PairwiseJudge, evaluat
 from recai.evaluate.metrics import ranking_metrics
 from recai.evaluate.prepare import DataOptions, cached_llm, fit_classic, item_noun
 from recai.evaluate.prices import PriceTable
+from recai.evaluate.prompt_sets import KINDS as PROMPT_KINDS
+from recai.evaluate.prompt_sets import PromptSet, build_chitchat_set, build_explanation_set
 from recai.evaluate.recommender import rank_users
 from recai.evaluate.report import metrics_document
 from recai.evaluate.runs import RunFolder
+from recai.evaluate.summaries import SummaryEncoderListSystem, UserSummarizer
 from recai.llm.base import ChatModel
 from recai.llm.batch import BatchSettings, BudgetExhaustedError
 from recai.llm.cache import CachedChatModel
@@ -136,9 +152,37 @@ def list_system(
         )
     if kind == "encoder":
         return EncoderListSystem(load_encoder(llm_spec or None), dataset.catalog)
+    if kind == "summary" and llm_spec:
+        summarizer = UserSummarizer(
+            cached_llm(llm_spec, cache=cache), dataset.catalog, item_noun=item_noun(dataset)
+        )
+        return SummaryEncoderListSystem(load_encoder(), dataset.catalog, summarizer)
     raise ValueError(
-        f"unknown system '{spec}': use random, {', '.join(MODELS)}, llm:SPEC, chatrec:SPEC or encoder[:SPEC]"
+        f"unknown system '{spec}': use random, {', '.join(MODELS)}, llm:SPEC, chatrec:SPEC, encoder[:SPEC] "
+        "or summary:SPEC"
     )
+
+
+def choice_system(
+    spec: str,
+    kind: str,
+    dataset: Dataset,
+    split: Any,
+    *,
+    seed: int = 0,
+    sasrec_budget_s: float = 300.0,
+    cache: bool = True,
+) -> ListSystem:
+    """The system under test for multiple choice: a chat model answers a letter, anything that ranks
+    candidates chooses its top one (Chat-Rec's retrieval would drop options, so it is refused)."""
+    family, _, llm_spec = spec.partition(":")
+    if family == "llm" and llm_spec:
+        return LLMChoiceSystem(
+            cached_llm(llm_spec, cache=cache), dataset.catalog, kind=kind, item_noun=item_noun(dataset)
+        )
+    if family == "chatrec":
+        raise ValueError("chatrec retrieves a subset of the candidates; multiple choice shows them all")
+    return list_system(spec, dataset, split, seed=seed, sasrec_budget_s=sasrec_budget_s, cache=cache)
 
 
 def _finish(
@@ -260,6 +304,71 @@ def run_list_eval(
         run.close()
 
 
+def run_choice_eval(
+    kind: str,
+    system: str,
+    out: str | Path,
+    *,
+    data: DataOptions | None = None,
+    n_users: int | None = 200,
+    n_candidates: int = 10,
+    negatives: str = "uniform",
+    history_len: int = 20,
+    orders: int = 1,
+    sasrec_budget_s: float = 300.0,
+    cache: bool = True,
+    prices: str | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    batch: BatchSettings | None = None,
+) -> Path:
+    """Multiple-choice recommendation (``kind`` 'cf' or 'seq', see :mod:`recai.evaluate.choice`);
+    returns the report's path. The run's task is ``choice_cf`` or ``choice_seq``."""
+    data = data or DataOptions()
+    task = f"choice_{kind}"
+    config = {
+        "task": task,
+        **data.as_config(),
+        "system": system,
+        "n_users": n_users,
+        "_volatile": ["n_users"],
+        "sasrec_budget_s": sasrec_budget_s if system == "sasrec" else None,
+        "n_candidates": n_candidates,
+        "negatives": negatives,
+        "history_len": history_len,
+        "orders": orders,
+    }
+    run = RunFolder.open(out, task=task, config=config, resume=resume)
+    try:
+        dataset, split = data.load()
+        samples = build_choice_samples(
+            split,
+            kind=kind,
+            n_users=n_users,
+            n_candidates=n_candidates,
+            negatives=negatives,
+            history_len=history_len,
+            seed=data.seed,
+            timed=dataset.interactions.has_timestamps,
+        )
+        sut = None
+        usage = UsageMeter()
+        if not all(sample.id in run.done_ids() for sample in samples):
+            with scoped() as usage:
+                sut = choice_system(
+                    system, kind, dataset, split, seed=data.seed, sasrec_budget_s=sasrec_budget_s, cache=cache
+                )
+                evaluator = ChoiceEvaluator(dataset.catalog, orders=orders, seed=data.seed)
+                _evaluate_into(run, evaluator, sut, samples, usage, _caches(sut), prices, progress, batch)
+        records = _current(run, samples)
+        summary = summarize_choice_records(records)
+        extra = summary if sut is None else {**summary, "system": sut.config()}
+        document = metrics_document(task, records, seed=data.seed, counts=summary["counts"], extra=extra)
+        return _finish(run, document, usage, _caches(sut) if sut is not None else [], prices)
+    finally:
+        run.close()
+
+
 def run_recommender_eval(
     system: str,
     out: str | Path,
@@ -349,8 +458,10 @@ def conversation_system(
     k: int = 5,
     seed: int = 0,
     memo: tuple[Any, ...] | None = None,
+    llm: ChatModel | None = None,
 ) -> ConversationalSystem:
-    """The system under test; ``k`` items per turn for the history baselines (the agent shows its own)."""
+    """The system under test; ``k`` items per turn for the history baselines (the agent shows its own).
+    ``llm`` is the spec's chat model when the caller already holds it (a local model is loaded once)."""
     if spec == "random" or spec in MODELS:
         return history_system(spec, dataset, split, k=k, seed=seed, memo=memo)
     kind, _, llm_spec = spec.partition(":")
@@ -359,7 +470,7 @@ def conversation_system(
             f"unknown system '{spec}': use agent:SPEC, plain:SPEC, chatrec:SPEC, random or "
             + ", ".join(MODELS)
         )
-    llm = cached_llm(llm_spec, cache=cache)
+    llm = llm or cached_llm(llm_spec, cache=cache)
     noun = item_noun(dataset)
     if kind == "agent":
         # the agent's own resources (popularity, item-CF, SASRec) must not see the test events
@@ -571,35 +682,190 @@ def run_judge_eval(
     run = RunFolder.open(out, task="judge", config=config, resume=resume)
     try:
         with scoped() as usage:
-            pairwise = PairwiseJudge(cached_llm(judge, cache=cache), kind=kind, seed=seed)
-            try:
-                evaluate_pairwise(
-                    items,
-                    pairwise,
-                    on_verdict=lambda v: run.append({**v.as_record(), "scores": _judge_scores(v)}),
-                    skip_ids=run.done_ids(),
-                    progress=progress,
-                    batch=batch,
-                )
-            except BudgetExhaustedError:
-                caches = [pairwise.llm] if isinstance(pairwise.llm, CachedChatModel) else []
-                _finish_partial(run, usage, caches, prices)
-                raise
-        records = run.records()
-        verdicts = [JudgeVerdict.from_record(r) for r in records]
-        summary = summarize_verdicts(verdicts, seed=seed)
-        counts = {
-            "win": summary["win"],
-            "tie": summary["tie"] - summary["conflict"],
-            "loss": summary["loss"],
-            "conflict": summary["conflict"],
-            "invalid": summary["invalid"],
-        }
-        document = metrics_document("judge", records, seed=seed, judge=counts, extra=summary)
-        caches = [pairwise.llm] if isinstance(pairwise.llm, CachedChatModel) else []
-        return _finish(run, document, usage, caches, prices)
+            return _judge_into(
+                run,
+                items,
+                judge,
+                kind=kind,
+                seed=seed,
+                cache=cache,
+                prices=prices,
+                progress=progress,
+                batch=batch,
+                usage=usage,
+            )
     finally:
         run.close()
+
+
+def _judge_into(
+    run: RunFolder,
+    items: Sequence[JudgeItem],
+    judge: str,
+    *,
+    kind: str,
+    seed: int,
+    cache: bool,
+    prices: str | None,
+    progress: bool,
+    batch: BatchSettings | None,
+    usage: Any,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Judge the items the run does not hold yet (both orders), then write its metrics and report."""
+    pairwise = PairwiseJudge(cached_llm(judge, cache=cache), kind=kind, seed=seed)
+    caches = [pairwise.llm] if isinstance(pairwise.llm, CachedChatModel) else []
+    try:
+        evaluate_pairwise(
+            items,
+            pairwise,
+            on_verdict=lambda v: run.append({**v.as_record(), "scores": _judge_scores(v)}),
+            skip_ids=run.done_ids(),
+            progress=progress,
+            batch=batch,
+        )
+    except BudgetExhaustedError:
+        _finish_partial(run, usage, caches, prices)
+        raise
+    records = run.records()
+    verdicts = [JudgeVerdict.from_record(r) for r in records]
+    summary = summarize_verdicts(verdicts, seed=seed)
+    counts = {
+        "win": summary["win"],
+        "tie": summary["tie"] - summary["conflict"],
+        "loss": summary["loss"],
+        "conflict": summary["conflict"],
+        "invalid": summary["invalid"],
+    }
+    document = metrics_document(
+        run.task, records, seed=seed, judge=counts, extra={**summary, **(extra or {})}
+    )
+    return _finish(run, document, usage, caches, prices)
+
+
+def run_generation_eval(
+    kind: str,
+    system_a: str,
+    system_b: str,
+    out: str | Path,
+    *,
+    data: DataOptions | None = None,
+    prompts: str | Path | None = None,
+    recommender: str = "itemcf",
+    n: int = 100,
+    history_len: int = 10,
+    judge: str = "local:qwen2.5-1.5b-instruct",
+    cache: bool = True,
+    prices: str | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    batch: BatchSettings | None = None,
+) -> Path:
+    """Both systems answer a prompt set of ``kind`` ('explanation' or 'chitchat') and a judge compares
+    the answers in both orders; returns the report's path.
+
+    ``prompts`` is a prompt-set folder or a hand-written ``prompts.jsonl``; without it the set is built
+    (:mod:`recai.evaluate.prompt_sets`: explanations of ``recommender``'s top item for ``n`` test users,
+    or ``n`` chit-chat prompts from the catalog) and kept in the run folder with its provenance, so a
+    resumed run answers the same prompts. Each system's answers are a run folder of their own inside it.
+    """
+    if kind not in PROMPT_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(PROMPT_KINDS)}, not '{kind}'")
+    if system_a == system_b:
+        raise ValueError("compare two different systems (system A and B are the same)")
+    data = data or DataOptions()
+    built = prompts is None
+    config = {
+        "task": kind,
+        **data.as_config(),
+        "system_a": system_a,
+        "system_b": system_b,
+        "judge": judge,
+        "prompts": None if built else str(prompts),
+        "recommender": recommender if built and kind == "explanation" else None,
+        "n": n if built else None,
+        "history_len": history_len if built and kind == "explanation" else None,
+    }
+    run = RunFolder.open(out, task=kind, config=config, resume=resume)
+    try:
+        dataset, split = data.load()
+        if not built:
+            prompt_set = PromptSet.load(Path(str(prompts)), kind=kind)
+        elif (run.path / "prompts").exists():
+            prompt_set = PromptSet.load(run.path / "prompts", kind=kind)
+        else:
+            prompt_set = build_prompt_set(
+                kind, dataset, split, data, recommender, n=n, history_len=history_len
+            )
+            prompt_set.save(run.path / "prompts")
+        answers: dict[str, dict[str, str]] = {}
+        with scoped() as usage:
+            try:
+                for side, spec in (("a", system_a), ("b", system_b)):
+                    answers[side] = answer_prompts(
+                        _answerer(spec, dataset, split, data, cache=cache),
+                        prompt_set.items,
+                        run.path / f"answers_{side}",
+                        prompts_sha256=prompt_set.sha256(),
+                        batch=batch,
+                        progress=progress,
+                    )
+            except BudgetExhaustedError:
+                _finish_partial(run, usage, [], prices)
+                raise
+            items = [
+                JudgeItem(p.id, p.prompt, answers["a"][p.id], answers["b"][p.id], p.facts)
+                for p in prompt_set.items
+            ]
+            extra = {"system_a": system_a, "system_b": system_b, "prompts": prompt_set.provenance}
+            return _judge_into(
+                run,
+                items,
+                judge,
+                kind=kind,
+                seed=data.seed,
+                cache=cache,
+                prices=prices,
+                progress=progress,
+                batch=batch,
+                usage=usage,
+                extra=extra,
+            )
+    finally:
+        run.close()
+
+
+def build_prompt_set(
+    kind: str,
+    dataset: Dataset,
+    split: Any,
+    data: DataOptions,
+    recommender: str,
+    *,
+    n: int = 100,
+    history_len: int = 10,
+) -> PromptSet:
+    """A prompt set of ``kind`` for ``dataset``, seeded by the data options (see :mod:`prompt_sets`)."""
+    if kind == "chitchat":
+        return build_chitchat_set(dataset, n=n, seed=data.seed)
+    memo = (data.data, data.k_core, data.seed)
+    model = fit_classic(recommender, split, seed=data.seed, memo=memo)
+    return build_explanation_set(
+        dataset, split, model, recommender=recommender, n_users=n, history_len=history_len, seed=data.seed
+    )
+
+
+def _answerer(spec: str, dataset: Dataset, split: Any, data: DataOptions, *, cache: bool) -> Answerer:
+    """``llm:SPEC`` answers prompts directly; ``agent:``, ``plain:`` and ``chatrec:`` answer them as the
+    first message of a conversation. Systems that write no text (random, classic models) are refused."""
+    family, _, llm_spec = spec.partition(":")
+    if not llm_spec:
+        raise ValueError(f"'{spec}' writes no text: use llm:SPEC, agent:SPEC, plain:SPEC or chatrec:SPEC")
+    llm = cached_llm(llm_spec, cache=cache)
+    if family == "llm":
+        return ChatModelAnswerer(spec, llm)
+    system = conversation_system(spec, dataset, split, cache=cache, seed=data.seed, llm=llm)
+    return ConversationAnswerer(spec, system, llm)
 
 
 def _judge_scores(verdict: JudgeVerdict) -> dict[str, float]:
@@ -620,9 +886,12 @@ def _current(run: RunFolder, samples: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "build_prompt_set",
     "judge_pairs_from_runs",
     "read_judge_items",
+    "run_choice_eval",
     "run_conversation_eval",
+    "run_generation_eval",
     "run_judge_eval",
     "run_list_eval",
     "run_recommender_eval",

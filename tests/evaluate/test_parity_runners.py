@@ -1,0 +1,122 @@
+"""The runners for multiple choice, summary embedding and judged generation, end to end on `demo`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recai.evaluate.judge import CRITERIA
+from recai.evaluate.runners import run_choice_eval, run_generation_eval, run_list_eval
+from recai.evaluate.runs import ConfigMismatchError, RunFolder
+from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
+from recai.llm.scripted import ScriptedChatModel
+from recai.testing.fakes import BagOfWordsEncoder
+
+
+def test_choice_run_scores_letters_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def fake(spec: str) -> ScriptedChatModel:
+        def reply(messages: list[dict]) -> str:
+            calls.append(1)
+            return "B" if len(calls) % 3 else "B or C"  # a letter-biased model, now and then two letters
+
+        return ScriptedChatModel(reply, name="fake-llm")
+
+    monkeypatch.setattr("recai.llm.factory.load_chat_model", fake)
+    out = tmp_path / "mc"
+    run_choice_eval("seq", "llm:fake", out, n_users=6, orders=2, progress=False, cache=False)
+    metrics = RunFolder.load(out).read_metrics()
+    assert metrics["task"] == "choice_seq" and metrics["n"] == 6
+    assert metrics["counts"]["several"] == 4 and metrics["counts"]["valid"] == 8
+    assert metrics["extra"]["answer_letters"]["B"] == 8
+    assert "top1_agreement" in metrics["extra"]["position_bias"]
+    run_choice_eval("seq", "llm:fake", out, n_users=6, orders=2, progress=False, cache=False)
+    assert len(calls) == 12  # resumed: nothing asked again
+    with pytest.raises(ConfigMismatchError):
+        run_choice_eval("seq", "llm:fake", out, n_users=6, orders=3, progress=False, cache=False)
+    run_choice_eval("cf", "popularity", tmp_path / "pop", n_users=6, progress=False)
+    pop = RunFolder.load(tmp_path / "pop").read_metrics()
+    assert pop["task"] == "choice_cf" and pop["counts"]["valid"] == 6
+    with pytest.raises(ValueError, match="chatrec"):
+        run_choice_eval("cf", "chatrec:fake", tmp_path / "cr", n_users=2, progress=False)
+
+
+def test_summary_system_in_the_ranking_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "recai.llm.factory.load_chat_model",
+        lambda spec: ScriptedChatModel(lambda m: "Enjoys crime dramas and thrillers.", name="summ"),
+    )
+    monkeypatch.setattr("recai.embed.encoder.load_encoder", lambda spec=None: BagOfWordsEncoder())
+    run_list_eval("retrieval", "summary:fake", tmp_path / "s", n_users=4, progress=False, cache=False)
+    run = RunFolder.load(tmp_path / "s")
+    assert run.read_metrics()["counts"]["summary_fallback"] == 0
+    assert all(o["details"]["summary"].startswith("Enjoys") for r in run.records() for o in r["orders"])
+
+
+def _judge(messages: list[dict]) -> str:
+    """Prefers the answer that gives a reason (system A's), in either order."""
+    text = messages[0]["content"]
+    first_wins = "because" in text.split("[Answer 1]", 1)[1].split("[End of answer 1]", 1)[0]
+    kind = "explanation" if "explanation" in text[:200] else "chitchat"
+    scores = {
+        c: {"answer_1": 4, "answer_2": 2} if first_wins else {"answer_1": 2, "answer_2": 4}
+        for c in CRITERIA[kind]
+    }
+    return json.dumps({"reason": "r", **scores, "better": "1" if first_wins else "2"})
+
+
+def _fake(spec: str) -> ScriptedChatModel:
+    if spec == "judge":
+        return ScriptedChatModel(_judge, name="judge")
+    if spec == "a":
+        return ScriptedChatModel(lambda m: "You would like it because it matches your taste.", name="a")
+    return ScriptedChatModel(lambda m: "It is a film.", name="b")
+
+
+@pytest.mark.parametrize("kind", ["explanation", "chitchat"])
+def test_generation_run_builds_answers_and_judges(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("recai.llm.factory.load_chat_model", _fake)
+    out = tmp_path / kind
+    run_generation_eval(kind, "llm:a", "llm:b", out, n=5, judge="judge", cache=False, progress=False)
+    provenance = json.loads((out / "prompts" / "provenance.json").read_text())
+    assert provenance["kind"] == kind and provenance["n"] == 5
+    metrics = RunFolder.load(out).read_metrics()
+    assert metrics["task"] == kind and metrics["n"] == 5
+    assert metrics["extra"]["system_a"] == "llm:a" and metrics["extra"]["prompts"]["sha256"]
+    answers = RunFolder.load(out / "answers_a").records()
+    assert len(answers) == 5 and all("because" in r["answer"] for r in answers)
+    with pytest.raises(ValueError, match="writes no text"):
+        run_generation_eval(kind, "llm:a", "popularity", tmp_path / "x", n=2, judge="judge", progress=False)
+
+
+def test_generation_run_resumes_after_a_budget_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("recai.llm.factory.load_chat_model", _fake)
+    out = tmp_path / "stop"
+    tight = BatchSettings(budget=Budget(max_tokens=60))
+    with pytest.raises(BudgetExhaustedError):
+        run_generation_eval(
+            "chitchat", "llm:a", "llm:b", out, n=6, judge="judge", cache=False, progress=False, batch=tight
+        )
+    assert (out / "usage.json").exists()
+    partial = len(RunFolder.load(out / "answers_a").records())
+    assert 0 < partial < 6
+    run_generation_eval("chitchat", "llm:a", "llm:b", out, n=6, judge="judge", cache=False, progress=False)
+    assert RunFolder.load(out).read_metrics()["n"] == 6
+    hand = tmp_path / "mine.jsonl"
+    hand.write_text('{"id": "q1", "kind": "chitchat", "prompt": "What is a good heist film?"}\n')
+    run_generation_eval(
+        "chitchat",
+        "llm:a",
+        "llm:b",
+        tmp_path / "own",
+        prompts=hand,
+        judge="judge",
+        cache=False,
+        progress=False,
+    )
+    assert RunFolder.load(tmp_path / "own").read_metrics()["extra"]["prompts"]["source"] == "written"
