@@ -124,3 +124,13 @@ def test_subtitles_franchise_phrases_and_distinctive_words_match() -> None:
     assert not m.ground("Love").resolved  # a short, common word is not distinctive
     assert not m.ground("Potter and the Goblet").resolved  # words that are not all in one title
     assert not m.ground("Towers Two").resolved  # order matters
+
+
+def test_spoken_titles_move_the_article_back_and_keep_the_year() -> None:
+    from recai.data.grounding import spoken_title
+
+    assert spoken_title("Silence of the Lambs, The (1991)") == "The Silence of the Lambs (1991)"
+    assert spoken_title("Matrix, The") == "The Matrix"
+    assert spoken_title("Heat (1995)") == "Heat (1995)"
+    assert spoken_title("Crouching Tiger, Hidden Dragon (2000)") == "Crouching Tiger, Hidden Dragon (2000)"
+    assert spoken_title("Muse") == "Muse"

@@ -122,6 +122,17 @@ def _move_article(text: str) -> str:
     return f"{article}{sep}{m.group('body')}"
 
 
+def spoken_title(title: str) -> str:
+    """A catalog title as a person writes it: "Matrix, The (1999)" becomes "The Matrix (1999)".
+
+    Library-sorted titles move their article to the end; prompts meant to read like a user's message
+    move it back. A trailing year is kept where it was; anything else is returned unchanged.
+    """
+    year = _YEAR_AT_END.search(title)
+    body, tail = (title[: year.start()], title[year.start() :]) if year else (title, "")
+    return f"{_move_article(body)}{tail}"
+
+
 def title_key(text: str) -> str:
     """A title (or any text) normalised as the scoring above reads it: folded, lower case, punctuation
     dropped, articles moved and dropped, numbers as digits."""

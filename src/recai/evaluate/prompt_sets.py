@@ -33,6 +33,7 @@ import numpy as np
 from recai.data.atomic import atomic_directory
 from recai.data.dataset import Dataset
 from recai.data.errors import DataError, plain_value
+from recai.data.grounding import spoken_title
 from recai.data.jsonl import read_json_object
 from recai.data.schema import ColumnRole
 from recai.data.splits import Split
@@ -203,8 +204,8 @@ def build_explanation_set(
             continue
         item = int(positions[0])
         shown = full[-history_len:]
-        history = "\n".join(f"- {catalog.display_title(int(p))}" for p in shown)
-        title = catalog.display_title(item)
+        history = "\n".join(f"- {spoken_title(catalog.display_title(int(p)))}" for p in shown)
+        title = spoken_title(catalog.display_title(item))
         prompt = render_variant(
             "explanation_request", rng, package="recai.evaluate", item_noun=noun, history=history, title=title
         )
@@ -281,14 +282,14 @@ def build_chitchat_set(dataset: Dataset, *, n: int = 100, top_items: int = 200, 
             rng,
             package="recai.evaluate",
             item_noun=noun,
-            title=catalog.display_title(first),
-            other=catalog.display_title(other),
+            title=spoken_title(catalog.display_title(first)),
+            other=spoken_title(catalog.display_title(other)),
             value=value,
         )
         if prompt in seen_prompts:
             continue
         seen_prompts.add(prompt)
-        mentioned = [p for p in (first, other) if catalog.display_title(p) in prompt]
+        mentioned = [p for p in (first, other) if spoken_title(catalog.display_title(p)) in prompt]
         facts = "\n".join(f"- {catalog.render(p, by_position=True, max_chars=240)}" for p in mentioned)
         items.append(
             PromptItem(
