@@ -9,18 +9,17 @@ An example's messages are mode-independent: users and items appear as slots (``<
 order), ``candidates`` (ids shown in a ranking prompt), ``label`` (``yes`` / ``no`` for classification)
 and ``opaque`` (slots are embeddings only: the task would be copying in behaviour mode).
 
-Files are written atomically; a reading error names the file, the line and the field.
+:class:`ExplainData` (a :class:`~recai.train.example_sets.ExampleSet`) keeps them with the target and the
+catalog in one folder, written atomically; a reading error names the file, the line and the field.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from recai.data.atomic import atomic_directory
 from recai.data.errors import DataError, plain_value
 from recai.data.jsonl import (
     CHAT_ROLES,
@@ -29,12 +28,8 @@ from recai.data.jsonl import (
     check_item_ids,
     check_messages,
     check_text,
-    count_by_task,
-    read_jsonl,
-    read_split_files,
-    write_jsonl,
-    write_split_files,
 )
+from recai.train.example_sets import ExampleSet
 
 ROLES = CHAT_ROLES
 LABELS = ("yes", "no")
@@ -52,6 +47,7 @@ def save_catalog(catalog: Any, folder: Path) -> None:
 
 
 def load_catalog(folder: Path) -> Any:
+    """The catalog :func:`save_catalog` wrote; a :class:`DataError` when its files are missing."""
     import pandas as pd
 
     from recai.data.catalog import Catalog
@@ -63,16 +59,30 @@ def load_catalog(folder: Path) -> Any:
 
 
 def user_slot() -> str:
+    """The slot the user takes in a prompt."""
     return "<<user>>"
 
 
 def item_slot(item_id: Any) -> str:
+    """The slot an item takes in a prompt."""
     return f"<<item:{plain_value(item_id)}>>"
 
 
 @dataclass(frozen=True)
 class ExplainExample:
-    """A chat with user / item slots, and what scoring it needs."""
+    """A chat with user / item slots, and what scoring it needs.
+
+    Attributes:
+        id: ``TASK-PART-NNNNNN``, numbered in generation order.
+        task: the task's name.
+        messages: the chat; the last message is the answer and holds no slot.
+        user: the user's id, or None for item questions.
+        history: item ids the target saw for that user, oldest first.
+        items: ids the answer names, in order.
+        candidates: ids shown in a ranking question, in the order shown.
+        label: ``yes`` / ``no`` for classification, else None.
+        opaque: the slots are embeddings only (the task would be copying in behaviour mode).
+    """
 
     id: str
     task: str
@@ -133,51 +143,45 @@ class ExplainExample:
         )
 
 
-def write_examples(path: str | Path, examples: Iterable[ExplainExample]) -> Path:
-    """Write ``examples`` as JSON lines (UTF-8, fields in a fixed order), atomically."""
-    return write_jsonl(path, (example.to_dict() for example in examples))
-
-
-def read_examples(path: str | Path) -> list[ExplainExample]:
-    """Read a JSONL file of examples; a :class:`DataError` names the file, line and field of a problem."""
-    return read_jsonl(path, ExplainExample.from_dict)
-
-
 @dataclass
-class ExplainData:
+class ExplainData(ExampleSet[ExplainExample]):
     """Train and test examples, the settings that made them, the target model that labelled them, and the
     catalog their slots refer to.
 
     A folder of ``train.jsonl``, ``test.jsonl``, ``meta.json``, ``target/`` (the saved recommender) and
     ``catalog/``, written atomically, so training and evaluation use exactly the model the labels came from.
+
+    Attributes:
+        train: the training examples.
+        test: the test examples (tasks with an alignment metric), about held-out test users.
+        meta: the settings, user counts and counts per task.
+        target: the :class:`~recai.explain.target.TargetModel` that labelled the examples.
+        catalog: the :class:`~recai.data.catalog.Catalog` the item slots refer to.
     """
 
-    train: list[ExplainExample]
-    test: list[ExplainExample]
-    meta: dict[str, Any] = field(default_factory=dict)
-    target: Any = None  # a TargetModel
-    catalog: Any = None  # a Catalog
+    target: Any = None
+    catalog: Any = None
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        return count_by_task(self.train, self.test)
+    example_type: ClassVar[type[ExplainExample]] = ExplainExample
+    kind: ClassVar[str] = "an explain data folder"
 
-    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
-        folder = Path(folder)
-        with atomic_directory(folder, overwrite=overwrite) as tmp:
-            write_split_files(tmp, self.train, self.test, self.meta)
-            if self.target is not None:
-                self.target.save(tmp / TARGET_DIR)
-            if self.catalog is not None:
-                save_catalog(self.catalog, tmp / CATALOG_DIR)
-        return folder
+    def write_files(self, folder: Path) -> None:
+        """The examples and meta, then the target model and the catalog when set."""
+        super().write_files(folder)
+        if self.target is not None:
+            self.target.save(folder / TARGET_DIR)
+        if self.catalog is not None:
+            save_catalog(self.catalog, folder / CATALOG_DIR)
 
     @classmethod
     def load(cls, folder: str | Path) -> ExplainData:
+        """The folder :meth:`save` wrote; the target model must be there."""
         from recai.explain.target import TargetModel
 
+        data = super().load(folder)
         folder = Path(folder)
-        train, test, meta = read_split_files(folder, ExplainExample.from_dict, what="an explain data folder")
         if not (folder / TARGET_DIR / "meta.json").exists():
             raise DataError("missing the target model the labels came from", path=folder / TARGET_DIR)
-        target = TargetModel.load(folder / TARGET_DIR)
-        return cls(train, test, meta, target, load_catalog(folder / CATALOG_DIR))
+        data.target = TargetModel.load(folder / TARGET_DIR)
+        data.catalog = load_catalog(folder / CATALOG_DIR)
+        return data

@@ -3,17 +3,16 @@
 A line of a JSONL file is one :class:`GenExample` as a JSON object with the fields ``id``, ``task``,
 ``messages``, ``items``, ``target``, ``history``, ``seen``, ``k``, ``control`` and ``user``. The
 messages end with the assistant's reference answer; ``items`` are the item ids that answer names, in
-order. Files are written atomically, and every reading error names the file, the line and the field.
+order. :class:`GenData` (a :class:`~recai.train.example_sets.ExampleSet`) saves a train and a test
+part as one folder, atomically; every reading error names the file, the line and the field.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from recai.data.atomic import atomic_directory
 from recai.data.errors import plain_value
 from recai.data.jsonl import (
     CHAT_ROLES,
@@ -22,13 +21,9 @@ from recai.data.jsonl import (
     check_item_ids,
     check_messages,
     check_text,
-    count_by_task,
     is_item_id,
-    read_jsonl,
-    read_split_files,
-    write_jsonl,
-    write_split_files,
 )
+from recai.train.example_sets import ExampleSet
 
 ItemId = int | str
 ROLES = CHAT_ROLES
@@ -42,6 +37,12 @@ class Control:
 
     ``in`` / ``not_in``: every item must (not) have ``value`` in ``column``; ``at_least`` /
     ``at_most``: that share of the list must have it (``share`` in 0..1).
+
+    Attributes:
+        column: the categorical catalog column the constraint reads.
+        value: the category value.
+        mode: one of ``in``, ``not_in``, ``at_least``, ``at_most``.
+        share: the share of the list (0..1) for ``at_least`` / ``at_most``; None otherwise.
     """
 
     column: str
@@ -66,7 +67,21 @@ class Control:
 
 @dataclass(frozen=True)
 class GenExample:
-    """A conversation whose last message is the reference answer, with what evaluation needs to score it."""
+    """A conversation whose last message is the reference answer, with what evaluation needs to score it.
+
+    Attributes:
+        id: ``TASK-PART-NNNNNN``, numbered in generation order.
+        task: the task's name.
+        messages: the chat (optional system message, the request, the assistant's reference answer).
+        items: ids of the items the answer names, in order.
+        target: the held-out next item, or None (cold and grounding tasks).
+        history: the ids shown in the prompt, oldest first.
+        seen: every id of the user's input log (excluded from answers).
+        k: the number of items asked for; None for questions that are no list.
+        control: the category constraint the request states, or None.
+        user: the user's id, or None.
+        meta: builder diagnostics (e.g. the kind of a general question); not saved.
+    """
 
     id: str
     task: str
@@ -78,7 +93,7 @@ class GenExample:
     k: int | None = None
     control: Control | None = None
     user: Any = None
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)  # not saved: builder diagnostics
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def prompt(self) -> list[dict[str, str]]:
@@ -161,34 +176,16 @@ def first_per_task(examples: Iterable[GenExample], limit: int | None) -> list[Ge
     return kept
 
 
-def write_examples(path: str | Path, examples: Iterable[GenExample]) -> Path:
-    """Write ``examples`` as JSON lines (UTF-8, fields in a fixed order), atomically."""
-    return write_jsonl(path, (example.to_dict() for example in examples))
-
-
-def read_examples(path: str | Path) -> list[GenExample]:
-    """Read a JSONL file of examples; a :class:`DataError` names the file, line and field of a problem."""
-    return read_jsonl(path, GenExample.from_dict)
-
-
 @dataclass
-class GenData:
+class GenData(ExampleSet[GenExample]):
     """Train and test examples with the settings that made them; a folder of ``train.jsonl``,
-    ``test.jsonl`` and ``meta.json``, written atomically."""
+    ``test.jsonl`` and ``meta.json``, written atomically.
 
-    train: list[GenExample]
-    test: list[GenExample]
-    meta: dict[str, Any] = field(default_factory=dict)
+    Attributes:
+        train: the training examples (every task).
+        test: the test examples (list tasks only), each about a held-out test event.
+        meta: the settings, the split, the teacher and the counts per task.
+    """
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        return count_by_task(self.train, self.test)
-
-    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
-        folder = Path(folder)
-        with atomic_directory(folder, overwrite=overwrite) as tmp:
-            write_split_files(tmp, self.train, self.test, self.meta)
-        return folder
-
-    @classmethod
-    def load(cls, folder: str | Path) -> GenData:
-        return cls(*read_split_files(folder, GenExample.from_dict, what="a gen data folder"))
+    example_type: ClassVar[type[GenExample]] = GenExample
+    kind: ClassVar[str] = "a gen data folder"

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from recai.embed.tasks.base import AnchorKind, Draft, Task
+from recai.embed.tasks.base import AnchorKind, Draft, EmbedTask
 from recai.embed.tasks.conditions import exact_condition, pick, vague_conditions
 from recai.embed.tasks.context import TaskContext
 from recai.embed.tasks.profile import ColumnKind
@@ -53,7 +53,7 @@ def _cut(ctx: TaskContext, user: int, rng: np.random.Generator) -> tuple[int, li
     return positive, history
 
 
-class HistoryNext(Task):
+class HistoryNext(EmbedTask):
     """1. user history -> next item: the history's titles, newest first."""
 
     name: ClassVar[str] = "history_next"
@@ -72,7 +72,7 @@ class HistoryNext(Task):
         )
 
 
-class UserSummary(Task):
+class UserSummary(EmbedTask):
     """3. user summary -> item: a short description of the user's tastes (LLM-written when a model is
     configured, from the history's attributes otherwise); the positive is the user's next item."""
 
@@ -165,7 +165,7 @@ def template_summary(ctx: TaskContext, history: list[int], rng: np.random.Genera
     return tidy(f"{lead} {subject}" + "".join(joiner + f for f in facets) + ".")
 
 
-class HistoryQuery(Task):
+class HistoryQuery(EmbedTask):
     """10. history + query -> item: the user's history and an explicit request that their real next
     item satisfies; hard negatives violate the request and are new to the user."""
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from recai.embed.tasks.base import Draft, Task
+from recai.embed.tasks.base import Draft, EmbedTask
 from recai.embed.tasks.conditions import exact_condition, pick, vague_conditions
 from recai.embed.tasks.context import TaskContext
 from recai.embed.tasks.predicates import InRange, Predicate
@@ -91,7 +91,7 @@ def _draft(
     return Draft(query, positive, negatives, predicates, source=source)
 
 
-class SearchQuery(Task):
+class SearchQuery(EmbedTask):
     """6. natural search query -> item: what a person would type to find the item."""
 
     name: ClassVar[str] = "search_query"
@@ -154,7 +154,7 @@ def keyword_query(
     return query.lower() if rng.random() < 0.5 else query
 
 
-class Conversation(Task):
+class Conversation(EmbedTask):
     """Optional: a short dialogue in which the user gradually states what they want (the target is
     never named)."""
 
