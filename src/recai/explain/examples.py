@@ -29,7 +29,7 @@ from recai.data.jsonl import (
     check_messages,
     check_text,
 )
-from recai.train.example_sets import ExampleSet
+from recai.train.example_sets import ChatExample, ExampleSet
 
 ROLES = CHAT_ROLES
 LABELS = ("yes", "no")
@@ -69,7 +69,7 @@ def item_slot(item_id: Any) -> str:
 
 
 @dataclass(frozen=True)
-class ExplainExample:
+class ExplainExample(ChatExample):
     """A chat with user / item slots, and what scoring it needs.
 
     Attributes:
@@ -94,14 +94,6 @@ class ExplainExample:
     label: str | None = None
     opaque: bool = False
 
-    @property
-    def prompt(self) -> list[dict[str, str]]:
-        return [dict(m) for m in self.messages[:-1]]
-
-    @property
-    def answer(self) -> str:
-        return self.messages[-1]["content"]
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -119,12 +111,11 @@ class ExplainExample:
     def from_dict(cls, data: Any) -> ExplainExample:
         data = check_fields(data, _FIELDS)
         check_text(data, "id", "task")
-        messages = check_messages(data["messages"])
-        last = len(messages) - 1
-        if messages[-1]["role"] != "assistant":
-            raise FieldError(f"messages[{last}].role", "the last message must be the assistant's")
+        messages = check_messages(data["messages"])  # ends with the assistant's answer
         if SLOT.search(messages[-1]["content"]):
-            raise FieldError(f"messages[{last}].content", "the answer must not hold a user or item slot")
+            raise FieldError(
+                f"messages[{len(messages) - 1}].content", "the answer must not hold a user or item slot"
+            )
         check_item_ids(data, "history", "items", "candidates")
         if data["label"] is not None and data["label"] not in LABELS:
             raise FieldError("label", f"expected one of {LABELS} or null, got {data['label']!r}")

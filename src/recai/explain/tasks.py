@@ -248,7 +248,6 @@ class ExplainTask(Task[ExplainContext, Any, ExplainExample]):
     """
 
     anchor: ClassVar[Literal["user", "item", "question"]] = "user"
-    has_test: ClassVar[bool] = True
     opaque: ClassVar[bool] = False
     distinct: ClassVar[bool] = True
 
@@ -422,11 +421,7 @@ class ExplainTaskBuilder:
     ) -> list[ExplainExample]:
         """Up to ``n`` examples of ``task`` (a name or a task of your own) for ``part``; item tasks make
         one per catalog item at most."""
-        (task,) = EXPLAIN_TASKS.resolve([task])
-        if part not in ("train", "test"):
-            raise ValueError(f"part must be 'train' or 'test', got {part!r}")
-        if part == "test" and not task.has_test:
-            raise ValueError(f"task '{task.name}' has no test part")
+        task = EXPLAIN_TASKS.for_part(task, part)
         made: list[ExplainExample] = []
         keys: set[Any] = set()
         bar = tqdm(total=n, desc=f"{task.name} ({part})", disable=not progress, unit="ex")

@@ -23,7 +23,7 @@ from recai.data.jsonl import (
     check_text,
     is_item_id,
 )
-from recai.train.example_sets import ExampleSet
+from recai.train.example_sets import ChatExample, ExampleSet
 
 ItemId = int | str
 ROLES = CHAT_ROLES
@@ -66,7 +66,7 @@ class Control:
 
 
 @dataclass(frozen=True)
-class GenExample:
+class GenExample(ChatExample):
     """A conversation whose last message is the reference answer, with what evaluation needs to score it.
 
     Attributes:
@@ -96,15 +96,6 @@ class GenExample:
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
-    def prompt(self) -> list[dict[str, str]]:
-        """The messages a model answers (everything before the reference answer)."""
-        return [dict(m) for m in self.messages[:-1]]
-
-    @property
-    def answer(self) -> str:
-        return self.messages[-1]["content"]
-
-    @property
     def is_list(self) -> bool:
         """Whether the task asks for a list of items (and so is scored by the list metrics)."""
         return self.k is not None
@@ -128,11 +119,7 @@ class GenExample:
         """Read :meth:`to_dict` output; a ``FieldError`` names the field."""
         data = check_fields(data, _FIELDS)
         check_text(data, "id", "task")
-        messages = check_messages(data["messages"])
-        if messages[-1]["role"] != "assistant":
-            raise FieldError(
-                f"messages[{len(messages) - 1}].role", "the last message must be the assistant's"
-            )
+        messages = check_messages(data["messages"])  # ends with the assistant's answer
         check_item_ids(data, "items", "history", "seen")
         if data["target"] is not None and not is_item_id(data["target"]):
             raise FieldError("target", f"expected an item id or null, got {data['target']!r}")

@@ -360,12 +360,11 @@ class GenTask(Task[GenContext, Any, GenExample]):
 
     Attributes:
         anchor: "user" or "item": what :meth:`make` starts from.
-        has_test: whether the task has a test part (the list tasks); catalog-grounding tasks train only.
+        has_test: whether the task has a test part (the list tasks); grounding tasks train only.
         one_per_anchor: at most one training example per anchor (a user's cut point, an item).
     """
 
     anchor: ClassVar[Literal["user", "item"]] = "user"
-    has_test: ClassVar[bool] = True
     one_per_anchor: ClassVar[bool] = True
 
 
@@ -488,12 +487,18 @@ class CategoryShare(GenTask):
         return ctx.list_example(self.name, anchor, items, prompt, rng, control)
 
 
-class ItemTitle(GenTask):
+class GroundingTask(GenTask):
+    """A question about catalog items that grounds the model in the catalog: it starts from a catalog
+    position and has no test part (no list to score)."""
+
+    anchor = "item"
+    has_test = False
+
+
+class ItemTitle(GroundingTask):
     """Attributes -> which item: the catalog facts of an item, answered with its span."""
 
     name = "item_title"
-    anchor = "item"
-    has_test = False
 
     def make(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
         catalog = ctx.catalog
@@ -512,12 +517,10 @@ class ItemTitle(GenTask):
         return ctx.qa_example(self.name, prompt, answer, [anchor])
 
 
-class ItemCategory(GenTask):
+class ItemCategory(GroundingTask):
     """Item -> its categories in the category column."""
 
     name = "item_category"
-    anchor = "item"
-    has_test = False
 
     def make(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
         values = sorted(ctx.values[anchor])
@@ -529,13 +532,11 @@ class ItemCategory(GenTask):
         return ctx.qa_example(self.name, prompt, answer, [anchor])
 
 
-class General(GenTask):
+class General(GroundingTask):
     """Plain questions built from the catalog: what an item is about, which of two came out first, an
     attribute's value (a small share of training, so the model keeps answering questions)."""
 
     name = "general"
-    anchor = "item"
-    has_test = False
     one_per_anchor = False
 
     def make(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
@@ -644,11 +645,7 @@ class GenTaskBuilder:
         for ``category_cold``, whose prompts come from a small space (value, mode, k, wording).
         """
         avoided = {_prompt_key(e) for e in avoid}
-        (task,) = GEN_TASKS.resolve([task])
-        if part not in ("train", "test"):
-            raise ValueError(f"part must be 'train' or 'test', got {part!r}")
-        if part == "test" and not task.has_test:
-            raise ValueError(f"task '{task.name}' has no test part (it grounds the model in the catalog)")
+        task = GEN_TASKS.for_part(task, part)
         out: list[GenExample] = []
         seen_keys: set[Any] = set()
         bar = tqdm(total=n, desc=f"{task.name} ({part})", disable=not progress, unit="ex")

@@ -37,6 +37,27 @@ class ExampleRecord(Protocol):
     def from_dict(cls, data: Any) -> Any: ...
 
 
+class ChatExample:
+    """Mixin of the chat examples (gen, explain): the messages end with the reference answer, and a
+    model is asked everything before it.
+
+    Attributes:
+        messages: the chat, ``{role, content}`` dicts; the last one is the assistant's reference answer.
+    """
+
+    messages: tuple[dict[str, str], ...]
+
+    @property
+    def prompt(self) -> list[dict[str, str]]:
+        """The messages a model answers (everything before the reference answer), as new dicts."""
+        return [dict(m) for m in self.messages[:-1]]
+
+    @property
+    def answer(self) -> str:
+        """The reference answer's text."""
+        return self.messages[-1]["content"]
+
+
 ExampleT = TypeVar("ExampleT", bound=ExampleRecord)
 SetT = TypeVar("SetT", bound="ExampleSet[Any]")
 

@@ -23,6 +23,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
+#: The parts a pillar builds examples for.
+PARTS: tuple[str, ...] = ("train", "test")
 ContextT = TypeVar("ContextT")
 AnchorT = TypeVar("AnchorT")
 ExampleT = TypeVar("ExampleT")
@@ -47,9 +49,12 @@ class Task(ABC, Generic[ContextT, AnchorT, ExampleT]):
     Attributes:
         name: the task's name in example files (each example's ``task`` field), ``meta.json`` and
             command-line options; unique within its pillar.
+        has_test: whether the task makes examples for the test part (gen and explain build each part
+            separately; a task that only grounds the model in the catalog trains only).
     """
 
     name: ClassVar[str]
+    has_test: ClassVar[bool] = True
 
     @abstractmethod
     def make(self, ctx: ContextT, anchor: AnchorT, rng: np.random.Generator) -> ExampleT | None:
@@ -124,6 +129,16 @@ class TaskRegistry(Generic[TaskT]):
                 f"unknown task{'' if len(unknown) == 1 else 's'} {listed}; "
                 f"{self.pillar} tasks: {', '.join(self._classes)}"
             )
+
+    def for_part(self, task: str | TaskT, part: str) -> TaskT:
+        """The task object that builds ``part`` ("train" or "test"); refuses an unknown task or part and
+        a test part the task does not have."""
+        (resolved,) = self.resolve([task])
+        if part not in PARTS:
+            raise ValueError(f"part must be 'train' or 'test', got {part!r}")
+        if part == "test" and not resolved.has_test:
+            raise ValueError(f"task '{resolved.name}' has no test part")
+        return resolved
 
     def resolve(self, requested: Sequence[str | TaskT]) -> list[TaskT]:
         """Task objects for ``requested``: names become new instances of the registered classes, task
