@@ -26,7 +26,12 @@ META_FILE = "meta.json"
 
 
 class ExampleRecord(Protocol):
-    """What an example type gives an example set: its task's name and a JSON form both ways."""
+    """What an example type gives an example set: its task's name and a JSON form both ways
+    (``from_dict`` raises :class:`~recai.data.jsonl.FieldError` naming the field of a problem).
+
+    Attributes:
+        task: the name of the task that made the example (examples are counted by it).
+    """
 
     @property
     def task(self) -> str: ...

@@ -69,7 +69,9 @@ MAX_ROUNDS = 30
 
 
 class InvalidExampleError(RuntimeError):
-    """A task produced an example that breaks its own contract (a bug, never bad luck)."""
+    """A task produced an example that breaks its own contract (a bug, never bad luck): a positive
+    that does not satisfy the query's predicates, a negative that does, or a positive among the
+    negatives."""
 
 
 class ExampleBuilder:
@@ -79,6 +81,20 @@ class ExampleBuilder:
     recommender's held-out events out of the embedder's training data. ``batch`` sets how many drafts
     of an LLM task are written at once (default: what the model allows) and a budget for the whole
     build.
+
+    Args:
+        dataset: the dataset to build from.
+        seed: the seed every anchor order and every attempt's generator derive from.
+        llm: a chat model that writes the text of the LLM tasks, or None for templates.
+        cache: the LLM response cache file.
+        llm_model_id: the model's name in the cache key and in ``meta.json``.
+        log: the interactions histories come from (default: the dataset's).
+        noun: what an item is called (default: the dataset's ``item_noun``, else "item").
+        n_negatives: hard negatives per example.
+        history_len: the most history items a query shows.
+        max_query_chars: the longest query kept.
+        progress: show progress bars.
+        batch: LLM requests in flight and a budget for the build.
     """
 
     def __init__(
