@@ -22,7 +22,6 @@ from typing import Any, ClassVar
 
 from recai.data.errors import DataError, plain_value
 from recai.data.jsonl import (
-    CHAT_ROLES,
     FieldError,
     check_fields,
     check_item_ids,
@@ -31,7 +30,6 @@ from recai.data.jsonl import (
 )
 from recai.train.example_sets import ChatExample, ExampleSet
 
-ROLES = CHAT_ROLES
 LABELS = ("yes", "no")
 SLOT = re.compile(r"<<(user|item:([^>]+))>>")
 _FIELDS = ("id", "task", "messages", "user", "history", "items", "candidates", "label", "opaque")

@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 
 from recai.data.errors import plain_value
 from recai.data.jsonl import (
-    CHAT_ROLES,
     FieldError,
     check_fields,
     check_item_ids,
@@ -26,7 +25,6 @@ from recai.data.jsonl import (
 from recai.train.example_sets import ChatExample, ExampleSet
 
 ItemId = int | str
-ROLES = CHAT_ROLES
 CONTROL_MODES = ("in", "not_in", "at_least", "at_most")
 _FIELDS = ("id", "task", "messages", "items", "target", "history", "seen", "k", "control", "user")
 

@@ -36,6 +36,7 @@ and pass an instance to :func:`build_gen_data` among the task names.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
@@ -383,7 +384,7 @@ class Sequential(GenTask):
 
 
 class Count(GenTask):
-    """ "Recommend exactly n": a list of n items, n drawn from 1..k."""
+    """A list of exactly n items ("recommend exactly n"), n drawn from 1..k."""
 
     name = "count"
 
@@ -395,14 +396,24 @@ class Count(GenTask):
         return ctx.list_example(self.name, anchor, items, prompt, rng)
 
 
-class Category(GenTask):
-    """ "k items whose <column> (do not) include C", with the user's history."""
+class ControlTask(GenTask):
+    """A list under a category constraint (:class:`Control`): it needs a category value for which both
+    "in" and "not in" lists of ``k`` items exist, so a catalog without one gives no examples."""
+
+    def make(self, ctx: GenContext, anchor: Any, rng: np.random.Generator) -> GenExample | None:
+        return self.controlled(ctx, anchor, rng) if ctx.eligible else None
+
+    @abstractmethod
+    def controlled(self, ctx: GenContext, anchor: Any, rng: np.random.Generator) -> GenExample | None:
+        """The example, knowing that ``ctx.eligible`` holds at least one value."""
+
+
+class Category(ControlTask):
+    """A list of k items whose <column> (does not) include C, with the user's history."""
 
     name = "category"
 
-    def make(self, ctx: GenContext, anchor: Anchor, rng: np.random.Generator) -> GenExample | None:
-        if not ctx.eligible:
-            return None
+    def controlled(self, ctx: GenContext, anchor: Anchor, rng: np.random.Generator) -> GenExample | None:
         negate = bool(rng.integers(2))
         aware = anchor.part == "train" and bool(rng.integers(2))
         value = ctx.pick_value(rng, anchor, not negate, aware)
@@ -422,8 +433,8 @@ class Category(GenTask):
         return ctx.list_example(self.name, anchor, items, prompt, rng, control)
 
 
-class CategoryCold(GenTask):
-    """ "k items whose <column> (do not) include C" without history: popular items of the category.
+class CategoryCold(ControlTask):
+    """A list of k items whose <column> (does not) include C, without history: popular items of it.
 
     Its anchors are catalog positions only to number the attempts; the example does not depend on them.
     """
@@ -432,9 +443,7 @@ class CategoryCold(GenTask):
     anchor = "item"
     one_per_anchor = False
 
-    def make(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
-        if not ctx.eligible:
-            return None
+    def controlled(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
         negate = bool(rng.integers(2))
         value = ctx.pick_value(rng, None, not negate, False)
         control = Control(ctx.column, value, "not_in" if negate else "in")
@@ -449,14 +458,12 @@ class CategoryCold(GenTask):
         return ctx.list_example(self.name, None, items, prompt, rng, control)
 
 
-class CategoryShare(GenTask):
-    """ "At least / at most p% of the list from C", with the user's history."""
+class CategoryShare(ControlTask):
+    """A list of which at least / at most p% are from category C, with the user's history."""
 
     name = "category_share"
 
-    def make(self, ctx: GenContext, anchor: Anchor, rng: np.random.Generator) -> GenExample | None:
-        if not ctx.eligible:
-            return None
+    def controlled(self, ctx: GenContext, anchor: Anchor, rng: np.random.Generator) -> GenExample | None:
         at_least = bool(rng.integers(2))
         share = float(_SHARES[int(rng.integers(len(_SHARES)))])
         k = max(ctx.pick_k(rng), 5) if ctx.k >= 5 else ctx.k

@@ -92,6 +92,19 @@ def _draft(
     return Draft(query, positive, negatives, predicates, source=source)
 
 
+def _stated(
+    text: str, said: str, guard: TitleGuard, predicates: tuple[Predicate, ...]
+) -> tuple[str | None, str]:
+    """``text`` when it does not name the item and ``said`` (what the user says in it) states every
+    condition; otherwise None and the reason."""
+    if guard.leaks(text):
+        return None, "names the item"
+    missing = [p for p in predicates if not p.mentioned_in(said)]
+    if missing:
+        return None, f"leaves out {missing[0].to_dict()}"
+    return text, ""
+
+
 class StatedConditions(EmbedTask):
     """An item's selective conditions stated in text: LLM-written when the build has a model (checked,
     and asked again when a reply is rejected), from a template otherwise; hard negatives violate one of
@@ -176,12 +189,7 @@ class SearchQuery(StatedConditions):
             return None, "empty"
         if len(text) > MAX_SEARCH_CHARS:
             return None, "too long"
-        if guard.leaks(text):
-            return None, "names the item"
-        missing = [p for p in predicates if not p.mentioned_in(text)]
-        if missing:
-            return None, f"leaves out {missing[0].to_dict()}"
-        return text, ""
+        return _stated(text, text, guard, predicates)
 
     def template(
         self, ctx: TaskContext, anchor: int, predicates: tuple[Predicate, ...], rng: np.random.Generator
@@ -238,13 +246,8 @@ class Conversation(StatedConditions):
         joined = "\n".join(f"{role.capitalize()}: {line}" for role, line in turns)
         if len(joined) > MAX_DIALOGUE_CHARS:
             return None, "too long"
-        if guard.leaks(joined):
-            return None, "names the item"
         said = " ".join(line for role, line in turns if role == "user")
-        missing = [p for p in predicates if not p.mentioned_in(said)]
-        if missing:
-            return None, f"leaves out {missing[0].to_dict()}"
-        return joined, ""
+        return _stated(joined, said, guard, predicates)
 
     def template(
         self, ctx: TaskContext, anchor: int, predicates: tuple[Predicate, ...], rng: np.random.Generator
