@@ -115,16 +115,23 @@ class StatedConditions(EmbedTask):
     #: The prompt file (``recai/embed/prompts/<prompt>.txt``) and the reply's token budget.
     prompt: ClassVar[str]
     max_tokens: ClassVar[int]
+    #: Ways of asking, one drawn per prompt (none: the prompt has no style).
+    styles: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def conditions(self, ctx: TaskContext, anchor: int, rng: np.random.Generator) -> tuple[Predicate, ...]:
         """The conditions the text states; too few (none) skips the anchor."""
 
-    @abstractmethod
     def prompt_values(
         self, ctx: TaskContext, anchor: int, predicates: tuple[Predicate, ...], rng: np.random.Generator
     ) -> dict[str, str]:
-        """The values the prompt file is filled with."""
+        """The values the prompt file is filled with: the noun, the item's facts, a style drawn from
+        ``styles`` (when there are any) and the conditions in words."""
+        values = {"noun": ctx.noun, "facts": target_facts(ctx.catalog, anchor)}
+        if self.styles:
+            values["style"] = str(rng.choice(self.styles))
+        values["conditions"] = _condition_list(ctx, predicates, rng)
+        return values
 
     @abstractmethod
     def accept(
@@ -167,19 +174,10 @@ class SearchQuery(StatedConditions):
     name: ClassVar[str] = "search_query"
     prompt: ClassVar[str] = "search_query"
     max_tokens: ClassVar[int] = 64
+    styles: ClassVar[tuple[str, ...]] = _STYLES
 
     def conditions(self, ctx: TaskContext, anchor: int, rng: np.random.Generator) -> tuple[Predicate, ...]:
         return _conditions(ctx, anchor, rng, 1 + int(rng.integers(2)))
-
-    def prompt_values(
-        self, ctx: TaskContext, anchor: int, predicates: tuple[Predicate, ...], rng: np.random.Generator
-    ) -> dict[str, str]:
-        return {
-            "noun": ctx.noun,
-            "facts": target_facts(ctx.catalog, anchor),
-            "style": str(rng.choice(_STYLES)),
-            "conditions": _condition_list(ctx, predicates, rng),
-        }
 
     def accept(
         self, reply: str, guard: TitleGuard, predicates: tuple[Predicate, ...]
@@ -227,15 +225,6 @@ class Conversation(StatedConditions):
     def conditions(self, ctx: TaskContext, anchor: int, rng: np.random.Generator) -> tuple[Predicate, ...]:
         predicates = _conditions(ctx, anchor, rng, 2 + int(rng.integers(2)))
         return predicates if len(predicates) >= 2 else ()
-
-    def prompt_values(
-        self, ctx: TaskContext, anchor: int, predicates: tuple[Predicate, ...], rng: np.random.Generator
-    ) -> dict[str, str]:
-        return {
-            "noun": ctx.noun,
-            "facts": target_facts(ctx.catalog, anchor),
-            "conditions": _condition_list(ctx, predicates, rng),
-        }
 
     def accept(
         self, reply: str, guard: TitleGuard, predicates: tuple[Predicate, ...]
