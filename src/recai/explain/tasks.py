@@ -216,6 +216,11 @@ class ExplainContext:
         prompt = self.prompt(task.name, rng, item=item_slot(self.item_id(position)), **values)
         return self.example(task, prompt, answer, items=tuple(self.item_id(p) for p in items))
 
+    def general_questions(self, n: int) -> list[GenExample]:
+        """Up to ``n`` of the gen pillar's plain catalog questions (the anchors of "question" tasks)."""
+        builder = GenTaskBuilder(self.dataset, split=self.split, k=1, min_k=1, noun=self.noun, seed=self.seed)
+        return builder.generate("general", n, "train", progress=False)
+
     def top_share_counts(self) -> np.ndarray:
         """Per item (position), how many training users have it in the target's top share (their latest
         history; up to ``MATCH_USERS`` users, seeded): the item's popularity with the target."""
@@ -381,11 +386,6 @@ class General(ExplainTask):
     has_test = False
     distinct = False
 
-    def questions(self, ctx: ExplainContext, n: int) -> list[GenExample]:
-        """Up to ``n`` of the gen pillar's general questions about this catalog (its anchors)."""
-        builder = GenTaskBuilder(ctx.dataset, split=ctx.split, k=1, min_k=1, noun=ctx.noun, seed=ctx.seed)
-        return builder.generate("general", n, "train", progress=False)
-
     def make(
         self, ctx: ExplainContext, anchor: GenExample, rng: np.random.Generator
     ) -> ExplainExample | None:
@@ -448,8 +448,7 @@ class ExplainTaskBuilder:
         """(attempt number, anchor) pairs; a user task's anchor is None (drawn from the attempt's
         generator)."""
         if task.anchor == "question":
-            assert isinstance(task, General)
-            yield from enumerate(task.questions(self.ctx, n))
+            yield from enumerate(self.ctx.general_questions(n))
         elif task.anchor == "item":
             order = _rng(self.ctx.seed, task.name, part, "order").permutation(len(self.ctx.catalog))
             yield from (
