@@ -49,11 +49,14 @@ class Abstract(Task[Any, int, str]):
 
 def test_names_resolve_to_new_instances_and_task_objects_are_kept() -> None:
     registry = TaskRegistry("demo", [Echo, TrainOnly])
-    assert registry.names == ("echo", "train_only") and "echo" in registry and len(registry) == 2
+    assert (
+        registry.names == ("echo", "train_only")
+        and "echo" in registry
+        and list(registry) == ["echo", "train_only"]
+    )
     own = TrainOnly()
     tasks = registry.resolve(["echo", own])
     assert isinstance(tasks[0], Echo) and tasks[1] is own
-    assert Echo.summary() == "Anchor -> its number as text."
 
 
 def test_unknown_names_are_refused_all_at_once_with_the_known_ones() -> None:
@@ -66,7 +69,11 @@ def test_unknown_names_are_refused_all_at_once_with_the_known_ones() -> None:
 
 @pytest.mark.parametrize(
     ("cls", "message"),
-    [(Nameless, "needs a class attribute name"), (Undocumented, "needs a docstring"), (Abstract, "abstract")],
+    [
+        (Nameless, "needs a class attribute name"),
+        (Undocumented, "needs a docstring"),
+        (Abstract, "abstract: implement make"),
+    ],
 )
 def test_a_task_must_be_concrete_named_and_documented(cls: type[Task[Any, Any, Any]], message: str) -> None:
     with pytest.raises(TypeError, match=message):

@@ -42,8 +42,8 @@ class Task(ABC, Generic[ContextT, AnchorT, ExampleT]):
     """One kind of training example; subclass a pillar's base (``EmbedTask``, ``GenTask``,
     ``ExplainTask``), which fixes the context, anchor and example types and how anchors are walked.
 
-    A concrete task sets ``name`` and has a docstring (its first line is the task's one-line summary),
-    and implements :meth:`make`. Tasks hold no state: everything an example needs comes from the
+    A concrete task sets ``name``, has a docstring saying what the task teaches, and implements
+    :meth:`make`. Tasks hold no state: everything an example needs comes from the
     context, the anchor and the generator, which is what makes builds reproducible.
 
     Attributes:
@@ -62,15 +62,11 @@ class Task(ABC, Generic[ContextT, AnchorT, ExampleT]):
         moves on to the next anchor). Draw every random choice from ``rng``."""
 
     @classmethod
-    def summary(cls) -> str:
-        """The first line of the task's docstring."""
-        return (inspect.getdoc(cls) or "").strip().splitlines()[0]
-
-    @classmethod
     def check_definition(cls) -> None:
         """Raise ``TypeError`` unless the class can be used as a task: concrete, named, documented."""
         if inspect.isabstract(cls):
-            raise TypeError(f"{cls.__qualname__} is abstract: implement make()")
+            missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+            raise TypeError(f"{cls.__qualname__} is abstract: implement {missing}")
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not name.strip():
             raise TypeError(f"{cls.__qualname__} needs a class attribute name = '...'")
@@ -110,19 +106,13 @@ class TaskRegistry(Generic[TaskT]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._classes)
 
-    def __len__(self) -> int:
-        return len(self._classes)
-
     def __getitem__(self, name: str) -> type[TaskT]:
         return self._classes[name]
 
-    def unknown(self, requested: Iterable[str | TaskT]) -> list[str]:
-        """The names in ``requested`` that are no task of this registry (task objects always count)."""
-        return [t for t in requested if isinstance(t, str) and t not in self._classes]
-
     def check_known(self, requested: Iterable[str | TaskT]) -> None:
-        """Raise ``ValueError`` naming every unknown task in ``requested`` and the known ones."""
-        unknown = self.unknown(requested)
+        """Raise ``ValueError`` naming every unknown task name in ``requested`` (task objects always
+        count as known) and the known ones."""
+        unknown = [t for t in requested if isinstance(t, str) and t not in self._classes]
         if unknown:
             listed = f"'{unknown[0]}'" if len(unknown) == 1 else str(unknown)
             raise ValueError(
