@@ -1,4 +1,4 @@
-"""The shared JSON-lines layer: errors name file, line and field; writes are atomic; folders round-trip."""
+"""The shared JSON-lines layer: errors name file, line and field; writes are atomic."""
 
 from __future__ import annotations
 
@@ -7,21 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
-from recai.data.atomic import atomic_directory
 from recai.data.errors import DataError
 from recai.data.jsonl import (
     FieldError,
     check_fields,
     check_item_ids,
     check_messages,
-    count_by_task,
     read_jsonl,
-    read_split_files,
     write_jsonl,
-    write_split_files,
 )
 
 
@@ -103,16 +98,3 @@ def test_messages_must_end_with_the_assistant() -> None:
     with pytest.raises(FieldError) as caught:
         check_messages([{"role": "assistant", "content": "  "}])
     assert caught.value.field == "messages[0].content"
-
-
-def test_split_folders_round_trip_with_numpy_in_meta(tmp_path: Path) -> None:
-    train, test = [Row("a", (1,)), Row("b", (2,))], [Row("a", (3,))]
-    meta = {"seed": np.int64(3), "weights": np.array([0.5, 1.0]), "pair": (1, 2)}
-    with atomic_directory(tmp_path / "data") as tmp:
-        write_split_files(tmp, train, test, meta)
-    got_train, got_test, got_meta = read_split_files(tmp_path / "data", Row.from_dict, what="a row folder")
-    assert (got_train, got_test) == (train, test)
-    assert got_meta == {"seed": 3, "weights": [0.5, 1.0], "pair": [1, 2]}
-    assert count_by_task(train, test) == {"a": {"train": 1, "test": 1}, "b": {"train": 1, "test": 0}}
-    with pytest.raises(DataError, match="not a row folder"):
-        read_split_files(tmp_path, Row.from_dict, what="a row folder")

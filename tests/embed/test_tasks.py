@@ -24,7 +24,7 @@ from recai.embed.tasks import (
     normalise_query,
     satisfies,
 )
-from recai.embed.tasks.base import Draft, Task
+from recai.embed.tasks.base import Draft, EmbedTask
 from recai.embed.tasks.context import TaskContext
 from recai.embed.tasks.names import MARGIN, normalise_title
 from recai.embed.tasks.split import split_examples
@@ -272,7 +272,7 @@ def test_meta_records_the_build() -> None:
     assert all(set(w) == {"template"} for w in meta["writers"].values())
 
 
-class _Liar(Task):
+class _Liar(EmbedTask):
     """A broken task: its negative satisfies the query."""
 
     name: ClassVar[str] = "liar"

@@ -25,11 +25,10 @@ from recai.embed.tasks import (
     Predicate,
     PredicateError,
     predicate_from_dict,
-    read_examples,
     satisfies,
     violations,
-    write_examples,
 )
+from recai.train.example_sets import read_examples, write_examples
 from tests.catalog_fixtures import film_dataset, product_dataset
 
 
@@ -209,7 +208,7 @@ def _example(i: int = 0) -> Example:
 def test_jsonl_round_trip_and_split_folder(tmp_path: Path) -> None:
     examples = [_example(0), _example(1)]
     path = write_examples(tmp_path / "x.jsonl", examples)
-    assert read_examples(path) == examples
+    assert read_examples(path, Example) == examples
     assert "été" in path.read_text(encoding="utf-8")  # UTF-8, not \u escapes
     split = ExampleSplit(examples[:1], examples[1:], {"seed": 3})
     again = ExampleSplit.load(split.save(tmp_path / "data"))
@@ -248,7 +247,7 @@ def test_read_errors_name_file_line_and_field(
     lines = [json.dumps(good), "", bad if isinstance(bad, str) else json.dumps(bad)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(DataError) as info:
-        read_examples(path)
+        read_examples(path, Example)
     error = info.value
     assert error.path == str(path) and error.line == 3 and error.field == line_field
     assert message in str(error) and "bad.jsonl, line 3" in str(error)

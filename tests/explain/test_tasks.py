@@ -11,11 +11,13 @@ import pytest
 pytest.importorskip("torch")
 
 from recai.data import DataError
-from recai.explain import ExplainData, Renderer, TargetModel, build_explain_data, read_examples
+from recai.explain import ExplainData, Renderer, TargetModel, build_explain_data
+from recai.explain.examples import ExplainExample
 from recai.explain.render import ITEM_TOKEN, USER_TOKEN
 from recai.explain.tasks import TASKS, TEST_TASKS
 from recai.llm.prompting import prompt_variants
 from recai.rec import ALS, Popularity
+from recai.train.example_sets import read_examples
 from tests.explain.helpers import data, dataset, small_data, target
 
 
@@ -60,7 +62,7 @@ def test_matched_negatives_are_as_popular_with_the_target_as_the_users_yes_items
 
     t = target()
     builder = ExplainTaskBuilder(dataset(), t, history_len=3, k=3, n_candidates=3, negatives="matched")
-    counts = builder.top_share_counts()
+    counts = builder.ctx.top_share_counts()
     assert counts.sum() > 0 and (counts == 0).any()
     made = builder.generate("classification", 8, "test")
     negatives = [e for e in made if e.label == "no"]
@@ -156,14 +158,14 @@ def test_reading_errors_name_file_line_and_field(tmp_path: Path) -> None:
     bad = {**good, "label": "maybe"}
     path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(DataError, match=r"bad.jsonl, line 2, field 'label'"):
-        read_examples(path)
+        read_examples(path, ExplainExample)
     slot_in_answer = {**good, "messages": [good["messages"][0], {"role": "assistant", "content": "<<user>>"}]}
     path.write_text(json.dumps(slot_in_answer) + "\n")
     with pytest.raises(DataError, match=r"line 1, field 'messages\[1\].content'"):
-        read_examples(path)
+        read_examples(path, ExplainExample)
     path.write_text("{not json\n")
     with pytest.raises(DataError, match="line 1: not valid JSON"):
-        read_examples(path)
+        read_examples(path, ExplainExample)
 
 
 def test_modes_render_text_placeholders_or_both() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from recai.data import DataError, Dataset, load
-from recai.gen.examples import Control, GenData, GenExample, read_examples, write_examples
+from recai.gen.examples import Control, GenData, GenExample
 from recai.gen.items import ITEM_END, ITEM_START, ItemNames
 from recai.gen.tasks import (
     GROUNDING_TASKS,
@@ -21,6 +21,7 @@ from recai.gen.tasks import (
     item_values,
     satisfies,
 )
+from recai.train.example_sets import read_examples, write_examples
 
 
 @cache
@@ -222,7 +223,7 @@ def test_system_message_and_bad_arguments() -> None:
 def test_examples_round_trip_through_jsonl(tmp_path: Path) -> None:
     data = built()
     path = write_examples(tmp_path / "x.jsonl", data.train)
-    back = read_examples(path)
+    back = read_examples(path, GenExample)
     assert [e.to_dict() for e in back] == [e.to_dict() for e in data.train]
     loaded = GenData.load(data.save(tmp_path / "folder"))
     assert loaded.counts() == data.counts()
@@ -260,7 +261,7 @@ def test_reading_errors_name_file_line_and_field(tmp_path: Path, change: object,
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps(good.to_dict()) + "\n\n" + json.dumps(bad) + "\n", encoding="utf-8")
     with pytest.raises(DataError) as info:
-        read_examples(path)
+        read_examples(path, GenExample)
     assert info.value.line == 3 and info.value.field == field and str(path) in str(info.value)
 
 
@@ -268,4 +269,4 @@ def test_not_json_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.jsonl"
     path.write_text("{not json}\n", encoding="utf-8")
     with pytest.raises(DataError, match="line 1"):
-        read_examples(path)
+        read_examples(path, GenExample)

@@ -1,9 +1,10 @@
-"""JSON-lines files of typed records, and train/test folders of them, shared by every pillar's examples.
+"""JSON-lines files of typed records, shared by every pillar's examples.
 
 The embedder's, the generator's and the explainer's examples are different dataclasses but are stored the
 same way: one JSON object per line, written atomically (a crash leaves the old file), read back with an
 error that names the file, the line and the field of the first problem. A record type supplies only its
-``to_dict`` and a ``from_dict`` that raises :class:`FieldError`; this module does the rest.
+``to_dict`` and a ``from_dict`` that raises :class:`FieldError`; this module does the rest
+(:mod:`recai.train.example_sets` keeps a train and a test part of them as one folder).
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ from recai.data.errors import DataError, plain_value
 
 T = TypeVar("T")
 CHAT_ROLES = ("system", "user", "assistant")
-TRAIN_FILE = "train.jsonl"
-TEST_FILE = "test.jsonl"
-META_FILE = "meta.json"
 
 
 class FieldError(ValueError):
@@ -138,39 +136,3 @@ def read_json_object(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise DataError("expected a JSON object", path=path)
     return document
-
-
-def count_by_task(train: Iterable[Any], test: Iterable[Any]) -> dict[str, dict[str, int]]:
-    """Records per ``.task`` in each part: what a data folder's summary and CLI print."""
-    out: dict[str, dict[str, int]] = {}
-    for part, records in (("train", train), ("test", test)):
-        for record in records:
-            out.setdefault(record.task, {"train": 0, "test": 0})[part] += 1
-    return out
-
-
-def write_split_files(
-    folder: Path, train: Iterable[Any], test: Iterable[Any], meta: Mapping[str, Any]
-) -> None:
-    """``train.jsonl``, ``test.jsonl`` and ``meta.json`` into ``folder`` (inside an atomic directory)."""
-    write_jsonl(folder / TRAIN_FILE, (record.to_dict() for record in train))
-    write_jsonl(folder / TEST_FILE, (record.to_dict() for record in test))
-    text = json.dumps(plain_json(dict(meta)), indent=2, ensure_ascii=False, sort_keys=True)
-    (folder / META_FILE).write_text(text + "\n", encoding="utf-8")
-
-
-def read_split_files(
-    folder: str | Path, parse: Callable[[Any], T], *, what: str
-) -> tuple[list[T], list[T], dict[str, Any]]:
-    """The train records, test records and meta of a folder written by :func:`write_split_files`.
-
-    ``what`` names the folder's kind in the error when ``meta.json`` is missing ("an example folder")."""
-    folder = Path(folder)
-    meta_path = folder / META_FILE
-    if not meta_path.exists():
-        raise DataError(f"not {what}: missing {META_FILE}", path=folder)
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON: {exc.msg}", path=meta_path, line=exc.lineno) from None
-    return read_jsonl(folder / TRAIN_FILE, parse), read_jsonl(folder / TEST_FILE, parse), meta

@@ -11,23 +11,31 @@
 Modules import torch and transformers only when they need them (``model`` and ``training`` do).
 """
 
-from recai.explain.examples import ExplainData, ExplainExample, read_examples, write_examples
+from recai.explain.examples import ExplainData, ExplainExample
 from recai.explain.render import ITEM_TOKEN, MODES, USER_TOKEN, Renderer
 from recai.explain.target import TargetModel, fit_target
-from recai.explain.tasks import TASKS, ExplainTaskBuilder, build_explain_data
+from recai.explain.tasks import (
+    EXPLAIN_TASKS,
+    TASKS,
+    ExplainContext,
+    ExplainTask,
+    ExplainTaskBuilder,
+    build_explain_data,
+)
 
 __all__ = [
+    "EXPLAIN_TASKS",
     "ITEM_TOKEN",
     "MODES",
     "TASKS",
     "USER_TOKEN",
+    "ExplainContext",
     "ExplainData",
     "ExplainExample",
+    "ExplainTask",
     "ExplainTaskBuilder",
     "Renderer",
     "TargetModel",
     "build_explain_data",
     "fit_target",
-    "read_examples",
-    "write_examples",
 ]

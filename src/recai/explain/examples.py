@@ -9,34 +9,27 @@ An example's messages are mode-independent: users and items appear as slots (``<
 order), ``candidates`` (ids shown in a ranking prompt), ``label`` (``yes`` / ``no`` for classification)
 and ``opaque`` (slots are embeddings only: the task would be copying in behaviour mode).
 
-Files are written atomically; a reading error names the file, the line and the field.
+:class:`ExplainData` (a :class:`~recai.train.example_sets.ExampleSet`) keeps them with the target and the
+catalog in one folder, written atomically; a reading error names the file, the line and the field.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from recai.data.atomic import atomic_directory
 from recai.data.errors import DataError, plain_value
 from recai.data.jsonl import (
-    CHAT_ROLES,
     FieldError,
     check_fields,
     check_item_ids,
     check_messages,
     check_text,
-    count_by_task,
-    read_jsonl,
-    read_split_files,
-    write_jsonl,
-    write_split_files,
 )
+from recai.train.example_sets import ChatExample, ExampleSet
 
-ROLES = CHAT_ROLES
 LABELS = ("yes", "no")
 SLOT = re.compile(r"<<(user|item:([^>]+))>>")
 _FIELDS = ("id", "task", "messages", "user", "history", "items", "candidates", "label", "opaque")
@@ -52,6 +45,7 @@ def save_catalog(catalog: Any, folder: Path) -> None:
 
 
 def load_catalog(folder: Path) -> Any:
+    """The catalog :func:`save_catalog` wrote; a :class:`DataError` when its files are missing."""
     import pandas as pd
 
     from recai.data.catalog import Catalog
@@ -63,16 +57,30 @@ def load_catalog(folder: Path) -> Any:
 
 
 def user_slot() -> str:
+    """The slot the user takes in a prompt."""
     return "<<user>>"
 
 
 def item_slot(item_id: Any) -> str:
+    """The slot an item takes in a prompt."""
     return f"<<item:{plain_value(item_id)}>>"
 
 
 @dataclass(frozen=True)
-class ExplainExample:
-    """A chat with user / item slots, and what scoring it needs."""
+class ExplainExample(ChatExample):
+    """A chat with user / item slots, and what scoring it needs.
+
+    Attributes:
+        id: ``TASK-PART-NNNNNN``, numbered in generation order.
+        task: the task's name.
+        messages: the chat; the last message is the answer and holds no slot.
+        user: the user's id, or None for item questions.
+        history: item ids the target saw for that user, oldest first.
+        items: ids the answer names, in order.
+        candidates: ids shown in a ranking question, in the order shown.
+        label: ``yes`` / ``no`` for classification, else None.
+        opaque: the slots are embeddings only (the task would be copying in behaviour mode).
+    """
 
     id: str
     task: str
@@ -83,14 +91,6 @@ class ExplainExample:
     candidates: tuple[Any, ...] = ()
     label: str | None = None
     opaque: bool = False
-
-    @property
-    def prompt(self) -> list[dict[str, str]]:
-        return [dict(m) for m in self.messages[:-1]]
-
-    @property
-    def answer(self) -> str:
-        return self.messages[-1]["content"]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -109,12 +109,11 @@ class ExplainExample:
     def from_dict(cls, data: Any) -> ExplainExample:
         data = check_fields(data, _FIELDS)
         check_text(data, "id", "task")
-        messages = check_messages(data["messages"])
-        last = len(messages) - 1
-        if messages[-1]["role"] != "assistant":
-            raise FieldError(f"messages[{last}].role", "the last message must be the assistant's")
+        messages = check_messages(data["messages"])  # ends with the assistant's answer
         if SLOT.search(messages[-1]["content"]):
-            raise FieldError(f"messages[{last}].content", "the answer must not hold a user or item slot")
+            raise FieldError(
+                f"messages[{len(messages) - 1}].content", "the answer must not hold a user or item slot"
+            )
         check_item_ids(data, "history", "items", "candidates")
         if data["label"] is not None and data["label"] not in LABELS:
             raise FieldError("label", f"expected one of {LABELS} or null, got {data['label']!r}")
@@ -133,51 +132,45 @@ class ExplainExample:
         )
 
 
-def write_examples(path: str | Path, examples: Iterable[ExplainExample]) -> Path:
-    """Write ``examples`` as JSON lines (UTF-8, fields in a fixed order), atomically."""
-    return write_jsonl(path, (example.to_dict() for example in examples))
-
-
-def read_examples(path: str | Path) -> list[ExplainExample]:
-    """Read a JSONL file of examples; a :class:`DataError` names the file, line and field of a problem."""
-    return read_jsonl(path, ExplainExample.from_dict)
-
-
 @dataclass
-class ExplainData:
+class ExplainData(ExampleSet[ExplainExample]):
     """Train and test examples, the settings that made them, the target model that labelled them, and the
     catalog their slots refer to.
 
     A folder of ``train.jsonl``, ``test.jsonl``, ``meta.json``, ``target/`` (the saved recommender) and
     ``catalog/``, written atomically, so training and evaluation use exactly the model the labels came from.
+
+    Attributes:
+        train: the training examples.
+        test: the test examples (tasks with an alignment metric), about held-out test users.
+        meta: the settings, user counts and counts per task.
+        target: the :class:`~recai.explain.target.TargetModel` that labelled the examples.
+        catalog: the :class:`~recai.data.catalog.Catalog` the item slots refer to.
     """
 
-    train: list[ExplainExample]
-    test: list[ExplainExample]
-    meta: dict[str, Any] = field(default_factory=dict)
-    target: Any = None  # a TargetModel
-    catalog: Any = None  # a Catalog
+    target: Any = None
+    catalog: Any = None
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        return count_by_task(self.train, self.test)
+    example_type: ClassVar[type[ExplainExample]] = ExplainExample
+    kind: ClassVar[str] = "an explain data folder"
 
-    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
-        folder = Path(folder)
-        with atomic_directory(folder, overwrite=overwrite) as tmp:
-            write_split_files(tmp, self.train, self.test, self.meta)
-            if self.target is not None:
-                self.target.save(tmp / TARGET_DIR)
-            if self.catalog is not None:
-                save_catalog(self.catalog, tmp / CATALOG_DIR)
-        return folder
+    def write_files(self, folder: Path) -> None:
+        """The examples and meta, then the target model and the catalog when set."""
+        super().write_files(folder)
+        if self.target is not None:
+            self.target.save(folder / TARGET_DIR)
+        if self.catalog is not None:
+            save_catalog(self.catalog, folder / CATALOG_DIR)
 
     @classmethod
     def load(cls, folder: str | Path) -> ExplainData:
+        """The folder :meth:`save` wrote; the target model must be there."""
         from recai.explain.target import TargetModel
 
+        data = super().load(folder)
         folder = Path(folder)
-        train, test, meta = read_split_files(folder, ExplainExample.from_dict, what="an explain data folder")
         if not (folder / TARGET_DIR / "meta.json").exists():
             raise DataError("missing the target model the labels came from", path=folder / TARGET_DIR)
-        target = TargetModel.load(folder / TARGET_DIR)
-        return cls(train, test, meta, target, load_catalog(folder / CATALOG_DIR))
+        data.target = TargetModel.load(folder / TARGET_DIR)
+        data.catalog = load_catalog(folder / CATALOG_DIR)
+        return data

@@ -18,13 +18,18 @@ Tasks (each example from a seeded generator of its own, so adding a task changes
 ``item_title`` and ``history`` are *opaque*: the user or item is given as an embedding only (in
 behaviour mode the answer would be copied from the prompt, so they are skipped there). Users are split
 into training and test users (``test_share``), so test histories were never seen in training.
+
+Each task is an :class:`ExplainTask` (:class:`recai.train.tasks.Task`): to add one, subclass it, set
+``name``, ``anchor`` and ``has_test``, implement ``make(ctx, anchor, rng)`` with the
+:class:`ExplainContext` helpers, and pass an instance to :func:`build_explain_data` among the task names.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -34,21 +39,12 @@ from recai.data.errors import plain_value
 from recai.data.splits import Split
 from recai.explain.examples import ExplainData, ExplainExample, item_slot, user_slot
 from recai.explain.target import TargetModel
+from recai.gen.examples import GenExample
+from recai.gen.items import DEFAULT_FORMAT
+from recai.gen.tasks import GenTaskBuilder
 from recai.llm.prompting import render_variant
+from recai.train.tasks import Task, TaskRegistry
 
-USER_TASKS: tuple[str, ...] = ("retrieval", "ranking", "classification", "history")
-ITEM_TASKS: tuple[str, ...] = ("item_title", "item_attributes", "item_similar")
-TASKS: tuple[str, ...] = (*USER_TASKS[:3], *ITEM_TASKS, "history", "general")
-OPAQUE_TASKS: frozenset[str] = frozenset({"item_title", "history"})
-#: Tasks with a test part (an alignment metric); attribute descriptions and general questions train only.
-TEST_TASKS: tuple[str, ...] = (
-    "retrieval",
-    "ranking",
-    "classification",
-    "item_title",
-    "item_similar",
-    "history",
-)
 MAX_ATTEMPTS = 20
 NEGATIVES: tuple[str, ...] = ("bottom", "matched")
 #: Training users whose top shares give each item's popularity with the target (matched negatives).
@@ -56,6 +52,7 @@ MATCH_USERS = 500
 
 
 def _rng(*parts: Any) -> np.random.Generator:
+    """The explain pillar's seeded generator (a hash of ``repr(parts)``; kept so rebuilds stay identical)."""
     digest = hashlib.sha256(repr(parts).encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
@@ -65,8 +62,44 @@ def numbered(titles: Sequence[str]) -> str:
     return "\n".join(f"{i}. {t}" for i, t in enumerate(titles, start=1))
 
 
-class ExplainTaskBuilder:
-    """Examples of each task for the train and test parts; :func:`build_explain_data` is the front door."""
+@dataclass(frozen=True)
+class UserAnchor:
+    """A user and the history the target sees, for one attempt at a user task.
+
+    Attributes:
+        user: the user's id.
+        history: catalog positions the target sees, oldest first (a random cut of a training user's log
+            in the train part, a test user's latest events in the test part).
+        part: "train" or "test".
+        index: the number the example gets in its part (classification alternates its label on it).
+    """
+
+    user: Any
+    history: tuple[int, ...]
+    part: str
+    index: int
+
+
+class ExplainContext:
+    """What every explain task reads: the catalog, the frozen target recommender, the users split into
+    training and test users, and the helpers that word prompts and build examples.
+
+    Args:
+        dataset: the dataset whose catalog and log the examples come from.
+        target: the frozen recommender that labels every example.
+        split: the leave-one-out split whose training log gives histories (default: the dataset's own).
+        k: items in a retrieval or similar-items answer.
+        n_candidates: items shown in a ranking question.
+        top_share: the share of the target's ranking that counts as a ``yes`` in classification.
+        bottom_share: the share at the bottom of the ranking that ``no`` items come from.
+        history_len: the most history items the target sees.
+        min_history: the fewest training events a user needs.
+        test_share: the share of users held out as test users.
+        negatives: "bottom" (any bottom-share item) or "matched" (as popular with the target as a
+            ``yes`` item of the same user).
+        noun: what an item is called in prompts.
+        seed: the seed of the user split and of the matched-negative counts.
+    """
 
     def __init__(
         self,
@@ -127,48 +160,66 @@ class ExplainTaskBuilder:
         n_test = min(n_test, len(users) - 1)  # test users never become training users
         self.test_users = [users[i] for i in order[:n_test]]
         self.train_users = [users[i] for i in order[n_test:]]
-        self._titles = [self.catalog.display_title(i) for i in range(len(self.catalog))]
+        self.titles = [self.catalog.display_title(i) for i in range(len(self.catalog))]
 
-    # ---------------------------------------------------------------- helpers
-    def _id(self, position: int) -> Any:
+    def item_id(self, position: int) -> Any:
+        """The catalog id (a plain Python value) of a position."""
         return plain_value(self.catalog.ids[int(position)])
 
-    def _values(self, **extra: Any) -> dict[str, Any]:
-        return {"noun": self.noun, "nouns": f"{self.noun}s", **extra}
-
-    def _prompt(self, task: str, rng: np.random.Generator, **values: Any) -> str:
+    def prompt(self, task: str, rng: np.random.Generator, **values: Any) -> str:
         """One of the task's wordings, drawn last so that the wordings never change which users and
         items an example is about."""
-        return render_variant(task, rng, package="recai.explain", **self._values(**values))
+        return render_variant(
+            task, rng, package="recai.explain", noun=self.noun, nouns=f"{self.noun}s", **values
+        )
 
-    def _anchor(self, part: str, rng: np.random.Generator) -> tuple[Any, list[int]]:
+    def user_anchor(self, part: str, rng: np.random.Generator, index: int) -> UserAnchor:
         """A user and the history the target sees: a random cut of a training user's log (train), or the
         most recent events of a test user's log (test)."""
         users = self.train_users if part == "train" else self.test_users
         user = users[int(rng.integers(len(users)))]
         seq = self._sequences[user]
         end = int(rng.integers(self.min_history, len(seq) + 1)) if part == "train" else len(seq)
-        return user, [int(p) for p in seq[max(0, end - self.history_len) : end]]
+        return UserAnchor(user, tuple(int(p) for p in seq[max(0, end - self.history_len) : end]), part, index)
 
-    def _example(
+    def example(
         self,
-        task: str,
+        task: ExplainTask,
         prompt: str,
         answer: str,
         *,
-        user: Any = None,
-        history: Sequence[int] = (),
+        anchor: UserAnchor | None = None,
         **fields: Any,
     ) -> ExplainExample:
+        """The example of ``task``: ``prompt`` (with slots) answered by ``answer``, about ``anchor``'s
+        user and history when given; ``fields`` are :class:`ExplainExample`'s (items, candidates, label)."""
         return ExplainExample(
             id="",
-            task=task,
+            task=task.name,
             messages=({"role": "user", "content": prompt}, {"role": "assistant", "content": answer}),
-            user=plain_value(user),
-            history=tuple(self._id(p) for p in history),
-            opaque=task in OPAQUE_TASKS,
+            user=plain_value(anchor.user) if anchor is not None else None,
+            history=tuple(self.item_id(p) for p in anchor.history) if anchor is not None else (),
+            opaque=task.opaque,
             **fields,
         )
+
+    def item_example(
+        self,
+        task: ExplainTask,
+        position: int,
+        answer: str,
+        items: Sequence[int],
+        rng: np.random.Generator,
+        **values: Any,
+    ) -> ExplainExample:
+        """A question about the item at ``position`` (given as a slot) answered by ``answer``."""
+        prompt = self.prompt(task.name, rng, item=item_slot(self.item_id(position)), **values)
+        return self.example(task, prompt, answer, items=tuple(self.item_id(p) for p in items))
+
+    def general_questions(self, n: int) -> list[GenExample]:
+        """Up to ``n`` of the gen pillar's plain catalog questions (the anchors of "question" tasks)."""
+        builder = GenTaskBuilder(self.dataset, split=self.split, k=1, min_k=1, noun=self.noun, seed=self.seed)
+        return builder.generate("general", n, "train", progress=False)
 
     def top_share_counts(self) -> np.ndarray:
         """Per item (position), how many training users have it in the target's top share (their latest
@@ -185,143 +236,226 @@ class ExplainTaskBuilder:
             self._top_share_counts = counts
         return self._top_share_counts
 
-    # ------------------------------------------------------------------ tasks
-    def retrieval(self, part: str, rng: np.random.Generator) -> ExplainExample | None:
-        user, history = self._anchor(part, rng)
-        top = self.target.ranking(history)[: self.k]
-        prompt = self._prompt("retrieval", rng, user=user_slot(), k=len(top))
-        return self._example(
-            "retrieval", prompt, numbered([self._titles[p] for p in top]), user=user, history=history,
-            items=tuple(self._id(p) for p in top),
+
+class ExplainTask(Task[ExplainContext, Any, ExplainExample]):
+    """Base of the explain pillar's tasks: one alignment example, labelled by running the target.
+
+    A ``"user"`` task gets a :class:`UserAnchor`, an ``"item"`` task a catalog position (each item at
+    most once per part, in a seeded order), a ``"question"`` task one of the gen pillar's general
+    questions. Build examples with :meth:`ExplainContext.example` or :meth:`ExplainContext.item_example`.
+
+    Attributes:
+        anchor: "user", "item" or "question": what :meth:`make` starts from.
+        has_test: whether the task has a test part (an alignment metric scores it).
+        opaque: users and items are given as embeddings only (in behaviour mode the answer would be
+            copied from the prompt, so the task is skipped there).
+        distinct: drop an example whose user, history, items and candidates an earlier one of its part has.
+    """
+
+    anchor: ClassVar[Literal["user", "item", "question"]] = "user"
+    opaque: ClassVar[bool] = False
+    distinct: ClassVar[bool] = True
+
+
+class Retrieval(ExplainTask):
+    """A user's history -> the target's top-k for it, its top-1 first."""
+
+    name = "retrieval"
+
+    def make(
+        self, ctx: ExplainContext, anchor: UserAnchor, rng: np.random.Generator
+    ) -> ExplainExample | None:
+        top = ctx.target.ranking(list(anchor.history))[: ctx.k]
+        prompt = ctx.prompt(self.name, rng, user=user_slot(), k=len(top))
+        return ctx.example(
+            self, prompt, numbered([ctx.titles[p] for p in top]), anchor=anchor,
+            items=tuple(ctx.item_id(p) for p in top),
         )  # fmt: skip
 
-    def ranking(self, part: str, rng: np.random.Generator) -> ExplainExample | None:
-        user, history = self._anchor(part, rng)
-        ranking = self.target.ranking(history)
-        if len(ranking) < self.n_candidates:
+
+class Ranking(ExplainTask):
+    """A user and a handful of items (shown shuffled) -> those items in the target's order."""
+
+    name = "ranking"
+
+    def make(
+        self, ctx: ExplainContext, anchor: UserAnchor, rng: np.random.Generator
+    ) -> ExplainExample | None:
+        ranking = ctx.target.ranking(list(anchor.history))
+        if len(ranking) < ctx.n_candidates:
             return None
-        ranks = np.sort(rng.choice(len(ranking), self.n_candidates, replace=False))
+        ranks = np.sort(rng.choice(len(ranking), ctx.n_candidates, replace=False))
         ordered = [int(ranking[r]) for r in ranks]
         shown = [ordered[i] for i in rng.permutation(len(ordered))]
-        candidates = "\n".join(f"- {item_slot(self._id(p))}" for p in shown)
-        prompt = self._prompt("ranking", rng, user=user_slot(), candidates=candidates)
-        return self._example(
-            "ranking", prompt, numbered([self._titles[p] for p in ordered]), user=user, history=history,
-            items=tuple(self._id(p) for p in ordered), candidates=tuple(self._id(p) for p in shown),
+        candidates = "\n".join(f"- {item_slot(ctx.item_id(p))}" for p in shown)
+        prompt = ctx.prompt(self.name, rng, user=user_slot(), candidates=candidates)
+        return ctx.example(
+            self, prompt, numbered([ctx.titles[p] for p in ordered]), anchor=anchor,
+            items=tuple(ctx.item_id(p) for p in ordered), candidates=tuple(ctx.item_id(p) for p in shown),
         )  # fmt: skip
 
-    def classification(
-        self, part: str, rng: np.random.Generator, *, positive: bool | None = None
+
+class Classification(ExplainTask):
+    """A user and an item -> ``yes`` when the target ranks the item in its top share, ``no`` when in its
+    bottom share.
+
+    The labels alternate with the example's index, so each part is balanced exactly and always answering
+    one label scores 0.5 (a coin per example left the demo benchmark 60/40 in training, 36/64 in test).
+    """
+
+    name = "classification"
+
+    def make(
+        self, ctx: ExplainContext, anchor: UserAnchor, rng: np.random.Generator
     ) -> ExplainExample | None:
-        """``positive`` picks the label (``generate`` alternates it); None draws it from ``rng``."""
-        user, history = self._anchor(part, rng)
-        ranking = self.target.ranking(history)
-        n_top = max(1, int(len(ranking) * self.top_share))
-        n_bottom = max(1, int(len(ranking) * self.bottom_share))
-        if positive is None:
-            positive = bool(rng.random() < 0.5)
+        ranking = ctx.target.ranking(list(anchor.history))
+        n_top = max(1, int(len(ranking) * ctx.top_share))
+        n_bottom = max(1, int(len(ranking) * ctx.bottom_share))
+        positive = anchor.index % 2 == 0
         pool = ranking[:n_top] if positive else ranking[len(ranking) - n_bottom :]
-        if not positive and self.negatives == "matched":
-            counts = self.top_share_counts()
+        if not positive and ctx.negatives == "matched":
+            counts = ctx.top_share_counts()
             wanted = counts[int(ranking[int(rng.integers(n_top))])]  # a yes item's popularity, this user
             gap = np.abs(counts[pool] - wanted)
             pool = pool[gap == gap.min()]
         item = int(pool[int(rng.integers(len(pool)))])
-        prompt = self._prompt("classification", rng, user=user_slot(), item=item_slot(self._id(item)))
+        prompt = ctx.prompt(self.name, rng, user=user_slot(), item=item_slot(ctx.item_id(item)))
         label = "yes" if positive else "no"
-        return self._example(
-            "classification", prompt, f"{label.capitalize()}.", user=user, history=history,
-            items=(self._id(item),), label=label,
+        return ctx.example(
+            self, prompt, f"{label.capitalize()}.", anchor=anchor, items=(ctx.item_id(item),), label=label
+        )
+
+
+class ItemTitle(ExplainTask):
+    """An item given as its vector only -> its display title."""
+
+    name = "item_title"
+    anchor = "item"
+    opaque = True
+
+    def make(self, ctx: ExplainContext, anchor: int, rng: np.random.Generator) -> ExplainExample | None:
+        return ctx.item_example(self, anchor, ctx.titles[anchor], [anchor], rng)
+
+
+class ItemAttributes(ExplainTask):
+    """An item -> its title and catalog attributes."""
+
+    name = "item_attributes"
+    anchor = "item"
+    has_test = False
+
+    def make(self, ctx: ExplainContext, anchor: int, rng: np.random.Generator) -> ExplainExample | None:
+        text = ctx.catalog.render(anchor, by_position=True, max_chars=240)
+        return ctx.item_example(self, anchor, text, [anchor], rng)
+
+
+class ItemSimilar(ExplainTask):
+    """An item -> the items nearest to it in the target's item space."""
+
+    name = "item_similar"
+    anchor = "item"
+
+    def make(self, ctx: ExplainContext, anchor: int, rng: np.random.Generator) -> ExplainExample | None:
+        similar = ctx.target.similar(anchor, ctx.k)
+        answer = numbered([ctx.titles[p] for p in similar])
+        return ctx.item_example(self, anchor, answer, similar, rng, k=len(similar))
+
+
+class History(ExplainTask):
+    """A user given as a vector only -> the user's history (reconstruction from the user vector)."""
+
+    name = "history"
+    opaque = True
+
+    def make(
+        self, ctx: ExplainContext, anchor: UserAnchor, rng: np.random.Generator
+    ) -> ExplainExample | None:
+        prompt = ctx.prompt(self.name, rng, user=user_slot())
+        return ctx.example(
+            self, prompt, numbered([ctx.titles[p] for p in anchor.history]), anchor=anchor,
+            items=tuple(ctx.item_id(p) for p in anchor.history),
         )  # fmt: skip
 
-    def _item_example(
-        self,
-        task: str,
-        position: int,
-        answer: str,
-        items: Sequence[int],
-        rng: np.random.Generator,
-        **values: Any,
-    ) -> ExplainExample:
-        prompt = self._prompt(task, rng, item=item_slot(self._id(position)), **values)
-        example = self._example(task, prompt, answer, items=tuple(self._id(p) for p in items))
-        return example
 
-    def item_title(self, position: int, rng: np.random.Generator) -> ExplainExample | None:
-        return self._item_example("item_title", position, f"{self._titles[position]}", [position], rng)
+class General(ExplainTask):
+    """Plain catalog questions (the gen pillar's ``general`` task, item-span markers removed), so the LLM
+    keeps talking; they make up a share of training rather than a count."""
 
-    def item_attributes(self, position: int, rng: np.random.Generator) -> ExplainExample | None:
-        text = self.catalog.render(position, by_position=True, max_chars=240)
-        return self._item_example("item_attributes", position, text, [position], rng)
+    name = "general"
+    anchor = "question"
+    has_test = False
+    distinct = False
 
-    def item_similar(self, position: int, rng: np.random.Generator) -> ExplainExample | None:
-        similar = self.target.similar(position, self.k)
-        answer = numbered([self._titles[p] for p in similar])
-        return self._item_example("item_similar", position, answer, similar, rng, k=len(similar))
+    def make(
+        self, ctx: ExplainContext, anchor: GenExample, rng: np.random.Generator
+    ) -> ExplainExample | None:
+        messages = tuple(
+            {"role": m["role"], "content": DEFAULT_FORMAT.strip(m["content"])} for m in anchor.messages
+        )
+        return ExplainExample(id="", task=self.name, messages=messages, items=tuple(anchor.items))
 
-    def history(self, part: str, rng: np.random.Generator) -> ExplainExample | None:
-        user, history = self._anchor(part, rng)
-        prompt = self._prompt("history", rng, user=user_slot())
-        return self._example(
-            "history", prompt, numbered([self._titles[p] for p in history]), user=user, history=history,
-            items=tuple(self._id(p) for p in history),
-        )  # fmt: skip
 
-    def general(self, n: int) -> list[ExplainExample]:
-        """The gen pillar's plain catalog questions, item-span markers removed."""
-        from recai.gen.items import DEFAULT_FORMAT
-        from recai.gen.tasks import GenTaskBuilder
+#: The built-in tasks by name, in their default order.
+EXPLAIN_TASKS: TaskRegistry[ExplainTask] = TaskRegistry(
+    "explain", (Retrieval, Ranking, Classification, ItemTitle, ItemAttributes, ItemSimilar, History, General)
+)
+TASKS: tuple[str, ...] = EXPLAIN_TASKS.names
+#: Tasks with a test part (an alignment metric); attribute descriptions and general questions train only.
+TEST_TASKS: tuple[str, ...] = tuple(name for name in TASKS if EXPLAIN_TASKS[name].has_test)
 
-        builder = GenTaskBuilder(self.dataset, split=self.split, k=1, min_k=1, noun=self.noun, seed=self.seed)
-        out = []
-        for example in builder.generate("general", n, "train", progress=False):
-            messages = tuple(
-                {"role": m["role"], "content": DEFAULT_FORMAT.strip(m["content"])} for m in example.messages
-            )
-            out.append(ExplainExample(id="", task="general", messages=messages, items=tuple(example.items)))
-        return out
 
-    # -------------------------------------------------------------- generate
-    def generate(self, task: str, n: int, part: str, *, progress: bool = False) -> list[ExplainExample]:
-        """Up to ``n`` examples of ``task`` for ``part``; item tasks make one per catalog item at most."""
-        if task not in TASKS:
-            raise ValueError(f"unknown task '{task}'; available: {', '.join(TASKS)}")
-        if part not in ("train", "test"):
-            raise ValueError(f"part must be 'train' or 'test', got {part!r}")
-        if part == "test" and task not in TEST_TASKS:
-            raise ValueError(f"task '{task}' has no test part")
-        if task == "general":
-            made = self.general(n)
-        else:
-            made = []
-            keys: set[Any] = set()
-            order = _rng(self.seed, task, part, "order").permutation(len(self.catalog))
-            attempts = n * MAX_ATTEMPTS
-            bar = tqdm(total=n, desc=f"{task} ({part})", disable=not progress, unit="ex")
-            for attempt in range(attempts):
-                if len(made) >= n or (task in ITEM_TASKS and attempt >= len(order)):
-                    break
-                rng = _rng(self.seed, task, part, attempt)
-                if task in ITEM_TASKS:
-                    example = getattr(self, task)(int(order[attempt]), rng)
-                elif task == "classification":
-                    # Labels alternate, so each part is balanced exactly and always answering one label
-                    # scores 0.5: a coin per example left the demo benchmark 60/40 in training, 36/64 in test.
-                    example = self.classification(part, rng, positive=len(made) % 2 == 0)
-                else:
-                    example = getattr(self, task)(part, rng)
-                if example is None:
-                    continue
+class ExplainTaskBuilder:
+    """Examples of each task for the train and test parts; :func:`build_explain_data` is the front door.
+
+    Args:
+        dataset: the dataset to build from.
+        target: the frozen recommender that labels every example.
+        **settings: :class:`ExplainContext`'s settings (split, k, n_candidates, negatives, seed, ...).
+    """
+
+    def __init__(self, dataset: Dataset, target: TargetModel, **settings: Any) -> None:
+        self.ctx = ExplainContext(dataset, target, **settings)
+
+    def generate(
+        self, task: str | ExplainTask, n: int, part: str, *, progress: bool = False
+    ) -> list[ExplainExample]:
+        """Up to ``n`` examples of ``task`` (a name or a task of your own) for ``part``; item tasks make
+        one per catalog item at most."""
+        task = EXPLAIN_TASKS.for_part(task, part)
+        made: list[ExplainExample] = []
+        keys: set[Any] = set()
+        bar = tqdm(total=n, desc=f"{task.name} ({part})", disable=not progress, unit="ex")
+        for attempt, anchor in self._attempts(task, part, n):
+            if len(made) >= n:
+                break
+            rng = _rng(self.ctx.seed, task.name, part, attempt)
+            if anchor is None:  # a user task: the user is the attempt's first draw
+                anchor = self.ctx.user_anchor(part, rng, len(made))
+            example = task.make(self.ctx, anchor, rng)
+            if example is None:
+                continue
+            if task.distinct:
                 key = (example.user, example.history, example.items, example.candidates)
                 if key in keys:
                     continue
                 keys.add(key)
-                made.append(example)
-                bar.update(1)
-            bar.close()
-        from dataclasses import replace
+            made.append(example)
+            bar.update(1)
+        bar.close()
+        return [replace(e, id=f"{task.name}-{part}-{i:06d}") for i, e in enumerate(made)]
 
-        return [replace(e, id=f"{task}-{part}-{i:06d}") for i, e in enumerate(made)]
+    def _attempts(self, task: ExplainTask, part: str, n: int) -> Iterator[tuple[int, Any]]:
+        """(attempt number, anchor) pairs; a user task's anchor is None (drawn from the attempt's
+        generator)."""
+        if task.anchor == "question":
+            yield from enumerate(self.ctx.general_questions(n))
+        elif task.anchor == "item":
+            order = _rng(self.ctx.seed, task.name, part, "order").permutation(len(self.ctx.catalog))
+            yield from (
+                (attempt, int(position)) for attempt, position in enumerate(order[: n * MAX_ATTEMPTS])
+            )
+        else:
+            yield from ((attempt, None) for attempt in range(n * MAX_ATTEMPTS))
 
 
 def build_explain_data(
@@ -329,7 +463,7 @@ def build_explain_data(
     target: TargetModel,
     *,
     split: Split | None = None,
-    tasks: Sequence[str] | None = None,
+    tasks: Sequence[str | ExplainTask] | None = None,
     per_task: int = 500,
     test_per_task: int = 100,
     general_share: float = 0.1,
@@ -339,7 +473,8 @@ def build_explain_data(
     progress: bool = False,
     **builder: Any,
 ) -> ExplainData:
-    """Training and test examples of ``tasks`` (all by default) labelled by ``target``.
+    """Training and test examples of ``tasks`` (all by default; names or tasks of your own) labelled by
+    ``target``; ``builder`` holds :class:`ExplainContext`'s settings (k, n_candidates, negatives, ...).
 
     ``general`` makes up ``general_share`` of the training set and has no test part. ``task_sizes`` and
     ``test_task_sizes`` override ``per_task`` and ``test_per_task`` for the tasks they name: a task that
@@ -348,46 +483,50 @@ def build_explain_data(
     own seeded order, so their test parts ask about the items training saw only when their training
     size covers the catalog.
     """
-    tasks = list(tasks or TASKS)
-    unknown = sorted(set(tasks) - set(TASKS))
-    if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; available: {', '.join(TASKS)}")
+    chosen = EXPLAIN_TASKS.resolve(list(tasks or TASKS))
     if not 0 <= general_share < 1:
         raise ValueError(f"general_share must be in [0, 1), got {general_share}")
-    sizes = _sizes(task_sizes, "task_sizes", tasks, set(TASKS) - {"general"})
-    test_sizes = _sizes(test_task_sizes, "test_task_sizes", tasks, set(TEST_TASKS))
+    names = [task.name for task in chosen]
+    kinds = {**{name: EXPLAIN_TASKS[name] for name in EXPLAIN_TASKS}, **{t.name: type(t) for t in chosen}}
+    sizes = _sizes(
+        task_sizes, "task_sizes", names, {n for n, c in kinds.items() if not issubclass(c, General)}
+    )
+    test_sizes = _sizes(
+        test_task_sizes, "test_task_sizes", names, {n for n, c in kinds.items() if c.has_test}
+    )
     maker = ExplainTaskBuilder(dataset, target, split=split, seed=seed, **builder)
+    ctx = maker.ctx
     train: list[ExplainExample] = []
     test: list[ExplainExample] = []
-    for task in tasks:
-        if task == "general":
+    for task in chosen:
+        if isinstance(task, General):
             continue
-        train += maker.generate(task, sizes.get(task, per_task), "train", progress=progress)
-        if task in TEST_TASKS:
-            test += maker.generate(task, test_sizes.get(task, test_per_task), "test", progress=progress)
-    if "general" in tasks and general_share > 0 and train:
-        train += maker.generate(
-            "general", max(1, round(general_share / (1 - general_share) * len(train))), "train"
-        )
+        train += maker.generate(task, sizes.get(task.name, per_task), "train", progress=progress)
+        if task.has_test:
+            test += maker.generate(task, test_sizes.get(task.name, test_per_task), "test", progress=progress)
+    for task in chosen:
+        if isinstance(task, General) and general_share > 0 and train:
+            n_general = max(1, round(general_share / (1 - general_share) * len(train)))
+            train += maker.generate(task, n_general, "train")
     meta = {
         "dataset": dataset.name,
         "target": target.name,
-        "tasks": tasks,
+        "tasks": names,
         "seed": seed,
         "per_task": per_task,
         "test_per_task": test_per_task,
         "general_share": general_share,
         "task_sizes": sizes,
         "test_task_sizes": test_sizes,
-        "noun": maker.noun,
-        "k": maker.k,
-        "n_candidates": maker.n_candidates,
-        "top_share": maker.top_share,
-        "bottom_share": maker.bottom_share,
-        "negatives": maker.negatives,
-        "history_len": maker.history_len,
-        "train_users": len(maker.train_users),
-        "test_users": len(maker.test_users),
+        "noun": ctx.noun,
+        "k": ctx.k,
+        "n_candidates": ctx.n_candidates,
+        "top_share": ctx.top_share,
+        "bottom_share": ctx.bottom_share,
+        "negatives": ctx.negatives,
+        "history_len": ctx.history_len,
+        "train_users": len(ctx.train_users),
+        "test_users": len(ctx.test_users),
     }
     data = ExplainData(train, test, meta, target, dataset.catalog)
     data.meta["counts"] = data.counts()

@@ -10,19 +10,31 @@
 Modules import torch and transformers only when they need them.
 """
 
-from recai.gen.examples import Control, GenData, GenExample, read_examples, write_examples
+from recai.gen.examples import Control, GenData, GenExample
 from recai.gen.items import ITEM_END, ITEM_START, ItemNames, SpanFormat, add_item_tokens
-from recai.gen.tasks import LIST_TASKS, TASKS, GenTaskBuilder, build_gen_data, fit_teacher
+from recai.gen.tasks import (
+    GEN_TASKS,
+    LIST_TASKS,
+    TASKS,
+    GenContext,
+    GenTask,
+    GenTaskBuilder,
+    build_gen_data,
+    fit_teacher,
+)
 from recai.gen.trie import ItemTrie
 
 __all__ = [
+    "GEN_TASKS",
     "ITEM_END",
     "ITEM_START",
     "LIST_TASKS",
     "TASKS",
     "Control",
+    "GenContext",
     "GenData",
     "GenExample",
+    "GenTask",
     "GenTaskBuilder",
     "ItemNames",
     "ItemTrie",
@@ -30,6 +42,4 @@ __all__ = [
     "add_item_tokens",
     "build_gen_data",
     "fit_teacher",
-    "read_examples",
-    "write_examples",
 ]

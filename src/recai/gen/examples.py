@@ -3,35 +3,28 @@
 A line of a JSONL file is one :class:`GenExample` as a JSON object with the fields ``id``, ``task``,
 ``messages``, ``items``, ``target``, ``history``, ``seen``, ``k``, ``control`` and ``user``. The
 messages end with the assistant's reference answer; ``items`` are the item ids that answer names, in
-order. Files are written atomically, and every reading error names the file, the line and the field.
+order. :class:`GenData` (a :class:`~recai.train.example_sets.ExampleSet`) saves a train and a test
+part as one folder, atomically; every reading error names the file, the line and the field.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from recai.data.atomic import atomic_directory
 from recai.data.errors import plain_value
 from recai.data.jsonl import (
-    CHAT_ROLES,
     FieldError,
     check_fields,
     check_item_ids,
     check_messages,
     check_text,
-    count_by_task,
     is_item_id,
-    read_jsonl,
-    read_split_files,
-    write_jsonl,
-    write_split_files,
 )
+from recai.train.example_sets import ChatExample, ExampleSet
 
 ItemId = int | str
-ROLES = CHAT_ROLES
 CONTROL_MODES = ("in", "not_in", "at_least", "at_most")
 _FIELDS = ("id", "task", "messages", "items", "target", "history", "seen", "k", "control", "user")
 
@@ -42,6 +35,12 @@ class Control:
 
     ``in`` / ``not_in``: every item must (not) have ``value`` in ``column``; ``at_least`` /
     ``at_most``: that share of the list must have it (``share`` in 0..1).
+
+    Attributes:
+        column: the categorical catalog column the constraint reads.
+        value: the category value.
+        mode: one of ``in``, ``not_in``, ``at_least``, ``at_most``.
+        share: the share of the list (0..1) for ``at_least`` / ``at_most``; None otherwise.
     """
 
     column: str
@@ -65,8 +64,22 @@ class Control:
 
 
 @dataclass(frozen=True)
-class GenExample:
-    """A conversation whose last message is the reference answer, with what evaluation needs to score it."""
+class GenExample(ChatExample):
+    """A conversation whose last message is the reference answer, with what evaluation needs to score it.
+
+    Attributes:
+        id: ``TASK-PART-NNNNNN``, numbered in generation order.
+        task: the task's name.
+        messages: the chat (optional system message, the request, the assistant's reference answer).
+        items: ids of the items the answer names, in order.
+        target: the held-out next item, or None (cold and grounding tasks).
+        history: the ids shown in the prompt, oldest first.
+        seen: every id of the user's input log (excluded from answers).
+        k: the number of items asked for; None for questions that are no list.
+        control: the category constraint the request states, or None.
+        user: the user's id, or None.
+        meta: builder diagnostics (e.g. the kind of a general question); not saved.
+    """
 
     id: str
     task: str
@@ -78,16 +91,7 @@ class GenExample:
     k: int | None = None
     control: Control | None = None
     user: Any = None
-    meta: dict[str, Any] = field(default_factory=dict, compare=False)  # not saved: builder diagnostics
-
-    @property
-    def prompt(self) -> list[dict[str, str]]:
-        """The messages a model answers (everything before the reference answer)."""
-        return [dict(m) for m in self.messages[:-1]]
-
-    @property
-    def answer(self) -> str:
-        return self.messages[-1]["content"]
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def is_list(self) -> bool:
@@ -113,11 +117,7 @@ class GenExample:
         """Read :meth:`to_dict` output; a ``FieldError`` names the field."""
         data = check_fields(data, _FIELDS)
         check_text(data, "id", "task")
-        messages = check_messages(data["messages"])
-        if messages[-1]["role"] != "assistant":
-            raise FieldError(
-                f"messages[{len(messages) - 1}].role", "the last message must be the assistant's"
-            )
+        messages = check_messages(data["messages"])  # ends with the assistant's answer
         check_item_ids(data, "items", "history", "seen")
         if data["target"] is not None and not is_item_id(data["target"]):
             raise FieldError("target", f"expected an item id or null, got {data['target']!r}")
@@ -161,34 +161,16 @@ def first_per_task(examples: Iterable[GenExample], limit: int | None) -> list[Ge
     return kept
 
 
-def write_examples(path: str | Path, examples: Iterable[GenExample]) -> Path:
-    """Write ``examples`` as JSON lines (UTF-8, fields in a fixed order), atomically."""
-    return write_jsonl(path, (example.to_dict() for example in examples))
-
-
-def read_examples(path: str | Path) -> list[GenExample]:
-    """Read a JSONL file of examples; a :class:`DataError` names the file, line and field of a problem."""
-    return read_jsonl(path, GenExample.from_dict)
-
-
 @dataclass
-class GenData:
+class GenData(ExampleSet[GenExample]):
     """Train and test examples with the settings that made them; a folder of ``train.jsonl``,
-    ``test.jsonl`` and ``meta.json``, written atomically."""
+    ``test.jsonl`` and ``meta.json``, written atomically.
 
-    train: list[GenExample]
-    test: list[GenExample]
-    meta: dict[str, Any] = field(default_factory=dict)
+    Attributes:
+        train: the training examples (every task).
+        test: the test examples (list tasks only), each about a held-out test event.
+        meta: the settings, the split, the teacher and the counts per task.
+    """
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        return count_by_task(self.train, self.test)
-
-    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
-        folder = Path(folder)
-        with atomic_directory(folder, overwrite=overwrite) as tmp:
-            write_split_files(tmp, self.train, self.test, self.meta)
-        return folder
-
-    @classmethod
-    def load(cls, folder: str | Path) -> GenData:
-        return cls(*read_split_files(folder, GenExample.from_dict, what="a gen data folder"))
+    example_type: ClassVar[type[GenExample]] = GenExample
+    kind: ClassVar[str] = "a gen data folder"

@@ -27,15 +27,19 @@ training log only (:func:`fit_teacher` does that). A test example whose prompt a
 the same task already asked word for word is skipped (``category_cold`` prompts come from a small
 space). Each example has its own random generator derived from the seed, the task, the part and the
 attempt, so a rebuild gives byte-identical files.
+
+Each task is a :class:`GenTask` (:class:`recai.train.tasks.Task`): to add one, subclass it, set ``name``,
+``anchor`` and ``has_test``, implement ``make(ctx, anchor, rng)`` with the :class:`GenContext` helpers,
+and pass an instance to :func:`build_gen_data` among the task names.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -48,22 +52,14 @@ from recai.data.splits import Split
 from recai.gen.examples import Control, GenData, GenExample
 from recai.gen.items import DEFAULT_FORMAT, ItemNames, SpanFormat
 from recai.gen.templates import plural, render
+from recai.train.tasks import Task, TaskRegistry, seeded_rng
 
 if TYPE_CHECKING:
     from recai.rec.base import Recommender
 
-LIST_TASKS: tuple[str, ...] = ("sequential", "count", "category", "category_cold", "category_share")
-GROUNDING_TASKS: tuple[str, ...] = ("item_title", "item_category", "general")
-TASKS: tuple[str, ...] = LIST_TASKS + GROUNDING_TASKS
 #: Rounds over the anchors before a task gives up short of its count.
 MAX_ROUNDS = 20
 _SHARES = (0.2, 0.4, 0.6, 0.8)
-
-
-def _rng(*parts: object) -> np.random.Generator:
-    """A generator from a stable hash of ``parts`` (Python's ``hash`` of text changes between runs)."""
-    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
-    return np.random.default_rng([int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)])
 
 
 def category_column(catalog: Catalog, column: str | None = None) -> str:
@@ -112,15 +108,41 @@ def fit_teacher(split: Split, name: str = "sasrec", **params: Any) -> Recommende
 
 @dataclass(frozen=True)
 class Anchor:
-    """A moment in one user's log: what came before (positions, oldest first) and what came next."""
+    """A moment in one user's log: what came before (positions, oldest first) and what came next.
+
+    Attributes:
+        user: the user's id.
+        history: catalog positions the user consumed before this moment, oldest first.
+        future: the next item first, then later ones not in the history (train); the held-out test
+            item alone (test).
+        part: "train" (a cut point of a training sequence) or "test" (a test user's held-out event).
+    """
 
     user: Any
     history: tuple[int, ...]
-    future: tuple[int, ...]  # the next item first, then later ones not in the history
+    future: tuple[int, ...]
+    part: str
 
 
-class GenTaskBuilder:
-    """Builds examples of each task for the train and test parts; :func:`build_gen_data` is the front door."""
+class GenContext:
+    """What every gen task reads while building: the catalog and its item names, the split, the
+    teacher, the category column, and the helpers that render prompts, answers and examples.
+
+    Args:
+        dataset: the dataset to build from.
+        split: the leave-one-out split whose training log gives training anchors (default: the
+            dataset's own leave-one-out split).
+        teacher: a recommender fitted on the training log only; its top-k fills list labels after the
+            next item (without one, training lists are the user's own later items).
+        k: the longest list a task asks for.
+        min_k: the shortest list a control task asks for.
+        history_len: the most recent history items shown in a prompt.
+        category: the categorical column for category control (default: the first multi-valued
+            categorical column, else the first categorical one).
+        noun: what an item is called in prompts (default: the dataset's ``item_noun``, else "item").
+        system: a system message for every example, or None.
+        fmt: the item-span markers.
+    """
 
     def __init__(
         self,
@@ -134,7 +156,6 @@ class GenTaskBuilder:
         category: str | None = None,
         noun: str | None = None,
         system: str | None = None,
-        seed: int = 0,
         fmt: SpanFormat = DEFAULT_FORMAT,
     ) -> None:
         if k < 1 or not 1 <= min_k <= k:
@@ -151,7 +172,6 @@ class GenTaskBuilder:
         self.noun = noun or str(dataset.meta.get("item_noun", "item"))
         self.nouns = plural(self.noun)
         self.system = system
-        self.seed = seed
         self.names = ItemNames(self.catalog, fmt)
         n = len(self.catalog)
         self.counts = self.split.train.item_counts().astype(np.float64)
@@ -170,7 +190,7 @@ class GenTaskBuilder:
         self._teacher_cache: dict[tuple[int, ...], list[int]] = {}
 
     # ------------------------------------------------------------ anchors
-    def _train_anchor(self, user: Any, seq: np.ndarray, t: int) -> Anchor | None:
+    def train_anchor(self, user: Any, seq: np.ndarray, t: int) -> Anchor | None:
         """The anchor before event ``t`` of a training sequence (every item involved is a training event)."""
         if not 1 <= t < len(seq):
             return None
@@ -185,9 +205,10 @@ class GenTaskBuilder:
                 future.append(item)
             if len(future) >= self.k:
                 break
-        return Anchor(user, history, tuple(future))
+        return Anchor(user, history, tuple(future), "train")
 
-    def _test_anchor(self, user: Any) -> Anchor | None:
+    def test_anchor(self, user: Any) -> Anchor | None:
+        """The anchor of a test user: training and validation events as history, the test event next."""
         target = int(self.split.test.sequence(user)[-1])
         try:
             history = tuple(int(i) for i in self.history_log.sequence(user))
@@ -195,7 +216,7 @@ class GenTaskBuilder:
             return None
         if not history or target in history:
             return None
-        return Anchor(user, history, (target,))
+        return Anchor(user, history, (target,), "test")
 
     def _teacher_top(self, history: tuple[int, ...], n: int) -> list[int]:
         cached = self._teacher_cache.get(history)
@@ -204,7 +225,7 @@ class GenTaskBuilder:
             cached = self._teacher_cache[history] = [int(p) for p in positions]
         return cached[:n]
 
-    def _ranked(self, anchor: Anchor) -> Iterator[int]:
+    def ranked(self, anchor: Anchor) -> Iterator[int]:
         """Items for the anchor's lists, best first, never from its history: the next item, the teacher's
         top items (when there is a teacher), the user's later items, then the rest by popularity."""
         seen = set(anchor.history)
@@ -224,25 +245,30 @@ class GenTaskBuilder:
         yield from fresh(self.popular.tolist())
 
     # ------------------------------------------------------------- render
-    def _span(self, position: int) -> str:
+    def span(self, position: int) -> str:
+        """The item as the model reads and writes it: its name between the span markers."""
         return self.names.span(position)
 
-    def _history_text(self, anchor: Anchor) -> str:
-        return "\n".join(f"- {self._span(p)}" for p in anchor.history[-self.history_len :])
+    def history_text(self, anchor: Anchor) -> str:
+        """The anchor's most recent ``history_len`` items, one span per line."""
+        return "\n".join(f"- {self.span(p)}" for p in anchor.history[-self.history_len :])
 
-    def _answer_list(self, items: Sequence[int], rng: np.random.Generator) -> str:
-        listing = "\n".join(f"{i}. {self._span(p)}" for i, p in enumerate(items, start=1))
+    def answer_list(self, items: Sequence[int], rng: np.random.Generator) -> str:
+        """A numbered list of item spans in one of the answer wordings."""
+        listing = "\n".join(f"{i}. {self.span(p)}" for i, p in enumerate(items, start=1))
         if len(items) == 1:
             return render("answer_one", rng, noun=self.noun, list=listing)
         return render("answer_list", rng, k=len(items), nouns=self.nouns, list=listing)
 
-    def _condition(self, value: str, negate: bool) -> str:
+    def condition(self, value: str, negate: bool) -> str:
+        """The category condition in words ("whose genres include Drama")."""
         label = self.column.replace("_", " ")
         if self.multi:
             return f"whose {label} {'do not include' if negate else 'include'} {value}"
         return f"whose {label} {'is not' if negate else 'is'} {value}"
 
-    def _messages(self, user_text: str, answer: str) -> tuple[dict[str, str], ...]:
+    def messages(self, user_text: str, answer: str) -> tuple[dict[str, str], ...]:
+        """The chat of one example: the system message (when set), the request, the answer."""
         messages = []
         if self.system:
             messages.append({"role": "system", "content": self.system})
@@ -250,11 +276,12 @@ class GenTaskBuilder:
         messages.append({"role": "assistant", "content": answer})
         return tuple(messages)
 
-    def _ids(self, positions: Sequence[int]) -> tuple[Any, ...]:
+    def ids(self, positions: Sequence[int]) -> tuple[Any, ...]:
+        """Catalog ids (plain Python values) of ``positions``."""
         ids = self.catalog.ids
         return tuple(plain_value(ids[int(p)]) for p in positions)
 
-    def _list_example(
+    def list_example(
         self,
         task: str,
         anchor: Anchor | None,
@@ -263,24 +290,38 @@ class GenTaskBuilder:
         rng: np.random.Generator,
         control: Control | None = None,
     ) -> GenExample:
+        """A list task's example: ``prompt`` answered with ``items``, with what scoring it needs."""
         history = anchor.history[-self.history_len :] if anchor is not None else ()
         return GenExample(
             id="",
             task=task,
-            messages=self._messages(prompt, self._answer_list(items, rng)),
-            items=self._ids(items),
-            target=self._ids(anchor.future[:1])[0] if anchor is not None and anchor.future else None,
-            history=self._ids(history),
-            seen=self._ids(anchor.history) if anchor is not None else (),
+            messages=self.messages(prompt, self.answer_list(items, rng)),
+            items=self.ids(items),
+            target=self.ids(anchor.future[:1])[0] if anchor is not None and anchor.future else None,
+            history=self.ids(history),
+            seen=self.ids(anchor.history) if anchor is not None else (),
             k=len(items),
             control=control,
             user=plain_value(anchor.user) if anchor is not None else None,
         )
 
-    def _pick_k(self, rng: np.random.Generator) -> int:
+    def qa_example(
+        self, task: str, prompt: str, answer: str, items: Sequence[int], *, subject: str | None = None
+    ) -> GenExample:
+        """A question about catalog items (no list to score): ``items`` are the items it is about."""
+        return GenExample(
+            id="",
+            task=task,
+            messages=self.messages(prompt, answer),
+            items=self.ids(items),
+            meta={"kind": subject} if subject else {},
+        )
+
+    def pick_k(self, rng: np.random.Generator) -> int:
+        """A list length between ``min_k`` and ``k``."""
         return int(rng.integers(self.min_k, self.k + 1))
 
-    def _pick_value(
+    def pick_value(
         self, rng: np.random.Generator, anchor: Anchor | None, want_inside: bool, aware: bool
     ) -> str:
         """A category value; with ``aware`` one that the next item has (``want_inside``) or lacks."""
@@ -292,73 +333,150 @@ class GenTaskBuilder:
         p = self.value_weights / self.value_weights.sum()
         return self.eligible[int(rng.choice(len(self.eligible), p=p))]
 
-    # -------------------------------------------------------------- tasks
-    def sequential(self, anchor: Anchor, rng: np.random.Generator, part: str) -> GenExample | None:
-        if part == "train" and self.teacher is None:
-            items = list(anchor.future[: self.k])
+    def year_column(self) -> str | None:
+        """The catalog's numeric year column, if any."""
+        for name in ("year", "release_year"):
+            if name in self.catalog.items and self.catalog.schema.column(name).role is ColumnRole.NUMERIC:
+                return name
+        return None
+
+    def attribute_columns(self) -> list[str]:
+        """Categorical and numeric columns a plain question may ask about (not the category column or
+        the year, which every display title shows)."""
+        schema = self.catalog.schema
+        roles = (ColumnRole.CATEGORICAL, ColumnRole.MULTI_CATEGORICAL, ColumnRole.NUMERIC)
+        skip = {self.column, self.year_column()}
+        return [
+            c.name
+            for c in schema.columns
+            if c.role in roles and c.name in self.catalog.items and c.name not in skip
+        ]
+
+
+class GenTask(Task[GenContext, Any, GenExample]):
+    """Base of the gen pillar's tasks: one chat example from an anchor of the kind ``anchor`` names.
+
+    A ``"user"`` task gets an :class:`Anchor` (a cut point of a training user's log in the train part,
+    a test user's held-out event in the test part; ``anchor.part`` says which); an ``"item"`` task gets
+    a catalog position. Build examples with :meth:`GenContext.list_example` (a list the gen metrics
+    score) or :meth:`GenContext.qa_example`.
+
+    Attributes:
+        anchor: "user" or "item": what :meth:`make` starts from.
+        has_test: whether the task has a test part (the list tasks); grounding tasks train only.
+        one_per_anchor: at most one training example per anchor (a user's cut point, an item).
+    """
+
+    anchor: ClassVar[Literal["user", "item"]] = "user"
+    one_per_anchor: ClassVar[bool] = True
+
+
+class Sequential(GenTask):
+    """History -> top-k list: the next item first, then the teacher's top items or the user's later ones."""
+
+    name = "sequential"
+
+    def make(self, ctx: GenContext, anchor: Anchor, rng: np.random.Generator) -> GenExample | None:
+        if anchor.part == "train" and ctx.teacher is None:
+            items = list(anchor.future[: ctx.k])
         else:
-            items = _take(self._ranked(anchor), self.k)
-        prompt = render("sequential", rng, nouns=self.nouns, history=self._history_text(anchor), k=len(items))
-        return self._list_example("sequential", anchor, items, prompt, rng)
+            items = _take(ctx.ranked(anchor), ctx.k)
+        prompt = render("sequential", rng, nouns=ctx.nouns, history=ctx.history_text(anchor), k=len(items))
+        return ctx.list_example(self.name, anchor, items, prompt, rng)
 
-    def count(self, anchor: Anchor, rng: np.random.Generator, part: str) -> GenExample | None:
-        n = int(rng.integers(1, self.k + 1))
-        items = _take(self._ranked(anchor), n)
-        noun = self.noun if n == 1 else self.nouns
-        prompt = render("count", rng, nouns=noun, noun=self.noun, history=self._history_text(anchor), k=n)
-        return self._list_example("count", anchor, items, prompt, rng)
 
-    def category(self, anchor: Anchor, rng: np.random.Generator, part: str) -> GenExample | None:
-        if not self.eligible:
-            return None
+class Count(GenTask):
+    """A list of exactly n items ("recommend exactly n"), n drawn from 1..k."""
+
+    name = "count"
+
+    def make(self, ctx: GenContext, anchor: Anchor, rng: np.random.Generator) -> GenExample | None:
+        n = int(rng.integers(1, ctx.k + 1))
+        items = _take(ctx.ranked(anchor), n)
+        noun = ctx.noun if n == 1 else ctx.nouns
+        prompt = render("count", rng, nouns=noun, noun=ctx.noun, history=ctx.history_text(anchor), k=n)
+        return ctx.list_example(self.name, anchor, items, prompt, rng)
+
+
+class ControlTask(GenTask):
+    """A list under a category constraint (:class:`Control`): it needs a category value for which both
+    "in" and "not in" lists of ``k`` items exist, so a catalog without one gives no examples."""
+
+    def make(self, ctx: GenContext, anchor: Any, rng: np.random.Generator) -> GenExample | None:
+        return self.controlled(ctx, anchor, rng) if ctx.eligible else None
+
+    @abstractmethod
+    def controlled(self, ctx: GenContext, anchor: Any, rng: np.random.Generator) -> GenExample | None:
+        """The example, knowing that ``ctx.eligible`` holds at least one value."""
+
+
+class Category(ControlTask):
+    """A list of k items whose <column> (does not) include C, with the user's history."""
+
+    name = "category"
+
+    def controlled(self, ctx: GenContext, anchor: Anchor, rng: np.random.Generator) -> GenExample | None:
         negate = bool(rng.integers(2))
-        aware = part == "train" and bool(rng.integers(2))
-        value = self._pick_value(rng, anchor, not negate, aware)
-        control = Control(self.column, value, "not_in" if negate else "in")
-        k = self._pick_k(rng)
-        items = _take((p for p in self._ranked(anchor) if satisfies(self.values[p], control)), k)
+        aware = anchor.part == "train" and bool(rng.integers(2))
+        value = ctx.pick_value(rng, anchor, not negate, aware)
+        control = Control(ctx.column, value, "not_in" if negate else "in")
+        k = ctx.pick_k(rng)
+        items = _take((p for p in ctx.ranked(anchor) if satisfies(ctx.values[p], control)), k)
         if len(items) < k:
             return None
         prompt = render(
             "category",
             rng,
-            nouns=self.nouns,
-            history=self._history_text(anchor),
+            nouns=ctx.nouns,
+            history=ctx.history_text(anchor),
             k=k,
-            condition=self._condition(value, negate),
+            condition=ctx.condition(value, negate),
         )
-        return self._list_example("category", anchor, items, prompt, rng, control)
+        return ctx.list_example(self.name, anchor, items, prompt, rng, control)
 
-    def category_cold(self, rng: np.random.Generator) -> GenExample | None:
-        if not self.eligible:
-            return None
+
+class CategoryCold(ControlTask):
+    """A list of k items whose <column> (does not) include C, without history: popular items of it.
+
+    Its anchors are catalog positions only to number the attempts; the example does not depend on them.
+    """
+
+    name = "category_cold"
+    anchor = "item"
+    one_per_anchor = False
+
+    def controlled(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
         negate = bool(rng.integers(2))
-        value = self._pick_value(rng, None, not negate, False)
-        control = Control(self.column, value, "not_in" if negate else "in")
-        k = self._pick_k(rng)
-        pool = [int(p) for p in self.popular if satisfies(self.values[p], control)][: 3 * k]
+        value = ctx.pick_value(rng, None, not negate, False)
+        control = Control(ctx.column, value, "not_in" if negate else "in")
+        k = ctx.pick_k(rng)
+        pool = [int(p) for p in ctx.popular if satisfies(ctx.values[p], control)][: 3 * k]
         if len(pool) < k:
             return None
-        weights = self.counts[pool] + 1.0
+        weights = ctx.counts[pool] + 1.0
         chosen = rng.choice(len(pool), size=k, replace=False, p=weights / weights.sum())
         items = [pool[i] for i in sorted(chosen)]  # in popularity order
-        prompt = render("category_cold", rng, nouns=self.nouns, k=k, condition=self._condition(value, negate))
-        return self._list_example("category_cold", None, items, prompt, rng, control)
+        prompt = render("category_cold", rng, nouns=ctx.nouns, k=k, condition=ctx.condition(value, negate))
+        return ctx.list_example(self.name, None, items, prompt, rng, control)
 
-    def category_share(self, anchor: Anchor, rng: np.random.Generator, part: str) -> GenExample | None:
-        if not self.eligible:
-            return None
+
+class CategoryShare(ControlTask):
+    """A list of which at least / at most p% are from category C, with the user's history."""
+
+    name = "category_share"
+
+    def controlled(self, ctx: GenContext, anchor: Anchor, rng: np.random.Generator) -> GenExample | None:
         at_least = bool(rng.integers(2))
         share = float(_SHARES[int(rng.integers(len(_SHARES)))])
-        k = max(self._pick_k(rng), 5) if self.k >= 5 else self.k
-        aware = part == "train" and bool(rng.integers(2))
-        value = self._pick_value(rng, anchor, at_least, aware)
-        control = Control(self.column, value, "at_least" if at_least else "at_most", share)
+        k = max(ctx.pick_k(rng), 5) if ctx.k >= 5 else ctx.k
+        aware = anchor.part == "train" and bool(rng.integers(2))
+        value = ctx.pick_value(rng, anchor, at_least, aware)
+        control = Control(ctx.column, value, "at_least" if at_least else "at_most", share)
         inside = math.ceil(share * k - 1e-9) if at_least else math.floor(share * k + 1e-9)
         items: list[int] = []
         n_in = n_out = 0
-        for p in self._ranked(anchor):
-            if value in self.values[p]:
+        for p in ctx.ranked(anchor):
+            if value in ctx.values[p]:
                 if n_in < inside:
                     items.append(p)
                     n_in += 1
@@ -369,16 +487,30 @@ class GenTaskBuilder:
                 break
         if len(items) < k:
             return None
-        rule = f"{'at least' if at_least else 'at most'} {round(share * 100)}% of them are {self.nouns} " + (
-            self._condition(value, False)
+        rule = f"{'at least' if at_least else 'at most'} {round(share * 100)}% of them are {ctx.nouns} " + (
+            ctx.condition(value, False)
         )
         prompt = render(
-            "category_share", rng, nouns=self.nouns, history=self._history_text(anchor), k=k, share_rule=rule
+            "category_share", rng, nouns=ctx.nouns, history=ctx.history_text(anchor), k=k, share_rule=rule
         )
-        return self._list_example("category_share", anchor, items, prompt, rng, control)
+        return ctx.list_example(self.name, anchor, items, prompt, rng, control)
 
-    def item_title(self, position: int, rng: np.random.Generator) -> GenExample | None:
-        catalog = self.catalog
+
+class GroundingTask(GenTask):
+    """A question about catalog items that grounds the model in the catalog: it starts from a catalog
+    position and has no test part (no list to score)."""
+
+    anchor = "item"
+    has_test = False
+
+
+class ItemTitle(GroundingTask):
+    """Attributes -> which item: the catalog facts of an item, answered with its span."""
+
+    name = "item_title"
+
+    def make(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
+        catalog = ctx.catalog
         columns = [
             c
             for c in catalog.schema.rendered_columns()
@@ -386,41 +518,54 @@ class GenTaskBuilder:
         ]
         if not columns:
             return None
-        description = catalog.render(position, columns=columns, max_chars=300, by_position=True).strip()
+        description = catalog.render(anchor, columns=columns, max_chars=300, by_position=True).strip()
         if not description:
             return None
-        prompt = render("item_title", rng, noun=self.noun, description=description)
-        answer = render("answer_item", rng, item=self._span(position))
-        return self._qa_example("item_title", prompt, answer, [position])
+        prompt = render("item_title", rng, noun=ctx.noun, description=description)
+        answer = render("answer_item", rng, item=ctx.span(anchor))
+        return ctx.qa_example(self.name, prompt, answer, [anchor])
 
-    def item_category(self, position: int, rng: np.random.Generator) -> GenExample | None:
-        values = sorted(self.values[position])
+
+class ItemCategory(GroundingTask):
+    """Item -> its categories in the category column."""
+
+    name = "item_category"
+
+    def make(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
+        values = sorted(ctx.values[anchor])
         if not values:
             return None
-        label = self.column.replace("_", " ")
-        prompt = render("item_category", rng, column=label, item=self._span(position))
-        answer = render(
-            "answer_category", rng, column=label, item=self._span(position), values=", ".join(values)
-        )
-        return self._qa_example("item_category", prompt, answer, [position])
+        label = ctx.column.replace("_", " ")
+        prompt = render("item_category", rng, column=label, item=ctx.span(anchor))
+        answer = render("answer_category", rng, column=label, item=ctx.span(anchor), values=", ".join(values))
+        return ctx.qa_example(self.name, prompt, answer, [anchor])
 
-    def general(self, position: int, rng: np.random.Generator) -> GenExample | None:
-        kinds = self._general_kinds()
+
+class General(GroundingTask):
+    """Plain questions built from the catalog: what an item is about, which of two came out first, an
+    attribute's value (a small share of training, so the model keeps answering questions)."""
+
+    name = "general"
+    one_per_anchor = False
+
+    def make(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
+        kinds = _general_kinds(ctx)
         if not kinds:
             return None
         kind = kinds[int(rng.integers(len(kinds)))]
-        catalog = self.catalog
-        span = self._span(position)
+        catalog = ctx.catalog
+        position = anchor
+        span = ctx.span(position)
         if kind == "describe":
             column = catalog.schema.by_role(ColumnRole.TEXT)[0]
             text = _first_sentences(catalog.items[column].iat[position], 300)
             if not text:
                 return None
-            return self._qa_example(
-                "general", render("general_describe", rng, item=span), text, [position], subject=kind
+            return ctx.qa_example(
+                self.name, render("general_describe", rng, item=span), text, [position], subject=kind
             )
         if kind == "compare_year":
-            column = self._year_column()
+            column = ctx.year_column()
             assert column is not None
             other = int(rng.integers(len(catalog)))
             years = catalog.items[column]
@@ -429,17 +574,17 @@ class GenTaskBuilder:
                 return None
             first, second = (position, other) if rng.integers(2) else (other, position)
             earlier, later = (position, other) if int(a) < int(b) else (other, position)
-            prompt = render("general_compare_year", rng, first=self._span(first), second=self._span(second))
+            prompt = render("general_compare_year", rng, first=ctx.span(first), second=ctx.span(second))
             answer = render(
                 "answer_compare_year",
                 rng,
-                earlier=self._span(earlier),
-                later=self._span(later),
+                earlier=ctx.span(earlier),
+                later=ctx.span(later),
                 earlier_year=int(years.iat[earlier]),
                 later_year=int(years.iat[later]),
             )
-            return self._qa_example("general", prompt, answer, [first, second], subject=kind)
-        columns = self._attribute_columns()
+            return ctx.qa_example(self.name, prompt, answer, [first, second], subject=kind)
+        columns = ctx.attribute_columns()
         column = columns[int(rng.integers(len(columns)))]
         value = catalog.items[column].iat[position]
         if isinstance(value, (list, tuple, np.ndarray)):
@@ -455,106 +600,100 @@ class GenTaskBuilder:
         label = column.replace("_", " ")
         prompt = render("general_attribute", rng, column=label, item=span)
         answer = render("answer_attribute", rng, column=label, item=span, value=text)
-        return self._qa_example("general", prompt, answer, [position], subject=kind)
+        return ctx.qa_example(self.name, prompt, answer, [position], subject=kind)
 
-    def _qa_example(
-        self, task: str, prompt: str, answer: str, items: Sequence[int], *, subject: str | None = None
-    ) -> GenExample:
-        return GenExample(
-            id="",
-            task=task,
-            messages=self._messages(prompt, answer),
-            items=self._ids(items),
-            meta={"kind": subject} if subject else {},
-        )
 
-    def _year_column(self) -> str | None:
-        for name in ("year", "release_year"):
-            if name in self.catalog.items and self.catalog.schema.column(name).role is ColumnRole.NUMERIC:
-                return name
-        return None
+def _general_kinds(ctx: GenContext) -> list[str]:
+    kinds = []
+    if ctx.catalog.schema.by_role(ColumnRole.TEXT):
+        kinds.append("describe")
+    if ctx.year_column() is not None:
+        kinds.append("compare_year")
+    if ctx.attribute_columns():
+        kinds.append("attribute")
+    return kinds
 
-    def _attribute_columns(self) -> list[str]:
-        schema = self.catalog.schema
-        roles = (ColumnRole.CATEGORICAL, ColumnRole.MULTI_CATEGORICAL, ColumnRole.NUMERIC)
-        skip = {self.column, self._year_column()}  # the year is already in every display title
-        return [
-            c.name
-            for c in schema.columns
-            if c.role in roles and c.name in self.catalog.items and c.name not in skip
-        ]
 
-    def _general_kinds(self) -> list[str]:
-        kinds = []
-        if self.catalog.schema.by_role(ColumnRole.TEXT):
-            kinds.append("describe")
-        if self._year_column() is not None:
-            kinds.append("compare_year")
-        if self._attribute_columns():
-            kinds.append("attribute")
-        return kinds
+#: The eight built-in tasks by name, in their default order.
+GEN_TASKS: TaskRegistry[GenTask] = TaskRegistry(
+    "gen", (Sequential, Count, Category, CategoryCold, CategoryShare, ItemTitle, ItemCategory, General)
+)
+TASKS: tuple[str, ...] = GEN_TASKS.names
+LIST_TASKS: tuple[str, ...] = tuple(name for name in TASKS if GEN_TASKS[name].has_test)
+GROUNDING_TASKS: tuple[str, ...] = tuple(name for name in TASKS if not GEN_TASKS[name].has_test)
 
-    # ----------------------------------------------------------- drivers
+
+class GenTaskBuilder:
+    """Builds examples of each task for the train and test parts; :func:`build_gen_data` is the front door.
+
+    Args:
+        dataset: the dataset to build from.
+        seed: the seed every anchor order and every example's generator derive from.
+        **settings: :class:`GenContext`'s settings (split, teacher, k, min_k, history_len, category,
+            noun, system, fmt).
+    """
+
+    def __init__(self, dataset: Dataset, *, seed: int = 0, **settings: Any) -> None:
+        self.ctx = GenContext(dataset, **settings)
+        self.seed = seed
+
     def generate(
         self,
-        task: str,
+        task: str | GenTask,
         n: int,
         part: str = "train",
         *,
         avoid: Sequence[GenExample] = (),
         progress: bool = False,
     ) -> list[GenExample]:
-        """Up to ``n`` examples of ``task`` for ``part`` ('train' or 'test'); fewer when anchors run out.
+        """Up to ``n`` examples of ``task`` (a name or a task of your own) for ``part`` ('train' or
+        'test'); fewer when anchors run out.
 
         An example whose prompt is word for word one of ``avoid``'s (the training examples, when building
         a test part) is skipped: answering it would measure recall of a training answer, which happens
         for ``category_cold``, whose prompts come from a small space (value, mode, k, wording).
         """
         avoided = {_prompt_key(e) for e in avoid}
-        if task not in TASKS:
-            raise ValueError(f"unknown task '{task}'; available: {', '.join(TASKS)}")
-        if part not in ("train", "test"):
-            raise ValueError(f"part must be 'train' or 'test', got {part!r}")
-        if part == "test" and task in GROUNDING_TASKS:
-            raise ValueError(f"task '{task}' has no test part (it grounds the model in the catalog)")
+        task = GEN_TASKS.for_part(task, part)
         out: list[GenExample] = []
         seen_keys: set[Any] = set()
-        bar = tqdm(total=n, desc=f"{task} ({part})", disable=not progress, unit="ex")
+        bar = tqdm(total=n, desc=f"{task.name} ({part})", disable=not progress, unit="ex")
         for attempt, key in self._attempts(task, part):
             if len(out) >= n:
                 break
             if key in seen_keys:
                 continue
-            rng = _rng(self.seed, task, part, attempt)
+            rng = seeded_rng(self.seed, task.name, part, attempt)
             example = self._make(task, part, key, rng)
             if example is None or (avoided and _prompt_key(example) in avoided):
                 continue
-            if part == "train" and task not in ("category_cold", "general"):
+            if part == "train" and task.one_per_anchor:
                 seen_keys.add(key)  # one example per (user, cut point) or catalog item
-            out.append(_with_id(example, f"{task}-{part}-{len(out):06d}"))
+            out.append(replace(example, id=f"{task.name}-{part}-{len(out):06d}"))
             bar.update(1)
         bar.close()
         return out
 
-    def _attempts(self, task: str, part: str) -> Iterator[tuple[int, Any]]:
+    def _attempts(self, task: GenTask, part: str) -> Iterator[tuple[int, Any]]:
         """(attempt number, anchor key) pairs in a seeded order, in rounds."""
-        order_rng = _rng(self.seed, task, part, "order")
+        order_rng = seeded_rng(self.seed, task.name, part, "order")
         attempt = 0
-        if task in GROUNDING_TASKS or task == "category_cold":
-            n = len(self.catalog)
+        if task.anchor == "item":
+            n = len(self.ctx.catalog)
             for _ in range(MAX_ROUNDS):
                 for position in order_rng.permutation(n):
                     yield attempt, int(position)
                     attempt += 1
             return
+        split = self.ctx.split
         if part == "test":
-            users = sorted(self.split.test.user_ids, key=str)
-            for i in _rng(self.seed, "test-users").permutation(len(users)):
+            users = sorted(split.test.user_ids, key=str)
+            for i in seeded_rng(self.seed, "test-users").permutation(len(users)):
                 yield attempt, users[int(i)]
                 attempt += 1
             return
-        indptr, _ = self.split.train.sequence_arrays()
-        users = [u for u in range(self.split.train.n_users) if indptr[u + 1] - indptr[u] >= 2]
+        indptr, _ = split.train.sequence_arrays()
+        users = [u for u in range(split.train.n_users) if indptr[u + 1] - indptr[u] >= 2]
         for _ in range(MAX_ROUNDS):
             for i in order_rng.permutation(len(users)):
                 u = users[int(i)]
@@ -562,20 +701,19 @@ class GenTaskBuilder:
                 yield attempt, (u, t)
                 attempt += 1
 
-    def _make(self, task: str, part: str, key: Any, rng: np.random.Generator) -> GenExample | None:
-        if task == "category_cold":
-            return self.category_cold(rng)
-        if task in GROUNDING_TASKS:
-            return getattr(self, task)(int(key), rng)
+    def _make(self, task: GenTask, part: str, key: Any, rng: np.random.Generator) -> GenExample | None:
+        if task.anchor == "item":
+            return task.make(self.ctx, int(key), rng)
         if part == "test":
-            anchor = self._test_anchor(key)
+            anchor = self.ctx.test_anchor(key)
         else:
             u, t = key
-            indptr, codes = self.split.train.sequence_arrays()
-            anchor = self._train_anchor(self.split.train.user_ids[u], codes[indptr[u] : indptr[u + 1]], t)
+            train = self.ctx.split.train
+            indptr, codes = train.sequence_arrays()
+            anchor = self.ctx.train_anchor(train.user_ids[u], codes[indptr[u] : indptr[u + 1]], t)
         if anchor is None or not anchor.future:
             return None
-        return getattr(self, task)(anchor, rng, part)
+        return task.make(self.ctx, anchor, rng)
 
 
 def _take(items: Iterator[int] | Sequence[int], n: int) -> list[int]:
@@ -590,12 +728,6 @@ def _take(items: Iterator[int] | Sequence[int], n: int) -> list[int]:
 def _prompt_key(example: GenExample) -> tuple[tuple[str, str], ...]:
     """What the model is asked, for spotting a test prompt that training already showed word for word."""
     return tuple((m["role"], m["content"]) for m in example.messages[:-1])
-
-
-def _with_id(example: GenExample, new_id: str) -> GenExample:
-    from dataclasses import replace
-
-    return replace(example, id=new_id)
 
 
 def _missing(value: Any) -> bool:
@@ -615,73 +747,56 @@ def _first_sentences(text: Any, max_chars: int) -> str:
 
 def build_gen_data(
     dataset: Dataset,
-    tasks: Sequence[str] | None = None,
+    tasks: Sequence[str | GenTask] | None = None,
     *,
     per_task: int = 500,
     test_per_task: int = 100,
     general_share: float = 0.05,
-    split: Split | None = None,
-    teacher: Any | None = None,
-    k: int = 10,
-    min_k: int = 3,
-    history_len: int = 10,
-    category: str | None = None,
-    noun: str | None = None,
-    system: str | None = None,
     seed: int = 0,
     progress: bool = True,
+    **settings: Any,
 ) -> GenData:
-    """Train and test examples of ``tasks`` (default: all eight).
+    """Train and test examples of ``tasks`` (default: all eight; names or tasks of your own).
 
     ``per_task`` training examples per task, except ``general``, which makes up ``general_share`` of the
-    training set; ``test_per_task`` test examples per list task (one per sampled test user).
+    training set; ``test_per_task`` test examples per task with a test part (one per sampled test user).
+    ``settings`` are :class:`GenContext`'s (split, teacher, k, min_k, history_len, category, noun,
+    system).
     """
-    tasks = tuple(tasks) if tasks is not None else TASKS
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; available: {', '.join(TASKS)}")
+    chosen = GEN_TASKS.resolve(list(tasks) if tasks is not None else TASKS)
     if not 0.0 <= general_share < 1.0:
         raise ValueError(f"general_share must be in [0, 1), got {general_share}")
-    builder = GenTaskBuilder(
-        dataset,
-        split=split,
-        teacher=teacher,
-        k=k,
-        min_k=min_k,
-        history_len=history_len,
-        category=category,
-        noun=noun,
-        system=system,
-        seed=seed,
-    )
+    builder = GenTaskBuilder(dataset, seed=seed, **settings)
+    ctx = builder.ctx
     train: list[GenExample] = []
     test: list[GenExample] = []
-    for task in tasks:
-        if task == "general":
+    for task in chosen:
+        if isinstance(task, General):
             continue
         made = builder.generate(task, per_task, "train", progress=progress)
         train += made
-        if task in LIST_TASKS and test_per_task > 0:
+        if task.has_test and test_per_task > 0:
             test += builder.generate(task, test_per_task, "test", avoid=made, progress=progress)
-    if "general" in tasks and general_share > 0:
-        n_general = max(1, round(general_share / (1.0 - general_share) * len(train)))
-        train += builder.generate("general", n_general, "train", progress=progress)
+    for task in chosen:
+        if isinstance(task, General) and general_share > 0:
+            n_general = max(1, round(general_share / (1.0 - general_share) * len(train)))
+            train += builder.generate(task, n_general, "train", progress=progress)
     meta = {
         "dataset": dataset.name,
-        "tasks": list(tasks),
+        "tasks": [task.name for task in chosen],
         "per_task": per_task,
         "test_per_task": test_per_task,
         "general_share": general_share,
-        "k": k,
-        "min_k": min_k,
-        "history_len": history_len,
-        "category": builder.column,
-        "noun": builder.noun,
-        "system": system,
+        "k": ctx.k,
+        "min_k": ctx.min_k,
+        "history_len": ctx.history_len,
+        "category": ctx.column,
+        "noun": ctx.noun,
+        "system": ctx.system,
         "seed": seed,
-        "split": builder.split.protocol,
-        "teacher": _describe_teacher(teacher),
-        "span": {"start": builder.names.fmt.start, "end": builder.names.fmt.end},
+        "split": ctx.split.protocol,
+        "teacher": _describe_teacher(ctx.teacher),
+        "span": {"start": ctx.names.fmt.start, "end": ctx.names.fmt.end},
         "counts": {},
     }
     data = GenData(train, test, meta)

@@ -11,17 +11,21 @@ from recai.embed.tasks import build_examples
 data = build_examples(load("demo"), per_task=500, seed=0, noun="film")
 data.save("embed-data")  # train.jsonl, test.jsonl, meta.json
 ```
+
+A task of your own subclasses :class:`EmbedTask` and goes among the task names.
 """
 
+from recai.embed.tasks.base import Draft, EmbedTask
 from recai.embed.tasks.build import (
+    EMBED_TASKS,
     OPTIONAL_TASKS,
-    TASK_CLASSES,
     TASKS,
     ExampleBuilder,
     InvalidExampleError,
     build_examples,
 )
-from recai.embed.tasks.example import Example, ExampleSplit, read_examples, write_examples
+from recai.embed.tasks.context import TaskContext
+from recai.embed.tasks.example import Example, ExampleSplit
 from recai.embed.tasks.predicates import (
     Age,
     HasValue,
@@ -38,13 +42,15 @@ from recai.embed.tasks.profile import CatalogProfile, ColumnInfo, ColumnKind
 from recai.embed.tasks.split import normalise_query
 
 __all__ = [
+    "EMBED_TASKS",
     "OPTIONAL_TASKS",
     "TASKS",
-    "TASK_CLASSES",
     "Age",
     "CatalogProfile",
     "ColumnInfo",
     "ColumnKind",
+    "Draft",
+    "EmbedTask",
     "Example",
     "ExampleBuilder",
     "ExampleSplit",
@@ -55,11 +61,10 @@ __all__ = [
     "Popularity",
     "Predicate",
     "PredicateError",
+    "TaskContext",
     "build_examples",
     "normalise_query",
     "predicate_from_dict",
-    "read_examples",
     "satisfies",
     "violations",
-    "write_examples",
 ]

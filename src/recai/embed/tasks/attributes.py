@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from recai.embed.tasks.base import Draft, Task
+from recai.embed.tasks.base import Draft, EmbedTask
 from recai.embed.tasks.conditions import exact_condition, pick, vague_conditions
 from recai.embed.tasks.context import TaskContext
 from recai.embed.tasks.predicates import HasValue, InRange, Not, Predicate
@@ -42,7 +42,7 @@ def _draft(
     return Draft(query, positive, negatives, predicates)
 
 
-class FullAttributes(Task):
+class FullAttributes(EmbedTask):
     """4. full attributes -> item: every attribute, including the long text, with the title masked."""
 
     name: ClassVar[str] = "full_attributes"
@@ -74,7 +74,7 @@ class FullAttributes(Task):
         return _draft(ctx, anchor, tuple(predicates), query, rng)
 
 
-class PartialAttributes(Task):
+class PartialAttributes(EmbedTask):
     """5. partial attributes -> item: one to three attributes as stated in the data."""
 
     name: ClassVar[str] = "partial_attributes"
@@ -109,7 +109,7 @@ class PartialAttributes(Task):
         return attribute_pair(info, predicate.low, predicate.high)
 
 
-class VagueCondition(Task):
+class VagueCondition(EmbedTask):
     """8. vague condition -> item: "before 1990", "under 100 minutes", "something recent", "a popular
     one", sometimes with a category to narrow it."""
 
@@ -131,7 +131,7 @@ class VagueCondition(Task):
         return _draft(ctx, anchor, predicates, query, rng)
 
 
-class NegativeCondition(Task):
+class NegativeCondition(EmbedTask):
     """9. negative condition -> item: "not horror", "without Tom Hanks", usually next to a condition the
     positive meets ("a thriller, but not horror"). The negated value is one that items close to the
     positive have; the hard negatives are items that have it (they violate the negation), those that

@@ -19,20 +19,18 @@ ones were in flight is dropped (its reply stays in the response cache).
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from recai.data.dataset import Dataset
 from recai.data.interactions import Interactions
 from recai.embed.tasks.attributes import FullAttributes, NegativeCondition, PartialAttributes, VagueCondition
-from recai.embed.tasks.base import Draft, Task
+from recai.embed.tasks.base import Draft, EmbedTask
 from recai.embed.tasks.context import TaskContext
 from recai.embed.tasks.cooccurrence import ItemToItem
 from recai.embed.tasks.example import Example, ExampleSplit
@@ -45,11 +43,12 @@ from recai.embed.tasks.writer import LLMWriter
 from recai.llm.base import ChatModel
 from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError, run_batch
 from recai.llm.usage import UsageMeter, scoped
+from recai.train.tasks import TaskRegistry, seeded_rng
 
-#: The ten matching tasks of RecLM-emb, in the order of the paper's list.
-TASK_CLASSES: dict[str, type[Task]] = {
-    cls.name: cls
-    for cls in (
+#: The ten matching tasks of RecLM-emb, in the order of the paper's list, and the optional dialogue task.
+EMBED_TASKS: TaskRegistry[EmbedTask] = TaskRegistry(
+    "embed",
+    (
         HistoryNext,
         ItemToItem,
         UserSummary,
@@ -61,22 +60,18 @@ TASK_CLASSES: dict[str, type[Task]] = {
         NegativeCondition,
         HistoryQuery,
         Conversation,
-    )
-}
-TASKS: tuple[str, ...] = tuple(name for name in TASK_CLASSES if name != "conversation")
+    ),
+)
+TASKS: tuple[str, ...] = tuple(name for name in EMBED_TASKS if name != "conversation")
 OPTIONAL_TASKS: tuple[str, ...] = ("conversation",)
 #: Rounds over the anchors before a task gives up short of ``per_task``.
 MAX_ROUNDS = 30
 
 
 class InvalidExampleError(RuntimeError):
-    """A task produced an example that breaks its own contract (a bug, never bad luck)."""
-
-
-def _seed_words(*parts: object) -> list[int]:
-    """32-bit words from a stable hash of ``parts`` (Python's ``hash`` of text changes between runs)."""
-    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
-    return [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 16, 4)]
+    """A task produced an example that breaks its own contract (a bug, never bad luck): a positive
+    that does not satisfy the query's predicates, a negative that does, or a positive among the
+    negatives."""
 
 
 class ExampleBuilder:
@@ -86,6 +81,20 @@ class ExampleBuilder:
     recommender's held-out events out of the embedder's training data. ``batch`` sets how many drafts
     of an LLM task are written at once (default: what the model allows) and a budget for the whole
     build.
+
+    Args:
+        dataset: the dataset to build from.
+        seed: the seed every anchor order and every attempt's generator derive from.
+        llm: a chat model that writes the text of the LLM tasks, or None for templates.
+        cache: the LLM response cache file.
+        llm_model_id: the model's name in the cache key and in ``meta.json``.
+        log: the interactions histories come from (default: the dataset's).
+        noun: what an item is called (default: the dataset's ``item_noun``, else "item").
+        n_negatives: hard negatives per example.
+        history_len: the most history items a query shows.
+        max_query_chars: the longest query kept.
+        progress: show progress bars.
+        batch: LLM requests in flight and a budget for the build.
     """
 
     def __init__(
@@ -127,21 +136,15 @@ class ExampleBuilder:
         if self.ctx.writer is not None:
             self.ctx.writer.close()
 
-    def generate(self, task: str | Task, n: int) -> list[Example]:
+    def generate(self, task: str | EmbedTask, n: int) -> list[Example]:
         """Up to ``n`` checked examples of one task, by name or as an instance (for tasks of your own);
         fewer when its anchors run out."""
-        if isinstance(task, str):
-            if task not in TASK_CLASSES:
-                raise ValueError(f"unknown task '{task}' (known: {list(TASK_CLASSES)})")
-            task = TASK_CLASSES[task]()
+        (task,) = EMBED_TASKS.resolve([task])
         task_name = task.name
         rejected = self.rejected.setdefault(task_name, Counter())
         writers = self.writers.setdefault(task_name, Counter())
         anchors = task.anchors(self.ctx)
-        order = [
-            anchors[int(i)]
-            for i in np.random.default_rng(_seed_words(self.seed, task_name)).permutation(len(anchors))
-        ]
+        order = [anchors[int(i)] for i in seeded_rng(self.seed, task_name).permutation(len(anchors))]
         out: list[Example] = []
         queries: set[str] = set()
         uses_llm = task.uses_llm and self.ctx.writer is not None
@@ -154,7 +157,7 @@ class ExampleBuilder:
                 added = 0
 
                 def draft(anchor: Any, round_: int = round_) -> Draft | None:
-                    rng = np.random.default_rng(_seed_words(self.seed, task_name, round_, anchor))
+                    rng = seeded_rng(self.seed, task_name, round_, anchor)
                     return task.make(self.ctx, anchor, rng)
 
                 def keep(draft: Draft | None) -> None:
@@ -240,7 +243,7 @@ class ExampleBuilder:
             remaining=n - done,
         )
 
-    def _problem(self, task: Task, draft: Draft) -> str | None:
+    def _problem(self, task: EmbedTask, draft: Draft) -> str | None:
         """Why a draft cannot be kept (None when it can); contract breaches raise."""
         ctx = self.ctx
         if draft.predicates:
@@ -281,7 +284,7 @@ class ExampleBuilder:
 
 def build_examples(
     dataset: Dataset,
-    tasks: Sequence[str] | None = None,
+    tasks: Sequence[str | EmbedTask] | None = None,
     *,
     per_task: int | Mapping[str, int] = 200,
     seed: int = 0,
@@ -297,7 +300,8 @@ def build_examples(
     progress: bool = True,
     batch: BatchSettings | None = None,
 ) -> ExampleSplit:
-    """Examples of ``tasks`` (default: the ten of :data:`TASKS`) split into train and test.
+    """Examples of ``tasks`` (default: the ten of :data:`TASKS`; names or tasks of your own) split into
+    train and test.
 
     ``split_by="item"`` puts every example whose positive is a test item in test; ``"user"`` does so for
     examples built from a test user's history (examples without a user still go by their item). Test
@@ -307,10 +311,8 @@ def build_examples(
     (default ``$RECAI_HOME/cache/llm_responses.sqlite``); without it they use templates. ``batch`` sets
     the LLM requests in flight and a budget for the build (the examples are the same at any concurrency).
     """
-    names = list(TASKS if tasks is None else tasks)
-    unknown = [t for t in names if t not in TASK_CLASSES]
-    if unknown:
-        raise ValueError(f"unknown task(s) {unknown} (known: {list(TASK_CLASSES)})")
+    chosen = EMBED_TASKS.resolve(list(TASKS if tasks is None else tasks))
+    names = [task.name for task in chosen]
     if split_by not in ("item", "user"):
         raise ValueError(f"split_by must be 'item' or 'user', got {split_by!r}")
     counts = {t: int(per_task[t] if isinstance(per_task, Mapping) else per_task) for t in names}
@@ -329,8 +331,8 @@ def build_examples(
     )
     try:
         examples: list[Example] = []
-        for name in tqdm(names, desc="embed tasks", unit="task", disable=not progress):
-            examples += builder.generate(name, counts[name])
+        for task in tqdm(chosen, desc="embed tasks", unit="task", disable=not progress):
+            examples += builder.generate(task, counts[task.name])
     finally:
         builder.close()
     ctx = builder.ctx

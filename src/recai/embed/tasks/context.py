@@ -27,7 +27,20 @@ VIOLATION_PENALTY = 0.5
 
 @dataclass
 class TaskContext:
-    """Everything a task needs to turn an anchor (a user or an item) into one example."""
+    """Everything a task needs to turn an anchor (a user or an item) into one example; built once per
+    build by :class:`~recai.embed.tasks.build.ExampleBuilder` and read-only for tasks.
+
+    Attributes:
+        dataset: the dataset examples are built from.
+        log: the interactions histories come from (the dataset's, or a split's training log).
+        profile: column kinds and item similarity of the catalog.
+        noun: what an item is called in queries.
+        n_negatives: hard negatives per example.
+        history_len: the most history items a query shows.
+        max_query_chars: the longest query kept.
+        writer: the LLM writer, or None to use templates.
+        store: per-build precomputations of individual tasks, keyed by task name.
+    """
 
     dataset: Dataset
     log: Interactions

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from recai.embed.tasks.base import Draft, Task
+from recai.embed.tasks.base import Draft, EmbedTask
 from recai.embed.tasks.context import TaskContext
 
 #: Positives are drawn from the anchor's closest partners, weighted by cosine-normalised counts.
@@ -24,7 +24,7 @@ _SHAPES = (
 )
 
 
-class ItemToItem(Task):
+class ItemToItem(EmbedTask):
     """Co-occurrence means: within ``window`` events of each other in one user's time-ordered sequence
     (see :attr:`CatalogProfile.cooccurrence`). Hard negatives have a co-occurrence count of zero with the
     anchor, and are close to the positive in attributes and text."""

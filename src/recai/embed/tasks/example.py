@@ -1,36 +1,25 @@
 """One training or test example for the embedder, and its JSONL form.
 
 A line of the JSONL file is one :class:`Example` as a JSON object with the fields ``id``, ``task``,
-``query``, ``positive``, ``negatives``, ``predicates``, ``split_key`` and ``source``. Files are written
-atomically (a crash leaves the old file), and every reading error names the file, the line and the field.
+``query``, ``positive``, ``negatives``, ``predicates``, ``split_key`` and ``source``.
+:class:`ExampleSplit` (a :class:`~recai.train.example_sets.ExampleSet`) saves a train and a test part as
+one folder, atomically (a crash leaves the old folder), and every reading error names the file, the line
+and the field.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from recai.data.atomic import atomic_directory
 from recai.data.catalog import Catalog
 from recai.data.errors import plain_value
-from recai.data.jsonl import (
-    FieldError,
-    check_fields,
-    check_item_ids,
-    count_by_task,
-    is_item_id,
-    plain_json,
-    read_jsonl,
-    read_split_files,
-    write_jsonl,
-    write_split_files,
-)
+from recai.data.jsonl import FieldError, check_fields, check_item_ids, is_item_id, plain_json
 from recai.embed.tasks.predicates import Predicate, PredicateError, predicate_from_dict, satisfies
+from recai.train.example_sets import ExampleSet
 
 ItemId = int | str
 _FIELDS = ("id", "task", "query", "positive", "negatives", "predicates", "split_key", "source")
@@ -44,6 +33,16 @@ class Example:
     item or a name): the positive satisfies all of them and every negative violates at least one.
     ``split_key`` ("item:ID" or "user:ID") decides whether the example is in train or test, and
     ``source`` records how it was made (anchor user or item, template or LLM, attempts).
+
+    Attributes:
+        id: ``task-NNNNNN``, numbered in generation order within its task.
+        task: the task's name.
+        query: the text to embed as a query.
+        positive: the item id the query should retrieve.
+        negatives: hard negatives, closest first: items that provably do not answer the query.
+        predicates: the conditions the query states.
+        split_key: "item:ID" or "user:ID", which decides train or test.
+        source: how the example was made.
     """
 
     id: str
@@ -106,46 +105,17 @@ class Example:
         )
 
 
-def example_line(example: Example) -> str:
-    """One JSONL line (no newline): UTF-8 text, fields in a fixed order, so files are byte-stable."""
-    return json.dumps(example.to_dict(), ensure_ascii=False)
-
-
-def write_examples(path: str | Path, examples: Iterable[Example]) -> Path:
-    """Write ``examples`` as JSON lines, atomically."""
-    return write_jsonl(path, (example.to_dict() for example in examples))
-
-
-def read_examples(path: str | Path) -> list[Example]:
-    """Read a JSONL file written by :func:`write_examples`; blank lines are skipped.
-
-    Raises :class:`~recai.data.errors.DataError` naming the file, the line and the field of the first
-    problem.
-    """
-    return read_jsonl(path, Example.from_dict)
-
-
 @dataclass
-class ExampleSplit:
+class ExampleSplit(ExampleSet[Example]):
     """Train and test examples with the settings and counts that produced them.
 
     Saved as a folder (``train.jsonl``, ``test.jsonl``, ``meta.json``) written atomically.
+
+    Attributes:
+        train: the training examples.
+        test: the test examples (their split keys are test items or users; no query seen in training).
+        meta: the settings, counts, dropped duplicates, writers and rejections of the build.
     """
 
-    train: list[Example]
-    test: list[Example]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Examples per task in each part."""
-        return count_by_task(self.train, self.test)
-
-    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
-        folder = Path(folder)
-        with atomic_directory(folder, overwrite=overwrite) as tmp:
-            write_split_files(tmp, self.train, self.test, self.meta)
-        return folder
-
-    @classmethod
-    def load(cls, folder: str | Path) -> ExampleSplit:
-        return cls(*read_split_files(folder, Example.from_dict, what="an example folder"))
+    example_type: ClassVar[type[Example]] = Example
+    kind: ClassVar[str] = "an example folder"

@@ -7,12 +7,13 @@ interacted with anywhere in the log (and, with a request, always violate one of 
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import Counter
 from typing import Any, ClassVar
 
 import numpy as np
 
-from recai.embed.tasks.base import AnchorKind, Draft, Task
+from recai.embed.tasks.base import AnchorKind, Draft, EmbedTask
 from recai.embed.tasks.conditions import exact_condition, pick, vague_conditions
 from recai.embed.tasks.context import TaskContext
 from recai.embed.tasks.profile import ColumnKind
@@ -53,10 +54,10 @@ def _cut(ctx: TaskContext, user: int, rng: np.random.Generator) -> tuple[int, li
     return positive, history
 
 
-class HistoryNext(Task):
-    """1. user history -> next item: the history's titles, newest first."""
+class HistoryTask(EmbedTask):
+    """A task whose query comes from a user's history: the positive is the item the user consumed at a
+    random point of their sequence (never a re-consumption), the history is what came before it."""
 
-    name: ClassVar[str] = "history_next"
     anchor: ClassVar[AnchorKind] = "user"
 
     def make(self, ctx: TaskContext, anchor: int, rng: np.random.Generator) -> Draft | None:
@@ -64,27 +65,42 @@ class HistoryNext(Task):
         if cut is None:
             return None
         positive, history = cut
+        return self.from_history(ctx, anchor, positive, history, rng)
+
+    @abstractmethod
+    def from_history(
+        self, ctx: TaskContext, user: int, positive: int, history: list[int], rng: np.random.Generator
+    ) -> Draft | None:
+        """The draft for ``user`` (an index in the log) whose next item is ``positive`` after ``history``
+        (newest first)."""
+
+
+class HistoryNext(HistoryTask):
+    """1. user history -> next item: the history's titles, newest first."""
+
+    name: ClassVar[str] = "history_next"
+
+    def from_history(
+        self, ctx: TaskContext, user: int, positive: int, history: list[int], rng: np.random.Generator
+    ) -> Draft | None:
         titles = join_titles([ctx.title(p) for p in history], rng)
         query = str(rng.choice(_HISTORY_SHAPES)).format(titles=titles, noun=ctx.noun)
-        negatives = ctx.hard_negatives(positive, ~ctx.seen_mask(anchor), rng)
+        negatives = ctx.hard_negatives(positive, ~ctx.seen_mask(user), rng)
         return Draft(
-            query, positive, negatives, user=anchor, source={"history": [ctx.item_id(p) for p in history]}
+            query, positive, negatives, user=user, source={"history": [ctx.item_id(p) for p in history]}
         )
 
 
-class UserSummary(Task):
+class UserSummary(HistoryTask):
     """3. user summary -> item: a short description of the user's tastes (LLM-written when a model is
     configured, from the history's attributes otherwise); the positive is the user's next item."""
 
     name: ClassVar[str] = "user_summary"
-    anchor: ClassVar[AnchorKind] = "user"
     uses_llm: ClassVar[bool] = True
 
-    def make(self, ctx: TaskContext, anchor: int, rng: np.random.Generator) -> Draft | None:
-        cut = _cut(ctx, anchor, rng)
-        if cut is None:
-            return None
-        positive, history = cut
+    def from_history(
+        self, ctx: TaskContext, user: int, positive: int, history: list[int], rng: np.random.Generator
+    ) -> Draft | None:
         source: dict[str, Any] = {"history": [ctx.item_id(p) for p in history]}
         summary = None
         if ctx.writer is not None:
@@ -119,8 +135,8 @@ class UserSummary(Task):
             source.setdefault("writer", "template")
         if not summary:
             return None
-        negatives = ctx.hard_negatives(positive, ~ctx.seen_mask(anchor), rng)
-        return Draft(summary, positive, negatives, user=anchor, source=source)
+        negatives = ctx.hard_negatives(positive, ~ctx.seen_mask(user), rng)
+        return Draft(summary, positive, negatives, user=user, source=source)
 
 
 def template_summary(ctx: TaskContext, history: list[int], rng: np.random.Generator) -> str:
@@ -165,18 +181,15 @@ def template_summary(ctx: TaskContext, history: list[int], rng: np.random.Genera
     return tidy(f"{lead} {subject}" + "".join(joiner + f for f in facets) + ".")
 
 
-class HistoryQuery(Task):
+class HistoryQuery(HistoryTask):
     """10. history + query -> item: the user's history and an explicit request that their real next
     item satisfies; hard negatives violate the request and are new to the user."""
 
     name: ClassVar[str] = "history_query"
-    anchor: ClassVar[AnchorKind] = "user"
 
-    def make(self, ctx: TaskContext, anchor: int, rng: np.random.Generator) -> Draft | None:
-        cut = _cut(ctx, anchor, rng)
-        if cut is None:
-            return None
-        positive, history = cut
+    def from_history(
+        self, ctx: TaskContext, user: int, positive: int, history: list[int], rng: np.random.Generator
+    ) -> Draft | None:
         options = vague_conditions(ctx, positive, rng)
         for info in ctx.profile.of_kind(ColumnKind.TAG, ColumnKind.ENTITY, ColumnKind.CATEGORY):
             condition = exact_condition(ctx, positive, info, rng)
@@ -192,10 +205,10 @@ class HistoryQuery(Task):
             titles=titles, request=request, Request=request[:1].upper() + request[1:], noun=ctx.noun
         )
         violated = ctx.violations(predicates)
-        eligible = (violated > 0) & ~ctx.seen_mask(anchor)
+        eligible = (violated > 0) & ~ctx.seen_mask(user)
         negatives = ctx.hard_negatives(positive, eligible, rng, violations=violated)
         source = {"history": [ctx.item_id(p) for p in history], "request": request}
-        return Draft(query, positive, negatives, predicates, user=anchor, source=source)
+        return Draft(query, positive, negatives, predicates, user=user, source=source)
 
 
-__all__ = ["HistoryNext", "HistoryQuery", "UserSummary", "template_summary"]
+__all__ = ["HistoryNext", "HistoryQuery", "HistoryTask", "UserSummary", "template_summary"]

@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from recai.embed.tasks.base import Draft, Task
+from recai.embed.tasks.base import Draft, EmbedTask
 from recai.embed.tasks.context import TaskContext
 
 MARGIN = 5.0
@@ -123,7 +123,7 @@ def _abbreviation(name: str, rng: np.random.Generator) -> str | None:
     return letters if style == 0 else ".".join(letters) + "." if style == 1 else letters.lower()
 
 
-class FuzzyName(Task):
+class FuzzyName(EmbedTask):
     """The query is a damaged name; ``source`` says which damage."""
 
     name: ClassVar[str] = "fuzzy_name"

@@ -42,7 +42,11 @@ Bound = float | int | str | None
 
 
 class Predicate(ABC):
-    """A condition on catalog items. Subclasses are frozen dataclasses (hashable, comparable)."""
+    """A condition on catalog items. Subclasses are frozen dataclasses (hashable, comparable).
+
+    Attributes:
+        type: the name the serialised form carries (``to_dict()["type"]``).
+    """
 
     type: ClassVar[str]
 
@@ -71,7 +75,12 @@ class Predicate(ABC):
 
 @dataclass(frozen=True)
 class HasValue(Predicate):
-    """A categorical column equals ``value``, or a multi-valued column contains it."""
+    """A categorical column equals ``value``, or a multi-valued column contains it.
+
+    Attributes:
+        column: the categorical or multi-valued categorical column.
+        value: the value the item has.
+    """
 
     column: str
     value: str
@@ -99,7 +108,13 @@ class HasValue(Predicate):
 
 @dataclass(frozen=True)
 class InRange(Predicate):
-    """A numeric or date column lies in ``[low, high]`` (dates as ISO strings)."""
+    """A numeric or date column lies in ``[low, high]`` (dates as ISO strings).
+
+    Attributes:
+        column: the numeric or date column.
+        low: the smallest value allowed, or None for no lower bound.
+        high: the largest value allowed, or None for no upper bound (one of the two is set).
+    """
 
     column: str
     low: Bound = None
@@ -145,7 +160,13 @@ class InRange(Predicate):
 @dataclass(frozen=True)
 class Age(Predicate):
     """A vague time condition: "recent" (at or after ``threshold``) or "old" (at or before it) on a year
-    or date column. The threshold is fixed when the example is made, so evaluation is exact."""
+    or date column. The threshold is fixed when the example is made, so evaluation is exact.
+
+    Attributes:
+        column: the year or date column.
+        threshold: the boundary year or ISO date.
+        recent: True for "recent" (at or after the threshold), False for "old" (at or before it).
+    """
 
     column: str
     threshold: float | int | str
@@ -170,7 +191,12 @@ class Age(Predicate):
 @dataclass(frozen=True)
 class Popularity(Predicate):
     """A vague popularity condition over ``catalog.popularity()``: "popular" (at least ``low``) or
-    "lesser-known" (at most ``high``)."""
+    "lesser-known" (at most ``high``).
+
+    Attributes:
+        low: the least popularity of a "popular" item (set exactly one of ``low`` and ``high``).
+        high: the most popularity of a "lesser-known" item.
+    """
 
     low: float | None = None
     high: float | None = None
@@ -197,7 +223,11 @@ class Popularity(Predicate):
 
 @dataclass(frozen=True)
 class Not(Predicate):
-    """The negation of another condition ("not horror", "without Tom Hanks")."""
+    """The negation of another condition ("not horror", "without Tom Hanks").
+
+    Attributes:
+        predicate: the condition negated.
+    """
 
     predicate: Predicate
     type: ClassVar[str] = "not"
@@ -225,7 +255,12 @@ PREDICATE_TYPES: dict[str, type[Predicate]] = {
 
 
 class PredicateError(ValueError):
-    """A serialised predicate that cannot be read; ``field`` is its JSON path."""
+    """A serialised predicate that cannot be read.
+
+    Args:
+        field: the JSON path of the culprit (``predicates[1].type``).
+        reason: what is wrong with it.
+    """
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")

@@ -48,7 +48,16 @@ _WORD = re.compile(r"[^\W\d_]{3,}")
 
 
 class ColumnKind(str, Enum):
-    """How conditions on a column are phrased (see the module docstring)."""
+    """How conditions on a column are phrased (the module docstring gives an example of each).
+
+    Attributes:
+        TAG: a multi-valued column whose values many items share (genres).
+        ENTITY: a multi-valued column of mostly unique values (people, brands).
+        CATEGORY: a one-valued categorical column (language).
+        YEAR: a numeric column of whole years.
+        QUANTITY: any other numeric column, with its unit.
+        DATE: a date column.
+    """
 
     TAG = "tag"
     ENTITY = "entity"
@@ -60,7 +69,16 @@ class ColumnKind(str, Enum):
 
 @dataclass(frozen=True)
 class ColumnInfo:
-    """One attribute column as the wording code sees it."""
+    """One attribute column as the wording code sees it.
+
+    Attributes:
+        name: the catalog column.
+        kind: how conditions on it are phrased.
+        label: a short human name for it ("runtime").
+        unit: its unit from the schema ("min"), or None.
+        integer: whether its values are whole numbers (thresholds are then whole too).
+        step: the round step thresholds on it move in (10 for years).
+    """
 
     name: str
     kind: ColumnKind
@@ -108,6 +126,11 @@ class CatalogProfile:
 
     ``log`` (optional) adds co-occurrence to the similarity, so that hard negatives can be items that
     people consume together with the positive.
+
+    Args:
+        catalog: the catalog to profile.
+        log: interactions whose co-occurrences add to the similarity, or None.
+        window: how many events apart two items of one sequence may be to count as co-occurring.
     """
 
     def __init__(self, catalog: Catalog, *, log: Interactions | None = None, window: int = 3) -> None:

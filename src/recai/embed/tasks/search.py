@@ -9,18 +9,19 @@ asked for again, and after the retries the template text is used. Without an LLM
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
 
-from recai.embed.tasks.base import Draft, Task
+from recai.embed.tasks.base import Draft, EmbedTask
 from recai.embed.tasks.conditions import exact_condition, pick, vague_conditions
 from recai.embed.tasks.context import TaskContext
 from recai.embed.tasks.predicates import InRange, Predicate
 from recai.embed.tasks.profile import ColumnKind
 from recai.embed.tasks.wording import compose, tidy
 from recai.embed.tasks.writer import Written, dialogue, first_line
-from recai.evaluate.conversation import target_facts
+from recai.evaluate.conversation import TitleGuard, target_facts
 
 MAX_SEARCH_CHARS = 200
 MAX_DIALOGUE_CHARS = 900
@@ -91,48 +92,107 @@ def _draft(
     return Draft(query, positive, negatives, predicates, source=source)
 
 
-class SearchQuery(Task):
-    """6. natural search query -> item: what a person would type to find the item."""
+def _stated(
+    text: str, said: str, guard: TitleGuard, predicates: tuple[Predicate, ...]
+) -> tuple[str | None, str]:
+    """``text`` when it does not name the item and ``said`` (what the user says in it) states every
+    condition; otherwise None and the reason."""
+    if guard.leaks(text):
+        return None, "names the item"
+    missing = [p for p in predicates if not p.mentioned_in(said)]
+    if missing:
+        return None, f"leaves out {missing[0].to_dict()}"
+    return text, ""
 
-    name: ClassVar[str] = "search_query"
+
+class StatedConditions(EmbedTask):
+    """An item's selective conditions stated in text: LLM-written when the build has a model (checked,
+    and asked again when a reply is rejected), from a template otherwise; hard negatives violate one of
+    the conditions. Subclasses pick the conditions and say how the text is asked for, checked and made
+    without a model."""
+
     uses_llm: ClassVar[bool] = True
+    #: The prompt file (``recai/embed/prompts/<prompt>.txt``) and the reply's token budget.
+    prompt: ClassVar[str]
+    max_tokens: ClassVar[int]
+    #: Ways of asking, one drawn per prompt (none: the prompt has no style).
+    styles: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def conditions(self, ctx: TaskContext, anchor: int, rng: np.random.Generator) -> tuple[Predicate, ...]:
+        """The conditions the text states; too few (none) skips the anchor."""
+
+    def prompt_values(
+        self, ctx: TaskContext, anchor: int, predicates: tuple[Predicate, ...], rng: np.random.Generator
+    ) -> dict[str, str]:
+        """The values the prompt file is filled with: the noun, the item's facts, a style drawn from
+        ``styles`` (when there are any) and the conditions in words."""
+        values = {"noun": ctx.noun, "facts": target_facts(ctx.catalog, anchor)}
+        if self.styles:
+            values["style"] = str(rng.choice(self.styles))
+        values["conditions"] = _condition_list(ctx, predicates, rng)
+        return values
+
+    @abstractmethod
+    def accept(
+        self, reply: str, guard: TitleGuard, predicates: tuple[Predicate, ...]
+    ) -> tuple[str | None, str]:
+        """The text of an LLM reply, or None and why it was rejected."""
+
+    @abstractmethod
+    def template(
+        self, ctx: TaskContext, anchor: int, predicates: tuple[Predicate, ...], rng: np.random.Generator
+    ) -> str:
+        """The text without a model."""
 
     def make(self, ctx: TaskContext, anchor: int, rng: np.random.Generator) -> Draft | None:
-        predicates = _conditions(ctx, anchor, rng, 1 + int(rng.integers(2)))
+        predicates = self.conditions(ctx, anchor, rng)
         if not predicates:
             return None
-        query: str | None = None
+        text: str | None = None
         source: dict[str, Any] = {}
         if ctx.writer is not None:
             guard = ctx.guard(anchor)
-
-            def check(reply: str) -> tuple[str | None, str]:
-                text = first_line(reply)
-                if not text:
-                    return None, "empty"
-                if len(text) > MAX_SEARCH_CHARS:
-                    return None, "too long"
-                if guard.leaks(text):
-                    return None, "names the item"
-                missing = [p for p in predicates if not p.mentioned_in(text)]
-                if missing:
-                    return None, f"leaves out {missing[0].to_dict()}"
-                return text, ""
-
-            values = {
-                "noun": ctx.noun,
-                "facts": target_facts(ctx.catalog, anchor),
-                "style": str(rng.choice(_STYLES)),
-                "conditions": _condition_list(ctx, predicates, rng),
-            }
+            values = self.prompt_values(ctx, anchor, predicates, rng)
             written = ctx.writer.write(
-                "search_query", values, seed=int(rng.integers(2**31)), check=check, max_tokens=64
+                self.prompt,
+                values,
+                seed=int(rng.integers(2**31)),
+                check=lambda reply: self.accept(reply, guard, predicates),
+                max_tokens=self.max_tokens,
             )
-            query, source = written.text, _llm_source(ctx, written)
-        if query is None:
-            query = keyword_query(ctx, anchor, predicates, rng)
+            text, source = written.text, _llm_source(ctx, written)
+        if text is None:
+            text = self.template(ctx, anchor, predicates, rng)
             source.setdefault("writer", "template")
-        return _draft(ctx, anchor, predicates, query, rng, source)
+        return _draft(ctx, anchor, predicates, text, rng, source)
+
+
+class SearchQuery(StatedConditions):
+    """6. natural search query -> item: what a person would type to find the item."""
+
+    name: ClassVar[str] = "search_query"
+    prompt: ClassVar[str] = "search_query"
+    max_tokens: ClassVar[int] = 64
+    styles: ClassVar[tuple[str, ...]] = _STYLES
+
+    def conditions(self, ctx: TaskContext, anchor: int, rng: np.random.Generator) -> tuple[Predicate, ...]:
+        return _conditions(ctx, anchor, rng, 1 + int(rng.integers(2)))
+
+    def accept(
+        self, reply: str, guard: TitleGuard, predicates: tuple[Predicate, ...]
+    ) -> tuple[str | None, str]:
+        text = first_line(reply)
+        if not text:
+            return None, "empty"
+        if len(text) > MAX_SEARCH_CHARS:
+            return None, "too long"
+        return _stated(text, text, guard, predicates)
+
+    def template(
+        self, ctx: TaskContext, anchor: int, predicates: tuple[Predicate, ...], rng: np.random.Generator
+    ) -> str:
+        return keyword_query(ctx, anchor, predicates, rng)
 
 
 def keyword_query(
@@ -154,50 +214,34 @@ def keyword_query(
     return query.lower() if rng.random() < 0.5 else query
 
 
-class Conversation(Task):
+class Conversation(StatedConditions):
     """Optional: a short dialogue in which the user gradually states what they want (the target is
     never named)."""
 
     name: ClassVar[str] = "conversation"
-    uses_llm: ClassVar[bool] = True
+    prompt: ClassVar[str] = "conversation"
+    max_tokens: ClassVar[int] = 300
 
-    def make(self, ctx: TaskContext, anchor: int, rng: np.random.Generator) -> Draft | None:
+    def conditions(self, ctx: TaskContext, anchor: int, rng: np.random.Generator) -> tuple[Predicate, ...]:
         predicates = _conditions(ctx, anchor, rng, 2 + int(rng.integers(2)))
-        if len(predicates) < 2:
-            return None
-        text: str | None = None
-        source: dict[str, Any] = {}
-        if ctx.writer is not None:
-            guard = ctx.guard(anchor)
+        return predicates if len(predicates) >= 2 else ()
 
-            def check(reply: str) -> tuple[str | None, str]:
-                turns = dialogue(reply)
-                if not any(role == "user" for role, _ in turns):
-                    return None, "no User lines"
-                joined = "\n".join(f"{role.capitalize()}: {line}" for role, line in turns)
-                if len(joined) > MAX_DIALOGUE_CHARS:
-                    return None, "too long"
-                if guard.leaks(joined):
-                    return None, "names the item"
-                said = " ".join(line for role, line in turns if role == "user")
-                missing = [p for p in predicates if not p.mentioned_in(said)]
-                if missing:
-                    return None, f"leaves out {missing[0].to_dict()}"
-                return joined, ""
+    def accept(
+        self, reply: str, guard: TitleGuard, predicates: tuple[Predicate, ...]
+    ) -> tuple[str | None, str]:
+        turns = dialogue(reply)
+        if not any(role == "user" for role, _ in turns):
+            return None, "no User lines"
+        joined = "\n".join(f"{role.capitalize()}: {line}" for role, line in turns)
+        if len(joined) > MAX_DIALOGUE_CHARS:
+            return None, "too long"
+        said = " ".join(line for role, line in turns if role == "user")
+        return _stated(joined, said, guard, predicates)
 
-            values = {
-                "noun": ctx.noun,
-                "facts": target_facts(ctx.catalog, anchor),
-                "conditions": _condition_list(ctx, predicates, rng),
-            }
-            written = ctx.writer.write(
-                "conversation", values, seed=int(rng.integers(2**31)), check=check, max_tokens=300
-            )
-            text, source = written.text, _llm_source(ctx, written)
-        if text is None:
-            text = template_dialogue(ctx, predicates, rng)
-            source.setdefault("writer", "template")
-        return _draft(ctx, anchor, predicates, text, rng, source)
+    def template(
+        self, ctx: TaskContext, anchor: int, predicates: tuple[Predicate, ...], rng: np.random.Generator
+    ) -> str:
+        return template_dialogue(ctx, predicates, rng)
 
 
 def template_dialogue(ctx: TaskContext, predicates: tuple[Predicate, ...], rng: np.random.Generator) -> str:

@@ -20,7 +20,12 @@ from recai.embed.tasks.profile import ColumnInfo, ColumnKind
 
 @dataclass(frozen=True)
 class Wordings:
-    """The ways to say one condition: before the noun, or after it."""
+    """The ways to say one condition: before the noun, or after it.
+
+    Attributes:
+        adjectives: phrases that go before the noun ("horror").
+        modifiers: phrases that go after it ("with Tom Hanks").
+    """
 
     adjectives: tuple[str, ...] = ()
     modifiers: tuple[str, ...] = ()

@@ -27,8 +27,13 @@ Check = Callable[[str], tuple[str | None, str]]
 
 @dataclass
 class Written:
-    """What the writer produced: the accepted text (or None), how many calls it took, and why earlier
-    replies were rejected."""
+    """What the writer produced, recorded in each example's ``source``.
+
+    Attributes:
+        text: the accepted text, or None when every reply was rejected.
+        attempts: how many calls it took.
+        rejected: why each rejected reply was rejected, in order.
+    """
 
     text: str | None
     attempts: int
@@ -41,7 +46,16 @@ def default_cache_path() -> Path:
 
 
 class LLMWriter:
-    """Writes one piece of text per call from a prompt template in ``recai/embed/prompts``."""
+    """Writes one piece of text per call from a prompt template in ``recai/embed/prompts``, through a
+    response cache so that a rebuild reads the same replies back.
+
+    Args:
+        llm: the chat model (a :class:`CachedChatModel` is used as it is).
+        cache: the response cache file (default ``$RECAI_HOME/cache/llm_responses.sqlite``).
+        model_id: the model's name in the cache key and in ``meta.json`` (default: the model's own).
+        temperature: the sampling temperature of every call.
+        retries: how many times a rejected reply is asked for again (with another seed).
+    """
 
     def __init__(
         self,
