@@ -774,7 +774,7 @@ def derived_demonstrations(agent: Agent) -> DerivedDemonstrations:
             sort_keys=True,
         ).encode()
     ).hexdigest()[:16]
-    path = agent.ctx.cache_dir / f"demonstrations-{key}.json"
+    path = agent.resources.cache_dir / f"demonstrations-{key}.json"
     if path.exists():
         try:
             return DerivedDemonstrations.from_json(json.loads(path.read_text(encoding="utf-8")))

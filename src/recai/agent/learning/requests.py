@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from recai.agent.trace import TurnTrace
 from recai.data.catalog import Catalog
 from recai.data.schema import ColumnRole
 
@@ -163,19 +164,18 @@ class TemplateRequest:
         return asdict(self)
 
 
-def check_turn(check: TurnCheck, catalog: Catalog, trace: dict[str, Any], items: Sequence[Any]) -> bool:
+def check_turn(check: TurnCheck, catalog: Catalog, trace: TurnTrace, items: Sequence[Any]) -> bool:
     """Whether a turn's outcome (its trace and returned item ids) satisfies ``check``."""
-    final = trace["plans"][-1] if trace.get("plans") else {"intent": "chat", "steps": []}
-    if final.get("intent") != check.intent or trace.get("planner_error"):
+    final = trace.plans[-1].plan if trace.plans else {"intent": "chat", "steps": []}
+    if final.get("intent") != check.intent or trace.planner_error:
         return False
     if check.intent == "chat":
         return not final.get("steps")
     if check.nonempty and not items:
         return False
     if check.tool is not None:
-        last = len(trace["plans"])
-        ran = [s for s in trace["steps"] if s.get("plan", last) == last and s.get("tool") == check.tool]
-        if not ran or any("error" in s for s in ran):
+        ran = [s for s in trace.steps_of(len(trace.plans)) if s.tool == check.tool]
+        if not ran or any(s.error is not None for s in ran):
             return False
     if check.exclude and set(items) & set(check.exclude):
         return False

@@ -54,13 +54,13 @@ class RankTool(Tool):
         elif by == "preference":
             history = catalog.index_of(ctx.profile.preference_history(), missing="drop")
             if len(history):
-                scores = ctx.preference_scores(np.asarray(history, dtype=np.int64))[candidates]
-                by = f"preference ({ctx.preference_model}, {len(history)} known items)"
+                scores = ctx.resources.preference_scores(np.asarray(history, dtype=np.int64))[candidates]
+                by = f"preference ({ctx.resources.preference_model}, {len(history)} known items)"
             else:  # nothing known about the user yet: fall back to popularity, and say so
-                scores = ctx.popularity[candidates]
+                scores = ctx.resources.popularity[candidates]
                 by = "popularity (no known preferences yet)"
         else:
-            scores = ctx.popularity[candidates]
+            scores = ctx.resources.popularity[candidates]
         bus.rescore(np.asarray(scores, dtype=np.float64), step=step, tool=self.name)
         return ToolResult(
             facts=f"ranked {len(bus)} candidates by {by}", details={"by": by, "excluded": len(excluded)}

@@ -77,8 +77,8 @@ class SemanticSearchTool(Tool):
     }
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
-        index = ctx.item_index
-        query = ctx.encoder.encode([args["query"]], "query")
+        index = ctx.resources.item_index
+        query = ctx.resources.encoder.encode([args["query"]], "query")
         within = None if bus.unrestricted else ctx.catalog.ids[bus.candidates()].tolist()
         ids, scores = index.search(query, ctx.settings.retrieve_k, within=within)
         positions = ctx.catalog.index_of(ids[0])
@@ -121,13 +121,13 @@ class SimilarItemsTool(Tool):
         by = args.get("by", "both")
         n = len(ctx.catalog)
         score = np.zeros(n)
-        collaborative = by in ("collaborative", "both") and len(ctx.dataset.interactions) > 0
+        collaborative = by in ("collaborative", "both") and len(ctx.resources.dataset.interactions) > 0
         if collaborative:
-            cf = ctx.itemcf.score([np.asarray(seeds)])[0]
+            cf = ctx.resources.itemcf.score([np.asarray(seeds)])[0]
             score += cf / (cf.max() or 1.0)
         if by in ("content", "both"):
-            vectors = ctx.item_index.vectors()
-            positions = ctx.catalog.index_of(ctx.item_index.ids)
+            vectors = ctx.resources.item_index.vectors()
+            positions = ctx.catalog.index_of(ctx.resources.item_index.ids)
             content = np.zeros(n)
             content[positions] = vectors @ vectors[
                 [int(np.flatnonzero(positions == s)[0]) for s in seeds]
