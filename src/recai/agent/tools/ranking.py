@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from recai.agent.bus import CandidateBus
-from recai.agent.tools.base import Tool, ToolResult
+from recai.agent.tools.base import Tool, ToolResult, arguments_schema
 
 if TYPE_CHECKING:
     from recai.agent.context import AgentContext
@@ -24,15 +24,9 @@ class RankTool(Tool):
         "Order by 'popularity', 'similarity' (to the search) or 'preference' (the user's taste); drops "
         "known items unless include_seen."
     )
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {
-            "by": {"enum": ["popularity", "similarity", "preference"]},
-            "include_seen": {"type": "boolean"},
-        },
-        "required": ["by"],
-        "additionalProperties": False,
-    }
+    parameters: ClassVar[dict[str, Any]] = arguments_schema(
+        {"by": {"enum": ["popularity", "similarity", "preference"]}}, {"include_seen": {"type": "boolean"}}
+    )
 
     def __init__(self, *, exclude_liked: bool = True) -> None:
         self.exclude_liked = exclude_liked

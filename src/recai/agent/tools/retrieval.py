@@ -10,7 +10,7 @@ import numpy as np
 
 from recai.agent.bus import CandidateBus
 from recai.agent.resolver import resolve_or_raise
-from recai.agent.tools.base import Tool, ToolError, ToolResult
+from recai.agent.tools.base import Tool, ToolError, ToolResult, arguments_schema, titles_argument
 
 if TYPE_CHECKING:
     from recai.agent.context import AgentContext
@@ -69,12 +69,9 @@ class SemanticSearchTool(Tool):
     name = "semantic_search"
     facts_for_reply = False
     description = "Find candidates matching a description (mood, theme, style)."
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {"query": {"type": "string", "minLength": 2, "maxLength": 300}},
-        "required": ["query"],
-        "additionalProperties": False,
-    }
+    parameters: ClassVar[dict[str, Any]] = arguments_schema(
+        {"query": {"type": "string", "minLength": 2, "maxLength": 300}}
+    )
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         index = ctx.resources.item_index
@@ -91,20 +88,9 @@ class SemanticSearchTool(Tool):
 class SimilarItemsTool(Tool):
     name = "similar_to"
     description = "Find candidates similar to items the user names."
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {
-            "titles": {
-                "type": "array",
-                "items": {"type": "string", "maxLength": 200},
-                "minItems": 1,
-                "maxItems": 5,
-            },
-            "by": {"enum": ["collaborative", "content", "both"]},
-        },
-        "required": ["titles"],
-        "additionalProperties": False,
-    }
+    parameters: ClassVar[dict[str, Any]] = arguments_schema(
+        {"titles": titles_argument(5)}, {"by": {"enum": ["collaborative", "content", "both"]}}
+    )
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         for name in args["titles"]:
@@ -152,19 +138,7 @@ class SimilarItemsTool(Tool):
 class CandidateStoreTool(Tool):
     name = "user_candidates"
     description = "The items the user lists become the candidates."
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {
-            "titles": {
-                "type": "array",
-                "items": {"type": "string", "maxLength": 200},
-                "minItems": 1,
-                "maxItems": 20,
-            }
-        },
-        "required": ["titles"],
-        "additionalProperties": False,
-    }
+    parameters: ClassVar[dict[str, Any]] = arguments_schema({"titles": titles_argument(20)})
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         positions, notes = ground_titles(ctx, args["titles"], self.name, partial=True)
