@@ -56,36 +56,49 @@ _SHORTER = re.compile(r"runtime|duration|length|minutes|pages", re.I)
 _CHEAPER = re.compile(r"price|cost", re.I)
 #: What people do with the items, by noun (present tense and past participle).
 _VERBS = {
-    "films": ("watch", "watched"),
-    "movies": ("watch", "watched"),
-    "shows": ("watch", "watched"),
-    "videos": ("watch", "watched"),
-    "anime": ("watch", "watched"),
-    "books": ("read", "read"),
-    "articles": ("read", "read"),
-    "artists": ("listen to", "listened to"),
-    "songs": ("listen to", "listened to"),
-    "tracks": ("listen to", "listened to"),
-    "albums": ("listen to", "listened to"),
-    "podcasts": ("listen to", "listened to"),
-    "games": ("play", "played"),
-    "recipes": ("cook", "cooked"),
-    "courses": ("take", "taken"),
+    noun: verbs
+    for nouns, verbs in (
+        (("films", "movies", "shows", "videos", "anime"), ("watch", "watched")),
+        (("books", "articles"), ("read", "read")),
+        (("artists", "songs", "tracks", "albums", "podcasts"), ("listen to", "listened to")),
+        (("games",), ("play", "played")),
+        (("recipes",), ("cook", "cooked")),
+        (("courses",), ("take", "taken")),
+    )
+    for noun in nouns
 }
 #: A mood, by noun, for the soft-search shape (the shape exists only when items have text to search).
 _MOODS = {
-    "films": ("dark and atmospheric", "dark, atmospheric"),
-    "movies": ("dark and atmospheric", "dark, atmospheric"),
-    "books": ("a gripping page-turner", "gripping, suspenseful"),
-    "artists": ("mellow and melancholic", "mellow, melancholic"),
-    "songs": ("mellow and melancholic", "mellow, melancholic"),
-    "games": ("relaxing and cozy", "relaxing, cozy"),
+    noun: mood
+    for nouns, mood in (
+        (("films", "movies"), ("dark and atmospheric", "dark, atmospheric")),
+        (("books",), ("a gripping page-turner", "gripping, suspenseful")),
+        (("artists", "songs"), ("mellow and melancholic", "mellow, melancholic")),
+        (("games",), ("relaxing and cozy", "relaxing, cozy")),
+    )
+    for noun in nouns
 }
 
 
 @dataclass
 class CatalogTraits:
-    """What the derivation needs to know about a catalog (see the module docstring)."""
+    """What the derivation needs to know about a catalog (see the module docstring), read once from its
+    schema so every demonstration uses the catalog's own columns and values.
+
+    Attributes:
+        noun: what an item is called ("films").
+        verb: what one does with an item ("watch").
+        verb_past: the verb's past tense ("watched").
+        title: the title column.
+        year: the year column (None: the catalog has none).
+        lists: list columns with few values (genres, tags).
+        categoricals: one-value category columns (language, country).
+        people: columns naming people (director, author).
+        measures: numeric columns and their units (runtime, minutes).
+        has_text: whether items have text beyond their title (semantic search needs it).
+        popularity: the popularity column (None: the catalog has no log).
+        titles: popular titles as people type them.
+    """
 
     noun: str
     verb: str
@@ -199,8 +212,16 @@ def _plan(intent: str, steps: list[dict[str, Any]], **extra: Any) -> dict[str, A
 
 @dataclass
 class Candidate:
-    """A demonstration before it has been executed: the shape, request, plan and, for a follow-up,
-    the earlier plan whose answer it refers to."""
+    """A demonstration before it has been executed: the shape, request, plan and, for a follow-up, the
+    earlier plan whose answer it refers to. Only candidates whose plans run and return something become
+    demonstrations.
+
+    Attributes:
+        shape: the plan shape it shows ("hard_filter", "similar_to", ...).
+        request: the user's message.
+        plan: the plan that answers it.
+        after: the earlier plan a follow-up refers to (None: a first turn).
+    """
 
     shape: str
     request: str
@@ -569,7 +590,14 @@ def load_user_demonstrations(
 
 @dataclass
 class DerivedDemonstrations:
-    """The demonstrations kept, and what was dropped and why (for the docs, tests and the curious)."""
+    """The demonstrations kept, and what was dropped and why (for the docs, tests and the curious); cached
+    on disk per catalog.
+
+    Attributes:
+        examples: the demonstrations kept.
+        shapes: each kept demonstration's shape, aligned with ``examples``.
+        dropped: the candidates dropped, each with its shape, request and reason.
+    """
 
     examples: list[Demonstration]
     shapes: list[str]

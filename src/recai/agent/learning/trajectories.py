@@ -79,9 +79,12 @@ def turn_record(event: TurnEvent) -> dict[str, Any]:
 class TurnRecorder:
     """An agent turn hook that collects turn records; ``take()`` hands them over and starts afresh.
 
-    ``sink`` (optional) receives every turn record at once instead, for logging a live agent. Inside
-    :meth:`collecting`, the turns of that thread (or batch item) go to a list of their own, so several
-    conversations recorded at once on one agent never take each other's turns."""
+    Inside :meth:`collecting`, the turns of that thread (or batch item) go to a list of their own, so
+    several conversations recorded at once on one agent never take each other's turns.
+
+    Args:
+        sink: receives every turn record at once instead, for logging a live agent.
+    """
 
     def __init__(self, sink: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.sink = sink

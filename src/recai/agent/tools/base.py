@@ -55,6 +55,19 @@ class ToolResult:
 
 
 class Tool(ABC):
+    """An operation the planner may put in a plan: a name, a description for the planner, a JSON schema
+    for its arguments (validated before it runs: they come from an LLM) and ``run``, which narrows or
+    re-scores the candidate bus. Tools get everything else from the turn's
+    :class:`~recai.agent.context.AgentContext`.
+
+    Attributes:
+        name: the name plans use.
+        description: one line for the planner's prompt.
+        parameters: the JSON schema of the arguments.
+        orders_candidates: the tool puts the candidates in their final order.
+        facts_for_reply: the tool's facts are worth the responder's reading time.
+    """
+
     name: str
     description: str
     parameters: ClassVar[dict[str, Any]]

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 
 class PreviousResultsTool(Tool):
+    """Puts the previous answer's items back on the bus, so a follow-up ("only the older ones") refines
+    that answer without the planner restating its conditions. Takes no constructor arguments.
+    """
+
     name = "previous_results"
     facts_for_reply = False
     description = "The previous answer's items: 'all' (to refine) or 'shown' (to compare)."

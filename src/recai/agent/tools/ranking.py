@@ -17,6 +17,13 @@ if TYPE_CHECKING:
 
 
 class RankTool(Tool):
+    """Orders the candidates by popularity, by their search scores or by the user's preferences, and
+    removes what the user knows: every recommending plan ends with a ranking.
+
+    Args:
+        exclude_liked: also remove items the user said they liked (they know them).
+    """
+
     name = "rank"
     orders_candidates = True
     facts_for_reply = False

@@ -66,6 +66,10 @@ def category_value(catalog: Any, column: str, name: str) -> str:
 
 
 class SemanticSearchTool(Tool):
+    """Keeps the candidates whose text matches a description ("something dark and slow"): the soft
+    conditions a filter cannot express. Takes no constructor arguments.
+    """
+
     name = "semantic_search"
     facts_for_reply = False
     description = "Find candidates matching a description (mood, theme, style)."
@@ -86,6 +90,10 @@ class SemanticSearchTool(Tool):
 
 
 class SimilarItemsTool(Tool):
+    """Keeps the candidates most like the items the user names, by what the same users chose (item-CF)
+    and by content; the named items are remembered as liked. Takes no constructor arguments.
+    """
+
     name = "similar_to"
     description = "Find candidates similar to items the user names."
     parameters: ClassVar[dict[str, Any]] = arguments_schema(
@@ -136,6 +144,10 @@ class SimilarItemsTool(Tool):
 
 
 class CandidateStoreTool(Tool):
+    """Makes the items the user lists the candidates ("which of Heat, Alien and Fargo ..."), names read as
+    people type them. Takes no constructor arguments.
+    """
+
     name = "user_candidates"
     description = "The items the user lists become the candidates."
     parameters: ClassVar[dict[str, Any]] = arguments_schema({"titles": titles_argument(20)})

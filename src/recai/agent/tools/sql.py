@@ -31,6 +31,10 @@ MAX_IN_LIST = 5000  # beyond this many candidates an information query reads the
 
 
 class InfoQueryTool(Tool):
+    """Answers a question about items with a SELECT the planner writes, over the current candidates when
+    there are any, through the catalog's read-only SQL guard. Takes no constructor arguments.
+    """
+
     name = "sql_query"
     description = "A SQL SELECT over `items` answering a question (on the candidates, if any)."
     parameters: ClassVar[dict[str, Any]] = arguments_schema({"sql": {"type": "string", "maxLength": 800}})
@@ -80,6 +84,10 @@ class InfoQueryTool(Tool):
 
 
 class FilterTool(Tool):
+    """Keeps the candidates matching a hard condition (a SQL WHERE clause the planner writes), with
+    misspelt values corrected or refused rather than silently dropped. Takes no constructor arguments.
+    """
+
     name = "filter"
     facts_for_reply = False  # the request says what was asked; corrections are passed on anyway
     description = "Keep the candidates matching a SQL WHERE condition."
