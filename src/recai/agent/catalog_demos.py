@@ -260,16 +260,10 @@ def candidate_demonstrations(catalog: Catalog, traits: CatalogTraits) -> list[Ca
                 _step("rank", by="popularity"),
             ],
         )
-    if len(filters) > 1:
-        condition, value = filters[1]
-        add(
-            "hard_filter",
-            f"Some good {value.lower()} {noun}, please",
-            "recommend",
-            [_step("filter", where=condition), _step("rank", by="popularity")],
-        )
-    elif filters and decade is None:
-        condition, value = filters[0]
+    # a plain value filter: the second value when the first went into the decade filter
+    plain = filters[1] if len(filters) > 1 else filters[0] if filters and decade is None else None
+    if plain is not None:
+        condition, value = plain
         add(
             "hard_filter",
             f"Some good {value.lower()} {noun}, please",
