@@ -620,7 +620,7 @@ def _run_turns(agent: Any, case: Case, user: Any) -> list[Turn]:
                     text,
                     reply,
                     list(result.items),
-                    result.trace,
+                    result.trace.to_dict(),
                     time.perf_counter() - started,
                     items_at[0] if items_at else None,
                 )

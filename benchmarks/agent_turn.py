@@ -70,7 +70,7 @@ def run_conversations(llm: str) -> dict[str, Any]:
             wall = time.perf_counter() - t
             result = stream.result
             assert result is not None
-            trace = result.trace
+            trace = result.trace.to_dict()
             tools_s = sum(s.get("latency_s", 0.0) for s in trace["steps"])
             llm_s = sum(v["latency_s"] for v in trace["llm"].values())
             turns.append(
@@ -164,7 +164,7 @@ def synthetic_dataset(n: int, seed: int = 0) -> Any:
 
 def tool_latency(n: int) -> dict[str, Any]:
     from recai.agent.bus import CandidateBus
-    from recai.agent.context import AgentContext, AgentSettings
+    from recai.agent.context import AgentContext, AgentResources, AgentSettings
     from recai.agent.tools.ranking import RankTool
     from recai.agent.tools.retrieval import SemanticSearchTool
     from recai.agent.tools.sql import FilterTool
@@ -187,9 +187,9 @@ def tool_latency(n: int) -> dict[str, Any]:
     index = VectorIndex(384, hnsw_m=16, ef_construction=80, ef_search=64)
     index.add(list(range(n)), vectors)
     index_build_s = time.perf_counter() - t
-    ctx = AgentContext(ds, AgentSettings(retrieve_k=50), progress=False)
-    ctx.encoder = RandomQueryEncoder()
-    ctx.item_index = index
+    resources = AgentResources(ds, AgentSettings(retrieve_k=50), progress=False, encoder=RandomQueryEncoder())
+    resources.item_index = index
+    ctx = AgentContext(resources)
     runs: dict[str, list[float]] = {"filter": [], "semantic_search": [], "rank": [], "pipeline": []}
     for _ in range(5):
         bus = CandidateBus(n)

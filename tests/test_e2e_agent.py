@@ -32,8 +32,8 @@ def test_hard_conditions_are_obeyed(agent: Agent) -> None:
     result = agent.chat(agent.session(), "Recommend a crime film from the 1990s")
     assert result.items, result.trace
     for row in _rows(agent, result.items):
-        assert 1990 <= row["year"] <= 1999 and "Crime" in row["genres"], (row["title"], result.trace["plans"])
-    assert result.trace["llm_calls"] <= 3
+        assert 1990 <= row["year"] <= 1999 and "Crime" in row["genres"], (row["title"], result.trace.plans)
+    assert result.trace.llm_calls <= 3
 
 
 def test_a_follow_up_refines_the_previous_request(agent: Agent) -> None:
@@ -41,12 +41,12 @@ def test_a_follow_up_refines_the_previous_request(agent: Agent) -> None:
     agent.chat(session, "Recommend a crime film from the 1990s")
     result = agent.chat(session, "Only ones shorter than 100 minutes please")
     assert result.items, result.trace
-    assert all(row["runtime"] < 100 for row in _rows(agent, result.items)), result.trace["plans"]
+    assert all(row["runtime"] < 100 for row in _rows(agent, result.items)), result.trace.plans
 
 
 def test_soft_and_similar_to_requests_return_real_items(agent: Agent) -> None:
     soft = agent.chat(agent.session(), "Something dark and atmospheric")
-    assert soft.items and {s["tool"] for s in soft.trace["steps"]} & {
+    assert soft.items and {s.tool for s in soft.trace.steps} & {
         "semantic_search",
         "similar_to",
         "filter",

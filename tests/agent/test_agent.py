@@ -63,10 +63,11 @@ def test_a_recommendation_turn_plans_runs_and_answers_in_two_calls(dataset: Data
     assert result.items[0] == 10  # most popular first
     assert "**Pulp Fiction (1994)**" in result.reply
     trace = result.trace
-    assert trace["llm_calls"] == 2 and trace["replans"] == 0
-    assert [s["tool"] for s in trace["steps"]] == ["filter", "rank"]
-    assert trace["steps"][0]["details"]["corrections"] == []  # 'crime' fixed silently (only case)
-    assert trace["steps"][0]["output_size"] == 2
+    assert trace.llm_calls == 2 and trace.replans == 0
+    assert [s.tool for s in trace.steps] == ["filter", "rank"]
+    first = trace.to_dict()["steps"][0]
+    assert first["details"]["corrections"] == []  # 'crime' fixed silently (only case)
+    assert first["output_size"] == 2
     responder_prompt = llm.calls[1][1]["content"]
     assert "Pulp Fiction (1994)" in responder_prompt and "Results:" in responder_prompt
 
@@ -79,7 +80,7 @@ def test_a_failing_step_triggers_one_replan_with_the_error(dataset: Dataset, tmp
     ]
     agent, llm = make_agent(dataset, script, tmp_path)
     result = agent.chat(agent.session(), "a telenovela")
-    assert result.trace["replans"] == 1 and len(result.trace["plans"]) == 2
+    assert result.trace.replans == 1 and len(result.trace.plans) == 2
     replan_message = llm.calls[1][-1]["content"]
     assert "no genres called 'Telenovela'" in replan_message and "did you mean" in replan_message
     assert set(result.items) <= {13, 14}
@@ -89,7 +90,7 @@ def test_when_replanning_fails_too_the_answer_says_so(dataset: Dataset, tmp_path
     empty = plan("recommend", [{"tool": "filter", "args": {"where": "year > 2100"}}])
     agent, llm = make_agent(dataset, [empty, empty, "Nothing matches; try a wider year range."], tmp_path)
     result = agent.chat(agent.session(), "films from the 22nd century")
-    assert result.items == [] and result.trace["replans"] == 1
+    assert result.items == [] and result.trace.replans == 1
     assert "Nothing could be found" in llm.calls[2][1]["content"]  # the responder is told, no silent fallback
 
 
@@ -99,7 +100,7 @@ def test_chit_chat_is_answered_by_the_planner_alone(dataset: Dataset, tmp_path: 
     )
     result = agent.chat(agent.session(), "hi!")
     assert result.reply == "Hello! What do you feel like watching?" and result.items == []
-    assert result.trace["llm_calls"] == 1
+    assert result.trace.llm_calls == 1
 
 
 def test_a_chat_reply_from_the_planner_is_grounding_checked_too(dataset: Dataset, tmp_path: Path) -> None:
@@ -107,7 +108,7 @@ def test_a_chat_reply_from_the_planner_is_grounding_checked_too(dataset: Dataset
     agent, _ = make_agent(dataset, [plan("chat", [], reply=reply)], tmp_path)
     result = agent.chat(agent.session(), "hello")
     assert "Godfather" not in result.reply  # a title no tool returned, named without a lookup
-    assert "Happy to help!" in result.reply and result.trace["grounding"]["off_list_titles"]
+    assert "Happy to help!" in result.reply and result.trace.to_dict()["grounding"]["off_list_titles"]
 
 
 def test_hallucinated_titles_are_removed_from_the_answer(dataset: Dataset, tmp_path: Path) -> None:
@@ -118,7 +119,7 @@ def test_hallucinated_titles_are_removed_from_the_answer(dataset: Dataset, tmp_p
     agent, _ = make_agent(dataset, script, tmp_path)
     result = agent.chat(agent.session(), "a French film")
     assert "Amélie" in result.reply and "Godfather" not in result.reply and "Lyon" not in result.reply
-    grounding = result.trace["grounding"]
+    grounding = result.trace.to_dict()["grounding"]
     assert (
         "The Godfather" in grounding["off_list_titles"]
         and "Midnight in Lyon (2011)" in grounding["unknown_titles"]
@@ -178,7 +179,7 @@ def test_feedback_titles_the_user_never_wrote_are_not_stored(dataset: Dataset, t
     session = agent.session("bob")
     result = agent.chat(session, "I loved heat! Something popular?")
     assert session.profile.liked == [12]
-    assert result.trace["feedback"]["unsaid"] == ["Pulp Fiction"]
+    assert result.trace.feedback["unsaid"] == ["Pulp Fiction"]
     assert 10 in result.items  # an invented like does not steer or exclude anything
 
 
@@ -231,7 +232,7 @@ def test_a_planner_that_cannot_produce_a_plan_gets_a_polite_question(
 ) -> None:
     agent, _ = make_agent(dataset, ["garbage", "still garbage", "more garbage"], tmp_path)
     result = agent.chat(agent.session(), "???")
-    assert "rephrase" in result.reply and "planner_error" in result.trace
+    assert "rephrase" in result.reply and result.trace.planner_error is not None
 
 
 def test_streaming_yields_the_same_reply(dataset: Dataset, tmp_path: Path) -> None:
@@ -251,7 +252,8 @@ def test_the_critic_can_send_the_plan_back_once(dataset: Dataset, tmp_path: Path
     ]
     agent, llm = make_agent(dataset, script, tmp_path, reflect=True)
     result = agent.chat(agent.session(), "a French film")
-    assert result.trace["critic"][0]["ok"] is False and result.trace["replans"] == 1
+    assert result.trace.critique is not None and result.trace.critique.ok is False
+    assert result.trace.replans == 1
     assert set(result.items) <= {13, 14} and "Amélie" in result.reply
     assert "judged wrong: the user asked for a French film" in llm.calls[3][-1]["content"]
 
@@ -285,7 +287,7 @@ def test_a_turn_reports_its_own_usage_without_resetting_the_global_meter(
     session = agent.session()
     agent.chat(session, "hi")
     second = agent.chat(session, "hi again")
-    assert second.trace["llm_calls"] == 1  # this turn only
+    assert second.trace.llm_calls == 1  # this turn only
     assert meter.totals().calls == 2  # the global meter saw both turns
 
 

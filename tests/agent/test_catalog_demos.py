@@ -172,7 +172,7 @@ def test_the_prompt_shows_one_example_per_core_shape_in_the_cached_part(
 def test_derived_demonstrations_are_cached_per_schema(dataset: Dataset, tmp_path: Path) -> None:
     agent = _agent(dataset, tmp_path)
     first = derived_demonstrations(agent)
-    files = list(agent.ctx.cache_dir.glob("demonstrations-*.json"))
+    files = list(agent.resources.cache_dir.glob("demonstrations-*.json"))
     assert len(files) == 1
     again = derived_demonstrations(_agent(dataset, tmp_path))
     assert [d.request for d in again.examples] == [d.request for d in first.examples]
@@ -233,9 +233,9 @@ def test_a_name_the_catalog_lacks_is_said_without_replanning(tmp_path: Path) -> 
     script = [_plan("recommend", [{"tool": "similar_to", "titles": ["Zorbulon Quartet"]}])]
     agent = _agent(names_only(), tmp_path, script)
     result = agent.chat(agent.session(), "Artists like Zorbulon Quartet")
-    assert result.items == [] and result.trace["replans"] == 0 and result.trace["llm_calls"] == 1
+    assert result.items == [] and result.trace.replans == 0 and result.trace.llm_calls == 1
     assert result.reply.startswith("I could not find “Zorbulon Quartet” in the catalog.")
-    assert "Zorbulon Quartet" in result.trace["not_found"]
+    assert "Zorbulon Quartet" in (result.trace.not_found or {})
 
 
 def test_one_missing_name_among_found_ones_is_said_first(tmp_path: Path) -> None:
@@ -303,14 +303,17 @@ def test_items_are_handed_out_before_the_reply(dataset: Dataset, tmp_path: Path)
     )
     events += ["chunk" for _ in stream]
     assert events[0] == "items:3" and events[1:] and set(events[1:]) == {"chunk"}
-    assert stream.result is not None and stream.result.trace["items_at_s"] <= stream.result.trace["latency_s"]
+    assert (
+        stream.result is not None
+        and stream.result.trace.to_dict()["items_at_s"] <= stream.result.trace.latency_s
+    )
 
 
 def test_preference_ranking_uses_item_cf_without_timestamps(tmp_path: Path) -> None:
     agent = _agent(names_only(), tmp_path)
-    assert agent.ctx.preference_model == "itemcf"
+    assert agent.resources.preference_model == "itemcf"
     timed = _agent(shop(), tmp_path)
-    assert timed.ctx.preference_model == "sasrec"
+    assert timed.resources.preference_model == "sasrec"
 
 
 def test_plan_repairs_for_what_small_planners_get_wrong(dataset: Dataset, tmp_path: Path) -> None:
@@ -344,7 +347,7 @@ def test_a_genre_named_as_an_item_is_refused_with_the_filter_to_use(dataset: Dat
     from recai.agent.tools.base import ToolError
     from recai.agent.tools.retrieval import SimilarItemsTool
 
-    ctx = _agent(dataset, tmp_path).ctx.for_turn()
+    ctx = _agent(dataset, tmp_path).turn_context()
     with pytest.raises(ToolError, match=r"'Crime films' is a genres value.*list_contains\(genres, 'Crime'\)"):
         SimilarItemsTool().run({"titles": ["Crime films"]}, CandidateBus(len(dataset.catalog)), ctx, 1)
 
@@ -362,7 +365,7 @@ def test_a_reply_that_contradicts_a_one_item_lookup_is_replaced_by_the_row(
     wrong = _agent(dataset, tmp_path, [question, "**Heat (1995)** is the shorter one."])
     result = wrong.chat(wrong.session(), "Which is shorter, Heat or Reservoir Dogs?")
     assert result.reply == "From the catalog: Reservoir Dogs: runtime 99."
-    assert result.trace["grounding_answer"]["contradicted"].startswith("**Heat")
+    assert result.trace.to_dict()["grounding_answer"]["contradicted"].startswith("**Heat")
     right = _agent(dataset, tmp_path, [question, "**Reservoir Dogs (1992)** is shorter, at 99 minutes."])
     assert right.chat(right.session(), "Which is shorter?").reply.startswith("**Reservoir Dogs (1992)**")
 
@@ -372,7 +375,7 @@ def test_a_list_function_on_a_number_is_refused_with_how_to_compare(dataset: Dat
     from recai.agent.tools.base import ToolError
     from recai.agent.tools.sql import FilterTool
 
-    ctx = _agent(dataset, tmp_path).ctx.for_turn()
+    ctx = _agent(dataset, tmp_path).turn_context()
     with pytest.raises(ToolError, match=r"popularity is a number, not a list: compare it"):
         FilterTool().run(
             {"where": "list_contains(popularity, '50')"}, CandidateBus(len(dataset.catalog)), ctx, 1

@@ -235,7 +235,9 @@ def test_popularity_is_a_column_on_every_catalog_with_a_log(ctx: AgentContext) -
     frame = ctx.catalog.sql(
         "SELECT title, popularity, trending FROM items ORDER BY popularity DESC, title"
     ).frame
-    counts = ctx.dataset.interactions.frame.drop_duplicates(["user_id", "item_id"])["item_id"].value_counts()
+    counts = ctx.resources.dataset.interactions.frame.drop_duplicates(["user_id", "item_id"])[
+        "item_id"
+    ].value_counts()
     top = ctx.catalog.row(int(counts.idxmax()))["title"]
     assert frame["popularity"].max() == counts.max() and top in frame["title"].head(3).tolist()
     assert "popularity" in ctx.catalog.schema_card()

@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from recai.agent import Agent
 from recai.agent.agent import default_tools
 from recai.agent.bus import CandidateBus
-from recai.agent.context import AgentContext, AgentSettings
+from recai.agent.context import AgentContext, AgentResources, AgentSettings
 from recai.agent.memory import ProfileStore
 from recai.agent.tools.base import ToolError
 from recai.data import Dataset
@@ -48,7 +48,7 @@ def test_schema_and_validation(tool: KnowledgeRankTool) -> None:
 def test_it_ranks_the_best_candidates_for_what_the_user_liked(
     dataset: Dataset, tool: KnowledgeRankTool
 ) -> None:
-    ctx = AgentContext(dataset, AgentSettings(), progress=False)
+    ctx = AgentContext(AgentResources(dataset, AgentSettings(), progress=False))
     catalog = ctx.catalog
     ctx.profile.liked = [11]  # Reservoir Dogs
     ctx.profile.seen = [13]
@@ -64,7 +64,7 @@ def test_it_ranks_the_best_candidates_for_what_the_user_liked(
 
 
 def test_without_liked_items_it_falls_back_to_popularity(dataset: Dataset, tool: KnowledgeRankTool) -> None:
-    ctx = AgentContext(dataset, AgentSettings(), progress=False)
+    ctx = AgentContext(AgentResources(dataset, AgentSettings(), progress=False))
     bus = CandidateBus(len(ctx.catalog))
     result = tool.run({"top": 2}, bus, ctx, step=1)
     assert len(bus) == 2 and result.details["by"] == "popularity"
@@ -77,8 +77,8 @@ def test_with_nothing_retrieved_it_ranks_the_most_popular_unseen_items(
 ) -> None:
     """An open bus plus a seen item: the candidates are the most popular items the user has not seen,
     by popularity (a restriction to the whole catalog first would lose that order)."""
-    ctx = AgentContext(dataset, AgentSettings(), progress=False)
-    order = np.lexsort((np.arange(len(ctx.popularity)), -ctx.popularity)).tolist()
+    ctx = AgentContext(AgentResources(dataset, AgentSettings(), progress=False))
+    order = np.lexsort((np.arange(len(ctx.resources.popularity)), -ctx.resources.popularity)).tolist()
     ctx.profile.seen = [ctx.catalog.ids[order[1]]]
     bus = CandidateBus(len(ctx.catalog))
     tool.run({"top": 3}, bus, ctx, step=1)
@@ -115,7 +115,7 @@ def test_an_agent_plans_with_it_as_its_ranking_tool(
     )
     assert "knowledge_rank" in brain_prompt_tools(agent)
     result = agent.chat(agent.session(), "I loved Reservoir Dogs, something from the 90s or later?")
-    steps = result.trace["steps"]
+    steps = result.trace.to_dict()["steps"]
     assert [s["tool"] for s in steps] == ["filter", "knowledge_rank"]
     assert steps[1]["details"]["by"] == "knowledge"
     years = dict(zip(dataset.catalog.ids, dataset.catalog.items["year"], strict=True))

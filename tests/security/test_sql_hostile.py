@@ -22,7 +22,7 @@ import pytest
 
 from recai.agent import Agent, AgentSettings
 from recai.agent.bus import CandidateBus
-from recai.agent.context import AgentContext
+from recai.agent.context import AgentContext, AgentResources
 from recai.agent.memory import ProfileStore
 from recai.agent.tools.base import ToolError
 from recai.agent.tools.sql import FilterTool, InfoQueryTool
@@ -253,9 +253,8 @@ def test_deep_conditions_are_sql_errors_in_ids_where(catalog: Catalog, condition
 
 @pytest.fixture
 def ctx(dataset: Dataset) -> AgentContext:
-    context = AgentContext(dataset, AgentSettings(retrieve_k=5, sasrec_budget_s=2.0), progress=False)
-    context.encoder = BagOfWordsEncoder()
-    return context
+    settings = AgentSettings(retrieve_k=5, sasrec_budget_s=2.0)
+    return AgentContext(AgentResources(dataset, settings, progress=False, encoder=BagOfWordsEncoder()))
 
 
 @pytest.mark.parametrize("condition", [*DEEP_CONDITIONS, "x'"], ids=["parens", "nots", "quote"])
@@ -300,8 +299,8 @@ def test_a_hostile_filter_makes_the_agent_replan_not_fail(
         progress=False,
     )
     result = agent.chat(agent.session(), "something French")
-    assert result.trace["replans"] == 1 and set(result.items) <= {13, 14}
-    assert "filter" in result.trace["steps"][0]["error"]
+    assert result.trace.replans == 1 and set(result.items) <= {13, 14}
+    assert "filter" in result.trace.steps[0].error
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ class _Agent:
         name = "demo"
 
     def __init__(self, cache_dir: Path) -> None:
-        self.ctx = type("Ctx", (), {"cache_dir": cache_dir})()
+        self.resources = type("Resources", (), {"cache_dir": cache_dir})()
 
 
 def test_options_become_settings(started: dict[str, Any]) -> None:

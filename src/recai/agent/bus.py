@@ -17,6 +17,14 @@ import numpy as np
 
 @dataclass
 class Provenance:
+    """Which step put an item on the bus (or re-scored it), so the trace can say why an item is there.
+
+    Attributes:
+        step: the step's number in its plan.
+        tool: the tool that ran the step.
+        score: the score the step gave the item (None: it kept the item without scoring it).
+    """
+
     step: int
     tool: str
     score: float | None = None
@@ -24,7 +32,16 @@ class Provenance:
 
 @dataclass
 class CandidateBus:
-    """Item positions with scores; ``positions is None`` means every catalog item is still a candidate."""
+    """The candidates a plan works on, passed from tool to tool: item positions with scores, so each tool
+    narrows or re-scores what the previous one left instead of starting over. ``positions is None`` means
+    every catalog item is still a candidate (nothing has restricted the bus yet).
+
+    Attributes:
+        n_items: the catalog's size.
+        positions: the candidate positions, best first (None: every item).
+        scores: the candidates' scores, aligned with ``positions`` (None: not scored yet).
+        provenance: per position, the steps that kept or scored it.
+    """
 
     n_items: int
     positions: np.ndarray | None = None

@@ -56,36 +56,49 @@ _SHORTER = re.compile(r"runtime|duration|length|minutes|pages", re.I)
 _CHEAPER = re.compile(r"price|cost", re.I)
 #: What people do with the items, by noun (present tense and past participle).
 _VERBS = {
-    "films": ("watch", "watched"),
-    "movies": ("watch", "watched"),
-    "shows": ("watch", "watched"),
-    "videos": ("watch", "watched"),
-    "anime": ("watch", "watched"),
-    "books": ("read", "read"),
-    "articles": ("read", "read"),
-    "artists": ("listen to", "listened to"),
-    "songs": ("listen to", "listened to"),
-    "tracks": ("listen to", "listened to"),
-    "albums": ("listen to", "listened to"),
-    "podcasts": ("listen to", "listened to"),
-    "games": ("play", "played"),
-    "recipes": ("cook", "cooked"),
-    "courses": ("take", "taken"),
+    noun: verbs
+    for nouns, verbs in (
+        (("films", "movies", "shows", "videos", "anime"), ("watch", "watched")),
+        (("books", "articles"), ("read", "read")),
+        (("artists", "songs", "tracks", "albums", "podcasts"), ("listen to", "listened to")),
+        (("games",), ("play", "played")),
+        (("recipes",), ("cook", "cooked")),
+        (("courses",), ("take", "taken")),
+    )
+    for noun in nouns
 }
 #: A mood, by noun, for the soft-search shape (the shape exists only when items have text to search).
 _MOODS = {
-    "films": ("dark and atmospheric", "dark, atmospheric"),
-    "movies": ("dark and atmospheric", "dark, atmospheric"),
-    "books": ("a gripping page-turner", "gripping, suspenseful"),
-    "artists": ("mellow and melancholic", "mellow, melancholic"),
-    "songs": ("mellow and melancholic", "mellow, melancholic"),
-    "games": ("relaxing and cozy", "relaxing, cozy"),
+    noun: mood
+    for nouns, mood in (
+        (("films", "movies"), ("dark and atmospheric", "dark, atmospheric")),
+        (("books",), ("a gripping page-turner", "gripping, suspenseful")),
+        (("artists", "songs"), ("mellow and melancholic", "mellow, melancholic")),
+        (("games",), ("relaxing and cozy", "relaxing, cozy")),
+    )
+    for noun in nouns
 }
 
 
 @dataclass
 class CatalogTraits:
-    """What the derivation needs to know about a catalog (see the module docstring)."""
+    """What the derivation needs to know about a catalog (see the module docstring), read once from its
+    schema so every demonstration uses the catalog's own columns and values.
+
+    Attributes:
+        noun: what an item is called ("films").
+        verb: what one does with an item ("watch").
+        verb_past: the verb's past tense ("watched").
+        title: the title column.
+        year: the year column (None: the catalog has none).
+        lists: list columns with few values (genres, tags).
+        categoricals: one-value category columns (language, country).
+        people: columns naming people (director, author).
+        measures: numeric columns and their units (runtime, minutes).
+        has_text: whether items have text beyond their title (semantic search needs it).
+        popularity: the popularity column (None: the catalog has no log).
+        titles: popular titles as people type them.
+    """
 
     noun: str
     verb: str
@@ -199,8 +212,16 @@ def _plan(intent: str, steps: list[dict[str, Any]], **extra: Any) -> dict[str, A
 
 @dataclass
 class Candidate:
-    """A demonstration before it has been executed: the shape, request, plan and, for a follow-up,
-    the earlier plan whose answer it refers to."""
+    """A demonstration before it has been executed: the shape, request, plan and, for a follow-up, the
+    earlier plan whose answer it refers to. Only candidates whose plans run and return something become
+    demonstrations.
+
+    Attributes:
+        shape: the plan shape it shows ("hard_filter", "similar_to", ...).
+        request: the user's message.
+        plan: the plan that answers it.
+        after: the earlier plan a follow-up refers to (None: a first turn).
+    """
 
     shape: str
     request: str
@@ -213,6 +234,12 @@ def candidate_demonstrations(catalog: Catalog, traits: CatalogTraits) -> list[Ca
     noun, t = traits.noun, traits
     noun_cap = noun[:1].upper() + noun[1:]
     out: list[Candidate] = []
+
+    def add(
+        shape: str, request: str, intent: str, steps: list[dict[str, Any]], *, after: Any = None, **extra: Any
+    ) -> None:
+        out.append(Candidate(shape, request, _plan(intent, steps, **extra), after=after))
+
     titles = t.titles
     pop = t.popularity
 
@@ -224,67 +251,41 @@ def candidate_demonstrations(catalog: Catalog, traits: CatalogTraits) -> list[Ca
     decade = _decade(catalog, t.year) if t.year else None
     if filters and decade is not None:
         condition, value = filters[0]
-        out.append(
-            Candidate(
-                "hard_filter",
-                f"Recommend {value.lower()} {noun} from the {decade}s",
-                _plan(
-                    "recommend",
-                    [
-                        _step("filter", where=f"{condition} AND {t.year} BETWEEN {decade} AND {decade + 9}"),
-                        _step("rank", by="popularity"),
-                    ],
-                ),
-            )
+        add(
+            "hard_filter",
+            f"Recommend {value.lower()} {noun} from the {decade}s",
+            "recommend",
+            [
+                _step("filter", where=f"{condition} AND {t.year} BETWEEN {decade} AND {decade + 9}"),
+                _step("rank", by="popularity"),
+            ],
         )
-    if len(filters) > 1:
-        condition, value = filters[1]
-        out.append(
-            Candidate(
-                "hard_filter",
-                f"Some good {value.lower()} {noun}, please",
-                _plan("recommend", [_step("filter", where=condition), _step("rank", by="popularity")]),
-            )
-        )
-    elif filters and decade is None:
-        condition, value = filters[0]
-        out.append(
-            Candidate(
-                "hard_filter",
-                f"Some good {value.lower()} {noun}, please",
-                _plan("recommend", [_step("filter", where=condition), _step("rank", by="popularity")]),
-            )
+    # a plain value filter: the second value when the first went into the decade filter
+    plain = filters[1] if len(filters) > 1 else filters[0] if filters and decade is None else None
+    if plain is not None:
+        condition, value = plain
+        add(
+            "hard_filter",
+            f"Some good {value.lower()} {noun}, please",
+            "recommend",
+            [_step("filter", where=condition), _step("rank", by="popularity")],
         )
     for column in t.categoricals[:1]:
         for value in _values(catalog, column, 1):
             label = column.replace("_", " ")
-            out.append(
-                Candidate(
-                    "hard_filter",
-                    f"{noun_cap} with {label} {value}",
-                    _plan(
-                        "recommend",
-                        [
-                            _step("filter", where=_contains(catalog, column, value)),
-                            _step("rank", by="popularity"),
-                        ],
-                    ),
-                )
+            add(
+                "hard_filter",
+                f"{noun_cap} with {label} {value}",
+                "recommend",
+                [_step("filter", where=_contains(catalog, column, value)), _step("rank", by="popularity")],
             )
     for column in t.people[:1]:
         for person in _values(catalog, column, 1):
-            out.append(
-                Candidate(
-                    "people_filter",
-                    f"More {noun} by {person}",
-                    _plan(
-                        "recommend",
-                        [
-                            _step("filter", where=_contains(catalog, column, person)),
-                            _step("rank", by="popularity"),
-                        ],
-                    ),
-                )
+            add(
+                "people_filter",
+                f"More {noun} by {person}",
+                "recommend",
+                [_step("filter", where=_contains(catalog, column, person)), _step("rank", by="popularity")],
             )
     for column, unit in t.measures[:1]:
         limit = _round_limit(catalog.items[column])
@@ -302,46 +303,39 @@ def candidate_demonstrations(catalog: Catalog, traits: CatalogTraits) -> list[Ca
             request = f"{filters[0][1]} {noun} {phrase}"
         else:
             request = f"{noun_cap} {phrase}"
-        out.append(
-            Candidate(
-                "numeric_filter",
-                request[:1].upper() + request[1:],
-                _plan("recommend", [_step("filter", where=condition), _step("rank", by="popularity")]),
-            )
+        add(
+            "numeric_filter",
+            request[:1].upper() + request[1:],
+            "recommend",
+            [_step("filter", where=condition), _step("rank", by="popularity")],
         )
 
     # soft search: only when items carry text beyond their title
     if t.has_text:
         said, query = _MOODS.get(noun.lower(), ("fun and relaxing", "fun, relaxing"))
-        out.append(
-            Candidate(
-                "soft_search",
-                f"Something {said}",
-                _plan("recommend", [_step("semantic_search", query=query), _step("rank", by="similarity")]),
-            )
+        add(
+            "soft_search",
+            f"Something {said}",
+            "recommend",
+            [_step("semantic_search", query=query), _step("rank", by="similarity")],
         )
 
     # similar to named items
     if titles:
-        out.append(
-            Candidate(
-                "similar_to",
-                f"{noun_cap} like {titles[0]}, please",
-                # similar_to itself remembers its titles as liked: no feedback needed
-                _plan("recommend", [_step("similar_to", titles=[titles[0]]), _step("rank", by="similarity")]),
-            )
+        # similar_to itself remembers its titles as liked: no feedback needed
+        add(
+            "similar_to",
+            f"{noun_cap} like {titles[0]}, please",
+            "recommend",
+            [_step("similar_to", titles=[titles[0]]), _step("rank", by="similarity")],
         )
     if len(titles) >= 3:
         pair = [titles[1], titles[2]]
-        out.append(
-            Candidate(
-                "similar_to",
-                f"I love {pair[0]} and {pair[1]}. What else would I like?",
-                _plan(
-                    "recommend",
-                    [_step("similar_to", titles=pair), _step("rank", by="preference")],
-                ),
-            )
+        add(
+            "similar_to",
+            f"I love {pair[0]} and {pair[1]}. What else would I like?",
+            "recommend",
+            [_step("similar_to", titles=pair), _step("rank", by="preference")],
         )
     if len(titles) >= 4 and (t.year or filters):
         anchor = titles[3]
@@ -350,19 +344,15 @@ def candidate_demonstrations(catalog: Catalog, traits: CatalogTraits) -> list[Ca
         else:
             condition, value = filters[-1]
             request = f"Something like {anchor}, but {value.lower()}"
-        out.append(
-            Candidate(
-                "similar_filter",
-                request,
-                _plan(
-                    "recommend",
-                    [
-                        _step("similar_to", titles=[anchor]),
-                        _step("filter", where=condition),
-                        _step("rank", by="similarity"),
-                    ],
-                ),
-            )
+        add(
+            "similar_filter",
+            request,
+            "recommend",
+            [
+                _step("similar_to", titles=[anchor]),
+                _step("filter", where=condition),
+                _step("rank", by="similarity"),
+            ],
         )
 
     # information questions, answered from the table
@@ -370,49 +360,36 @@ def candidate_demonstrations(catalog: Catalog, traits: CatalogTraits) -> list[Ca
         subject = titles[4]
         column, question = _info_question(t, subject)
         if column is not None:
-            out.append(
-                Candidate(
-                    "info",
-                    question,
-                    _plan(
-                        "question",
-                        [
-                            _step(
-                                "sql_query",
-                                sql=f"SELECT {t.title}, {column} FROM items "
-                                f"WHERE {t.title} = {_quote(subject)}",
-                            )
-                        ],
-                    ),
-                )
+            add(
+                "info",
+                question,
+                "question",
+                [
+                    _step(
+                        "sql_query",
+                        sql=f"SELECT {t.title}, {column} FROM items WHERE {t.title} = {_quote(subject)}",
+                    )
+                ],
             )
 
     # popularity, from the log
     if pop is not None:
-        out.append(
-            Candidate(
-                "most_popular",
-                f"What are the most popular {noun}?",
-                _plan("recommend", [_step("rank", by="popularity")]),
-            )
+        add(
+            "most_popular",
+            f"What are the most popular {noun}?",
+            "recommend",
+            [_step("rank", by="popularity")],
         )
         if len(titles) >= 7:
             pair = [titles[5], titles[6]]
-            out.append(
-                Candidate(
-                    "user_list",
-                    f"Which is more popular, {pair[0]} or {pair[1]}?",
-                    _plan(
-                        "question",
-                        [
-                            _step("user_candidates", titles=pair),
-                            _step(
-                                "sql_query",
-                                sql=f"SELECT {t.title}, {pop} FROM items ORDER BY {pop} DESC LIMIT 1",
-                            ),
-                        ],
-                    ),
-                )
+            add(
+                "user_list",
+                f"Which is more popular, {pair[0]} or {pair[1]}?",
+                "question",
+                [
+                    _step("user_candidates", titles=pair),
+                    _step("sql_query", sql=f"SELECT {t.title}, {pop} FROM items ORDER BY {pop} DESC LIMIT 1"),
+                ],
             )
 
     # follow-ups that refine or compare the previous answer
@@ -423,76 +400,55 @@ def candidate_demonstrations(catalog: Catalog, traits: CatalogTraits) -> list[Ca
         refinement = _refinement(catalog, t, base)
         if refinement is not None:
             phrase, condition, by = refinement
-            out.append(
-                Candidate(
-                    "refine",
-                    f"(follow-up) {phrase}",
-                    _plan(
-                        "recommend",
-                        [
-                            _step("previous_results", which="all"),
-                            _step("filter", where=condition),
-                            _step("rank", by=by),
-                        ],
-                    ),
-                    after=base.plan,
-                )
+            add(
+                "refine",
+                f"(follow-up) {phrase}",
+                "recommend",
+                [
+                    _step("previous_results", which="all"),
+                    _step("filter", where=condition),
+                    _step("rank", by=by),
+                ],
+                after=base.plan,
             )
         compare = _comparison(t)
         if compare is not None:
             phrase, order = compare
-            out.append(
-                Candidate(
-                    "which_of_those",
-                    f"(follow-up) {phrase}",
-                    _plan(
-                        "question",
-                        [
-                            _step("previous_results", which="shown"),
-                            _step(
-                                "sql_query",
-                                sql=f"SELECT {t.title}, {order.split()[0]} FROM items "
-                                f"ORDER BY {order} LIMIT 1",
-                            ),
-                        ],
+            add(
+                "which_of_those",
+                f"(follow-up) {phrase}",
+                "question",
+                [
+                    _step("previous_results", which="shown"),
+                    _step(
+                        "sql_query",
+                        sql=f"SELECT {t.title}, {order.split()[0]} FROM items ORDER BY {order} LIMIT 1",
                     ),
-                    after=base.plan,
-                )
+                ],
+                after=base.plan,
             )
 
     # the user's own history and dislikes
     if pop is not None:
-        out.append(
-            Candidate(
-                "preference",
-                f"What should I {t.verb} next?",
-                _plan("recommend", [_step("rank", by="preference")]),
-            )
-        )
+        add("preference", f"What should I {t.verb} next?", "recommend", [_step("rank", by="preference")])
         if len(titles) >= 8:
-            out.append(
-                Candidate(
-                    "dislike",
-                    f"I did not like {titles[7]}. Suggest something else.",
-                    _plan("recommend", [_step("rank", by="preference")], disliked=[titles[7]]),
-                )
+            add(
+                "dislike",
+                f"I did not like {titles[7]}. Suggest something else.",
+                "recommend",
+                [_step("rank", by="preference")],
+                disliked=[titles[7]],
             )
 
     # conversation without tools
-    out.append(
-        Candidate(
-            "chat",
-            "Hi! What can you do?",
-            _plan(
-                "chat",
-                [],
-                reply=f"Hello! Tell me what {noun} you like, or ask me about any of them.",
-            ),
-        )
+    add(
+        "chat",
+        "Hi! What can you do?",
+        "chat",
+        [],
+        reply=f"Hello! Tell me what {noun} you like, or ask me about any of them.",
     )
-    out.append(
-        Candidate("chat", "Thanks, that is all for today!", _plan("chat", [], reply="You're welcome! Enjoy."))
-    )
+    add("chat", "Thanks, that is all for today!", "chat", [], reply="You're welcome! Enjoy.")
     return out
 
 
@@ -628,7 +584,14 @@ def load_user_demonstrations(
 
 @dataclass
 class DerivedDemonstrations:
-    """The demonstrations kept, and what was dropped and why (for the docs, tests and the curious)."""
+    """The demonstrations kept, and what was dropped and why (for the docs, tests and the curious); cached
+    on disk per catalog.
+
+    Attributes:
+        examples: the demonstrations kept.
+        shapes: each kept demonstration's shape, aligned with ``examples``.
+        dropped: the candidates dropped, each with its shape, request and reason.
+    """
 
     examples: list[Demonstration]
     shapes: list[str]
@@ -774,7 +737,7 @@ def derived_demonstrations(agent: Agent) -> DerivedDemonstrations:
             sort_keys=True,
         ).encode()
     ).hexdigest()[:16]
-    path = agent.ctx.cache_dir / f"demonstrations-{key}.json"
+    path = agent.resources.cache_dir / f"demonstrations-{key}.json"
     if path.exists():
         try:
             return DerivedDemonstrations.from_json(json.loads(path.read_text(encoding="utf-8")))

@@ -464,4 +464,4 @@ def chat(
         console.print()
         assert stream.result is not None
         if trace:
-            _print_trace(stream.result.trace)
+            _print_trace(stream.result.trace.to_dict())

@@ -1,5 +1,6 @@
-"""What every tool can use: the catalog and log, lazily built retrieval and ranking resources, the user's
-profile and the agent's settings. Heavy resources (item index, item-CF neighbours, a trained SASRec)
+"""What every tool can use: the agent's settings, its shared resources (:class:`AgentResources`: the
+catalog and log, lazily built retrieval and ranking models) and, per turn, the user's profile
+(:class:`AgentContext`). Heavy resources (item index, item-CF neighbours, a trained SASRec)
 are built on first use with progress bars and cached on disk next to the dataset's other caches."""
 
 from __future__ import annotations
@@ -22,7 +23,30 @@ from recai.data.home import data_home
 
 @dataclass
 class AgentSettings:
-    """Knobs of the agent that are not prompts."""
+    """Knobs of the agent that are not prompts, in one place so a CLI flag, a server option or a benchmark
+    changes one field rather than a constructor argument deep inside.
+
+    Attributes:
+        k: items in a recommendation.
+        retrieve_k: how many items retrieval tools keep on the bus (deep enough to refine).
+        sql_max_rows: rows an information query returns at most.
+        sql_timeout_s: how long one SQL query may run.
+        facts_chars: budget for tool facts in the responder prompt.
+        item_chars: budget for each item's description in the responder prompt.
+        responder_items: how many of the items the responder is shown (the user sees all ``k``).
+        history_tokens: dialogue kept verbatim in prompts (older turns are compressed).
+        reply_tokens: longest reply the responder may write.
+        max_steps: most steps a plan may have.
+        replan: go back to the planner once when a step fails or empties the candidates.
+        reflect: have a critic judge the drafted answer (one replan when it is judged wrong).
+        demonstrations: how many of the user's own examples the planner is shown per request.
+        sasrec_budget_s: training time of the sequential model preference ranking uses.
+        encoder: the text encoder's spec (None: the default embedder).
+        preference_model: what ranks by preference: "sasrec", "itemcf", or "auto".
+        kept_candidates: candidates a turn remembers for a follow-up to refine.
+        planner_prompt_tokens: budget of the planner's fixed system message, examples included.
+        demonstrations_file: the user's own (request, plan) examples, added to the derived ones.
+    """
 
     k: int = 5  # items in a recommendation
     retrieve_k: int = 200  # how many items retrieval tools keep on the bus (deep enough to refine)
@@ -49,17 +73,44 @@ class AgentSettings:
     demonstrations_file: str | None = None  # the user's own (request, plan) examples, added to derived ones
 
 
-@dataclass
-class AgentContext:
-    dataset: Dataset
-    settings: AgentSettings = field(default_factory=AgentSettings)
-    profile: Profile = field(default_factory=Profile)
-    progress: bool = True
-    #: the previous answer's items (positions): what it showed, and every candidate it kept
-    previous_shown: list[int] = field(default_factory=list)
-    previous_candidates: list[int] = field(default_factory=list)
-    #: names the user gave that the catalog does not have (name -> closest titles), for the reply
-    not_found: dict[str, list[str]] = field(default_factory=dict)
+class _BuiltOnce(cached_property):
+    """A resource built on first use, once per :class:`AgentResources` even when several turns ask for it
+    at the same moment (a server, a threaded evaluation): each resource has its own lock."""
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        with instance.build_locks[self.attrname]:
+            return super().__get__(instance, owner)
+
+
+class AgentResources:
+    """The heavy, shared things an agent's tools use: the dataset, its item index and encoder, item-CF
+    neighbours, a trained SASRec, item popularity. Each is built on first use (with progress bars), and
+    cached on disk next to the dataset's other caches, so an agent that never ranks by preference never
+    trains a model. One object serves every turn and session of an agent.
+
+    Args:
+        dataset: the catalog and interaction log the resources are built from.
+        settings: the agent's settings (the encoder to load, SASRec's time budget, ...).
+        progress: show progress bars while building.
+        encoder: a text encoder to use instead of loading ``settings.encoder`` on first use.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        settings: AgentSettings | None = None,
+        *,
+        progress: bool = True,
+        encoder: Any = None,
+    ) -> None:
+        self.dataset = dataset
+        self.settings = settings or AgentSettings()
+        self.progress = progress
+        self.build_locks = {name: threading.Lock() for name in _BUILT_ONCE}
+        if encoder is not None:  # otherwise the default embedder loads on first use
+            self.encoder = encoder
 
     @property
     def catalog(self) -> Any:
@@ -72,17 +123,17 @@ class AgentContext:
         key = f"{self.dataset.name}|{len(self.catalog)}|{len(self.dataset.interactions)}|{ids}"
         return data_home() / "agent" / f"{self.dataset.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
-    @cached_property
+    @_BuiltOnce
     def encoder(self) -> Any:
         from recai.embed import load_encoder
 
         return load_encoder(self.settings.encoder)
 
-    @cached_property
+    @_BuiltOnce
     def item_index(self) -> Any:
         return self.catalog.index(self.encoder, progress=self.progress)
 
-    @cached_property
+    @_BuiltOnce
     def popularity(self) -> np.ndarray:
         """Distinct users per item: the same number as the ``popularity`` column of the SQL view."""
         from recai.data.popularity import user_counts
@@ -104,7 +155,7 @@ class AgentContext:
         model = self.sequential if self.preference_model == "sasrec" else self.itemcf
         return np.asarray(model.score([np.asarray(history, dtype=np.int64)])[0], dtype=np.float64)
 
-    @cached_property
+    @_BuiltOnce
     def itemcf(self) -> Any:
         from recai.rec import MODELS
 
@@ -115,7 +166,7 @@ class AgentContext:
         model.save(path)
         return model
 
-    @cached_property
+    @_BuiltOnce
     def sequential(self) -> Any:
         """A SASRec trained once on the whole log (validated on each user's last event)."""
         from recai.data.splits import leave_one_out
@@ -135,57 +186,37 @@ class AgentContext:
         write_text_atomic(path / "trained.json", json.dumps({"history": model.history_}, default=float))
         return model
 
-    def for_turn(
-        self,
-        profile: Profile | None = None,
-        *,
-        previous_shown: list[int] | None = None,
-        previous_candidates: list[int] | None = None,
-    ) -> TurnContext:
-        """A context for one turn: its own profile and the previous answer's items (positions: what was
-        shown, and every candidate it kept), and this context's resources (built once, shared)."""
-        turn = TurnContext(self, profile)
-        turn.previous_shown = list(previous_shown or [])
-        turn.previous_candidates = list(previous_candidates or previous_shown or [])
-        return turn
+
+_BUILT_ONCE = tuple(
+    name for name, value in vars(AgentResources).items() if isinstance(value, cached_property)
+)
 
 
-_SHARED = tuple(name for name, value in vars(AgentContext).items() if isinstance(value, cached_property))
+@dataclass
+class AgentContext:
+    """What a tool works with in one turn: the agent's shared resources, the user's profile, the previous
+    answer's items and the names the catalog lacks. One context per turn lets several sessions use one
+    agent at once without reading each other's profile; the resources are the agent's, built once.
 
-
-class TurnContext(AgentContext):
-    """An AgentContext with its own profile whose lazily built resources are the shared context's.
-
-    The tools read the user's profile from the context. One context per turn lets several sessions use
-    one Agent at once (a server, a threaded evaluation) without reading each other's profile, while the
-    heavy resources (item index, item-CF, SASRec, encoder) are built once, under a lock, and shared.
+    Attributes:
+        resources: the agent's shared resources (catalog, encoder, item index, recommenders).
+        profile: the session's profile (tools add liked items to it; ranking reads it).
+        previous_shown: positions of the items the previous answer showed.
+        previous_candidates: positions of every candidate the previous answer kept (best first).
+        not_found: names the user gave that the catalog does not have (name -> closest titles), for the
+            reply.
     """
 
-    _build_locks: dict[str, threading.Lock] = {name: threading.Lock() for name in _SHARED}  # noqa: RUF012
+    resources: AgentResources
+    profile: Profile = field(default_factory=Profile)
+    previous_shown: list[int] = field(default_factory=list)
+    previous_candidates: list[int] = field(default_factory=list)
+    not_found: dict[str, list[str]] = field(default_factory=dict)
 
-    def __init__(self, shared: AgentContext, profile: Profile | None = None) -> None:
-        if isinstance(shared, TurnContext):
-            shared = shared._shared
-        super().__init__(shared.dataset, shared.settings, profile or Profile(), shared.progress)
-        self._shared = shared
+    @property
+    def catalog(self) -> Any:
+        return self.resources.dataset.catalog
 
-    def _resource(self, name: str) -> Any:
-        built = self._shared.__dict__
-        if name not in built:  # first use: build once, whichever turn gets here first
-            with self._build_locks[name]:
-                return getattr(self._shared, name)
-        return built[name]
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SHARED:  # setting a resource (e.g. an encoder) sets it for every turn
-            setattr(self._shared, name, value)
-        else:
-            super().__setattr__(name, value)
-
-
-def _delegate(name: str) -> property:
-    return property(lambda self: self._resource(name), doc=f"The shared context's {name}.")
-
-
-for _name in _SHARED:
-    setattr(TurnContext, _name, _delegate(_name))
+    @property
+    def settings(self) -> AgentSettings:
+        return self.resources.settings

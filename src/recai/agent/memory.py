@@ -24,11 +24,17 @@ def rough_tokens(text: str) -> int:
 
 @dataclass
 class Profile:
-    """Item ids (not positions: they survive catalog re-ordering) and free-text constraints.
+    """What the agent remembers about a user: item ids (not positions: they survive catalog re-ordering)
+    and free-text constraints, so ranking can leave out what the user knows and dislikes.
 
-    ``history`` is the user's logged interactions (oldest first), seeded from the dataset's log when a
-    session starts for a known user id. It conditions preference ranking and counts as seen; it is not
-    saved with the profile (the log is its source).
+    Attributes:
+        liked: items the user said they liked.
+        disliked: items the user said they disliked (never recommended).
+        seen: items the user already knows (not recommended again).
+        constraints: standing conditions the user gave ("no horror").
+        history: the user's logged interactions (oldest first), seeded from the dataset's log when a
+            session starts for a known user id. It conditions preference ranking and counts as seen; it is
+            not saved with the profile (the log is its source).
     """
 
     liked: list[Any] = field(default_factory=list)
@@ -92,6 +98,9 @@ class ProfileStore:
 
     ``load`` and ``save`` are the whole interface (a database-backed store needs nothing else). A store
     removes the leftovers of interrupted atomic writes (``.NAME.json.tmp-*``) when it starts.
+
+    Args:
+        root: the folder of the profile files.
     """
 
     _SIMPLE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -153,6 +162,18 @@ class ProfileStore:
 
 @dataclass
 class Turn:
+    """One exchange of a dialogue: what the user said, the reply and its items, so a follow-up can refer
+    to "those".
+
+    Attributes:
+        user: the user's message.
+        reply: the agent's reply.
+        items: display titles recommended in this turn.
+        item_ids: the same items as catalog ids.
+        candidate_ids: every candidate the turn ended with, best first (capped), so a follow-up can refine
+            all of them.
+    """
+
     user: str
     reply: str
     items: list[str] = field(default_factory=list)  # display titles recommended in this turn
@@ -163,7 +184,13 @@ class Turn:
 
 @dataclass
 class Dialogue:
-    """Recent turns verbatim within ``budget`` tokens; older turns as one-line digests."""
+    """The conversation so far as prompts read it: recent turns verbatim within ``budget`` tokens, older
+    turns as one-line digests, so prompts stay short however long a conversation runs.
+
+    Attributes:
+        budget: tokens of recent dialogue kept verbatim.
+        turns: every turn, oldest first.
+    """
 
     budget: int = 600
     turns: list[Turn] = field(default_factory=list)

@@ -105,6 +105,14 @@ def plan_schema(tools: list[Tool], max_steps: int = 6) -> dict[str, Any]:
 
 @dataclass
 class Demonstration:
+    """One (request, plan) example shown to the planner: small models plan far better from examples of the
+    catalog's own plan shapes than from instructions alone.
+
+    Attributes:
+        request: the user's message.
+        plan: the plan that answers it.
+    """
+
     request: str
     plan: dict[str, Any]
 
@@ -183,7 +191,14 @@ def compact_plan_json(plan: dict[str, Any]) -> str:
 
 
 class Demonstrations:
-    """A store of (request, plan) examples and the policy that picks them."""
+    """A store of (request, plan) examples and the policy that picks them for a request.
+
+    Args:
+        examples: the examples.
+        mode: how they are picked: "dynamic" (by embedding similarity), "lexical" (by string similarity)
+            or "fixed" (the first ones, always).
+        encoder: the text encoder "dynamic" picks with (without one, picking is "lexical").
+    """
 
     def __init__(self, examples: list[Demonstration], *, mode: str = "dynamic", encoder: Any = None) -> None:
         if mode not in ("dynamic", "lexical", "fixed"):
@@ -240,6 +255,16 @@ class Planner:
     derived from the catalog) is the system message, read once and then served from the cache; the
     user message holds only what changes (more examples picked by similarity, the dialogue, the profile
     and the message), a few dozen tokens on a first turn.
+
+    Args:
+        llm: the model that plans.
+        tools: the tools a plan may use (their cards are in the prompt, their schemas in the plan's).
+        schema_card: the catalog's columns as the planner reads them.
+        item_noun: what the items are called ("films").
+        demonstrations: the examples picked per request.
+        n_demonstrations: how many examples are picked per request.
+        max_steps: most steps a plan may have.
+        fixed: examples shown in every prompt (one per plan shape).
     """
 
     def __init__(

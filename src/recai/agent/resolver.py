@@ -26,7 +26,12 @@ if TYPE_CHECKING:
 
 class NotInCatalogError(ToolError):
     """Items the user named that the catalog does not have. Not a planning mistake: replanning cannot
-    fix it, so the turn reports it instead."""
+    fix it, so the turn reports it instead.
+
+    Args:
+        missing: each name the catalog lacks, with the closest titles it has.
+        tool: the tool that looked the names up.
+    """
 
     def __init__(self, missing: dict[str, list[str]], tool: str) -> None:
         self.missing = missing  # the name as written -> the closest catalog titles
@@ -47,7 +52,14 @@ class NotInCatalogError(ToolError):
 
 @dataclass
 class Resolution:
-    """Catalog positions for the names that resolved, notes on how, and the names that did not."""
+    """Catalog positions for the names that resolved, notes on how, and the names that did not, so a tool
+    can go on with what resolved and the reply can say what did not.
+
+    Attributes:
+        positions: catalog positions of the names that resolved.
+        notes: how each name was read ("'Heat' read as Heat (1995)").
+        missing: each name that did not resolve, with the closest titles.
+    """
 
     positions: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

@@ -113,6 +113,15 @@ def _number_key(text: str) -> str:
 
 @dataclass
 class GroundingReport:
+    """What the grounding check held back or flagged in an answer, for the trace.
+
+    Attributes:
+        removed: sentences held back.
+        unknown_titles: titles named that the catalog does not have.
+        off_list_titles: catalog titles named that the answer may not name.
+        unsupported_facts: numbers and names no tool gave.
+    """
+
     removed: list[str] = field(default_factory=list)  # sentences held back
     unknown_titles: list[str] = field(default_factory=list)
     off_list_titles: list[str] = field(default_factory=list)
@@ -121,7 +130,14 @@ class GroundingReport:
 
 class GroundingCheck:
     """Decides, per sentence, whether every title it names is allowed and, once it has evidence, whether
-    every number and person's name it states comes from the evidence."""
+    every number and person's name it states comes from the evidence: an LLM's answer may only say what
+    the tools found.
+
+    Args:
+        catalog: the catalog whose titles are recognized.
+        allowed_positions: the items (positions) the answer may name.
+        threshold: how closely a named title must match a catalog title to count as naming it.
+    """
 
     def __init__(self, catalog: Catalog, allowed_positions: set[int], threshold: float = 90.0) -> None:
         self.catalog = catalog
@@ -229,6 +245,16 @@ def split_sentences(text: str) -> tuple[list[tuple[str, str]], str]:
 
 
 class Responder:
+    """Writes the answer from the tools' results in one streamed LLM call, checked sentence by sentence as
+    it streams, so the user reads it as it is written and never reads an item the tools did not return.
+
+    Args:
+        llm: the model that writes the answer.
+        catalog: the catalog the items come from.
+        item_noun: what the items are called in the prompt ("films").
+        max_sentences: the longest answer, in sentences.
+    """
+
     def __init__(self, llm: ChatModel, catalog: Catalog, *, item_noun: str, max_sentences: int = 4) -> None:
         self.llm = llm
         self.catalog = catalog

@@ -52,7 +52,7 @@ class KnowledgeRankTool(Tool):
         excluded = set(catalog.index_of(ctx.profile.excluded(), missing="drop").tolist())
         top = int(args.get("top", self.top))
         if bus.unrestricted:  # nothing retrieved yet: the most popular items are the candidates
-            order = np.lexsort((np.arange(len(ctx.popularity)), -ctx.popularity))
+            order = np.lexsort((np.arange(len(ctx.resources.popularity)), -ctx.resources.popularity))
             shown = [int(p) for p in order if int(p) not in excluded][:top]
         else:
             bus.discard(excluded, step=step, tool=self.name)
@@ -61,7 +61,7 @@ class KnowledgeRankTool(Tool):
             raise ToolError(f"{self.name}: no candidates left to rank")
         liked = [int(p) for p in catalog.index_of(ctx.profile.liked, missing="drop")]
         if not liked:
-            scores = ctx.popularity[shown]
+            scores = ctx.resources.popularity[shown]
             order = np.lexsort((np.arange(len(shown)), -scores))
             ranked = [shown[i] for i in order]
             facts = f"ranked {len(ranked)} candidates by popularity (no liked items yet to reason from)"

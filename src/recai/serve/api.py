@@ -155,7 +155,7 @@ async def chat(body: ChatRequest, request: Request, state: State) -> Any:
         session_id=served.id,
         reply=result.reply,
         items=state.item_cards(result.items),
-        trace=sse.plain_json(result.trace),
+        trace=sse.plain_json(result.trace.to_dict()),
     )
 
 
@@ -176,7 +176,7 @@ async def _sse_turn(state: ServerState, served: ServedSession, turn: RunningTurn
             if not sent_items:
                 cards = [c.model_dump() for c in state.item_cards(event.result.items)]
                 yield sse.event("items", {"items": cards})
-            yield sse.event("trace", event.result.trace)
+            yield sse.event("trace", event.result.trace.to_dict())
             yield sse.event("done", {"reply": event.result.reply})
         else:
             error = turn_error(event.error)

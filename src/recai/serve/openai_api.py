@@ -162,7 +162,7 @@ async def chat_completions(body: CompletionRequest, request: Request, state: Sta
         "choices": [
             {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
         ],
-        "usage": _usage(result.trace),
+        "usage": _usage(result.trace.llm),
         "recai": {"items": result.items},
     }
 
@@ -208,7 +208,7 @@ async def _chunks(
                         "created": created,
                         "model": state.settings.model_name,
                         "choices": [],
-                        "usage": _usage(event.result.trace),
+                        "usage": _usage(event.result.trace.llm),
                     }
                     yield sse.event(None, usage)
             else:
@@ -280,7 +280,7 @@ def _ground_listing(state: ServerState, listed: str, budget: int) -> tuple[list[
     return ids, tried
 
 
-def _usage(trace: dict[str, Any]) -> dict[str, int]:
-    prompt = sum(int(v.get("prompt_tokens", 0)) for v in trace.get("llm", {}).values())
-    completion = sum(int(v.get("completion_tokens", 0)) for v in trace.get("llm", {}).values())
+def _usage(llm: dict[str, dict[str, Any]]) -> dict[str, int]:
+    prompt = sum(int(v.get("prompt_tokens", 0)) for v in llm.values())
+    completion = sum(int(v.get("completion_tokens", 0)) for v in llm.values())
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}

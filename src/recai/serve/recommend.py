@@ -54,7 +54,7 @@ def recommend(
         known = _logged_history(agent, request.user)
         history = [*known, *[i for i in history if i not in known]]
     liked = [*history, *[i for i in (profile.liked if profile else []) if i not in history]]
-    ctx = agent.ctx.for_turn(
+    ctx = agent.turn_context(
         Profile(
             liked=list(liked),
             disliked=list(profile.disliked) if profile else [],
@@ -120,8 +120,8 @@ def search(agent: Agent, cards: ItemCards, query: str, k: int) -> list[ItemCard]
         if len(found) < k and match.score >= 60:
             found.setdefault(pos, cards.card_at(pos, score=match.score / 100, match="title"))
     if len(found) < k:
-        vector = agent.ctx.encoder.encode([query], "query")
-        ids, scores = agent.ctx.item_index.search(vector, k)
+        vector = agent.resources.encoder.encode([query], "query")
+        ids, scores = agent.resources.item_index.search(vector, k)
         for item_id, score in zip(ids[0], scores[0].tolist(), strict=True):
             pos = int(catalog.index_of([item_id])[0])
             if len(found) < k and score > 0:

@@ -40,7 +40,7 @@ def build_agent(data: str = "demo", llm: str | None = None, **kwargs: Any) -> Ag
 def default_store(agent: Agent) -> str:
     """``recai serve``'s store when none is named: a SQLite file beside the agent's cached indexes and
     profiles (one per dataset), so sessions survive a restart and workers can share them."""
-    return f"sqlite:///{(agent.ctx.cache_dir / 'sessions.sqlite3').resolve()}"
+    return f"sqlite:///{(agent.resources.cache_dir / 'sessions.sqlite3').resolve()}"
 
 
 def check_workers(workers: int, store: str | None) -> None:

@@ -62,8 +62,8 @@ class ServerState:
                     "fields": {
                         "session": served.id[:8],
                         "ms": round(1000 * seconds, 1),
-                        "llm_calls": trace.get("llm_calls"),
-                        "replans": trace.get("replans"),
+                        "llm_calls": trace.llm_calls,
+                        "replans": trace.replans,
                         "items": len(result.items),
                         "reply_chars": len(result.reply),
                     }

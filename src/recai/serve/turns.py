@@ -3,7 +3,7 @@
 Two things make that safe:
 
 - **A context per turn.** The agent runs every turn on its own
-  :class:`recai.agent.context.TurnContext` (the session's profile, the shared heavy resources), so
+  :class:`recai.agent.context.AgentContext` (the session's profile; the heavy resources are the agent's), so
   turns of different sessions on one Agent never see each other's profile.
 - **A lease per session.** A turn holds its session's lease in the session store, so a second turn of
   the same session, on this worker or any other, is refused with 409; the lease goes back when the turn

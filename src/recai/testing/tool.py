@@ -31,7 +31,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from recai.agent.bus import CandidateBus
-from recai.agent.context import AgentContext, AgentSettings
+from recai.agent.context import AgentContext, AgentResources, AgentSettings
 from recai.agent.tools.base import Tool, ToolError, ToolResult
 from recai.data import Dataset
 from recai.testing.data import film_dataset
@@ -70,8 +70,8 @@ def film_context(dataset: Dataset | None = None) -> AgentContext:
     """An agent context over ``dataset`` (default: the eight films) with the bag-of-words encoder and a
     previous answer (Pulp Fiction, Reservoir Dogs, Heat and both Godfathers; the first two shown)."""
     dataset = film_dataset() if dataset is None else dataset
-    context = AgentContext(dataset, AgentSettings(retrieve_k=5, sasrec_budget_s=2.0), progress=False)
-    context.encoder = BagOfWordsEncoder()
+    settings = AgentSettings(retrieve_k=5, sasrec_budget_s=2.0)
+    context = AgentContext(AgentResources(dataset, settings, progress=False, encoder=BagOfWordsEncoder()))
     ids = [i for i in (10, 11, 12, 16, 17) if i in set(context.catalog.ids)]
     context.previous_candidates = context.catalog.index_of(ids).tolist()
     context.previous_shown = context.previous_candidates[:2]

@@ -43,7 +43,19 @@ def plan_shape(plan: dict[str, Any]) -> str:
 
 @dataclass
 class PlanPair:
-    """One (planner prompt -> plan) training pair and where it came from."""
+    """One (planner prompt -> plan) training pair and where it came from, so a distilled planner learns
+    from the teacher's successful plans and a split never puts one conversation on both sides.
+
+    Attributes:
+        id: the pair's id.
+        conversation: the conversation it belongs to (the unit a split keeps together).
+        source: where it was recorded ("templates", "simulated").
+        shape: the plan shape of its request.
+        request: the user's message.
+        dialogue: the dialogue before it, as the planner saw it.
+        messages: the planner's prompt.
+        plan: the plan the teacher wrote.
+    """
 
     id: str
     conversation: str

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from recai.agent.trace import TurnTrace
 from recai.data.catalog import Catalog
 from recai.data.schema import ColumnRole
 
@@ -132,7 +133,20 @@ _CHAT = (
 
 @dataclass
 class TurnCheck:
-    """What a correct answer to one templated turn satisfies (all given fields must hold)."""
+    """What a correct answer to one templated turn satisfies (all given fields must hold): templated
+    requests know their answer's shape, so a recorded turn can be judged without a judge model.
+
+    Attributes:
+        intent: the plan's intent.
+        nonempty: at least one item returned.
+        column: every item has ``value`` in this categorical or list column.
+        value: the value ``column`` must hold.
+        numeric: every item has ``numeric`` < ``below``.
+        below: the bound for ``numeric``.
+        exclude: item ids that must not be returned (the seeds).
+        within: item ids the answer must come from (the user's list).
+        tool: a step of this tool ran without error.
+    """
 
     intent: str
     nonempty: bool = False  # at least one item returned
@@ -147,13 +161,27 @@ class TurnCheck:
 
 @dataclass
 class TemplateTurn:
+    """One user message of a templated conversation and what its answer must satisfy.
+
+    Attributes:
+        text: the user's message.
+        check: what a correct answer satisfies.
+    """
+
     text: str
     check: TurnCheck
 
 
 @dataclass
 class TemplateRequest:
-    """One scripted conversation (one turn, or two for a refinement) with its intended plan shape."""
+    """One scripted conversation (one turn, or two for a refinement) with its intended plan shape, for
+    recording the teacher's plans on requests whose right answer is known.
+
+    Attributes:
+        id: the request's id.
+        shape: the plan shape it asks for.
+        turns: its turns, in order.
+    """
 
     id: str
     shape: str
@@ -163,19 +191,18 @@ class TemplateRequest:
         return asdict(self)
 
 
-def check_turn(check: TurnCheck, catalog: Catalog, trace: dict[str, Any], items: Sequence[Any]) -> bool:
+def check_turn(check: TurnCheck, catalog: Catalog, trace: TurnTrace, items: Sequence[Any]) -> bool:
     """Whether a turn's outcome (its trace and returned item ids) satisfies ``check``."""
-    final = trace["plans"][-1] if trace.get("plans") else {"intent": "chat", "steps": []}
-    if final.get("intent") != check.intent or trace.get("planner_error"):
+    final = trace.plans[-1].plan if trace.plans else {"intent": "chat", "steps": []}
+    if final.get("intent") != check.intent or trace.planner_error:
         return False
     if check.intent == "chat":
         return not final.get("steps")
     if check.nonempty and not items:
         return False
     if check.tool is not None:
-        last = len(trace["plans"])
-        ran = [s for s in trace["steps"] if s.get("plan", last) == last and s.get("tool") == check.tool]
-        if not ran or any("error" in s for s in ran):
+        ran = [s for s in trace.steps_of(len(trace.plans)) if s.tool == check.tool]
+        if not ran or any(s.error is not None for s in ran):
             return False
     if check.exclude and set(items) & set(check.exclude):
         return False
@@ -197,7 +224,14 @@ def check_turn(check: TurnCheck, catalog: Catalog, trace: dict[str, Any], items:
 
 
 class RequestTemplates:
-    """Draws templated requests from a catalog: its categorical values, numeric ranges, titles, text."""
+    """Draws templated requests from a catalog: its categorical values, numeric ranges, titles, text, so
+    tool-learning data covers every plan shape on any catalog.
+
+    Args:
+        catalog: the catalog whose values the requests use.
+        item_noun: what the items are called in the requests ("films").
+        seed: the seed of the draws.
+    """
 
     def __init__(self, catalog: Catalog, *, item_noun: str = "items", seed: int = 0) -> None:
         self.catalog = catalog

@@ -30,6 +30,7 @@ from typing import Any
 from recai.agent.agent import Agent, TurnEvent
 from recai.agent.learning.requests import TemplateRequest, check_turn
 from recai.agent.planner import planner_sampling
+from recai.agent.trace import TurnTrace
 from recai.data.errors import plain_value
 from recai.evaluate.conversation import AgentSystem, ConversationEvaluator, ConversationSample
 from recai.evaluate.generative import evaluate_pending
@@ -37,19 +38,19 @@ from recai.evaluate.runs import RunFolder
 from recai.llm.batch import BatchSettings, run_batch
 
 
-def plan_errors(trace: dict[str, Any]) -> list[str | None]:
+def plan_errors(trace: TurnTrace) -> list[str | None]:
     """For each plan of a turn, why its execution failed (None when it ran through)."""
     out: list[str | None] = []
-    for number in range(1, len(trace.get("plans", [])) + 1):
-        steps = [s for s in trace.get("steps", []) if s.get("plan") == number]
-        error = next((f"step {s['step']} ({s['tool']}): {s['error']}" for s in steps if "error" in s), None)
+    for number in range(1, len(trace.plans) + 1):
+        steps = trace.steps_of(number)
+        error = next((f"step {s.step} ({s.tool}): {s.error}" for s in steps if s.error is not None), None)
         if error is None and steps:
             last = steps[-1]
-            if last.get("output_size") == 0 and last.get("tool") != "sql_query":
-                error = f"step {last['step']} ({last['tool']}) left no candidates"
+            if last.output_size == 0 and last.tool != "sql_query":
+                error = f"step {last.step} ({last.tool}) left no candidates"
         out.append(error)
-    if trace.get("planner_error") and out:
-        out[-1] = out[-1] or f"planner: {trace['planner_error']}"
+    if trace.planner_error and out:
+        out[-1] = out[-1] or f"planner: {trace.planner_error}"
     return out
 
 
@@ -57,8 +58,8 @@ def turn_record(event: TurnEvent) -> dict[str, Any]:
     """The JSON form of one turn for the trajectory log."""
     trace = event.trace
     errors = plan_errors(trace)
-    if trace.get("planner_error") and len(event.written_plans) == 1 and not trace.get("replans"):
-        errors = [f"planner: {trace['planner_error']}"]  # the first plan was a fallback, not the model's
+    if trace.planner_error and len(event.written_plans) == 1 and not trace.replans:
+        errors = [f"planner: {trace.planner_error}"]  # the first plan was a fallback, not the model's
     return {
         "request": event.request,
         "dialogue": event.dialogue,
@@ -67,20 +68,23 @@ def turn_record(event: TurnEvent) -> dict[str, Any]:
             {"plan": plan, "error": errors[i] if i < len(errors) else None}
             for i, plan in enumerate(event.written_plans)
         ],
-        "planner_error": trace.get("planner_error"),
-        "replans": trace.get("replans", 0),
-        "intent": trace["plans"][-1]["intent"] if trace.get("plans") else None,
+        "planner_error": trace.planner_error,
+        "replans": trace.replans,
+        "intent": trace.intent,
         "items": [plain_value(i) for i in event.result.items],
-        "latency_s": trace.get("latency_s"),
+        "latency_s": trace.latency_s,
     }
 
 
 class TurnRecorder:
     """An agent turn hook that collects turn records; ``take()`` hands them over and starts afresh.
 
-    ``sink`` (optional) receives every turn record at once instead, for logging a live agent. Inside
-    :meth:`collecting`, the turns of that thread (or batch item) go to a list of their own, so several
-    conversations recorded at once on one agent never take each other's turns."""
+    Inside :meth:`collecting`, the turns of that thread (or batch item) go to a list of their own, so
+    several conversations recorded at once on one agent never take each other's turns.
+
+    Args:
+        sink: receives every turn record at once instead, for logging a live agent.
+    """
 
     def __init__(self, sink: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.sink = sink

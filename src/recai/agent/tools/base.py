@@ -18,6 +18,30 @@ if TYPE_CHECKING:
     from recai.agent.context import AgentContext
 
 
+def arguments_schema(
+    required: dict[str, Any] | None = None, optional: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON schema of a tool's arguments: an object with exactly these properties (``required``
+    ones first), nothing else: the arguments are LLM output, and an unknown key is an error the planner
+    hears about rather than a value silently ignored."""
+    required = required or {}
+    schema: dict[str, Any] = {"type": "object", "properties": {**required, **(optional or {})}}
+    if required:
+        schema["required"] = list(required)
+    schema["additionalProperties"] = False
+    return schema
+
+
+def titles_argument(max_items: int) -> dict[str, Any]:
+    """The schema of a list of item names as people type them (1 to ``max_items``)."""
+    return {
+        "type": "array",
+        "items": {"type": "string", "maxLength": 200},
+        "minItems": 1,
+        "maxItems": max_items,
+    }
+
+
 class ToolError(RuntimeError):
     """A tool could not do what the plan asked; the message is shown to the planner on replanning."""
 
@@ -31,6 +55,19 @@ class ToolResult:
 
 
 class Tool(ABC):
+    """An operation the planner may put in a plan: a name, a description for the planner, a JSON schema
+    for its arguments (validated before it runs: they come from an LLM) and ``run``, which narrows or
+    re-scores the candidate bus. Tools get everything else from the turn's
+    :class:`~recai.agent.context.AgentContext`.
+
+    Attributes:
+        name: the name plans use.
+        description: one line for the planner's prompt.
+        parameters: the JSON schema of the arguments.
+        orders_candidates: the tool puts the candidates in their final order.
+        facts_for_reply: the tool's facts are worth the responder's reading time.
+    """
+
     name: str
     description: str
     parameters: ClassVar[dict[str, Any]]

@@ -9,22 +9,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from recai.agent.bus import CandidateBus
-from recai.agent.tools.base import Tool, ToolError, ToolResult
+from recai.agent.tools.base import Tool, ToolError, ToolResult, arguments_schema
 
 if TYPE_CHECKING:
     from recai.agent.context import AgentContext
 
 
 class PreviousResultsTool(Tool):
+    """Puts the previous answer's items back on the bus, so a follow-up ("only the older ones") refines
+    that answer without the planner restating its conditions. Takes no constructor arguments.
+    """
+
     name = "previous_results"
     facts_for_reply = False
     description = "The previous answer's items: 'all' (to refine) or 'shown' (to compare)."
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {"which": {"enum": ["all", "shown"]}},
-        "required": ["which"],
-        "additionalProperties": False,
-    }
+    parameters: ClassVar[dict[str, Any]] = arguments_schema({"which": {"enum": ["all", "shown"]}})
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         which = args["which"]

@@ -10,13 +10,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from recai.agent.bus import CandidateBus
-from recai.agent.tools.base import Tool, ToolResult
+from recai.agent.tools.base import Tool, ToolResult, arguments_schema
 
 if TYPE_CHECKING:
     from recai.agent.context import AgentContext
 
 
 class RankTool(Tool):
+    """Orders the candidates by popularity, by their search scores or by the user's preferences, and
+    removes what the user knows: every recommending plan ends with a ranking.
+
+    Args:
+        exclude_liked: also remove items the user said they liked (they know them).
+    """
+
     name = "rank"
     orders_candidates = True
     facts_for_reply = False
@@ -24,15 +31,9 @@ class RankTool(Tool):
         "Order by 'popularity', 'similarity' (to the search) or 'preference' (the user's taste); drops "
         "known items unless include_seen."
     )
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {
-            "by": {"enum": ["popularity", "similarity", "preference"]},
-            "include_seen": {"type": "boolean"},
-        },
-        "required": ["by"],
-        "additionalProperties": False,
-    }
+    parameters: ClassVar[dict[str, Any]] = arguments_schema(
+        {"by": {"enum": ["popularity", "similarity", "preference"]}}, {"include_seen": {"type": "boolean"}}
+    )
 
     def __init__(self, *, exclude_liked: bool = True) -> None:
         self.exclude_liked = exclude_liked
@@ -54,13 +55,13 @@ class RankTool(Tool):
         elif by == "preference":
             history = catalog.index_of(ctx.profile.preference_history(), missing="drop")
             if len(history):
-                scores = ctx.preference_scores(np.asarray(history, dtype=np.int64))[candidates]
-                by = f"preference ({ctx.preference_model}, {len(history)} known items)"
+                scores = ctx.resources.preference_scores(np.asarray(history, dtype=np.int64))[candidates]
+                by = f"preference ({ctx.resources.preference_model}, {len(history)} known items)"
             else:  # nothing known about the user yet: fall back to popularity, and say so
-                scores = ctx.popularity[candidates]
+                scores = ctx.resources.popularity[candidates]
                 by = "popularity (no known preferences yet)"
         else:
-            scores = ctx.popularity[candidates]
+            scores = ctx.resources.popularity[candidates]
         bus.rescore(np.asarray(scores, dtype=np.float64), step=step, tool=self.name)
         return ToolResult(
             facts=f"ranked {len(bus)} candidates by {by}", details={"by": by, "excluded": len(excluded)}

@@ -10,7 +10,7 @@ import numpy as np
 
 from recai.agent.bus import CandidateBus
 from recai.agent.resolver import resolve_or_raise
-from recai.agent.tools.base import Tool, ToolError, ToolResult
+from recai.agent.tools.base import Tool, ToolError, ToolResult, arguments_schema, titles_argument
 
 if TYPE_CHECKING:
     from recai.agent.context import AgentContext
@@ -66,19 +66,20 @@ def category_value(catalog: Any, column: str, name: str) -> str:
 
 
 class SemanticSearchTool(Tool):
+    """Keeps the candidates whose text matches a description ("something dark and slow"): the soft
+    conditions a filter cannot express. Takes no constructor arguments.
+    """
+
     name = "semantic_search"
     facts_for_reply = False
     description = "Find candidates matching a description (mood, theme, style)."
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {"query": {"type": "string", "minLength": 2, "maxLength": 300}},
-        "required": ["query"],
-        "additionalProperties": False,
-    }
+    parameters: ClassVar[dict[str, Any]] = arguments_schema(
+        {"query": {"type": "string", "minLength": 2, "maxLength": 300}}
+    )
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
-        index = ctx.item_index
-        query = ctx.encoder.encode([args["query"]], "query")
+        index = ctx.resources.item_index
+        query = ctx.resources.encoder.encode([args["query"]], "query")
         within = None if bus.unrestricted else ctx.catalog.ids[bus.candidates()].tolist()
         ids, scores = index.search(query, ctx.settings.retrieve_k, within=within)
         positions = ctx.catalog.index_of(ids[0])
@@ -89,22 +90,15 @@ class SemanticSearchTool(Tool):
 
 
 class SimilarItemsTool(Tool):
+    """Keeps the candidates most like the items the user names, by what the same users chose (item-CF)
+    and by content; the named items are remembered as liked. Takes no constructor arguments.
+    """
+
     name = "similar_to"
     description = "Find candidates similar to items the user names."
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {
-            "titles": {
-                "type": "array",
-                "items": {"type": "string", "maxLength": 200},
-                "minItems": 1,
-                "maxItems": 5,
-            },
-            "by": {"enum": ["collaborative", "content", "both"]},
-        },
-        "required": ["titles"],
-        "additionalProperties": False,
-    }
+    parameters: ClassVar[dict[str, Any]] = arguments_schema(
+        {"titles": titles_argument(5)}, {"by": {"enum": ["collaborative", "content", "both"]}}
+    )
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         for name in args["titles"]:
@@ -121,13 +115,13 @@ class SimilarItemsTool(Tool):
         by = args.get("by", "both")
         n = len(ctx.catalog)
         score = np.zeros(n)
-        collaborative = by in ("collaborative", "both") and len(ctx.dataset.interactions) > 0
+        collaborative = by in ("collaborative", "both") and len(ctx.resources.dataset.interactions) > 0
         if collaborative:
-            cf = ctx.itemcf.score([np.asarray(seeds)])[0]
+            cf = ctx.resources.itemcf.score([np.asarray(seeds)])[0]
             score += cf / (cf.max() or 1.0)
         if by in ("content", "both"):
-            vectors = ctx.item_index.vectors()
-            positions = ctx.catalog.index_of(ctx.item_index.ids)
+            vectors = ctx.resources.item_index.vectors()
+            positions = ctx.catalog.index_of(ctx.resources.item_index.ids)
             content = np.zeros(n)
             content[positions] = vectors @ vectors[
                 [int(np.flatnonzero(positions == s)[0]) for s in seeds]
@@ -150,21 +144,13 @@ class SimilarItemsTool(Tool):
 
 
 class CandidateStoreTool(Tool):
+    """Makes the items the user lists the candidates ("which of Heat, Alien and Fargo ..."), names read as
+    people type them. Takes no constructor arguments.
+    """
+
     name = "user_candidates"
     description = "The items the user lists become the candidates."
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {
-            "titles": {
-                "type": "array",
-                "items": {"type": "string", "maxLength": 200},
-                "minItems": 1,
-                "maxItems": 20,
-            }
-        },
-        "required": ["titles"],
-        "additionalProperties": False,
-    }
+    parameters: ClassVar[dict[str, Any]] = arguments_schema({"titles": titles_argument(20)})
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         positions, notes = ground_titles(ctx, args["titles"], self.name, partial=True)

@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from recai.agent.bus import CandidateBus
 from recai.agent.resolver import ground_title_literals
-from recai.agent.tools.base import Tool, ToolError, ToolResult
+from recai.agent.tools.base import Tool, ToolError, ToolResult, arguments_schema
 from recai.data.schema import ColumnRole
 from recai.data.sql_guard import TABLE, SqlError, parse_condition, parse_sql, render
 
@@ -31,14 +31,13 @@ MAX_IN_LIST = 5000  # beyond this many candidates an information query reads the
 
 
 class InfoQueryTool(Tool):
+    """Answers a question about items with a SELECT the planner writes, over the current candidates when
+    there are any, through the catalog's read-only SQL guard. Takes no constructor arguments.
+    """
+
     name = "sql_query"
     description = "A SQL SELECT over `items` answering a question (on the candidates, if any)."
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {"sql": {"type": "string", "maxLength": 800}},
-        "required": ["sql"],
-        "additionalProperties": False,
-    }
+    parameters: ClassVar[dict[str, Any]] = arguments_schema({"sql": {"type": "string", "maxLength": 800}})
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         catalog = ctx.catalog
@@ -85,15 +84,14 @@ class InfoQueryTool(Tool):
 
 
 class FilterTool(Tool):
+    """Keeps the candidates matching a hard condition (a SQL WHERE clause the planner writes), with
+    misspelt values corrected or refused rather than silently dropped. Takes no constructor arguments.
+    """
+
     name = "filter"
     facts_for_reply = False  # the request says what was asked; corrections are passed on anyway
     description = "Keep the candidates matching a SQL WHERE condition."
-    parameters: ClassVar[dict[str, Any]] = {
-        "type": "object",
-        "properties": {"where": {"type": "string", "maxLength": 600}},
-        "required": ["where"],
-        "additionalProperties": False,
-    }
+    parameters: ClassVar[dict[str, Any]] = arguments_schema({"where": {"type": "string", "maxLength": 600}})
 
     def run(self, args: dict[str, Any], bus: CandidateBus, ctx: AgentContext, step: int) -> ToolResult:
         catalog = ctx.catalog
