@@ -52,6 +52,12 @@ DATASETS = {
     "ml-100k": SHARED / "datasets" / "ml-100k",
 }
 LLM_CONFIGS = ("none", *KINDS, "all")
+#: DOKE's prompt variants, each on top of ``all`` (the same knowledge, another way of asking).
+DOKE_CONFIGS: dict[str, dict[str, Any]] = {
+    "doke-examples": {"n_examples": 3},
+    "doke-chain": {"prompt_style": "chain"},
+    "doke-rating": {"prompt_style": "rating"},
+}
 BASELINES = ("popularity", "itemcf", "sasrec")
 METRICS = ("ndcg@1", "ndcg@5", "ndcg@10", "hit@1", "hit@5", "hit@10")
 TARGET_GAIN = 0.30  # the issue's bar: the best knowledge beats no knowledge by 30% relative NDCG@10
@@ -63,15 +69,19 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="Folder holding the dataset folders.")
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--configs", nargs="*", default=[*LLM_CONFIGS, *BASELINES])
+    parser.add_argument(
+        "--doke-users", type=int, default=100, help="Users for the DOKE variants (a prefix of --users)."
+    )
     parser.add_argument("--llm", default="local:qwen2.5-1.5b-instruct")
     parser.add_argument("--budget", type=int, default=400, help="Knowledge tokens per prompt.")
     parser.add_argument("--sasrec-budget-s", type=float, default=240.0)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "knowledge")
     parser.add_argument("--summary", type=Path, default=HERE / "results" / "knowledge.json")
     args = parser.parse_args()
-    unknown = [c for c in args.configs if c not in (*LLM_CONFIGS, *BASELINES)]
+    known = (*LLM_CONFIGS, *DOKE_CONFIGS, *BASELINES)
+    unknown = [c for c in args.configs if c not in known]
     if unknown:
-        parser.error(f"unknown configuration(s) {unknown}; choose from {[*LLM_CONFIGS, *BASELINES]}")
+        parser.error(f"unknown configuration(s) {unknown}; choose from {list(known)}")
 
     summary = _read(args.summary)
     summary.update(
@@ -112,6 +122,10 @@ def main() -> None:
             }
             if config in BASELINES:
                 run_knowledge_task(config, out, knowledge="none", **common)
+            elif config in DOKE_CONFIGS:
+                ranker = {"budget_tokens": args.budget, **DOKE_CONFIGS[config]}
+                common["n_users"] = min(args.users, args.doke_users)
+                run_knowledge_task(f"llm:{args.llm}", out, knowledge="all", ranker=ranker, **common)
             else:
                 run_knowledge_task(
                     f"llm:{args.llm}", out, knowledge=config, ranker={"budget_tokens": args.budget}, **common
@@ -220,6 +234,7 @@ def _paired(entry: dict[str, Any], folder: Path) -> None:
         same_users = result.get("users") == entry["configs"].get("none", {}).get("users")
         if mean is not None and same_users and (best is None or mean > best[0]):
             best = (mean, config)  # only runs on the same users as `none` compete
+    _against(entry, folder, "all", DOKE_CONFIGS, "doke_vs_all")
     if best is not None and base:
         gain = best[0] / base - 1.0
         entry["best_knowledge"] = {
@@ -229,6 +244,24 @@ def _paired(entry: dict[str, Any], folder: Path) -> None:
             "target": TARGET_GAIN,
             "target_met": gain >= TARGET_GAIN,
         }
+
+
+def _against(entry: dict[str, Any], folder: Path, reference: str, configs: Any, key: str) -> None:
+    """Each of ``configs`` against ``reference`` on the users both ran (paired bootstrap, sign-flip p)."""
+    if not (folder / reference / "metrics.json").exists():
+        return
+    entry[key] = {}
+    for config in configs:
+        if not (folder / config / "metrics.json").exists():
+            continue
+        stats = compare_runs(folder / reference, folder / config, n_resamples=10000)["metrics"].get("ndcg@10")
+        if stats is not None:
+            entry[key][config] = {
+                "users": stats["n"],
+                "ndcg@10_difference": stats["diff"],
+                "ci": [stats["diff_low"], stats["diff_high"]],
+                "p_permutation": stats["p_permutation"],
+            }
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -261,7 +294,7 @@ def _report(summary: dict[str, Any]) -> str:
             "| prompt tokens | knowledge tokens | users |",
             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for config in (*LLM_CONFIGS, *BASELINES):
+        for config in (*LLM_CONFIGS, *DOKE_CONFIGS, *BASELINES):
             r = entry["configs"].get(config)
             if r is None:
                 continue
@@ -283,6 +316,14 @@ def _report(summary: dict[str, Any]) -> str:
                 lines.append(
                     f"| {config} | {s['ndcg@10_difference']:+.3f} | [{s['ci'][0]:+.3f}, {s['ci'][1]:+.3f}] | "
                     f"{s['p_permutation']:.3g} |"
+                )
+        if entry.get("doke_vs_all"):
+            lines += ["", "DOKE's prompt variants against `all` (paired on the same users, NDCG@10):", ""]
+            lines += ["| variant | users | difference | 95% CI | sign-flip p |", "|---|---:|---:|---|---:|"]
+            for config, s in entry["doke_vs_all"].items():
+                lines.append(
+                    f"| {config} | {s['users']} | {s['ndcg@10_difference']:+.3f} | "
+                    f"[{s['ci'][0]:+.3f}, {s['ci'][1]:+.3f}] | {s['p_permutation']:.3g} |"
                 )
         best = entry.get("best_knowledge")
         if best:

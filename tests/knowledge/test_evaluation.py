@@ -366,3 +366,16 @@ def test_cli_knowledge_eval_takes_concurrency(tmp_path: Path, calls: list[str]) 
     assert len(RunFolder.load(tmp_path / "run").records()) == 3 and len(calls) == 3
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--budget-tokens", "1"])
     assert result.exit_code == 3 and "budget" in flat(result.output)  # stopped, resumable: not a failure
+
+
+def test_doke_variants_run_through_knowledge_eval(tmp_path: Path, calls: list[str]) -> None:
+    options = {"n_users": 3, "progress": False}
+    ranker = {"n_examples": 2, "prompt_style": "rating"}
+    run_knowledge_task("llm:fake", tmp_path / "doke", knowledge="none", ranker=ranker, **options)
+    first = calls[0]  # later calls include the schema's corrections: the fake answers with numbers 1-20
+    assert "Users with similar taste" in first and "Rate each of the" in first
+    metrics = RunFolder.load(tmp_path / "doke").read_metrics()
+    assert metrics["extra"]["system"]["prompt_style"] == "rating"
+    assert metrics["extra"]["system"]["n_examples"] == 2
+    with pytest.raises(ConfigMismatchError, match="system"):
+        run_knowledge_task("llm:fake", tmp_path / "doke", knowledge="none", **options)

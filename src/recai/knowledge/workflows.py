@@ -20,6 +20,7 @@ from recai.data.dataset import Dataset
 from recai.evaluate.generative import ListSample, build_samples
 from recai.evaluate.prepare import DataOptions, cached_llm, fit_classic, item_noun
 from recai.knowledge.ranker import KnowledgeRanker, RankResult
+from recai.knowledge.similar_users import SimilarUsers
 from recai.knowledge.store import EXTRACTORS, KnowledgeBase, parse_kinds
 
 
@@ -210,8 +211,8 @@ def evaluation_ranker(
     """The ranker ``recai knowledge eval`` runs for the model ``llm`` with the ``kinds`` of ``knowledge``.
 
     ``options`` are :class:`KnowledgeRanker` keyword arguments; unset, the item noun is the dataset's, the
-    seed the data's, the token counter ``llm``'s own tokenizer and, for ``candidate_order="popularity"``,
-    the popularity the training counts.
+    seed the data's, the token counter ``llm``'s own tokenizer, for ``candidate_order="popularity"``
+    the popularity the training counts and, for ``n_examples``, the similar users of the training part.
     """
     options = dict(options or {})
     options.setdefault("item_noun", item_noun(dataset))
@@ -219,6 +220,8 @@ def evaluation_ranker(
     options.setdefault("counter", llm)
     if options.get("candidate_order") == "popularity":
         options.setdefault("popularity", split.train.item_counts())
+    if options.get("n_examples"):  # similar users come from training only: no held-out event leaks
+        options.setdefault("similar_users", SimilarUsers(split.train))
     chosen = knowledge.subset(list(kinds)) if knowledge is not None and kinds else None
     return KnowledgeRanker(cached_llm(llm, cache=cache), dataset.catalog, chosen, **options)
 
