@@ -27,6 +27,7 @@ PACKAGE = SRC / "recai"
 LAYERS: dict[str, int] = {
     "recai": 0,  # the flat lazy facade: importing it loads nothing (as an importer it is exempt)
     "recai._lazy": 0,
+    "recai.errors": 0,  # RecaiError, the base of every library exception
     "recai.data": 0,
     "recai.evaluate.metrics": 0,  # pure numpy ranking metrics: rec uses them for early stopping
     "recai.llm": 1,

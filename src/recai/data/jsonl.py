@@ -17,6 +17,7 @@ import numpy as np
 
 from recai.data.atomic import atomic_file
 from recai.data.errors import DataError, plain_value
+from recai.errors import RecaiError
 
 T = TypeVar("T")
 CHAT_ROLES = ("system", "user", "assistant")
@@ -25,7 +26,7 @@ TEST_FILE = "test.jsonl"
 META_FILE = "meta.json"
 
 
-class FieldError(ValueError):
+class FieldError(ValueError, RecaiError):
     """A record's field is missing or malformed; ``field`` names it (None: the record as a whole)."""
 
     def __init__(self, field_name: str | None, message: str) -> None:

@@ -21,13 +21,14 @@ from recai.data.atomic import atomic_directory
 from recai.data.catalog import Catalog
 from recai.data.errors import DataError
 from recai.data.interactions import Interactions
+from recai.errors import RecaiError
 from recai.knowledge.facts import Fact, Query
 
 E = TypeVar("E", bound="Extractor")
 FORMAT_VERSION = 1
 
 
-class NotFittedError(RuntimeError):
+class NotFittedError(RuntimeError, RecaiError):
     """The extractor was asked for facts before ``fit``."""
 
 

@@ -18,12 +18,13 @@ import numpy as np
 
 from recai.data.atomic import atomic_directory
 from recai.data.interactions import Interactions
+from recai.errors import RecaiError
 
 R = TypeVar("R", bound="Recommender")
 FORMAT_VERSION = 1
 
 
-class NotFittedError(RuntimeError):
+class NotFittedError(RuntimeError, RecaiError):
     """The recommender was used before ``fit``."""
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from recai.agent import Agent, TurnResult
+from recai.errors import RecaiError
 from recai.serve.errors import ApiError
 from recai.serve.sessions import ServedSession, SessionStore
 
@@ -48,7 +49,7 @@ class TurnEvent:
     items: list[Any] | None = None  # "items": the recommended ids, known before the reply is written
 
 
-class TurnTimeoutError(TimeoutError):
+class TurnTimeoutError(TimeoutError, RecaiError):
     pass
 
 

@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from jsonschema import Draft202012Validator
 
 from recai.agent.bus import CandidateBus
+from recai.errors import RecaiError
 
 if TYPE_CHECKING:
     from recai.agent.context import AgentContext
 
 
-class ToolError(RuntimeError):
+class ToolError(RuntimeError, RecaiError):
     """A tool could not do what the plan asked; the message is shown to the planner on replanning."""
 
 

@@ -37,6 +37,7 @@ from recai.embed.tasks.wording import (
     range_wordings,
     value_wordings,
 )
+from recai.errors import RecaiError
 
 Bound = float | int | str | None
 
@@ -224,7 +225,7 @@ PREDICATE_TYPES: dict[str, type[Predicate]] = {
 }
 
 
-class PredicateError(ValueError):
+class PredicateError(ValueError, RecaiError):
     """A serialised predicate that cannot be read; ``field`` is its JSON path."""
 
     def __init__(self, field: str, reason: str) -> None:
