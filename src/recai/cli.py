@@ -18,7 +18,7 @@ import typer
 from recai import __version__
 from recai.agent.commands import agent_app, chat
 from recai.cli_knowledge import knowledge_app
-from recai.cli_options import console
+from recai.cli_options import CommandGroup, console
 from recai.cli_serve import serve
 from recai.data.commands import data_app
 from recai.embed.commands import embed_app, index_app
@@ -28,7 +28,9 @@ from recai.gen.commands import gen_app
 from recai.llm.commands import llm_app, models_app
 from recai.rec.commands import rec_app
 
-app = typer.Typer(help="recai: large language models for recommender systems.", no_args_is_help=True)
+app = typer.Typer(
+    cls=CommandGroup, help="recai: large language models for recommender systems.", no_args_is_help=True
+)
 app.command("chat")(chat)
 app.command("serve")(serve)
 app.add_typer(data_app, name="data")

@@ -1,21 +1,28 @@
-"""The small kit every ``commands.py`` shares: the consoles, :func:`fail` (an error message and exit 1),
-dataset loading with a status line, comma lists, the option types several commands repeat, and the
-options every batch LLM command shares (``--concurrency``, ``--budget-tokens``, ``--budget-cost``), so
-they read and behave the same in ``recai eval``, ``recai knowledge eval``, ``recai embed data``,
-``recai agent record`` and ``recai explain eval``.
+"""The small kit every ``commands.py`` shares: the consoles, :class:`CommandGroup` (every command's
+errors reported as one clear message and exit status), dataset loading with a status line, comma lists,
+the option types several commands repeat, and the options every batch LLM command shares
+(``--concurrency``, ``--budget-tokens``, ``--budget-cost``), so they read and behave the same in
+``recai eval``, ``recai knowledge eval``, ``recai embed data``, ``recai agent record`` and
+``recai explain eval``.
 
 Heavy imports stay inside functions: ``recai --help`` imports every command module."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
-from recai.llm.batch import BatchSettings, Budget
+from recai.errors import RecaiError
+from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
 
 #: The exit status of a run stopped by its budget: not a failure, since running again resumes it.
 BUDGET_STOP_STATUS = 3
@@ -23,21 +30,77 @@ console = Console()
 err = Console(stderr=True)
 
 
+class CommandError(RecaiError):
+    """A command's own arguments do not fit together (``--judge`` without ``--against``, an unknown model
+    name); raised by a command and reported like any other :class:`RecaiError`."""
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the user's to fix (bad input, a missing file or package) rather than a bug.
+
+    User errors are every :class:`RecaiError`; ``ValueError`` (a bad value: every recai input error, a
+    pydantic ``ValidationError`` and a ``JSONDecodeError`` are ones); ``OSError`` (a missing or existing
+    file, a refused connection); a YAML syntax error; and an ``ImportError`` for a package that is not
+    installed (raised as, or from, ``ModuleNotFoundError``: an optional extra). Anything else (a
+    ``TypeError``, ``KeyError``, ``AttributeError`` ...) is a bug and keeps its traceback.
+    """
+    if isinstance(exc, RecaiError | ValueError | OSError | ModuleNotFoundError):
+        return True
+    if isinstance(exc, ImportError):
+        return isinstance(exc.__cause__, ModuleNotFoundError)
+    yaml = sys.modules.get("yaml")  # a YAML error exists only once yaml was imported
+    return yaml is not None and isinstance(exc, yaml.YAMLError)
+
+
 def fail(exc: BaseException) -> typer.Exit:
-    """Print ``error: <exc>`` on stderr; return the exit (status 1): ``raise fail(exc) from None``."""
-    err.print(f"[bold red]error:[/] {exc}")
+    """Print ``error: <exc>`` on stderr; return the exit (status 1) to raise."""
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")
     return typer.Exit(code=1)
 
 
-def load_dataset(spec: str, *, min_rating: float | None = None, k_core: int = 0) -> Any:
-    """The dataset named or saved at ``spec`` (optionally filtered), or a clear error and exit 1."""
-    from recai.data import DataError, UnknownDatasetError, load
-
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn a user error (:func:`is_user_error`) raised inside into ``error: <message>`` and exit 1, and a
+    run stopped by its budget into exit 3 (:data:`BUDGET_STOP_STATUS`); bugs pass through untouched."""
     try:
-        with console.status(f"loading {spec} ..."):
-            ds = load(spec)
-    except (DataError, UnknownDatasetError, FileNotFoundError) as exc:
+        yield
+    except BudgetExhaustedError as exc:
+        raise budget_stop(exc) from None
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
         raise fail(exc) from None
+
+
+@contextmanager
+def user_input(*kinds: type[Exception]) -> Iterator[None]:
+    """Report ``kinds`` raised inside as user errors: a ``KeyError`` or ``TypeError`` is a bug in general
+    but the user's unknown id or parameter name where the command passes one straight through."""
+    try:
+        yield
+    except kinds as exc:
+        raise CommandError(str(exc)) from exc
+
+
+class CommandGroup(TyperGroup):
+    """The root command group: every command runs inside :func:`reported_errors`, so no command catches
+    the errors it expects one by one.
+
+    Args:
+        **kwargs: as for :class:`typer.core.TyperGroup`.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with reported_errors():
+            return super().invoke(ctx)
+
+
+def load_dataset(spec: str, *, min_rating: float | None = None, k_core: int = 0) -> Any:
+    """The dataset named or saved at ``spec`` (optionally filtered), loaded under a status line."""
+    from recai.data import load
+
+    with console.status(f"loading {spec} ..."):
+        ds = load(spec)
     if min_rating is not None:
         ds = ds.implicit(min_rating)
     if k_core:
@@ -104,22 +167,16 @@ def batch_settings(
     prices: str | Path | None = None,
 ) -> BatchSettings:
     """The :class:`BatchSettings` for the shared options, checked before any model loads (prices are
-    read only for a cost budget); bad values end the command with a clear error."""
-    from recai.data import DataError
+    read only for a cost budget)."""
+    cost_of = None
+    if budget_cost is not None:
+        from recai.evaluate.prices import PriceTable
 
-    try:
-        cost_of = None
-        if budget_cost is not None:
-            from recai.evaluate.prices import PriceTable
-
-            cost_of = PriceTable.load(str(prices) if prices else None).cost
-        budget = None
-        if budget_tokens is not None or budget_cost is not None:
-            budget = Budget(max_tokens=budget_tokens, max_cost=budget_cost, cost_of=cost_of)
-        return BatchSettings(concurrency=concurrency, budget=budget)
-    except (ValueError, DataError, OSError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(code=1) from None
+        cost_of = PriceTable.load(str(prices) if prices else None).cost
+    budget = None
+    if budget_tokens is not None or budget_cost is not None:
+        budget = Budget(max_tokens=budget_tokens, max_cost=budget_cost, cost_of=cost_of)
+    return BatchSettings(concurrency=concurrency, budget=budget)
 
 
 def budget_stop(exc: BaseException, note: str = "") -> typer.Exit:
@@ -159,20 +216,3 @@ def report_done(report: Path) -> None:
         table.add_row(name, f"{m['mean']:.4f}", ci)
     console.print(table)
     console.print(f"report: {report}")
-
-
-def run_eval(run: Any, *args: Any, **kwargs: Any) -> None:
-    """Run one evaluation task, turn its expected failures into clear errors, and show its metrics.
-
-    A run stopped by its budget exits with status 3 (not a failure of the run: it resumes)."""
-    from recai.data import DataError
-    from recai.evaluate.runs import ConfigMismatchError
-    from recai.llm.batch import BudgetExhaustedError
-
-    try:
-        report = run(*args, **kwargs)
-    except BudgetExhaustedError as exc:
-        raise budget_stop(exc) from None
-    except (ConfigMismatchError, FileExistsError, ValueError, DataError) as exc:
-        raise fail(exc) from None
-    report_done(report)

@@ -11,14 +11,13 @@ import typer
 from rich.markup import escape
 
 from recai.cli_options import (
+    CommandError,
     DemonstrationsOpt,
     EncoderOpt,
     PlannerOpt,
     agent_settings,
     err,
-    fail,
 )
-from recai.data import DataError, UnknownDatasetError
 
 
 def serve(
@@ -77,32 +76,28 @@ def serve(
         from recai.serve.logs import configure_logging
         from recai.serve.settings import ServeSettings
     except ImportError as exc:
-        raise fail(ImportError(f"{exc}; install the serve extra: pip install 'recai[serve]'")) from None
-    from recai.llm.resolve import ModelNotFoundError
+        raise CommandError(f"{exc}; install the serve extra: pip install 'recai[serve]'") from None
 
     configure_logging(log_level)
-    try:
-        settings = ServeSettings(
-            token=token,
-            cors_origins=list(cors or []),
-            turn_threads=turn_threads,
-            queue=turn_queue,
-            rate_per_minute=rate_limit,
-            max_sessions=max_sessions,
-            forwarded_allow_ips=[ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()],
-            store=store or "memory",
-        )
-        server.check_workers(workers, store)
-        if store:  # a bad URL or an unreachable store fails here, naming --store
-            server.check_store(store, settings.store_timeout_s)
-        err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
-        agent_kwargs = agent_settings(encoder, planner, demonstrations)
-        agent = server.build_agent(data, llm, progress=True, **agent_kwargs)
-        if not store:
-            settings = settings.model_copy(update={"store": server.default_store(agent)})
-        spec = server.WorkerSpec.of(data, llm, settings, agent_kwargs, log_level=log_level)
-    except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
-        raise fail(exc) from None
+    settings = ServeSettings(
+        token=token,
+        cors_origins=list(cors or []),
+        turn_threads=turn_threads,
+        queue=turn_queue,
+        rate_per_minute=rate_limit,
+        max_sessions=max_sessions,
+        forwarded_allow_ips=[ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()],
+        store=store or "memory",
+    )
+    server.check_workers(workers, store)
+    if store:  # a bad URL or an unreachable store fails here, naming --store
+        server.check_store(store, settings.store_timeout_s)
+    err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
+    agent_kwargs = agent_settings(encoder, planner, demonstrations)
+    agent = server.build_agent(data, llm, progress=True, **agent_kwargs)
+    if not store:
+        settings = settings.model_copy(update={"store": server.default_store(agent)})
+    spec = server.WorkerSpec.of(data, llm, settings, agent_kwargs, log_level=log_level)
     err.print(
         f"[bold]recai[/] serving {escape(agent.dataset.name)} on http://{host}:{port}/ with {workers} "
         f"worker{'s' if workers > 1 else ''}, sessions in {escape(settings.store)} (Ctrl-C stops)"

@@ -11,11 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from recai.cli_options import (
+    CommandError,
     console,
-    fail,
     load_dataset,
 )
-from recai.data import DataError
 
 data_app = typer.Typer(help="Datasets: list, describe, import, download, split.", no_args_is_help=True)
 
@@ -43,7 +42,7 @@ def data_describe(
     """Summarise a dataset: catalog columns and roles, interaction statistics, examples."""
     target = str(path) if path is not None else name_or_path
     if target is None:
-        raise fail(ValueError("give a dataset name or --path"))
+        raise CommandError("give a dataset name or --path")
     ds = load_dataset(target)
     summary = ds.describe()
     if as_json:
@@ -104,20 +103,17 @@ def data_import(
     from recai.data.home import saved_dataset_dir
     from recai.data.loaders.tabular import import_tabular
 
-    try:
-        with console.status("importing ..."):
-            result = import_tabular(schema, items_path=items, interactions_path=interactions, name=name)
-        ds = result.dataset
-        target = out if out is not None else saved_dataset_dir(ds.name)
-        spec_text = (
-            "# The import spec as resolved by `recai data import` (sniffed and inferred values filled in).\n"
-            f"# Edit it and run: recai data import --schema {target / 'import.yaml'} --overwrite\n"
-            + result.spec_yaml()
-        )
-        if not dry_run:
-            ds.save(target, overwrite=overwrite, extra_files={"import.yaml": spec_text})
-    except (DataError, FileExistsError) as exc:
-        raise fail(exc) from None
+    with console.status("importing ..."):
+        result = import_tabular(schema, items_path=items, interactions_path=interactions, name=name)
+    ds = result.dataset
+    target = out if out is not None else saved_dataset_dir(ds.name)
+    spec_text = (
+        "# The import spec as resolved by `recai data import` (sniffed and inferred values filled in).\n"
+        f"# Edit it and run: recai data import --schema {target / 'import.yaml'} --overwrite\n"
+        + result.spec_yaml()
+    )
+    if not dry_run:
+        ds.save(target, overwrite=overwrite, extra_files={"import.yaml": spec_text})
     for note in result.notes:
         console.print(f"[dim]note:[/] {escape(note)}")
     if result.inferred_roles is not None:
@@ -148,13 +144,10 @@ def data_download(
     from recai.data.loaders.registry import KNOWN
 
     if name not in KNOWN:
-        raise fail(ValueError(f"unknown dataset '{name}'; known: {', '.join(KNOWN)}"))
+        raise CommandError(f"unknown dataset '{name}'; known: {', '.join(KNOWN)}")
     spec = KNOWN[name]
     console.print(f"{spec.description}\nlicense: {spec.license}")
-    try:
-        target = download(spec, url=url, checksum=checksum, force=force)
-    except (DataError, OSError) as exc:
-        raise fail(exc) from None
+    target = download(spec, url=url, checksum=checksum, force=force)
     console.print(f"ready: {target}")
 
 
@@ -196,16 +189,13 @@ def data_split(
     kwargs: dict[str, Any] = {}
     if order is not None:
         if protocol not in ("leave_one_out", "loo"):
-            raise fail(ValueError("--order applies to leave_one_out only"))
+            raise CommandError("--order applies to leave_one_out only")
         kwargs.update(order=order, seed=seed)
     if protocol == "temporal":
         for key, value in (("test_start", test_start), ("valid_start", valid_start)):
             if value is not None:
                 kwargs[key] = int(value) if value.isdigit() else value
-    try:
-        split = ds.split(protocol, **kwargs)
-    except ValueError as exc:
-        raise fail(exc) from None
+    split = ds.split(protocol, **kwargs)
     parts = []
     for label, part in (("train", split.train), ("valid", split.valid), ("test", split.test)):
         frame = part.frame.drop(columns=["_row"]).assign(split=label)

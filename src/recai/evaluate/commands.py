@@ -19,10 +19,8 @@ from recai.cli_options import (
     SeedOpt,
     batch_settings,
     console,
-    fail,
-    run_eval,
+    report_done,
 )
-from recai.data import DataError
 
 eval_app = typer.Typer(
     help="Evaluate recommenders, chat models and the agent; every run writes a resumable folder.",
@@ -33,13 +31,14 @@ eval_app = typer.Typer(
 def _list_task(task: str, system: str, data: str, out: Path, **kwargs: Any) -> None:
     from recai.evaluate.tasks import DataOptions, run_list_task
 
-    run_eval(
-        run_list_task,
-        task,
-        system,
-        out,
-        data=DataOptions(data, k_core=kwargs.pop("k_core"), seed=kwargs.pop("seed")),
-        **kwargs,
+    report_done(
+        run_list_task(
+            task,
+            system,
+            out,
+            data=DataOptions(data, k_core=kwargs.pop("k_core"), seed=kwargs.pop("seed")),
+            **kwargs,
+        )
     )
 
 
@@ -140,13 +139,14 @@ def eval_recommender(
     """Full-catalog ranking of every test user (history excluded) by a classic recommender."""
     from recai.evaluate.tasks import DataOptions, run_recommender_task
 
-    run_eval(
-        run_recommender_task,
-        system,
-        out,
-        data=DataOptions(data, k_core=k_core, seed=seed),
-        sasrec_budget_s=sasrec_budget_s,
-        resume=not fresh,
+    report_done(
+        run_recommender_task(
+            system,
+            out,
+            data=DataOptions(data, k_core=k_core, seed=seed),
+            sasrec_budget_s=sasrec_budget_s,
+            resume=not fresh,
+        )
     )
 
 
@@ -171,18 +171,19 @@ def eval_conversation(
     """Simulated users who know the target only by its attributes talk to the system."""
     from recai.evaluate.tasks import DataOptions, run_conversation_task
 
-    run_eval(
-        run_conversation_task,
-        system,
-        out,
-        simulator=simulator,
-        data=DataOptions(data, seed=seed),
-        n=sessions,
-        max_turns=turns,
-        k=k,
-        cache=not no_cache,
-        prices=str(prices) if prices else None,
-        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+    report_done(
+        run_conversation_task(
+            system,
+            out,
+            simulator=simulator,
+            data=DataOptions(data, seed=seed),
+            n=sessions,
+            max_turns=turns,
+            k=k,
+            cache=not no_cache,
+            prices=str(prices) if prices else None,
+            batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+        )
     )
 
 
@@ -202,16 +203,17 @@ def eval_judge(
     """Pairwise LLM-as-judge in both orders; a win counts only when both orders agree."""
     from recai.evaluate.tasks import run_judge_task
 
-    run_eval(
-        run_judge_task,
-        items,
-        out,
-        judge=judge,
-        kind=kind,
-        seed=seed,
-        cache=not no_cache,
-        prices=str(prices) if prices else None,
-        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+    report_done(
+        run_judge_task(
+            items,
+            out,
+            judge=judge,
+            kind=kind,
+            seed=seed,
+            cache=not no_cache,
+            prices=str(prices) if prices else None,
+            batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+        )
     )
 
 
@@ -225,10 +227,7 @@ def eval_pairs(
     """Pairs for the judge from two conversation runs: the same user message, each system's reply."""
     from recai.evaluate.tasks import judge_pairs_from_runs
 
-    try:
-        n = judge_pairs_from_runs(run_a, run_b, out, turn=turn)
-    except (FileNotFoundError, ValueError, DataError) as exc:
-        raise fail(exc) from None
+    n = judge_pairs_from_runs(run_a, run_b, out, turn=turn)
     console.print(f"{n} pairs written to {out}")
 
 
@@ -241,8 +240,5 @@ def eval_compare(
     """Two runs side by side, paired by sample, with a paired significance test per metric."""
     from recai.evaluate.compare import compare_runs, format_comparison
 
-    try:
-        result = compare_runs(run_a, run_b, force=force)
-    except (FileNotFoundError, ValueError, DataError) as exc:
-        raise fail(exc) from None
+    result = compare_runs(run_a, run_b, force=force)
     console.print(format_comparison(result))
