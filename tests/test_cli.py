@@ -7,8 +7,7 @@ from typer.testing import CliRunner
 
 from recai import __version__
 from recai.cli import app
-from tests.data.raw_fixtures import write_ml100k
-from tests.data.test_tabular_import import _write_shop
+from tests.data.raw_fixtures import write_ml100k, write_shop
 
 runner = CliRunner()
 
@@ -39,7 +38,7 @@ def test_describe_unknown_fails_cleanly() -> None:
 
 
 def test_import_then_describe_by_name(tmp_path: Path, _private_home: Path) -> None:
-    spec = _write_shop(tmp_path)
+    spec = write_shop(tmp_path)
     out = _run("data", "import", "--schema", str(spec))
     assert "saved shop (3 items, 3 interactions)" in out
     assert (_private_home / "datasets" / "shop" / "schema.yaml").exists()
@@ -51,7 +50,7 @@ def test_import_then_describe_by_name(tmp_path: Path, _private_home: Path) -> No
 
 
 def test_import_without_spec_prints_inferred_roles(tmp_path: Path) -> None:
-    _write_shop(tmp_path)
+    write_shop(tmp_path)
     (tmp_path / "events.csv").write_text("user_id,item_id,timestamp\nu1,A-1,1\n")
     out = _run(
         "data",

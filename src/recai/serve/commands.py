@@ -1,7 +1,6 @@
 """`recai serve`: the HTTP API and web page. Registered in :mod:`recai.cli`.
 
-It lives beside cli.py rather than in :mod:`recai.serve`, whose package imports FastAPI (about 0.3 s):
-``recai --help`` imports every command module."""
+FastAPI is imported only when the command runs (``recai --help`` imports every command module)."""
 
 from __future__ import annotations
 

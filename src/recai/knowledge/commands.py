@@ -1,8 +1,7 @@
 """`recai knowledge ...`: build, rank, eval. Registered in :mod:`recai.cli`.
 
-It lives beside cli.py rather than in :mod:`recai.knowledge`, whose package imports every extractor
-(about a second): ``recai --help`` imports every command module. :mod:`recai.knowledge.workflows` holds
-the library functions these commands call."""
+:mod:`recai.knowledge.workflows` holds the library functions these commands call; the extractors are
+imported only when a command runs (``recai --help`` imports every command module)."""
 
 from __future__ import annotations
 
