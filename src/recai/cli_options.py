@@ -115,6 +115,29 @@ def csv(value: str | None) -> list[str] | None:
 
 # The option types several commands share (same flag, same help).
 DataOpt = Annotated[str, typer.Option("--data", help="Dataset name or path.")]
+# A command that once took its dataset as an argument takes --data too; the argument still works.
+DataOrArgOpt = Annotated[
+    str | None, typer.Option("--data", help="Dataset name or path (default: demo).", show_default=False)
+]
+DataArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="DATA", help="The dataset as an argument: the same as --data.", show_default=False
+    ),
+]
+
+
+def dataset_spec(option: str | None, argument: str | None, default: str | None = "demo") -> str:
+    """The dataset of a command that takes it as ``--data`` or as its argument (one of them, or the same
+    in both)."""
+    if option is not None and argument is not None and option != argument:
+        raise CommandError(f"two datasets given ({argument} and --data {option}): give one")
+    spec = option or argument or default
+    if spec is None:
+        raise CommandError("give a dataset: --data NAME_OR_FOLDER")
+    return spec
+
+
 OutOpt = Annotated[Path, typer.Option("--out", help="Run folder (resumed when it exists).")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for sampling users, negatives and orders.")]
 KCoreOpt = Annotated[int, typer.Option("--k-core", help="Iterative k-core before splitting (0: none).")]
@@ -123,6 +146,14 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the LLM
 EncoderOpt = Annotated[
     str | None,
     typer.Option(help="Embedder for soft-condition retrieval, e.g. st:FOLDER from `recai embed train`."),
+]
+AgentLlmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm",
+        help="Model spec (default $RECAI_LLM or local:qwen2.5-1.5b-instruct); 'scripted:stand-in' "
+        "runs the pipeline with a rule-based stand-in and no model.",
+    ),
 ]
 PlannerOpt = Annotated[
     str | None,

@@ -12,16 +12,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from recai.cli_options import (
+    AgentLlmOpt,
     BudgetCostOpt,
     BudgetTokensOpt,
     CommandError,
     ConcurrencyOpt,
+    DataArg,
+    DataOpt,
+    DataOrArgOpt,
     DemonstrationsOpt,
     EncoderOpt,
     PlannerOpt,
     agent_settings,
     batch_settings,
     console,
+    dataset_spec,
     err,
 )
 
@@ -80,7 +85,8 @@ def _noun(dataset: Any) -> str:
 
 @agent_app.command("record")
 def record(
-    data: Annotated[str, typer.Argument(help="Dataset name or folder.")] = "demo",
+    data: DataArg = None,
+    data_option: DataOrArgOpt = None,
     out: Annotated[Path, typer.Option(help="Run folder for the trajectories (resumable).")] = Path(
         "runs/planner-trajectories"
     ),
@@ -105,6 +111,7 @@ def record(
     prices: PricesOpt = None,
 ) -> None:
     """Record the teacher's planning trajectories on templated requests and simulated sessions."""
+    data = dataset_spec(data_option, data)
     from recai.agent.learning import record_simulated, record_templates, template_requests
     from recai.evaluate.conversation import ConversationEvaluator, UserSimulator, build_conversation_samples
     from recai.evaluate.runs import RunFolder
@@ -379,10 +386,8 @@ def _print_trace(trace: dict[str, Any]) -> None:
 
 
 def chat(
-    data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
-    llm: Annotated[
-        str | None, typer.Option(help="Model spec (default $RECAI_LLM or local:qwen2.5-1.5b-instruct).")
-    ] = None,
+    data: DataOpt = "demo",
+    llm: AgentLlmOpt = None,
     user: Annotated[
         str | None, typer.Option(help="A user id: the profile is remembered across sessions.")
     ] = None,
@@ -401,7 +406,10 @@ def chat(
 
     err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
     agent = Agent.from_dataset(
-        data, llm=llm, progress=True, **agent_settings(encoder, planner, demonstrations)
+        data,
+        llm=chat_model(llm) if llm else None,
+        progress=True,
+        **agent_settings(encoder, planner, demonstrations),
     )
     agent.warm_up()
     session = agent.session(user)

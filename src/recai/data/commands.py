@@ -12,7 +12,9 @@ from rich.table import Table
 
 from recai.cli_options import (
     CommandError,
+    DataArg,
     console,
+    dataset_spec,
     load_dataset,
 )
 
@@ -32,7 +34,8 @@ def data_list() -> None:
 
 @data_app.command("describe")
 def data_describe(
-    name_or_path: Annotated[str | None, typer.Argument(help="A dataset name or a folder.")] = None,
+    name_or_path: DataArg = None,
+    data_option: Annotated[str | None, typer.Option("--data", help="Dataset name or path.")] = None,
     path: Annotated[
         Path | None, typer.Option("--path", help="A folder (raw MovieLens layout or a saved dataset).")
     ] = None,
@@ -40,9 +43,9 @@ def data_describe(
     samples: Annotated[int, typer.Option(help="How many example items to print.")] = 3,
 ) -> None:
     """Summarise a dataset: catalog columns and roles, interaction statistics, examples."""
-    target = str(path) if path is not None else name_or_path
-    if target is None:
+    if path is None and name_or_path is None and data_option is None:
         raise CommandError("give a dataset name or --path")
+    target = str(path) if path is not None else dataset_spec(data_option, name_or_path)
     ds = load_dataset(target)
     summary = ds.describe()
     if as_json:
@@ -153,13 +156,14 @@ def data_download(
 
 @data_app.command("split")
 def data_split(
-    name_or_path: Annotated[str, typer.Argument(help="A dataset name or a folder.")],
     out: Annotated[
         Path,
         typer.Option(
             help="Output file: .tsv or .parquet (columns user_id, item_id, rating, timestamp, split)."
         ),
     ],
+    name_or_path: DataArg = None,
+    data_option: Annotated[str | None, typer.Option("--data", help="Dataset name or path.")] = None,
     protocol: Annotated[str, typer.Option(help="leave_one_out or temporal.")] = "leave_one_out",
     min_rating: Annotated[float | None, typer.Option(help="Keep events rated at least this.")] = None,
     k_core: Annotated[int, typer.Option(help="Iterative k-core before splitting (0: none).")] = 0,
@@ -177,6 +181,7 @@ def data_split(
     seed: Annotated[int, typer.Option(help="leave_one_out --order random: the seed.")] = 0,
 ) -> None:
     """Filter and split a dataset's interactions, leak-free, into one labelled file."""
+    name_or_path = dataset_spec(data_option, name_or_path, None)
     import pandas as pd
 
     from recai.data.atomic import atomic_file

@@ -17,11 +17,14 @@ from recai.cli_options import (
     BudgetTokensOpt,
     CommandError,
     ConcurrencyOpt,
+    DataArg,
+    DataOrArgOpt,
     PricesOpt,
     batch_settings,
     budget_stop,
     console,
     csv,
+    dataset_spec,
     load_dataset,
 )
 from recai.data import Dataset, portable_spec
@@ -34,7 +37,8 @@ embed_app = typer.Typer(
 
 @index_app.command("build")
 def index_build(
-    name_or_path: Annotated[str, typer.Argument(help="A dataset name or folder.")] = "demo",
+    name_or_path: DataArg = None,
+    data_option: DataOrArgOpt = None,
     encoder: Annotated[
         str | None, typer.Option(help="st:NAME_OR_PATH or openai:MODEL (default all-MiniLM-L6-v2).")
     ] = None,
@@ -43,6 +47,7 @@ def index_build(
     ] = None,
 ) -> None:
     """Encode a catalog's items (reusing cached embeddings) and build its vector index."""
+    name_or_path = dataset_spec(data_option, name_or_path)
     from recai.embed import load_encoder
     from recai.embed.catalog_index import build_item_index
 
@@ -72,7 +77,8 @@ def _embed_dataset(split: Any, data: str | None) -> Dataset:
 
 @embed_app.command("data")
 def embed_data(
-    name_or_path: Annotated[str, typer.Argument(help="A dataset name or folder.")] = "demo",
+    name_or_path: DataArg = None,
+    data_option: DataOrArgOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for train.jsonl, test.jsonl, meta.json.")] = Path(
         "embed-data"
     ),
@@ -94,6 +100,7 @@ def embed_data(
     prices: PricesOpt = None,
 ) -> None:
     """Build the matching tasks' training and test examples from a dataset."""
+    name_or_path = dataset_spec(data_option, name_or_path)
     from recai.embed.tasks import build_examples
     from recai.llm.batch import BudgetExhaustedError
 

@@ -17,10 +17,13 @@ from recai.cli_options import (
     BudgetTokensOpt,
     CommandError,
     ConcurrencyOpt,
+    DataArg,
+    DataOrArgOpt,
     batch_settings,
     budget_stop,
     console,
     csv,
+    dataset_spec,
     load_dataset,
     user_input,
 )
@@ -60,7 +63,8 @@ def _system(spec: str, data: Any, *, device: str) -> Any:
 
 @explain_app.command("data")
 def explain_data(
-    name_or_path: Annotated[str, typer.Argument(help="A dataset name or folder.")] = "demo",
+    name_or_path: DataArg = None,
+    data_option: DataOrArgOpt = None,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the examples, the target and the catalog.")
     ] = Path("explain-data"),
@@ -96,6 +100,7 @@ def explain_data(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Fit the target on a leave-one-out split and label the alignment tasks by running it."""
+    name_or_path = dataset_spec(data_option, name_or_path)
     from recai.explain.target import SUPPORTED, fit_target
     from recai.explain.tasks import NEGATIVES, build_explain_data, parse_task_sizes
 

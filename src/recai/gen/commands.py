@@ -12,7 +12,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from recai.cli_options import CommandError, console, csv, load_dataset, user_input
+from recai.cli_options import (
+    CommandError,
+    DataArg,
+    DataOrArgOpt,
+    console,
+    csv,
+    dataset_spec,
+    load_dataset,
+    user_input,
+)
 
 gen_app = typer.Typer(
     help="Generative recommenders (RecLM-gen / cgen): SFT data, fine-tuning, constrained generation, eval.",
@@ -49,7 +58,8 @@ def _counts_table(title: str, counts: dict[str, dict[str, int]]) -> Table:
 
 @gen_app.command("data")
 def gen_data(
-    name_or_path: Annotated[str, typer.Argument(help="A dataset name or folder.")] = "demo",
+    name_or_path: DataArg = None,
+    data_option: DataOrArgOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for train.jsonl, test.jsonl, meta.json.")] = Path(
         "gen-data"
     ),
@@ -79,6 +89,7 @@ def gen_data(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Build the SFT tasks' training and test examples from a leave-one-out split of a dataset."""
+    name_or_path = dataset_spec(data_option, name_or_path)
     from recai.gen.tasks import build_gen_data, fit_teacher
     from recai.llm.factory import parse_value
 

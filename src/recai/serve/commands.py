@@ -10,7 +10,9 @@ import typer
 from rich.markup import escape
 
 from recai.cli_options import (
+    AgentLlmOpt,
     CommandError,
+    DataOpt,
     DemonstrationsOpt,
     EncoderOpt,
     PlannerOpt,
@@ -20,14 +22,8 @@ from recai.cli_options import (
 
 
 def serve(
-    data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
-    llm: Annotated[
-        str | None,
-        typer.Option(
-            help="Model spec (default $RECAI_LLM or local:qwen2.5-1.5b-instruct); 'scripted:stand-in' "
-            "runs the pipeline with a rule-based stand-in and no model."
-        ),
-    ] = None,
+    data: DataOpt = "demo",
+    llm: AgentLlmOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     token: Annotated[
