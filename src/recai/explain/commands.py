@@ -324,7 +324,10 @@ def explain_why(
     item: Annotated[str, typer.Argument(help="An item id or title.")],
     model: Annotated[Path, typer.Option("--model", help="An explainer folder.")] = Path("explainer"),
     dataset: Annotated[
-        str | None, typer.Option(help="Dataset for the user's history (default: the training one).")
+        str | None,
+        typer.Option(
+            "--data", "--dataset", help="Dataset for the user's history (default: the training one)."
+        ),
     ] = None,
     history_len: Annotated[
         int | None,
@@ -343,7 +346,7 @@ def explain_why(
     meta = explainer.info.get("data", {}).get("meta", {})
     spec = dataset or meta.get("dataset_spec") or meta.get("dataset")
     if not spec:
-        raise CommandError("the explainer does not say which dataset it came from: pass --dataset")
+        raise CommandError("the explainer does not say which dataset it came from: pass --data")
     ds = load_dataset(str(spec))
     catalog = explainer.catalog
     with user_input(KeyError):  # an unknown user
