@@ -9,9 +9,12 @@ Heavy imports stay inside functions: ``recai --help`` imports every command modu
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -141,7 +144,15 @@ def dataset_spec(option: str | None, argument: str | None, default: str | None =
 OutOpt = Annotated[Path, typer.Option("--out", help="Run folder (resumed when it exists).")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for sampling users, negatives and orders.")]
 KCoreOpt = Annotated[int, typer.Option("--k-core", help="Iterative k-core before splitting (0: none).")]
-PricesOpt = Annotated[Path | None, typer.Option(help="Your price table (YAML) for the cost estimate.")]
+PricesOpt = Annotated[
+    Path | None, typer.Option(help="Your price table (YAML) for the cost estimate and --budget-cost.")
+]
+# what candidate ranking runs (`recai eval ranking`, `recai knowledge eval`) sample per user
+UsersOpt = Annotated[int, typer.Option(help="Test users to sample.")]
+CandidatesOpt = Annotated[int, typer.Option(help="Candidates per user (the target included).")]
+NegativesOpt = Annotated[str, typer.Option(help="uniform or popularity")]
+OrdersOpt = Annotated[int, typer.Option(help="Candidate orders per user (position bias).")]
+HistoryOpt = Annotated[int, typer.Option(help="Most recent history items shown.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the LLM response cache.")]
 EncoderOpt = Annotated[
     str | None,
@@ -208,6 +219,61 @@ def batch_settings(
     if budget_tokens is not None or budget_cost is not None:
         budget = Budget(max_tokens=budget_tokens, max_cost=budget_cost, cost_of=cost_of)
     return BatchSettings(concurrency=concurrency, budget=budget)
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """What the shared batch options of a command ask for, passed to it as one ``run`` argument.
+
+    Attributes:
+        prices: the ``--prices`` table, or None for the built-in one.
+        cache: False with ``--no-cache`` (always True where the command has no such option).
+        batch: the concurrency and budget from ``--concurrency``, ``--budget-tokens``, ``--budget-cost``.
+    """
+
+    prices: str | None
+    cache: bool
+    batch: BatchSettings
+
+
+def batch_options(*, cache: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command ``--prices``, ``--concurrency``, ``--budget-tokens``, ``--budget-cost`` (and, with
+    ``cache``, ``--no-cache``), declared once here, and pass them to it as ``run: BatchRun``."""
+    shared: dict[str, tuple[Any, Any]] = {
+        "prices": (PricesOpt, None),
+        "no_cache": (NoCacheOpt, False),
+        "concurrency": (ConcurrencyOpt, None),
+        "budget_tokens": (BudgetTokensOpt, None),
+        "budget_cost": (BudgetCostOpt, None),
+    }
+    if not cache:
+        del shared["no_cache"]
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "run"]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+            for name, (kind, default) in shared.items()
+        ]
+
+        @functools.wraps(command)
+        def with_batch_options(**kwargs: Any) -> None:
+            prices = kwargs.pop("prices")
+            run = BatchRun(
+                prices=str(prices) if prices else None,
+                cache=not kwargs.pop("no_cache", False),
+                batch=batch_settings(
+                    kwargs.pop("concurrency"), kwargs.pop("budget_tokens"), kwargs.pop("budget_cost"), prices
+                ),
+            )
+            command(**kwargs, run=run)
+
+        parameters = own + added
+        with_batch_options.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        with_batch_options.__annotations__ = {p.name: p.annotation for p in parameters}
+        return with_batch_options
+
+    return decorate
 
 
 def budget_stop(exc: BaseException, note: str = "") -> typer.Exit:

@@ -13,10 +13,8 @@ from rich.table import Table
 
 from recai.cli_options import (
     AgentLlmOpt,
-    BudgetCostOpt,
-    BudgetTokensOpt,
+    BatchRun,
     CommandError,
-    ConcurrencyOpt,
     DataArg,
     DataOpt,
     DataOrArgOpt,
@@ -24,7 +22,7 @@ from recai.cli_options import (
     EncoderOpt,
     PlannerOpt,
     agent_settings,
-    batch_settings,
+    batch_options,
     console,
     dataset_spec,
     err,
@@ -74,9 +72,6 @@ def _agent(data: str, llm: Any, encoder_spec: str | None, *, split: bool = False
     return agent, held
 
 
-PricesOpt = Annotated[Path | None, typer.Option(help="Your price table (YAML) for --budget-cost.")]
-
-
 def _noun(dataset: Any) -> str:
     from recai.evaluate.tasks import item_noun
 
@@ -84,6 +79,7 @@ def _noun(dataset: Any) -> str:
 
 
 @agent_app.command("record")
+@batch_options(cache=False)
 def record(
     data: DataArg = None,
     data_option: DataOrArgOpt = None,
@@ -105,10 +101,8 @@ def record(
         int, typer.Option(help="Tries per templated conversation: failed ones are retried sampling.")
     ] = 1,
     temperature: Annotated[float, typer.Option(help="The teacher's temperature on retries.")] = 0.7,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
-    prices: PricesOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Record the teacher's planning trajectories on templated requests and simulated sessions."""
     data = dataset_spec(data_option, data)
@@ -116,7 +110,7 @@ def record(
     from recai.evaluate.conversation import ConversationEvaluator, UserSimulator, build_conversation_samples
     from recai.evaluate.runs import RunFolder
 
-    batch = batch_settings(concurrency, budget_tokens, budget_cost, prices)
+    batch = run.batch
 
     config = {"data": data, "teacher": teacher, "simulator": simulator if sessions else None, "seed": seed}
     config.update(per_shape=per_shape, sessions=sessions, turns=turns, encoder=encoder_spec)
@@ -230,6 +224,7 @@ def distill(
 
 
 @agent_app.command("eval-planner")
+@batch_options(cache=False)
 def eval_planner(
     distilled: Annotated[Path, typer.Argument(help="A folder from `recai agent distill` (held-out plans).")],
     model: Annotated[
@@ -254,10 +249,8 @@ def eval_planner(
     encoder_spec: Annotated[
         str | None, typer.Option("--encoder", help="Embedder spec for retrieval.")
     ] = None,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
-    prices: PricesOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Plan validity, exact and step match against held-out teacher plans, and simulated success."""
     from recai.agent.learning.evaluation import evaluate_planner, simulate_with_planner, summarize_plans
@@ -271,7 +264,7 @@ def eval_planner(
     from recai.evaluate.runs import RunFolder
     from recai.gen.examples import GenData
 
-    batch = batch_settings(concurrency, budget_tokens, budget_cost, prices)
+    batch = run.batch
     specs = dict(m.split("=", 1) if "=" in m else (m, m) for m in model)
     held_out = GenData.load(distilled / "data").test[:limit]
     if not held_out:

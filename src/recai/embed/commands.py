@@ -13,14 +13,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from recai.cli_options import (
-    BudgetCostOpt,
-    BudgetTokensOpt,
+    BatchRun,
     CommandError,
-    ConcurrencyOpt,
     DataArg,
     DataOrArgOpt,
-    PricesOpt,
-    batch_settings,
+    batch_options,
     budget_stop,
     console,
     csv,
@@ -76,6 +73,7 @@ def _embed_dataset(split: Any, data: str | None) -> Dataset:
 
 
 @embed_app.command("data")
+@batch_options(cache=False)
 def embed_data(
     name_or_path: DataArg = None,
     data_option: DataOrArgOpt = None,
@@ -94,17 +92,15 @@ def embed_data(
     history_len: Annotated[int, typer.Option(help="Most recent history items in a query.")] = 10,
     noun: Annotated[str | None, typer.Option(help="What an item is called (film, product).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
-    prices: PricesOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Build the matching tasks' training and test examples from a dataset."""
     name_or_path = dataset_spec(data_option, name_or_path)
     from recai.embed.tasks import build_examples
     from recai.llm.batch import BudgetExhaustedError
 
-    batch = batch_settings(concurrency, budget_tokens, budget_cost, prices)
+    batch = run.batch
     dataset = load_dataset(name_or_path)
     chat = None
     if llm:

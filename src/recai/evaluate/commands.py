@@ -8,16 +8,17 @@ from typing import Annotated, Any
 import typer
 
 from recai.cli_options import (
-    BudgetCostOpt,
-    BudgetTokensOpt,
-    ConcurrencyOpt,
+    BatchRun,
+    CandidatesOpt,
     DataOpt,
+    HistoryOpt,
     KCoreOpt,
-    NoCacheOpt,
+    NegativesOpt,
+    OrdersOpt,
     OutOpt,
-    PricesOpt,
     SeedOpt,
-    batch_settings,
+    UsersOpt,
+    batch_options,
     console,
     report_done,
 )
@@ -28,15 +29,21 @@ eval_app = typer.Typer(
 )
 
 
-def _list_task(task: str, system: str, data: str, out: Path, **kwargs: Any) -> None:
+def _list_task(
+    task: str, system: str, out: Path, run: BatchRun, *, data: str, k_core: int, seed: int, **kwargs: Any
+) -> None:
     from recai.evaluate.tasks import DataOptions, run_list_task
 
+    data_options = DataOptions(data, k_core=k_core, seed=seed)
     report_done(
         run_list_task(
             task,
             system,
             out,
-            data=DataOptions(data, k_core=kwargs.pop("k_core"), seed=kwargs.pop("seed")),
+            data=data_options,
+            prices=run.prices,
+            cache=run.cache,
+            batch=run.batch,
             **kwargs,
         )
     )
@@ -50,35 +57,32 @@ ListSystemOpt = Annotated[
         "encoder[:st:FOLDER] (the user's history text as query)"
     ),
 ]
-UsersOpt = Annotated[int, typer.Option(help="Test users to sample.")]
-HistoryOpt = Annotated[int, typer.Option(help="Most recent history items shown.")]
 
 
 @eval_app.command("ranking")
+@batch_options()
 def eval_ranking(
     system: ListSystemOpt,
     out: OutOpt,
     data: DataOpt = "demo",
     users: UsersOpt = 200,
-    candidates: Annotated[int, typer.Option(help="Candidates per user (the target included).")] = 20,
-    negatives: Annotated[str, typer.Option(help="uniform or popularity")] = "uniform",
-    orders: Annotated[int, typer.Option(help="Candidate orders per user (position bias).")] = 1,
+    candidates: CandidatesOpt = 20,
+    negatives: NegativesOpt = "uniform",
+    orders: OrdersOpt = 1,
     k: int = 10,
     history: HistoryOpt = 20,
     k_core: KCoreOpt = 0,
     seed: SeedOpt = 0,
-    prices: PricesOpt = None,
-    no_cache: NoCacheOpt = False,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Rank a candidate list per user; LLM answers are parsed and grounded, never padded."""
     _list_task(
         "ranking",
         system,
-        data,
         out,
+        run,
+        data=data,
         n_users=users,
         n_candidates=candidates,
         negatives=negatives,
@@ -87,13 +91,11 @@ def eval_ranking(
         history_len=history,
         k_core=k_core,
         seed=seed,
-        prices=str(prices) if prices else None,
-        cache=not no_cache,
-        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
     )
 
 
 @eval_app.command("retrieval")
+@batch_options()
 def eval_retrieval(
     system: ListSystemOpt,
     out: OutOpt,
@@ -103,26 +105,21 @@ def eval_retrieval(
     history: HistoryOpt = 20,
     k_core: KCoreOpt = 0,
     seed: SeedOpt = 0,
-    prices: PricesOpt = None,
-    no_cache: NoCacheOpt = False,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Name k items from the whole catalog per user; seen and invented items are counted, not scored."""
     _list_task(
         "retrieval",
         system,
-        data,
         out,
+        run,
+        data=data,
         n_users=users,
         k=k,
         history_len=history,
         k_core=k_core,
         seed=seed,
-        prices=str(prices) if prices else None,
-        cache=not no_cache,
-        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
     )
 
 
@@ -151,6 +148,7 @@ def eval_recommender(
 
 
 @eval_app.command("conversation")
+@batch_options()
 def eval_conversation(
     system: Annotated[str, typer.Option(help="agent:SPEC, plain:SPEC or chatrec:SPEC")],
     out: OutOpt,
@@ -162,11 +160,8 @@ def eval_conversation(
     turns: Annotated[int, typer.Option(help="Most turns per session.")] = 5,
     k: Annotated[int, typer.Option(help="Success when the target is in a turn's first k items.")] = 5,
     seed: SeedOpt = 0,
-    prices: PricesOpt = None,
-    no_cache: NoCacheOpt = False,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Simulated users who know the target only by its attributes talk to the system."""
     from recai.evaluate.tasks import DataOptions, run_conversation_task
@@ -180,25 +175,23 @@ def eval_conversation(
             n=sessions,
             max_turns=turns,
             k=k,
-            cache=not no_cache,
-            prices=str(prices) if prices else None,
-            batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+            cache=run.cache,
+            prices=run.prices,
+            batch=run.batch,
         )
     )
 
 
 @eval_app.command("judge")
+@batch_options()
 def eval_judge(
     items: Annotated[Path, typer.Argument(help="JSONL: id, prompt, answer_a, answer_b, optional facts.")],
     out: OutOpt,
     judge: Annotated[str, typer.Option(help="The judge's chat model.")] = "local:qwen2.5-1.5b-instruct",
     kind: Annotated[str, typer.Option(help="explanation or chitchat")] = "explanation",
     seed: SeedOpt = 0,
-    prices: PricesOpt = None,
-    no_cache: NoCacheOpt = False,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Pairwise LLM-as-judge in both orders; a win counts only when both orders agree."""
     from recai.evaluate.tasks import run_judge_task
@@ -210,9 +203,9 @@ def eval_judge(
             judge=judge,
             kind=kind,
             seed=seed,
-            cache=not no_cache,
-            prices=str(prices) if prices else None,
-            batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+            cache=run.cache,
+            prices=run.prices,
+            batch=run.batch,
         )
     )
 

@@ -14,17 +14,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from recai.cli_options import (
-    BudgetCostOpt,
-    BudgetTokensOpt,
+    BatchRun,
+    CandidatesOpt,
     CommandError,
-    ConcurrencyOpt,
     DataOpt,
+    HistoryOpt,
     KCoreOpt,
+    NegativesOpt,
     NoCacheOpt,
+    OrdersOpt,
     OutOpt,
-    PricesOpt,
     SeedOpt,
-    batch_settings,
+    UsersOpt,
+    batch_options,
     console,
     report_done,
 )
@@ -181,6 +183,7 @@ def _given_unlike(context: typer.Context, values: dict[str, tuple[Any, Any]]) ->
 
 
 @knowledge_app.command("eval")
+@batch_options()
 def knowledge_eval(
     context: typer.Context,
     out: OutOpt,
@@ -197,12 +200,12 @@ def knowledge_eval(
     data: DataOpt = "demo",
     k_core: KCoreOpt = 0,
     seed: SeedOpt = 0,
-    users: Annotated[int, typer.Option(help="Test users to sample.")] = 200,
-    candidates: Annotated[int, typer.Option(help="Candidates per user (the target included).")] = 20,
-    negatives: Annotated[str, typer.Option(help="uniform or popularity")] = "uniform",
-    orders: Annotated[int, typer.Option(help="Candidate orders per user, to measure position bias.")] = 1,
+    users: UsersOpt = 200,
+    candidates: CandidatesOpt = 20,
+    negatives: NegativesOpt = "uniform",
+    orders: OrdersOpt = 1,
     k: int = 10,
-    history: Annotated[int, typer.Option(help="Most recent history items shown.")] = 20,
+    history: HistoryOpt = 20,
     budget: BudgetOpt = 400,
     style: StyleOpt = "natural",
     ranker_orders: RankerOrdersOpt = 1,
@@ -217,11 +220,8 @@ def knowledge_eval(
     ] = None,
     sasrec_budget_s: Annotated[float, typer.Option(help="SASRec training time budget.")] = 300.0,
     param: ParamOpt = None,
-    prices: PricesOpt = None,
-    no_cache: NoCacheOpt = False,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Candidate ranking with knowledge in the prompt: a run folder like `recai eval ranking`'s."""
     from recai.evaluate.tasks import DataOptions
@@ -275,8 +275,8 @@ def knowledge_eval(
                 "candidate_order": candidate_order,
             },
             sasrec_budget_s=sasrec_budget_s,
-            cache=not no_cache,
-            prices=str(prices) if prices else None,
-            batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+            cache=run.cache,
+            prices=run.prices,
+            batch=run.batch,
         )
     )
