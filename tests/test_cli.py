@@ -7,8 +7,7 @@ from typer.testing import CliRunner
 
 from recai import __version__
 from recai.cli import app
-from tests.data.raw_fixtures import write_ml100k
-from tests.data.test_tabular_import import _write_shop
+from tests.data.raw_fixtures import write_ml100k, write_shop
 
 runner = CliRunner()
 
@@ -39,7 +38,7 @@ def test_describe_unknown_fails_cleanly() -> None:
 
 
 def test_import_then_describe_by_name(tmp_path: Path, _private_home: Path) -> None:
-    spec = _write_shop(tmp_path)
+    spec = write_shop(tmp_path)
     out = _run("data", "import", "--schema", str(spec))
     assert "saved shop (3 items, 3 interactions)" in out
     assert (_private_home / "datasets" / "shop" / "schema.yaml").exists()
@@ -51,7 +50,7 @@ def test_import_then_describe_by_name(tmp_path: Path, _private_home: Path) -> No
 
 
 def test_import_without_spec_prints_inferred_roles(tmp_path: Path) -> None:
-    _write_shop(tmp_path)
+    write_shop(tmp_path)
     (tmp_path / "events.csv").write_text("user_id,item_id,timestamp\nu1,A-1,1\n")
     out = _run(
         "data",
@@ -168,3 +167,67 @@ def test_quick_import_of_a_headerless_untimed_log_writes_its_spec(
         app, ["data", "split", "lastfm-like", "--out", str(split_file), "--protocol", "temporal"]
     )
     assert result.exit_code == 1 and "needs timestamps" in result.output
+
+
+def test_the_error_handler_reports_user_errors_and_keeps_bugs() -> None:
+    import typer
+    import yaml
+
+    from recai.cli_options import CommandGroup, is_user_error
+    from recai.data import DataError
+    from recai.llm.batch import BudgetExhaustedError
+
+    def missing_extra() -> ImportError:
+        try:
+            raise ModuleNotFoundError("No module named 'faiss'")
+        except ModuleNotFoundError as exc:
+            try:
+                raise ImportError("vector search needs faiss") from exc
+            except ImportError as wrapped:
+                return wrapped
+
+    for user in (
+        DataError("bad row"),
+        ValueError("x"),
+        FileNotFoundError("f"),
+        missing_extra(),
+        yaml.YAMLError(),
+    ):
+        assert is_user_error(user), user
+    for bug in (TypeError("x"), KeyError("x"), AttributeError("x"), ImportError("cannot import name 'x'")):
+        assert not is_user_error(bug), bug
+
+    raised: list[BaseException] = []
+    tiny = typer.Typer(cls=CommandGroup)
+
+    @tiny.command()
+    def go() -> None:
+        raise raised[0]
+
+    @tiny.command()
+    def other() -> None:  # a group, as in recai: the handler wraps its subcommands
+        pass
+
+    raised.append(DataError("no column 'x'", path="items.csv"))
+    result = runner.invoke(tiny, ["go"])
+    assert result.exit_code == 1 and "error: items.csv: no column 'x'" in result.output
+    raised[0] = BudgetExhaustedError("token budget of 10 spent", done=2, remaining=3)
+    result = runner.invoke(tiny, ["go"])
+    assert result.exit_code == 3 and "token budget of 10 spent" in result.output
+    raised[0] = TypeError("a bug")
+    result = runner.invoke(tiny, ["go"])
+    assert result.exit_code == 1 and isinstance(result.exception, TypeError)
+
+
+def test_the_dataset_is_an_option_or_the_old_argument(tmp_path: Path) -> None:
+    assert "300 items" in _run("data", "describe", "--data", "demo")
+    clash = runner.invoke(app, ["data", "describe", "demo", "--data", "other"])
+    assert clash.exit_code == 1 and "two datasets given" in clash.output
+    for command in (
+        ["gen", "data"],
+        ["embed", "data"],
+        ["explain", "data"],
+        ["agent", "record"],
+        ["index", "build"],
+    ):
+        assert "--data" in _run(*command, "--help") and "DATA" in _run(*command, "--help")

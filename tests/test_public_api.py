@@ -98,3 +98,24 @@ def _readme_python() -> str:
 def test_the_readme_python_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     exec(compile(_readme_python(), "README.md", "exec"), {"__name__": "readme"})
+
+
+def _error_classes() -> list[tuple[str, str]]:
+    """(module, class) for every ``class ...Error(...)`` under src/recai, found without importing."""
+    found = []
+    for path in sorted((ROOT / "src/recai").rglob("*.py")):
+        parts = path.relative_to(ROOT / "src").with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found += [(module, name) for name in re.findall(r"^class (\w+Error)\(", path.read_text(), re.M)]
+    return found
+
+
+@pytest.mark.parametrize(("module", "name"), _error_classes())
+def test_every_library_exception_is_a_recai_error(module: str, name: str) -> None:
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as err:
+        if err.name and err.name.split(".")[0] in OPTIONAL | {"redis"}:
+            pytest.skip(f"{module} needs {err.name}")
+        raise
+    assert issubclass(cls, recai.RecaiError)

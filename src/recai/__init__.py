@@ -33,6 +33,7 @@ _LAZY: dict[str, str] = {
     "leave_one_out": "recai.data.splits",
     "temporal_split": "recai.data.splits",
     "DataError": "recai.data.errors",
+    "RecaiError": "recai.errors",
     "import_tabular": "recai.data.loaders.tabular",
     "ImportSpec": "recai.data.loaders.tabular",
     # rec: classic recommenders behind one API
@@ -129,6 +130,7 @@ __all__ = [  # written out (not ``[*_LAZY]``) so that linters and type checkers 
     "KnowledgeBase",
     "KnowledgeRanker",
     "Popularity",
+    "RecaiError",
     "Recommender",
     "RunFolder",
     "SASRec",
@@ -210,6 +212,7 @@ if TYPE_CHECKING:
     from recai.embed.index import VectorIndex
     from recai.embed.tasks.build import build_examples
     from recai.embed.training import train_embedder
+    from recai.errors import RecaiError
     from recai.evaluate.compare import compare_runs
     from recai.evaluate.metrics import ranking_metrics, top_k
     from recai.evaluate.prepare import DataOptions

@@ -3,10 +3,10 @@
 - ``recai data`` :mod:`recai.data.commands`, ``recai rec`` :mod:`recai.rec.commands`,
   ``recai models`` and ``recai llm`` :mod:`recai.llm.commands`, ``recai index`` and ``recai embed``
   :mod:`recai.embed.commands`, ``recai eval`` :mod:`recai.evaluate.commands`;
-- ``recai gen``, ``recai explain``, ``recai agent`` and ``recai chat``: their packages' ``commands.py``;
-- ``recai knowledge`` :mod:`recai.cli_knowledge` and ``recai serve`` :mod:`recai.cli_serve` (beside this
-  module: their packages are slow to import, and ``recai --help`` imports every command module);
-- what they share (consoles, ``fail``, option types): :mod:`recai.cli_options`.
+- ``recai gen``, ``recai explain``, ``recai agent`` and ``recai chat``, ``recai knowledge``, ``recai serve``:
+  their packages' ``commands.py`` (``recai --help`` imports every command module, so the packages of the
+  heavy pillars resolve their names lazily);
+- what they share (consoles, the error handler, option types): :mod:`recai.cli_options`.
 """
 
 from __future__ import annotations
@@ -17,18 +17,20 @@ import typer
 
 from recai import __version__
 from recai.agent.commands import agent_app, chat
-from recai.cli_knowledge import knowledge_app
-from recai.cli_options import console
-from recai.cli_serve import serve
+from recai.cli_options import CommandGroup, console
 from recai.data.commands import data_app
 from recai.embed.commands import embed_app, index_app
 from recai.evaluate.commands import eval_app
 from recai.explain.commands import explain_app
 from recai.gen.commands import gen_app
+from recai.knowledge.commands import knowledge_app
 from recai.llm.commands import llm_app, models_app
 from recai.rec.commands import rec_app
+from recai.serve.commands import serve
 
-app = typer.Typer(help="recai: large language models for recommender systems.", no_args_is_help=True)
+app = typer.Typer(
+    cls=CommandGroup, help="recai: large language models for recommender systems.", no_args_is_help=True
+)
 app.command("chat")(chat)
 app.command("serve")(serve)
 app.add_typer(data_app, name="data")

@@ -1,21 +1,31 @@
-"""The small kit every ``commands.py`` shares: the consoles, :func:`fail` (an error message and exit 1),
-dataset loading with a status line, comma lists, the option types several commands repeat, and the
-options every batch LLM command shares (``--concurrency``, ``--budget-tokens``, ``--budget-cost``), so
-they read and behave the same in ``recai eval``, ``recai knowledge eval``, ``recai embed data``,
-``recai agent record`` and ``recai explain eval``.
+"""The small kit every ``commands.py`` shares: the consoles, :class:`CommandGroup` (every command's
+errors reported as one clear message and exit status), dataset loading with a status line, comma lists,
+the option types several commands repeat, and the options every batch LLM command shares
+(``--concurrency``, ``--budget-tokens``, ``--budget-cost``), so they read and behave the same in
+``recai eval``, ``recai knowledge eval``, ``recai embed data``, ``recai agent record`` and
+``recai explain eval``.
 
 Heavy imports stay inside functions: ``recai --help`` imports every command module."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
-from recai.llm.batch import BatchSettings, Budget
+from recai.errors import RecaiError
+from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
 
 #: The exit status of a run stopped by its budget: not a failure, since running again resumes it.
 BUDGET_STOP_STATUS = 3
@@ -23,21 +33,77 @@ console = Console()
 err = Console(stderr=True)
 
 
+class CommandError(RecaiError):
+    """A command's own arguments do not fit together (``--judge`` without ``--against``, an unknown model
+    name); raised by a command and reported like any other :class:`RecaiError`."""
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the user's to fix (bad input, a missing file or package) rather than a bug.
+
+    User errors are every :class:`RecaiError`; ``ValueError`` (a bad value: every recai input error, a
+    pydantic ``ValidationError`` and a ``JSONDecodeError`` are ones); ``OSError`` (a missing or existing
+    file, a refused connection); a YAML syntax error; and an ``ImportError`` for a package that is not
+    installed (raised as, or from, ``ModuleNotFoundError``: an optional extra). Anything else (a
+    ``TypeError``, ``KeyError``, ``AttributeError`` ...) is a bug and keeps its traceback.
+    """
+    if isinstance(exc, RecaiError | ValueError | OSError | ModuleNotFoundError):
+        return True
+    if isinstance(exc, ImportError):
+        return isinstance(exc.__cause__, ModuleNotFoundError)
+    yaml = sys.modules.get("yaml")  # a YAML error exists only once yaml was imported
+    return yaml is not None and isinstance(exc, yaml.YAMLError)
+
+
 def fail(exc: BaseException) -> typer.Exit:
-    """Print ``error: <exc>`` on stderr; return the exit (status 1): ``raise fail(exc) from None``."""
-    err.print(f"[bold red]error:[/] {exc}")
+    """Print ``error: <exc>`` on stderr; return the exit (status 1) to raise."""
+    err.print(f"[bold red]error:[/] {escape(str(exc))}")
     return typer.Exit(code=1)
 
 
-def load_dataset(spec: str, *, min_rating: float | None = None, k_core: int = 0) -> Any:
-    """The dataset named or saved at ``spec`` (optionally filtered), or a clear error and exit 1."""
-    from recai.data import DataError, UnknownDatasetError, load
-
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn a user error (:func:`is_user_error`) raised inside into ``error: <message>`` and exit 1, and a
+    run stopped by its budget into exit 3 (:data:`BUDGET_STOP_STATUS`); bugs pass through untouched."""
     try:
-        with console.status(f"loading {spec} ..."):
-            ds = load(spec)
-    except (DataError, UnknownDatasetError, FileNotFoundError) as exc:
+        yield
+    except BudgetExhaustedError as exc:
+        raise budget_stop(exc) from None
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
         raise fail(exc) from None
+
+
+@contextmanager
+def user_input(*kinds: type[Exception]) -> Iterator[None]:
+    """Report ``kinds`` raised inside as user errors: a ``KeyError`` or ``TypeError`` is a bug in general
+    but the user's unknown id or parameter name where the command passes one straight through."""
+    try:
+        yield
+    except kinds as exc:
+        raise CommandError(str(exc)) from exc
+
+
+class CommandGroup(TyperGroup):
+    """The root command group: every command runs inside :func:`reported_errors`, so no command catches
+    the errors it expects one by one.
+
+    Args:
+        **kwargs: as for :class:`typer.core.TyperGroup`.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with reported_errors():
+            return super().invoke(ctx)
+
+
+def load_dataset(spec: str, *, min_rating: float | None = None, k_core: int = 0) -> Any:
+    """The dataset named or saved at ``spec`` (optionally filtered), loaded under a status line."""
+    from recai.data import load
+
+    with console.status(f"loading {spec} ..."):
+        ds = load(spec)
     if min_rating is not None:
         ds = ds.implicit(min_rating)
     if k_core:
@@ -52,14 +118,53 @@ def csv(value: str | None) -> list[str] | None:
 
 # The option types several commands share (same flag, same help).
 DataOpt = Annotated[str, typer.Option("--data", help="Dataset name or path.")]
+# A command that once took its dataset as an argument takes --data too; the argument still works.
+DataOrArgOpt = Annotated[
+    str | None, typer.Option("--data", help="Dataset name or path (default: demo).", show_default=False)
+]
+DataArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="DATA", help="The dataset as an argument: the same as --data.", show_default=False
+    ),
+]
+
+
+def dataset_spec(option: str | None, argument: str | None, default: str | None = "demo") -> str:
+    """The dataset of a command that takes it as ``--data`` or as its argument (one of them, or the same
+    in both)."""
+    if option is not None and argument is not None and option != argument:
+        raise CommandError(f"two datasets given ({argument} and --data {option}): give one")
+    spec = option or argument or default
+    if spec is None:
+        raise CommandError("give a dataset: --data NAME_OR_FOLDER")
+    return spec
+
+
 OutOpt = Annotated[Path, typer.Option("--out", help="Run folder (resumed when it exists).")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for sampling users, negatives and orders.")]
 KCoreOpt = Annotated[int, typer.Option("--k-core", help="Iterative k-core before splitting (0: none).")]
-PricesOpt = Annotated[Path | None, typer.Option(help="Your price table (YAML) for the cost estimate.")]
+PricesOpt = Annotated[
+    Path | None, typer.Option(help="Your price table (YAML) for the cost estimate and --budget-cost.")
+]
+# what candidate ranking runs (`recai eval ranking`, `recai knowledge eval`) sample per user
+UsersOpt = Annotated[int, typer.Option(help="Test users to sample.")]
+CandidatesOpt = Annotated[int, typer.Option(help="Candidates per user (the target included).")]
+NegativesOpt = Annotated[str, typer.Option(help="uniform or popularity")]
+OrdersOpt = Annotated[int, typer.Option(help="Candidate orders per user (position bias).")]
+HistoryOpt = Annotated[int, typer.Option(help="Most recent history items shown.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the LLM response cache.")]
 EncoderOpt = Annotated[
     str | None,
     typer.Option(help="Embedder for soft-condition retrieval, e.g. st:FOLDER from `recai embed train`."),
+]
+AgentLlmOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--llm",
+        help="Model spec (default $RECAI_LLM or local:qwen2.5-1.5b-instruct); 'scripted:stand-in' "
+        "runs the pipeline with a rule-based stand-in and no model.",
+    ),
 ]
 PlannerOpt = Annotated[
     str | None,
@@ -104,22 +209,71 @@ def batch_settings(
     prices: str | Path | None = None,
 ) -> BatchSettings:
     """The :class:`BatchSettings` for the shared options, checked before any model loads (prices are
-    read only for a cost budget); bad values end the command with a clear error."""
-    from recai.data import DataError
+    read only for a cost budget)."""
+    cost_of = None
+    if budget_cost is not None:
+        from recai.evaluate.prices import PriceTable
 
-    try:
-        cost_of = None
-        if budget_cost is not None:
-            from recai.evaluate.prices import PriceTable
+        cost_of = PriceTable.load(str(prices) if prices else None).cost
+    budget = None
+    if budget_tokens is not None or budget_cost is not None:
+        budget = Budget(max_tokens=budget_tokens, max_cost=budget_cost, cost_of=cost_of)
+    return BatchSettings(concurrency=concurrency, budget=budget)
 
-            cost_of = PriceTable.load(str(prices) if prices else None).cost
-        budget = None
-        if budget_tokens is not None or budget_cost is not None:
-            budget = Budget(max_tokens=budget_tokens, max_cost=budget_cost, cost_of=cost_of)
-        return BatchSettings(concurrency=concurrency, budget=budget)
-    except (ValueError, DataError, OSError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(code=1) from None
+
+@dataclass(frozen=True)
+class BatchRun:
+    """What the shared batch options of a command ask for, passed to it as one ``run`` argument.
+
+    Attributes:
+        prices: the ``--prices`` table, or None for the built-in one.
+        cache: False with ``--no-cache`` (always True where the command has no such option).
+        batch: the concurrency and budget from ``--concurrency``, ``--budget-tokens``, ``--budget-cost``.
+    """
+
+    prices: str | None
+    cache: bool
+    batch: BatchSettings
+
+
+def batch_options(*, cache: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command ``--prices``, ``--concurrency``, ``--budget-tokens``, ``--budget-cost`` (and, with
+    ``cache``, ``--no-cache``), declared once here, and pass them to it as ``run: BatchRun``."""
+    shared: dict[str, tuple[Any, Any]] = {
+        "prices": (PricesOpt, None),
+        "no_cache": (NoCacheOpt, False),
+        "concurrency": (ConcurrencyOpt, None),
+        "budget_tokens": (BudgetTokensOpt, None),
+        "budget_cost": (BudgetCostOpt, None),
+    }
+    if not cache:
+        del shared["no_cache"]
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "run"]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+            for name, (kind, default) in shared.items()
+        ]
+
+        @functools.wraps(command)
+        def with_batch_options(**kwargs: Any) -> None:
+            prices = kwargs.pop("prices")
+            run = BatchRun(
+                prices=str(prices) if prices else None,
+                cache=not kwargs.pop("no_cache", False),
+                batch=batch_settings(
+                    kwargs.pop("concurrency"), kwargs.pop("budget_tokens"), kwargs.pop("budget_cost"), prices
+                ),
+            )
+            command(**kwargs, run=run)
+
+        parameters = own + added
+        with_batch_options.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        with_batch_options.__annotations__ = {p.name: p.annotation for p in parameters}
+        return with_batch_options
+
+    return decorate
 
 
 def budget_stop(exc: BaseException, note: str = "") -> typer.Exit:
@@ -159,20 +313,3 @@ def report_done(report: Path) -> None:
         table.add_row(name, f"{m['mean']:.4f}", ci)
     console.print(table)
     console.print(f"report: {report}")
-
-
-def run_eval(run: Any, *args: Any, **kwargs: Any) -> None:
-    """Run one evaluation task, turn its expected failures into clear errors, and show its metrics.
-
-    A run stopped by its budget exits with status 3 (not a failure of the run: it resumes)."""
-    from recai.data import DataError
-    from recai.evaluate.runs import ConfigMismatchError
-    from recai.llm.batch import BudgetExhaustedError
-
-    try:
-        report = run(*args, **kwargs)
-    except BudgetExhaustedError as exc:
-        raise budget_stop(exc) from None
-    except (ConfigMismatchError, FileExistsError, ValueError, DataError) as exc:
-        raise fail(exc) from None
-    report_done(report)

@@ -1,12 +1,19 @@
-"""A rule-based teacher planner and a scripted user simulator for tool-learning tests (no weights)."""
+"""A rule-based teacher planner, a scripted user simulator, a small agent and a trajectories run folder
+for tool-learning tests (no weights)."""
 
 from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
+from recai.agent import Agent, AgentSettings
+from recai.agent.memory import ProfileStore
+from recai.data import Dataset
+from recai.evaluate.runs import RunFolder
 from recai.llm import ScriptedChatModel
+from recai.testing.fakes import BagOfWordsEncoder
 
 _CONDITION = re.compile(r"(?:with|whose|where the) (\w+) (?:include |is )?([A-Z][\w' -]*?)(?:,|$|\?| about)")
 _LIMIT = re.compile(r"(?:under|below) (\d+)(?: in (\w+))?")
@@ -83,3 +90,22 @@ def teacher() -> ScriptedChatModel:
 def simulator() -> ScriptedChatModel:
     """A simulated user who always asks for crime films."""
     return ScriptedChatModel(lambda messages: "Show me films with genres Crime", name="scripted-user")
+
+
+def make_agent(dataset: Dataset, llm: Any, tmp_path: Path, **kwargs: Any) -> Agent:
+    """A small agent on ``llm`` with a bag-of-words encoder and its profiles under ``tmp_path``."""
+    return Agent(
+        dataset,
+        llm,
+        settings=AgentSettings(k=3, retrieve_k=5, sasrec_budget_s=2.0),
+        encoder=BagOfWordsEncoder(),
+        profile_store=ProfileStore(tmp_path / "profiles"),
+        item_noun="films",
+        progress=False,
+        **kwargs,
+    )
+
+
+def open_run(path: Path) -> RunFolder:
+    """A trajectories run folder at ``path``, as `recai agent record` opens one."""
+    return RunFolder.open(path, task="trajectories", config={"test": 1})

@@ -32,8 +32,7 @@ from recai.evaluate.runs import RunFolder
 from recai.llm import ScriptedChatModel
 from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
 from recai.testing.fakes import BagOfWordsEncoder
-from tests.agent.learning_fakes import simulator, teacher, teacher_reply
-from tests.agent.test_tool_learning import make_agent, open_run
+from tests.agent.learning_fakes import make_agent, open_run, simulator, teacher, teacher_reply
 
 
 class Jittered(ScriptedChatModel):

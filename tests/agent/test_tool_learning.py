@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from recai.agent import Agent, AgentSettings
 from recai.agent.learning import (
     SHAPES,
     build_planner_data,
@@ -23,31 +22,12 @@ from recai.agent.learning import (
     training_pairs,
 )
 from recai.agent.learning.dataset import PlanPair, balance, split_pairs
-from recai.agent.memory import ProfileStore
 from recai.data import Dataset
 from recai.data.splits import leave_one_out
 from recai.evaluate.conversation import ConversationEvaluator, UserSimulator, build_conversation_samples
 from recai.evaluate.runs import RunFolder
 from recai.llm import ScriptedChatModel
-from recai.testing.fakes import BagOfWordsEncoder
-from tests.agent.learning_fakes import simulator, teacher, teacher_plan, teacher_reply
-
-
-def make_agent(dataset: Dataset, llm: Any, tmp_path: Path, **kwargs: Any) -> Agent:
-    return Agent(
-        dataset,
-        llm,
-        settings=AgentSettings(k=3, retrieve_k=5, sasrec_budget_s=2.0),
-        encoder=BagOfWordsEncoder(),
-        profile_store=ProfileStore(tmp_path / "profiles"),
-        item_noun="films",
-        progress=False,
-        **kwargs,
-    )
-
-
-def open_run(path: Path) -> RunFolder:
-    return RunFolder.open(path, task="trajectories", config={"test": 1})
+from tests.agent.learning_fakes import make_agent, open_run, simulator, teacher, teacher_plan, teacher_reply
 
 
 def test_templates_cover_every_shape_from_the_schema_alone(dataset: Dataset) -> None:

@@ -1,4 +1,5 @@
-"""Tiny files in the publishers' exact raw formats, written by the tests themselves."""
+"""Tiny files written by the tests themselves: the publishers' exact raw formats, and a shop's own
+tables with their import spec for ``recai data import``."""
 
 from __future__ import annotations
 
@@ -102,3 +103,42 @@ def write_amazon_2018(folder: Path) -> tuple[Path, Path]:
         )
         fh.write(json.dumps({"asin": "B002", "title": "Night Cream", "brand": "Glow"}) + "\n")
     return ratings, meta
+
+
+SHOP_SPEC = """
+name: shop
+items:
+  path: items.csv
+  columns:
+    - {name: sku, role: id}
+    - {name: name, role: title}
+    - {name: tags, role: multi_categorical, separator: ";"}
+    - {name: price, role: numeric, unit: EUR}
+    - {name: blurb, role: text}
+    - {name: internal_code, role: ignore}
+interactions:
+  path: events.csv
+  user: customer
+  item: sku
+  timestamp: when
+  rating: stars
+"""
+
+
+def write_shop(folder: Path) -> Path:
+    """A shop's items.csv and events.csv in ``folder``; returns the path of its import spec."""
+    (folder / "items.csv").write_text(
+        "sku,name,tags,price,blurb,internal_code\n"
+        "A-1,Red Kettle,kitchen;red,29.9,A loud red kettle.,x1\n"
+        "B-2,Blue Mug,kitchen;blue,7.5,A mug.,x2\n"
+        "C-3,Garden Hose,garden,19,Twenty metres.,x3\n"
+    )
+    (folder / "events.csv").write_text(
+        "customer,sku,when,stars\n"
+        "u1,A-1,2024-01-01T10:00:00Z,5\n"
+        "u1,B-2,2024-01-02T10:00:00Z,3\n"
+        "u2,C-3,2024-01-01T09:00:00Z,4\n"
+    )
+    spec = folder / "schema.yaml"
+    spec.write_text(SHOP_SPEC)
+    return spec

@@ -7,47 +7,11 @@ import pytest
 
 from recai.data import ColumnRole, DataError, Dataset
 from recai.data.loaders.tabular import import_tabular, read_table
-
-SPEC = """
-name: shop
-items:
-  path: items.csv
-  columns:
-    - {name: sku, role: id}
-    - {name: name, role: title}
-    - {name: tags, role: multi_categorical, separator: ";"}
-    - {name: price, role: numeric, unit: EUR}
-    - {name: blurb, role: text}
-    - {name: internal_code, role: ignore}
-interactions:
-  path: events.csv
-  user: customer
-  item: sku
-  timestamp: when
-  rating: stars
-"""
-
-
-def _write_shop(folder: Path) -> Path:
-    (folder / "items.csv").write_text(
-        "sku,name,tags,price,blurb,internal_code\n"
-        "A-1,Red Kettle,kitchen;red,29.9,A loud red kettle.,x1\n"
-        "B-2,Blue Mug,kitchen;blue,7.5,A mug.,x2\n"
-        "C-3,Garden Hose,garden,19,Twenty metres.,x3\n"
-    )
-    (folder / "events.csv").write_text(
-        "customer,sku,when,stars\n"
-        "u1,A-1,2024-01-01T10:00:00Z,5\n"
-        "u1,B-2,2024-01-02T10:00:00Z,3\n"
-        "u2,C-3,2024-01-01T09:00:00Z,4\n"
-    )
-    spec = folder / "schema.yaml"
-    spec.write_text(SPEC)
-    return spec
+from tests.data.raw_fixtures import write_shop
 
 
 def test_import_with_a_spec(tmp_path: Path) -> None:
-    ds, inferred = import_tabular(_write_shop(tmp_path))
+    ds, inferred = import_tabular(write_shop(tmp_path))
     assert inferred is None and ds.name == "shop"
     assert "internal_code" not in ds.catalog.items
     assert ds.catalog.row("B-2")["tags"] == ["kitchen", "blue"]
@@ -62,7 +26,7 @@ def test_import_with_a_spec(tmp_path: Path) -> None:
 
 
 def test_import_infers_roles_without_columns(tmp_path: Path) -> None:
-    _write_shop(tmp_path)
+    write_shop(tmp_path)
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         "interactions: {user: customer, item: sku, timestamp: when, rating: stars, min_rating: 4}\n"
@@ -79,7 +43,7 @@ def test_import_infers_roles_without_columns(tmp_path: Path) -> None:
 
 
 def test_import_errors_name_the_place(tmp_path: Path) -> None:
-    spec = _write_shop(tmp_path)
+    spec = write_shop(tmp_path)
     (tmp_path / "events.csv").write_text(
         "customer,sku,when,stars\nu1,A-1,2024-01-01,5\nu2,Z-9,2024-01-02,4\n"
     )

@@ -1,6 +1,26 @@
-"""The conversational recommender agent: plan, run tools over a candidate bus, respond, remember."""
+"""The conversational recommender agent: plan, run tools over a candidate bus, respond, remember.
 
-from recai.agent.agent import Agent, Session, TurnResult
-from recai.agent.context import AgentSettings
+The names are imported on first access: ``recai agent --help`` and ``recai chat --help`` import
+this package without loading the agent's models and tools.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from recai._lazy import lazy_attributes
+
+_LAZY = {
+    "Agent": "recai.agent.agent",
+    "Session": "recai.agent.agent",
+    "TurnResult": "recai.agent.agent",
+    "AgentSettings": "recai.agent.context",
+}
 
 __all__ = ["Agent", "AgentSettings", "Session", "TurnResult"]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+
+if TYPE_CHECKING:
+    from recai.agent.agent import Agent, Session, TurnResult
+    from recai.agent.context import AgentSettings

@@ -12,20 +12,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from recai.cli_options import (
-    BudgetCostOpt,
-    BudgetTokensOpt,
-    ConcurrencyOpt,
+    AgentLlmOpt,
+    BatchRun,
+    CommandError,
+    DataArg,
+    DataOpt,
+    DataOrArgOpt,
     DemonstrationsOpt,
     EncoderOpt,
     PlannerOpt,
     agent_settings,
-    batch_settings,
-    budget_stop,
+    batch_options,
     console,
+    dataset_spec,
     err,
-    fail,
 )
-from recai.data import DataError, UnknownDatasetError
 
 agent_app = typer.Typer(
     help="Tool learning: record a teacher's plans, distil them into a small planner, evaluate planners.",
@@ -71,9 +72,6 @@ def _agent(data: str, llm: Any, encoder_spec: str | None, *, split: bool = False
     return agent, held
 
 
-PricesOpt = Annotated[Path | None, typer.Option(help="Your price table (YAML) for --budget-cost.")]
-
-
 def _noun(dataset: Any) -> str:
     from recai.evaluate.prepare import item_noun
 
@@ -81,8 +79,10 @@ def _noun(dataset: Any) -> str:
 
 
 @agent_app.command("record")
+@batch_options(cache=False)
 def record(
-    data: Annotated[str, typer.Argument(help="Dataset name or folder.")] = "demo",
+    data: DataArg = None,
+    data_option: DataOrArgOpt = None,
     out: Annotated[Path, typer.Option(help="Run folder for the trajectories (resumable).")] = Path(
         "runs/planner-trajectories"
     ),
@@ -101,28 +101,23 @@ def record(
         int, typer.Option(help="Tries per templated conversation: failed ones are retried sampling.")
     ] = 1,
     temperature: Annotated[float, typer.Option(help="The teacher's temperature on retries.")] = 0.7,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
-    prices: PricesOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Record the teacher's planning trajectories on templated requests and simulated sessions."""
+    data = dataset_spec(data_option, data)
     from recai.agent.learning import record_simulated, record_templates, template_requests
     from recai.evaluate.conversation import ConversationEvaluator, UserSimulator, build_conversation_samples
     from recai.evaluate.runs import RunFolder
-    from recai.llm.batch import BudgetExhaustedError
 
-    batch = batch_settings(concurrency, budget_tokens, budget_cost, prices)
+    batch = run.batch
 
     config = {"data": data, "teacher": teacher, "simulator": simulator if sessions else None, "seed": seed}
     config.update(per_shape=per_shape, sessions=sessions, turns=turns, encoder=encoder_spec)
     config.update(attempts=attempts, retry_temperature=temperature)
     # more of these extends the run; each record keeps its own attempt number and temperature
     config["_volatile"] = ["per_shape", "sessions", "attempts", "retry_temperature"]
-    try:
-        run = RunFolder.open(out, task="trajectories", config=config)
-    except (ValueError, FileExistsError) as exc:
-        raise fail(exc) from None
+    run = RunFolder.open(out, task="trajectories", config=config)
     try:
         agent, split = _agent(data, chat_model(teacher), encoder_spec, split=sessions > 0)
         requests = template_requests(
@@ -135,8 +130,6 @@ def record(
             evaluator = ConversationEvaluator(agent.dataset.catalog, sim, max_turns=turns, k=agent.settings.k)
             samples = build_conversation_samples(split, agent.dataset.catalog, n=sessions, seed=seed)
             m = record_simulated(agent, evaluator, samples, run, batch=batch)
-    except BudgetExhaustedError as exc:
-        raise budget_stop(exc) from None
     finally:
         run.close()
     records = run.records()
@@ -209,31 +202,29 @@ def distill(
         counts.add_row(shape, str(n["train"]), str(n["test"]))
     console.print(counts)
     console.print(f"filter: {json.dumps(data.meta['filter'])}")
-    try:
-        config = student_config(
-            base_model=base,
-            method=method,
-            epochs=epochs,
-            max_steps=max_steps,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            lora_r=lora_r,
-            max_length=max_length,
-            save_steps=save_steps,
-            device=device,
-            precision=precision,
-            grad_accum=grad_accum,
-            gradient_checkpointing=gradient_checkpointing or None,
-            seed=seed,
-        )
-        planner = distill_planner(data, out, config, overwrite=overwrite)
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
-        raise fail(exc) from None
+    config = student_config(
+        base_model=base,
+        method=method,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        lora_r=lora_r,
+        max_length=max_length,
+        save_steps=save_steps,
+        device=device,
+        precision=precision,
+        grad_accum=grad_accum,
+        gradient_checkpointing=gradient_checkpointing or None,
+        seed=seed,
+    )
+    planner = distill_planner(data, out, config, overwrite=overwrite)
     steps = json.loads((out / "distill.json").read_text())["training"]["steps"]
     console.print(f"trained {steps} steps; planner written to {planner} (use it as hf:{planner})")
 
 
 @agent_app.command("eval-planner")
+@batch_options(cache=False)
 def eval_planner(
     distilled: Annotated[Path, typer.Argument(help="A folder from `recai agent distill` (held-out plans).")],
     model: Annotated[
@@ -258,10 +249,8 @@ def eval_planner(
     encoder_spec: Annotated[
         str | None, typer.Option("--encoder", help="Embedder spec for retrieval.")
     ] = None,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
-    prices: PricesOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Plan validity, exact and step match against held-out teacher plans, and simulated success."""
     from recai.agent.learning.evaluation import evaluate_planner, simulate_with_planner, summarize_plans
@@ -274,13 +263,12 @@ def eval_planner(
     )
     from recai.evaluate.runs import RunFolder
     from recai.gen.examples import GenData
-    from recai.llm.batch import BudgetExhaustedError
 
-    batch = batch_settings(concurrency, budget_tokens, budget_cost, prices)
+    batch = run.batch
     specs = dict(m.split("=", 1) if "=" in m else (m, m) for m in model)
     held_out = GenData.load(distilled / "data").test[:limit]
     if not held_out:
-        raise fail(ValueError(f"{distilled / 'data'} has no held-out plans"))
+        raise CommandError(f"{distilled / 'data'} has no held-out plans")
     responder = chat_model(llm) if sessions else None
     summary: dict[str, Any] = {"data": data, "held_out": len(held_out), "models": {}}
     agent, split = _agent(
@@ -300,8 +288,6 @@ def eval_planner(
                 skip_ids=run.done_ids(),
                 batch=batch,
             )
-        except BudgetExhaustedError as exc:
-            raise budget_stop(exc) from None
         finally:
             run.close()
         ids = {e.id for e in held_out}
@@ -325,8 +311,6 @@ def eval_planner(
                     skip_ids=conv.done_ids(),
                     batch=batch,
                 )
-            except BudgetExhaustedError as exc:
-                raise budget_stop(exc) from None
             finally:
                 conv.close()
             sample_ids = {s.id for s in samples}
@@ -395,10 +379,8 @@ def _print_trace(trace: dict[str, Any]) -> None:
 
 
 def chat(
-    data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
-    llm: Annotated[
-        str | None, typer.Option(help="Model spec (default $RECAI_LLM or local:qwen2.5-1.5b-instruct).")
-    ] = None,
+    data: DataOpt = "demo",
+    llm: AgentLlmOpt = None,
     user: Annotated[
         str | None, typer.Option(help="A user id: the profile is remembered across sessions.")
     ] = None,
@@ -414,16 +396,15 @@ def chat(
 ) -> None:
     """Chat with the recommender agent: streaming replies, item cards, and (with --trace) how it got there."""
     from recai.agent import Agent
-    from recai.llm.resolve import ModelNotFoundError
 
-    try:
-        err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
-        agent = Agent.from_dataset(
-            data, llm=llm, progress=True, **agent_settings(encoder, planner, demonstrations)
-        )
-        agent.warm_up()
-    except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
-        raise fail(exc) from None
+    err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
+    agent = Agent.from_dataset(
+        data,
+        llm=chat_model(llm) if llm else None,
+        progress=True,
+        **agent_settings(encoder, planner, demonstrations),
+    )
+    agent.warm_up()
     session = agent.session(user)
     scripted = list(message or [])
     if not scripted:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from recai.data.atomic import remove_stale_temporaries, write_text_atomic
+from recai.errors import RecaiError
 
 
 def rough_tokens(text: str) -> int:
@@ -76,7 +77,7 @@ class Profile:
         return cls(**{k: list(data.get(k, [])) for k in ("liked", "disliked", "seen", "constraints")})
 
 
-class ProfileError(ValueError):
+class ProfileError(ValueError, RecaiError):
     """A profile file that belongs to another user id (tampered with, or copied by hand)."""
 
 

@@ -11,11 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from recai.cli_options import (
+    CommandError,
+    DataArg,
     console,
-    fail,
+    dataset_spec,
     load_dataset,
 )
-from recai.data import DataError
 
 data_app = typer.Typer(help="Datasets: list, describe, import, download, split.", no_args_is_help=True)
 
@@ -33,7 +34,8 @@ def data_list() -> None:
 
 @data_app.command("describe")
 def data_describe(
-    name_or_path: Annotated[str | None, typer.Argument(help="A dataset name or a folder.")] = None,
+    name_or_path: DataArg = None,
+    data_option: Annotated[str | None, typer.Option("--data", help="Dataset name or path.")] = None,
     path: Annotated[
         Path | None, typer.Option("--path", help="A folder (raw MovieLens layout or a saved dataset).")
     ] = None,
@@ -41,9 +43,9 @@ def data_describe(
     samples: Annotated[int, typer.Option(help="How many example items to print.")] = 3,
 ) -> None:
     """Summarise a dataset: catalog columns and roles, interaction statistics, examples."""
-    target = str(path) if path is not None else name_or_path
-    if target is None:
-        raise fail(ValueError("give a dataset name or --path"))
+    if path is None and name_or_path is None and data_option is None:
+        raise CommandError("give a dataset name or --path")
+    target = str(path) if path is not None else dataset_spec(data_option, name_or_path)
     ds = load_dataset(target)
     summary = ds.describe()
     if as_json:
@@ -104,20 +106,17 @@ def data_import(
     from recai.data.home import saved_dataset_dir
     from recai.data.loaders.tabular import import_tabular
 
-    try:
-        with console.status("importing ..."):
-            result = import_tabular(schema, items_path=items, interactions_path=interactions, name=name)
-        ds = result.dataset
-        target = out if out is not None else saved_dataset_dir(ds.name)
-        spec_text = (
-            "# The import spec as resolved by `recai data import` (sniffed and inferred values filled in).\n"
-            f"# Edit it and run: recai data import --schema {target / 'import.yaml'} --overwrite\n"
-            + result.spec_yaml()
-        )
-        if not dry_run:
-            ds.save(target, overwrite=overwrite, extra_files={"import.yaml": spec_text})
-    except (DataError, FileExistsError) as exc:
-        raise fail(exc) from None
+    with console.status("importing ..."):
+        result = import_tabular(schema, items_path=items, interactions_path=interactions, name=name)
+    ds = result.dataset
+    target = out if out is not None else saved_dataset_dir(ds.name)
+    spec_text = (
+        "# The import spec as resolved by `recai data import` (sniffed and inferred values filled in).\n"
+        f"# Edit it and run: recai data import --schema {target / 'import.yaml'} --overwrite\n"
+        + result.spec_yaml()
+    )
+    if not dry_run:
+        ds.save(target, overwrite=overwrite, extra_files={"import.yaml": spec_text})
     for note in result.notes:
         console.print(f"[dim]note:[/] {escape(note)}")
     if result.inferred_roles is not None:
@@ -148,25 +147,23 @@ def data_download(
     from recai.data.loaders.registry import KNOWN
 
     if name not in KNOWN:
-        raise fail(ValueError(f"unknown dataset '{name}'; known: {', '.join(KNOWN)}"))
+        raise CommandError(f"unknown dataset '{name}'; known: {', '.join(KNOWN)}")
     spec = KNOWN[name]
     console.print(f"{spec.description}\nlicense: {spec.license}")
-    try:
-        target = download(spec, url=url, checksum=checksum, force=force)
-    except (DataError, OSError) as exc:
-        raise fail(exc) from None
+    target = download(spec, url=url, checksum=checksum, force=force)
     console.print(f"ready: {target}")
 
 
 @data_app.command("split")
 def data_split(
-    name_or_path: Annotated[str, typer.Argument(help="A dataset name or a folder.")],
     out: Annotated[
         Path,
         typer.Option(
             help="Output file: .tsv or .parquet (columns user_id, item_id, rating, timestamp, split)."
         ),
     ],
+    name_or_path: DataArg = None,
+    data_option: Annotated[str | None, typer.Option("--data", help="Dataset name or path.")] = None,
     protocol: Annotated[str, typer.Option(help="leave_one_out or temporal.")] = "leave_one_out",
     min_rating: Annotated[float | None, typer.Option(help="Keep events rated at least this.")] = None,
     k_core: Annotated[int, typer.Option(help="Iterative k-core before splitting (0: none).")] = 0,
@@ -184,6 +181,7 @@ def data_split(
     seed: Annotated[int, typer.Option(help="leave_one_out --order random: the seed.")] = 0,
 ) -> None:
     """Filter and split a dataset's interactions, leak-free, into one labelled file."""
+    name_or_path = dataset_spec(data_option, name_or_path, None)
     import pandas as pd
 
     from recai.data.atomic import atomic_file
@@ -196,16 +194,13 @@ def data_split(
     kwargs: dict[str, Any] = {}
     if order is not None:
         if protocol not in ("leave_one_out", "loo"):
-            raise fail(ValueError("--order applies to leave_one_out only"))
+            raise CommandError("--order applies to leave_one_out only")
         kwargs.update(order=order, seed=seed)
     if protocol == "temporal":
         for key, value in (("test_start", test_start), ("valid_start", valid_start)):
             if value is not None:
                 kwargs[key] = int(value) if value.isdigit() else value
-    try:
-        split = ds.split(protocol, **kwargs)
-    except ValueError as exc:
-        raise fail(exc) from None
+    split = ds.split(protocol, **kwargs)
     parts = []
     for label, part in (("train", split.train), ("valid", split.valid), ("test", split.test)):
         frame = part.frame.drop(columns=["_row"]).assign(split=label)

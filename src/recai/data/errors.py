@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from recai.errors import RecaiError
 
-class DataError(ValueError):
+
+class DataError(ValueError, RecaiError):
     """Bad input data: a missing column, an unparsable row, a duplicate id, an unknown encoding.
 
     The message always says where: the file, and when known the (1-based) line and the field, so that a
@@ -37,7 +39,7 @@ class DataError(ValueError):
         super().__init__(f"{': '.join([', '.join(where)] if where else [])}{': ' if where else ''}{message}")
 
 
-class UnknownDatasetError(KeyError):
+class UnknownDatasetError(KeyError, RecaiError):
     """A dataset name that is neither built in, downloaded, saved, nor an existing path."""
 
     def __str__(self) -> str:  # KeyError quotes its argument; a sentence reads better.

@@ -18,12 +18,13 @@ import numpy as np
 
 from recai.data.atomic import atomic_file
 from recai.data.errors import DataError, plain_value
+from recai.errors import RecaiError
 
 T = TypeVar("T")
 CHAT_ROLES = ("system", "user", "assistant")
 
 
-class FieldError(ValueError):
+class FieldError(ValueError, RecaiError):
     """A record's field is missing or malformed, so :func:`read_jsonl` can name the field with the line.
 
     Args:

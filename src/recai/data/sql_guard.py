@@ -33,11 +33,13 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from recai.errors import RecaiError
+
 TABLE = "items"
 DEFAULT_MAX_BYTES = 8 * 2**20  # a few MB of rendered rows: far more than any prompt can use
 
 
-class SqlError(ValueError):
+class SqlError(ValueError, RecaiError):
     """A query was refused (not a single read-only SELECT over the catalog) or failed in DuckDB."""
 
 

@@ -13,18 +13,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from recai.cli_options import (
-    BudgetCostOpt,
-    BudgetTokensOpt,
-    ConcurrencyOpt,
-    PricesOpt,
-    batch_settings,
+    BatchRun,
+    CommandError,
+    DataArg,
+    DataOrArgOpt,
+    batch_options,
     budget_stop,
     console,
     csv,
-    fail,
+    dataset_spec,
     load_dataset,
 )
-from recai.data import DataError, Dataset, portable_spec
+from recai.data import Dataset, portable_spec
 
 index_app = typer.Typer(help="Vector indexes of catalog items.", no_args_is_help=True)
 embed_app = typer.Typer(
@@ -34,7 +34,8 @@ embed_app = typer.Typer(
 
 @index_app.command("build")
 def index_build(
-    name_or_path: Annotated[str, typer.Argument(help="A dataset name or folder.")] = "demo",
+    name_or_path: DataArg = None,
+    data_option: DataOrArgOpt = None,
     encoder: Annotated[
         str | None, typer.Option(help="st:NAME_OR_PATH or openai:MODEL (default all-MiniLM-L6-v2).")
     ] = None,
@@ -43,6 +44,7 @@ def index_build(
     ] = None,
 ) -> None:
     """Encode a catalog's items (reusing cached embeddings) and build its vector index."""
+    name_or_path = dataset_spec(data_option, name_or_path)
     from recai.embed import load_encoder
     from recai.embed.catalog_index import build_item_index
 
@@ -60,22 +62,21 @@ def index_build(
 def _embed_split(folder: Path) -> Any:
     from recai.embed.tasks import ExampleSplit
 
-    try:
-        return ExampleSplit.load(folder)
-    except (FileNotFoundError, DataError, ValueError) as exc:
-        raise fail(exc) from None
+    return ExampleSplit.load(folder)
 
 
 def _embed_dataset(split: Any, data: str | None) -> Dataset:
     spec = data or split.meta.get("dataset_spec") or split.meta.get("dataset")
     if not spec:
-        raise fail(ValueError("the training data does not say which dataset it came from: pass --data"))
+        raise CommandError("the training data does not say which dataset it came from: pass --data")
     return load_dataset(str(spec))
 
 
 @embed_app.command("data")
+@batch_options(cache=False)
 def embed_data(
-    name_or_path: Annotated[str, typer.Argument(help="A dataset name or folder.")] = "demo",
+    name_or_path: DataArg = None,
+    data_option: DataOrArgOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for train.jsonl, test.jsonl, meta.json.")] = Path(
         "embed-data"
     ),
@@ -91,25 +92,21 @@ def embed_data(
     history_len: Annotated[int, typer.Option(help="Most recent history items in a query.")] = 10,
     noun: Annotated[str | None, typer.Option(help="What an item is called (film, product).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
-    prices: PricesOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Build the matching tasks' training and test examples from a dataset."""
+    name_or_path = dataset_spec(data_option, name_or_path)
     from recai.embed.tasks import build_examples
     from recai.llm.batch import BudgetExhaustedError
 
-    batch = batch_settings(concurrency, budget_tokens, budget_cost, prices)
+    batch = run.batch
     dataset = load_dataset(name_or_path)
     chat = None
     if llm:
         from recai.llm import load_chat_model
 
-        try:
-            chat = load_chat_model(llm)
-        except (ValueError, ImportError, FileNotFoundError) as exc:
-            raise fail(exc) from None
+        chat = load_chat_model(llm)
     try:
         split = build_examples(
             dataset,
@@ -128,8 +125,6 @@ def embed_data(
         split.save(out, overwrite=overwrite)
     except BudgetExhaustedError as exc:
         raise budget_stop(exc, "Nothing was written; the replies so far are cached for the rerun.") from None
-    except (ValueError, KeyError, FileExistsError) as exc:
-        raise fail(exc) from None
     table = Table(title=f"{dataset.name}: examples per task")
     for column in ("task", "train", "test"):
         table.add_column(column)
@@ -174,24 +169,21 @@ def embed_train(
 
     split = _embed_split(data_dir)
     dataset = _embed_dataset(split, data)
-    try:
-        config = TrainConfig(
-            base_model=base,
-            epochs=epochs,
-            max_steps=max_steps,
-            batch_size=batch_size,
-            learning_rate=lr,
-            scale=scale,
-            hard_negatives=hard_negatives,
-            loss=loss,  # type: ignore[arg-type]
-            mask_false_negatives=mask and loss == "mnrl",
-            tasks=tuple(csv(tasks) or ()) or None,
-            seed=seed,
-            save_steps=save_steps,
-        )
-        result = train_embedder(split, dataset.catalog, out, config, overwrite=overwrite)
-    except (ValueError, FileExistsError, ImportError) as exc:
-        raise fail(exc) from None
+    config = TrainConfig(
+        base_model=base,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        learning_rate=lr,
+        scale=scale,
+        hard_negatives=hard_negatives,
+        loss=loss,  # type: ignore[arg-type]
+        mask_false_negatives=mask and loss == "mnrl",
+        tasks=tuple(csv(tasks) or ()) or None,
+        seed=seed,
+        save_steps=save_steps,
+    )
+    result = train_embedder(split, dataset.catalog, out, config, overwrite=overwrite)
     console.print(f"{result.steps} steps on {result.rows} rows in {result.seconds:.0f} s -> {out}")
     if evaluate and split.test and is_main_process():  # under accelerate launch, evaluate once
         from recai.embed import load_encoder
@@ -244,17 +236,14 @@ def embed_eval(
     split = _embed_split(data_dir)
     dataset = _embed_dataset(split, data)
     if split_name not in ("test", "train"):
-        raise fail(ValueError(f"--split must be test or train, got {split_name!r}"))
+        raise CommandError(f"--split must be test or train, got {split_name!r}")
     wanted = csv(tasks)
     examples = [e for e in getattr(split, split_name) if wanted is None or e.task in wanted]
-    try:
-        ks = [int(v) for v in csv(k) or []]
-        evaluations = [
-            evaluate_retrieval(load_encoder(spec), dataset.catalog, examples, ks=ks)
-            for spec in (encoder or [None])  # type: ignore[list-item]
-        ]
-    except (ValueError, ImportError, FileNotFoundError) as exc:
-        raise fail(exc) from None
+    ks = [int(v) for v in csv(k) or []]
+    evaluations = [
+        evaluate_retrieval(load_encoder(spec), dataset.catalog, examples, ks=ks)
+        for spec in (encoder or [None])  # type: ignore[list-item]
+    ]
     _print_retrieval(evaluations)
     result: dict[str, Any] = {"evaluations": [e.to_dict() for e in evaluations]}
     if len(evaluations) > 1:

@@ -8,21 +8,20 @@ from typing import Annotated, Any
 import typer
 
 from recai.cli_options import (
-    BudgetCostOpt,
-    BudgetTokensOpt,
-    ConcurrencyOpt,
+    BatchRun,
+    CandidatesOpt,
     DataOpt,
+    HistoryOpt,
     KCoreOpt,
-    NoCacheOpt,
+    NegativesOpt,
+    OrdersOpt,
     OutOpt,
-    PricesOpt,
     SeedOpt,
-    batch_settings,
+    UsersOpt,
+    batch_options,
     console,
-    fail,
-    run_eval,
+    report_done,
 )
-from recai.data import DataError
 
 eval_app = typer.Typer(
     help="Evaluate recommenders, chat models and the agent; every run writes a resumable folder.",
@@ -30,17 +29,24 @@ eval_app = typer.Typer(
 )
 
 
-def _list_task(task: str, system: str, data: str, out: Path, **kwargs: Any) -> None:
+def _list_task(
+    task: str, system: str, out: Path, run: BatchRun, *, data: str, k_core: int, seed: int, **kwargs: Any
+) -> None:
     from recai.evaluate.prepare import DataOptions
     from recai.evaluate.runners import run_list_eval
 
-    run_eval(
-        run_list_eval,
-        task,
-        system,
-        out,
-        data=DataOptions(data, k_core=kwargs.pop("k_core"), seed=kwargs.pop("seed")),
-        **kwargs,
+    data_options = DataOptions(data, k_core=k_core, seed=seed)
+    report_done(
+        run_list_eval(
+            task,
+            system,
+            out,
+            data=data_options,
+            prices=run.prices,
+            cache=run.cache,
+            batch=run.batch,
+            **kwargs,
+        )
     )
 
 
@@ -52,35 +58,32 @@ ListSystemOpt = Annotated[
         "encoder[:st:FOLDER] (the user's history text as query)"
     ),
 ]
-UsersOpt = Annotated[int, typer.Option(help="Test users to sample.")]
-HistoryOpt = Annotated[int, typer.Option(help="Most recent history items shown.")]
 
 
 @eval_app.command("ranking")
+@batch_options()
 def eval_ranking(
     system: ListSystemOpt,
     out: OutOpt,
     data: DataOpt = "demo",
     users: UsersOpt = 200,
-    candidates: Annotated[int, typer.Option(help="Candidates per user (the target included).")] = 20,
-    negatives: Annotated[str, typer.Option(help="uniform or popularity")] = "uniform",
-    orders: Annotated[int, typer.Option(help="Candidate orders per user (position bias).")] = 1,
+    candidates: CandidatesOpt = 20,
+    negatives: NegativesOpt = "uniform",
+    orders: OrdersOpt = 1,
     k: int = 10,
     history: HistoryOpt = 20,
     k_core: KCoreOpt = 0,
     seed: SeedOpt = 0,
-    prices: PricesOpt = None,
-    no_cache: NoCacheOpt = False,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Rank a candidate list per user; LLM answers are parsed and grounded, never padded."""
     _list_task(
         "ranking",
         system,
-        data,
         out,
+        run,
+        data=data,
         n_users=users,
         n_candidates=candidates,
         negatives=negatives,
@@ -89,13 +92,11 @@ def eval_ranking(
         history_len=history,
         k_core=k_core,
         seed=seed,
-        prices=str(prices) if prices else None,
-        cache=not no_cache,
-        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
     )
 
 
 @eval_app.command("retrieval")
+@batch_options()
 def eval_retrieval(
     system: ListSystemOpt,
     out: OutOpt,
@@ -105,26 +106,21 @@ def eval_retrieval(
     history: HistoryOpt = 20,
     k_core: KCoreOpt = 0,
     seed: SeedOpt = 0,
-    prices: PricesOpt = None,
-    no_cache: NoCacheOpt = False,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Name k items from the whole catalog per user; seen and invented items are counted, not scored."""
     _list_task(
         "retrieval",
         system,
-        data,
         out,
+        run,
+        data=data,
         n_users=users,
         k=k,
         history_len=history,
         k_core=k_core,
         seed=seed,
-        prices=str(prices) if prices else None,
-        cache=not no_cache,
-        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
     )
 
 
@@ -142,17 +138,19 @@ def eval_recommender(
     from recai.evaluate.prepare import DataOptions
     from recai.evaluate.runners import run_recommender_eval
 
-    run_eval(
-        run_recommender_eval,
-        system,
-        out,
-        data=DataOptions(data, k_core=k_core, seed=seed),
-        sasrec_budget_s=sasrec_budget_s,
-        resume=not fresh,
+    report_done(
+        run_recommender_eval(
+            system,
+            out,
+            data=DataOptions(data, k_core=k_core, seed=seed),
+            sasrec_budget_s=sasrec_budget_s,
+            resume=not fresh,
+        )
     )
 
 
 @eval_app.command("conversation")
+@batch_options()
 def eval_conversation(
     system: Annotated[str, typer.Option(help="agent:SPEC, plain:SPEC or chatrec:SPEC")],
     out: OutOpt,
@@ -164,57 +162,54 @@ def eval_conversation(
     turns: Annotated[int, typer.Option(help="Most turns per session.")] = 5,
     k: Annotated[int, typer.Option(help="Success when the target is in a turn's first k items.")] = 5,
     seed: SeedOpt = 0,
-    prices: PricesOpt = None,
-    no_cache: NoCacheOpt = False,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Simulated users who know the target only by its attributes talk to the system."""
     from recai.evaluate.prepare import DataOptions
     from recai.evaluate.runners import run_conversation_eval
 
-    run_eval(
-        run_conversation_eval,
-        system,
-        out,
-        simulator=simulator,
-        data=DataOptions(data, seed=seed),
-        n=sessions,
-        max_turns=turns,
-        k=k,
-        cache=not no_cache,
-        prices=str(prices) if prices else None,
-        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+    report_done(
+        run_conversation_eval(
+            system,
+            out,
+            simulator=simulator,
+            data=DataOptions(data, seed=seed),
+            n=sessions,
+            max_turns=turns,
+            k=k,
+            cache=run.cache,
+            prices=run.prices,
+            batch=run.batch,
+        )
     )
 
 
 @eval_app.command("judge")
+@batch_options()
 def eval_judge(
     items: Annotated[Path, typer.Argument(help="JSONL: id, prompt, answer_a, answer_b, optional facts.")],
     out: OutOpt,
     judge: Annotated[str, typer.Option(help="The judge's chat model.")] = "local:qwen2.5-1.5b-instruct",
     kind: Annotated[str, typer.Option(help="explanation or chitchat")] = "explanation",
     seed: SeedOpt = 0,
-    prices: PricesOpt = None,
-    no_cache: NoCacheOpt = False,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Pairwise LLM-as-judge in both orders; a win counts only when both orders agree."""
     from recai.evaluate.runners import run_judge_eval
 
-    run_eval(
-        run_judge_eval,
-        items,
-        out,
-        judge=judge,
-        kind=kind,
-        seed=seed,
-        cache=not no_cache,
-        prices=str(prices) if prices else None,
-        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+    report_done(
+        run_judge_eval(
+            items,
+            out,
+            judge=judge,
+            kind=kind,
+            seed=seed,
+            cache=run.cache,
+            prices=run.prices,
+            batch=run.batch,
+        )
     )
 
 
@@ -228,10 +223,7 @@ def eval_pairs(
     """Pairs for the judge from two conversation runs: the same user message, each system's reply."""
     from recai.evaluate.runners import judge_pairs_from_runs
 
-    try:
-        n = judge_pairs_from_runs(run_a, run_b, out, turn=turn)
-    except (FileNotFoundError, ValueError, DataError) as exc:
-        raise fail(exc) from None
+    n = judge_pairs_from_runs(run_a, run_b, out, turn=turn)
     console.print(f"{n} pairs written to {out}")
 
 
@@ -244,8 +236,5 @@ def eval_compare(
     """Two runs side by side, paired by sample, with a paired significance test per metric."""
     from recai.evaluate.compare import compare_runs, format_comparison
 
-    try:
-        result = compare_runs(run_a, run_b, force=force)
-    except (FileNotFoundError, ValueError, DataError) as exc:
-        raise fail(exc) from None
+    result = compare_runs(run_a, run_b, force=force)
     console.print(format_comparison(result))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from recai.errors import RecaiError
 from recai.evaluate.metrics import bootstrap_ci
 from recai.evaluate.report import natural_key
 from recai.evaluate.runs import RunFolder, config_differences
@@ -40,7 +41,7 @@ MUST_MATCH = ("task", "data")
 MAY_DIFFER = frozenset({"system", "model", "judge", "n", "n_users", "sasrec_budget_s", "_volatile"})
 
 
-class IncomparableRunsError(ValueError):
+class IncomparableRunsError(ValueError, RecaiError):
     """The runs measured different things (another task or another dataset)."""
 
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from recai.data.atomic import atomic_file, write_text_atomic
 from recai.data.errors import DataError
+from recai.errors import RecaiError
 from recai.evaluate.prices import PriceTable
 
 try:
@@ -53,7 +54,7 @@ LOCK = ".lock"
 _STAT_KEYS = ("calls", "prompt_tokens", "completion_tokens", "latency_s", "failures")
 
 
-class ConfigMismatchError(ValueError):
+class ConfigMismatchError(ValueError, RecaiError):
     """An existing run folder was made with another configuration; ``keys`` are the differing ones.
 
     Args:
@@ -70,7 +71,7 @@ class ConfigMismatchError(ValueError):
         )
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(RuntimeError, RecaiError):
     """Another process is writing to this run folder."""
 
 

@@ -15,13 +15,17 @@ from rich.table import Table
 from recai.cli_options import (
     BudgetCostOpt,
     BudgetTokensOpt,
+    CommandError,
     ConcurrencyOpt,
+    DataArg,
+    DataOrArgOpt,
     batch_settings,
     budget_stop,
     console,
     csv,
-    fail,
+    dataset_spec,
     load_dataset,
+    user_input,
 )
 
 explain_app = typer.Typer(
@@ -37,36 +41,30 @@ def _params(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise fail(ValueError(f"--target-param takes key=value, got '{pair}'"))
+            raise CommandError(f"--target-param takes key=value, got '{pair}'")
         params[key.replace("-", "_")] = parse_value(value)
     return params
 
 
 def _data(folder: Path) -> Any:
-    from recai.data import DataError
     from recai.explain.examples import ExplainData
 
-    try:
-        return ExplainData.load(folder)
-    except (DataError, ValueError, FileNotFoundError) as exc:
-        raise fail(exc) from None
+    return ExplainData.load(folder)
 
 
 def _system(spec: str, data: Any, *, device: str) -> Any:
     """An explainer folder, or ``base:MODEL`` for the un-aligned base LLM (text only)."""
     from recai.explain.model import Explainer
 
-    try:
-        if spec.startswith("base:"):
-            return Explainer.base(spec[len("base:") :], data.target, data.catalog, device=device)
-        return Explainer.load(spec, device=device)
-    except (ValueError, FileNotFoundError) as exc:
-        raise fail(exc) from None
+    if spec.startswith("base:"):
+        return Explainer.base(spec[len("base:") :], data.target, data.catalog, device=device)
+    return Explainer.load(spec, device=device)
 
 
 @explain_app.command("data")
 def explain_data(
-    name_or_path: Annotated[str, typer.Argument(help="A dataset name or folder.")] = "demo",
+    name_or_path: DataArg = None,
+    data_option: DataOrArgOpt = None,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the examples, the target and the catalog.")
     ] = Path("explain-data"),
@@ -102,22 +100,21 @@ def explain_data(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Fit the target on a leave-one-out split and label the alignment tasks by running it."""
+    name_or_path = dataset_spec(data_option, name_or_path)
     from recai.explain.target import SUPPORTED, fit_target
     from recai.explain.tasks import NEGATIVES, build_explain_data, parse_task_sizes
 
     if target not in SUPPORTED:
-        raise fail(ValueError(f"target must be one of {SUPPORTED}, got {target!r}"))
+        raise CommandError(f"target must be one of {SUPPORTED}, got {target!r}")
 
     if negatives not in NEGATIVES:  # before the target is fitted
-        raise fail(ValueError(f"--negatives must be one of {NEGATIVES}, got {negatives!r}"))
-    try:
-        sizes = parse_task_sizes(task_size, "--task-size")
-        test_sizes = parse_task_sizes(test_task_size, "--test-task-size")
-    except ValueError as exc:
-        raise fail(exc) from None
+        raise CommandError(f"--negatives must be one of {NEGATIVES}, got {negatives!r}")
+    sizes = parse_task_sizes(task_size, "--task-size")
+    test_sizes = parse_task_sizes(test_task_size, "--test-task-size")
     dataset = load_dataset(name_or_path)
     split = dataset.split("leave_one_out")
-    try:
+    # a TypeError: an unknown --target-param; a KeyError: an unknown column
+    with user_input(TypeError, KeyError):
         with console.status(f"fitting target {target} on the training log ..."):
             fitted = fit_target(split, target, **_params(target_param))
         data = build_explain_data(
@@ -127,12 +124,10 @@ def explain_data(
             bottom_share=bottom_share, negatives=negatives, history_len=history_len, test_share=test_share,
             noun=noun,
         )  # fmt: skip
-        from recai.data import portable_spec
+    from recai.data import portable_spec
 
-        data.meta["dataset_spec"] = portable_spec(name_or_path)
-        data.save(out, overwrite=overwrite)
-    except (ValueError, TypeError, KeyError, FileExistsError) as exc:
-        raise fail(exc) from None
+    data.meta["dataset_spec"] = portable_spec(name_or_path)
+    data.save(out, overwrite=overwrite)
     table = Table("task", "train", "test", title=f"alignment data ({fitted.name} target)")
     for task, c in data.counts().items():
         table.add_row(task, str(c["train"]), str(c["test"]))
@@ -173,21 +168,18 @@ def explain_train(
     from recai.gen.training import SFTConfig
 
     split = _data(data)
-    try:
-        sft = SFTConfig(
-            base_model=base, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-            learning_rate=learning_rate, lora_r=lora_r, lora_alpha=2 * lora_r, max_length=max_length,
-            save_steps=save_steps, tasks=tuple(csv(tasks)) if tasks else None, device=device, seed=seed,
-            group_by_length=group_by_length,
-        )  # fmt: skip
-        result = train_explainer(
-            split,
-            out,
-            ExplainConfig(mode=mode, sft=sft, projector_hidden=projector_hidden),
-            overwrite=overwrite,
-        )
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        raise fail(exc) from None
+    sft = SFTConfig(
+        base_model=base, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+        learning_rate=learning_rate, lora_r=lora_r, lora_alpha=2 * lora_r, max_length=max_length,
+        save_steps=save_steps, tasks=tuple(csv(tasks)) if tasks else None, device=device, seed=seed,
+        group_by_length=group_by_length,
+    )  # fmt: skip
+    result = train_explainer(
+        split,
+        out,
+        ExplainConfig(mode=mode, sft=sft, projector_hidden=projector_hidden),
+        overwrite=overwrite,
+    )
     training = result.summary["training"]
     console.print(
         f"{mode}: {result.steps} steps on {result.examples} examples in {result.seconds:.1f} s "
@@ -246,31 +238,25 @@ def explain_eval(
     examples = _per_task(split.test, limit)
     if model == "reference":
         if judge:
-            raise fail(ValueError("the reference writes no explanations to judge; drop --judge"))
+            raise CommandError("the reference writes no explanations to judge; drop --judge")
         from recai.explain.reference import reference_alignment
 
-        try:
-            document = reference_alignment(
-                split.train, examples, split.catalog, k=int(split.meta.get("k", 5)), folder=out,
-                run_config={"data": str(data), "limit": limit},
-            )  # fmt: skip
-        except ValueError as exc:
-            raise fail(exc) from None
+        document = reference_alignment(
+            split.train, examples, split.catalog, k=int(split.meta.get("k", 5)), folder=out,
+            run_config={"data": str(data), "limit": limit},
+        )  # fmt: skip
         _metrics_table(document, "alignment of the answer-popularity reference (no LLM)")
         return
     batch = batch_settings(concurrency, budget_tokens, budget_cost, prices) if judge else None
     system = _system(model, split, device=device)
-    try:
-        metrics = run_alignment(
-            system, examples, out, batch_size=batch_size, resume=not overwrite, overwrite=overwrite,
-            run_config={"data": str(data), "limit": limit},
-        )  # fmt: skip
-    except (ValueError, FileExistsError) as exc:
-        raise fail(exc) from None
+    metrics = run_alignment(
+        system, examples, out, batch_size=batch_size, resume=not overwrite, overwrite=overwrite,
+        run_config={"data": str(data), "limit": limit},
+    )  # fmt: skip
     _metrics_table(metrics, f"alignment of {system.name} ({system.mode})")
     if judge:
         if not against:
-            raise fail(ValueError("--judge needs --against (the other system)"))
+            raise CommandError("--judge needs --against (the other system)")
         from recai.evaluate.prepare import cached_llm
         from recai.llm.batch import BudgetExhaustedError
 
@@ -338,7 +324,10 @@ def explain_why(
     item: Annotated[str, typer.Argument(help="An item id or title.")],
     model: Annotated[Path, typer.Option("--model", help="An explainer folder.")] = Path("explainer"),
     dataset: Annotated[
-        str | None, typer.Option(help="Dataset for the user's history (default: the training one).")
+        str | None,
+        typer.Option(
+            "--data", "--dataset", help="Dataset for the user's history (default: the training one)."
+        ),
     ] = None,
     history_len: Annotated[
         int | None,
@@ -353,21 +342,16 @@ def explain_why(
     from recai.explain.evaluation import WhyCase, decision_facts, explain_cases
     from recai.explain.model import Explainer
 
-    try:
-        explainer = Explainer.load(model, device=device)
-    except (ValueError, FileNotFoundError) as exc:
-        raise fail(exc) from None
+    explainer = Explainer.load(model, device=device)
     meta = explainer.info.get("data", {}).get("meta", {})
     spec = dataset or meta.get("dataset_spec") or meta.get("dataset")
     if not spec:
-        raise fail(ValueError("the explainer does not say which dataset it came from: pass --dataset"))
+        raise CommandError("the explainer does not say which dataset it came from: pass --data")
     ds = load_dataset(str(spec))
     catalog = explainer.catalog
-    try:
+    with user_input(KeyError):  # an unknown user
         codes = ds.interactions.sequence(user)
         user_id = plain_value(ds.interactions.user_ids[ds.interactions.user_index(user)])
-    except KeyError as exc:
-        raise fail(exc) from None
     length = history_len if history_len is not None else int(meta.get("history_len") or 10)
     history = tuple(plain_value(catalog.ids[int(c)]) for c in codes[-length:])
     item_id = _item(catalog, item)
@@ -395,5 +379,5 @@ def _item(catalog: Any, text: str) -> Any:
             return plain_value(candidate)
     grounded = catalog.ground(text)
     if grounded.item_id is None:
-        raise fail(ValueError(f"no item '{text}' in the catalog"))
+        raise CommandError(f"no item '{text}' in the catalog")
     return plain_value(grounded.item_id)

@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from recai.errors import RecaiError
+
 IGNORE_INDEX = -100
 
 
-class TemplateError(ValueError):
+class TemplateError(ValueError, RecaiError):
     """The tokenizer's chat template cannot be split into prompt and answer ranges."""
 
 

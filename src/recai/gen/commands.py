@@ -12,7 +12,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from recai.cli_options import console, csv, fail, load_dataset
+from recai.cli_options import (
+    CommandError,
+    DataArg,
+    DataOrArgOpt,
+    console,
+    csv,
+    dataset_spec,
+    load_dataset,
+    user_input,
+)
 
 gen_app = typer.Typer(
     help="Generative recommenders (RecLM-gen / cgen): SFT data, fine-tuning, constrained generation, eval.",
@@ -21,30 +30,23 @@ gen_app = typer.Typer(
 
 
 def _gen_data(folder: Path) -> Any:
-    from recai.data import DataError
     from recai.gen.examples import GenData
 
-    try:
-        return GenData.load(folder)
-    except DataError as exc:
-        raise fail(exc) from None
+    return GenData.load(folder)
 
 
 def _data_dataset(data: Any, override: str | None) -> Any:
     meta = data.meta
     spec = override or meta.get("dataset_spec") or meta.get("dataset")
     if not spec:
-        raise fail(ValueError("the data folder does not say which dataset it came from: pass --data"))
+        raise CommandError("the data folder does not say which dataset it came from: pass --data")
     return load_dataset(spec, min_rating=meta.get("min_rating"), k_core=int(meta.get("k_core") or 0))
 
 
 def _model_folder(spec: str) -> Path:
     from recai.gen.models import resolve_base
 
-    try:
-        return resolve_base(spec)
-    except (ValueError, FileNotFoundError) as exc:
-        raise fail(exc) from None
+    return resolve_base(spec)
 
 
 def _counts_table(title: str, counts: dict[str, dict[str, int]]) -> Table:
@@ -56,7 +58,8 @@ def _counts_table(title: str, counts: dict[str, dict[str, int]]) -> Table:
 
 @gen_app.command("data")
 def gen_data(
-    name_or_path: Annotated[str, typer.Argument(help="A dataset name or folder.")] = "demo",
+    name_or_path: DataArg = None,
+    data_option: DataOrArgOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for train.jsonl, test.jsonl, meta.json.")] = Path(
         "gen-data"
     ),
@@ -86,6 +89,7 @@ def gen_data(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Build the SFT tasks' training and test examples from a leave-one-out split of a dataset."""
+    name_or_path = dataset_spec(data_option, name_or_path)
     from recai.gen.tasks import build_gen_data, fit_teacher
     from recai.llm.factory import parse_value
 
@@ -97,14 +101,11 @@ def gen_data(
         for pair in teacher_param or []:
             key, sep, value = pair.partition("=")
             if not sep:
-                raise fail(ValueError(f"--teacher-param takes key=value, got '{pair}'"))
+                raise CommandError(f"--teacher-param takes key=value, got '{pair}'")
             params[key.replace("-", "_")] = parse_value(value)
-        try:
-            with console.status(f"fitting teacher {teacher} on the training log ..."):
-                fitted = fit_teacher(split, teacher, **params)
-        except (ValueError, TypeError, ImportError) as exc:
-            raise fail(exc) from None
-    try:
+        with console.status(f"fitting teacher {teacher} on the training log ..."), user_input(TypeError):
+            fitted = fit_teacher(split, teacher, **params)
+    with user_input(KeyError):  # an unknown --category column
         data = build_gen_data(
             dataset,
             csv(tasks),
@@ -121,12 +122,10 @@ def gen_data(
             system=system,
             seed=seed,
         )
-        from recai.data import portable_spec
+    from recai.data import portable_spec
 
-        data.meta.update(dataset_spec=portable_spec(name_or_path), min_rating=min_rating, k_core=k_core)
-        data.save(out, overwrite=overwrite)
-    except (ValueError, KeyError, FileExistsError) as exc:
-        raise fail(exc) from None
+    data.meta.update(dataset_spec=portable_spec(name_or_path), min_rating=min_rating, k_core=k_core)
+    data.save(out, overwrite=overwrite)
     console.print(_counts_table(f"{dataset.name}: examples per task", data.counts()))
     console.print(f"written to {out}")
 
@@ -143,12 +142,9 @@ def gen_convert(
     """Dequantise a GGUF model once into a safetensors folder that training and vLLM load."""
     from recai.gen.models import convert_gguf, converted_path
 
-    try:
-        target = out or converted_path(model)
-        with console.status(f"converting {model} (dequantising takes a while) ..."):
-            path = convert_gguf(model, target, dtype=dtype, overwrite=overwrite)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        raise fail(exc) from None
+    target = out or converted_path(model)
+    with console.status(f"converting {model} (dequantising takes a while) ..."):
+        path = convert_gguf(model, target, dtype=dtype, overwrite=overwrite)
     console.print(f"written to {path}")
 
 
@@ -200,36 +196,33 @@ def gen_train(
     from recai.gen.training import SFTConfig, train_sft
 
     examples = _gen_data(data_dir)
-    try:
-        config = SFTConfig(
-            base_model=base,
-            method=method,  # type: ignore[arg-type]
-            epochs=epochs,
-            max_steps=max_steps,
-            batch_size=batch_size,
-            grad_accum=grad_accum,
-            learning_rate=lr,
-            lora_r=lora_r,
-            lora_alpha=lora_alpha,
-            target_modules=tuple(csv(target_modules) or ()) or None,
-            max_length=max_length,
-            tasks=tuple(csv(tasks) or ()) or None,
-            seed=seed,
-            save_steps=save_steps,
-            precision=precision,  # type: ignore[arg-type]
-            device=device,
-            gradient_checkpointing=gradient_checkpointing,
-            scope_loss=scope_loss,
-            group_by_length=group_by_length,
-        )
-        names = None
-        if scope_loss:
-            from recai.gen.items import ItemNames
+    config = SFTConfig(
+        base_model=base,
+        method=method,  # type: ignore[arg-type]
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        learning_rate=lr,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        target_modules=tuple(csv(target_modules) or ()) or None,
+        max_length=max_length,
+        tasks=tuple(csv(tasks) or ()) or None,
+        seed=seed,
+        save_steps=save_steps,
+        precision=precision,  # type: ignore[arg-type]
+        device=device,
+        gradient_checkpointing=gradient_checkpointing,
+        scope_loss=scope_loss,
+        group_by_length=group_by_length,
+    )
+    names = None
+    if scope_loss:
+        from recai.gen.items import ItemNames
 
-            names = ItemNames(_data_dataset(examples, data).catalog).names
-        result = train_sft(examples, out, config, overwrite=overwrite, catalog_names=names)
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
-        raise fail(exc) from None
+        names = ItemNames(_data_dataset(examples, data).catalog).names
+    result = train_sft(examples, out, config, overwrite=overwrite, catalog_names=names)
     training = result.summary["training"]
     console.print(
         f"{result.steps} steps in {result.seconds:.1f} s ({training['tokens_per_second']} tokens/s), "
@@ -276,29 +269,26 @@ def gen_rl(
         try:
             weights[key.strip()] = float(value)
         except ValueError:
-            raise fail(ValueError(f"--reward takes name=number, got '{pair}'")) from None
+            raise CommandError(f"--reward takes name=number, got '{pair}'") from None
         if not sep:
-            raise fail(ValueError(f"--reward takes name=number, got '{pair}'"))
-    try:
-        config = RLConfig(
-            sft_model=str(sft),
-            tasks=tuple(csv(tasks) or ()) or None,
-            max_steps=max_steps,
-            batch_size=batch_size,
-            num_generations=num_generations,
-            max_completion_length=max_completion_length,
-            learning_rate=lr,
-            beta=beta,
-            temperature=temperature,
-            seed=seed,
-            save_steps=save_steps,
-            precision=precision,  # type: ignore[arg-type]
-            device=device,
-            reward=RewardConfig(**weights),
-        )
-        result = train_grpo(split, dataset.catalog, out, config, overwrite=overwrite)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as exc:
-        raise fail(exc) from None
+            raise CommandError(f"--reward takes name=number, got '{pair}'")
+    config = RLConfig(
+        sft_model=str(sft),
+        tasks=tuple(csv(tasks) or ()) or None,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        num_generations=num_generations,
+        max_completion_length=max_completion_length,
+        learning_rate=lr,
+        beta=beta,
+        temperature=temperature,
+        seed=seed,
+        save_steps=save_steps,
+        precision=precision,  # type: ignore[arg-type]
+        device=device,
+        reward=RewardConfig(**weights),
+    )
+    result = train_grpo(split, dataset.catalog, out, config, overwrite=overwrite)
     curve = result.summary["training"]["reward_curve"]
     shown = f"reward {curve[0]['reward']:.3f} -> {curve[-1]['reward']:.3f}" if curve else "no reward logged"
     console.print(f"{result.steps} GRPO steps in {result.seconds:.1f} s on {result.prompts} prompts; {shown}")
@@ -315,10 +305,7 @@ def gen_merge(
     """Fold the adapter into its base: a plain safetensors folder for vLLM or transformers."""
     from recai.gen.models import merge_adapter
 
-    try:
-        path = merge_adapter(model_dir, out, dtype=dtype, overwrite=overwrite)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        raise fail(exc) from None
+    path = merge_adapter(model_dir, out, dtype=dtype, overwrite=overwrite)
     console.print(f"written to {path}")
 
 
@@ -328,11 +315,8 @@ def _recommender(model: str, dataset: Any, device: str) -> Any:
     folder = Path(model).expanduser()
     if not (folder / "config.json").exists() and not (folder / "adapter_config.json").exists():
         folder = _model_folder(model)
-    try:
-        with console.status(f"loading {folder} ..."):
-            return GenRecommender.load(folder, dataset.catalog, device=device)
-    except (ValueError, FileNotFoundError, OSError) as exc:
-        raise fail(exc) from None
+    with console.status(f"loading {folder} ..."):
+        return GenRecommender.load(folder, dataset.catalog, device=device)
 
 
 @gen_app.command("generate")
@@ -359,7 +343,7 @@ def gen_generate(
     from recai.gen.templates import plural, render
 
     if not repetition_penalty > 0:
-        raise fail(ValueError(f"--repetition-penalty must be positive (1.0: none), got {repetition_penalty}"))
+        raise CommandError(f"--repetition-penalty must be positive (1.0: none), got {repetition_penalty}")
     dataset = load_dataset(data)
     gen = _recommender(model, dataset, device)
     catalog = dataset.catalog
@@ -369,10 +353,8 @@ def gen_generate(
             continue
         grounding = catalog.ground(part)
         if grounding.item_id is None:
-            raise fail(
-                ValueError(
-                    f"'{part}' is not in the catalog (did you mean: {', '.join(grounding.did_you_mean())})"
-                )
+            raise CommandError(
+                f"'{part}' is not in the catalog (did you mean: {', '.join(grounding.did_you_mean())})"
             )
         positions.append(int(catalog.index_of([grounding.item_id])[0]))
     if prompt is None:
@@ -443,34 +425,28 @@ def gen_eval(
     examples = [e for e in split.test if wanted is None or e.task in wanted]
     examples = first_per_task(examples, limit)
     if not examples:
-        raise fail(ValueError("no test examples to evaluate"))
-    try:  # checked before the model is loaded
-        config = DecodeConfig(
-            constrained=constrained,
-            exclude_seen=exclude_seen,
-            num_beams=beams,
-            do_sample=sample,
-            temperature=temperature,
-            max_new_tokens=max_new_tokens,
-            repetition_penalty=repetition_penalty,
-            batch_size=batch_size,
-            seed=seed,
-        )
-    except ValueError as exc:
-        raise fail(exc) from None
+        raise CommandError("no test examples to evaluate")
+    config = DecodeConfig(  # checked before the model is loaded
+        constrained=constrained,
+        exclude_seen=exclude_seen,
+        num_beams=beams,
+        do_sample=sample,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        repetition_penalty=repetition_penalty,
+        batch_size=batch_size,
+        seed=seed,
+    )
     gen = _recommender(model, dataset, device)
-    try:
-        metrics = run_evaluation(
-            gen,
-            examples,
-            out,
-            config,
-            run_config={"model": str(model), "data": str(data_dir), "tasks": wanted, "limit": limit},
-            resume=not overwrite,
-            overwrite=overwrite,
-        )
-    except (ValueError, FileExistsError) as exc:
-        raise fail(exc) from None
+    metrics = run_evaluation(
+        gen,
+        examples,
+        out,
+        config,
+        run_config={"model": str(model), "data": str(data_dir), "tasks": wanted, "limit": limit},
+        resume=not overwrite,
+        overwrite=overwrite,
+    )
     table = Table(
         "task", "n", "NDCG@10", "Recall@10", "validity", "count ok", "compliance", "empty", title="gen"
     )

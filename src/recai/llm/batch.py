@@ -29,6 +29,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from recai.errors import RecaiError
 from recai.llm.retry import retries
 from recai.llm.usage import UsageMeter, scoped
 
@@ -39,7 +40,7 @@ R = TypeVar("R")
 CostOf = Callable[[str, int, int], float | None]
 
 
-class BudgetExhaustedError(RuntimeError):
+class BudgetExhaustedError(RuntimeError, RecaiError):
     """The token or cost budget was spent: a run stops cleanly and says how far it got.
 
     Args:

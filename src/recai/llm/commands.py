@@ -13,9 +13,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from recai.cli_options import (
+    CommandError,
     console,
     err,
-    fail,
+    user_input,
 )
 
 models_app = typer.Typer(
@@ -53,33 +54,27 @@ def models_pull(
     name: Annotated[str, typer.Argument(help="A known model name, see `recai models list`.")],
 ) -> None:
     """Make a model present: assemble its offline copy (verified) or download it when online."""
-    from recai.llm.resolve import ChecksumMismatchError, ModelNotFoundError, resolve_model
+    from recai.llm.resolve import resolve_model
 
-    try:
-        path = resolve_model(name)
-    except (ModelNotFoundError, ChecksumMismatchError) as exc:
-        raise fail(exc) from None
+    path = resolve_model(name)
     console.print(f"ready: {path}")
 
 
 @models_app.command("verify")
 def models_verify(name: Annotated[str, typer.Argument(help="A known model name.")]) -> None:
     """Re-hash a present model against its pinned sha256."""
-    from recai.llm.resolve import ChecksumMismatchError, find_spec, locate, verify_file
+    from recai.llm.resolve import find_spec, locate, verify_file
 
     spec = find_spec(name)
     if spec is None:
-        raise fail(ValueError(f"unknown model '{name}'"))
+        raise CommandError(f"unknown model '{name}'")
     path, source = locate(name)
     if path is None:
-        raise fail(FileNotFoundError(f"{name} is not present ({source}); run `recai models pull {name}`"))
+        raise FileNotFoundError(f"{name} is not present ({source}); run `recai models pull {name}`")
     if spec.sha256 is None:
         console.print(f"{name}: no pinned checksum (a folder model); present at {path}")
         return
-    try:
-        verify_file(path, spec.sha256, progress=True, force=True)
-    except ChecksumMismatchError as exc:
-        raise fail(exc) from None
+    verify_file(path, spec.sha256, progress=True, force=True)
     console.print(f"{name}: sha256 ok ({path})")
 
 
@@ -103,39 +98,29 @@ def llm_chat(
     """Send one message to a chat model and stream the reply."""
     import openai
 
-    from recai.llm import SchemaError, load_chat_model, meter
-    from recai.llm.resolve import ModelNotFoundError
+    from recai.llm import load_chat_model, meter
 
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": prompt}
     ]
     try:
-        with console.status("loading model ..."):
-            chat = load_chat_model(model)
-        if schema is not None:
-            result = chat.complete(
-                messages,
-                response_format=json.loads(schema.read_text()),
-                max_tokens=max_tokens,
-                temperature=temperature,
-            )
-            console.print_json(json.dumps(result.parsed))
-        else:
-            for chunk in chat.stream(messages, max_tokens=max_tokens, temperature=temperature):
-                console.print(chunk, end="", markup=False, highlight=False)
-            console.print()
-    except (
-        ModelNotFoundError,
-        SchemaError,
-        ImportError,
-        OSError,
-        ValueError,
-        RuntimeError,
-        TypeError,
-    ) as exc:
-        raise fail(exc) from None
+        with user_input(RuntimeError):  # a model that fails to load or to run (a backend's own error)
+            with console.status("loading model ..."):
+                chat = load_chat_model(model)
+            if schema is not None:
+                result = chat.complete(
+                    messages,
+                    response_format=json.loads(schema.read_text()),
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                )
+                console.print_json(json.dumps(result.parsed))
+            else:
+                for chunk in chat.stream(messages, max_tokens=max_tokens, temperature=temperature):
+                    console.print(chunk, end="", markup=False, highlight=False)
+                console.print()
     except openai.APIError as exc:
-        raise fail(RuntimeError(f"the server refused: {exc}")) from None
+        raise CommandError(f"the server refused: {exc}") from None
     total = meter.totals()
     err.print(
         f"[dim]{chat.name}: {total.prompt_tokens} prompt + {total.completion_tokens} completion tokens "

@@ -26,13 +26,14 @@ from tqdm.auto import tqdm
 
 from recai.data.atomic import atomic_directory, atomic_file, write_text_atomic
 from recai.data.home import data_home
+from recai.errors import RecaiError
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(FileNotFoundError, RecaiError):
     """No copy of the model could be found or fetched; the message says how to get one."""
 
 
-class ChecksumMismatchError(RuntimeError):
+class ChecksumMismatchError(RuntimeError, RecaiError):
     """Assembled or cached weights do not have the pinned sha256."""
 
 

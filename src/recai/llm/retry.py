@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+from recai.errors import RecaiError
+
 log = logging.getLogger("recai.llm")
 T = TypeVar("T")
 
@@ -38,7 +40,7 @@ _CONNECTION_ERRORS = frozenset(
 )
 
 
-class TransientModelError(RuntimeError):
+class TransientModelError(RuntimeError, RecaiError):
     """Raised by a backend for a failure worth retrying, so the retry loop need not guess from the type.
 
     Args:

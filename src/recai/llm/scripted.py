@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from recai.errors import RecaiError
 from recai.llm.base import ChatModel, Decoding, Generation, Message
 
 Reply = str | Callable[[list[Message]], str]
 
 
-class ScriptExhaustedError(RuntimeError):
+class ScriptExhaustedError(RuntimeError, RecaiError):
     """The script has no reply left for a call: a test made more calls than it scripted."""
 
 

@@ -16,10 +16,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError as InvalidSchema
 
+from recai.errors import RecaiError
+
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 
 
-class SchemaError(RuntimeError):
+class SchemaError(RuntimeError, RecaiError):
     """The model did not produce output that satisfies the requested JSON schema, after every retry.
 
     Args:

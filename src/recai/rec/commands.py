@@ -12,9 +12,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from recai.cli_options import (
+    CommandError,
     console,
-    fail,
     load_dataset,
+    user_input,
 )
 from recai.data import Dataset, Split
 from recai.rec import MODELS
@@ -30,7 +31,7 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise fail(ValueError(f"--param takes key=value, got '{pair}'"))
+            raise CommandError(f"--param takes key=value, got '{pair}'")
         params[key.replace("-", "_")] = parse_value(value)
     return params
 
@@ -83,10 +84,7 @@ def rec_train(
     from recai.data.home import data_home
 
     params = _parse_params(param or [])
-    try:
-        recommender = MODELS.build(model, params, progress=True)
-    except ValueError as exc:
-        raise fail(exc) from None
+    recommender = MODELS.build(model, params, progress=True)
     ds, split = _prepare(data, min_rating, k_core)
     console.print(json.dumps(split.describe()))
     recommender.fit(split.train, valid=split.valid)
@@ -112,11 +110,9 @@ def _load_trained(model_dir: Path) -> tuple[Recommender, dict[str, Any]]:
         record = json.loads((model_dir / "training.json").read_text())
         return MODELS.saved_class(model_dir).load(model_dir), record
     except FileNotFoundError as exc:
-        raise fail(
-            FileNotFoundError(f"{model_dir} is not a trained recai model ({exc.filename} missing)")
+        raise FileNotFoundError(
+            f"{model_dir} is not a trained recai model ({exc.filename} missing)"
         ) from None
-    except ValueError as exc:
-        raise fail(exc) from None
 
 
 @rec_app.command("eval")
@@ -130,9 +126,7 @@ def rec_eval(
     recommender, record = _load_trained(model_dir)
     ds, split = _prepare(data or record["data"], record["min_rating"], record["k_core"])
     if recommender.n_items_ != len(ds.catalog):
-        raise fail(
-            ValueError(f"the model knows {recommender.n_items_} items, {ds.name} has {len(ds.catalog)}")
-        )
+        raise CommandError(f"the model knows {recommender.n_items_} items, {ds.name} has {len(ds.catalog)}")
     result = _test_metrics(recommender, ds, split)
     _print_metrics(f"{record['model']} on {ds.name} (test, history excluded)", result)
 
@@ -153,34 +147,27 @@ def rec_recommend(
     k: Annotated[int, typer.Option("-k", "--k", help="How many items.")] = 10,
 ) -> None:
     """Recommend items for a history of titles (grounded to the catalog), a known user, or both."""
-    from recai.rec.history import UnresolvedTitleError, resolve_history
+    from recai.rec.history import resolve_history
 
     trained: tuple[Recommender, dict[str, Any]] | None = (
         _load_trained(model_dir) if model_dir is not None else None
     )
     ds = load_dataset(data or (trained[1]["data"] if trained else "demo"))
     if trained is not None and trained[0].n_items_ != len(ds.catalog):
-        raise fail(
-            ValueError(f"the model knows {trained[0].n_items_} items, {ds.name} has {len(ds.catalog)}")
-        )
+        raise CommandError(f"the model knows {trained[0].n_items_} items, {ds.name} has {len(ds.catalog)}")
     user_key: Any = user
     if user is not None and _has_int_ids(ds.interactions.user_ids):
         user_key = int(user)
-    try:
+    with user_input(KeyError):  # an unknown user
         positions, notes = resolve_history(
             ds.catalog, history, user=user_key, interactions=ds.interactions if user is not None else None
         )
-    except (UnresolvedTitleError, KeyError) as exc:
-        raise fail(exc) from None
     for note in notes:
         console.print(f"[dim]{escape(note)}[/]")
     if trained is not None:
         fitted, label = trained[0], trained[1]["model"]
     else:
-        try:
-            recommender = MODELS.build(model)
-        except ValueError as exc:
-            raise fail(exc) from None
+        recommender = MODELS.build(model)
         with console.status(f"fitting {model} on {ds.name} ..."):
             fitted = recommender.fit(ds.interactions)
         label = model

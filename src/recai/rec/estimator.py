@@ -23,6 +23,7 @@ import numpy as np
 from recai.data.atomic import atomic_directory
 from recai.data.errors import DataError
 from recai.data.jsonl import read_json_object
+from recai.errors import RecaiError
 
 E = TypeVar("E", bound="Estimator")
 FORMAT_VERSION = 1
@@ -30,7 +31,7 @@ META_FILE = "meta.json"
 STATE_FILE = "state.npz"
 
 
-class NotFittedError(RuntimeError):
+class NotFittedError(RuntimeError, RecaiError):
     """An estimator (a recommender, a knowledge extractor) was used before ``fit``."""
 
 

@@ -9,9 +9,10 @@ import numpy as np
 
 from recai.data.catalog import Catalog
 from recai.data.interactions import Interactions
+from recai.errors import RecaiError
 
 
-class UnresolvedTitleError(ValueError):
+class UnresolvedTitleError(ValueError, RecaiError):
     """A title in the history did not ground to a catalog item; the message lists suggestions."""
 
 

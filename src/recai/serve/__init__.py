@@ -6,9 +6,26 @@ Needs the ``serve`` extra (FastAPI and uvicorn). ``recai serve`` runs it; in cod
     from recai.serve import ServeSettings, create_app
 
     app = create_app(agent, ServeSettings(token="..."))
+
+The names are imported on first access: ``recai serve --help`` imports this package without
+FastAPI.
 """
 
-from recai.serve.app import create_app
-from recai.serve.settings import ServeSettings
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from recai._lazy import lazy_attributes
+
+_LAZY = {
+    "create_app": "recai.serve.app",
+    "ServeSettings": "recai.serve.settings",
+}
 
 __all__ = ["ServeSettings", "create_app"]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+
+if TYPE_CHECKING:
+    from recai.serve.app import create_app
+    from recai.serve.settings import ServeSettings

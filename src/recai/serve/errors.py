@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from recai.errors import RecaiError
+
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
 # Starlette's own HTTP errors (routing, static files, body reading), by status.
 HTTP_CODES = {
@@ -42,7 +44,7 @@ class ErrorBody(BaseModel):
     error: ErrorDetail = Field(description="The error.")
 
 
-class ApiError(Exception):
+class ApiError(RecaiError):
     """An error a client can act on; raised anywhere in a request, answered as JSON with ``status``.
 
     Args:

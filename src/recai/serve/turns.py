@@ -33,6 +33,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from recai.agent import Agent, TurnResult
+from recai.errors import RecaiError
 from recai.serve.errors import ApiError
 from recai.serve.sessions import ServedSession, SessionStore
 
@@ -58,7 +59,7 @@ class TurnEvent:
     items: list[Any] | None = None
 
 
-class TurnTimeoutError(TimeoutError):
+class TurnTimeoutError(TimeoutError, RecaiError):
     """A turn ran past ``turn_timeout_s``; answered as 504 ``turn_timeout``."""
 
 

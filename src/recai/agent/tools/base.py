@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from jsonschema import Draft202012Validator
 
 from recai.agent.bus import CandidateBus
+from recai.errors import RecaiError
 
 if TYPE_CHECKING:
     from recai.agent.context import AgentContext
@@ -42,7 +43,7 @@ def titles_argument(max_items: int) -> dict[str, Any]:
     }
 
 
-class ToolError(RuntimeError):
+class ToolError(RuntimeError, RecaiError):
     """A tool could not do what the plan asked; the message is shown to the planner on replanning."""
 
 

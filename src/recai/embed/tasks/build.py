@@ -40,6 +40,7 @@ from recai.embed.tasks.profile import CatalogProfile
 from recai.embed.tasks.search import Conversation, SearchQuery
 from recai.embed.tasks.split import SplitBy, choose_test_keys, normalise_query, split_examples, split_key
 from recai.embed.tasks.writer import LLMWriter
+from recai.errors import RecaiError
 from recai.llm.base import ChatModel
 from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError, run_batch
 from recai.llm.usage import UsageMeter, scoped
@@ -68,7 +69,7 @@ OPTIONAL_TASKS: tuple[str, ...] = ("conversation",)
 MAX_ROUNDS = 30
 
 
-class InvalidExampleError(RuntimeError):
+class InvalidExampleError(RuntimeError, RecaiError):
     """A task produced an example that breaks its own contract (a bug, never bad luck): a positive
     that does not satisfy the query's predicates, a negative that does, or a positive among the
     negatives."""

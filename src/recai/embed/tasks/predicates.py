@@ -37,6 +37,7 @@ from recai.embed.tasks.wording import (
     range_wordings,
     value_wordings,
 )
+from recai.errors import RecaiError
 
 Bound = float | int | str | None
 
@@ -254,7 +255,7 @@ PREDICATE_TYPES: dict[str, type[Predicate]] = {
 }
 
 
-class PredicateError(ValueError):
+class PredicateError(ValueError, RecaiError):
     """A serialised predicate that cannot be read.
 
     Args:

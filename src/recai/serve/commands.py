@@ -1,7 +1,6 @@
 """`recai serve`: the HTTP API and web page. Registered in :mod:`recai.cli`.
 
-It lives beside cli.py rather than in :mod:`recai.serve`, whose package imports FastAPI (about 0.3 s):
-``recai --help`` imports every command module."""
+FastAPI is imported only when the command runs (``recai --help`` imports every command module)."""
 
 from __future__ import annotations
 
@@ -11,25 +10,20 @@ import typer
 from rich.markup import escape
 
 from recai.cli_options import (
+    AgentLlmOpt,
+    CommandError,
+    DataOpt,
     DemonstrationsOpt,
     EncoderOpt,
     PlannerOpt,
     agent_settings,
     err,
-    fail,
 )
-from recai.data import DataError, UnknownDatasetError
 
 
 def serve(
-    data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
-    llm: Annotated[
-        str | None,
-        typer.Option(
-            help="Model spec (default $RECAI_LLM or local:qwen2.5-1.5b-instruct); 'scripted:stand-in' "
-            "runs the pipeline with a rule-based stand-in and no model."
-        ),
-    ] = None,
+    data: DataOpt = "demo",
+    llm: AgentLlmOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     token: Annotated[
@@ -77,32 +71,28 @@ def serve(
         from recai.serve.logs import configure_logging
         from recai.serve.settings import ServeSettings
     except ImportError as exc:
-        raise fail(ImportError(f"{exc}; install the serve extra: pip install 'recai[serve]'")) from None
-    from recai.llm.resolve import ModelNotFoundError
+        raise CommandError(f"{exc}; install the serve extra: pip install 'recai[serve]'") from None
 
     configure_logging(log_level)
-    try:
-        settings = ServeSettings(
-            token=token,
-            cors_origins=list(cors or []),
-            turn_threads=turn_threads,
-            queue=turn_queue,
-            rate_per_minute=rate_limit,
-            max_sessions=max_sessions,
-            forwarded_allow_ips=[ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()],
-            store=store or "memory",
-        )
-        server.check_workers(workers, store)
-        if store:  # a bad URL or an unreachable store fails here, naming --store
-            server.check_store(store, settings.store_timeout_s)
-        err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
-        agent_kwargs = agent_settings(encoder, planner, demonstrations)
-        agent = server.build_agent(data, llm, progress=True, **agent_kwargs)
-        if not store:
-            settings = settings.model_copy(update={"store": server.default_store(agent)})
-        spec = server.WorkerSpec.of(data, llm, settings, agent_kwargs, log_level=log_level)
-    except (ModelNotFoundError, ImportError, DataError, UnknownDatasetError, ValueError) as exc:
-        raise fail(exc) from None
+    settings = ServeSettings(
+        token=token,
+        cors_origins=list(cors or []),
+        turn_threads=turn_threads,
+        queue=turn_queue,
+        rate_per_minute=rate_limit,
+        max_sessions=max_sessions,
+        forwarded_allow_ips=[ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()],
+        store=store or "memory",
+    )
+    server.check_workers(workers, store)
+    if store:  # a bad URL or an unreachable store fails here, naming --store
+        server.check_store(store, settings.store_timeout_s)
+    err.print("[dim]loading the agent (the first use of a dataset builds and caches its indexes) ...[/]")
+    agent_kwargs = agent_settings(encoder, planner, demonstrations)
+    agent = server.build_agent(data, llm, progress=True, **agent_kwargs)
+    if not store:
+        settings = settings.model_copy(update={"store": server.default_store(agent)})
+    spec = server.WorkerSpec.of(data, llm, settings, agent_kwargs, log_level=log_level)
     err.print(
         f"[bold]recai[/] serving {escape(agent.dataset.name)} on http://{host}:{port}/ with {workers} "
         f"worker{'s' if workers > 1 else ''}, sessions in {escape(settings.store)} (Ctrl-C stops)"

@@ -1,8 +1,7 @@
 """`recai knowledge ...`: build, rank, eval. Registered in :mod:`recai.cli`.
 
-It lives beside cli.py rather than in :mod:`recai.knowledge`, whose package imports every extractor
-(about a second): ``recai --help`` imports every command module. :mod:`recai.knowledge.workflows` holds
-the library functions these commands call."""
+:mod:`recai.knowledge.workflows` holds the library functions these commands call; the extractors are
+imported only when a command runs (``recai --help`` imports every command module)."""
 
 from __future__ import annotations
 
@@ -15,21 +14,23 @@ from rich.markup import escape
 from rich.table import Table
 
 from recai.cli_options import (
-    BudgetCostOpt,
-    BudgetTokensOpt,
-    ConcurrencyOpt,
+    BatchRun,
+    CandidatesOpt,
+    CommandError,
     DataOpt,
+    HistoryOpt,
     KCoreOpt,
+    NegativesOpt,
     NoCacheOpt,
+    OrdersOpt,
     OutOpt,
-    PricesOpt,
     SeedOpt,
-    batch_settings,
+    UsersOpt,
+    batch_options,
     console,
-    fail,
-    run_eval,
+    report_done,
 )
-from recai.data import DataError, UnknownDatasetError, portable_spec
+from recai.data import portable_spec
 
 knowledge_app = typer.Typer(
     help="Knowledge plugin: domain knowledge in the prompt of an LLM that cannot be fine-tuned.",
@@ -69,10 +70,7 @@ CandidateOrderOpt = Annotated[
 def _knowledge_params(pairs: list[str] | None, recommender: str, embedding: str) -> dict[str, Any]:
     from recai.knowledge.workflows import parse_params, with_models
 
-    try:
-        return with_models(parse_params(pairs or []), recommender=recommender, embedding=embedding)
-    except ValueError as exc:
-        raise fail(exc) from None
+    return with_models(parse_params(pairs or []), recommender=recommender, embedding=embedding)
 
 
 @knowledge_app.command("build")
@@ -93,17 +91,14 @@ def knowledge_build(
     from recai.knowledge.workflows import build_knowledge
 
     params = _knowledge_params(param, recommender_model, embedding_model)
-    try:
-        kb = build_knowledge(
-            DataOptions(data, k_core=k_core, seed=seed),
-            out,
-            kinds=knowledge,
-            params=params,
-            sasrec_budget_s=sasrec_budget_s,
-            overwrite=fresh,
-        )
-    except (ValueError, FileExistsError, DataError, UnknownDatasetError) as exc:
-        raise fail(exc) from None
+    kb = build_knowledge(
+        DataOptions(data, k_core=k_core, seed=seed),
+        out,
+        kinds=knowledge,
+        params=params,
+        sasrec_budget_s=sasrec_budget_s,
+        overwrite=fresh,
+    )
     table = Table("knowledge", "hyperparameters", title=f"knowledge base for {data}")
     for kind, values in kb.config().items():
         table.add_row(kind, escape(json.dumps(values)))
@@ -132,26 +127,23 @@ def knowledge_rank(
     """Rank one user's candidates with the LLM and show the knowledge it was given."""
     from recai.knowledge.workflows import rank_user
 
-    try:
-        ranking = rank_user(
-            base,
-            user,
-            llm=llm,
-            kinds=knowledge,
-            candidates=[c.strip() for c in candidates.split(",") if c.strip()] if candidates else None,
-            n_candidates=n_candidates,
-            negatives=negatives,
-            history_len=history,
-            ranker={
-                "budget_tokens": budget,
-                "style": style,
-                "orders": ranker_orders,
-                "candidate_order": candidate_order,
-            },
-            cache=not no_cache,
-        )
-    except (ValueError, FileNotFoundError, DataError, UnknownDatasetError) as exc:
-        raise fail(exc) from None
+    ranking = rank_user(
+        base,
+        user,
+        llm=llm,
+        kinds=knowledge,
+        candidates=[c.strip() for c in candidates.split(",") if c.strip()] if candidates else None,
+        n_candidates=n_candidates,
+        negatives=negatives,
+        history_len=history,
+        ranker={
+            "budget_tokens": budget,
+            "style": style,
+            "orders": ranker_orders,
+            "candidate_order": candidate_order,
+        },
+        cache=not no_cache,
+    )
     catalog, result, counter = ranking.dataset.catalog, ranking.result, ranking.ranker.counter
     call = result.calls[0]
     console.print(
@@ -191,6 +183,7 @@ def _given_unlike(context: typer.Context, values: dict[str, tuple[Any, Any]]) ->
 
 
 @knowledge_app.command("eval")
+@batch_options()
 def knowledge_eval(
     context: typer.Context,
     out: OutOpt,
@@ -207,12 +200,12 @@ def knowledge_eval(
     data: DataOpt = "demo",
     k_core: KCoreOpt = 0,
     seed: SeedOpt = 0,
-    users: Annotated[int, typer.Option(help="Test users to sample.")] = 200,
-    candidates: Annotated[int, typer.Option(help="Candidates per user (the target included).")] = 20,
-    negatives: Annotated[str, typer.Option(help="uniform or popularity")] = "uniform",
-    orders: Annotated[int, typer.Option(help="Candidate orders per user, to measure position bias.")] = 1,
+    users: UsersOpt = 200,
+    candidates: CandidatesOpt = 20,
+    negatives: NegativesOpt = "uniform",
+    orders: OrdersOpt = 1,
     k: int = 10,
-    history: Annotated[int, typer.Option(help="Most recent history items shown.")] = 20,
+    history: HistoryOpt = 20,
     budget: BudgetOpt = 400,
     style: StyleOpt = "natural",
     ranker_orders: RankerOrdersOpt = 1,
@@ -227,11 +220,8 @@ def knowledge_eval(
     ] = None,
     sasrec_budget_s: Annotated[float, typer.Option(help="SASRec training time budget.")] = 300.0,
     param: ParamOpt = None,
-    prices: PricesOpt = None,
-    no_cache: NoCacheOpt = False,
-    concurrency: ConcurrencyOpt = None,
-    budget_tokens: BudgetTokensOpt = None,
-    budget_cost: BudgetCostOpt = None,
+    *,
+    run: BatchRun,
 ) -> None:
     """Candidate ranking with knowledge in the prompt: a run folder like `recai eval ranking`'s."""
     from recai.evaluate.prepare import DataOptions
@@ -244,16 +234,11 @@ def knowledge_eval(
         fitted += [f"--recommender-model {recommender_model}"] if recommender_model else []
         fitted += [f"--embedding-model {embedding_model}"] if embedding_model else []
         if fitted:
-            raise fail(
-                ValueError(
-                    f"{', '.join(fitted)}: a built knowledge base ({base}) is already fitted; "
-                    "pass these to `recai knowledge build` instead"
-                )
+            raise CommandError(
+                f"{', '.join(fitted)}: a built knowledge base ({base}) is already fitted; "
+                "pass these to `recai knowledge build` instead"
             )
-        try:
-            options = load_knowledge(base)[3]
-        except (ValueError, FileNotFoundError, DataError, UnknownDatasetError) as exc:
-            raise fail(exc) from None
+        options = load_knowledge(base)[3]
         clashes = _given_unlike(
             context,
             {
@@ -263,36 +248,35 @@ def knowledge_eval(
             },
         )
         if clashes:
-            raise fail(
-                ValueError(
-                    f"{', '.join(clashes)}: the knowledge base {base} was built with --data {options.data} "
-                    f"--k-core {options.k_core} --seed {options.seed}, and its run uses those; "
-                    "leave these options out or build another base"
-                )
+            raise CommandError(
+                f"{', '.join(clashes)}: the knowledge base {base} was built with --data {options.data} "
+                f"--k-core {options.k_core} --seed {options.seed}, and its run uses those; "
+                "leave these options out or build another base"
             )
     params = _knowledge_params(param, recommender_model or "sasrec", embedding_model or "sasrec")
-    run_eval(
-        run_knowledge_task,
-        system,
-        out,
-        knowledge=knowledge,
-        base=base,
-        params=None if base is not None else params,
-        data=options,
-        n_users=users,
-        n_candidates=candidates,
-        negatives=negatives,
-        history_len=history,
-        k=k,
-        orders=orders,
-        ranker={
-            "budget_tokens": budget,
-            "style": style,
-            "orders": ranker_orders,
-            "candidate_order": candidate_order,
-        },
-        sasrec_budget_s=sasrec_budget_s,
-        cache=not no_cache,
-        prices=str(prices) if prices else None,
-        batch=batch_settings(concurrency, budget_tokens, budget_cost, prices),
+    report_done(
+        run_knowledge_task(
+            system,
+            out,
+            knowledge=knowledge,
+            base=base,
+            params=None if base is not None else params,
+            data=options,
+            n_users=users,
+            n_candidates=candidates,
+            negatives=negatives,
+            history_len=history,
+            k=k,
+            orders=orders,
+            ranker={
+                "budget_tokens": budget,
+                "style": style,
+                "orders": ranker_orders,
+                "candidate_order": candidate_order,
+            },
+            sasrec_budget_s=sasrec_budget_s,
+            cache=run.cache,
+            prices=run.prices,
+            batch=run.batch,
+        )
     )

@@ -1,0 +1,5 @@
+"""``python -m recai``: the same as the ``recai`` command."""
+
+from recai.cli import main
+
+main()
