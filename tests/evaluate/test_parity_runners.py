@@ -65,7 +65,7 @@ def _judge(messages: list[dict]) -> str:
         c: {"answer_1": 4, "answer_2": 2} if first_wins else {"answer_1": 2, "answer_2": 4}
         for c in CRITERIA[kind]
     }
-    return json.dumps({"reason": "r", **scores, "better": "1" if first_wins else "2"})
+    return json.dumps({"reason": "r", "scores": scores, "better": "1" if first_wins else "2"})
 
 
 def _fake(spec: str) -> ScriptedChatModel:
@@ -87,6 +87,7 @@ def test_generation_run_builds_answers_and_judges(
     assert provenance["kind"] == kind and provenance["n"] == 5
     metrics = RunFolder.load(out).read_metrics()
     assert metrics["task"] == kind and metrics["n"] == 5
+    assert metrics["judge"]["win"] == 5  # A gives reasons, and the judge saw that in both orders
     assert metrics["extra"]["system_a"] == "llm:a" and metrics["extra"]["prompts"]["sha256"]
     answers = RunFolder.load(out / "answers_a").records()
     assert len(answers) == 5 and all("because" in r["answer"] for r in answers)
@@ -120,3 +121,25 @@ def test_generation_run_resumes_after_a_budget_stop(tmp_path: Path, monkeypatch:
         progress=False,
     )
     assert RunFolder.load(tmp_path / "own").read_metrics()["extra"]["prompts"]["source"] == "written"
+
+
+def test_cli_mc_and_chitchat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from recai.cli import app
+
+    monkeypatch.setattr("recai.llm.factory.load_chat_model", _fake)
+    runner = CliRunner()
+    done = runner.invoke(
+        app,
+        ["eval", "mc", "--system", "llm:a", "--kind", "cf", "--users", "3", "--out", str(tmp_path / "mc")],
+    )
+    assert done.exit_code == 0, done.output
+    mc = RunFolder.load(tmp_path / "mc").read_metrics()
+    assert mc["counts"]["invalid"] == 3  # "You would like it because ..." names no letter
+    args = ["eval", "chitchat", "--system", "llm:a", "--system", "llm:b", "--n", "3", "--judge", "judge"]
+    done = runner.invoke(app, [*args, "--out", str(tmp_path / "cc"), "--no-cache"])
+    assert done.exit_code == 0, done.output
+    assert RunFolder.load(tmp_path / "cc").read_metrics()["judge"]["win"] == 3
+    one = runner.invoke(app, ["eval", "explanation", "--system", "llm:a", "--out", str(tmp_path / "x")])
+    assert one.exit_code == 1 and "exactly two --system" in one.output

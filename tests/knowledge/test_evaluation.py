@@ -379,3 +379,18 @@ def test_doke_variants_run_through_knowledge_eval(tmp_path: Path, calls: list[st
     assert metrics["extra"]["system"]["n_examples"] == 2
     with pytest.raises(ConfigMismatchError, match="system"):
         run_knowledge_task("llm:fake", tmp_path / "doke", knowledge="none", **options)
+
+
+def test_cli_knowledge_eval_takes_the_doke_options(tmp_path: Path, calls: list[str]) -> None:
+    args = ["knowledge", "eval", "--system", "llm:fake", "--knowledge", "none", "--users", "2", "--no-cache"]
+    result = runner.invoke(
+        app, [*args, "--out", str(tmp_path / "c"), "--prompt-style", "chain", "--examples", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    ranker = RunFolder.load(tmp_path / "c").config["system"]["ranker"]
+    assert ranker["prompt_style"] == "chain" and ranker["n_examples"] == 1
+    plain = runner.invoke(app, [*args, "--out", str(tmp_path / "p")])
+    assert (
+        plain.exit_code == 0
+        and "prompt_style" not in RunFolder.load(tmp_path / "p").config["system"]["ranker"]
+    )

@@ -10,6 +10,7 @@ import typer
 from recai.cli_options import (
     BatchRun,
     CandidatesOpt,
+    CommandError,
     DataOpt,
     HistoryOpt,
     KCoreOpt,
@@ -55,7 +56,8 @@ ListSystemOpt = Annotated[
     str,
     typer.Option(
         help="random, popularity, itemcf, bpr, als, sasrec, llm:SPEC, chatrec:SPEC, "
-        "encoder[:st:FOLDER] (the user's history text as query)"
+        "encoder[:st:FOLDER] (the user's history text as query), summary:SPEC (the chat model's "
+        "summary of the user's taste as the encoder's query)"
     ),
 ]
 
@@ -211,6 +213,154 @@ def eval_judge(
             batch=run.batch,
         )
     )
+
+
+@eval_app.command("mc")
+@batch_options()
+def eval_mc(
+    system: Annotated[
+        str,
+        typer.Option(
+            help="llm:SPEC (answers a letter), or random, popularity, itemcf, bpr, als, sasrec, "
+            "encoder[:SPEC], summary:SPEC (choose their top candidate)"
+        ),
+    ],
+    out: OutOpt,
+    kind: Annotated[
+        str, typer.Option(help="cf (the history as an unordered set) or seq (oldest first: what next?)")
+    ] = "seq",
+    data: DataOpt = "demo",
+    users: UsersOpt = 200,
+    candidates: Annotated[int, typer.Option(help="Lettered options per user (2 to 26).")] = 10,
+    negatives: NegativesOpt = "uniform",
+    orders: OrdersOpt = 1,
+    history: HistoryOpt = 20,
+    k_core: KCoreOpt = 0,
+    seed: SeedOpt = 0,
+    *,
+    run: BatchRun,
+) -> None:
+    """Multiple choice: a history and lettered candidates; accuracy@1 with invalid and several-letter
+    answers counted, and letter and position bias reported."""
+    from recai.evaluate.prepare import DataOptions
+    from recai.evaluate.runners import run_choice_eval
+
+    report_done(
+        run_choice_eval(
+            kind,
+            system,
+            out,
+            data=DataOptions(data, k_core=k_core, seed=seed),
+            n_users=users,
+            n_candidates=candidates,
+            negatives=negatives,
+            orders=orders,
+            history_len=history,
+            cache=run.cache,
+            prices=run.prices,
+            batch=run.batch,
+        )
+    )
+
+
+GenerationSystemOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--system",
+        help="Give two: llm:SPEC (answers directly), agent:SPEC, plain:SPEC or chatrec:SPEC (answers "
+        "as the first message of a conversation). The first is A, the second B.",
+    ),
+]
+PromptsOpt = Annotated[
+    Path | None,
+    typer.Option(help="A prompt-set folder or prompts.jsonl; default: build one into the run folder."),
+]
+JudgeOpt = Annotated[str, typer.Option(help="The judge's chat model.")]
+
+
+def _generation(
+    kind: str,
+    systems: list[str],
+    out: Path,
+    data: str,
+    prompts: Path | None,
+    judge: str,
+    seed: int,
+    run: BatchRun,
+    **kwargs: Any,
+) -> None:
+    from recai.evaluate.prepare import DataOptions
+    from recai.evaluate.runners import run_generation_eval
+
+    if len(systems) != 2:
+        raise CommandError(f"give exactly two --system options (got {len(systems)})")
+    report_done(
+        run_generation_eval(
+            kind,
+            systems[0],
+            systems[1],
+            out,
+            data=DataOptions(data, seed=seed),
+            prompts=prompts,
+            judge=judge,
+            cache=run.cache,
+            prices=run.prices,
+            batch=run.batch,
+            **kwargs,
+        )
+    )
+
+
+@eval_app.command("explanation")
+@batch_options()
+def eval_explanation(
+    system: GenerationSystemOpt,
+    out: OutOpt,
+    data: DataOpt = "demo",
+    prompts: PromptsOpt = None,
+    recommender: Annotated[
+        str, typer.Option(help="Whose top item the built set asks about (a classic model name).")
+    ] = "itemcf",
+    users: Annotated[int, typer.Option(help="Test users in the built set.")] = 100,
+    history: Annotated[int, typer.Option(help="Recent history items each built prompt shows.")] = 10,
+    judge: JudgeOpt = "local:qwen2.5-1.5b-instruct",
+    seed: SeedOpt = 0,
+    *,
+    run: BatchRun,
+) -> None:
+    """ "Why would I like X?" for real users (X: a recommender's top item); both systems answer, the judge
+    compares them in both orders."""
+    _generation(
+        "explanation",
+        system,
+        out,
+        data,
+        prompts,
+        judge,
+        seed,
+        run,
+        recommender=recommender,
+        n=users,
+        history_len=history,
+    )
+
+
+@eval_app.command("chitchat")
+@batch_options()
+def eval_chitchat(
+    system: GenerationSystemOpt,
+    out: OutOpt,
+    data: DataOpt = "demo",
+    prompts: PromptsOpt = None,
+    n: Annotated[int, typer.Option(help="Prompts in the built set.")] = 100,
+    judge: JudgeOpt = "local:qwen2.5-1.5b-instruct",
+    seed: SeedOpt = 0,
+    *,
+    run: BatchRun,
+) -> None:
+    """Chit-chat about the catalog's items and categories; both systems answer, the judge compares them
+    in both orders."""
+    _generation("chitchat", system, out, data, prompts, judge, seed, run, n=n)
 
 
 @eval_app.command("pairs")

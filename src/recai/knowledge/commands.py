@@ -65,6 +65,34 @@ RankerOrdersOpt = Annotated[
 CandidateOrderOpt = Annotated[
     str, typer.Option("--candidate-order", help="Order shown to the LLM: given, random or popularity.")
 ]
+PromptStyleOpt = Annotated[
+    str,
+    typer.Option(
+        "--prompt-style",
+        help="DOKE's variants: listwise (rank), chain (state the user's taste, then rank) or rating "
+        "(rate each candidate 1-5).",
+    ),
+]
+ExamplesOpt = Annotated[
+    int, typer.Option("--examples", help="Similar users' choices shown as examples (from training only).")
+]
+
+
+def _ranker_options(
+    budget: int, style: str, orders: int, candidate_order: str, prompt_style: str, examples: int
+) -> dict[str, Any]:
+    """The ranker's options; DOKE's are written only when set, so runs made before they existed resume."""
+    options: dict[str, Any] = {
+        "budget_tokens": budget,
+        "style": style,
+        "orders": orders,
+        "candidate_order": candidate_order,
+    }
+    if prompt_style != "listwise":
+        options["prompt_style"] = prompt_style
+    if examples:
+        options["n_examples"] = examples
+    return options
 
 
 def _knowledge_params(pairs: list[str] | None, recommender: str, embedding: str) -> dict[str, Any]:
@@ -122,6 +150,8 @@ def knowledge_rank(
     style: StyleOpt = "natural",
     ranker_orders: RankerOrdersOpt = 1,
     candidate_order: CandidateOrderOpt = "given",
+    prompt_style: PromptStyleOpt = "listwise",
+    examples: ExamplesOpt = 0,
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Rank one user's candidates with the LLM and show the knowledge it was given."""
@@ -136,12 +166,7 @@ def knowledge_rank(
         n_candidates=n_candidates,
         negatives=negatives,
         history_len=history,
-        ranker={
-            "budget_tokens": budget,
-            "style": style,
-            "orders": ranker_orders,
-            "candidate_order": candidate_order,
-        },
+        ranker=_ranker_options(budget, style, ranker_orders, candidate_order, prompt_style, examples),
         cache=not no_cache,
     )
     catalog, result, counter = ranking.dataset.catalog, ranking.result, ranking.ranker.counter
@@ -210,6 +235,8 @@ def knowledge_eval(
     style: StyleOpt = "natural",
     ranker_orders: RankerOrdersOpt = 1,
     candidate_order: CandidateOrderOpt = "given",
+    prompt_style: PromptStyleOpt = "listwise",
+    examples: ExamplesOpt = 0,
     recommender_model: Annotated[
         str | None,
         typer.Option("--recommender-model", help="Recommender behind the recommender knowledge (sasrec)."),
@@ -268,12 +295,7 @@ def knowledge_eval(
             history_len=history,
             k=k,
             orders=orders,
-            ranker={
-                "budget_tokens": budget,
-                "style": style,
-                "orders": ranker_orders,
-                "candidate_order": candidate_order,
-            },
+            ranker=_ranker_options(budget, style, ranker_orders, candidate_order, prompt_style, examples),
             sasrec_budget_s=sasrec_budget_s,
             cache=run.cache,
             prices=run.prices,
