@@ -31,7 +31,7 @@ from recai.data.atomic import atomic_directory, write_text_atomic
 from recai.data.catalog import Catalog
 from recai.embed.tasks.example import Example, ExampleSplit
 from recai.train.arguments import resolve_precision, trainer_arguments
-from recai.train.work import WorkFolder, data_fingerprint, refuse_existing
+from recai.train.work import TrainingResult, WorkFolder, data_fingerprint, refuse_existing
 
 LossName = Literal["mnrl", "cached-mnrl"]
 TRAINING_FILE = "recai_training.json"
@@ -243,24 +243,15 @@ def masked_ranking_loss(model: Any, rows: TrainingRows, *, scale: float, mask: b
 
 
 @dataclass
-class TrainResult:
-    """Where the model went and what the run did.
+class TrainResult(TrainingResult):
+    """What :func:`train_embedder` did (see :class:`~recai.train.work.TrainingResult`), and the
+    rows it trained on.
 
     Attributes:
-        model_dir: The sentence-transformers folder written.
-        steps: Optimiser steps in total (resumed ones included).
-        seconds: Seconds this run trained.
-        rows: Training rows.
-        resumed_from: The checkpoint this run resumed from, or None.
-        summary: The ``recai_training.json`` written into the folder.
+        rows: Training rows (one per example).
     """
 
-    model_dir: Path
-    steps: int
-    seconds: float
     rows: int
-    resumed_from: str | None
-    summary: dict[str, Any]
 
 
 def example_lines(examples: Sequence[Example]) -> list[str]:
@@ -364,7 +355,7 @@ def train_embedder(
             (tmp / "README.md").write_text(model_card(summary))
 
     work.finish(trainer, save)  # no process reads OUTPUT before the main one has written it
-    return TrainResult(output, record["steps"], seconds, len(rows), work.resume_from, summary)
+    return TrainResult(output, record["steps"], seconds, work.resume_from, summary, rows=len(rows))
 
 
 def _last_loss(history: list[dict[str, Any]]) -> float | None:

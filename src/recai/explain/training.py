@@ -35,7 +35,7 @@ from recai.train.chat import encode_chat
 from recai.train.collate import PadCollator
 from recai.train.label_logits import label_logits_trainer
 from recai.train.sft import SFTConfig, drop_reason, load_base_lm, prepare_lm, sft_arguments
-from recai.train.work import WorkFolder, examples_fingerprint, refuse_existing
+from recai.train.work import TrainingResult, WorkFolder, examples_fingerprint, refuse_existing
 
 CHECKPOINT_FILE = "explainer_trainable.safetensors"
 
@@ -70,24 +70,15 @@ class ExplainConfig:
 
 
 @dataclass
-class ExplainResult:
-    """Where the explainer went and what the run did.
+class ExplainResult(TrainingResult):
+    """What :func:`train_explainer` did (see :class:`~recai.train.work.TrainingResult`), and the
+    examples it trained on.
 
     Attributes:
-        model_dir: The explainer folder written.
-        steps: Optimiser steps in total (resumed ones included).
-        seconds: Seconds this run trained.
         examples: Training examples encoded (after drops).
-        resumed_from: The checkpoint this run resumed from, or None.
-        summary: The ``recai_explain.json`` written into the folder.
     """
 
-    model_dir: Path
-    steps: int
-    seconds: float
     examples: int
-    resumed_from: str | None
-    summary: dict[str, Any] = field(default_factory=dict)
 
 
 class ExplainCollator(PadCollator):
@@ -297,7 +288,7 @@ def train_explainer(
             )
 
     work.finish(trainer, save)
-    return ExplainResult(output, record["steps"], seconds, len(rows), work.resume_from, summary)
+    return ExplainResult(output, record["steps"], seconds, work.resume_from, summary, examples=len(rows))
 
 
 def config_from_dict(data: dict[str, Any]) -> ExplainConfig:

@@ -44,7 +44,7 @@ from recai.gen.models import GEN_FILE, read_gen_info
 from recai.gen.tasks import LIST_TASKS, item_values
 from recai.train.arguments import resolve_precision, trainer_arguments
 from recai.train.models import save_model_folder
-from recai.train.work import WorkFolder, examples_fingerprint, loss_curve, refuse_existing
+from recai.train.work import TrainingResult, WorkFolder, examples_fingerprint, loss_curve, refuse_existing
 
 
 @dataclass(frozen=True)
@@ -276,24 +276,15 @@ class RLConfig:
 
 
 @dataclass
-class RLResult:
-    """Where the RL-tuned model went and what the run did.
+class RLResult(TrainingResult):
+    """What :func:`train_grpo` did (see :class:`~recai.train.work.TrainingResult`), and the
+    prompts it drew from.
 
     Attributes:
-        model_dir: The model folder written (SFT and RL adapters folded in).
-        steps: GRPO steps in total (resumed ones included).
-        seconds: Seconds this run trained.
-        prompts: List-task examples prompts were drawn from.
-        resumed_from: The checkpoint this run resumed from, or None.
-        summary: The ``recai_gen.json`` written into the folder.
+        prompts: List-task examples the prompts were drawn from.
     """
 
-    model_dir: Path
-    steps: int
-    seconds: float
     prompts: int
-    resumed_from: str | None
-    summary: dict[str, Any]
 
 
 def rl_examples(data: GenData, tasks: Sequence[str] | None = None) -> list[GenExample]:
@@ -401,4 +392,4 @@ def train_grpo(
         save_model_folder(merged, tokenizer, output, overwrite=overwrite, info={GEN_FILE: summary})
 
     work.finish(trainer, save)
-    return RLResult(output, record["steps"], seconds, len(examples), work.resume_from, summary)
+    return RLResult(output, record["steps"], seconds, work.resume_from, summary, prompts=len(examples))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,28 +30,19 @@ from recai.train.chat import Encoded, TemplateError, encode_chat
 from recai.train.collate import PadCollator
 from recai.train.label_logits import label_logits_trainer
 from recai.train.sft import SFTConfig, drop_reason, load_base_lm, prepare_lm, sft_arguments
-from recai.train.work import WorkFolder, examples_fingerprint, refuse_existing
+from recai.train.work import TrainingResult, WorkFolder, examples_fingerprint, refuse_existing
 
 
 @dataclass
-class SFTResult:
-    """Where the model went and what the run did.
+class SFTResult(TrainingResult):
+    """What :func:`train_sft` did (see :class:`~recai.train.work.TrainingResult`), and the
+    examples it trained on.
 
     Attributes:
-        model_dir: The model folder written (adapter or full model).
-        steps: Optimiser steps in total (resumed ones included).
-        seconds: Seconds this run trained.
         examples: Training examples encoded (after drops).
-        resumed_from: The checkpoint this run resumed from, or None.
-        summary: The ``recai_gen.json`` written into the folder.
     """
 
-    model_dir: Path
-    steps: int
-    seconds: float
     examples: int
-    resumed_from: str | None
-    summary: dict[str, Any] = field(default_factory=dict)
 
 
 def encode_examples(
@@ -202,4 +193,4 @@ def train_sft(
             (tmp / GEN_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
 
     work.finish(trainer, save)
-    return SFTResult(output, record["steps"], seconds, len(encoded), work.resume_from, summary)
+    return SFTResult(output, record["steps"], seconds, work.resume_from, summary, examples=len(encoded))

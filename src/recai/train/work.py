@@ -70,6 +70,26 @@ def prepare_work_folder(work: Path, identity: dict[str, Any]) -> str | None:
 
 
 @dataclass
+class TrainingResult:
+    """Where a trained model went and what the run did; each trainer's result adds what it counts.
+
+    Attributes:
+        model_dir: The model folder written.
+        steps: Optimiser steps in total (resumed ones included).
+        seconds: Seconds this run trained.
+        resumed_from: The checkpoint this run resumed from, or None.
+        summary: The summary written into the folder (its ``training`` part is :meth:`WorkFolder.run`'s
+            record plus the trainer's own).
+    """
+
+    model_dir: Path
+    steps: int
+    seconds: float
+    resumed_from: str | None
+    summary: dict[str, Any]
+
+
+@dataclass
 class WorkFolder:
     """One training run's ``OUTPUT.work/`` folder, opened once per process.
 
