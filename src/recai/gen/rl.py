@@ -44,7 +44,7 @@ from recai.gen.models import GEN_FILE, read_gen_info
 from recai.gen.tasks import LIST_TASKS, item_values
 from recai.train.arguments import resolve_precision, trainer_arguments
 from recai.train.models import save_model_folder
-from recai.train.work import TrainingResult, WorkFolder, examples_fingerprint, loss_curve, refuse_existing
+from recai.train.work import TrainingResult, WorkFolder, examples_fingerprint, logged_curve, refuse_existing
 
 
 @dataclass(frozen=True)
@@ -381,7 +381,7 @@ def train_grpo(
         },
         "training": {
             **record,
-            "reward_curve": loss_curve(trainer.state.log_history, "reward"),
+            "reward_curve": logged_curve(trainer.state.log_history, "reward"),
             "precision": precision,
             "device": str(next(trainer.model.parameters()).device),
         },

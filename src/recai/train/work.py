@@ -137,7 +137,7 @@ class WorkFolder:
             "seconds_this_run": round(seconds, 2),
             "resumed_from": self.resumed_from,
             "train_loss": float(outcome.training_loss),
-            "loss_curve": loss_curve(trainer.state.log_history),
+            "loss_curve": logged_curve(trainer.state.log_history),
             "processes": self.state.num_processes,
         }
         return record, seconds
@@ -151,6 +151,6 @@ class WorkFolder:
         self.state.wait_for_everyone()
 
 
-def loss_curve(history: Iterable[dict[str, Any]], key: str = "loss") -> list[dict[str, Any]]:
+def logged_curve(history: Iterable[dict[str, Any]], key: str = "loss") -> list[dict[str, Any]]:
     """The logged values of ``key`` by step, from a trainer's ``state.log_history``."""
     return [{"step": h["step"], key: round(float(h[key]), 4)} for h in history if key in h]
