@@ -9,7 +9,9 @@
 - :mod:`recai.train.chat`: chats as token ids with loss on the assistant's turns only;
 - :mod:`recai.train.collate`: dynamic padding (:class:`PadCollator`);
 - :mod:`recai.train.label_logits`: a training step that computes logits at the trained positions only;
-- :mod:`recai.train.models`: base-model folders (GGUF converted once), special tokens.
+- :mod:`recai.train.models`: base-model folders (GGUF converted once), special tokens;
+- :mod:`recai.train.tasks` and :mod:`recai.train.example_sets`: the task extension point and the
+  train/test example folders that embed, gen and explain build their training data with.
 
 It sits above ``data``, ``llm`` and ``rec`` and below the pillars that train (embed, gen, explain,
 agent). Modules import torch, transformers and peft only when they need them.
@@ -18,16 +20,21 @@ agent). Modules import torch, transformers and peft only when they need them.
 from recai.train.arguments import TrainingConfig, resolve_precision, trainer_arguments
 from recai.train.chat import IGNORE_INDEX, Encoded, TemplateError, encode_chat, prompt_ids
 from recai.train.collate import PadCollator
+from recai.train.example_sets import ExampleSet
 from recai.train.models import add_special_tokens, convert_gguf, resolve_base, save_model_folder
 from recai.train.sft import SFTConfig
+from recai.train.tasks import Task, TaskRegistry
 from recai.train.work import WORK_SUFFIX, WorkFolder, data_fingerprint, examples_fingerprint
 
 __all__ = [
     "IGNORE_INDEX",
     "WORK_SUFFIX",
     "Encoded",
+    "ExampleSet",
     "PadCollator",
     "SFTConfig",
+    "Task",
+    "TaskRegistry",
     "TemplateError",
     "TrainingConfig",
     "WorkFolder",
