@@ -21,7 +21,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +30,7 @@ import numpy as np
 from recai.data.atomic import atomic_directory, write_text_atomic
 from recai.data.catalog import Catalog
 from recai.embed.tasks.example import Example, ExampleSplit
-from recai.train.arguments import resolve_precision, trainer_arguments
+from recai.train.arguments import config_dict, resolve_precision, trainer_arguments
 from recai.train.work import TrainingResult, WorkFolder, data_fingerprint, refuse_existing
 
 LossName = Literal["mnrl", "cached-mnrl"]
@@ -112,9 +112,7 @@ class TrainConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["tasks"] = list(self.tasks) if self.tasks is not None else None
-        return data
+        return config_dict(self)
 
 
 @dataclass

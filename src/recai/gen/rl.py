@@ -42,7 +42,7 @@ from recai.gen.generate import Parsed, ReplyParser
 from recai.gen.metrics import compliance
 from recai.gen.models import GEN_FILE, read_gen_info
 from recai.gen.tasks import LIST_TASKS, item_values
-from recai.train.arguments import resolve_precision, trainer_arguments
+from recai.train.arguments import config_dict, resolve_precision, trainer_arguments
 from recai.train.models import save_model_folder
 from recai.train.work import TrainingResult, WorkFolder, examples_fingerprint, logged_curve, refuse_existing
 
@@ -270,9 +270,7 @@ class RLConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["tasks"] = list(self.tasks) if self.tasks is not None else None
-        return data
+        return config_dict(self)
 
 
 @dataclass

@@ -11,6 +11,7 @@ is passed by that trainer as extra keywords.
 from __future__ import annotations
 
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -49,6 +50,12 @@ class TrainingConfig(Protocol):
     save_total_limit: int
     logging_steps: int
     device: str | None
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as the JSON-ready dict stored with a model and in its work folder's marker:
+    its fields (nested configs as dicts), tuples as lists."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
 
 
 def resolve_precision(precision: str, device: str | None) -> str:

@@ -10,11 +10,11 @@ which examples are left out), and trained by the Hugging Face ``Trainer`` with :
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from recai.train.arguments import resolve_precision, trainer_arguments
+from recai.train.arguments import config_dict, resolve_precision, trainer_arguments
 from recai.train.chat import Encoded
 from recai.train.models import resolve_base
 
@@ -93,10 +93,7 @@ class SFTConfig:
                 raise ValueError(f"SFTConfig.{name}: invalid value {getattr(self, name)!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("tasks", "target_modules"):
-            data[key] = list(data[key]) if data[key] is not None else None
-        return data
+        return config_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SFTConfig:
