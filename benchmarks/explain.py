@@ -54,7 +54,7 @@ from recai.explain.model import Explainer
 from recai.explain.reference import reference_alignment
 from recai.explain.tasks import parse_task_sizes
 from recai.explain.training import ExplainConfig, train_explainer
-from recai.gen.training import SFTConfig
+from recai.train.sft import SFTConfig
 
 HERE = Path(__file__).resolve().parent
 MODES = ("behaviour", "intention", "hybrid")

@@ -43,9 +43,11 @@ from recai.gen import build_gen_data
 from recai.gen.evaluation import DecodeConfig, run_evaluation
 from recai.gen.examples import GenData, first_per_task
 from recai.gen.generate import GenRecommender
-from recai.gen.models import GEN_FILE, resolve_base
+from recai.gen.models import GEN_FILE
 from recai.gen.tasks import fit_teacher
-from recai.gen.training import SFTConfig, train_sft
+from recai.gen.training import train_sft
+from recai.train.models import resolve_base
+from recai.train.sft import SFTConfig
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared"

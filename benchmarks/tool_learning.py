@@ -31,7 +31,7 @@ from recai.data.atomic import write_text_atomic
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from recai.gen.models import resolve_base
+    from recai.train.models import resolve_base
 
     work = Path(args.work)
     started = time.perf_counter()

@@ -30,7 +30,7 @@ from recai.data.atomic import write_text_atomic
 from recai.explain import examples as explain_examples
 from recai.explain import model as explain_model
 from recai.explain.training import ExplainConfig, train_explainer
-from recai.gen.training import SFTConfig
+from recai.train.sft import SFTConfig
 
 HERE = Path(__file__).resolve().parent
 VARIANTS = {"baseline": (False, False), "grouped": (True, False), "grouped+kept": (True, True)}

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "recai.llm": 1,
     "recai.rec": 1,
     "recai.evaluate": 2,  # evaluation core: parsing, samples, simulator, judge, runs, reports, prices
+    "recai.train": 2,  # the training layer: trainer arguments, work folders, SFT recipe, collators, chat encoding
     "recai.embed": 3,
     "recai.agent": 4,
     "recai.gen": 4,

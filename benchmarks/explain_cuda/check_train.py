@@ -41,9 +41,9 @@ from recai.explain import Renderer, build_explain_data, fit_target
 from recai.explain.evaluation import run_alignment
 from recai.explain.model import Explainer
 from recai.explain.training import ExplainConfig, train_explainer
-from recai.gen.chat import encode_chat, prompt_ids
 from recai.gen.examples import GenData, GenExample
-from recai.gen.training import SFTConfig
+from recai.train.chat import encode_chat, prompt_ids
+from recai.train.sft import SFTConfig
 
 PRECISION = "bf16" if DEV == "cuda" else "fp32"
 SFT_DEVICE = None if DEV == "cuda" else "cpu"

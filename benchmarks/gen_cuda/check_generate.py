@@ -25,7 +25,8 @@ from recai.data import load
 from recai.gen.evaluation import DecodeConfig, evaluate_generation, token_budget
 from recai.gen.generate import GenRecommender
 from recai.gen.tasks import build_gen_data
-from recai.gen.training import SFTConfig, train_sft
+from recai.gen.training import train_sft
+from recai.train.sft import SFTConfig
 
 W = Path("/tmp/gencheck2")
 shutil.rmtree(W, ignore_errors=True)

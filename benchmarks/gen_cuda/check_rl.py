@@ -62,12 +62,13 @@ from tests.gen.tiny import tiny_model, tiny_tokenizer
 from transformers import TrainerCallback
 
 from recai.data import load
-from recai.gen.chat import prompt_ids
 from recai.gen.generate import GenRecommender
 from recai.gen.models import load_gen_model
 from recai.gen.rl import RLConfig, rl_examples, train_grpo
 from recai.gen.tasks import build_gen_data
-from recai.gen.training import SFTConfig, train_sft
+from recai.gen.training import train_sft
+from recai.train.chat import prompt_ids
+from recai.train.sft import SFTConfig
 
 SFT_DEVICE = None if DEV == "cuda" else "cpu"
 RL_DEVICE = None if DEV == "cuda" else "cpu"

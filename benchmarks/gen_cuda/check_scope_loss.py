@@ -25,11 +25,12 @@ from tests.gen.scope_reference import TRIE, dense_reference
 from tests.gen.tiny import save_shaped_qwen
 
 from recai.data import load
-from recai.gen.chat import IGNORE_INDEX
 from recai.gen.items import ItemNames
 from recai.gen.scope_loss import collate_scopes, scope_masked_loss, scope_of
 from recai.gen.tasks import build_gen_data
-from recai.gen.training import SFTConfig, train_sft
+from recai.gen.training import train_sft
+from recai.train.chat import IGNORE_INDEX
+from recai.train.sft import SFTConfig
 
 # ---------------------------------------------------------------- 1. the loss itself on the device
 try:

@@ -45,7 +45,8 @@ from recai.gen.generate import GenRecommender
 from recai.gen.items import add_item_tokens
 from recai.gen.models import load_gen_model, merge_adapter
 from recai.gen.tasks import build_gen_data
-from recai.gen.training import SFTConfig, train_sft
+from recai.gen.training import train_sft
+from recai.train.sft import SFTConfig
 
 demo = load("demo")
 # ---------------------------------------------------------------- 1. CUDA correctness, tiny model

@@ -1,4 +1,4 @@
-"""Device check for the training-cost changes of 2026-11-27 (``recai.gen.label_logits`` and length-grouped
+"""Device check for the training-cost changes of 2026-11-27 (``recai.train.label_logits`` and length-grouped
 batches) on a randomly initialised model shaped like Qwen2.5-0.5B (bf16, 152k-token vocabulary).
 
 On the CPU with SmolLM2-135M (49k vocabulary) logits at trained positions only saved 6% of an epoch
@@ -41,10 +41,11 @@ import transformers
 from tests.gen.tiny import save_shaped_qwen
 
 from recai.data import load
-from recai.gen import label_logits
-from recai.gen.chat import IGNORE_INDEX
 from recai.gen.tasks import build_gen_data
-from recai.gen.training import SFTConfig, train_sft
+from recai.gen.training import train_sft
+from recai.train import label_logits
+from recai.train.chat import IGNORE_INDEX
+from recai.train.sft import SFTConfig
 
 result["transformers"] = transformers.__version__
 PRECISION = "fp32" if SMOKE else "bf16"

@@ -72,7 +72,7 @@ _LAZY: dict[str, str] = {
     "run_knowledge_task": "recai.knowledge.evaluation",
     # gen: RecLM-gen / cgen
     "build_gen_data": "recai.gen.tasks",
-    "SFTConfig": "recai.gen.training",
+    "SFTConfig": "recai.train.sft",
     "train_sft": "recai.gen.training",
     "GenRecommender": "recai.gen.generate",
     # explain: RecExplainer
@@ -231,7 +231,7 @@ if TYPE_CHECKING:
     from recai.explain.training import ExplainConfig, train_explainer
     from recai.gen.generate import GenRecommender
     from recai.gen.tasks import build_gen_data
-    from recai.gen.training import SFTConfig, train_sft
+    from recai.gen.training import train_sft
     from recai.knowledge.evaluation import run_knowledge_task
     from recai.knowledge.ranker import KnowledgeRanker
     from recai.knowledge.store import KnowledgeBase
@@ -247,3 +247,4 @@ if TYPE_CHECKING:
     from recai.rec.sasrec import SASRec
     from recai.serve.app import create_app
     from recai.serve.settings import ServeSettings
+    from recai.train.sft import SFTConfig

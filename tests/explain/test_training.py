@@ -20,7 +20,7 @@ from recai.explain.model import (  # noqa: E402
     make_projector,
 )
 from recai.explain.training import ExplainConfig, encode, train_explainer  # noqa: E402
-from recai.gen.training import SFTConfig  # noqa: E402
+from recai.train.sft import SFTConfig  # noqa: E402
 from tests.explain.helpers import base_folder, small_data  # noqa: E402
 from tests.gen.tiny import tiny_model, tiny_tokenizer  # noqa: E402
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from recai.gen.chat import IGNORE_INDEX
 from recai.gen.scope_loss import Scope
 from recai.gen.trie import ItemTrie
+from recai.train.chat import IGNORE_INDEX
 
 START, END = 90, 91
 # item 0: 5 6, item 1: 5 7 8, item 2: 9; so after 5 the choices are 6 or 7, and after 5 6 only the end

@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from recai.gen.chat import IGNORE_INDEX, TemplateError, encode_chat, prompt_ids
 from recai.gen.items import add_item_tokens
+from recai.train.chat import IGNORE_INDEX, TemplateError, encode_chat, prompt_ids
 from tests.gen.tiny import tiny_tokenizer
 
 ANSWER = "Here:\n1. <|item_start|>Heat (1995)<|item_end|>\n2. <|item_start|>Amélie (2001)<|item_end|>"

@@ -8,10 +8,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from recai.data import Catalog  # noqa: E402
-from recai.gen.chat import encode_chat  # noqa: E402
 from recai.gen.constrained import CatalogLogitsProcessor  # noqa: E402
 from recai.gen.items import ITEM_END, ITEM_START, ItemNames, SpanFormat, add_item_tokens  # noqa: E402
 from recai.gen.trie import ItemTrie  # noqa: E402
+from recai.train.chat import encode_chat  # noqa: E402
 from tests.gen.tiny import biased_head, tiny_model, tiny_tokenizer  # noqa: E402
 
 # "The Godfather" is a prefix of "The Godfather Part II" (as names and as tokens), the hard case.

@@ -11,14 +11,15 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from recai.gen.chat import IGNORE_INDEX  # noqa: E402
-from recai.gen.label_logits import (  # noqa: E402
+from recai.train.chat import IGNORE_INDEX  # noqa: E402
+from recai.train.collate import PadCollator  # noqa: E402
+from recai.train.label_logits import (  # noqa: E402
     accepts_logits_to_keep,
     causal_loss_at,
     label_logits_trainer,
     loss_positions,
 )
-from recai.gen.training import PadCollator, SFTConfig, sampling_arguments, sampling_strategy  # noqa: E402
+from recai.train.sft import SFTConfig, sampling_arguments, sampling_strategy  # noqa: E402
 from tests.gen.tiny import tiny_model, tiny_tokenizer  # noqa: E402
 
 

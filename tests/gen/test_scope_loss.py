@@ -10,11 +10,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 from recai.data import load  # noqa: E402
-from recai.gen.chat import IGNORE_INDEX  # noqa: E402
 from recai.gen.items import ItemNames  # noqa: E402
-from recai.gen.label_logits import loss_positions  # noqa: E402
-from recai.gen.scope_loss import Scope, collate_scopes, scope_masked_loss, scope_of  # noqa: E402
-from recai.gen.training import PadCollator, train_sft  # noqa: E402
+from recai.gen.scope_loss import Scope, ScopeCollator, collate_scopes, scope_masked_loss, scope_of  # noqa: E402
+from recai.gen.training import train_sft  # noqa: E402
+from recai.train.chat import IGNORE_INDEX  # noqa: E402
+from recai.train.label_logits import loss_positions  # noqa: E402
 from tests.gen.scope_reference import END, START, TRIE, dense_reference  # noqa: E402
 from tests.gen.test_training import base_folder, config, data  # noqa: E402
 
@@ -109,7 +109,7 @@ def test_sft_trains_with_the_scope_loss_on_catalog_names(tmp_path: Path) -> None
 
 
 def test_the_collator_carries_the_scope_of_each_row() -> None:
-    collator = PadCollator(pad_id=0)
+    collator = ScopeCollator(pad_id=0)
     rows = [
         {
             "input_ids": [1, START, 9, END],

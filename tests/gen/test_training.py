@@ -12,12 +12,15 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 from recai.data import load  # noqa: E402
-from recai.gen.chat import encode_chat  # noqa: E402
 from recai.gen.examples import GenData  # noqa: E402
 from recai.gen.items import add_item_tokens  # noqa: E402
-from recai.gen.models import convert_gguf, load_gen_model, merge_adapter, save_model_folder  # noqa: E402
+from recai.gen.models import load_gen_model, merge_adapter  # noqa: E402
 from recai.gen.tasks import build_gen_data  # noqa: E402
-from recai.gen.training import PadCollator, SFTConfig, encode_examples, finished_sft, train_sft  # noqa: E402
+from recai.gen.training import encode_examples, finished_sft, train_sft  # noqa: E402
+from recai.train.chat import encode_chat  # noqa: E402
+from recai.train.collate import PadCollator  # noqa: E402
+from recai.train.models import convert_gguf, save_model_folder  # noqa: E402
+from recai.train.sft import SFTConfig  # noqa: E402
 from tests.gen.tiny import tiny_model, tiny_tokenizer, write_tiny_gguf  # noqa: E402
 
 
@@ -117,10 +120,10 @@ def test_lora_learns_saves_a_small_adapter_and_merges(tmp_path: Path) -> None:
 
 def test_bf16_lora_trains_on_a_machine_without_a_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # CPUs with bf16 units train LoRA about twice as fast in bf16; the device is left to the default
-    import recai.gen.training as training
+    from recai.llm import devices
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: True)  # the warning has its own test
+    monkeypatch.setattr(devices, "cpu_has_fast_bf16", lambda: True)  # the warning has its own test
     base = base_folder(tmp_path)
     result = train_sft(data(), tmp_path / "bf16", config(base, max_steps=2, precision="bf16", device=None))
     assert result.summary["training"]["precision"] == "bf16"
@@ -128,18 +131,19 @@ def test_bf16_lora_trains_on_a_machine_without_a_gpu(tmp_path: Path, monkeypatch
 
 
 def test_bf16_on_a_cpu_without_bf16_kernels_warns(monkeypatch: pytest.MonkeyPatch) -> None:
-    import recai.gen.training as training
+    from recai.llm import devices
+    from recai.train.arguments import resolve_precision
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(devices, "cpu_has_fast_bf16", lambda: False)
     with pytest.warns(RuntimeWarning, match="fp32"):
-        assert training.resolve_precision("bf16", "cpu") == "bf16"
-    monkeypatch.setattr(training, "cpu_has_fast_bf16", lambda: True)
+        assert resolve_precision("bf16", "cpu") == "bf16"
+    monkeypatch.setattr(devices, "cpu_has_fast_bf16", lambda: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert training.resolve_precision("bf16", None) == "bf16"
-        assert training.resolve_precision("auto", "cpu") == "fp32"
-        assert training.resolve_precision("fp32", "cpu") == "fp32"
+        assert resolve_precision("bf16", None) == "bf16"
+        assert resolve_precision("auto", "cpu") == "fp32"
+        assert resolve_precision("fp32", "cpu") == "fp32"
 
 
 def test_untied_head_gets_the_span_rows_too(tmp_path: Path) -> None:
@@ -239,7 +243,7 @@ def test_save_model_folder_round_trips(tmp_path: Path) -> None:
 
     tokenizer = tiny_tokenizer()
     model = tiny_model(tokenizer, seed=5)
-    save_model_folder(model, tokenizer, tmp_path / "m", extra={"note": "x"}, extra_file="info.json")
+    save_model_folder(model, tokenizer, tmp_path / "m", info={"info.json": {"note": "x"}})
     again = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
     assert torch.equal(logits(model, tokenizer), logits(again, tokenizer))
     assert (tmp_path / "m" / "info.json").exists()

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from recai.agent.learning.distill import DEFAULT_CONFIG
 from recai.cli_options import (
     AgentLlmOpt,
     BatchRun,
@@ -150,29 +151,37 @@ def distill(
     out: Annotated[Path, typer.Option(help="Folder for the data, the adapter and the planner.")] = Path(
         "runs/planner-distilled"
     ),
-    base: Annotated[str, typer.Option(help="The student: a known model or a local folder.")] = (
-        "qwen2.5-0.5b-instruct"
-    ),
-    method: Annotated[str, typer.Option(help="lora or full.")] = "lora",
-    epochs: Annotated[float | None, typer.Option(help="Training epochs.")] = None,
+    base: Annotated[
+        str, typer.Option(help="The student: a known model or a local folder.")
+    ] = DEFAULT_CONFIG.base_model,
+    method: Annotated[str, typer.Option(help="lora or full.")] = DEFAULT_CONFIG.method,
+    epochs: Annotated[float, typer.Option(help="Training epochs.")] = DEFAULT_CONFIG.epochs,
     max_steps: Annotated[
-        int | None, typer.Option(help="Stop after this many steps (overrides epochs).")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Examples per step and device.")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
-    lora_r: Annotated[int | None, typer.Option(help="LoRA rank.")] = None,
+        int, typer.Option(help="Stop after this many steps (overrides epochs).")
+    ] = DEFAULT_CONFIG.max_steps,
+    batch_size: Annotated[
+        int, typer.Option(help="Examples per step and device.")
+    ] = DEFAULT_CONFIG.batch_size,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = DEFAULT_CONFIG.learning_rate,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = DEFAULT_CONFIG.lora_r,
     max_length: Annotated[
-        int | None, typer.Option(help="Longest example in tokens (longer: dropped).")
-    ] = None,
-    save_steps: Annotated[int | None, typer.Option(help="Checkpoint every this many steps.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")] = None,
+        int, typer.Option(help="Longest example in tokens (longer: dropped).")
+    ] = DEFAULT_CONFIG.max_length,
+    save_steps: Annotated[
+        int, typer.Option(help="Checkpoint every this many steps.")
+    ] = DEFAULT_CONFIG.save_steps,
+    device: Annotated[
+        str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")
+    ] = DEFAULT_CONFIG.device,
     precision: Annotated[
-        str | None, typer.Option(help="auto (bf16 on a GPU, else fp32), fp32, bf16 or fp16.")
-    ] = None,
-    grad_accum: Annotated[int | None, typer.Option(help="Steps of gradient accumulation.")] = None,
+        str, typer.Option(help="auto (bf16 on a GPU, else fp32), fp32, bf16 or fp16.")
+    ] = DEFAULT_CONFIG.precision,
+    grad_accum: Annotated[
+        int, typer.Option(help="Steps of gradient accumulation.")
+    ] = DEFAULT_CONFIG.grad_accum,
     gradient_checkpointing: Annotated[
         bool, typer.Option(help="Recompute activations (planner prompts are long: saves memory).")
-    ] = False,
+    ] = DEFAULT_CONFIG.gradient_checkpointing,
     max_per_shape: Annotated[int | None, typer.Option(help="Cap per plan shape (default 2x median).")] = None,
     test_share: Annotated[float, typer.Option(help="Held-out share of conversations per shape.")] = 0.2,
     dedup: Annotated[
@@ -215,7 +224,7 @@ def distill(
         device=device,
         precision=precision,
         grad_accum=grad_accum,
-        gradient_checkpointing=gradient_checkpointing or None,
+        gradient_checkpointing=gradient_checkpointing,
         seed=seed,
     )
     planner = distill_planner(data, out, config, overwrite=overwrite)

@@ -25,11 +25,13 @@ from recai.cli_options import (
     load_dataset,
 )
 from recai.data import Dataset, portable_spec
+from recai.embed.training import TrainConfig
 
 index_app = typer.Typer(help="Vector indexes of catalog items.", no_args_is_help=True)
 embed_app = typer.Typer(
     help="Fine-tuned item retrievers (RecLM-emb): build training data, train, evaluate.", no_args_is_help=True
 )
+_TRAIN = TrainConfig()  # the defaults of `embed train`
 
 
 @index_app.command("build")
@@ -143,29 +145,31 @@ def embed_train(
     ] = None,
     base: Annotated[
         str, typer.Option(help="A sentence-transformers model name or folder.")
-    ] = "all-minilm-l6-v2",
-    epochs: Annotated[float, typer.Option(help="Passes over the training rows.")] = 1.0,
-    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (overrides epochs).")] = -1,
-    batch_size: Annotated[int, typer.Option(help="Rows per batch (in-batch negatives).")] = 64,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 5e-5,
-    scale: Annotated[float, typer.Option(help="1 / temperature of the contrastive softmax.")] = 20.0,
-    hard_negatives: Annotated[int, typer.Option(help="Hard negatives per row.")] = 1,
-    loss: Annotated[str, typer.Option(help="mnrl (masks false negatives) or cached-mnrl.")] = "mnrl",
+    ] = _TRAIN.base_model,
+    epochs: Annotated[float, typer.Option(help="Passes over the training rows.")] = _TRAIN.epochs,
+    max_steps: Annotated[
+        int, typer.Option(help="Stop after this many steps (overrides epochs).")
+    ] = _TRAIN.max_steps,
+    batch_size: Annotated[int, typer.Option(help="Rows per batch (in-batch negatives).")] = _TRAIN.batch_size,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = _TRAIN.learning_rate,
+    scale: Annotated[float, typer.Option(help="1 / temperature of the contrastive softmax.")] = _TRAIN.scale,
+    hard_negatives: Annotated[int, typer.Option(help="Hard negatives per row.")] = _TRAIN.hard_negatives,
+    loss: Annotated[str, typer.Option(help="mnrl (masks false negatives) or cached-mnrl.")] = _TRAIN.loss,
     mask: Annotated[
         bool, typer.Option(help="Do not treat in-batch items that answer a query as negatives.")
-    ] = True,
+    ] = _TRAIN.mask_false_negatives,
     tasks: Annotated[
         str | None, typer.Option(help="Comma-separated tasks to train on (default all).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
-    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = 100,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = _TRAIN.seed,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = _TRAIN.save_steps,
     evaluate: Annotated[
         bool, typer.Option(help="Evaluate on the test examples and put it in the card.")
     ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
 ) -> None:
     """Fine-tune an embedder contrastively; an interrupted run resumes from OUT.work/."""
-    from recai.embed.training import TrainConfig, is_main_process, train_embedder, write_model_card
+    from recai.embed.training import is_main_process, train_embedder, write_model_card
 
     split = _embed_split(data_dir)
     dataset = _embed_dataset(split, data)

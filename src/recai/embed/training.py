@@ -17,14 +17,11 @@ folder, with a model card and ``recai_training.json``, and loads anywhere by pat
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,39 +29,64 @@ import numpy as np
 
 from recai.data.atomic import atomic_directory, write_text_atomic
 from recai.data.catalog import Catalog
-from recai.data.checkpoints import prepare_work_folder
 from recai.embed.tasks.example import Example, ExampleSplit
+from recai.train.arguments import config_dict, resolve_precision, trainer_arguments
+from recai.train.work import TrainingResult, WorkFolder, data_fingerprint, refuse_existing
 
 LossName = Literal["mnrl", "cached-mnrl"]
 TRAINING_FILE = "recai_training.json"
-WORK_SUFFIX = ".work"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """What a training run depends on; stored with the model and checked when a run resumes."""
+    """What an embedder training run depends on; stored with the model and checked when a run resumes.
+
+    Attributes:
+        base_model: A sentence-transformers model name or folder.
+        epochs: Passes over the training rows.
+        max_steps: Stop after this many steps; overrides ``epochs`` when positive.
+        batch_size: Rows per batch (the in-batch negatives); at least 2.
+        learning_rate: Peak learning rate.
+        warmup_ratio: Warm-up, as a share of the steps.
+        weight_decay: AdamW weight decay.
+        scale: 1 / temperature of the softmax over in-batch candidates.
+        hard_negatives: Hard negatives per row, taken closest first from the example's negatives.
+        loss: ``mnrl`` (in-batch InfoNCE, masking false negatives) or ``cached-mnrl`` (GradCache).
+        mask_false_negatives: mnrl only: other rows' items that answer a query are not its negatives.
+        mini_batch_size: cached-mnrl only: rows per forward pass.
+        max_seq_length: Longest input in tokens; None: the base model's own.
+        item_max_chars: Item text length, as the catalog index renders items, so training matches
+            retrieval.
+        tasks: The tasks trained on; None: every task in the training data.
+        seed: Seeds the model's initialisation and the order of the rows.
+        save_steps: A checkpoint every this many steps.
+        save_total_limit: Checkpoints kept in the work folder.
+        logging_steps: A loss record every this many steps.
+        precision: ``fp32``, ``fp16`` or ``bf16``.
+        device: ``cpu`` forces the CPU; None: CUDA when present, else CPU.
+    """
 
     base_model: str = "all-minilm-l6-v2"
     epochs: float = 1.0
-    max_steps: int = -1  # overrides epochs when positive
+    max_steps: int = -1
     batch_size: int = 64
     learning_rate: float = 5e-5
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    scale: float = 20.0  # 1 / temperature of the softmax over in-batch candidates
-    hard_negatives: int = 1  # per row, taken closest first from the example's negatives
+    scale: float = 20.0
+    hard_negatives: int = 1
     loss: LossName = "mnrl"
-    mask_false_negatives: bool = True  # mnrl only: other rows' items that answer a query are not negatives
-    mini_batch_size: int = 32  # cached-mnrl only
-    max_seq_length: int | None = None  # None: the base model's own
-    item_max_chars: int = 512  # as the catalog index renders items, so training matches retrieval
-    tasks: tuple[str, ...] | None = None  # None: every task in the training data
+    mask_false_negatives: bool = True
+    mini_batch_size: int = 32
+    max_seq_length: int | None = None
+    item_max_chars: int = 512
+    tasks: tuple[str, ...] | None = None
     seed: int = 0
     save_steps: int = 100
     save_total_limit: int = 2
     logging_steps: int = 10
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
-    device: str | None = None  # None: CUDA when present, else CPU
+    device: str | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -90,9 +112,7 @@ class TrainConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["tasks"] = list(self.tasks) if self.tasks is not None else None
-        return data
+        return config_dict(self)
 
 
 @dataclass
@@ -221,22 +241,20 @@ def masked_ranking_loss(model: Any, rows: TrainingRows, *, scale: float, mask: b
 
 
 @dataclass
-class TrainResult:
-    """Where the model went and what the run did."""
+class TrainResult(TrainingResult):
+    """What :func:`train_embedder` did (see :class:`~recai.train.work.TrainingResult`), and the
+    rows it trained on.
 
-    model_dir: Path
-    steps: int
-    seconds: float
+    Attributes:
+        rows: Training rows (one per example).
+    """
+
     rows: int
-    resumed_from: str | None
-    summary: dict[str, Any]
 
 
-def data_fingerprint(examples: Sequence[Example]) -> str:
-    digest = hashlib.sha256()
-    for e in examples:
-        digest.update(f"{e.id}\t{e.query}\t{e.positive}\t{list(e.negatives)}\n".encode())
-    return digest.hexdigest()[:16]
+def example_lines(examples: Sequence[Example]) -> list[str]:
+    """One line per example for the data fingerprint: what a training row is made of."""
+    return [f"{e.id}\t{e.query}\t{e.positive}\t{list(e.negatives)}" for e in examples]
 
 
 def train_embedder(
@@ -258,9 +276,7 @@ def train_embedder(
     """
     config = config or TrainConfig()
     split = data if isinstance(data, ExampleSplit) else ExampleSplit.load(data)
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} already exists (pass overwrite=True to replace it)")
+    output = refuse_existing(output, overwrite)
     examples = [e for e in split.train if config.tasks is None or e.task in config.tasks]
     if config.tasks is not None:
         unknown = sorted(set(config.tasks) - {e.task for e in split.train})
@@ -269,12 +285,9 @@ def train_embedder(
     rows = training_rows(
         examples, catalog, hard_negatives=config.hard_negatives, item_max_chars=config.item_max_chars
     )
-    work = output.with_name(output.name + WORK_SUFFIX)
-    identity = {"config": config.to_dict(), "data": data_fingerprint(examples), "rows": len(rows)}
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local base model never needs the hub
-    import torch
-    from accelerate import PartialState
+    fingerprint = data_fingerprint(example_lines(examples))
+    identity = {"config": config.to_dict(), "data": fingerprint, "rows": len(rows)}
+    work = WorkFolder.open(output, identity)  # under `accelerate launch`: one per process
     from datasets import Dataset as HFDataset
     from sentence_transformers import (
         SentenceTransformer,
@@ -286,9 +299,6 @@ def train_embedder(
 
     from recai.llm.resolve import resolve_model
 
-    state = PartialState()  # under `accelerate launch`: one per process, the main one writes
-    with state.main_process_first():
-        resume_from = prepare_work_folder(work, identity)
     base_path = resolve_model(config.base_model)
     model = SentenceTransformer(str(base_path), device=config.device)
     if config.max_seq_length is not None:
@@ -299,27 +309,13 @@ def train_embedder(
         )
     else:
         loss = masked_ranking_loss(model, rows, scale=config.scale, mask=config.mask_false_negatives)
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(work),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        warmup_ratio=config.warmup_ratio,
-        weight_decay=config.weight_decay,
+    args = trainer_arguments(
+        SentenceTransformerTrainingArguments,
+        config,
+        output_dir=work.path,
+        precision=resolve_precision(config.precision, config.device),
+        progress=progress,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
-        seed=config.seed,
-        data_seed=config.seed,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_steps=config.logging_steps,
-        report_to="none",
-        disable_tqdm=not progress,
-        fp16=config.precision == "fp16",
-        bf16=config.precision == "bf16",
-        use_cpu=config.device == "cpu",
-        dataloader_pin_memory=torch.cuda.is_available() and config.device != "cpu",
         dataloader_drop_last=True,  # a last tiny batch has almost no in-batch negatives
     )
     trainer = SentenceTransformerTrainer(
@@ -329,9 +325,7 @@ def train_embedder(
         loss=loss,
         callbacks=list(callbacks) or None,
     )
-    started = time.perf_counter()
-    output_state = trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.perf_counter() - started
+    record, seconds = work.run(trainer)
     summary = {
         "base_model": config.base_model,
         "base_model_path": str(base_path),
@@ -344,29 +338,22 @@ def train_embedder(
             "padded_rows": rows.padded_rows,
         },
         "training": {
-            "steps": int(trainer.state.global_step),
+            **record,
             "seconds_this_run": round(seconds, 1),
-            "resumed_from": Path(resume_from).name if resume_from else None,
             "final_loss": _last_loss(trainer.state.log_history),
-            "loss_curve": [
-                {"step": h["step"], "loss": round(float(h["loss"]), 4)}
-                for h in trainer.state.log_history
-                if "loss" in h
-            ],
             "masked_false_negatives": int(getattr(loss, "masked_total", 0)),
-            "train_loss": float(output_state.training_loss),
             "device": str(model.device),
-            "processes": state.num_processes,
         },
     }
-    if trainer.is_world_process_zero():
+
+    def save() -> None:
         with atomic_directory(output, overwrite=overwrite) as tmp:
             model.save(str(tmp), create_model_card=False)
             (tmp / TRAINING_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
             (tmp / "README.md").write_text(model_card(summary))
-        shutil.rmtree(work, ignore_errors=True)
-    state.wait_for_everyone()  # no process reads OUTPUT before the main one has written it
-    return TrainResult(output, summary["training"]["steps"], seconds, len(rows), resume_from, summary)
+
+    work.finish(trainer, save)  # no process reads OUTPUT before the main one has written it
+    return TrainResult(output, record["steps"], seconds, work.resume_from, summary, rows=len(rows))
 
 
 def _last_loss(history: list[dict[str, Any]]) -> float | None:

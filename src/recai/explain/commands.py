@@ -27,11 +27,13 @@ from recai.cli_options import (
     load_dataset,
     user_input,
 )
+from recai.train.sft import SFTConfig
 
 explain_app = typer.Typer(
     help="RecExplainer: align an LLM to a recommender (behaviour, intention, hybrid) and explain it.",
     no_args_is_help=True,
 )
+_SFT = SFTConfig()  # the LM-side defaults of `explain train`
 
 
 def _params(pairs: list[str] | None) -> dict[str, Any]:
@@ -142,30 +144,35 @@ def explain_train(
     mode: Annotated[str, typer.Option(help="behaviour, intention or hybrid.")] = "hybrid",
     base: Annotated[
         str, typer.Option(help="Base model: a folder or a known offline model.")
-    ] = "qwen2.5-0.5b-instruct",
-    epochs: Annotated[float, typer.Option(help="Passes over the training examples.")] = 1.0,
-    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (overrides epochs).")] = -1,
-    batch_size: Annotated[int, typer.Option(help="Examples per device batch.")] = 4,
-    learning_rate: Annotated[float, typer.Option("--lr", help="Learning rate (LoRA and projectors).")] = 2e-4,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    ] = _SFT.base_model,
+    epochs: Annotated[float, typer.Option(help="Passes over the training examples.")] = _SFT.epochs,
+    max_steps: Annotated[
+        int, typer.Option(help="Stop after this many steps (overrides epochs).")
+    ] = _SFT.max_steps,
+    batch_size: Annotated[int, typer.Option(help="Examples per device batch.")] = _SFT.batch_size,
+    learning_rate: Annotated[
+        float, typer.Option("--lr", help="Learning rate (LoRA and projectors).")
+    ] = _SFT.learning_rate,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = _SFT.lora_r,
     max_length: Annotated[
         int, typer.Option(help="Longest example in tokens (longer ones are dropped).")
-    ] = 1024,
-    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = 200,
+    ] = _SFT.max_length,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = _SFT.save_steps,
     projector_hidden: Annotated[
         int | None, typer.Option(help="Projector hidden size (default: LLM's).")
     ] = None,
     tasks: Annotated[str | None, typer.Option(help="Train on these tasks only (comma-separated).")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for LoRA, projectors and batches.")] = 0,
+    device: Annotated[
+        str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")
+    ] = _SFT.device,
+    seed: Annotated[int, typer.Option(help="Seed for LoRA, projectors and batches.")] = _SFT.seed,
     group_by_length: Annotated[
         bool, typer.Option(help="Batch examples of similar length together (less padding).")
-    ] = True,
+    ] = _SFT.group_by_length,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """LoRA on the LLM plus, in intention and hybrid modes, the user and item projectors."""
     from recai.explain.training import ExplainConfig, train_explainer
-    from recai.gen.training import SFTConfig
 
     split = _data(data)
     sft = SFTConfig(

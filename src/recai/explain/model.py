@@ -2,7 +2,7 @@
 and item vectors into the LLM's input space at placeholder tokens.
 
 - The placeholder tokens (``<|user_emb|>``, ``<|item_emb|>``) are added to the tokenizer with
-  :func:`recai.gen.items.add_item_tokens`; their embedding rows are set to the mean embedding
+  :func:`recai.train.models.add_special_tokens`; their embedding rows are set to the mean embedding
   (deterministically, so a reload rebuilds them exactly) and are never trained or saved: at the input
   they are always overwritten by a projector's output, and generation suppresses them.
 - Each projector standardises its input (per-dimension shift and scale fitted on the target's vectors)
@@ -23,13 +23,12 @@ import numpy as np
 from torch import nn
 
 from recai.explain.render import ITEM_TOKEN, USER_TOKEN, uses_embeddings
-from recai.gen.items import SpanFormat, add_item_tokens
-from recai.gen.label_logits import accepts_logits_to_keep
+from recai.train.label_logits import accepts_logits_to_keep
+from recai.train.models import add_special_tokens
 
 EXPLAIN_FILE = "recai_explain.json"
 PROJECTORS_FILE = "projectors.safetensors"
 TARGET_DIR = "target"
-PLACEHOLDERS = SpanFormat(start=USER_TOKEN, end=ITEM_TOKEN)  # two special tokens, added like the span markers
 
 
 def add_placeholder_tokens(tokenizer: Any, model: Any | None = None) -> tuple[int, int]:
@@ -40,7 +39,8 @@ def add_placeholder_tokens(tokenizer: Any, model: Any | None = None) -> tuple[in
     """
     import torch
 
-    ids = add_item_tokens(tokenizer, None, PLACEHOLDERS)
+    user_id, item_id = add_special_tokens(tokenizer, (USER_TOKEN, ITEM_TOKEN))
+    ids = (user_id, item_id)
     if model is not None:
         embed = model.get_input_embeddings()
         old = embed.weight.shape[0]
@@ -154,7 +154,7 @@ class ExplainerModel(nn.Module):
         logits_to_keep: Any = 0,
     ) -> Any:
         """``logits_to_keep`` (positions, or the last n; 0: all) reaches the LM where it takes it; the
-        training loss (:mod:`recai.gen.label_logits`) slices full logits from one that does not."""
+        training loss (:mod:`recai.train.label_logits`) slices full logits from one that does not."""
         embeds = self.embed(input_ids, user_vectors, item_vectors)
         kept = {"logits_to_keep": logits_to_keep} if self._lm_keeps_logits else {}
         return self.lm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kept)
@@ -253,7 +253,7 @@ class Explainer:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from recai.gen.models import resolve_base
+        from recai.train.models import resolve_base
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         path = resolve_base(base_model)
@@ -286,7 +286,7 @@ class Explainer:
         """Greedy replies to rendered prompts (messages without the answer)."""
         import torch
 
-        from recai.gen.chat import prompt_ids
+        from recai.train.chat import prompt_ids
 
         tok = self.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id

@@ -1,8 +1,8 @@
 """Training an explainer in one of the three modes: LoRA on the LM, plus the projectors in intention and
 hybrid modes. The target recommender and the LM's embedding matrix and head stay frozen.
 
-Reuses the gen pillar's recipe (:mod:`recai.gen.training`): the same :class:`~recai.gen.training.SFTConfig`
-for the LM side, loss on assistant tokens read off the chat template (:func:`recai.gen.chat.encode_chat`),
+Follows the shared SFT recipe (:mod:`recai.train.sft`): the same :class:`~recai.train.sft.SFTConfig`
+for the LM side, loss on assistant tokens read off the chat template (:func:`recai.train.chat.encode_chat`),
 examples longer than ``max_length`` dropped and counted, dynamic padding, the Hugging Face ``Trainer``
 (seeded, progress, ``accelerate launch`` for several GPUs), checkpoints in ``OUTPUT.work/`` that a rerun
 with the same data and config resumes from. Checkpoints hold only what training changes (LoRA and
@@ -11,11 +11,7 @@ projector weights), never the frozen base.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from recai.data.atomic import atomic_directory
-from recai.data.checkpoints import prepare_work_folder
 from recai.explain.examples import CATALOG_DIR, ExplainData, ExplainExample, save_catalog
 from recai.explain.model import (
     EXPLAIN_FILE,
@@ -36,27 +31,30 @@ from recai.explain.model import (
     projector_dims,
 )
 from recai.explain.render import Renderer, check_mode, uses_embeddings
-from recai.gen.chat import encode_chat
-from recai.gen.label_logits import label_logits_trainer
-from recai.gen.training import (
-    WORK_SUFFIX,
-    PadCollator,
-    SFTConfig,
-    _lora_model,
-    resolve_precision,
-    sampling_arguments,
-)
+from recai.train.chat import encode_chat
+from recai.train.collate import PadCollator
+from recai.train.label_logits import label_logits_trainer
+from recai.train.sft import SFTConfig, drop_reason, load_base_lm, prepare_lm, sft_arguments
+from recai.train.work import TrainingResult, WorkFolder, examples_fingerprint, refuse_existing
 
 CHECKPOINT_FILE = "explainer_trainable.safetensors"
 
 
 @dataclass(frozen=True)
 class ExplainConfig:
-    """The mode, the projectors' hidden size, and the LM recipe (``sft``: LoRA only)."""
+    """What an explainer run depends on: the mode, the LM recipe and the projectors' size; stored with
+    the explainer (flattened, see :meth:`to_dict`) and checked when a run resumes.
+
+    Attributes:
+        mode: ``behaviour`` (text only), ``intention`` (recommender vectors only) or ``hybrid`` (both).
+        sft: The LM side's recipe; the explainer trains LoRA only (the embedding matrix and head stay
+            frozen).
+        projector_hidden: The projectors' hidden size; None: the LLM's hidden size.
+    """
 
     mode: str = "hybrid"
     sft: SFTConfig = field(default_factory=SFTConfig)
-    projector_hidden: int | None = None  # None: the LLM's hidden size
+    projector_hidden: int | None = None
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
@@ -72,24 +70,26 @@ class ExplainConfig:
 
 
 @dataclass
-class ExplainResult:
-    model_dir: Path
-    steps: int
-    seconds: float
+class ExplainResult(TrainingResult):
+    """What :func:`train_explainer` did (see :class:`~recai.train.work.TrainingResult`), and the
+    examples it trained on.
+
+    Attributes:
+        examples: Training examples encoded (after drops).
+    """
+
     examples: int
-    resumed_from: str | None
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-def fingerprint(examples: Sequence[ExplainExample]) -> str:
-    digest = hashlib.sha256()
-    for e in examples:
-        digest.update(json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False).encode() + b"\n")
-    return digest.hexdigest()[:16]
 
 
 class ExplainCollator(PadCollator):
-    """Pads ids and labels (the gen collator) and adds the batch's user and item vectors in order."""
+    """Pads ids and labels (:class:`~recai.train.collate.PadCollator`) and adds the batch's user and item
+    vectors in order.
+
+    Args:
+        pad_id: The token id padding rows are filled with.
+        target: The target recommender whose vectors fill the placeholders.
+        item_table: Its item vectors, one row per catalog item.
+    """
 
     def __init__(self, pad_id: int, target: Any, item_table: np.ndarray) -> None:
         super().__init__(pad_id)
@@ -130,12 +130,11 @@ def encode(
                 f"example {example.id}: the chat has {users} user and {items} item placeholders after "
                 f"tokenisation, the example fills {len(rendered.users)} and {len(rendered.items)}"
             )
-        if len(encoded) > max_length:
-            dropped["too_long"] += 1
-        elif encoded.assistant_tokens == 0:
-            dropped["no_answer_tokens"] += 1
-        else:
+        reason = drop_reason(encoded, max_length)
+        if reason is None:
             rows.append({"input_ids": encoded.input_ids, "labels": encoded.labels, "rendered": rendered})
+        else:
+            dropped[reason] += 1
     return rows, dropped
 
 
@@ -195,46 +194,27 @@ def train_explainer(
     config = config or ExplainConfig()
     sft = config.sft
     split = data if isinstance(data, ExplainData) else ExplainData.load(data)
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} already exists (pass overwrite=True to replace it)")
+    output = refuse_existing(output, overwrite)
     if split.target is None:
         raise ValueError("the data has no target model")
     examples = [e for e in split.train if sft.tasks is None or e.task in sft.tasks]
     if not examples:
         raise ValueError("no training examples")
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from accelerate import PartialState
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainingArguments, set_seed
-
-    from recai.gen.models import resolve_base
-
     target = split.target
     target.freeze()
-    work = output.with_name(output.name + WORK_SUFFIX)
-    identity = {"config": config.to_dict(), "data": fingerprint(examples), "examples": len(examples)}
-    state = PartialState()
-    with state.main_process_first():
-        resume_from = prepare_work_folder(work, identity)
-
-    set_seed(sft.seed)
-    precision = resolve_precision(sft.precision, sft.device)
-    base_path = resolve_base(sft.base_model, progress=progress)
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
-    load_dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    lm = AutoModelForCausalLM.from_pretrained(base_path, dtype=load_dtype)
-    ids = add_placeholder_tokens(tokenizer, lm)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    identity = {"config": config.to_dict(), "data": examples_fingerprint(examples), "examples": len(examples)}
+    work = WorkFolder.open(output, identity)
+    base = load_base_lm(sft, progress=progress)
+    tokenizer = base.tokenizer
+    ids = add_placeholder_tokens(tokenizer, base.model)
     if split.catalog is None:
         raise ValueError("the data has no catalog")
     renderer = Renderer(split.catalog, config.mode)
     rows, dropped = encode(examples, renderer, tokenizer, max_length=sft.max_length, ids=ids)
     if not rows:
         raise ValueError(f"every training example was dropped ({dropped})")
-    lm = _lora_model(lm, sft, [])
+    lm = prepare_lm(base.model, sft, [])
     dims = projector_dims(target, config.mode, config.projector_hidden)
     model = ExplainerModel(
         lm,
@@ -245,49 +225,20 @@ def train_explainer(
         projector_hidden=config.projector_hidden,
     )
     fit_projector_scales(model, target, rows)
-    if sft.gradient_checkpointing:
-        lm.gradient_checkpointing_enable()
-        lm.enable_input_require_grads()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
 
-    args = TrainingArguments(
-        output_dir=str(work),
-        num_train_epochs=sft.epochs,
-        max_steps=sft.max_steps,
-        per_device_train_batch_size=sft.batch_size,
-        gradient_accumulation_steps=sft.grad_accum,
-        learning_rate=sft.learning_rate,
-        warmup_steps=sft.warmup,
-        weight_decay=sft.weight_decay,
-        seed=sft.seed,
-        data_seed=sft.seed,
-        save_strategy="steps",
-        save_steps=sft.save_steps,
-        save_total_limit=sft.save_total_limit,
-        logging_steps=sft.logging_steps,
-        report_to="none",
-        disable_tqdm=not progress,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        use_cpu=sft.device == "cpu" or not torch.cuda.is_available(),
-        dataloader_pin_memory=torch.cuda.is_available() and sft.device != "cpu",
-        remove_unused_columns=False,
-        **sampling_arguments(sft),
-    )
+    args = sft_arguments(sft, work.path, precision=base.precision, progress=progress)
     collator = ExplainCollator(int(tokenizer.pad_token_id), target, target.item_vectors())
     trainer = _trainer_class()(
         model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=list(callbacks) or None
     )
-    started = time.perf_counter()
-    outcome = trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.perf_counter() - started
-    history = trainer.state.log_history
+    record, seconds = work.run(trainer)
     summary = {
         "name": f"explainer-{config.mode}",
         "mode": config.mode,
         "base_model": sft.base_model,
-        "base_model_path": str(base_path.resolve()),
+        "base_model_path": str(base.path.resolve()),
         "config": config.to_dict(),
         "dims": dims,
         "placeholders": {"user": ids[0], "item": ids[1]},
@@ -314,21 +265,15 @@ def train_explainer(
             "tokens": sum(len(r["input_ids"]) for r in rows),
         },
         "training": {
-            "steps": int(trainer.state.global_step),
-            "seconds_this_run": round(seconds, 2),
+            **record,
             "tokens_per_second": round(collator.tokens / seconds, 1) if seconds > 0 else None,
-            "resumed_from": Path(resume_from).name if resume_from else None,
-            "train_loss": float(outcome.training_loss),
-            "loss_curve": [
-                {"step": h["step"], "loss": round(float(h["loss"]), 4)} for h in history if "loss" in h
-            ],
             "trainable_parameters": trainable,
             "parameters": total,
-            "precision": precision,
-            "processes": state.num_processes,
+            "precision": base.precision,
         },
     }
-    if trainer.is_world_process_zero():
+
+    def save() -> None:
         from safetensors.torch import save_file
 
         with atomic_directory(output, overwrite=overwrite) as tmp:
@@ -341,17 +286,13 @@ def train_explainer(
             (tmp / EXPLAIN_FILE).write_text(
                 json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
             )
-        shutil.rmtree(work, ignore_errors=True)
-    state.wait_for_everyone()
-    return ExplainResult(output, summary["training"]["steps"], seconds, len(rows), resume_from, summary)
+
+    work.finish(trainer, save)
+    return ExplainResult(output, record["steps"], seconds, work.resume_from, summary, examples=len(rows))
 
 
 def config_from_dict(data: dict[str, Any]) -> ExplainConfig:
     """The inverse of :meth:`ExplainConfig.to_dict`."""
-    sft_fields = {k: v for k, v in data.items() if k in SFTConfig.__dataclass_fields__}
-    for key in ("tasks", "target_modules"):
-        if sft_fields.get(key) is not None:
-            sft_fields[key] = tuple(sft_fields[key])
     return ExplainConfig(
-        mode=data["mode"], sft=SFTConfig(**sft_fields), projector_hidden=data.get("projector_hidden")
+        mode=data["mode"], sft=SFTConfig.from_dict(data), projector_hidden=data.get("projector_hidden")
     )

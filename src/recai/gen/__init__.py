@@ -1,11 +1,11 @@
 """RecLM-gen / cgen: a generative recommender that names catalog items inside natural replies.
 
 - :mod:`recai.gen.tasks`: SFT examples (sequential, category and count control, catalog grounding);
-- :mod:`recai.gen.training`: LoRA or full SFT, loss on assistant tokens only;
+- :mod:`recai.gen.training`: LoRA or full SFT, loss on assistant tokens only (on :mod:`recai.train`);
 - :mod:`recai.gen.constrained` and :mod:`recai.gen.trie`: catalog-constrained decoding (cgen);
 - :mod:`recai.gen.generate`, :mod:`recai.gen.metrics`, :mod:`recai.gen.evaluation`: generation, parsing
   to item ids, and scoring;
-- :mod:`recai.gen.models`: GGUF conversion, loading, merging adapters.
+- :mod:`recai.gen.models`: loading trained folders, merging adapters (base models: :mod:`recai.train.models`).
 
 Modules import torch and transformers only when they need them.
 """

@@ -22,11 +22,13 @@ from recai.cli_options import (
     load_dataset,
     user_input,
 )
+from recai.train.sft import SFTConfig
 
 gen_app = typer.Typer(
     help="Generative recommenders (RecLM-gen / cgen): SFT data, fine-tuning, constrained generation, eval.",
     no_args_is_help=True,
 )
+_SFT = SFTConfig()  # the defaults of `gen train`
 
 
 def _gen_data(folder: Path) -> Any:
@@ -44,7 +46,7 @@ def _data_dataset(data: Any, override: str | None) -> Any:
 
 
 def _model_folder(spec: str) -> Path:
-    from recai.gen.models import resolve_base
+    from recai.train.models import resolve_base
 
     return resolve_base(spec)
 
@@ -140,7 +142,7 @@ def gen_convert(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Dequantise a GGUF model once into a safetensors folder that training and vLLM load."""
-    from recai.gen.models import convert_gguf, converted_path
+    from recai.train.models import convert_gguf, converted_path
 
     target = out or converted_path(model)
     with console.status(f"converting {model} (dequantising takes a while) ..."):
@@ -154,46 +156,50 @@ def gen_train(
     out: Annotated[Path, typer.Option("--out", help="The trained model folder (adapter or full model).")],
     base: Annotated[
         str, typer.Option(help="A causal-LM folder or a known GGUF model (converted once).")
-    ] = "qwen2.5-0.5b-instruct",
-    method: Annotated[str, typer.Option(help="lora or full.")] = "lora",
-    epochs: Annotated[float, typer.Option(help="Passes over the training examples.")] = 1.0,
-    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (overrides epochs).")] = -1,
-    batch_size: Annotated[int, typer.Option(help="Examples per device and step.")] = 4,
-    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 2e-4,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
-    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 32,
+    ] = _SFT.base_model,
+    method: Annotated[str, typer.Option(help="lora or full.")] = _SFT.method,
+    epochs: Annotated[float, typer.Option(help="Passes over the training examples.")] = _SFT.epochs,
+    max_steps: Annotated[
+        int, typer.Option(help="Stop after this many steps (overrides epochs).")
+    ] = _SFT.max_steps,
+    batch_size: Annotated[int, typer.Option(help="Examples per device and step.")] = _SFT.batch_size,
+    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = _SFT.grad_accum,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = _SFT.learning_rate,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = _SFT.lora_r,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = _SFT.lora_alpha,
     target_modules: Annotated[
         str | None, typer.Option(help="Comma-separated module names for LoRA (default: all linear).")
     ] = None,
     max_length: Annotated[
         int, typer.Option(help="Longest example in tokens (longer ones are dropped).")
-    ] = 1024,
+    ] = _SFT.max_length,
     tasks: Annotated[
         str | None, typer.Option(help="Comma-separated tasks to train on (default all).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
-    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = 200,
-    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
-    device: Annotated[str | None, typer.Option(help="cpu to force the CPU.")] = None,
-    gradient_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = _SFT.seed,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = _SFT.save_steps,
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = _SFT.precision,
+    device: Annotated[str | None, typer.Option(help="cpu to force the CPU.")] = _SFT.device,
+    gradient_checkpointing: Annotated[
+        bool, typer.Option(help="Trade compute for memory.")
+    ] = _SFT.gradient_checkpointing,
     scope_loss: Annotated[
         bool,
         typer.Option(help="Inside item spans, softmax over the catalog's valid continuations only (cgen)."),
-    ] = False,
+    ] = _SFT.scope_loss,
     data: Annotated[
         str | None, typer.Option(help="The catalog for --scope-loss (default: the one the data came from).")
     ] = None,
     group_by_length: Annotated[
         bool, typer.Option(help="Batch examples of similar length together (less padding).")
-    ] = True,
+    ] = _SFT.group_by_length,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
 ) -> None:
     """Fine-tune on the SFT tasks (loss on answers only); an interrupted run resumes from OUT.work/.
 
     Several GPUs: `accelerate launch -m recai.cli gen train ...`.
     """
-    from recai.gen.training import SFTConfig, train_sft
+    from recai.gen.training import train_sft
 
     examples = _gen_data(data_dir)
     config = SFTConfig(

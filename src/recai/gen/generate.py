@@ -20,10 +20,10 @@ from typing import Any
 from recai.data.catalog import Catalog
 from recai.evaluate.generative import bucket_positions
 from recai.evaluate.parsing import GroundedList, parse_item_list
-from recai.gen.chat import prompt_ids
 from recai.gen.constrained import CatalogLogitsProcessor
 from recai.gen.items import DEFAULT_FORMAT, ItemNames, SpanFormat, span_token_ids
 from recai.gen.trie import ItemTrie
+from recai.train.chat import prompt_ids
 
 Messages = list[dict[str, str]]
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from recai.data.catalog import Catalog
 from recai.data.errors import plain_value
+from recai.train.models import add_special_tokens
 
 ITEM_START = "<|item_start|>"
 ITEM_END = "<|item_end|>"
@@ -55,24 +56,17 @@ DEFAULT_FORMAT = SpanFormat()
 def add_item_tokens(
     tokenizer: Any, model: Any | None = None, fmt: SpanFormat = DEFAULT_FORMAT
 ) -> tuple[int, int]:
-    """Add the span markers as special tokens (never split, never merged with neighbours) and grow the
+    """Add the span markers as special tokens (:func:`recai.train.models.add_special_tokens`) and grow the
     model's embeddings to match; new rows start at the mean embedding. Returns (start id, end id).
 
     Calling it again is harmless: present tokens are not added twice.
     """
-    from tokenizers import AddedToken
-
-    vocab = tokenizer.get_vocab()
-    missing = [t for t in (fmt.start, fmt.end) if t not in vocab]
-    if missing:
-        tokens = [AddedToken(t, special=True, normalized=False, lstrip=False, rstrip=False) for t in missing]
-        tokenizer.add_special_tokens({"extra_special_tokens": tokens}, replace_extra_special_tokens=False)
-    ids = (tokenizer.convert_tokens_to_ids(fmt.start), tokenizer.convert_tokens_to_ids(fmt.end))
+    start_id, end_id = add_special_tokens(tokenizer, (fmt.start, fmt.end))
     if model is not None:
         rows = model.get_input_embeddings().weight.shape[0]
-        if rows <= max(ids):
+        if rows <= max(start_id, end_id):
             model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
-    return ids
+    return start_id, end_id
 
 
 def span_token_ids(tokenizer: Any, fmt: SpanFormat = DEFAULT_FORMAT) -> tuple[int, int]:

@@ -24,15 +24,12 @@ adapter disabled is the reference). The result is written as one plain model fol
 in) that :class:`~recai.gen.generate.GenRecommender` and vLLM load. Rollouts are sampled without the
 catalog constraint, so invalid names are seen and penalised; constrained decoding stays an
 inference-time guarantee.
-Checkpoints, resume and the output folder follow :func:`recai.gen.training.train_sft`.
+Checkpoints, resume and the output folder are every trainer's (:class:`recai.train.work.WorkFolder`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,18 +37,30 @@ from typing import Any, Literal
 
 import numpy as np
 
-from recai.data.checkpoints import prepare_work_folder
 from recai.gen.examples import GenData, GenExample
 from recai.gen.generate import Parsed, ReplyParser
 from recai.gen.metrics import compliance
-from recai.gen.models import read_gen_info, save_model_folder
+from recai.gen.models import GEN_FILE, read_gen_info
 from recai.gen.tasks import LIST_TASKS, item_values
-from recai.gen.training import WORK_SUFFIX, data_fingerprint, resolve_precision
+from recai.train.arguments import config_dict, resolve_precision, trainer_arguments
+from recai.train.models import save_model_folder
+from recai.train.work import TrainingResult, WorkFolder, examples_fingerprint, logged_curve, refuse_existing
 
 
 @dataclass(frozen=True)
 class RewardConfig:
-    """Weights of the reward terms (see the module docstring)."""
+    """Weights of the reward terms (see the module docstring); none may be negative.
+
+    Attributes:
+        hit: Credit for the held-out item among the first k valid items (discounted by its rank).
+        teacher: Credit for valid items the reference list ranks (discounted by that rank).
+        invalid: Penalty per share of named items that are not catalog items.
+        repeat: Penalty per share of named items that repeat an earlier one.
+        seen: Penalty per share of named items the user has already seen.
+        count: Penalty for missing the asked number of items (relative error, at most 1).
+        control: Penalty for breaking the example's category control.
+        empty: Penalty for a reply that names no item.
+    """
 
     hit: float = 1.0
     teacher: float = 0.5
@@ -203,18 +212,39 @@ def reward_function(parser: ReplyParser, config: RewardConfig | None = None) -> 
 
 @dataclass(frozen=True)
 class RLConfig:
-    """What a GRPO run depends on; stored with the model and checked when a run resumes."""
+    """What a GRPO run depends on; stored with the model and checked when a run resumes.
 
-    sft_model: str = ""  # a folder written by `recai gen train` (adapter or full)
-    tasks: tuple[str, ...] | None = None  # None: every list task in the data
+    Attributes:
+        sft_model: A folder written by ``recai gen train`` (adapter or full); required.
+        tasks: The list tasks prompts are drawn from; None: every list task in the data.
+        max_steps: GRPO steps.
+        batch_size: Completions per device and step (a multiple of ``num_generations``).
+        num_generations: Replies per prompt, the group GRPO compares.
+        max_completion_length: Reply length limit in tokens.
+        temperature: Sampling temperature of the rollouts.
+        learning_rate: Peak learning rate.
+        beta: KL penalty to the frozen SFT model.
+        lora_r: Rank of the RL adapter (on the SFT model with its own adapter folded in).
+        lora_alpha: LoRA scaling numerator of the RL adapter.
+        seed: Seeds the adapter's initialisation, the prompts' order and the sampling.
+        save_steps: A checkpoint every this many steps.
+        save_total_limit: Checkpoints kept in the work folder.
+        logging_steps: A reward and loss record every this many steps.
+        precision: ``auto`` (bf16 on a GPU that has it, else fp32), ``fp32``, ``bf16`` or ``fp16``.
+        device: ``cpu`` forces the CPU; None: CUDA when present, else CPU.
+        reward: The weights of the reward terms.
+    """
+
+    sft_model: str = ""
+    tasks: tuple[str, ...] | None = None
     max_steps: int = 200
-    batch_size: int = 8  # completions per device and step (a multiple of num_generations)
-    num_generations: int = 4  # replies per prompt, the group GRPO compares
+    batch_size: int = 8
+    num_generations: int = 4
     max_completion_length: int = 256
     temperature: float = 1.0
     learning_rate: float = 1e-5
-    beta: float = 0.04  # KL penalty to the frozen SFT model
-    lora_r: int = 16  # the RL adapter (on the SFT model with its own adapter folded in)
+    beta: float = 0.04
+    lora_r: int = 16
     lora_alpha: int = 32
     seed: int = 0
     save_steps: int = 50
@@ -240,19 +270,19 @@ class RLConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["tasks"] = list(self.tasks) if self.tasks is not None else None
-        return data
+        return config_dict(self)
 
 
 @dataclass
-class RLResult:
-    model_dir: Path
-    steps: int
-    seconds: float
+class RLResult(TrainingResult):
+    """What :func:`train_grpo` did (see :class:`~recai.train.work.TrainingResult`), and the
+    prompts it drew from.
+
+    Attributes:
+        prompts: List-task examples the prompts were drawn from.
+    """
+
     prompts: int
-    resumed_from: str | None
-    summary: dict[str, Any]
 
 
 def rl_examples(data: GenData, tasks: Sequence[str] | None = None) -> list[GenExample]:
@@ -295,25 +325,17 @@ def train_grpo(
 ) -> RLResult:
     """Optimise the SFT model with GRPO on the list tasks' prompts and write the result to ``output``."""
     split = data if isinstance(data, GenData) else GenData.load(data)
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} already exists (pass overwrite=True to replace it)")
+    output = refuse_existing(output, overwrite)
     examples = rl_examples(split, config.tasks)
     if not examples:
         raise ValueError("no list-task training examples to draw prompts from")
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from accelerate import PartialState
+    identity = {"config": config.to_dict(), "data": examples_fingerprint(examples), "examples": len(examples)}
+    work = WorkFolder.open(output, identity)
     from datasets import Dataset as HFDataset
     from transformers import set_seed
     from trl import GRPOConfig, GRPOTrainer
 
-    work = output.with_name(output.name + WORK_SUFFIX)
-    identity = {"config": config.to_dict(), "data": data_fingerprint(examples), "examples": len(examples)}
-    state = PartialState()
-    with state.main_process_first():
-        resume_from = prepare_work_folder(work, identity)
     set_seed(config.seed)
     model, tokenizer, peft_config = _load_policy(config)
     if tokenizer.pad_token_id is None:
@@ -321,27 +343,16 @@ def train_grpo(
     parser = ReplyParser(tokenizer, catalog)
     precision = resolve_precision(config.precision, config.device)
     rows = [{"prompt": e.prompt, "example": json.dumps(e.to_dict(), ensure_ascii=False)} for e in examples]
-    args = GRPOConfig(
-        output_dir=str(work),
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
+    args = trainer_arguments(
+        GRPOConfig,
+        config,
+        output_dir=work.path,
+        precision=precision,
+        progress=progress,
         num_generations=config.num_generations,
         max_completion_length=config.max_completion_length,
         temperature=config.temperature,
-        learning_rate=config.learning_rate,
         beta=config.beta,
-        seed=config.seed,
-        data_seed=config.seed,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_steps=config.logging_steps,
-        report_to="none",
-        disable_tqdm=not progress,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        use_cpu=config.device == "cpu" or not torch.cuda.is_available(),
-        dataloader_pin_memory=torch.cuda.is_available() and config.device != "cpu",
     )
     trainer = GRPOTrainer(
         model=model,
@@ -352,10 +363,7 @@ def train_grpo(
         peft_config=peft_config,
         callbacks=list(callbacks) or None,
     )
-    started = time.perf_counter()
-    outcome = trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.perf_counter() - started
-    history = trainer.state.log_history
+    record, seconds = work.run(trainer)
     sft_info = read_gen_info(config.sft_model)
     summary = {
         "base_model": sft_info.get("base_model"),
@@ -370,21 +378,16 @@ def train_grpo(
             "meta": split.meta.get("dataset"),
         },
         "training": {
-            "steps": int(trainer.state.global_step),
-            "seconds_this_run": round(seconds, 2),
-            "resumed_from": Path(resume_from).name if resume_from else None,
-            "train_loss": float(outcome.training_loss),
-            "reward_curve": [
-                {"step": h["step"], "reward": round(float(h["reward"]), 4)} for h in history if "reward" in h
-            ],
+            **record,
+            "reward_curve": logged_curve(trainer.state.log_history, "reward"),
             "precision": precision,
             "device": str(next(trainer.model.parameters()).device),
-            "processes": state.num_processes,
         },
     }
-    if trainer.is_world_process_zero():
+
+    def save() -> None:
         merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-        save_model_folder(merged, tokenizer, output, overwrite=overwrite, extra=summary)
-        shutil.rmtree(work, ignore_errors=True)
-    state.wait_for_everyone()
-    return RLResult(output, summary["training"]["steps"], seconds, len(examples), resume_from, summary)
+        save_model_folder(merged, tokenizer, output, overwrite=overwrite, info={GEN_FILE: summary})
+
+    work.finish(trainer, save)
+    return RLResult(output, record["steps"], seconds, work.resume_from, summary, prompts=len(examples))

@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from recai.gen.chat import IGNORE_INDEX
-from recai.gen.label_logits import label_logits_trainer, logits_at, per_trained_token, targets_at
 from recai.gen.trie import ItemTrie
+from recai.train.chat import IGNORE_INDEX
+from recai.train.collate import PadCollator
+from recai.train.label_logits import label_logits_trainer, logits_at, per_trained_token, targets_at
 
 #: The collated batch keys that carry the scope (popped before the model's forward pass).
 SCOPE_KEYS = ("scope_row", "scope_position", "pair_scope", "pair_token")
@@ -100,6 +101,18 @@ def collate_scopes(scopes: Sequence[Scope]) -> dict[str, Any]:
     }
 
 
+class ScopeCollator(PadCollator):
+    """Pads a batch (:class:`~recai.train.collate.PadCollator`) and adds its rows' scopes
+    (:func:`collate_scopes`), which every row carries under ``scope``.
+
+    Args:
+        pad_id: The token id padding rows are filled with.
+    """
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {**super().__call__(rows), **collate_scopes([r["scope"] for r in rows])}
+
+
 def scope_masked_loss(
     logits: Any, labels: Any, scope: dict[str, Any], num_items_in_batch: Any = None, positions: Any = None
 ) -> Any:
@@ -107,7 +120,7 @@ def scope_masked_loss(
 
     ``labels`` are unshifted (Hugging Face convention: logits at ``t`` predict ``labels[t + 1]``).
     ``positions`` are the sequence positions ``logits`` were kept at (``logits_to_keep``,
-    :mod:`recai.gen.label_logits`); None means every position. Each scoped position must be among them.
+    :mod:`recai.train.label_logits`); None means every position. Each scoped position must be among them.
     The result is the mean over trained tokens, or the sum divided by ``num_items_in_batch`` when the
     Trainer accumulates gradients over several batches.
     """
@@ -145,7 +158,7 @@ def scope_masked_loss(
 
 def scope_loss_trainer(trainer_class: Any) -> Any:
     """A subclass of ``trainer_class`` (the Hugging Face Trainer) that trains with the scope-masked loss,
-    on logits kept at the trained positions only (:func:`~recai.gen.label_logits.label_logits_trainer`).
+    on logits kept at the trained positions only (:func:`~recai.train.label_logits.label_logits_trainer`).
 
     The scope tensors are taken out of the batch before the forward pass; the loss goes through the
     Trainer's ``compute_loss_func`` hook, so gradient accumulation is normalised as for its own loss.

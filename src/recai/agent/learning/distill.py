@@ -1,11 +1,12 @@
-"""Distil the teacher's planning into a small model with the gen pillar's SFT, and make it a planner.
+"""Distil the teacher's planning into a small model with the shared SFT recipe, and make it a planner.
 
 ``distill_planner`` trains on (planner prompt -> plan JSON) examples with
-:func:`recai.gen.training.train_sft` (LoRA by default, loss on the plan tokens only, checkpoints in
-``OUT/adapter.work/`` that a rerun resumes from) and folds the adapter into its base with
-:func:`recai.gen.models.merge_adapter`. ``OUT/planner`` is then a plain ``transformers`` folder: the agent
-uses it by path (``Agent.from_dataset(..., planner_llm="hf:OUT/planner")``), and vLLM or
-``transformers`` load it like any model folder.
+:func:`recai.gen.training.train_sft` (the :mod:`recai.train.sft` recipe: LoRA by default, loss on the
+plan tokens only, checkpoints in ``OUT/adapter.work/`` that a rerun resumes from) and folds the adapter
+into its base with :func:`recai.gen.models.merge_adapter`. ``OUT/planner`` is then a plain
+``transformers`` folder: the agent uses it by path
+(``Agent.from_dataset(..., planner_llm="hf:OUT/planner")``), and vLLM or ``transformers`` load it like any
+model folder.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 from recai.data.atomic import write_text_atomic
 from recai.gen.examples import GenData
-from recai.gen.training import SFTConfig, finished_sft, train_sft
+from recai.gen.training import finished_sft, train_sft
+from recai.train.sft import SFTConfig
 
 DEFAULT_STUDENT = "qwen2.5-0.5b-instruct"
 PLANNER_FOLDER = "planner"

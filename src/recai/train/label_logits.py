@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from recai.gen.chat import IGNORE_INDEX
+from recai.train.chat import IGNORE_INDEX
 
 
 def loss_positions(labels: Any) -> Any:
