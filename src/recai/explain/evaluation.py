@@ -48,9 +48,9 @@ from recai.data.errors import plain_value
 from recai.evaluate.generative import evaluate_batches, single_target_scores
 from recai.evaluate.parsing import ListGrounder, parse_item_list
 from recai.explain.examples import ExplainExample, item_slot, user_slot
-from recai.explain.profiles import item_description, item_features, mentions, user_summary
+from recai.explain.profiles import mentions, user_summary
 from recai.explain.render import Renderer
-from recai.explain.tasks import TEST_TASKS
+from recai.explain.tasks import EXPLAIN_TASKS, TEST_TASKS, ItemFromText
 from recai.llm.batch import BatchSettings
 from recai.llm.prompting import render_prompt
 
@@ -65,8 +65,6 @@ METRICS: dict[str, tuple[str, ...]] = {
     "feature2iid": ("feature_accuracy",),
     "description2iid": ("description_accuracy",),
 }
-#: The item-naming tasks and what makes another item an equally right answer (same profile text).
-_NAMED_BY = {"feature2iid": item_features, "description2iid": item_description}
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
@@ -136,11 +134,11 @@ class AlignmentScorer:
             }
         if task == "item_title":
             return {"title_accuracy": float(self._first_line_item(reply) == example.items[0])}
-        if task in _NAMED_BY:
+        if task in EXPLAIN_TASKS and issubclass(EXPLAIN_TASKS[task], ItemFromText):
             named = self._first_line_item(reply)
             right = named == example.items[0]
-            if named is not None and not right:
-                profile = _NAMED_BY[task]
+            if named is not None and not right:  # an item with the same text is as right
+                profile = EXPLAIN_TASKS[task].profile
                 positions = self.catalog.index_of([named, example.items[0]])
                 right = profile(self.catalog, int(positions[0])) == profile(self.catalog, int(positions[1]))
             return {METRICS[task][0]: float(right)}

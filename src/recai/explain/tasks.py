@@ -33,13 +33,14 @@ Each task is an :class:`ExplainTask` (:class:`recai.train.tasks.Task`): to add o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from recai.data.catalog import Catalog
 from recai.data.dataset import Dataset
 from recai.data.errors import plain_value
 from recai.data.splits import Split
@@ -403,35 +404,40 @@ class UserSummaryTask(ExplainTask):
         )  # fmt: skip
 
 
-class FeaturesToItem(ExplainTask):
+class ItemFromText(ExplainTask):
+    """Base of the tasks that name an item from text about it with its title masked: the item is the
+    answer, not a slot, so they read the same in every mode; items whose text is empty are skipped.
+
+    Attributes:
+        profile: the text an item is named from (:mod:`recai.explain.profiles`); the metric accepts any
+            item with the same text, since the question cannot tell such items apart.
+    """
+
+    anchor = "item"
+    profile: ClassVar[Callable[[Catalog, int], str]]
+
+    def make(self, ctx: ExplainContext, anchor: int, rng: np.random.Generator) -> ExplainExample | None:
+        text = self.profile(ctx.catalog, anchor)
+        if not text:
+            return None
+        prompt = ctx.prompt(self.name, rng, text=text)
+        return ctx.example(self, prompt, ctx.titles[anchor], items=(ctx.item_id(anchor),))
+
+
+class FeaturesToItem(ItemFromText):
     """An item's catalog features (categories, numbers, dates; title masked) -> its title (RecExplainer's
-    feature2iid). No slot, so the same in every mode; items without features are skipped, so a catalog
-    of titles only has no examples."""
+    feature2iid); a catalog of titles only has no examples."""
 
     name = "feature2iid"
-    anchor = "item"
-
-    def make(self, ctx: ExplainContext, anchor: int, rng: np.random.Generator) -> ExplainExample | None:
-        features = item_features(ctx.catalog, anchor)
-        if not features:
-            return None
-        prompt = ctx.prompt(self.name, rng, features=features)
-        return ctx.example(self, prompt, ctx.titles[anchor], items=(ctx.item_id(anchor),))
+    profile = staticmethod(item_features)
 
 
-class DescriptionToItem(ExplainTask):
+class DescriptionToItem(ItemFromText):
     """An item's text description (its text columns, else its features; title masked) -> its title
-    (RecExplainer's description2iid). No slot, so the same in every mode."""
+    (RecExplainer's description2iid)."""
 
     name = "description2iid"
-    anchor = "item"
-
-    def make(self, ctx: ExplainContext, anchor: int, rng: np.random.Generator) -> ExplainExample | None:
-        description = item_description(ctx.catalog, anchor)
-        if not description:
-            return None
-        prompt = ctx.prompt(self.name, rng, description=description)
-        return ctx.example(self, prompt, ctx.titles[anchor], items=(ctx.item_id(anchor),))
+    profile = staticmethod(item_description)
 
 
 class General(ExplainTask):
