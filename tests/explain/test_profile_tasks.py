@@ -199,3 +199,15 @@ def test_metrics_coverage_of_the_summary_and_naming_the_item_or_its_twin() -> No
     question = replace(next(e for e in built.test if e.task == "feature2iid"), items=(1,))  # The Matrix
     assert AlignmentScorer(doubled).score(question, "Matrix Twin") == {"feature_accuracy": 1.0}
     assert scorer.score(question, "The Matrix") == {"feature_accuracy": 1.0}
+
+
+def test_a_summary_counts_recurring_values_once_per_item_and_prefers_the_latest_typical_items() -> None:
+    films = dataset().catalog
+    matrix, godfather, part_two = positions(films, (1, 2, 3))
+    summary = user_summary(films, [godfather, part_two, matrix, godfather])
+    assert summary.text(films, "film") == (
+        "Recurring genres: Crime, Drama; director: Francis Ford Coppola; actors: Al Pacino; language: English. "
+        "Typical films: The Godfather (1972); The Godfather Part II (1974)."
+    )
+    assert user_summary(titles_only().catalog, [0, 1, 0]) == user_summary(titles_only().catalog, [1, 0])
+    assert user_summary(titles_only().catalog, [1, 0]).items == (0, 1)

@@ -145,13 +145,13 @@ def user_summary(catalog: Catalog, history: Sequence[int]) -> UserSummary:
     """The summary of ``history`` (catalog positions, oldest first): category values in at least two of
     its items (any value for a one-item history), and SUMMARY_ITEMS items that carry the most of them (a
     catalog without category columns, like Last.fm artists, gets the most recent items)."""
-    history = list(dict.fromkeys(int(p) for p in history))
-    least = 2 if len(history) >= 2 else 1
+    latest_first = list(dict.fromkeys(int(p) for p in reversed(history)))  # a repeat counts once
+    least = 2 if len(latest_first) >= 2 else 1
     values: list[tuple[str, tuple[str, ...]]] = []
     for column in (c.name for c in catalog.schema.columns if c.role in CATEGORY_ROLES):
         if column not in catalog.items:
             continue
-        counts = Counter(v for p in history for v in dict.fromkeys(_values(_cell(catalog, p, column))))
+        counts = Counter(v for p in latest_first for v in dict.fromkeys(_values(_cell(catalog, p, column))))
         top = sorted((v for v, n in counts.items() if n >= least), key=lambda v: (-counts[v], v))
         if top:
             values.append((column, tuple(top[:SUMMARY_VALUES])))
@@ -162,7 +162,6 @@ def user_summary(catalog: Catalog, history: Sequence[int]) -> UserSummary:
             (column, v) in wanted for column, _ in values for v in _values(_cell(catalog, position, column))
         )
 
-    latest_first = list(reversed(history))
     ranked = sorted(range(len(latest_first)), key=lambda i: (-carried(latest_first[i]), i))
     return UserSummary(tuple(values), tuple(latest_first[i] for i in ranked[:SUMMARY_ITEMS]))
 
