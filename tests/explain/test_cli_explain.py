@@ -53,6 +53,7 @@ def test_three_modes_train_evaluate_and_explain_from_the_command_line(tmp_path: 
         out = _invoke("explain", "eval", str(model), str(data), "--out", str(run), "--limit", "1")
         metrics = json.loads((run / "metrics.json").read_text())
         expected = {"retrieval", "ranking", "classification", "item_similar"}
+        expected |= {"uid2summary", "feature2iid", "description2iid"}  # every mode
         if mode != "behaviour":
             expected |= {"item_title", "history"}
         assert set(metrics["extra"]["tasks"]) == expected and "ranking_ndcg" in out

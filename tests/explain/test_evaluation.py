@@ -131,6 +131,9 @@ def test_a_system_that_answers_like_the_target_scores_one_and_runs_resume(tmp_pa
         "retrieval_hit@5": 1.0,
         "retrieval_ndcg@5": 1.0,
         "similar_overlap": 1.0,
+        "summary_coverage": 1.0,
+        "feature_accuracy": 1.0,
+        "description_accuracy": 1.0,
     }  # opaque tasks (title, history) do not apply to a text-only system
     again = run_alignment(oracle, small_data().test, tmp_path / "run", progress=False)
     assert again == metrics and (tmp_path / "run" / "report.md").exists()

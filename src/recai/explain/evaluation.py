@@ -14,7 +14,13 @@ Alignment metrics, each scored on the test examples of one task against what the
 - item_similar: ``similar_overlap``: share of the target's nearest items among the reply's first
   ``k`` distinct items (``k`` = how many the target gave, so listing more cannot raise the score);
 - history: ``history_coverage``: share of the user's history among the reply's first ``len(history)``
-  distinct items (likewise).
+  distinct items (likewise);
+- uid2summary: ``summary_coverage``: share of the summary's facts the reply mentions (whole words, any
+  case): each recurring category value and each typical item's title (a catalog without category
+  columns has items only). The summary is recomputed from the example's history, as the label was;
+- feature2iid: ``feature_accuracy``: the reply's first line grounds to the item, or to another item with
+  exactly the same features (several items may share them, and the question cannot tell them apart);
+- description2iid: ``description_accuracy``: likewise for the description.
 
 A reply that names nothing scores 0. Replies are parsed like every other list answer in recai
 (:func:`recai.evaluate.parsing.parse_item_list`) and grounded in the catalog. Opaque tasks
@@ -42,8 +48,9 @@ from recai.data.errors import plain_value
 from recai.evaluate.generative import evaluate_batches, single_target_scores
 from recai.evaluate.parsing import ListGrounder, parse_item_list
 from recai.explain.examples import ExplainExample, item_slot, user_slot
+from recai.explain.profiles import mentions, user_summary
 from recai.explain.render import Renderer
-from recai.explain.tasks import TEST_TASKS
+from recai.explain.tasks import EXPLAIN_TASKS, TEST_TASKS, ItemFromText
 from recai.llm.batch import BatchSettings
 from recai.llm.prompting import render_prompt
 
@@ -54,6 +61,9 @@ METRICS: dict[str, tuple[str, ...]] = {
     "item_title": ("title_accuracy",),
     "item_similar": ("similar_overlap",),
     "history": ("history_coverage",),
+    "uid2summary": ("summary_coverage",),
+    "feature2iid": ("feature_accuracy",),
+    "description2iid": ("description_accuracy",),
 }
 _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
@@ -63,8 +73,10 @@ def token_budget(task: str, k: int = 5) -> int:
     or a list."""
     if task == "classification":
         return 8
-    if task == "item_title":
+    if task in ("item_title", "feature2iid", "description2iid"):
         return 32
+    if task == "uid2summary":
+        return 128
     return 16 + 24 * k
 
 
@@ -121,11 +133,20 @@ class AlignmentScorer:
                 "classification_answered": float(said is not None),
             }
         if task == "item_title":
-            first = reply.strip().splitlines()[0] if reply.strip() else ""
-            grounded = self.catalog.ground(first).item_id if first else None
-            return {
-                "title_accuracy": float(grounded is not None and plain_value(grounded) == example.items[0])
-            }
+            return {"title_accuracy": float(self._first_line_item(reply) == example.items[0])}
+        if task in EXPLAIN_TASKS and issubclass(EXPLAIN_TASKS[task], ItemFromText):
+            named = self._first_line_item(reply)
+            right = named == example.items[0]
+            if named is not None and not right:  # an item with the same text is as right
+                profile = EXPLAIN_TASKS[task].profile
+                positions = self.catalog.index_of([named, example.items[0]])
+                right = profile(self.catalog, int(positions[0])) == profile(self.catalog, int(positions[1]))
+            return {METRICS[task][0]: float(right)}
+        if task == "uid2summary":
+            history = [int(p) for p in self.catalog.index_of(list(example.history))]
+            facts = user_summary(self.catalog, history).facts(self.catalog)
+            said = sum(mentions(reply, spellings) for spellings in facts)
+            return {"summary_coverage": said / max(1, len(facts))}
         if task == "item_similar":
             wanted = set(example.items)
             items = set(_first_distinct(self._items(reply), len(wanted)))
@@ -135,6 +156,12 @@ class AlignmentScorer:
             items = set(_first_distinct(self._items(reply), len(wanted)))
             return {"history_coverage": len(items & wanted) / max(1, len(wanted))}
         raise ValueError(f"task '{task}' has no alignment metric (scored tasks: {', '.join(TEST_TASKS)})")
+
+    def _first_line_item(self, reply: str) -> Any:
+        """The item the reply's first line grounds to (a plain id), or None."""
+        first = reply.strip().splitlines()[0] if reply.strip() else ""
+        grounded = self.catalog.ground(first).item_id if first else None
+        return plain_value(grounded) if grounded is not None else None
 
 
 def _first_distinct(items: Sequence[Any], k: int) -> list[Any]:

@@ -13,10 +13,16 @@ Tasks (each example from a seeded generator of its own, so adding a task changes
 - ``item_title`` / ``item_attributes`` / ``item_similar``: an item -> its title; its title and
   attributes; the items nearest to it in the target's item space;
 - ``history``: a user -> the user's history (reconstruction from the user vector);
+- ``uid2summary``: a user -> a short summary of their taste, written from data (the category values
+  that recur in the history and a couple of typical items; :mod:`recai.explain.profiles`);
+- ``feature2iid`` / ``description2iid``: an item's catalog features / its text description, title
+  masked -> the item's title;
 - ``general``: plain catalog questions (:mod:`recai.gen.tasks`' ``general`` task) so the LLM keeps talking.
 
 ``item_title`` and ``history`` are *opaque*: the user or item is given as an embedding only (in
-behaviour mode the answer would be copied from the prompt, so they are skipped there). Users are split
+behaviour mode the answer would be copied from the prompt, so they are skipped there). ``uid2summary``
+works in all three modes (a summary is not a copy of the history titles). ``feature2iid`` and
+``description2iid`` have no slot: the item is the answer, so they read the same in every mode. Users are split
 into training and test users (``test_share``), so test histories were never seen in training.
 
 Each task is an :class:`ExplainTask` (:class:`recai.train.tasks.Task`): to add one, subclass it, set
@@ -27,17 +33,19 @@ Each task is an :class:`ExplainTask` (:class:`recai.train.tasks.Task`): to add o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from recai.data.catalog import Catalog
 from recai.data.dataset import Dataset
 from recai.data.errors import plain_value
 from recai.data.splits import Split
 from recai.explain.examples import ExplainData, ExplainExample, item_slot, user_slot
+from recai.explain.profiles import item_description, item_features, user_summary
 from recai.explain.target import TargetModel
 from recai.gen.examples import GenExample
 from recai.gen.items import DEFAULT_FORMAT
@@ -377,6 +385,61 @@ class History(ExplainTask):
         )  # fmt: skip
 
 
+class UserSummaryTask(ExplainTask):
+    """A user -> a short summary of their taste, written from data, never by an LLM (RecExplainer's
+    uid2summary): the category values that recur in the history the target sees, and a couple of its
+    items that carry the most of them (:func:`recai.explain.profiles.user_summary`). Every mode: the
+    user's vector (intention), their history (behaviour) or both (hybrid)."""
+
+    name = "uid2summary"
+
+    def make(
+        self, ctx: ExplainContext, anchor: UserAnchor, rng: np.random.Generator
+    ) -> ExplainExample | None:
+        summary = user_summary(ctx.catalog, anchor.history)
+        prompt = ctx.prompt(self.name, rng, user=user_slot())
+        return ctx.example(
+            self, prompt, summary.text(ctx.catalog, ctx.noun), anchor=anchor,
+            items=tuple(ctx.item_id(p) for p in summary.items),
+        )  # fmt: skip
+
+
+class ItemFromText(ExplainTask):
+    """Base of the tasks that name an item from text about it with its title masked: the item is the
+    answer, not a slot, so they read the same in every mode; items whose text is empty are skipped.
+
+    Attributes:
+        profile: the text an item is named from (:mod:`recai.explain.profiles`); the metric accepts any
+            item with the same text, since the question cannot tell such items apart.
+    """
+
+    anchor = "item"
+    profile: ClassVar[Callable[[Catalog, int], str]]
+
+    def make(self, ctx: ExplainContext, anchor: int, rng: np.random.Generator) -> ExplainExample | None:
+        text = self.profile(ctx.catalog, anchor)
+        if not text:
+            return None
+        prompt = ctx.prompt(self.name, rng, text=text)
+        return ctx.example(self, prompt, ctx.titles[anchor], items=(ctx.item_id(anchor),))
+
+
+class FeaturesToItem(ItemFromText):
+    """An item's catalog features (categories, numbers, dates; title masked) -> its title (RecExplainer's
+    feature2iid); a catalog of titles only has no examples."""
+
+    name = "feature2iid"
+    profile = staticmethod(item_features)
+
+
+class DescriptionToItem(ItemFromText):
+    """An item's text description (its text columns, else its features; title masked) -> its title
+    (RecExplainer's description2iid)."""
+
+    name = "description2iid"
+    profile = staticmethod(item_description)
+
+
 class General(ExplainTask):
     """Plain catalog questions (the gen pillar's ``general`` task, item-span markers removed), so the LLM
     keeps talking; they make up a share of training rather than a count."""
@@ -397,8 +460,12 @@ class General(ExplainTask):
 
 #: The built-in tasks by name, in their default order.
 EXPLAIN_TASKS: TaskRegistry[ExplainTask] = TaskRegistry(
-    "explain", (Retrieval, Ranking, Classification, ItemTitle, ItemAttributes, ItemSimilar, History, General)
-)
+    "explain",
+    (
+        Retrieval, Ranking, Classification, ItemTitle, ItemAttributes, ItemSimilar, History,
+        UserSummaryTask, FeaturesToItem, DescriptionToItem, General,
+    ),
+)  # fmt: skip
 TASKS: tuple[str, ...] = EXPLAIN_TASKS.names
 #: Tasks with a test part (an alignment metric); attribute descriptions and general questions train only.
 TEST_TASKS: tuple[str, ...] = tuple(name for name in TASKS if EXPLAIN_TASKS[name].has_test)
