@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -255,7 +256,7 @@ def test_as_chat_model_speaks_plain_titles_of_catalog_items(gen: GenRecommender)
             **inputs,
             max_new_tokens=40,
             do_sample=False,
-            logits_processor=LogitsProcessorList([gen.processor()]),
+            logits_processor=LogitsProcessorList([gen.processor(max_new_tokens=40)]),
             pad_token_id=gen.tokenizer.pad_token_id,
         )
     new = out[0, inputs["input_ids"].shape[1] :].tolist()
@@ -330,3 +331,39 @@ def test_a_run_folder_from_before_the_penalty_setting_resumes_when_it_decoded_al
     ]
     assert DecodeConfig(repetition_penalty=2).repetition_penalty == 2.0
     assert isinstance(DecodeConfig(repetition_penalty=2).repetition_penalty, float)
+
+
+def _chat_ids(gen: GenRecommender, messages: list[dict], max_tokens: int = 40, **options: Any) -> list[int]:
+    """The tokens ``as_chat_model`` generates for ``messages`` (the reply text hides the markers)."""
+    chat = gen.as_chat_model(**options)
+    captured: list[Any] = []
+    original = chat.model.generate
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        captured.append(out[0, kwargs["input_ids"].shape[1] :].tolist())
+        return out
+
+    chat.model.generate = spy  # type: ignore[method-assign]
+    try:
+        chat.complete(messages, max_tokens=max_tokens, temperature=0.0)
+    finally:
+        del chat.model.generate
+    return captured[0]
+
+
+def test_as_chat_model_keeps_history_exclusion_and_the_token_budget(gen: GenRecommender) -> None:
+    messages = [{"role": "user", "content": "Recommend films"}]
+    named = [p for p in gen.parse_ids(_chat_ids(gen, messages), free_text=False).positions if p is not None]
+    assert named  # the biased model names items
+    first = named[0]
+    told = [{"role": "user", "content": f"I watched {gen.names.span(first)}. Recommend films"}]
+    again = gen.parse_ids(_chat_ids(gen, told), free_text=False)
+    assert first not in again.positions  # named in a span of the prompt: never recommended back
+    kept = gen.parse_ids(_chat_ids(gen, told, exclude_mentioned=False), free_text=False)
+    assert first in kept.positions
+    fixed = gen.parse_ids(_chat_ids(gen, messages, exclude=[first]), free_text=False)
+    assert first not in fixed.positions
+    assert gen.mentioned(told) == {first}
+    for budget in (6, 9, 13):  # whatever the budget, no span is left open at its end
+        assert not gen.parse_ids(_chat_ids(gen, messages, max_tokens=budget), free_text=False).partial

@@ -300,15 +300,44 @@ class GenRecommender(ReplyParser):
                 )
         return outputs
 
-    def as_chat_model(self, *, constrained: bool = True) -> Any:
+    def as_chat_model(
+        self, *, constrained: bool = True, exclude: Iterable[int] = (), exclude_mentioned: bool = True
+    ) -> Any:
         """An :class:`~recai.llm.hf.HFChatModel` over this model (the agent's responder, ``recai chat``);
-        with ``constrained`` every reply it writes names catalog items only."""
+        with ``constrained`` every reply it writes names catalog items only.
+
+        The constraint works as in :meth:`generate`: each call's ``max_tokens`` is its budget, so no item
+        span is opened that cannot be closed in it, and the rows in ``exclude`` (e.g. a user's history)
+        are never named. ``exclude_mentioned`` also excludes the items the messages name inside item
+        spans (the history in a prompt written as the model was trained, or items already recommended
+        in the conversation); titles in plain text are left alone, so a prompt may list what to talk
+        about.
+        """
         from recai.llm.hf import HFChatModel
 
-        factory = (lambda _messages: [self.processor()]) if constrained else None
+        fixed = {int(p) for p in exclude}
+
+        def factory(messages: Messages, decoding: Any) -> list[CatalogLogitsProcessor]:
+            rows = fixed | (self.mentioned(messages) if exclude_mentioned else set())
+            return [self.processor([rows], max_new_tokens=decoding.max_tokens)]
+
         return HFChatModel(
-            self.model, tokenizer=self.tokenizer, name=self.name, logits_processors=factory, use_grammar=False
+            self.model,
+            tokenizer=self.tokenizer,
+            name=self.name,
+            logits_processors=factory if constrained else None,
+            use_grammar=False,
         )
+
+    def mentioned(self, messages: Messages) -> set[int]:
+        """The catalog rows the messages name inside item spans (unknown names are ignored)."""
+        rows: set[int] = set()
+        for message in messages:
+            for name in self.fmt.pattern.findall(str(message.get("content", ""))):
+                position = self._position(name.strip()) if name.strip() else None
+                if position is not None:
+                    rows.add(position)
+        return rows
 
 
 def _as_set(value: Any) -> set[int]:

@@ -17,7 +17,9 @@ from typing import Any
 from recai.llm.base import ChatModel, Decoding, Generation, Message
 from recai.llm.devices import default_dtype
 
-LogitsProcessorFactory = Callable[[list[Message]], Sequence[Any]]
+#: Extra logits processors for one call, from its messages and decoding settings (a constraint that must
+#: close what it opens needs the call's token budget).
+LogitsProcessorFactory = Callable[[list[Message], Decoding], Sequence[Any]]
 
 
 class HFChatModel(ChatModel):
@@ -31,8 +33,8 @@ class HFChatModel(ChatModel):
         dtype: A torch dtype name, or "auto" (bf16 where the device computes it natively, else fp32).
         device: Where the model runs ("cpu", "cuda", ...).
         name: The name in usage reports (default: the folder's or file's name).
-        logits_processors: A function of the messages giving extra logits processors for each call
-            (catalog-constrained decoding plugs in here).
+        logits_processors: A function of a call's messages and :class:`Decoding` giving extra logits
+            processors for it (catalog-constrained decoding plugs in here).
         use_grammar: Enforce JSON schemas during decoding with xgrammar when it is installed.
     """
 
@@ -95,8 +97,11 @@ class HFChatModel(ChatModel):
         )
         return {k: v.to(self.device) for k, v in encoded.items()}
 
-    def _processors(self, messages: list[Message], schema: dict[str, Any] | None) -> list[Any]:
-        processors: list[Any] = list(self.extra_processors(messages)) if self.extra_processors else []
+    def _processors(
+        self, messages: list[Message], schema: dict[str, Any] | None, decoding: Decoding
+    ) -> list[Any]:
+        extra = self.extra_processors(messages, decoding) if self.extra_processors else []
+        processors: list[Any] = list(extra)
         if schema is not None and self._grammar_compiler is not None:
             import json
 
@@ -134,7 +139,9 @@ class HFChatModel(ChatModel):
         kwargs = self._generate_kwargs(decoding)
         with self._lock, torch.no_grad():
             output = self.model.generate(
-                **inputs, logits_processor=LogitsProcessorList(self._processors(messages, schema)), **kwargs
+                **inputs,
+                logits_processor=LogitsProcessorList(self._processors(messages, schema, decoding)),
+                **kwargs,
             )
         new_tokens = output[0, prompt_len:]
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
@@ -169,7 +176,7 @@ class HFChatModel(ChatModel):
                     result["output"] = self.model.generate(
                         **inputs,
                         streamer=streamer,
-                        logits_processor=LogitsProcessorList(self._processors(messages, None)),
+                        logits_processor=LogitsProcessorList(self._processors(messages, None, decoding)),
                         stopping_criteria=StoppingCriteriaList([Cancel()]),
                         **kwargs,
                     )
