@@ -78,3 +78,42 @@ def test_labels_follow_the_targets_ranking() -> None:
     assert decision_labels(_Target(), _Catalog(), cases, top_share=0.1) == [1, 0, 1]
     with pytest.raises(ValueError, match="case d"):
         decision_labels(_Target(), _Catalog(), [_Case("d", (3,), 3)])
+
+
+class _Explainer:
+    """Behaviour-mode stand-in: explains from a lookup of what the target did (faithful) or not."""
+
+    mode = "behaviour"
+    name = "fake-explainer"
+
+    def __init__(self, catalog: object, verdicts: dict[str, int] | None) -> None:
+        self.catalog = catalog
+        self.verdicts = verdicts
+
+    def generate(self, rendered: list, *, max_new_tokens: int = 128) -> list[str]:
+        out = []
+        for r in rendered:
+            text = r.messages[-1]["content"]
+            side = next((y for title, y in (self.verdicts or {}).items() if title in text), None)
+            out.append(
+                "A strong match for your taste." if side == 1 else "Far from what you usually pick."
+                if side == 0 else "A title many people enjoy."
+            )  # fmt: skip
+        return out
+
+
+def test_faithfulness_of_an_explainer_end_to_end() -> None:
+    from recai.explain.discriminator import explanation_faithfulness
+    from tests.explain.helpers import dataset, small_data, target
+
+    catalog, examples = dataset().catalog, small_data().test
+    cases_probe = explanation_faithfulness(
+        _Explainer(catalog, None), examples, target(), catalog, BagOfWordsEncoder(), n=8, n_folds=2
+    )
+    assert cases_probe["n"] >= 4 and cases_probe["system"] == "fake-explainer"
+    verdicts = {catalog.title_of(c["item"]): c["label"] for c in cases_probe["cases"]}
+    faithful = explanation_faithfulness(
+        _Explainer(catalog, verdicts), examples, target(), catalog, BagOfWordsEncoder(), n=8, n_folds=2
+    )
+    assert faithful["accuracy"]["mean"] == 1.0
+    assert cases_probe["accuracy"]["mean"] <= faithful["majority"]  # generic text carries nothing

@@ -221,6 +221,16 @@ def explain_eval(
         str | None, typer.Option(help="The system the judge compares with (folder or base:MODEL).")
     ] = None,
     why: Annotated[int, typer.Option(help="Explanations to judge.")] = 20,
+    discriminator: Annotated[
+        int,
+        typer.Option(
+            help="Explanations for the discriminator (0: none): how well a classifier predicts the "
+            "target's decision from them alone (RecExplainer's faithfulness)."
+        ),
+    ] = 0,
+    encoder: Annotated[
+        str | None, typer.Option(help="The discriminator's text encoder (default: the default embedder).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per generation batch.")] = 8,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Start the run again.")] = False,
@@ -261,6 +271,8 @@ def explain_eval(
         run_config={"data": str(data), "limit": limit},
     )  # fmt: skip
     _metrics_table(metrics, f"alignment of {system.name} ({system.mode})")
+    if discriminator:
+        _discriminate(system, split, out, n=discriminator, encoder=encoder)
     if judge:
         if not against:
             raise CommandError("--judge needs --against (the other system)")
@@ -310,6 +322,31 @@ def explain_eval(
             f"invalid {s['invalid']}; written to {target}"
         )
     console.print(f"run folder: {out}")
+
+
+def _discriminate(system: Any, split: Any, out: Path, *, n: int, encoder: str | None) -> None:
+    """RecExplainer's discriminator on ``system``'s explanations, written to ``discriminator.json``."""
+    from recai.data.atomic import write_text_atomic
+    from recai.embed.encoder import load_encoder
+    from recai.explain.discriminator import explanation_faithfulness
+
+    result = explanation_faithfulness(
+        system,
+        split.test,
+        split.target,
+        split.catalog,
+        load_encoder(encoder),
+        n=n,
+        top_share=float(split.meta.get("top_share", 0.1)),
+        noun=str(split.meta.get("noun") or "item"),
+    )
+    target = out / "discriminator.json"
+    write_text_atomic(target, json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    accuracy = result["accuracy"]
+    console.print(
+        f"discriminator: accuracy {accuracy['mean']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}] "
+        f"on {result['n']} explanations (majority class {result['majority']:.3f}); written to {target}"
+    )
 
 
 def _per_task(examples: list[Any], limit: int | None) -> list[Any]:

@@ -110,3 +110,36 @@ def discriminator_accuracy(
         "folds": n_folds,
         "predictions": predictions.tolist(),
     }
+
+
+def explanation_faithfulness(
+    explainer: Any,
+    examples: Sequence[Any],
+    target: Any,
+    catalog: Any,
+    encoder: Any,
+    *,
+    n: int = 100,
+    top_share: float = 0.1,
+    noun: str = "item",
+    n_folds: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The discriminator run on ``explainer``: it explains ``n`` cases from distinct test users (half
+    an item the target ranks in its top share, half one from its bottom half, as
+    :func:`recai.explain.evaluation.why_cases` picks them), and a classifier predicts the target's
+    decision from each explanation alone. Returns :func:`discriminator_accuracy`'s result with the
+    system, the cases, their labels and the explanations."""
+    from recai.explain.evaluation import explain_cases, why_cases
+
+    cases = why_cases(examples, target, catalog, n=n, top_share=top_share, seed=seed)
+    labels = decision_labels(target, catalog, cases, top_share=top_share)
+    explanations = explain_cases(explainer, cases, noun=noun)
+    result = discriminator_accuracy(explanations, labels, encoder, n_folds=n_folds, seed=seed)
+    result["system"] = getattr(explainer, "name", type(explainer).__name__)
+    result["encoder"] = getattr(encoder, "identity", type(encoder).__name__)
+    result["cases"] = [
+        {"id": c.id, "user": c.user, "item": c.item, "label": y, "explanation": text}
+        for c, y, text in zip(cases, labels, explanations, strict=True)
+    ]
+    return result
