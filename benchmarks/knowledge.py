@@ -132,6 +132,7 @@ def main() -> None:
                 )
             entry["configs"][config] = _result(out, time.perf_counter() - started)
             _paired(entry, args.out / name)
+            _against(entry, args.out / name, "all", DOKE_CONFIGS, "doke_vs_all")
             _save(summary, args.summary)  # after every configuration: an interrupted run keeps its results
             means = {m: round(entry["configs"][config][m]["mean"], 4) for m in METRICS}
             print(name, config, json.dumps(means), flush=True)
@@ -234,7 +235,6 @@ def _paired(entry: dict[str, Any], folder: Path) -> None:
         same_users = result.get("users") == entry["configs"].get("none", {}).get("users")
         if mean is not None and same_users and (best is None or mean > best[0]):
             best = (mean, config)  # only runs on the same users as `none` compete
-    _against(entry, folder, "all", DOKE_CONFIGS, "doke_vs_all")
     if best is not None and base:
         gain = best[0] / base - 1.0
         entry["best_knowledge"] = {
