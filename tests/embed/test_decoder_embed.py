@@ -101,7 +101,7 @@ def test_spec_prefixes_reach_the_model(tiny_st: Path) -> None:
 # ----------------------------------------------------------------------------- decoder pooling
 def _hidden(encoder: SentenceTransformerEncoder, texts: list[str]) -> tuple[Any, Any]:
     model = encoder._model
-    features = model.tokenize(texts)
+    features = model.preprocess(texts)
     with torch.no_grad():
         hidden = (
             model[0]
@@ -127,7 +127,7 @@ def test_last_token_pooling_reads_the_eos_position(decoder: Path) -> None:
 
 def test_eos_survives_truncation(decoder: Path) -> None:
     encoder = SentenceTransformerEncoder(decoder, decoder=True, max_seq_length=4)
-    ids = encoder._model.tokenize([TEXTS[1]])["input_ids"][0]
+    ids = encoder._model.preprocess([TEXTS[1]])["input_ids"][0]
     assert len(ids) == 4 and ids[-1] == encoder._model.tokenizer.eos_token_id
 
 
@@ -151,7 +151,7 @@ def test_a_tokenizer_without_pad_pads_with_eos(tmp_path: Path) -> None:
 
 def test_a_chat_template_is_not_applied(decoder: Path) -> None:
     encoder = load_encoder(f"decoder:{decoder}")
-    ids = encoder._model.tokenize(["a"])["input_ids"][0].tolist()  # type: ignore[attr-defined]
+    ids = encoder._model.preprocess(["a"])["input_ids"][0].tolist()  # type: ignore[attr-defined]
     assert ids == [*encoder._model.tokenizer("a", add_special_tokens=False)["input_ids"], ids[-1]]  # type: ignore[attr-defined]
 
 
@@ -188,7 +188,7 @@ def test_lora_training_saves_a_merged_folder_that_loads(decoder: Path, tmp_path:
     for spec in (f"st:{out}", f"decoder:{out}"):
         tuned = load_encoder(spec)
         assert (tuned.query_prefix, tuned.item_prefix) == PREFIX_PRESETS["e5"]  # recorded in the folder
-        assert tuned._model.tokenize(["x"])["input_ids"][0][-1] == tuned._model.tokenizer.eos_token_id  # type: ignore[attr-defined]
+        assert tuned._model.preprocess(["x"])["input_ids"][0][-1] == tuned._model.tokenizer.eos_token_id  # type: ignore[attr-defined]
     original = load_encoder(base)
     vectors = tuned.encode(["a crime film"])
     assert vectors.shape == (1, 32) and not np.allclose(vectors, original.encode(["a crime film"]))
