@@ -70,3 +70,21 @@ def test_the_agent_retrieves_with_a_fine_tuned_encoder_by_path(tmp_path: Path) -
     home = Path(os.environ["RECAI_HOME"])
     encoders = [json.loads(p.read_text())["metadata"]["encoder"] for p in home.glob("indexes/*/index.json")]
     assert encoders and all(e.startswith("st:tiny-st:") for e in encoders)
+
+
+def test_a_decoder_embedder_trains_with_lora_from_the_command_line(tmp_path: Path) -> None:
+    from tests.embed.test_decoder_embed import _tiny_decoder
+
+    films = film_dataset().save(tmp_path / "films")
+    decoder = _tiny_decoder(tmp_path / "lm")
+    data = tmp_path / "embed-data"
+    _invoke("embed", "data", str(films), "--out", str(data), "--per-task", "6")
+    tuned = tmp_path / "tuned"
+    out = _invoke(
+        "embed", "train", str(data), "--out", str(tuned), "--base", f"decoder:{decoder}?prefixes=e5",
+        "--lora-r", "4", "--max-steps", "2", "--batch-size", "4", "--save-steps", "1",
+    )  # fmt: skip
+    assert "2 steps" in out and "macro" in out
+    assert json.loads((tuned / "recai_training.json").read_text())["encoder"]["query_prefix"] == "query: "
+    result = runner.invoke(app, ["embed", "eval", str(data), "--encoder", f"decoder:{decoder}?pooling=max"])
+    assert result.exit_code == 1 and "pooling must be one of lasttoken, mean" in result.output

@@ -144,7 +144,11 @@ def embed_train(
         str | None, typer.Option(help="Dataset (default: the one the data was built from).")
     ] = None,
     base: Annotated[
-        str, typer.Option(help="A sentence-transformers model name or folder.")
+        str,
+        typer.Option(
+            help="An encoder spec: st:NAME_OR_PATH (a bare name means st:), decoder:NAME_OR_PATH for a "
+            "causal LM (?pooling=lasttoken|mean), with ?prefixes=e5|bge or ?query=...&item=... prefixes."
+        ),
     ] = _TRAIN.base_model,
     epochs: Annotated[float, typer.Option(help="Passes over the training rows.")] = _TRAIN.epochs,
     max_steps: Annotated[
@@ -163,6 +167,13 @@ def embed_train(
     ] = None,
     seed: Annotated[int, typer.Option(help="Training seed.")] = _TRAIN.seed,
     save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = _TRAIN.save_steps,
+    lora_r: Annotated[
+        int, typer.Option(help="LoRA rank (0: train every weight); the adapter is merged on save.")
+    ] = _TRAIN.lora_r,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA scaling numerator.")] = _TRAIN.lora_alpha,
+    max_seq_length: Annotated[
+        int | None, typer.Option(help="Longest input in tokens (default: the base model's own).")
+    ] = None,
     evaluate: Annotated[
         bool, typer.Option(help="Evaluate on the test examples and put it in the card.")
     ] = True,
@@ -186,6 +197,9 @@ def embed_train(
         tasks=tuple(csv(tasks) or ()) or None,
         seed=seed,
         save_steps=save_steps,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        max_seq_length=max_seq_length,
     )
     result = train_embedder(split, dataset.catalog, out, config, overwrite=overwrite)
     console.print(f"{result.steps} steps on {result.rows} rows in {result.seconds:.0f} s -> {out}")
@@ -221,7 +235,10 @@ def embed_eval(
     data_dir: Annotated[Path, typer.Argument(help="A folder written by `recai embed data`.")],
     encoder: Annotated[
         list[str] | None,
-        typer.Option(help="st:NAME_OR_PATH or openai:MODEL (repeatable; the first is the baseline)."),
+        typer.Option(
+            help="st:NAME_OR_PATH, decoder:NAME_OR_PATH or openai:MODEL, with ?prefixes=e5|bge or "
+            "?query=...&item=... (repeatable; the first is the baseline)."
+        ),
     ] = None,
     data: Annotated[
         str | None, typer.Option(help="Dataset (default: the one the data was built from).")

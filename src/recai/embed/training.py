@@ -13,6 +13,12 @@ Training runs on sentence-transformers' trainer (so ``accelerate launch`` and se
 they do for any Hugging Face trainer) with no-duplicate batches, seeded, with checkpoints that an
 interrupted run resumes from. The finished model is written atomically as a plain sentence-transformers
 folder, with a model card and ``recai_training.json``, and loads anywhere by path (``st:FOLDER``).
+
+The base is an encoder spec (:func:`recai.embed.encoder.parse_encoder_spec`): ``st:NAME?prefixes=e5``
+trains with the prefixes the model expects (anchors get the query prefix, positives and negatives the
+item prefix) and records them in the saved folder; ``decoder:PATH`` trains a causal LM pooled into an
+embedder (:mod:`recai.embed.decoder`), usually with LoRA (``lora_r``), whose adapter is merged into the
+weights when the model is saved, so the folder is an ordinary sentence-transformers model.
 """
 
 from __future__ import annotations
@@ -42,7 +48,9 @@ class TrainConfig:
     """What an embedder training run depends on; stored with the model and checked when a run resumes.
 
     Attributes:
-        base_model: A sentence-transformers model name or folder.
+        base_model: An encoder spec: a sentence-transformers model name or folder (``st:`` optional),
+            ``decoder:NAME_OR_PATH`` for a causal LM, with ``?prefixes=``/``?query=``/``?item=`` and
+            (decoder) ``?pooling=`` options.
         epochs: Passes over the training rows.
         max_steps: Stop after this many steps; overrides ``epochs`` when positive.
         batch_size: Rows per batch (the in-batch negatives); at least 2.
@@ -64,6 +72,9 @@ class TrainConfig:
         logging_steps: A loss record every this many steps.
         precision: ``fp32``, ``fp16`` or ``bf16``.
         device: ``cpu`` forces the CPU; None: CUDA when present, else CPU.
+        lora_r: LoRA rank; 0 trains every weight. The adapter is merged into the saved weights.
+        lora_alpha: LoRA scaling numerator (the update is scaled by ``lora_alpha / lora_r``).
+        lora_dropout: Dropout on the LoRA branch.
     """
 
     base_model: str = "all-minilm-l6-v2"
@@ -87,6 +98,9 @@ class TrainConfig:
     logging_steps: int = 10
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     device: str | None = None
+    lora_r: int = 0
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
 
     def __post_init__(self) -> None:
         checks = {
@@ -99,6 +113,9 @@ class TrainConfig:
             "mini_batch_size": self.mini_batch_size >= 1,
             "item_max_chars": self.item_max_chars >= 16,
             "save_steps": self.save_steps >= 1,
+            "lora_r": self.lora_r >= 0,
+            "lora_alpha": self.lora_alpha > 0,
+            "lora_dropout": 0 <= self.lora_dropout < 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -144,10 +161,15 @@ class TrainingRows:
                 out[i] |= np.unpackbits(packed, count=self.n_items)[candidates].astype(bool)
         return out
 
-    def dataset_dict(self) -> dict[str, list[Any]]:
-        columns: dict[str, list[Any]] = {"anchor": self.queries, "positive": [d[0] for d in self.documents]}
+    def dataset_dict(self, query_prefix: str = "", item_prefix: str = "") -> dict[str, list[Any]]:
+        """The trainer's columns; anchors get ``query_prefix`` and item texts ``item_prefix``, as the
+        encoder prefixes them at retrieval time."""
+        columns: dict[str, list[Any]] = {
+            "anchor": [query_prefix + q for q in self.queries],
+            "positive": [item_prefix + d[0] for d in self.documents],
+        }
         for j in range(1, self.items.shape[1]):
-            columns[f"negative_{j}"] = [d[j] for d in self.documents]
+            columns[f"negative_{j}"] = [item_prefix + d[j] for d in self.documents]
         columns["label"] = list(range(len(self.queries)))  # the row, so the loss can find its mask
         return columns
 
@@ -290,19 +312,34 @@ def train_embedder(
     work = WorkFolder.open(output, identity)  # under `accelerate launch`: one per process
     from datasets import Dataset as HFDataset
     from sentence_transformers import (
-        SentenceTransformer,
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
-    from recai.llm.resolve import resolve_model
+    from recai.embed.decoder import pooling_mode
+    from recai.embed.encoder import parse_encoder_spec
+    from recai.embed.st_encoder import load_sentence_transformer, record_prefixes, recorded_prefixes
 
-    base_path = resolve_model(config.base_model)
-    model = SentenceTransformer(str(base_path), device=config.device)
-    if config.max_seq_length is not None:
-        model.max_seq_length = config.max_seq_length
+    spec = parse_encoder_spec(config.base_model)
+    if spec.backend == "openai":
+        raise ValueError(
+            f"TrainConfig.base_model: {config.base_model!r} is served over HTTP and cannot be trained"
+        )
+    model, base_path = load_sentence_transformer(
+        spec.model,
+        decoder=spec.backend == "decoder",
+        pooling=spec.pooling,
+        device=config.device,
+        max_seq_length=config.max_seq_length,
+    )
+    saved_query, saved_item = recorded_prefixes(model)
+    query_prefix = saved_query if spec.query_prefix is None else spec.query_prefix
+    item_prefix = saved_item if spec.item_prefix is None else spec.item_prefix
+    record_prefixes(model, query_prefix, item_prefix)  # checkpoints and the saved folder carry them
+    if config.lora_r:
+        add_lora(model, config)
     if config.loss == "cached-mnrl":
         loss: Any = CachedMultipleNegativesRankingLoss(
             model, scale=config.scale, mini_batch_size=config.mini_batch_size
@@ -318,10 +355,11 @@ def train_embedder(
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         dataloader_drop_last=True,  # a last tiny batch has almost no in-batch negatives
     )
-    trainer = SentenceTransformerTrainer(
+    trainer_class = lora_trainer(SentenceTransformerTrainer) if config.lora_r else SentenceTransformerTrainer
+    trainer = trainer_class(
         model=model,
         args=args,
-        train_dataset=HFDataset.from_dict(rows.dataset_dict()),
+        train_dataset=HFDataset.from_dict(rows.dataset_dict(query_prefix, item_prefix)),
         loss=loss,
         callbacks=list(callbacks) or None,
     )
@@ -345,8 +383,18 @@ def train_embedder(
             "device": str(model.device),
         },
     }
+    if spec.backend == "decoder" or query_prefix or item_prefix or config.lora_r:
+        summary["encoder"] = {
+            "backend": spec.backend,
+            "pooling": pooling_mode(model),
+            "query_prefix": query_prefix,
+            "item_prefix": item_prefix,
+            "lora": "merged into the weights" if config.lora_r else None,
+        }
 
     def save() -> None:
+        if config.lora_r:
+            merge_lora(model)
         with atomic_directory(output, overwrite=overwrite) as tmp:
             model.save(str(tmp), create_model_card=False)
             (tmp / TRAINING_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -354,6 +402,52 @@ def train_embedder(
 
     work.finish(trainer, save)  # no process reads OUTPUT before the main one has written it
     return TrainResult(output, record["steps"], seconds, work.resume_from, summary, rows=len(rows))
+
+
+def add_lora(model: Any, config: TrainConfig) -> None:
+    """Put a LoRA adapter on the model's transformer, in place (peft picks the projections it knows for
+    the architecture); only the adapter trains.
+
+    peft injects the layers itself: ``SentenceTransformer.add_adapter`` goes through transformers, whose
+    adapter support needs a newer peft than recai's. Checkpoints therefore hold the whole state, adapter
+    included, and :func:`lora_trainer` resumes from them."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        task_type="FEATURE_EXTRACTION",
+    )
+    inject_adapter_in_model(lora, model[0].auto_model)
+
+
+def lora_trainer(trainer_class: Any) -> Any:
+    """``trainer_class`` resuming a LoRA run: a checkpoint's weights (base and adapter layers) are loaded
+    into the model as they are, where the stock resume would rebuild a model without the adapter."""
+
+    class LoraTrainer(trainer_class):  # type: ignore[misc, valid-type]
+        def _load_from_checkpoint(self, checkpoint_path: str, model: Any = None) -> None:
+            from safetensors.torch import load_file
+
+            backbone = self.model[0].auto_model
+            backbone.load_state_dict(load_file(str(Path(checkpoint_path) / "model.safetensors")))
+
+    return LoraTrainer
+
+
+def merge_lora(model: Any) -> None:
+    """Fold the trained LoRA updates into the transformer's weights and drop the adapter, so the model
+    saves (and loads) as a plain sentence-transformers folder."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    backbone = model[0].auto_model
+    for name, module in list(backbone.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            parent = backbone.get_submodule(parent_name) if parent_name else backbone
+            setattr(parent, child, module.get_base_layer())
 
 
 def _last_loss(history: list[dict[str, Any]]) -> float | None:
@@ -407,11 +501,25 @@ def model_card(summary: dict[str, Any], metrics: dict[str, Any] | None = None) -
         f"- {train['steps']} steps on {train['device']}, {train['seconds_this_run']} s in the last run "
         f"(resumed from {train['resumed_from'] or 'nothing'}), final logged loss {train['final_loss']}",
         f"- in-batch candidates masked as false negatives: {train['masked_false_negatives']}",
+        *encoder_card_lines(summary.get("encoder"), cfg),
         "",
     ]
     if metrics:
         lines += ["## Retrieval on held-out test queries", "", *metrics_table(metrics), ""]
     return "\n".join(lines)
+
+
+def encoder_card_lines(encoder: dict[str, Any] | None, cfg: dict[str, Any]) -> list[str]:
+    """The card's lines on pooling, prefixes and LoRA (absent for a plain fine-tune without prefixes)."""
+    if not encoder:
+        return []
+    lines = [
+        f"- {encoder['backend']} backbone, {encoder['pooling']} pooling; prefixes recorded in the folder "
+        f"(query {encoder['query_prefix']!r}, item {encoder['item_prefix']!r}) and applied when it is loaded"
+    ]
+    if encoder.get("lora"):
+        lines.append(f"- LoRA r={cfg['lora_r']}, alpha {cfg['lora_alpha']}, {encoder['lora']}")
+    return lines
 
 
 def metrics_table(metrics: dict[str, Any], *, k: int = 10) -> list[str]:
