@@ -46,7 +46,10 @@ def test_custom_logits_processors_plug_in(tiny: HFChatModel) -> None:
 
     prompt_len = [0]
     model = HFChatModel(
-        tiny.model, tokenizer=tiny.tokenizer, name="forced", logits_processors=lambda msgs, decoding: [Force()]
+        tiny.model,
+        tokenizer=tiny.tokenizer,
+        name="forced",
+        logits_processors=lambda msgs, decoding: [Force()],
     )
     messages = [{"role": "user", "content": "anything"}]
     prompt_len[0] = model._inputs(messages)["input_ids"].shape[1]
