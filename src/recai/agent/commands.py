@@ -27,6 +27,7 @@ from recai.cli_options import (
     console,
     dataset_spec,
     err,
+    training_options,
 )
 
 agent_app = typer.Typer(
@@ -146,6 +147,10 @@ def record(
 
 
 @agent_app.command("distill")
+@training_options(
+    DEFAULT_CONFIG, "method", "epochs", "max_steps", "batch_size", "lora_r", "max_length", "save_steps",
+    "device", "precision", "grad_accum", "gradient_checkpointing",
+)  # fmt: skip
 def distill(
     runs: Annotated[list[Path], typer.Argument(help="Trajectory run folders from `recai agent record`.")],
     out: Annotated[Path, typer.Option(help="Folder for the data, the adapter and the planner.")] = Path(
@@ -154,34 +159,9 @@ def distill(
     base: Annotated[
         str, typer.Option(help="The student: a known model or a local folder.")
     ] = DEFAULT_CONFIG.base_model,
-    method: Annotated[str, typer.Option(help="lora or full.")] = DEFAULT_CONFIG.method,
-    epochs: Annotated[float, typer.Option(help="Training epochs.")] = DEFAULT_CONFIG.epochs,
-    max_steps: Annotated[
-        int, typer.Option(help="Stop after this many steps (overrides epochs).")
-    ] = DEFAULT_CONFIG.max_steps,
-    batch_size: Annotated[
-        int, typer.Option(help="Examples per step and device.")
-    ] = DEFAULT_CONFIG.batch_size,
+    *,
+    training: dict[str, Any],
     learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = DEFAULT_CONFIG.learning_rate,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = DEFAULT_CONFIG.lora_r,
-    max_length: Annotated[
-        int, typer.Option(help="Longest example in tokens (longer: dropped).")
-    ] = DEFAULT_CONFIG.max_length,
-    save_steps: Annotated[
-        int, typer.Option(help="Checkpoint every this many steps.")
-    ] = DEFAULT_CONFIG.save_steps,
-    device: Annotated[
-        str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")
-    ] = DEFAULT_CONFIG.device,
-    precision: Annotated[
-        str, typer.Option(help="auto (bf16 on a GPU, else fp32), fp32, bf16 or fp16.")
-    ] = DEFAULT_CONFIG.precision,
-    grad_accum: Annotated[
-        int, typer.Option(help="Steps of gradient accumulation.")
-    ] = DEFAULT_CONFIG.grad_accum,
-    gradient_checkpointing: Annotated[
-        bool, typer.Option(help="Recompute activations (planner prompts are long: saves memory).")
-    ] = DEFAULT_CONFIG.gradient_checkpointing,
     max_per_shape: Annotated[int | None, typer.Option(help="Cap per plan shape (default 2x median).")] = None,
     test_share: Annotated[float, typer.Option(help="Held-out share of conversations per shape.")] = 0.2,
     dedup: Annotated[
@@ -211,22 +191,7 @@ def distill(
         counts.add_row(shape, str(n["train"]), str(n["test"]))
     console.print(counts)
     console.print(f"filter: {json.dumps(data.meta['filter'])}")
-    config = student_config(
-        base_model=base,
-        method=method,
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        lora_r=lora_r,
-        max_length=max_length,
-        save_steps=save_steps,
-        device=device,
-        precision=precision,
-        grad_accum=grad_accum,
-        gradient_checkpointing=gradient_checkpointing,
-        seed=seed,
-    )
+    config = student_config(base_model=base, learning_rate=learning_rate, seed=seed, **training)
     planner = distill_planner(data, out, config, overwrite=overwrite)
     steps = json.loads((out / "distill.json").read_text())["training"]["steps"]
     console.print(f"trained {steps} steps; planner written to {planner} (use it as hf:{planner})")

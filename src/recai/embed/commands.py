@@ -23,6 +23,7 @@ from recai.cli_options import (
     csv,
     dataset_spec,
     load_dataset,
+    training_options,
 )
 from recai.data import Dataset, portable_spec
 from recai.embed.training import TrainConfig
@@ -137,6 +138,7 @@ def embed_data(
 
 
 @embed_app.command("train")
+@training_options(_TRAIN, "epochs", "max_steps", "learning_rate", "seed", "save_steps")
 def embed_train(
     data_dir: Annotated[Path, typer.Argument(help="A folder written by `recai embed data`.")],
     out: Annotated[Path, typer.Option("--out", help="The fine-tuned model folder.")],
@@ -146,12 +148,9 @@ def embed_train(
     base: Annotated[
         str, typer.Option(help="A sentence-transformers model name or folder.")
     ] = _TRAIN.base_model,
-    epochs: Annotated[float, typer.Option(help="Passes over the training rows.")] = _TRAIN.epochs,
-    max_steps: Annotated[
-        int, typer.Option(help="Stop after this many steps (overrides epochs).")
-    ] = _TRAIN.max_steps,
+    *,
+    training: dict[str, Any],
     batch_size: Annotated[int, typer.Option(help="Rows per batch (in-batch negatives).")] = _TRAIN.batch_size,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = _TRAIN.learning_rate,
     scale: Annotated[float, typer.Option(help="1 / temperature of the contrastive softmax.")] = _TRAIN.scale,
     hard_negatives: Annotated[int, typer.Option(help="Hard negatives per row.")] = _TRAIN.hard_negatives,
     loss: Annotated[str, typer.Option(help="mnrl (masks false negatives) or cached-mnrl.")] = _TRAIN.loss,
@@ -161,8 +160,6 @@ def embed_train(
     tasks: Annotated[
         str | None, typer.Option(help="Comma-separated tasks to train on (default all).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = _TRAIN.seed,
-    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = _TRAIN.save_steps,
     evaluate: Annotated[
         bool, typer.Option(help="Evaluate on the test examples and put it in the card.")
     ] = True,
@@ -175,17 +172,13 @@ def embed_train(
     dataset = _embed_dataset(split, data)
     config = TrainConfig(
         base_model=base,
-        epochs=epochs,
-        max_steps=max_steps,
         batch_size=batch_size,
-        learning_rate=lr,
         scale=scale,
         hard_negatives=hard_negatives,
         loss=loss,  # type: ignore[arg-type]
         mask_false_negatives=mask and loss == "mnrl",
         tasks=tuple(csv(tasks) or ()) or None,
-        seed=seed,
-        save_steps=save_steps,
+        **training,
     )
     result = train_embedder(split, dataset.catalog, out, config, overwrite=overwrite)
     console.print(f"{result.steps} steps on {result.rows} rows in {result.seconds:.0f} s -> {out}")

@@ -297,8 +297,6 @@ def knowledge_eval(
             orders=orders,
             ranker=_ranker_options(budget, style, ranker_orders, candidate_order, prompt_style, examples),
             sasrec_budget_s=sasrec_budget_s,
-            cache=run.cache,
-            prices=run.prices,
-            batch=run.batch,
+            **run.settings(),
         )
     )
