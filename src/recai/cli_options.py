@@ -158,6 +158,7 @@ def dataset_spec(option: str | None, argument: str | None, default: str | None =
 
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Run folder (resumed when it exists).")]
+ExamplesOutOpt = Annotated[Path, typer.Option("--out", help="Folder for train.jsonl, test.jsonl, meta.json.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for sampling users, negatives and orders.")]
 KCoreOpt = Annotated[int, typer.Option("--k-core", help="Iterative k-core before splitting (0: none).")]
 PricesOpt = Annotated[
@@ -182,6 +183,8 @@ AgentLlmOpt = Annotated[
         "runs the pipeline with a rule-based stand-in and no model.",
     ),
 ]
+SimulatorOpt = Annotated[str, typer.Option(help="The user simulator's chat model.")]
+SimulatedTurnsOpt = Annotated[int, typer.Option(help="Turns per simulated session.")]
 PlannerOpt = Annotated[
     str | None,
     typer.Option(help="A separate planner model, e.g. hf:FOLDER from `recai agent distill`."),

@@ -22,6 +22,8 @@ from recai.cli_options import (
     DemonstrationsOpt,
     EncoderOpt,
     PlannerOpt,
+    SimulatedTurnsOpt,
+    SimulatorOpt,
     agent_settings,
     batch_options,
     console,
@@ -30,6 +32,8 @@ from recai.cli_options import (
     training_options,
 )
 
+# `agent record` and `agent eval-planner` name the embedder's parameter encoder_spec (`encoder` is a function)
+RetrievalEncoderOpt = Annotated[str | None, typer.Option("--encoder", help="Embedder spec for retrieval.")]
 agent_app = typer.Typer(
     help="Tool learning: record a teacher's plans, distil them into a small planner, evaluate planners.",
     no_args_is_help=True,
@@ -91,14 +95,10 @@ def record(
     teacher: Annotated[str, typer.Option(help="The teacher's model spec.")] = "local:qwen2.5-1.5b-instruct",
     per_shape: Annotated[int, typer.Option(help="Templated conversations per plan shape.")] = 20,
     sessions: Annotated[int, typer.Option(help="Simulated-user sessions (0: none).")] = 0,
-    simulator: Annotated[
-        str, typer.Option(help="The user simulator's model spec.")
-    ] = "local:qwen2.5-1.5b-instruct",
-    turns: Annotated[int, typer.Option(help="Turns per simulated session.")] = 3,
+    simulator: SimulatorOpt = "local:qwen2.5-1.5b-instruct",
+    turns: SimulatedTurnsOpt = 3,
     seed: Annotated[int, typer.Option(help="Seed of the templates and the simulated users.")] = 0,
-    encoder_spec: Annotated[
-        str | None, typer.Option("--encoder", help="Embedder spec for retrieval.")
-    ] = None,
+    encoder_spec: RetrievalEncoderOpt = None,
     attempts: Annotated[
         int, typer.Option(help="Tries per templated conversation: failed ones are retried sampling.")
     ] = 1,
@@ -212,17 +212,13 @@ def eval_planner(
     limit: Annotated[int | None, typer.Option(help="Evaluate at most this many held-out plans.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Plan length limit in tokens.")] = 300,
     sessions: Annotated[int, typer.Option(help="Simulated sessions per planner (0: skip).")] = 0,
-    simulator: Annotated[
-        str, typer.Option(help="The simulator's model spec.")
-    ] = "local:qwen2.5-1.5b-instruct",
+    simulator: SimulatorOpt = "local:qwen2.5-1.5b-instruct",
     llm: Annotated[
         str, typer.Option(help="The responder's model spec in simulated sessions.")
     ] = "local:qwen2.5-1.5b-instruct",
-    turns: Annotated[int, typer.Option(help="Turns per simulated session.")] = 3,
+    turns: SimulatedTurnsOpt = 3,
     seed: Annotated[int, typer.Option(help="Seed of the simulated users.")] = 0,
-    encoder_spec: Annotated[
-        str | None, typer.Option("--encoder", help="Embedder spec for retrieval.")
-    ] = None,
+    encoder_spec: RetrievalEncoderOpt = None,
     *,
     run: BatchRun,
 ) -> None:

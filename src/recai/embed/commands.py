@@ -17,6 +17,7 @@ from recai.cli_options import (
     CommandError,
     DataArg,
     DataOrArgOpt,
+    ExamplesOutOpt,
     batch_options,
     budget_stop,
     console,
@@ -80,9 +81,7 @@ def _embed_dataset(split: Any, data: str | None) -> Dataset:
 def embed_data(
     name_or_path: DataArg = None,
     data_option: DataOrArgOpt = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder for train.jsonl, test.jsonl, meta.json.")] = Path(
-        "embed-data"
-    ),
+    out: ExamplesOutOpt = Path("embed-data"),
     per_task: Annotated[int, typer.Option(help="Examples per task (before the split).")] = 1000,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated task names (default: the ten).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for anchors, wordings, negatives and the split.")] = 0,

@@ -19,6 +19,7 @@ from recai.cli_options import (
     OrdersOpt,
     OutOpt,
     SeedOpt,
+    SimulatorOpt,
     UsersOpt,
     batch_options,
     console,
@@ -131,9 +132,7 @@ def eval_conversation(
     system: Annotated[str, typer.Option(help="agent:SPEC, plain:SPEC or chatrec:SPEC")],
     out: OutOpt,
     data: DataOpt = "demo",
-    simulator: Annotated[
-        str, typer.Option(help="The user simulator's chat model.")
-    ] = "local:qwen2.5-1.5b-instruct",
+    simulator: SimulatorOpt = "local:qwen2.5-1.5b-instruct",
     sessions: Annotated[int, typer.Option(help="Simulated users.")] = 100,
     turns: Annotated[int, typer.Option(help="Most turns per session.")] = 5,
     k: Annotated[int, typer.Option(help="Success when the target is in a turn's first k items.")] = 5,

@@ -290,10 +290,7 @@ def explain_eval(
             {"id": c.id, "user": c.user, "item": c.item, "A": a, "B": b}
             for c, a, b in zip(cases, answers_a, answers_b, strict=True)
         ]
-        target = out / "judge.json"
-        from recai.data.atomic import write_text_atomic
-
-        write_text_atomic(target, json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+        target = _write_json(out / "judge.json", result)
         s = result["summary"]
         console.print(
             f"judge: {system.name} vs {other.name}: win {s['win']}, tie {s['tie']}, loss {s['loss']}, "
@@ -302,9 +299,16 @@ def explain_eval(
     console.print(f"run folder: {out}")
 
 
+def _write_json(target: Path, result: dict[str, Any]) -> Path:
+    """Write an evaluation's result beside its run folder's records, atomically; return where."""
+    from recai.data.atomic import write_text_atomic
+
+    write_text_atomic(target, json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    return target
+
+
 def _discriminate(system: Any, split: Any, out: Path, *, n: int, encoder: str | None) -> None:
     """RecExplainer's discriminator on ``system``'s explanations, written to ``discriminator.json``."""
-    from recai.data.atomic import write_text_atomic
     from recai.embed.encoder import load_encoder
     from recai.explain.discriminator import explanation_faithfulness
 
@@ -318,8 +322,7 @@ def _discriminate(system: Any, split: Any, out: Path, *, n: int, encoder: str | 
         top_share=float(split.meta.get("top_share", 0.1)),
         noun=str(split.meta.get("noun") or "item"),
     )
-    target = out / "discriminator.json"
-    write_text_atomic(target, json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    target = _write_json(out / "discriminator.json", result)
     accuracy = result["accuracy"]
     console.print(
         f"discriminator: accuracy {accuracy['mean']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}] "

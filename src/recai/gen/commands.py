@@ -16,6 +16,7 @@ from recai.cli_options import (
     CommandError,
     DataArg,
     DataOrArgOpt,
+    ExamplesOutOpt,
     console,
     csv,
     dataset_spec,
@@ -64,9 +65,7 @@ def _counts_table(title: str, counts: dict[str, dict[str, int]]) -> Table:
 def gen_data(
     name_or_path: DataArg = None,
     data_option: DataOrArgOpt = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder for train.jsonl, test.jsonl, meta.json.")] = Path(
-        "gen-data"
-    ),
+    out: ExamplesOutOpt = Path("gen-data"),
     per_task: Annotated[int, typer.Option(help="Training examples per task.")] = 500,
     test_per_task: Annotated[
         int, typer.Option(help="Test examples per list task (one per test user).")
