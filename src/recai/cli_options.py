@@ -170,6 +170,60 @@ CandidatesOpt = Annotated[int, typer.Option(help="Candidates per user (the targe
 NegativesOpt = Annotated[str, typer.Option(help="uniform or popularity")]
 OrdersOpt = Annotated[int, typer.Option(help="Candidate orders per user (position bias).")]
 HistoryOpt = Annotated[int, typer.Option(help="Most recent history items shown.")]
+
+
+@dataclass(frozen=True)
+class UserSample:
+    """The data and the test users a candidate-list run samples: the options `recai eval ranking`,
+    `recai eval retrieval` and `recai knowledge eval` share.
+
+    Attributes:
+        data: the dataset name or path.
+        users: how many test users to sample.
+        k: the list length scored.
+        history: the most recent history items shown.
+        k_core: the iterative k-core before splitting (0: none).
+        seed: the seed for sampling users, negatives and orders.
+    """
+
+    data: DataOpt = "demo"
+    users: UsersOpt = 200
+    k: int = 10
+    history: HistoryOpt = 20
+    k_core: KCoreOpt = 0
+    seed: SeedOpt = 0
+
+    def data_options(self) -> Any:
+        """The :class:`~recai.evaluate.prepare.DataOptions` of the run."""
+        from recai.evaluate.prepare import DataOptions
+
+        return DataOptions(self.data, k_core=self.k_core, seed=self.seed)
+
+    def sizes(self) -> dict[str, int]:
+        """The runner's keyword arguments for the users, the list length and the history shown."""
+        return {"n_users": self.users, "k": self.k, "history_len": self.history}
+
+
+@dataclass(frozen=True)
+class CandidateSample:
+    """The candidates a ranking run shows each user: the options `recai eval ranking` and
+    `recai knowledge eval` share.
+
+    Attributes:
+        candidates: candidates per user, the target included.
+        negatives: how the other candidates are drawn (uniform or popularity).
+        orders: candidate orders per user (position bias).
+    """
+
+    candidates: CandidatesOpt = 20
+    negatives: NegativesOpt = "uniform"
+    orders: OrdersOpt = 1
+
+    def sizes(self) -> dict[str, Any]:
+        """The runner's keyword arguments for the candidates."""
+        return {"n_candidates": self.candidates, "negatives": self.negatives, "orders": self.orders}
+
+
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the LLM response cache.")]
 EncoderOpt = Annotated[
     str | None,

@@ -78,6 +78,18 @@ def _agent(data: str, llm: Any, encoder_spec: str | None, *, split: bool = False
     return agent, held
 
 
+def _simulated_sessions(
+    agent: Any, split: Any, simulator: str, *, turns: int, n: int, seed: int
+) -> tuple[Any, list[Any]]:
+    """The conversation evaluator with a simulated user, and the ``n`` held-out sessions it plays."""
+    from recai.evaluate.conversation import ConversationEvaluator, UserSimulator, build_conversation_samples
+
+    catalog = agent.dataset.catalog
+    sim = UserSimulator(chat_model(simulator), catalog, item_noun=_noun(agent.dataset))
+    evaluator = ConversationEvaluator(catalog, sim, max_turns=turns, k=agent.settings.k)
+    return evaluator, build_conversation_samples(split, catalog, n=n, seed=seed)
+
+
 def _noun(dataset: Any) -> str:
     from recai.evaluate.prepare import item_noun
 
@@ -109,7 +121,6 @@ def record(
     """Record the teacher's planning trajectories on templated requests and simulated sessions."""
     data = dataset_spec(data_option, data)
     from recai.agent.learning import record_simulated, record_templates, template_requests
-    from recai.evaluate.conversation import ConversationEvaluator, UserSimulator, build_conversation_samples
     from recai.evaluate.runs import RunFolder
 
     batch = run.batch
@@ -119,8 +130,7 @@ def record(
     config.update(attempts=attempts, retry_temperature=temperature)
     # more of these extends the run; each record keeps its own attempt number and temperature
     config["_volatile"] = ["per_shape", "sessions", "attempts", "retry_temperature"]
-    run = RunFolder.open(out, task="trajectories", config=config)
-    try:
+    with RunFolder.open(out, task="trajectories", config=config) as run:
         agent, split = _agent(data, chat_model(teacher), encoder_spec, split=sessions > 0)
         requests = template_requests(
             agent.dataset.catalog, per_shape=per_shape, item_noun=_noun(agent.dataset), seed=seed
@@ -128,12 +138,10 @@ def record(
         n = record_templates(agent, requests, run, attempts=attempts, temperature=temperature, batch=batch)
         m = 0
         if sessions:
-            sim = UserSimulator(chat_model(simulator), agent.dataset.catalog, item_noun=_noun(agent.dataset))
-            evaluator = ConversationEvaluator(agent.dataset.catalog, sim, max_turns=turns, k=agent.settings.k)
-            samples = build_conversation_samples(split, agent.dataset.catalog, n=sessions, seed=seed)
+            evaluator, samples = _simulated_sessions(
+                agent, split, simulator, turns=turns, n=sessions, seed=seed
+            )
             m = record_simulated(agent, evaluator, samples, run, batch=batch)
-    finally:
-        run.close()
     records = run.records()
     ok = sum(bool(r["success"]) for r in records)
     console.print(
@@ -225,12 +233,7 @@ def eval_planner(
     """Plan validity, exact and step match against held-out teacher plans, and simulated success."""
     from recai.agent.learning.evaluation import evaluate_planner, simulate_with_planner, summarize_plans
     from recai.data.atomic import write_text_atomic
-    from recai.evaluate.conversation import (
-        ConversationEvaluator,
-        UserSimulator,
-        build_conversation_samples,
-        summarize_conversations,
-    )
+    from recai.evaluate.conversation import summarize_conversations
     from recai.evaluate.runs import RunFolder
     from recai.gen.examples import GenData
 
@@ -247,8 +250,7 @@ def eval_planner(
     for name, spec in specs.items():
         planner_llm = chat_model(spec)
         config = {"model": spec, "data": str(distilled), "limit": limit, "max_tokens": max_tokens}
-        run = RunFolder.open(out / name / "plans", task="planner", config=config)
-        try:
+        with RunFolder.open(out / name / "plans", task="planner", config=config) as run:
             evaluate_planner(
                 planner_llm,
                 agent,
@@ -258,20 +260,17 @@ def eval_planner(
                 skip_ids=run.done_ids(),
                 batch=batch,
             )
-        finally:
-            run.close()
         ids = {e.id for e in held_out}
         entry: dict[str, Any] = {
             "spec": spec,
             "plans": summarize_plans([r for r in run.records() if r["id"] in ids]),
         }
         if sessions:
-            sim = UserSimulator(chat_model(simulator), agent.dataset.catalog, item_noun=_noun(agent.dataset))
-            evaluator = ConversationEvaluator(agent.dataset.catalog, sim, max_turns=turns, k=agent.settings.k)
-            samples = build_conversation_samples(split, agent.dataset.catalog, n=sessions, seed=seed)
+            evaluator, samples = _simulated_sessions(
+                agent, split, simulator, turns=turns, n=sessions, seed=seed
+            )
             conf = {"model": spec, "simulator": simulator, "responder": llm, "turns": turns, "seed": seed}
-            conv = RunFolder.open(out / name / "sessions", task="conversation", config=conf)
-            try:
+            with RunFolder.open(out / name / "sessions", task="conversation", config=conf) as conv:
                 simulate_with_planner(
                     agent,
                     planner_llm,
@@ -281,8 +280,6 @@ def eval_planner(
                     skip_ids=conv.done_ids(),
                     batch=batch,
                 )
-            finally:
-                conv.close()
             sample_ids = {s.id for s in samples}
             records = [r for r in conv.records() if r["id"] in sample_ids]
             entry["simulated"] = summarize_conversations(records, turns, agent.settings.k)

@@ -10,7 +10,7 @@ import typer
 
 from recai.cli_options import (
     BatchRun,
-    CandidatesOpt,
+    CandidateSample,
     CommandError,
     DataOpt,
     HistoryOpt,
@@ -20,6 +20,7 @@ from recai.cli_options import (
     OutOpt,
     SeedOpt,
     SimulatorOpt,
+    UserSample,
     UsersOpt,
     batch_options,
     console,
@@ -33,34 +34,14 @@ eval_app = typer.Typer(
 )
 
 
-@dataclass(frozen=True)
-class ListSample:
-    """The data and the users a candidate-list run (ranking, retrieval) samples, shared by its commands.
-
-    Attributes:
-        data: the dataset name or path.
-        users: how many test users to sample.
-        k: the list length scored.
-        history: the most recent history items shown.
-        k_core: the iterative k-core before splitting (0: none).
-        seed: the seed for sampling users, negatives and orders.
-    """
-
-    data: DataOpt = "demo"
-    users: UsersOpt = 200
-    k: int = 10
-    history: HistoryOpt = 20
-    k_core: KCoreOpt = 0
-    seed: SeedOpt = 0
-
-
-def _list_task(task: str, system: str, out: Path, run: BatchRun, sample: ListSample, **kwargs: Any) -> None:
-    from recai.evaluate.prepare import DataOptions
+def _list_task(task: str, system: str, out: Path, run: BatchRun, sample: UserSample, **kwargs: Any) -> None:
     from recai.evaluate.runners import run_list_eval
 
-    data = DataOptions(sample.data, k_core=sample.k_core, seed=sample.seed)
-    sampled = {"n_users": sample.users, "k": sample.k, "history_len": sample.history}
-    report_done(run_list_eval(task, system, out, data=data, **sampled, **run.settings(), **kwargs))
+    report_done(
+        run_list_eval(
+            task, system, out, data=sample.data_options(), **sample.sizes(), **run.settings(), **kwargs
+        )
+    )
 
 
 # the options ranking and retrieval share
@@ -76,27 +57,24 @@ ListSystemOpt = Annotated[
 
 @eval_app.command("ranking")
 @batch_options()
-@option_group(ListSample, "sample")
+@option_group(UserSample, "sample")
+@option_group(CandidateSample, "shown")
 def eval_ranking(
     system: ListSystemOpt,
     out: OutOpt,
-    sample: ListSample,
-    candidates: CandidatesOpt = 20,
-    negatives: NegativesOpt = "uniform",
-    orders: OrdersOpt = 1,
+    sample: UserSample,
+    shown: CandidateSample,
     *,
     run: BatchRun,
 ) -> None:
     """Rank a candidate list per user; LLM answers are parsed and grounded, never padded."""
-    _list_task(
-        "ranking", system, out, run, sample, n_candidates=candidates, negatives=negatives, orders=orders
-    )
+    _list_task("ranking", system, out, run, sample, **shown.sizes())
 
 
 @eval_app.command("retrieval")
 @batch_options()
-@option_group(ListSample, "sample")
-def eval_retrieval(system: ListSystemOpt, out: OutOpt, sample: ListSample, *, run: BatchRun) -> None:
+@option_group(UserSample, "sample")
+def eval_retrieval(system: ListSystemOpt, out: OutOpt, sample: UserSample, *, run: BatchRun) -> None:
     """Name k items from the whole catalog per user; seen and invented items are counted, not scored."""
     _list_task("retrieval", system, out, run, sample)
 
@@ -172,16 +150,7 @@ def eval_judge(
     """Pairwise LLM-as-judge in both orders; a win counts only when both orders agree."""
     from recai.evaluate.runners import run_judge_eval
 
-    report_done(
-        run_judge_eval(
-            items,
-            out,
-            judge=judge,
-            kind=kind,
-            seed=seed,
-            **run.settings(),
-        )
-    )
+    report_done(run_judge_eval(items, out, judge=judge, kind=kind, seed=seed, **run.settings()))
 
 
 @eval_app.command("mc")

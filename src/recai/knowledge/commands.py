@@ -16,17 +16,14 @@ from rich.table import Table
 
 from recai.cli_options import (
     BatchRun,
-    CandidatesOpt,
+    CandidateSample,
     CommandError,
     DataOpt,
-    HistoryOpt,
     KCoreOpt,
-    NegativesOpt,
     NoCacheOpt,
-    OrdersOpt,
     OutOpt,
     SeedOpt,
-    UsersOpt,
+    UserSample,
     batch_options,
     console,
     option_group,
@@ -168,7 +165,8 @@ def knowledge_rank(
     n_candidates: Annotated[int, typer.Option("--n-candidates", help="Candidates when sampled.")] = 20,
     negatives: Annotated[str, typer.Option(help="uniform or popularity")] = "uniform",
     history: Annotated[int, typer.Option(help="Most recent history items shown.")] = 20,
-    prompt: RankerPrompt = RankerPrompt(),
+    *,
+    prompt: RankerPrompt,
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Rank one user's candidates with the LLM and show the knowledge it was given."""
@@ -226,6 +224,8 @@ def _given_unlike(context: typer.Context, values: dict[str, tuple[Any, Any]]) ->
 
 @knowledge_app.command("eval")
 @batch_options()
+@option_group(UserSample, "sample")
+@option_group(CandidateSample, "shown")
 @option_group(RankerPrompt, "prompt")
 def knowledge_eval(
     context: typer.Context,
@@ -240,16 +240,10 @@ def knowledge_eval(
     base: Annotated[
         Path | None, typer.Option(help="A knowledge base from `recai knowledge build` (its data is used).")
     ] = None,
-    data: DataOpt = "demo",
-    k_core: KCoreOpt = 0,
-    seed: SeedOpt = 0,
-    users: UsersOpt = 200,
-    candidates: CandidatesOpt = 20,
-    negatives: NegativesOpt = "uniform",
-    orders: OrdersOpt = 1,
-    k: int = 10,
-    history: HistoryOpt = 20,
-    prompt: RankerPrompt = RankerPrompt(),
+    *,
+    sample: UserSample,
+    shown: CandidateSample,
+    prompt: RankerPrompt,
     recommender_model: Annotated[
         str | None,
         typer.Option("--recommender-model", help="Recommender behind the recommender knowledge (sasrec)."),
@@ -260,15 +254,13 @@ def knowledge_eval(
     ] = None,
     sasrec_budget_s: Annotated[float, typer.Option(help="SASRec training time budget.")] = 300.0,
     param: ParamOpt = None,
-    *,
     run: BatchRun,
 ) -> None:
     """Candidate ranking with knowledge in the prompt: a run folder like `recai eval ranking`'s."""
-    from recai.evaluate.prepare import DataOptions
     from recai.knowledge.evaluation import run_knowledge_task
     from recai.knowledge.workflows import load_knowledge
 
-    options = DataOptions(data, k_core=k_core, seed=seed)
+    options = sample.data_options()
     if base is not None:
         fitted = [*(param or [])]
         fitted += [f"--recommender-model {recommender_model}"] if recommender_model else []
@@ -282,9 +274,9 @@ def knowledge_eval(
         clashes = _given_unlike(
             context,
             {
-                "data": (portable_spec(data), portable_spec(options.data)),
-                "k_core": (k_core, options.k_core),
-                "seed": (seed, options.seed),
+                "data": (portable_spec(sample.data), portable_spec(options.data)),
+                "k_core": (sample.k_core, options.k_core),
+                "seed": (sample.seed, options.seed),
             },
         )
         if clashes:
@@ -302,12 +294,8 @@ def knowledge_eval(
             base=base,
             params=None if base is not None else params,
             data=options,
-            n_users=users,
-            n_candidates=candidates,
-            negatives=negatives,
-            history_len=history,
-            k=k,
-            orders=orders,
+            **sample.sizes(),
+            **shown.sizes(),
             ranker=prompt.options(),
             sasrec_budget_s=sasrec_budget_s,
             **run.settings(),
