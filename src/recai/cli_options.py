@@ -1,9 +1,10 @@
 """The small kit every ``commands.py`` shares: the consoles, :class:`CommandGroup` (every command's
 errors reported as one clear message and exit status), dataset loading with a status line, comma lists,
-the option types several commands repeat, and the options every batch LLM command shares
-(``--concurrency``, ``--budget-tokens``, ``--budget-cost``), so they read and behave the same in
-``recai eval``, ``recai knowledge eval``, ``recai embed data``, ``recai agent record`` and
-``recai explain eval``.
+``key=value`` options, the option types several commands repeat, and the option groups several commands
+share, each declared once and spliced into a command by :func:`spliced_options`: the batch LLM options
+(``--concurrency``, ``--budget-tokens``, ``--budget-cost``; :func:`batch_options`), the training options
+(:func:`training_options`, defaults from each pillar's config) and dataclass groups such as
+:class:`UserSample` (:func:`option_group`), so they read and behave the same wherever they appear.
 
 Heavy imports stay inside functions: ``recai --help`` imports every command module."""
 
