@@ -1,17 +1,20 @@
 """The small kit every ``commands.py`` shares: the consoles, :class:`CommandGroup` (every command's
 errors reported as one clear message and exit status), dataset loading with a status line, comma lists,
-the option types several commands repeat, and the options every batch LLM command shares
-(``--concurrency``, ``--budget-tokens``, ``--budget-cost``), so they read and behave the same in
-``recai eval``, ``recai knowledge eval``, ``recai embed data``, ``recai agent record`` and
-``recai explain eval``.
+``key=value`` options, the option types several commands repeat, and the option groups several commands
+share, each declared once and spliced into a command by :func:`spliced_options`: the batch LLM options
+(``--concurrency``, ``--budget-tokens``, ``--budget-cost``; :func:`batch_options`), the training options
+(:func:`training_options`, defaults from each pillar's config) and dataclass groups such as
+:class:`UserSample` (:func:`option_group`), so they read and behave the same wherever they appear.
 
 Heavy imports stay inside functions: ``recai --help`` imports every command module."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import sys
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,6 +119,20 @@ def csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+def key_values(pairs: list[str] | None, option: str) -> dict[str, Any]:
+    """The ``key=value`` pairs of a repeatable ``option`` (``--param``, ``--teacher-param``) as keyword
+    arguments: dashes in keys become underscores, values are parsed as numbers, booleans or text."""
+    from recai.llm.factory import parse_value
+
+    params: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise CommandError(f"{option} takes key=value, got '{pair}'")
+        params[key.replace("-", "_")] = parse_value(value)
+    return params
+
+
 # The option types several commands share (same flag, same help).
 DataOpt = Annotated[str, typer.Option("--data", help="Dataset name or path.")]
 # A command that once took its dataset as an argument takes --data too; the argument still works.
@@ -142,6 +159,7 @@ def dataset_spec(option: str | None, argument: str | None, default: str | None =
 
 
 OutOpt = Annotated[Path, typer.Option("--out", help="Run folder (resumed when it exists).")]
+ExamplesOutOpt = Annotated[Path, typer.Option("--out", help="Folder for train.jsonl, test.jsonl, meta.json.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for sampling users, negatives and orders.")]
 KCoreOpt = Annotated[int, typer.Option("--k-core", help="Iterative k-core before splitting (0: none).")]
 PricesOpt = Annotated[
@@ -153,6 +171,60 @@ CandidatesOpt = Annotated[int, typer.Option(help="Candidates per user (the targe
 NegativesOpt = Annotated[str, typer.Option(help="uniform or popularity")]
 OrdersOpt = Annotated[int, typer.Option(help="Candidate orders per user (position bias).")]
 HistoryOpt = Annotated[int, typer.Option(help="Most recent history items shown.")]
+
+
+@dataclass(frozen=True)
+class UserSample:
+    """The data and the test users a candidate-list run samples: the options `recai eval ranking`,
+    `recai eval retrieval` and `recai knowledge eval` share.
+
+    Attributes:
+        data: the dataset name or path.
+        users: how many test users to sample.
+        k: the list length scored.
+        history: the most recent history items shown.
+        k_core: the iterative k-core before splitting (0: none).
+        seed: the seed for sampling users, negatives and orders.
+    """
+
+    data: DataOpt = "demo"
+    users: UsersOpt = 200
+    k: int = 10
+    history: HistoryOpt = 20
+    k_core: KCoreOpt = 0
+    seed: SeedOpt = 0
+
+    def data_options(self) -> Any:
+        """The :class:`~recai.evaluate.prepare.DataOptions` of the run."""
+        from recai.evaluate.prepare import DataOptions
+
+        return DataOptions(self.data, k_core=self.k_core, seed=self.seed)
+
+    def sizes(self) -> dict[str, int]:
+        """The runner's keyword arguments for the users, the list length and the history shown."""
+        return {"n_users": self.users, "k": self.k, "history_len": self.history}
+
+
+@dataclass(frozen=True)
+class CandidateSample:
+    """The candidates a ranking run shows each user: the options `recai eval ranking` and
+    `recai knowledge eval` share.
+
+    Attributes:
+        candidates: candidates per user, the target included.
+        negatives: how the other candidates are drawn (uniform or popularity).
+        orders: candidate orders per user (position bias).
+    """
+
+    candidates: CandidatesOpt = 20
+    negatives: NegativesOpt = "uniform"
+    orders: OrdersOpt = 1
+
+    def sizes(self) -> dict[str, Any]:
+        """The runner's keyword arguments for the candidates."""
+        return {"n_candidates": self.candidates, "negatives": self.negatives, "orders": self.orders}
+
+
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not use the LLM response cache.")]
 EncoderOpt = Annotated[
     str | None,
@@ -166,6 +238,8 @@ AgentLlmOpt = Annotated[
         "runs the pipeline with a rule-based stand-in and no model.",
     ),
 ]
+SimulatorOpt = Annotated[str, typer.Option(help="The user simulator's chat model.")]
+SimulatedTurnsOpt = Annotated[int, typer.Option(help="Turns per simulated session.")]
 PlannerOpt = Annotated[
     str | None,
     typer.Option(help="A separate planner model, e.g. hf:FOLDER from `recai agent distill`."),
@@ -235,45 +309,72 @@ class BatchRun:
     cache: bool
     batch: BatchSettings
 
+    def settings(self) -> dict[str, Any]:
+        """The ``prices``, ``cache`` and ``batch`` keyword arguments every evaluation runner takes."""
+        return {"prices": self.prices, "cache": self.cache, "batch": self.batch}
+
+
+def spliced_options(
+    command: Callable[..., None],
+    name: str,
+    added: list[inspect.Parameter],
+    build: Callable[[dict[str, Any]], Any],
+) -> Callable[..., None]:
+    """``command`` with its parameter ``name`` replaced, in the command line, by the options ``added``;
+    a call passes their values through ``build`` to ``command`` as ``name``. Every shared option group
+    (batch, training, sampling) is declared once and handed to its commands this way."""
+    own = list(inspect.signature(command, eval_str=True).parameters.values())
+    at = [p.name for p in own].index(name)
+    kept = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.name != name]
+    added = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in added]
+
+    @functools.wraps(command)
+    def with_options(**kwargs: Any) -> None:
+        shared = build({p.name: kwargs.pop(p.name) for p in added})
+        command(**kwargs, **{name: shared})
+
+    parameters = kept[:at] + added + kept[at:]
+    with_options.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    with_options.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_options
+
+
+def option_group(group: type[Any], name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the fields of the dataclass ``group`` (each annotated with its option type, with
+    its default) as options where its parameter ``name`` stands, and pass them to it as one ``group``."""
+    hints = typing.get_type_hints(group, include_extras=True)
+    added = [_option(field.name, hints[field.name], field.default) for field in dataclasses.fields(group)]
+    return lambda command: spliced_options(command, name, added, lambda values: group(**values))
+
+
+def _option(name: str, kind: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+
 
 def batch_options(*, cache: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Give a command ``--prices``, ``--concurrency``, ``--budget-tokens``, ``--budget-cost`` (and, with
     ``cache``, ``--no-cache``), declared once here, and pass them to it as ``run: BatchRun``."""
-    shared: dict[str, tuple[Any, Any]] = {
-        "prices": (PricesOpt, None),
-        "no_cache": (NoCacheOpt, False),
-        "concurrency": (ConcurrencyOpt, None),
-        "budget_tokens": (BudgetTokensOpt, None),
-        "budget_cost": (BudgetCostOpt, None),
-    }
+    added = [
+        _option("prices", PricesOpt, None),
+        _option("no_cache", NoCacheOpt, False),
+        _option("concurrency", ConcurrencyOpt, None),
+        _option("budget_tokens", BudgetTokensOpt, None),
+        _option("budget_cost", BudgetCostOpt, None),
+    ]
     if not cache:
-        del shared["no_cache"]
+        del added[1]
 
-    def decorate(command: Callable[..., None]) -> Callable[..., None]:
-        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "run"]
-        added = [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
-            for name, (kind, default) in shared.items()
-        ]
+    def build(values: dict[str, Any]) -> BatchRun:
+        prices = values["prices"]
+        return BatchRun(
+            prices=str(prices) if prices else None,
+            cache=not values.get("no_cache", False),
+            batch=batch_settings(
+                values["concurrency"], values["budget_tokens"], values["budget_cost"], prices
+            ),
+        )
 
-        @functools.wraps(command)
-        def with_batch_options(**kwargs: Any) -> None:
-            prices = kwargs.pop("prices")
-            run = BatchRun(
-                prices=str(prices) if prices else None,
-                cache=not kwargs.pop("no_cache", False),
-                batch=batch_settings(
-                    kwargs.pop("concurrency"), kwargs.pop("budget_tokens"), kwargs.pop("budget_cost"), prices
-                ),
-            )
-            command(**kwargs, run=run)
-
-        parameters = own + added
-        with_batch_options.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-        with_batch_options.__annotations__ = {p.name: p.annotation for p in parameters}
-        return with_batch_options
-
-    return decorate
+    return lambda command: spliced_options(command, "run", added, build)
 
 
 def budget_stop(exc: BaseException, note: str = "") -> typer.Exit:
@@ -313,3 +414,57 @@ def report_done(report: Path) -> None:
         table.add_row(name, f"{m['mean']:.4f}", ci)
     console.print(table)
     console.print(f"report: {report}")
+
+
+# The training options of `recai gen train`, `recai embed train`, `recai explain train` and
+# `recai agent distill`, keyed by the config field each sets: (parameter name, option type).
+_TRAINING_OPTIONS: dict[str, tuple[str, Any]] = {
+    "method": ("method", Annotated[str, typer.Option(help="lora or full.")]),
+    "epochs": ("epochs", Annotated[float, typer.Option(help="Passes over the training examples.")]),
+    "max_steps": (
+        "max_steps",
+        Annotated[int, typer.Option(help="Stop after this many steps (overrides epochs).")],
+    ),
+    "batch_size": ("batch_size", Annotated[int, typer.Option(help="Examples per device and step.")]),
+    "grad_accum": ("grad_accum", Annotated[int, typer.Option(help="Gradient accumulation steps.")]),
+    "learning_rate": ("lr", Annotated[float, typer.Option("--lr", help="Peak learning rate.")]),
+    "lora_r": ("lora_r", Annotated[int, typer.Option(help="LoRA rank.")]),
+    "max_length": (
+        "max_length",
+        Annotated[int, typer.Option(help="Longest example in tokens (longer ones are dropped).")],
+    ),
+    "seed": ("seed", Annotated[int, typer.Option(help="Training seed.")]),
+    "save_steps": ("save_steps", Annotated[int, typer.Option(help="Checkpoint every this many steps.")]),
+    "precision": (
+        "precision",
+        Annotated[str, typer.Option(help="auto (bf16 on a GPU, else fp32), fp32, bf16 or fp16.")],
+    ),
+    "device": (
+        "device",
+        Annotated[str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")],
+    ),
+    "gradient_checkpointing": (
+        "gradient_checkpointing",
+        Annotated[bool, typer.Option(help="Recompute activations to save memory.")],
+    ),
+    "group_by_length": (
+        "group_by_length",
+        Annotated[bool, typer.Option(help="Batch examples of similar length together (less padding).")],
+    ),
+}
+
+
+def training_options(defaults: Any, *fields: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the training options for ``fields`` of its config (declared once here, each
+    defaulting to that field of ``defaults``, the pillar's config) where its ``training`` parameter
+    stands, and pass them to it as ``training``: a dict keyed by config field, ready for the config."""
+    added = [
+        _option(_TRAINING_OPTIONS[field][0], _TRAINING_OPTIONS[field][1], getattr(defaults, field))
+        for field in fields
+    ]
+    field_of = {_TRAINING_OPTIONS[field][0]: field for field in fields}
+
+    def build(values: dict[str, Any]) -> dict[str, Any]:
+        return {field_of[name]: value for name, value in values.items()}
+
+    return lambda command: spliced_options(command, "training", added, build)

@@ -22,13 +22,18 @@ from recai.cli_options import (
     DemonstrationsOpt,
     EncoderOpt,
     PlannerOpt,
+    SimulatedTurnsOpt,
+    SimulatorOpt,
     agent_settings,
     batch_options,
     console,
     dataset_spec,
     err,
+    training_options,
 )
 
+# `agent record` and `agent eval-planner` name the embedder's parameter encoder_spec (`encoder` is a function)
+RetrievalEncoderOpt = Annotated[str | None, typer.Option("--encoder", help="Embedder spec for retrieval.")]
 agent_app = typer.Typer(
     help="Tool learning: record a teacher's plans, distil them into a small planner, evaluate planners.",
     no_args_is_help=True,
@@ -73,6 +78,18 @@ def _agent(data: str, llm: Any, encoder_spec: str | None, *, split: bool = False
     return agent, held
 
 
+def _simulated_sessions(
+    agent: Any, split: Any, simulator: str, *, turns: int, n: int, seed: int
+) -> tuple[Any, list[Any]]:
+    """The conversation evaluator with a simulated user, and the ``n`` held-out sessions it plays."""
+    from recai.evaluate.conversation import ConversationEvaluator, UserSimulator, build_conversation_samples
+
+    catalog = agent.dataset.catalog
+    sim = UserSimulator(chat_model(simulator), catalog, item_noun=_noun(agent.dataset))
+    evaluator = ConversationEvaluator(catalog, sim, max_turns=turns, k=agent.settings.k)
+    return evaluator, build_conversation_samples(split, catalog, n=n, seed=seed)
+
+
 def _noun(dataset: Any) -> str:
     from recai.evaluate.prepare import item_noun
 
@@ -90,14 +107,10 @@ def record(
     teacher: Annotated[str, typer.Option(help="The teacher's model spec.")] = "local:qwen2.5-1.5b-instruct",
     per_shape: Annotated[int, typer.Option(help="Templated conversations per plan shape.")] = 20,
     sessions: Annotated[int, typer.Option(help="Simulated-user sessions (0: none).")] = 0,
-    simulator: Annotated[
-        str, typer.Option(help="The user simulator's model spec.")
-    ] = "local:qwen2.5-1.5b-instruct",
-    turns: Annotated[int, typer.Option(help="Turns per simulated session.")] = 3,
+    simulator: SimulatorOpt = "local:qwen2.5-1.5b-instruct",
+    turns: SimulatedTurnsOpt = 3,
     seed: Annotated[int, typer.Option(help="Seed of the templates and the simulated users.")] = 0,
-    encoder_spec: Annotated[
-        str | None, typer.Option("--encoder", help="Embedder spec for retrieval.")
-    ] = None,
+    encoder_spec: RetrievalEncoderOpt = None,
     attempts: Annotated[
         int, typer.Option(help="Tries per templated conversation: failed ones are retried sampling.")
     ] = 1,
@@ -108,7 +121,6 @@ def record(
     """Record the teacher's planning trajectories on templated requests and simulated sessions."""
     data = dataset_spec(data_option, data)
     from recai.agent.learning import record_simulated, record_templates, template_requests
-    from recai.evaluate.conversation import ConversationEvaluator, UserSimulator, build_conversation_samples
     from recai.evaluate.runs import RunFolder
 
     batch = run.batch
@@ -118,8 +130,7 @@ def record(
     config.update(attempts=attempts, retry_temperature=temperature)
     # more of these extends the run; each record keeps its own attempt number and temperature
     config["_volatile"] = ["per_shape", "sessions", "attempts", "retry_temperature"]
-    run = RunFolder.open(out, task="trajectories", config=config)
-    try:
+    with RunFolder.open(out, task="trajectories", config=config) as run:
         agent, split = _agent(data, chat_model(teacher), encoder_spec, split=sessions > 0)
         requests = template_requests(
             agent.dataset.catalog, per_shape=per_shape, item_noun=_noun(agent.dataset), seed=seed
@@ -127,12 +138,10 @@ def record(
         n = record_templates(agent, requests, run, attempts=attempts, temperature=temperature, batch=batch)
         m = 0
         if sessions:
-            sim = UserSimulator(chat_model(simulator), agent.dataset.catalog, item_noun=_noun(agent.dataset))
-            evaluator = ConversationEvaluator(agent.dataset.catalog, sim, max_turns=turns, k=agent.settings.k)
-            samples = build_conversation_samples(split, agent.dataset.catalog, n=sessions, seed=seed)
+            evaluator, samples = _simulated_sessions(
+                agent, split, simulator, turns=turns, n=sessions, seed=seed
+            )
             m = record_simulated(agent, evaluator, samples, run, batch=batch)
-    finally:
-        run.close()
     records = run.records()
     ok = sum(bool(r["success"]) for r in records)
     console.print(
@@ -146,6 +155,10 @@ def record(
 
 
 @agent_app.command("distill")
+@training_options(
+    DEFAULT_CONFIG, "method", "epochs", "max_steps", "batch_size", "lora_r", "max_length", "save_steps",
+    "device", "precision", "grad_accum", "gradient_checkpointing",
+)  # fmt: skip
 def distill(
     runs: Annotated[list[Path], typer.Argument(help="Trajectory run folders from `recai agent record`.")],
     out: Annotated[Path, typer.Option(help="Folder for the data, the adapter and the planner.")] = Path(
@@ -154,34 +167,9 @@ def distill(
     base: Annotated[
         str, typer.Option(help="The student: a known model or a local folder.")
     ] = DEFAULT_CONFIG.base_model,
-    method: Annotated[str, typer.Option(help="lora or full.")] = DEFAULT_CONFIG.method,
-    epochs: Annotated[float, typer.Option(help="Training epochs.")] = DEFAULT_CONFIG.epochs,
-    max_steps: Annotated[
-        int, typer.Option(help="Stop after this many steps (overrides epochs).")
-    ] = DEFAULT_CONFIG.max_steps,
-    batch_size: Annotated[
-        int, typer.Option(help="Examples per step and device.")
-    ] = DEFAULT_CONFIG.batch_size,
+    *,
+    training: dict[str, Any],
     learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = DEFAULT_CONFIG.learning_rate,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = DEFAULT_CONFIG.lora_r,
-    max_length: Annotated[
-        int, typer.Option(help="Longest example in tokens (longer: dropped).")
-    ] = DEFAULT_CONFIG.max_length,
-    save_steps: Annotated[
-        int, typer.Option(help="Checkpoint every this many steps.")
-    ] = DEFAULT_CONFIG.save_steps,
-    device: Annotated[
-        str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")
-    ] = DEFAULT_CONFIG.device,
-    precision: Annotated[
-        str, typer.Option(help="auto (bf16 on a GPU, else fp32), fp32, bf16 or fp16.")
-    ] = DEFAULT_CONFIG.precision,
-    grad_accum: Annotated[
-        int, typer.Option(help="Steps of gradient accumulation.")
-    ] = DEFAULT_CONFIG.grad_accum,
-    gradient_checkpointing: Annotated[
-        bool, typer.Option(help="Recompute activations (planner prompts are long: saves memory).")
-    ] = DEFAULT_CONFIG.gradient_checkpointing,
     max_per_shape: Annotated[int | None, typer.Option(help="Cap per plan shape (default 2x median).")] = None,
     test_share: Annotated[float, typer.Option(help="Held-out share of conversations per shape.")] = 0.2,
     dedup: Annotated[
@@ -211,22 +199,7 @@ def distill(
         counts.add_row(shape, str(n["train"]), str(n["test"]))
     console.print(counts)
     console.print(f"filter: {json.dumps(data.meta['filter'])}")
-    config = student_config(
-        base_model=base,
-        method=method,
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        lora_r=lora_r,
-        max_length=max_length,
-        save_steps=save_steps,
-        device=device,
-        precision=precision,
-        grad_accum=grad_accum,
-        gradient_checkpointing=gradient_checkpointing,
-        seed=seed,
-    )
+    config = student_config(base_model=base, learning_rate=learning_rate, seed=seed, **training)
     planner = distill_planner(data, out, config, overwrite=overwrite)
     steps = json.loads((out / "distill.json").read_text())["training"]["steps"]
     console.print(f"trained {steps} steps; planner written to {planner} (use it as hf:{planner})")
@@ -247,29 +220,20 @@ def eval_planner(
     limit: Annotated[int | None, typer.Option(help="Evaluate at most this many held-out plans.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Plan length limit in tokens.")] = 300,
     sessions: Annotated[int, typer.Option(help="Simulated sessions per planner (0: skip).")] = 0,
-    simulator: Annotated[
-        str, typer.Option(help="The simulator's model spec.")
-    ] = "local:qwen2.5-1.5b-instruct",
+    simulator: SimulatorOpt = "local:qwen2.5-1.5b-instruct",
     llm: Annotated[
         str, typer.Option(help="The responder's model spec in simulated sessions.")
     ] = "local:qwen2.5-1.5b-instruct",
-    turns: Annotated[int, typer.Option(help="Turns per simulated session.")] = 3,
+    turns: SimulatedTurnsOpt = 3,
     seed: Annotated[int, typer.Option(help="Seed of the simulated users.")] = 0,
-    encoder_spec: Annotated[
-        str | None, typer.Option("--encoder", help="Embedder spec for retrieval.")
-    ] = None,
+    encoder_spec: RetrievalEncoderOpt = None,
     *,
     run: BatchRun,
 ) -> None:
     """Plan validity, exact and step match against held-out teacher plans, and simulated success."""
     from recai.agent.learning.evaluation import evaluate_planner, simulate_with_planner, summarize_plans
     from recai.data.atomic import write_text_atomic
-    from recai.evaluate.conversation import (
-        ConversationEvaluator,
-        UserSimulator,
-        build_conversation_samples,
-        summarize_conversations,
-    )
+    from recai.evaluate.conversation import summarize_conversations
     from recai.evaluate.runs import RunFolder
     from recai.gen.examples import GenData
 
@@ -286,8 +250,7 @@ def eval_planner(
     for name, spec in specs.items():
         planner_llm = chat_model(spec)
         config = {"model": spec, "data": str(distilled), "limit": limit, "max_tokens": max_tokens}
-        run = RunFolder.open(out / name / "plans", task="planner", config=config)
-        try:
+        with RunFolder.open(out / name / "plans", task="planner", config=config) as run:
             evaluate_planner(
                 planner_llm,
                 agent,
@@ -297,20 +260,17 @@ def eval_planner(
                 skip_ids=run.done_ids(),
                 batch=batch,
             )
-        finally:
-            run.close()
         ids = {e.id for e in held_out}
         entry: dict[str, Any] = {
             "spec": spec,
             "plans": summarize_plans([r for r in run.records() if r["id"] in ids]),
         }
         if sessions:
-            sim = UserSimulator(chat_model(simulator), agent.dataset.catalog, item_noun=_noun(agent.dataset))
-            evaluator = ConversationEvaluator(agent.dataset.catalog, sim, max_turns=turns, k=agent.settings.k)
-            samples = build_conversation_samples(split, agent.dataset.catalog, n=sessions, seed=seed)
+            evaluator, samples = _simulated_sessions(
+                agent, split, simulator, turns=turns, n=sessions, seed=seed
+            )
             conf = {"model": spec, "simulator": simulator, "responder": llm, "turns": turns, "seed": seed}
-            conv = RunFolder.open(out / name / "sessions", task="conversation", config=conf)
-            try:
+            with RunFolder.open(out / name / "sessions", task="conversation", config=conf) as conv:
                 simulate_with_planner(
                     agent,
                     planner_llm,
@@ -320,8 +280,6 @@ def eval_planner(
                     skip_ids=conv.done_ids(),
                     batch=batch,
                 )
-            finally:
-                conv.close()
             sample_ids = {s.id for s in samples}
             records = [r for r in conv.records() if r["id"] in sample_ids]
             entry["simulated"] = summarize_conversations(records, turns, agent.settings.k)

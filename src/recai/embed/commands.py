@@ -17,12 +17,14 @@ from recai.cli_options import (
     CommandError,
     DataArg,
     DataOrArgOpt,
+    ExamplesOutOpt,
     batch_options,
     budget_stop,
     console,
     csv,
     dataset_spec,
     load_dataset,
+    training_options,
 )
 from recai.data import Dataset, portable_spec
 from recai.embed.training import TrainConfig
@@ -79,9 +81,7 @@ def _embed_dataset(split: Any, data: str | None) -> Dataset:
 def embed_data(
     name_or_path: DataArg = None,
     data_option: DataOrArgOpt = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder for train.jsonl, test.jsonl, meta.json.")] = Path(
-        "embed-data"
-    ),
+    out: ExamplesOutOpt = Path("embed-data"),
     per_task: Annotated[int, typer.Option(help="Examples per task (before the split).")] = 1000,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated task names (default: the ten).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for anchors, wordings, negatives and the split.")] = 0,
@@ -137,6 +137,7 @@ def embed_data(
 
 
 @embed_app.command("train")
+@training_options(_TRAIN, "epochs", "max_steps", "learning_rate", "seed", "save_steps", "lora_r")
 def embed_train(
     data_dir: Annotated[Path, typer.Argument(help="A folder written by `recai embed data`.")],
     out: Annotated[Path, typer.Option("--out", help="The fine-tuned model folder.")],
@@ -150,12 +151,9 @@ def embed_train(
             "causal LM (?pooling=lasttoken|mean), with ?prefixes=e5|bge or ?query=...&item=... prefixes."
         ),
     ] = _TRAIN.base_model,
-    epochs: Annotated[float, typer.Option(help="Passes over the training rows.")] = _TRAIN.epochs,
-    max_steps: Annotated[
-        int, typer.Option(help="Stop after this many steps (overrides epochs).")
-    ] = _TRAIN.max_steps,
+    *,
+    training: dict[str, Any],
     batch_size: Annotated[int, typer.Option(help="Rows per batch (in-batch negatives).")] = _TRAIN.batch_size,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = _TRAIN.learning_rate,
     scale: Annotated[float, typer.Option(help="1 / temperature of the contrastive softmax.")] = _TRAIN.scale,
     hard_negatives: Annotated[int, typer.Option(help="Hard negatives per row.")] = _TRAIN.hard_negatives,
     loss: Annotated[str, typer.Option(help="mnrl (masks false negatives) or cached-mnrl.")] = _TRAIN.loss,
@@ -165,11 +163,6 @@ def embed_train(
     tasks: Annotated[
         str | None, typer.Option(help="Comma-separated tasks to train on (default all).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = _TRAIN.seed,
-    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = _TRAIN.save_steps,
-    lora_r: Annotated[
-        int, typer.Option(help="LoRA rank (0: train every weight); the adapter is merged on save.")
-    ] = _TRAIN.lora_r,
     lora_alpha: Annotated[int, typer.Option(help="LoRA scaling numerator.")] = _TRAIN.lora_alpha,
     max_seq_length: Annotated[
         int | None, typer.Option(help="Longest input in tokens (default: the base model's own).")
@@ -186,18 +179,13 @@ def embed_train(
     dataset = _embed_dataset(split, data)
     config = TrainConfig(
         base_model=base,
-        epochs=epochs,
-        max_steps=max_steps,
         batch_size=batch_size,
-        learning_rate=lr,
         scale=scale,
         hard_negatives=hard_negatives,
         loss=loss,  # type: ignore[arg-type]
         mask_false_negatives=mask and loss == "mnrl",
         tasks=tuple(csv(tasks) or ()) or None,
-        seed=seed,
-        save_steps=save_steps,
-        lora_r=lora_r,
+        **training,
         lora_alpha=lora_alpha,
         max_seq_length=max_seq_length,
     )

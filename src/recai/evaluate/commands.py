@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ import typer
 
 from recai.cli_options import (
     BatchRun,
-    CandidatesOpt,
+    CandidateSample,
     CommandError,
     DataOpt,
     HistoryOpt,
@@ -18,9 +19,12 @@ from recai.cli_options import (
     OrdersOpt,
     OutOpt,
     SeedOpt,
+    SimulatorOpt,
+    UserSample,
     UsersOpt,
     batch_options,
     console,
+    option_group,
     report_done,
 )
 
@@ -30,23 +34,12 @@ eval_app = typer.Typer(
 )
 
 
-def _list_task(
-    task: str, system: str, out: Path, run: BatchRun, *, data: str, k_core: int, seed: int, **kwargs: Any
-) -> None:
-    from recai.evaluate.prepare import DataOptions
+def _list_task(task: str, system: str, out: Path, run: BatchRun, sample: UserSample, **kwargs: Any) -> None:
     from recai.evaluate.runners import run_list_eval
 
-    data_options = DataOptions(data, k_core=k_core, seed=seed)
     report_done(
         run_list_eval(
-            task,
-            system,
-            out,
-            data=data_options,
-            prices=run.prices,
-            cache=run.cache,
-            batch=run.batch,
-            **kwargs,
+            task, system, out, data=sample.data_options(), **sample.sizes(), **run.settings(), **kwargs
         )
     )
 
@@ -64,66 +57,26 @@ ListSystemOpt = Annotated[
 
 @eval_app.command("ranking")
 @batch_options()
+@option_group(UserSample, "sample")
+@option_group(CandidateSample, "shown")
 def eval_ranking(
     system: ListSystemOpt,
     out: OutOpt,
-    data: DataOpt = "demo",
-    users: UsersOpt = 200,
-    candidates: CandidatesOpt = 20,
-    negatives: NegativesOpt = "uniform",
-    orders: OrdersOpt = 1,
-    k: int = 10,
-    history: HistoryOpt = 20,
-    k_core: KCoreOpt = 0,
-    seed: SeedOpt = 0,
+    sample: UserSample,
+    shown: CandidateSample,
     *,
     run: BatchRun,
 ) -> None:
     """Rank a candidate list per user; LLM answers are parsed and grounded, never padded."""
-    _list_task(
-        "ranking",
-        system,
-        out,
-        run,
-        data=data,
-        n_users=users,
-        n_candidates=candidates,
-        negatives=negatives,
-        orders=orders,
-        k=k,
-        history_len=history,
-        k_core=k_core,
-        seed=seed,
-    )
+    _list_task("ranking", system, out, run, sample, **shown.sizes())
 
 
 @eval_app.command("retrieval")
 @batch_options()
-def eval_retrieval(
-    system: ListSystemOpt,
-    out: OutOpt,
-    data: DataOpt = "demo",
-    users: UsersOpt = 200,
-    k: int = 10,
-    history: HistoryOpt = 20,
-    k_core: KCoreOpt = 0,
-    seed: SeedOpt = 0,
-    *,
-    run: BatchRun,
-) -> None:
+@option_group(UserSample, "sample")
+def eval_retrieval(system: ListSystemOpt, out: OutOpt, sample: UserSample, *, run: BatchRun) -> None:
     """Name k items from the whole catalog per user; seen and invented items are counted, not scored."""
-    _list_task(
-        "retrieval",
-        system,
-        out,
-        run,
-        data=data,
-        n_users=users,
-        k=k,
-        history_len=history,
-        k_core=k_core,
-        seed=seed,
-    )
+    _list_task("retrieval", system, out, run, sample)
 
 
 @eval_app.command("recommender")
@@ -157,9 +110,7 @@ def eval_conversation(
     system: Annotated[str, typer.Option(help="agent:SPEC, plain:SPEC or chatrec:SPEC")],
     out: OutOpt,
     data: DataOpt = "demo",
-    simulator: Annotated[
-        str, typer.Option(help="The user simulator's chat model.")
-    ] = "local:qwen2.5-1.5b-instruct",
+    simulator: SimulatorOpt = "local:qwen2.5-1.5b-instruct",
     sessions: Annotated[int, typer.Option(help="Simulated users.")] = 100,
     turns: Annotated[int, typer.Option(help="Most turns per session.")] = 5,
     k: Annotated[int, typer.Option(help="Success when the target is in a turn's first k items.")] = 5,
@@ -180,9 +131,7 @@ def eval_conversation(
             n=sessions,
             max_turns=turns,
             k=k,
-            cache=run.cache,
-            prices=run.prices,
-            batch=run.batch,
+            **run.settings(),
         )
     )
 
@@ -201,18 +150,7 @@ def eval_judge(
     """Pairwise LLM-as-judge in both orders; a win counts only when both orders agree."""
     from recai.evaluate.runners import run_judge_eval
 
-    report_done(
-        run_judge_eval(
-            items,
-            out,
-            judge=judge,
-            kind=kind,
-            seed=seed,
-            cache=run.cache,
-            prices=run.prices,
-            batch=run.batch,
-        )
-    )
+    report_done(run_judge_eval(items, out, judge=judge, kind=kind, seed=seed, **run.settings()))
 
 
 @eval_app.command("mc")
@@ -256,9 +194,7 @@ def eval_mc(
             negatives=negatives,
             orders=orders,
             history_len=history,
-            cache=run.cache,
-            prices=run.prices,
-            batch=run.batch,
+            **run.settings(),
         )
     )
 
@@ -278,89 +214,77 @@ PromptsOpt = Annotated[
 JudgeOpt = Annotated[str, typer.Option(help="The judge's chat model.")]
 
 
+@dataclass(frozen=True)
+class JudgedSet:
+    """What a judged generation run (explanation, chitchat) asks of its prompts and judge, shared by its
+    commands.
+
+    Attributes:
+        data: the dataset name or path.
+        prompts: a prompt-set folder or prompts.jsonl; None builds one into the run folder.
+        judge: the judge's chat model.
+        seed: the seed for sampling users, negatives and orders.
+    """
+
+    data: DataOpt = "demo"
+    prompts: PromptsOpt = None
+    judge: JudgeOpt = "local:qwen2.5-1.5b-instruct"
+    seed: SeedOpt = 0
+
+
 def _generation(
-    kind: str,
-    systems: list[str],
-    out: Path,
-    data: str,
-    prompts: Path | None,
-    judge: str,
-    seed: int,
-    run: BatchRun,
-    **kwargs: Any,
+    kind: str, systems: list[str], out: Path, judged: JudgedSet, run: BatchRun, **kwargs: Any
 ) -> None:
     from recai.evaluate.prepare import DataOptions
     from recai.evaluate.runners import run_generation_eval
 
     if len(systems) != 2:
         raise CommandError(f"give exactly two --system options (got {len(systems)})")
+    data = DataOptions(judged.data, seed=judged.seed)
+    a, b = systems
     report_done(
         run_generation_eval(
-            kind,
-            systems[0],
-            systems[1],
-            out,
-            data=DataOptions(data, seed=seed),
-            prompts=prompts,
-            judge=judge,
-            cache=run.cache,
-            prices=run.prices,
-            batch=run.batch,
-            **kwargs,
+            kind, a, b, out, data=data, prompts=judged.prompts, judge=judged.judge, **run.settings(), **kwargs
         )
     )
 
 
 @eval_app.command("explanation")
 @batch_options()
+@option_group(JudgedSet, "judged")
 def eval_explanation(
     system: GenerationSystemOpt,
     out: OutOpt,
-    data: DataOpt = "demo",
-    prompts: PromptsOpt = None,
+    judged: JudgedSet,
     recommender: Annotated[
         str, typer.Option(help="Whose top item the built set asks about (a classic model name).")
     ] = "itemcf",
     users: Annotated[int, typer.Option(help="Test users in the built set.")] = 100,
     history: Annotated[int, typer.Option(help="Recent history items each built prompt shows.")] = 10,
-    judge: JudgeOpt = "local:qwen2.5-1.5b-instruct",
-    seed: SeedOpt = 0,
     *,
     run: BatchRun,
 ) -> None:
     """ "Why would I like X?" for real users (X: a recommender's top item); both systems answer, the judge
     compares them in both orders."""
     _generation(
-        "explanation",
-        system,
-        out,
-        data,
-        prompts,
-        judge,
-        seed,
-        run,
-        recommender=recommender,
-        n=users,
-        history_len=history,
+        "explanation", system, out, judged, run, recommender=recommender, n=users, history_len=history
     )
 
 
 @eval_app.command("chitchat")
 @batch_options()
+@option_group(JudgedSet, "judged")
 def eval_chitchat(
     system: GenerationSystemOpt,
     out: OutOpt,
-    data: DataOpt = "demo",
-    prompts: PromptsOpt = None,
+    judged: JudgedSet,
     n: Annotated[int, typer.Option(help="Prompts in the built set.")] = 100,
-    judge: JudgeOpt = "local:qwen2.5-1.5b-instruct",
-    seed: SeedOpt = 0,
     *,
     run: BatchRun,
 ) -> None:
     """Chit-chat about the catalog's items and categories; both systems answer, the judge compares them
     in both orders."""
-    _generation("chitchat", system, out, data, prompts, judge, seed, run, n=n)
+    _generation("chitchat", system, out, judged, run, n=n)
 
 
 @eval_app.command("pairs")

@@ -24,7 +24,9 @@ from recai.cli_options import (
     console,
     csv,
     dataset_spec,
+    key_values,
     load_dataset,
+    training_options,
     user_input,
 )
 from recai.train.sft import SFTConfig
@@ -34,18 +36,6 @@ explain_app = typer.Typer(
     no_args_is_help=True,
 )
 _SFT = SFTConfig()  # the LM-side defaults of `explain train`
-
-
-def _params(pairs: list[str] | None) -> dict[str, Any]:
-    from recai.llm.factory import parse_value
-
-    params: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise CommandError(f"--target-param takes key=value, got '{pair}'")
-        params[key.replace("-", "_")] = parse_value(value)
-    return params
 
 
 def _data(folder: Path) -> Any:
@@ -118,7 +108,7 @@ def explain_data(
     # a TypeError: an unknown --target-param; a KeyError: an unknown column
     with user_input(TypeError, KeyError):
         with console.status(f"fitting target {target} on the training log ..."):
-            fitted = fit_target(split, target, **_params(target_param))
+            fitted = fit_target(split, target, **key_values(target_param, "--target-param"))
         data = build_explain_data(
             dataset, fitted, split=split, tasks=csv(tasks), per_task=per_task, test_per_task=test_per_task,
             task_sizes=sizes, test_task_sizes=test_sizes, general_share=general_share, seed=seed, k=k,
@@ -138,6 +128,10 @@ def explain_data(
 
 
 @explain_app.command("train")
+@training_options(
+    _SFT, "epochs", "max_steps", "batch_size", "learning_rate", "lora_r", "max_length", "save_steps",
+    "device", "group_by_length",
+)  # fmt: skip
 def explain_train(
     data: Annotated[Path, typer.Argument(help="A folder written by `recai explain data`.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the explainer.")] = Path("explainer"),
@@ -145,30 +139,13 @@ def explain_train(
     base: Annotated[
         str, typer.Option(help="Base model: a folder or a known offline model.")
     ] = _SFT.base_model,
-    epochs: Annotated[float, typer.Option(help="Passes over the training examples.")] = _SFT.epochs,
-    max_steps: Annotated[
-        int, typer.Option(help="Stop after this many steps (overrides epochs).")
-    ] = _SFT.max_steps,
-    batch_size: Annotated[int, typer.Option(help="Examples per device batch.")] = _SFT.batch_size,
-    learning_rate: Annotated[
-        float, typer.Option("--lr", help="Learning rate (LoRA and projectors).")
-    ] = _SFT.learning_rate,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = _SFT.lora_r,
-    max_length: Annotated[
-        int, typer.Option(help="Longest example in tokens (longer ones are dropped).")
-    ] = _SFT.max_length,
-    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = _SFT.save_steps,
+    *,
+    training: dict[str, Any],
     projector_hidden: Annotated[
         int | None, typer.Option(help="Projector hidden size (default: LLM's).")
     ] = None,
     tasks: Annotated[str | None, typer.Option(help="Train on these tasks only (comma-separated).")] = None,
-    device: Annotated[
-        str | None, typer.Option(help="cpu or cuda (default: CUDA when present).")
-    ] = _SFT.device,
     seed: Annotated[int, typer.Option(help="Seed for LoRA, projectors and batches.")] = _SFT.seed,
-    group_by_length: Annotated[
-        bool, typer.Option(help="Batch examples of similar length together (less padding).")
-    ] = _SFT.group_by_length,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """LoRA on the LLM plus, in intention and hybrid modes, the user and item projectors."""
@@ -176,11 +153,12 @@ def explain_train(
 
     split = _data(data)
     sft = SFTConfig(
-        base_model=base, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-        learning_rate=learning_rate, lora_r=lora_r, lora_alpha=2 * lora_r, max_length=max_length,
-        save_steps=save_steps, tasks=tuple(csv(tasks)) if tasks else None, device=device, seed=seed,
-        group_by_length=group_by_length,
-    )  # fmt: skip
+        base_model=base,
+        lora_alpha=2 * training["lora_r"],
+        tasks=tuple(csv(tasks)) if tasks else None,
+        seed=seed,
+        **training,
+    )
     result = train_explainer(
         split,
         out,
@@ -312,10 +290,7 @@ def explain_eval(
             {"id": c.id, "user": c.user, "item": c.item, "A": a, "B": b}
             for c, a, b in zip(cases, answers_a, answers_b, strict=True)
         ]
-        target = out / "judge.json"
-        from recai.data.atomic import write_text_atomic
-
-        write_text_atomic(target, json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+        target = _write_json(out / "judge.json", result)
         s = result["summary"]
         console.print(
             f"judge: {system.name} vs {other.name}: win {s['win']}, tie {s['tie']}, loss {s['loss']}, "
@@ -324,9 +299,16 @@ def explain_eval(
     console.print(f"run folder: {out}")
 
 
+def _write_json(target: Path, result: dict[str, Any]) -> Path:
+    """Write an evaluation's result beside its run folder's records, atomically; return where."""
+    from recai.data.atomic import write_text_atomic
+
+    write_text_atomic(target, json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    return target
+
+
 def _discriminate(system: Any, split: Any, out: Path, *, n: int, encoder: str | None) -> None:
     """RecExplainer's discriminator on ``system``'s explanations, written to ``discriminator.json``."""
-    from recai.data.atomic import write_text_atomic
     from recai.embed.encoder import load_encoder
     from recai.explain.discriminator import explanation_faithfulness
 
@@ -340,8 +322,7 @@ def _discriminate(system: Any, split: Any, out: Path, *, n: int, encoder: str | 
         top_share=float(split.meta.get("top_share", 0.1)),
         noun=str(split.meta.get("noun") or "item"),
     )
-    target = out / "discriminator.json"
-    write_text_atomic(target, json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+    target = _write_json(out / "discriminator.json", result)
     accuracy = result["accuracy"]
     console.print(
         f"discriminator: accuracy {accuracy['mean']:.3f} [{accuracy['low']:.3f}, {accuracy['high']:.3f}] "

@@ -16,10 +16,13 @@ from recai.cli_options import (
     CommandError,
     DataArg,
     DataOrArgOpt,
+    ExamplesOutOpt,
     console,
     csv,
     dataset_spec,
+    key_values,
     load_dataset,
+    training_options,
     user_input,
 )
 from recai.train.sft import SFTConfig
@@ -62,9 +65,7 @@ def _counts_table(title: str, counts: dict[str, dict[str, int]]) -> Table:
 def gen_data(
     name_or_path: DataArg = None,
     data_option: DataOrArgOpt = None,
-    out: Annotated[Path, typer.Option("--out", help="Folder for train.jsonl, test.jsonl, meta.json.")] = Path(
-        "gen-data"
-    ),
+    out: ExamplesOutOpt = Path("gen-data"),
     per_task: Annotated[int, typer.Option(help="Training examples per task.")] = 500,
     test_per_task: Annotated[
         int, typer.Option(help="Test examples per list task (one per test user).")
@@ -93,18 +94,12 @@ def gen_data(
     """Build the SFT tasks' training and test examples from a leave-one-out split of a dataset."""
     name_or_path = dataset_spec(data_option, name_or_path)
     from recai.gen.tasks import build_gen_data, fit_teacher
-    from recai.llm.factory import parse_value
 
     dataset = load_dataset(name_or_path, min_rating=min_rating, k_core=k_core)
     split = dataset.split("leave_one_out")
     fitted = None
     if teacher:
-        params: dict[str, Any] = {}
-        for pair in teacher_param or []:
-            key, sep, value = pair.partition("=")
-            if not sep:
-                raise CommandError(f"--teacher-param takes key=value, got '{pair}'")
-            params[key.replace("-", "_")] = parse_value(value)
+        params = key_values(teacher_param, "--teacher-param")
         with console.status(f"fitting teacher {teacher} on the training log ..."), user_input(TypeError):
             fitted = fit_teacher(split, teacher, **params)
     with user_input(KeyError):  # an unknown --category column
@@ -151,38 +146,25 @@ def gen_convert(
 
 
 @gen_app.command("train")
+@training_options(
+    _SFT, "method", "epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "lora_r",
+    "max_length", "seed", "save_steps", "precision", "device", "gradient_checkpointing", "group_by_length",
+)  # fmt: skip
 def gen_train(
     data_dir: Annotated[Path, typer.Argument(help="A folder written by `recai gen data`.")],
     out: Annotated[Path, typer.Option("--out", help="The trained model folder (adapter or full model).")],
     base: Annotated[
         str, typer.Option(help="A causal-LM folder or a known GGUF model (converted once).")
     ] = _SFT.base_model,
-    method: Annotated[str, typer.Option(help="lora or full.")] = _SFT.method,
-    epochs: Annotated[float, typer.Option(help="Passes over the training examples.")] = _SFT.epochs,
-    max_steps: Annotated[
-        int, typer.Option(help="Stop after this many steps (overrides epochs).")
-    ] = _SFT.max_steps,
-    batch_size: Annotated[int, typer.Option(help="Examples per device and step.")] = _SFT.batch_size,
-    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = _SFT.grad_accum,
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = _SFT.learning_rate,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = _SFT.lora_r,
+    *,
+    training: dict[str, Any],
     lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = _SFT.lora_alpha,
     target_modules: Annotated[
         str | None, typer.Option(help="Comma-separated module names for LoRA (default: all linear).")
     ] = None,
-    max_length: Annotated[
-        int, typer.Option(help="Longest example in tokens (longer ones are dropped).")
-    ] = _SFT.max_length,
     tasks: Annotated[
         str | None, typer.Option(help="Comma-separated tasks to train on (default all).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = _SFT.seed,
-    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = _SFT.save_steps,
-    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = _SFT.precision,
-    device: Annotated[str | None, typer.Option(help="cpu to force the CPU.")] = _SFT.device,
-    gradient_checkpointing: Annotated[
-        bool, typer.Option(help="Trade compute for memory.")
-    ] = _SFT.gradient_checkpointing,
     scope_loss: Annotated[
         bool,
         typer.Option(help="Inside item spans, softmax over the catalog's valid continuations only (cgen)."),
@@ -190,9 +172,6 @@ def gen_train(
     data: Annotated[
         str | None, typer.Option(help="The catalog for --scope-loss (default: the one the data came from).")
     ] = None,
-    group_by_length: Annotated[
-        bool, typer.Option(help="Batch examples of similar length together (less padding).")
-    ] = _SFT.group_by_length,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model folder.")] = False,
 ) -> None:
     """Fine-tune on the SFT tasks (loss on answers only); an interrupted run resumes from OUT.work/.
@@ -204,24 +183,11 @@ def gen_train(
     examples = _gen_data(data_dir)
     config = SFTConfig(
         base_model=base,
-        method=method,  # type: ignore[arg-type]
-        epochs=epochs,
-        max_steps=max_steps,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        learning_rate=lr,
-        lora_r=lora_r,
         lora_alpha=lora_alpha,
         target_modules=tuple(csv(target_modules) or ()) or None,
-        max_length=max_length,
         tasks=tuple(csv(tasks) or ()) or None,
-        seed=seed,
-        save_steps=save_steps,
-        precision=precision,  # type: ignore[arg-type]
-        device=device,
-        gradient_checkpointing=gradient_checkpointing,
         scope_loss=scope_loss,
-        group_by_length=group_by_length,
+        **training,
     )
     names = None
     if scope_loss:
@@ -229,10 +195,10 @@ def gen_train(
 
         names = ItemNames(_data_dataset(examples, data).catalog).names
     result = train_sft(examples, out, config, overwrite=overwrite, catalog_names=names)
-    training = result.summary["training"]
+    trained = result.summary["training"]
     console.print(
-        f"{result.steps} steps in {result.seconds:.1f} s ({training['tokens_per_second']} tokens/s), "
-        f"final loss {training['train_loss']:.4f}; dropped {result.summary['data']['dropped']}"
+        f"{result.steps} steps in {result.seconds:.1f} s ({trained['tokens_per_second']} tokens/s), "
+        f"final loss {trained['train_loss']:.4f}; dropped {result.summary['data']['dropped']}"
     )
     console.print(f"written to {out}")
 

@@ -6,6 +6,7 @@ imported only when a command runs (``recai --help`` imports every command module
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,19 +16,17 @@ from rich.table import Table
 
 from recai.cli_options import (
     BatchRun,
-    CandidatesOpt,
+    CandidateSample,
     CommandError,
     DataOpt,
-    HistoryOpt,
     KCoreOpt,
-    NegativesOpt,
     NoCacheOpt,
-    OrdersOpt,
     OutOpt,
     SeedOpt,
-    UsersOpt,
+    UserSample,
     batch_options,
     console,
+    option_group,
     report_done,
 )
 from recai.data import portable_spec
@@ -78,21 +77,40 @@ ExamplesOpt = Annotated[
 ]
 
 
-def _ranker_options(
-    budget: int, style: str, orders: int, candidate_order: str, prompt_style: str, examples: int
-) -> dict[str, Any]:
-    """The ranker's options; DOKE's are written only when set, so runs made before they existed resume."""
-    options: dict[str, Any] = {
-        "budget_tokens": budget,
-        "style": style,
-        "orders": orders,
-        "candidate_order": candidate_order,
-    }
-    if prompt_style != "listwise":
-        options["prompt_style"] = prompt_style
-    if examples:
-        options["n_examples"] = examples
-    return options
+@dataclass(frozen=True)
+class RankerPrompt:
+    """How the knowledge ranker prompts (the options `knowledge rank` and `knowledge eval` share).
+
+    Attributes:
+        budget: knowledge tokens per prompt (target tokenizer).
+        style: the verbaliser style.
+        ranker_orders: candidate orders the ranker asks in and merges.
+        candidate_order: the order shown to the LLM.
+        prompt_style: DOKE's variant (listwise, chain or rating).
+        examples: similar users' choices shown as examples.
+    """
+
+    budget: BudgetOpt = 400
+    style: StyleOpt = "natural"
+    ranker_orders: RankerOrdersOpt = 1
+    candidate_order: CandidateOrderOpt = "given"
+    prompt_style: PromptStyleOpt = "listwise"
+    examples: ExamplesOpt = 0
+
+    def options(self) -> dict[str, Any]:
+        """The ranker's options; DOKE's are written only when set, so runs made before they existed
+        resume."""
+        options: dict[str, Any] = {
+            "budget_tokens": self.budget,
+            "style": self.style,
+            "orders": self.ranker_orders,
+            "candidate_order": self.candidate_order,
+        }
+        if self.prompt_style != "listwise":
+            options["prompt_style"] = self.prompt_style
+        if self.examples:
+            options["n_examples"] = self.examples
+        return options
 
 
 def _knowledge_params(pairs: list[str] | None, recommender: str, embedding: str) -> dict[str, Any]:
@@ -135,6 +153,7 @@ def knowledge_build(
 
 
 @knowledge_app.command("rank")
+@option_group(RankerPrompt, "prompt")
 def knowledge_rank(
     base: Annotated[Path, typer.Argument(help="A knowledge base from `recai knowledge build`.")],
     user: Annotated[str, typer.Option(help="A user id of the base's dataset.")],
@@ -146,12 +165,8 @@ def knowledge_rank(
     n_candidates: Annotated[int, typer.Option("--n-candidates", help="Candidates when sampled.")] = 20,
     negatives: Annotated[str, typer.Option(help="uniform or popularity")] = "uniform",
     history: Annotated[int, typer.Option(help="Most recent history items shown.")] = 20,
-    budget: BudgetOpt = 400,
-    style: StyleOpt = "natural",
-    ranker_orders: RankerOrdersOpt = 1,
-    candidate_order: CandidateOrderOpt = "given",
-    prompt_style: PromptStyleOpt = "listwise",
-    examples: ExamplesOpt = 0,
+    *,
+    prompt: RankerPrompt,
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Rank one user's candidates with the LLM and show the knowledge it was given."""
@@ -166,7 +181,7 @@ def knowledge_rank(
         n_candidates=n_candidates,
         negatives=negatives,
         history_len=history,
-        ranker=_ranker_options(budget, style, ranker_orders, candidate_order, prompt_style, examples),
+        ranker=prompt.options(),
         cache=not no_cache,
     )
     catalog, result, counter = ranking.dataset.catalog, ranking.result, ranking.ranker.counter
@@ -209,6 +224,9 @@ def _given_unlike(context: typer.Context, values: dict[str, tuple[Any, Any]]) ->
 
 @knowledge_app.command("eval")
 @batch_options()
+@option_group(UserSample, "sample")
+@option_group(CandidateSample, "shown")
+@option_group(RankerPrompt, "prompt")
 def knowledge_eval(
     context: typer.Context,
     out: OutOpt,
@@ -222,21 +240,10 @@ def knowledge_eval(
     base: Annotated[
         Path | None, typer.Option(help="A knowledge base from `recai knowledge build` (its data is used).")
     ] = None,
-    data: DataOpt = "demo",
-    k_core: KCoreOpt = 0,
-    seed: SeedOpt = 0,
-    users: UsersOpt = 200,
-    candidates: CandidatesOpt = 20,
-    negatives: NegativesOpt = "uniform",
-    orders: OrdersOpt = 1,
-    k: int = 10,
-    history: HistoryOpt = 20,
-    budget: BudgetOpt = 400,
-    style: StyleOpt = "natural",
-    ranker_orders: RankerOrdersOpt = 1,
-    candidate_order: CandidateOrderOpt = "given",
-    prompt_style: PromptStyleOpt = "listwise",
-    examples: ExamplesOpt = 0,
+    *,
+    sample: UserSample,
+    shown: CandidateSample,
+    prompt: RankerPrompt,
     recommender_model: Annotated[
         str | None,
         typer.Option("--recommender-model", help="Recommender behind the recommender knowledge (sasrec)."),
@@ -247,15 +254,13 @@ def knowledge_eval(
     ] = None,
     sasrec_budget_s: Annotated[float, typer.Option(help="SASRec training time budget.")] = 300.0,
     param: ParamOpt = None,
-    *,
     run: BatchRun,
 ) -> None:
     """Candidate ranking with knowledge in the prompt: a run folder like `recai eval ranking`'s."""
-    from recai.evaluate.prepare import DataOptions
     from recai.knowledge.evaluation import run_knowledge_task
     from recai.knowledge.workflows import load_knowledge
 
-    options = DataOptions(data, k_core=k_core, seed=seed)
+    options = sample.data_options()
     if base is not None:
         fitted = [*(param or [])]
         fitted += [f"--recommender-model {recommender_model}"] if recommender_model else []
@@ -269,9 +274,9 @@ def knowledge_eval(
         clashes = _given_unlike(
             context,
             {
-                "data": (portable_spec(data), portable_spec(options.data)),
-                "k_core": (k_core, options.k_core),
-                "seed": (seed, options.seed),
+                "data": (portable_spec(sample.data), portable_spec(options.data)),
+                "k_core": (sample.k_core, options.k_core),
+                "seed": (sample.seed, options.seed),
             },
         )
         if clashes:
@@ -289,16 +294,10 @@ def knowledge_eval(
             base=base,
             params=None if base is not None else params,
             data=options,
-            n_users=users,
-            n_candidates=candidates,
-            negatives=negatives,
-            history_len=history,
-            k=k,
-            orders=orders,
-            ranker=_ranker_options(budget, style, ranker_orders, candidate_order, prompt_style, examples),
+            **sample.sizes(),
+            **shown.sizes(),
+            ranker=prompt.options(),
             sasrec_budget_s=sasrec_budget_s,
-            cache=run.cache,
-            prices=run.prices,
-            batch=run.batch,
+            **run.settings(),
         )
     )

@@ -14,6 +14,7 @@ from rich.table import Table
 from recai.cli_options import (
     CommandError,
     console,
+    key_values,
     load_dataset,
     user_input,
 )
@@ -22,18 +23,6 @@ from recai.rec import MODELS
 from recai.rec.base import Recommender
 
 rec_app = typer.Typer(help="Classic recommenders.", no_args_is_help=True)
-
-
-def _parse_params(pairs: list[str]) -> dict[str, Any]:
-    from recai.llm.factory import parse_value
-
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise CommandError(f"--param takes key=value, got '{pair}'")
-        params[key.replace("-", "_")] = parse_value(value)
-    return params
 
 
 def _prepare(data: str, min_rating: float | None, k_core: int) -> tuple[Dataset, Split]:
@@ -83,7 +72,7 @@ def rec_train(
     from recai.data.atomic import write_text_atomic
     from recai.data.home import data_home
 
-    params = _parse_params(param or [])
+    params = key_values(param, "--param")
     recommender = MODELS.build(model, params, progress=True)
     ds, split = _prepare(data, min_rating, k_core)
     console.print(json.dumps(split.describe()))
