@@ -280,28 +280,48 @@ def run_list_eval(
             history_len=history_len,
             seed=data.seed,
         )
-        done = run.done_ids()
-        if all(sample.id in done for sample in samples):  # nothing left: do not train or load anything
-            records = _current(run, samples)
-            summary = summarize_list_records(records)
-            document = metrics_document(
-                task, records, seed=data.seed, counts=summary["counts"], extra=summary
-            )
-            return _finish(run, document, UsageMeter(), [], prices)
-        with scoped() as usage:
-            sut = list_system(
+        return _sampled_eval(
+            run,
+            samples,
+            lambda: list_system(
                 system, dataset, split, seed=data.seed, sasrec_budget_s=sasrec_budget_s, cache=cache
-            )
-            evaluator = ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed)
-            _evaluate_into(run, evaluator, sut, samples, usage, _caches(sut), prices, progress, batch)
-        records = _current(run, samples)
-        summary = summarize_list_records(records)
-        document = metrics_document(
-            task, records, seed=data.seed, counts=summary["counts"], extra={**summary, "system": sut.config()}
+            ),
+            ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed),
+            summarize_list_records,
+            seed=data.seed,
+            prices=prices,
+            progress=progress,
+            batch=batch,
         )
-        return _finish(run, document, usage, _caches(sut), prices)
     finally:
         run.close()
+
+
+def _sampled_eval(
+    run: RunFolder,
+    samples: Sequence[Any],
+    make_system: Any,
+    evaluator: Any,
+    summarize: Any,
+    *,
+    seed: int,
+    prices: str | None,
+    progress: bool,
+    batch: BatchSettings | None,
+) -> Path:
+    """Evaluate the samples the run lacks with the system ``make_system`` builds (not built when nothing
+    is left, so a finished run trains and loads nothing), then write its metrics and report."""
+    sut = None
+    usage: Any = UsageMeter()
+    if not all(sample.id in run.done_ids() for sample in samples):
+        with scoped() as usage:
+            sut = make_system()
+            _evaluate_into(run, evaluator, sut, samples, usage, _caches(sut), prices, progress, batch)
+    records = _current(run, samples)
+    summary = summarize(records)
+    extra = summary if sut is None else {**summary, "system": sut.config()}
+    document = metrics_document(run.task, records, seed=seed, counts=summary["counts"], extra=extra)
+    return _finish(run, document, usage, _caches(sut) if sut is not None else [], prices)
 
 
 def run_choice_eval(
@@ -351,20 +371,19 @@ def run_choice_eval(
             seed=data.seed,
             timed=dataset.interactions.has_timestamps,
         )
-        sut = None
-        usage = UsageMeter()
-        if not all(sample.id in run.done_ids() for sample in samples):
-            with scoped() as usage:
-                sut = choice_system(
-                    system, kind, dataset, split, seed=data.seed, sasrec_budget_s=sasrec_budget_s, cache=cache
-                )
-                evaluator = ChoiceEvaluator(dataset.catalog, orders=orders, seed=data.seed)
-                _evaluate_into(run, evaluator, sut, samples, usage, _caches(sut), prices, progress, batch)
-        records = _current(run, samples)
-        summary = summarize_choice_records(records)
-        extra = summary if sut is None else {**summary, "system": sut.config()}
-        document = metrics_document(task, records, seed=data.seed, counts=summary["counts"], extra=extra)
-        return _finish(run, document, usage, _caches(sut) if sut is not None else [], prices)
+        return _sampled_eval(
+            run,
+            samples,
+            lambda: choice_system(
+                system, kind, dataset, split, seed=data.seed, sasrec_budget_s=sasrec_budget_s, cache=cache
+            ),
+            ChoiceEvaluator(dataset.catalog, orders=orders, seed=data.seed),
+            summarize_choice_records,
+            seed=data.seed,
+            prices=prices,
+            progress=progress,
+            batch=batch,
+        )
     finally:
         run.close()
 
