@@ -143,3 +143,20 @@ def test_cli_mc_and_chitchat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert RunFolder.load(tmp_path / "cc").read_metrics()["judge"]["win"] == 3
     one = runner.invoke(app, ["eval", "explanation", "--system", "llm:a", "--out", str(tmp_path / "x")])
     assert one.exit_code == 1 and "exactly two --system" in one.output
+
+
+def test_seq_choice_on_an_untimed_log_leaves_no_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from recai.data import Dataset, Interactions, load
+
+    demo = load("demo")
+    untimed = demo.interactions.stored_frame().drop(columns="timestamp", errors="ignore")
+    data = Dataset("untimed", demo.catalog, Interactions(untimed, demo.catalog.ids))
+    assert isinstance(untimed, pd.DataFrame) and not data.interactions.has_timestamps
+    monkeypatch.setattr("recai.evaluate.prepare.DataOptions.load", lambda self: (data, data.split()))
+    with pytest.raises(ValueError, match="no timestamps"):
+        run_choice_eval("seq", "popularity", tmp_path / "seq", n_users=3, progress=False)
+    assert not (tmp_path / "seq").exists()
+    run_choice_eval("cf", "popularity", tmp_path / "seq", n_users=3, progress=False)
+    assert RunFolder.load(tmp_path / "seq").read_metrics()["task"] == "choice_cf"

@@ -358,19 +358,20 @@ def run_choice_eval(
         "history_len": history_len,
         "orders": orders,
     }
+    # the samples first: a question the data cannot answer ('seq' on an untimed log) leaves no run behind
+    dataset, split = data.load()
+    samples = build_choice_samples(
+        split,
+        kind=kind,
+        n_users=n_users,
+        n_candidates=n_candidates,
+        negatives=negatives,
+        history_len=history_len,
+        seed=data.seed,
+        timed=dataset.interactions.has_timestamps,
+    )
     run = RunFolder.open(out, task=task, config=config, resume=resume)
     try:
-        dataset, split = data.load()
-        samples = build_choice_samples(
-            split,
-            kind=kind,
-            n_users=n_users,
-            n_candidates=n_candidates,
-            negatives=negatives,
-            history_len=history_len,
-            seed=data.seed,
-            timed=dataset.interactions.has_timestamps,
-        )
         return _sampled_eval(
             run,
             samples,
