@@ -411,7 +411,10 @@ def add_lora(model: Any, config: TrainConfig) -> None:
     peft injects the layers itself: ``SentenceTransformer.add_adapter`` goes through transformers, whose
     adapter support needs a newer peft than recai's. Checkpoints therefore hold the whole state, adapter
     included, and :func:`lora_trainer` resumes from them."""
-    from peft import LoraConfig, inject_adapter_in_model
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ModuleNotFoundError as exc:
+        raise ImportError("LoRA fine-tuning of an embedder needs peft: pip install 'recai[train]'") from exc
 
     lora = LoraConfig(
         r=config.lora_r,
