@@ -210,26 +210,12 @@ def _shown_order(run: RunFolder) -> dict[str, int]:
 
 
 def _paired(entry: dict[str, Any], folder: Path) -> None:
-    """Each knowledge configuration against ``none`` on the same users (paired bootstrap, sign-flip p)."""
-    none = folder / "none"
-    if not (none / "metrics.json").exists():
-        return
-    entry["vs_none"] = {}
-    best: tuple[float, str] | None = None
+    """Each knowledge configuration against ``none`` on the same users (paired bootstrap, sign-flip p),
+    and the best of them against the issue's target."""
+    _against(entry, folder, "none", (*KINDS, "all"), "vs_none")
     base = entry["configs"].get("none", {}).get("ndcg@10", {}).get("mean")
-    for config in (*KINDS, "all"):
-        if not (folder / config / "metrics.json").exists():
-            continue
-        comparison = compare_runs(none, folder / config, n_resamples=10000)  # difference: config - none
-        stats = comparison["metrics"].get("ndcg@10")
-        if stats is None:
-            continue
-        entry["vs_none"][config] = {
-            "users": stats["n"],
-            "ndcg@10_difference": stats["diff"],
-            "ci": [stats["diff_low"], stats["diff_high"]],
-            "p_permutation": stats["p_permutation"],
-        }
+    best: tuple[float, str] | None = None
+    for config in entry.get("vs_none", {}):
         result = entry["configs"].get(config, {})
         mean = result.get("ndcg@10", {}).get("mean")
         same_users = result.get("users") == entry["configs"].get("none", {}).get("users")
@@ -262,6 +248,20 @@ def _against(entry: dict[str, Any], folder: Path, reference: str, configs: Any, 
                 "ci": [stats["diff_low"], stats["diff_high"]],
                 "p_permutation": stats["p_permutation"],
             }
+
+
+def _comparison_table(rows: dict[str, Any] | None, title: str) -> list[str]:
+    """Markdown lines for paired differences in NDCG@10 (none when there are no rows)."""
+    if not rows:
+        return []
+    lines = ["", f"{title} (paired on the same users, NDCG@10):", ""]
+    lines += ["| config | users | difference | 95% CI | sign-flip p |", "|---|---:|---:|---|---:|"]
+    for config, s in rows.items():
+        lines.append(
+            f"| {config} | {s['users']} | {s['ndcg@10_difference']:+.3f} | "
+            f"[{s['ci'][0]:+.3f}, {s['ci'][1]:+.3f}] | {s['p_permutation']:.3g} |"
+        )
+    return lines
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -309,22 +309,8 @@ def _report(summary: dict[str, Any]) -> str:
             prompt = "" if r.get("prompt_tokens_mean") is None else f"{r['prompt_tokens_mean']:.0f}"
             knowledge = "" if r.get("knowledge_tokens_mean") is None else f"{r['knowledge_tokens_mean']:.0f}"
             lines.append(f"| {config} | " + " | ".join(cells) + f" | {prompt} | {knowledge} | {r['users']} |")
-        if entry.get("vs_none"):
-            lines += ["", "Against `none` (paired on the same users, NDCG@10):", ""]
-            lines += ["| config | difference | 95% CI | sign-flip p |", "|---|---:|---|---:|"]
-            for config, s in entry["vs_none"].items():
-                lines.append(
-                    f"| {config} | {s['ndcg@10_difference']:+.3f} | [{s['ci'][0]:+.3f}, {s['ci'][1]:+.3f}] | "
-                    f"{s['p_permutation']:.3g} |"
-                )
-        if entry.get("doke_vs_all"):
-            lines += ["", "DOKE's prompt variants against `all` (paired on the same users, NDCG@10):", ""]
-            lines += ["| variant | users | difference | 95% CI | sign-flip p |", "|---|---:|---:|---|---:|"]
-            for config, s in entry["doke_vs_all"].items():
-                lines.append(
-                    f"| {config} | {s['users']} | {s['ndcg@10_difference']:+.3f} | "
-                    f"[{s['ci'][0]:+.3f}, {s['ci'][1]:+.3f}] | {s['p_permutation']:.3g} |"
-                )
+        lines += _comparison_table(entry.get("vs_none"), "Against `none`")
+        lines += _comparison_table(entry.get("doke_vs_all"), "DOKE's prompt variants against `all`")
         best = entry.get("best_knowledge")
         if best:
             lines += [
