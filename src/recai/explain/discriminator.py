@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from recai.evaluate.metrics import bootstrap_ci
+from recai.explain.evaluation import explain_cases, target_decision, why_cases
 
 
 def decision_labels(target: Any, catalog: Any, cases: Sequence[Any], *, top_share: float = 0.1) -> list[int]:
@@ -28,11 +29,12 @@ def decision_labels(target: Any, catalog: Any, cases: Sequence[Any], *, top_shar
     labels = []
     for case in cases:
         positions = [int(p) for p in catalog.index_of(list(case.history))]
-        position = int(catalog.index_of([case.item])[0])
         ranking = [int(p) for p in target.ranking(positions)]
-        if position not in ranking:
+        position = int(catalog.index_of([case.item])[0])
+        rank, _, recommends = target_decision(ranking, position, top_share=top_share)
+        if rank is None:
             raise ValueError(f"case {case.id}: the item is in the user's history, so it has no rank")
-        labels.append(int(ranking.index(position) < max(1, int(len(ranking) * top_share))))
+        labels.append(int(recommends))
     return labels
 
 
@@ -130,8 +132,6 @@ def explanation_faithfulness(
     :func:`recai.explain.evaluation.why_cases` picks them), and a classifier predicts the target's
     decision from each explanation alone. Returns :func:`discriminator_accuracy`'s result with the
     system, the cases, their labels and the explanations."""
-    from recai.explain.evaluation import explain_cases, why_cases
-
     cases = why_cases(examples, target, catalog, n=n, top_share=top_share, seed=seed)
     labels = decision_labels(target, catalog, cases, top_share=top_share)
     explanations = explain_cases(explainer, cases, noun=noun)

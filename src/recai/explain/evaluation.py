@@ -329,19 +329,28 @@ def why_cases(
     return cases
 
 
+def target_decision(
+    ranking: Sequence[int], position: int, *, top_share: float = 0.1
+) -> tuple[int | None, int, bool]:
+    """The item's 1-based rank in the target's ``ranking`` (None when it is not ranked: the user has
+    it), the ranking's length, and whether that rank is within the top share (the target recommends)."""
+    n = len(ranking)
+    rank = list(ranking).index(position) + 1 if position in ranking else None
+    return rank, n, rank is not None and rank <= max(1, int(n * top_share))
+
+
 def decision_facts(
     target: Any, catalog: Any, history: Sequence[Any], item: Any, *, top_share: float = 0.1
 ) -> str:
     """What the target model did for this user and item, and the item's catalog facts (for the judge)."""
     positions = [int(p) for p in catalog.index_of(list(history))]
-    position = int(catalog.index_of([item])[0])
     ranking = [int(p) for p in target.ranking(positions)]
-    rank = ranking.index(position) + 1 if position in ranking else None
-    n = len(ranking)
+    position = int(catalog.index_of([item])[0])
+    rank, n, recommends = target_decision(ranking, position, top_share=top_share)
     if rank is None:
         decision = "The item is already in the user's history, so the recommender does not rank it."
     else:
-        side = "would recommend it" if rank <= max(1, int(n * top_share)) else "would not recommend it"
+        side = "would recommend it" if recommends else "would not recommend it"
         decision = f"The recommender ranks this item {rank} of {n} for this user, so it {side}."
     top = ", ".join(catalog.display_title(p) for p in ranking[:3])
     history_titles = "; ".join(catalog.display_title(p) for p in positions)
