@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from recai.serve.stores import SessionBackend, SessionRecord, StoreUnavailableError, open_store
+from recai.serve.stores import SessionBackend, SessionRecord, StoreUnavailableError, TurnAppend, open_store
 from recai.serve.stores.base import HOST, new_owner, owner_is_dead
 from tests.serve.live import free_port
 
@@ -109,14 +109,18 @@ def test_a_lease_whose_owner_died_on_this_machine_is_free(store: SessionBackend)
 def test_turns_are_written_only_by_the_lease_holder_and_the_newest_are_kept(store: SessionBackend) -> None:
     make(store, "s")
     owner = new_owner()
-    assert not store.append_turns("s", owner, [{"user": "x", "reply": "y"}], [], max_turns=3)  # no lease
+    before_the_lease = TurnAppend("s", owner, [{"user": "x", "reply": "y"}], [], max_turns=3)
+    assert not store.append_turns(before_the_lease)
     assert store.acquire("s", owner, ttl_s=30)
     for n in range(5):
-        assert store.append_turns("s", owner, [{"user": f"u{n}", "reply": "r"}], [n, "x"], max_turns=3)
+        assert store.append_turns(
+            TurnAppend("s", owner, [{"user": f"u{n}", "reply": "r"}], [n, "x"], max_turns=3)
+        )
     loaded = store.load("s", ttl_s=60)
     assert loaded is not None and [t["user"] for t in loaded.turns] == ["u2", "u3", "u4"]
     assert loaded.last_candidates == [4, "x"]
-    assert not store.append_turns("s", new_owner(), [{"user": "late", "reply": ""}], [], max_turns=3)
+    late = TurnAppend("s", new_owner(), [{"user": "late", "reply": ""}], [], max_turns=3)
+    assert not store.append_turns(late)
     assert store.clear_turns("s", owner)
     loaded = store.load("s", ttl_s=60)
     assert loaded is not None and loaded.turns == [] and loaded.last_candidates == []
@@ -152,7 +156,7 @@ def test_deleting_a_session_takes_its_turns_lease_and_anonymous_profile(store: S
     for session_id, key in (("anon", "s:anon"), ("named", "u:ann")):
         owner = new_owner()
         assert store.acquire(session_id, owner, ttl_s=30)
-        store.append_turns(session_id, owner, [{"user": "u", "reply": "r"}], [], max_turns=5)
+        store.append_turns(TurnAppend(session_id, owner, [{"user": "u", "reply": "r"}], [], max_turns=5))
         store.update_profile(key, lambda stored: {"liked": [1]})
         assert store.delete(session_id)
         assert store.load(session_id, ttl_s=60) is None and not store.delete(session_id)

@@ -24,7 +24,7 @@ from typing import Any
 from recai.agent import Agent, Session
 from recai.agent.memory import Dialogue, Profile, Turn
 from recai.serve.errors import ApiError
-from recai.serve.stores import MemoryBackend, SessionBackend, SessionRecord
+from recai.serve.stores import MemoryBackend, SessionBackend, SessionRecord, TurnAppend
 from recai.serve.stores.base import new_owner, profile_key
 
 log = logging.getLogger("recai.serve")
@@ -188,7 +188,8 @@ class SessionStore:
         turns = served.session.dialogue.turns
         new = [_turn_dict(t) for t in turns[served.loaded_turns :]]
         candidates = list(turns[-1].candidate_ids) if turns else []
-        if new and not self.backend.append_turns(served.id, served.lease, new, candidates, self.max_turns):
+        append = TurnAppend(served.id, served.lease, new, candidates, self.max_turns)
+        if new and not self.backend.append_turns(append):
             raise ApiError(
                 500,
                 "turn_failed",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recai.serve.stores.base import SessionBackend, SessionRecord, StoreUnavailableError
+from recai.serve.stores.base import SessionBackend, SessionRecord, StoreUnavailableError, TurnAppend
 from recai.serve.stores.memory import MemoryBackend
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "SessionBackend",
     "SessionRecord",
     "StoreUnavailableError",
+    "TurnAppend",
     "open_store",
     "shared",
 ]

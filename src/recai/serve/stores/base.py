@@ -78,6 +78,26 @@ class SessionRecord:
         return profile_key(self.id, self.user)
 
 
+@dataclass(frozen=True)
+class TurnAppend:
+    """What the end of a turn writes to its session: one value for the fenced append, so every backend
+    takes the same request and the fields are documented once.
+
+    Attributes:
+        session_id: The session the turns belong to.
+        owner: The lease owner that ran the turn; the write is refused unless it still holds the lease.
+        turns: The new turn dicts without candidate_ids, oldest first.
+        last_candidates: The newest turn's candidate_ids (replaces the stored ones).
+        max_turns: How many turns the session keeps; older ones drop.
+    """
+
+    session_id: str
+    owner: str
+    turns: list[dict[str, Any]]
+    last_candidates: list[Any]
+    max_turns: int
+
+
 def profile_key(session_id: str, user: str | None) -> str:
     return f"u:{user}" if user is not None else f"s:{session_id}"
 
@@ -136,15 +156,9 @@ class SessionBackend(ABC):
         """Give the lease back if ``owner`` still holds it."""
 
     @abstractmethod
-    def append_turns(
-        self,
-        session_id: str,
-        owner: str,
-        turns: list[dict[str, Any]],
-        last_candidates: list[Any],
-        max_turns: int,
-    ) -> bool:
-        """Add turns (keeping the last ``max_turns``) if ``owner`` still holds the lease; False if not."""
+    def append_turns(self, append: TurnAppend) -> bool:
+        """Add ``append.turns`` (keeping the last ``append.max_turns``) if ``append.owner`` still holds the
+        lease; False if not."""
 
     @abstractmethod
     def clear_turns(self, session_id: str, owner: str) -> bool:

@@ -16,6 +16,7 @@ from recai.serve.stores.base import (
     ProfileChange,
     SessionBackend,
     SessionRecord,
+    TurnAppend,
     owner_is_dead,
     profile_key,
 )
@@ -85,21 +86,14 @@ class MemoryBackend(SessionBackend):
             if self._leases.get(session_id, ("", 0.0))[0] == owner:
                 del self._leases[session_id]
 
-    def append_turns(
-        self,
-        session_id: str,
-        owner: str,
-        turns: list[dict[str, Any]],
-        last_candidates: list[Any],
-        max_turns: int,
-    ) -> bool:
+    def append_turns(self, append: TurnAppend) -> bool:
         with self._lock:
-            record = self._sessions.get(session_id)
-            if record is None or self._leases.get(session_id, ("", 0.0))[0] != owner:
+            record = self._sessions.get(append.session_id)
+            if record is None or self._leases.get(append.session_id, ("", 0.0))[0] != append.owner:
                 return False
-            kept = [*record.turns, *copy.deepcopy(turns)][-max_turns:]
-            self._sessions[session_id] = replace(
-                record, turns=kept, last_candidates=list(last_candidates), last_used=time.time()
+            kept = [*record.turns, *copy.deepcopy(append.turns)][-append.max_turns :]
+            self._sessions[append.session_id] = replace(
+                record, turns=kept, last_candidates=list(append.last_candidates), last_used=time.time()
             )
             return True
 

@@ -24,6 +24,7 @@ from recai.serve.stores.base import (
     SessionBackend,
     SessionRecord,
     StoreUnavailableError,
+    TurnAppend,
     owner_is_dead,
 )
 
@@ -183,14 +184,8 @@ class RedisBackend(SessionBackend):
     def release(self, session_id: str, owner: str) -> None:
         self._call(self._release, keys=[_k("l:", session_id)], args=[owner])
 
-    def append_turns(
-        self,
-        session_id: str,
-        owner: str,
-        turns: list[dict[str, Any]],
-        last_candidates: list[Any],
-        max_turns: int,
-    ) -> bool:
+    def append_turns(self, append: TurnAppend) -> bool:
+        session_id = append.session_id
         client = self._run(lambda: self.db.hget(_k("s:", session_id), "client"))
         user = self._run(lambda: self.db.hget(_k("s:", session_id), "user"))
         if client is None:
@@ -202,8 +197,8 @@ class RedisBackend(SessionBackend):
         ]  # fmt: skip
         ttl_ms = int(self._run(lambda: self.db.pttl(_k("s:", session_id))))
         args = [
-            owner, max_turns, time.time(), max(ttl_ms, 1000), session_id, json.dumps(last_candidates),
-            *[json.dumps(t) for t in turns],
+            append.owner, append.max_turns, time.time(), max(ttl_ms, 1000), session_id,
+            json.dumps(append.last_candidates), *[json.dumps(t) for t in append.turns],
         ]  # fmt: skip
         return bool(self._call(self._append, keys=keys, args=args))
 

@@ -27,6 +27,7 @@ from recai.serve.stores.base import (
     SessionBackend,
     SessionRecord,
     StoreUnavailableError,
+    TurnAppend,
     owner_is_dead,
 )
 
@@ -163,27 +164,21 @@ class SqliteBackend(SessionBackend):
                 (session_id, owner),
             )
 
-    def append_turns(
-        self,
-        session_id: str,
-        owner: str,
-        turns: list[dict[str, Any]],
-        last_candidates: list[Any],
-        max_turns: int,
-    ) -> bool:
+    def append_turns(self, append: TurnAppend) -> bool:
+        session_id = append.session_id
         with self._write() as db:
-            if not self._holds(db, session_id, owner):
+            if not self._holds(db, session_id, append.owner):
                 return False
             last = db.execute("SELECT max(n) FROM turns WHERE session_id = ?", (session_id,)).fetchone()[0]
             first = 0 if last is None else last + 1
-            self._insert_turns(db, session_id, first, turns)
+            self._insert_turns(db, session_id, first, append.turns)
             db.execute(
                 "DELETE FROM turns WHERE session_id = ? AND n < ?",
-                (session_id, first + len(turns) - max_turns),
+                (session_id, first + len(append.turns) - append.max_turns),
             )
             db.execute(
                 "UPDATE sessions SET last_candidates = ?, last_used = ? WHERE id = ?",
-                (json.dumps(last_candidates), time.time(), session_id),
+                (json.dumps(append.last_candidates), time.time(), session_id),
             )
             return True
 
