@@ -70,15 +70,7 @@ class ServerState:
                 },
             )
 
-        runner = TurnRunner(
-            agent,
-            sessions,
-            workers=settings.turn_threads,
-            queue=settings.queue,
-            timeout_s=settings.turn_timeout_s,
-            keepalive_s=settings.keepalive_s,
-            on_done=done,
-        )
+        runner = TurnRunner(agent, sessions, settings, on_done=done)
         return cls(agent, settings, sessions, runner, ItemCards(agent.dataset.catalog))
 
     def check_message(self, text: str) -> str:

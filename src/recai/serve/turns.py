@@ -25,7 +25,7 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +36,11 @@ from recai.agent import Agent, TurnResult
 from recai.errors import RecaiError
 from recai.serve.errors import ApiError
 from recai.serve.sessions import ServedSession, SessionStore
+from recai.serve.settings import ServeSettings
 
 log = logging.getLogger("recai.serve")
+#: what a finished turn reports: its session, its result and how many seconds it took
+TurnDone = Callable[[ServedSession, TurnResult, float], None]
 
 
 @dataclass
@@ -129,35 +132,25 @@ def turn_error(error: BaseException | None) -> ApiError:
 
 
 class TurnRunner:
-    """Admits turns up to ``workers + queue`` and runs them on a private thread pool of ``workers``
-    threads, so slow LLM turns never block the event loop; each turn holds its session's lease in
-    ``sessions`` while it runs.
+    """Admits turns up to ``turn_threads + queue`` and runs them on a private thread pool of
+    ``turn_threads`` threads, so slow LLM turns never block the event loop; each turn holds its session's
+    lease in ``sessions`` while it runs.
 
     Args:
         agent: The agent that runs the turns.
         sessions: Where the turns' sessions live.
-        workers: Turns that run at once.
-        queue: Turns that may wait for a worker; more are refused (503).
-        timeout_s: The longest one turn may take.
-        keepalive_s: How often a silent turn sends a keep-alive event.
+        settings: The server's settings; ``turn_threads``, ``queue``, ``turn_timeout_s`` and
+            ``keepalive_s`` size the pool and time each turn (their defaults and meaning live there).
         on_done: Called with (session, result, seconds) when a turn succeeds.
     """
 
     def __init__(
-        self,
-        agent: Agent,
-        sessions: SessionStore,
-        *,
-        workers: int,
-        queue: int,
-        timeout_s: float = 180.0,
-        keepalive_s: float = 15.0,
-        on_done: Any = None,
+        self, agent: Agent, sessions: SessionStore, settings: ServeSettings, on_done: TurnDone | None = None
     ) -> None:
         self.agent, self.sessions = agent, sessions
-        self.timeout_s, self.keepalive_s = timeout_s, keepalive_s
-        self.workers, self.capacity = workers, workers + queue
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="recai-turn")
+        self.timeout_s, self.keepalive_s = settings.turn_timeout_s, settings.keepalive_s
+        self.workers, self.capacity = settings.turn_threads, settings.turn_threads + settings.queue
+        self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="recai-turn")
         self._lock = threading.Condition()
         self._admitted = 0
         self._closing = False

@@ -41,13 +41,17 @@ ProfileChange = Callable[[dict[str, Any] | None], dict[str, Any]]
 
 class StoreUnavailableError(ApiError):
     """The session store did not answer (a SQLite file locked past the timeout, Redis down): a 503
-    with Retry-After, so clients try again rather than lose the session.
+    with Retry-After, so clients try again rather than lose the session. Every backend words it the
+    same way, so clients and operators see one message.
 
     Args:
-        message: What did not answer, and why.
+        store: The store as the error may show it (no password).
+        timeout_s: How long the backend waited.
+        cause: Why it did not answer (the driver's error).
     """
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, store: str, timeout_s: float, cause: str) -> None:
+        message = f"the session store ({store}) did not answer within {timeout_s:g} s: {cause}; try again"
         super().__init__(503, "store_unavailable", message, headers={"Retry-After": "2"})
 
 

@@ -26,6 +26,7 @@ from recai.serve.stores.base import (
     StoreUnavailableError,
     TurnAppend,
     owner_is_dead,
+    profile_key,
 )
 
 PREFIX = "recai:"
@@ -158,7 +159,7 @@ class RedisBackend(SessionBackend):
             pipe = self.db.pipeline(transaction=True)
             pipe.delete(_k("s:", session_id), _k("t:", session_id), _k("l:", session_id))
             if json.loads(fields["user"]) is None:
-                pipe.delete(_k("p:", f"s:{session_id}"))
+                pipe.delete(_k("p:", profile_key(session_id, None)))
             pipe.zrem(_k("z"), session_id).zrem(_k("zc:", fields["client"]), session_id)
             return bool(pipe.execute()[0])
 
@@ -190,7 +191,9 @@ class RedisBackend(SessionBackend):
         user = self._run(lambda: self.db.hget(_k("s:", session_id), "user"))
         if client is None:
             return False
-        anonymous_profile = _k("p:", f"s:{session_id}") if json.loads(user or "null") is None else _k("p:-")
+        anonymous_profile = (
+            _k("p:", profile_key(session_id, None)) if json.loads(user or "null") is None else _k("p:-")
+        )
         keys = [
             _k("l:", session_id), _k("s:", session_id), _k("t:", session_id), _k("z"), _k("zc:", client),
             anonymous_profile,
@@ -248,7 +251,7 @@ class RedisBackend(SessionBackend):
     def _touch(self, record: SessionRecord, now: float, ttl_s: float) -> None:
         pipe = self.db.pipeline(transaction=False)
         pipe.hset(_k("s:", record.id), "last_used", now)
-        for key in (_k("s:", record.id), _k("t:", record.id), _k("p:", f"s:{record.id}")):
+        for key in (_k("s:", record.id), _k("t:", record.id), _k("p:", profile_key(record.id, None))):
             pipe.pexpire(key, _ms(ttl_s))
         pipe.zadd(_k("z"), {record.id: now}).zadd(_k("zc:", record.client), {record.id: now})
         pipe.pexpire(_k("zc:", record.client), _ms(ttl_s))
@@ -261,10 +264,7 @@ class RedisBackend(SessionBackend):
         try:
             return work()
         except self._errors as exc:
-            raise StoreUnavailableError(
-                f"the session store ({_safe(self.url)}) did not answer within {self.timeout_s:g} s: "
-                f"{type(exc).__name__}; try again"
-            ) from None
+            raise StoreUnavailableError(_safe(self.url), self.timeout_s, type(exc).__name__) from None
 
 
 def _k(kind: str, name: str = "") -> str:

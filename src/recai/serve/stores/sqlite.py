@@ -29,6 +29,7 @@ from recai.serve.stores.base import (
     StoreUnavailableError,
     TurnAppend,
     owner_is_dead,
+    profile_key,
 )
 
 SCHEMA = """
@@ -278,9 +279,7 @@ class SqliteBackend(SessionBackend):
             raise self._unavailable(exc) from None
 
     def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailableError:
-        return StoreUnavailableError(
-            f"the session store ({self.url}) did not answer within {self.timeout_s:g} s: {exc}; try again"
-        )
+        return StoreUnavailableError(self.url, self.timeout_s, str(exc))
 
     @staticmethod
     def _holds(db: sqlite3.Connection, session_id: str, owner: str) -> bool:
@@ -318,5 +317,5 @@ class SqliteBackend(SessionBackend):
             dropped += 1
             db.execute("DELETE FROM turns WHERE session_id = ?", (session_id,))
             if row[0] is None:
-                db.execute("DELETE FROM profiles WHERE key = ?", (f"s:{session_id}",))
+                db.execute("DELETE FROM profiles WHERE key = ?", (profile_key(session_id, None),))
         return dropped
