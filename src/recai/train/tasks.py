@@ -10,7 +10,8 @@ Each pillar fixes the types in a base class of its own: ``recai.embed.tasks.Embe
 positive and hard negatives), ``recai.gen.tasks.GenTask`` (a chat whose answer names catalog items) and
 ``recai.explain.tasks.ExplainTask`` (a chat about what a target recommender does). To add a task,
 subclass the pillar's base and pass an instance where the pillar's builder takes task names; each
-pillar's :class:`TaskRegistry` holds its built-in tasks by name.
+pillar's :class:`TaskRegistry` holds its built-in tasks by name. gen and explain build their train and
+test parts, and the ``general`` share of training, with one loop, :func:`build_parts`.
 """
 
 from __future__ import annotations
