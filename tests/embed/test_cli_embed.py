@@ -73,10 +73,10 @@ def test_the_agent_retrieves_with_a_fine_tuned_encoder_by_path(tmp_path: Path) -
 
 
 def test_a_decoder_embedder_trains_with_lora_from_the_command_line(tmp_path: Path) -> None:
-    from tests.embed.test_decoder_embed import _tiny_decoder
+    from tests.embed.fixtures import tiny_decoder
 
     films = film_dataset().save(tmp_path / "films")
-    decoder = _tiny_decoder(tmp_path / "lm")
+    decoder = tiny_decoder(tmp_path / "lm")
     data = tmp_path / "embed-data"
     _invoke("embed", "data", str(films), "--out", str(data), "--per-task", "6")
     tuned = tmp_path / "tuned"

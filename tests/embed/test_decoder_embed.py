@@ -15,27 +15,15 @@ from recai.embed.encoder import PREFIX_PRESETS, parse_encoder_spec
 from recai.embed.st_encoder import SentenceTransformerEncoder
 from recai.embed.training import TRAINING_FILE, TrainConfig, train_embedder
 from recai.testing.fakes import BagOfWordsEncoder
-from tests.embed.test_training import _films
+from tests.embed.fixtures import InterruptError, film_examples, stop_after, tiny_decoder
 from tests.embed.tiny_st import tiny_sentence_transformer
-from tests.gen.tiny import tiny_model, tiny_tokenizer
 
 TEXTS = ["Heat (1995)", "Pulp Fiction (1994) Reservoir Dogs (1992) Amélie (2001)", "a"]
 
 
-def _tiny_decoder(folder: Path, *, pad: bool = True) -> Path:
-    """A 2-layer Llama causal-LM folder over a byte-level BPE tokenizer (with or without a pad token)."""
-    tokenizer = tiny_tokenizer()
-    model = tiny_model(tokenizer)
-    if not pad:
-        tokenizer.pad_token = None
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def decoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny_decoder(tmp_path_factory.mktemp("decoder") / "lm")
+    return tiny_decoder(tmp_path_factory.mktemp("decoder") / "lm")
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +130,7 @@ def test_mean_pooling_is_the_masked_mean(decoder: Path) -> None:
 
 
 def test_a_tokenizer_without_pad_pads_with_eos(tmp_path: Path) -> None:
-    folder = _tiny_decoder(tmp_path / "nopad", pad=False)
+    folder = tiny_decoder(tmp_path / "nopad", pad=False)
     encoder = load_encoder(f"decoder:{folder}")
     tokenizer = encoder._model.tokenizer  # type: ignore[attr-defined]
     assert tokenizer.pad_token == tokenizer.eos_token
@@ -170,7 +158,7 @@ def _config(base: str, **kwargs: Any) -> TrainConfig:
 
 
 def test_lora_training_saves_a_merged_folder_that_loads(decoder: Path, tmp_path: Path) -> None:
-    dataset, data = _films()
+    dataset, data = film_examples()
     out = tmp_path / "tuned"
     base = f"decoder:{decoder}?prefixes=e5"
     result = train_embedder(data, dataset.catalog, out, _config(base, lora_r=4), progress=False)
@@ -207,7 +195,7 @@ def test_training_pairs_get_the_prefixes(tiny_st: Path, tmp_path: Path, monkeypa
         return original(columns, *args, **kwargs)
 
     monkeypatch.setattr(HFDataset, "from_dict", record)
-    dataset, data = _films()
+    dataset, data = film_examples()
     out = tmp_path / "e5"
     train_embedder(
         data, dataset.catalog, out, _config(f"st:{tiny_st}?prefixes=e5", max_steps=1), progress=False
@@ -224,7 +212,7 @@ def test_training_pairs_get_the_prefixes(tiny_st: Path, tmp_path: Path, monkeypa
 
 
 def test_an_http_encoder_cannot_be_trained(tmp_path: Path) -> None:
-    dataset, data = _films()
+    dataset, data = film_examples()
     with pytest.raises(ValueError, match="cannot be trained"):
         train_embedder(data, dataset.catalog, tmp_path / "x", _config("openai:text-embedding-3-small"))
 
@@ -251,13 +239,11 @@ def test_merging_lora_keeps_the_trained_function(decoder: Path) -> None:
 
 
 def test_an_interrupted_lora_run_resumes_from_its_checkpoint(decoder: Path, tmp_path: Path) -> None:
-    from tests.embed.test_training import _InterruptError, _stop_after
-
-    dataset, data = _films()
+    dataset, data = film_examples()
     out = tmp_path / "tuned"
     config = _config(f"decoder:{decoder}", lora_r=4, max_steps=4)
-    with pytest.raises(_InterruptError):
-        train_embedder(data, dataset.catalog, out, config, progress=False, callbacks=[_stop_after(3)])
+    with pytest.raises(InterruptError):
+        train_embedder(data, dataset.catalog, out, config, progress=False, callbacks=[stop_after(3)])
     result = train_embedder(data, dataset.catalog, out, config, progress=False)
     assert result.resumed_from is not None and result.resumed_from.endswith("checkpoint-2")
     assert result.steps == 4

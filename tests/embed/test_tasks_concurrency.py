@@ -17,7 +17,7 @@ from recai.llm.base import Message
 from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
 from recai.llm.scripted import ScriptedChatModel
 from tests.catalog_fixtures import film_dataset
-from tests.embed.test_tasks_llm import LLM_TASKS, good_reply
+from tests.embed.fixtures import LLM_TASKS, good_reply
 
 
 class Uneven:

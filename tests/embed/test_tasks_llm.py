@@ -13,30 +13,7 @@ from recai.embed.tasks import ExampleSplit, build_examples, satisfies
 from recai.llm.base import Message
 from recai.llm.scripted import ScriptedChatModel
 from tests.catalog_fixtures import FILMS, film_dataset
-
-LLM_TASKS = ["user_summary", "search_query", "conversation"]
-
-
-def _conditions(prompt: str) -> list[str]:
-    match = re.search(
-        r"(?:mention all of these|gradually states these wishes): (.*?)\. (?:It may|The assistant)", prompt
-    )
-    assert match, prompt
-    return match.group(1).split("; ")
-
-
-def good_reply(messages: list[Message]) -> str:
-    """What a capable model would write, from the prompt alone."""
-    prompt = messages[-1]["content"]
-    if "summary of this person's tastes" in prompt:
-        taste = re.search(r"What stands out in them: (.*)", prompt)
-        assert taste
-        return f"Summary: Likes {taste.group(1).lower()}."
-    if "search query" in prompt:
-        return '"' + " ".join(_conditions(prompt)) + '"'
-    lines = ["User: Hi, I need something for tonight.", "Assistant: Happy to help. What do you like?"]
-    lines += [f"User: I'd like it {c}." for c in _conditions(prompt)]
-    return "\n".join(lines)
+from tests.embed.fixtures import LLM_TASKS, good_reply, prompt_conditions
 
 
 def _build(llm: ScriptedChatModel, cache: Path, **kwargs: object) -> ExampleSplit:
@@ -83,8 +60,11 @@ def _newest(prompt: str) -> str:
 BAD = {
     "names the item": {
         "user_summary": (lambda p: f"Likes things like {_newest(p)}.", "names a title"),
-        "search_query": (lambda p: f"Try {_target(p)} " + " ".join(_conditions(p)), "names the item"),
-        "conversation": (lambda p: f"User: Try {_target(p)} " + " ".join(_conditions(p)), "names the item"),
+        "search_query": (lambda p: f"Try {_target(p)} " + " ".join(prompt_conditions(p)), "names the item"),
+        "conversation": (
+            lambda p: f"User: Try {_target(p)} " + " ".join(prompt_conditions(p)),
+            "names the item",
+        ),
     },
     "empty": {
         "user_summary": (lambda p: "  ", "empty"),
@@ -93,8 +73,8 @@ BAD = {
     },
     "too long": {
         "user_summary": (lambda p: "Likes " + "very " * 100, "too long"),
-        "search_query": (lambda p: "word " * 100 + " ".join(_conditions(p)), "too long"),
-        "conversation": (lambda p: "User: " + "word " * 300 + " ".join(_conditions(p)), "too long"),
+        "search_query": (lambda p: "word " * 100 + " ".join(prompt_conditions(p)), "too long"),
+        "conversation": (lambda p: "User: " + "word " * 300 + " ".join(prompt_conditions(p)), "too long"),
     },
     "leaves out a condition": {
         "user_summary": (lambda p: f"Likes things like {_newest(p)}.", "names a title"),  # no conditions

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from recai.data import Dataset
 from recai.embed import load_encoder
-from recai.embed.tasks import Example, ExampleSplit, HasValue, InRange, build_examples
+from recai.embed.tasks import Example, HasValue, InRange
 from recai.embed.training import (
     TRAINING_FILE,
     TrainConfig,
@@ -22,14 +20,8 @@ from recai.embed.training import (
     training_rows,
     write_model_card,
 )
-from tests.catalog_fixtures import film_dataset
+from tests.embed.fixtures import InterruptError, film_examples, stop_after
 from tests.embed.tiny_st import tiny_sentence_transformer
-
-
-@cache
-def _films() -> tuple[Dataset, ExampleSplit]:
-    dataset = film_dataset()
-    return dataset, build_examples(dataset, per_task=8, seed=0, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +36,7 @@ def _example(eid: str, positive: int, negatives: tuple[int, ...], predicates: tu
 
 
 def test_rows_render_items_as_the_index_does_and_pad_missing_negatives() -> None:
-    dataset, _ = _films()
+    dataset, _ = film_examples()
     catalog = dataset.catalog
     ids = list(catalog.ids)
     examples = [_example("a", ids[0], (ids[1], ids[2])), _example("b", ids[3], (ids[4],))]
@@ -59,13 +51,13 @@ def test_rows_render_items_as_the_index_does_and_pad_missing_negatives() -> None
 
 
 def test_rows_name_the_example_with_an_unknown_item() -> None:
-    dataset, _ = _films()
+    dataset, _ = film_examples()
     with pytest.raises(ValueError, match="example bad"):
         training_rows([_example("bad", 999_999, ())], dataset.catalog, hard_negatives=0)
 
 
 def test_answer_matrix_marks_every_item_that_satisfies_the_query() -> None:
-    dataset, _ = _films()
+    dataset, _ = film_examples()
     catalog = dataset.catalog
     ids = list(catalog.ids)
     years = catalog.items["year"].to_numpy()
@@ -88,7 +80,7 @@ class _FixedEmbeddings(torch.nn.Module):
 
 
 def test_the_loss_masks_in_batch_items_that_answer_the_query() -> None:
-    dataset, _ = _films()
+    dataset, _ = film_examples()
     catalog = dataset.catalog
     ids = list(catalog.ids)
     genres = catalog.items["genres"]
@@ -147,7 +139,7 @@ def _config(model: Path, **kwargs: Any) -> TrainConfig:
 
 
 def test_training_writes_a_loadable_model_with_a_card(tiny_model: Path, tmp_path: Path) -> None:
-    dataset, data = _films()
+    dataset, data = film_examples()
     out = tmp_path / "tuned"
     result = train_embedder(data, dataset.catalog, out, _config(tiny_model), progress=False)
     assert result.steps == 4
@@ -174,27 +166,12 @@ def _metric_entry() -> dict[str, Any]:
     }
 
 
-class _InterruptError(Exception):
-    pass
-
-
-def _stop_after(step: int) -> Any:
-    from transformers import TrainerCallback
-
-    class StopAfter(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.global_step == step:
-                raise _InterruptError
-
-    return StopAfter()
-
-
 def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
-    dataset, data = _films()
+    dataset, data = film_examples()
     out = tmp_path / "tuned"
-    with pytest.raises(_InterruptError):
+    with pytest.raises(InterruptError):
         train_embedder(
-            data, dataset.catalog, out, _config(tiny_model), progress=False, callbacks=[_stop_after(3)]
+            data, dataset.catalog, out, _config(tiny_model), progress=False, callbacks=[stop_after(3)]
         )
     assert not out.exists()  # nothing half-written
     assert (tmp_path / "tuned.work" / "checkpoint-2").is_dir()
@@ -207,7 +184,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(tiny_model: Path, tmp_pa
 
 
 def test_training_on_a_subset_of_tasks(tiny_model: Path, tmp_path: Path) -> None:
-    dataset, data = _films()
+    dataset, data = film_examples()
     config = _config(tiny_model, tasks=("fuzzy_name", "vague_condition"), max_steps=1, batch_size=4)
     result = train_embedder(data, dataset.catalog, tmp_path / "m", config, progress=False)
     assert set(result.summary["data"]["per_task"]) == {"fuzzy_name", "vague_condition"}

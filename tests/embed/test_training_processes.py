@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recai.embed.training import TrainConfig, train_embedder, write_model_card
-from tests.embed.test_training import _films
+from tests.embed.fixtures import film_examples
 from tests.embed.tiny_st import tiny_sentence_transformer
 
 
@@ -17,7 +17,7 @@ def test_a_process_that_is_not_the_main_one_writes_nothing(
 ) -> None:
     from sentence_transformers import SentenceTransformerTrainer
 
-    dataset, data = _films()
+    dataset, data = film_examples()
     model = tiny_sentence_transformer(tmp_path / "tiny")
     monkeypatch.setattr(SentenceTransformerTrainer, "is_world_process_zero", lambda self: False)
     config = TrainConfig(base_model=str(model), max_steps=1, batch_size=4, save_steps=100, device="cpu")

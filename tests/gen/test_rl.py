@@ -128,7 +128,7 @@ def test_grpo_runs_on_the_sft_model_and_writes_a_plain_model(tmp_path: Path) -> 
     from recai.gen.generate import GenRecommender
     from recai.gen.rl import train_grpo
     from recai.gen.training import train_sft
-    from tests.gen.test_training import base_folder, config, data
+    from tests.gen.fixtures import base_folder, config, data
 
     train_sft(data(), tmp_path / "sft", config(base_folder(tmp_path), max_steps=1), progress=False)
     catalog = load("demo").catalog

@@ -15,8 +15,8 @@ from recai.gen.scope_loss import Scope, ScopeCollator, collate_scopes, scope_mas
 from recai.gen.training import train_sft  # noqa: E402
 from recai.train.chat import IGNORE_INDEX  # noqa: E402
 from recai.train.label_logits import loss_positions  # noqa: E402
+from tests.gen.fixtures import base_folder, config, data  # noqa: E402
 from tests.gen.scope_reference import END, START, TRIE, dense_reference  # noqa: E402
-from tests.gen.test_training import base_folder, config, data  # noqa: E402
 
 
 def test_scope_covers_trained_span_tokens_with_the_catalog_choices() -> None:

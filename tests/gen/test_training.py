@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -11,61 +10,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from recai.data import load  # noqa: E402
-from recai.gen.examples import GenData  # noqa: E402
 from recai.gen.items import add_item_tokens  # noqa: E402
 from recai.gen.models import load_gen_model, merge_adapter  # noqa: E402
-from recai.gen.tasks import build_gen_data  # noqa: E402
 from recai.gen.training import encode_examples, finished_sft, train_sft  # noqa: E402
 from recai.train.chat import encode_chat  # noqa: E402
 from recai.train.collate import PadCollator  # noqa: E402
 from recai.train.models import convert_gguf, save_model_folder  # noqa: E402
-from recai.train.sft import SFTConfig  # noqa: E402
+from tests.gen.fixtures import base_folder, config, data  # noqa: E402
 from tests.gen.tiny import tiny_model, tiny_tokenizer, write_tiny_gguf  # noqa: E402
-
-
-@cache
-def data() -> GenData:
-    # short examples (no long histories) keep the tiny byte-level tokenizer's sequences small
-    return build_gen_data(
-        load("demo"),
-        ["category_cold", "item_category"],
-        per_task=6,
-        test_per_task=0,
-        k=3,
-        min_k=2,
-        noun="film",
-        progress=False,
-    )
-
-
-def base_folder(root: Path, *, tie: bool = True) -> Path:
-    tokenizer = tiny_tokenizer()
-    folder = root / ("base" if tie else "base-untied")
-    if not folder.exists():
-        model = tiny_model(tokenizer, seed=0, tie=tie)
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-    return folder
-
-
-def config(base: Path, **kwargs: object) -> SFTConfig:
-    values = {
-        "base_model": str(base),
-        "max_steps": 6,
-        "batch_size": 4,
-        "learning_rate": 5e-3,
-        "save_steps": 2,
-        "logging_steps": 1,
-        "max_length": 512,
-        "lora_r": 4,
-        "lora_alpha": 8,
-        "lora_dropout": 0.0,
-        "warmup": 0.0,
-        "device": "cpu",
-    }
-    values.update(kwargs)
-    return SFTConfig(**values)  # type: ignore[arg-type]
 
 
 def logits(

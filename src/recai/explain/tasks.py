@@ -51,7 +51,7 @@ from recai.gen.examples import GenExample
 from recai.gen.items import DEFAULT_FORMAT
 from recai.gen.tasks import GenTaskBuilder
 from recai.llm.prompting import render_variant
-from recai.train.tasks import Task, TaskRegistry
+from recai.train.tasks import Task, TaskRegistry, build_parts
 
 MAX_ATTEMPTS = 20
 NEGATIVES: tuple[str, ...] = ("bottom", "matched")
@@ -563,18 +563,15 @@ def build_explain_data(
     )
     maker = ExplainTaskBuilder(dataset, target, split=split, seed=seed, **builder)
     ctx = maker.ctx
-    train: list[ExplainExample] = []
-    test: list[ExplainExample] = []
-    for task in chosen:
-        if isinstance(task, General):
-            continue
-        train += maker.generate(task, sizes.get(task.name, per_task), "train", progress=progress)
-        if task.has_test:
-            test += maker.generate(task, test_sizes.get(task.name, test_per_task), "test", progress=progress)
-    for task in chosen:
-        if isinstance(task, General) and general_share > 0 and train:
-            n_general = max(1, round(general_share / (1 - general_share) * len(train)))
-            train += maker.generate(task, n_general, "train")
+    train, test = build_parts(
+        chosen,
+        lambda task, n, part, _trained: maker.generate(task, n, part, progress=progress),
+        lambda task, part: (
+            sizes.get(task.name, per_task) if part == "train" else test_sizes.get(task.name, test_per_task)
+        ),
+        fills_share=lambda task: isinstance(task, General),
+        share=general_share,
+    )
     meta = {
         "dataset": dataset.name,
         "target": target.name,

@@ -52,7 +52,7 @@ from recai.data.splits import Split
 from recai.gen.examples import Control, GenData, GenExample
 from recai.gen.items import DEFAULT_FORMAT, ItemNames, SpanFormat
 from recai.gen.templates import plural, render
-from recai.train.tasks import Task, TaskRegistry, seeded_rng
+from recai.train.tasks import Task, TaskRegistry, build_parts, seeded_rng
 
 if TYPE_CHECKING:
     from recai.rec.base import Recommender
@@ -768,19 +768,13 @@ def build_gen_data(
         raise ValueError(f"general_share must be in [0, 1), got {general_share}")
     builder = GenTaskBuilder(dataset, seed=seed, **settings)
     ctx = builder.ctx
-    train: list[GenExample] = []
-    test: list[GenExample] = []
-    for task in chosen:
-        if isinstance(task, General):
-            continue
-        made = builder.generate(task, per_task, "train", progress=progress)
-        train += made
-        if task.has_test and test_per_task > 0:
-            test += builder.generate(task, test_per_task, "test", avoid=made, progress=progress)
-    for task in chosen:
-        if isinstance(task, General) and general_share > 0:
-            n_general = max(1, round(general_share / (1.0 - general_share) * len(train)))
-            train += builder.generate(task, n_general, "train", progress=progress)
+    train, test = build_parts(
+        chosen,
+        lambda task, n, part, trained: builder.generate(task, n, part, avoid=trained, progress=progress),
+        lambda task, part: per_task if part == "train" else test_per_task,
+        fills_share=lambda task: isinstance(task, General),
+        share=general_share,
+    )
     meta = {
         "dataset": dataset.name,
         "tasks": [task.name for task in chosen],

@@ -10,7 +10,8 @@ Each pillar fixes the types in a base class of its own: ``recai.embed.tasks.Embe
 positive and hard negatives), ``recai.gen.tasks.GenTask`` (a chat whose answer names catalog items) and
 ``recai.explain.tasks.ExplainTask`` (a chat about what a target recommender does). To add a task,
 subclass the pillar's base and pass an instance where the pillar's builder takes task names; each
-pillar's :class:`TaskRegistry` holds its built-in tasks by name.
+pillar's :class:`TaskRegistry` holds its built-in tasks by name. gen and explain build their train and
+test parts, and the ``general`` share of training, with one loop, :func:`build_parts`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -140,3 +141,35 @@ class TaskRegistry(Generic[TaskT]):
             type(task).check_definition()
             tasks.append(task)
         return tasks
+
+
+def build_parts(
+    tasks: Sequence[TaskT],
+    generate: Callable[[TaskT, int, str, Sequence[ExampleT]], list[ExampleT]],
+    size: Callable[[TaskT, str], int],
+    *,
+    fills_share: Callable[[TaskT], bool],
+    share: float,
+) -> tuple[list[ExampleT], list[ExampleT]]:
+    """The train and test examples of ``tasks``, in the order gen and explain build them.
+
+    Every task but the share-filling ones (``general``: plain catalog questions that keep an LLM
+    talking) makes ``size(task, part)`` examples of each part it has, train before test;
+    ``generate(task, n, part, trained)`` makes them, ``trained`` being the task's training examples when
+    it makes a test part (gen skips test prompts that training showed). Then each share-filling task
+    makes ``share`` of the final training set, at least one example; none when nothing else trains.
+    A test part of size 0 is not built.
+    """
+    train: list[ExampleT] = []
+    test: list[ExampleT] = []
+    for task in tasks:
+        if fills_share(task):
+            continue
+        trained = generate(task, size(task, "train"), "train", ())
+        train += trained
+        if task.has_test and (n_test := size(task, "test")) > 0:
+            test += generate(task, n_test, "test", trained)
+    for task in tasks:
+        if fills_share(task) and share > 0 and train:
+            train += generate(task, max(1, round(share / (1.0 - share) * len(train))), "train", ())
+    return train, test

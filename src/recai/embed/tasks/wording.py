@@ -158,22 +158,38 @@ def _quantity_wordings(info: ColumnInfo, lo: float | None, hi: float | None) -> 
                 mods += [f"with {al} {label} between {number(lo)} and {number(hi)}{u}"]
                 mods += [f"with {al} {label} of {number(lo)} to {number(hi)}{u}"]
         elif hi is not None:
-            if info.integer:
-                mods += [f"under {number(hi + 1)}{u}" if u else f"with {al} {label} under {number(hi + 1)}"]
-                mods += [f"with {al} {label} below {number(hi + 1)}{u}"]
-            mods += [
-                f"with {al} {label} of at most {number(hi)}{u}",
-                f"with {al} {label} of {number(hi)}{u} or less",
-            ]
+            mods += _one_sided_modifiers(info, hi, u, upper=True)
         elif lo is not None:
-            if info.integer:
-                mods += [f"over {number(lo - 1)}{u}" if u else f"with {al} {label} over {number(lo - 1)}"]
-                mods += [f"with {al} {label} above {number(lo - 1)}{u}"]
-            mods += [
-                f"with {al} {label} of at least {number(lo)}{u}",
-                f"with {al} {label} of {number(lo)}{u} or more",
-            ]
+            mods += _one_sided_modifiers(info, lo, u, upper=False)
     return Wordings((), tuple(dict.fromkeys(mods)))
+
+
+#: How a one-sided bound is said, by whether it is an upper one: the strict word alone and after the
+#: label ("under 100", "below 100"), the inclusive word ("at most 99") and the tail ("99 or less").
+_BOUND_WORDS: dict[bool, tuple[str, str, str, str]] = {
+    True: ("under", "below", "at most", "less"),
+    False: ("over", "above", "at least", "more"),
+}
+
+
+def _one_sided_modifiers(info: ColumnInfo, bound: float, unit: str, *, upper: bool) -> list[str]:
+    """Modifiers for ``label <= bound`` (``upper``) or ``label >= bound``; ``unit`` is "" or " min".
+
+    One function for both sides so that the two stay mirror images. A whole-number column also gets the
+    strict form one step past the bound ("under 100 minutes" for at most 99), the way people say it.
+    """
+    label, al = info.label, article(info.label)
+    strict, strict_after_label, inclusive, tail = _BOUND_WORDS[upper]
+    mods: list[str] = []
+    if info.integer:
+        past = number(bound + 1 if upper else bound - 1)
+        mods += [f"{strict} {past}{unit}" if unit else f"with {al} {label} {strict} {past}"]
+        mods += [f"with {al} {label} {strict_after_label} {past}{unit}"]
+    mods += [
+        f"with {al} {label} of {inclusive} {number(bound)}{unit}",
+        f"with {al} {label} of {number(bound)}{unit} or {tail}",
+    ]
+    return mods
 
 
 def _date_wordings(info: ColumnInfo, low: object, high: object) -> Wordings:
