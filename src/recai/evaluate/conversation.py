@@ -39,7 +39,7 @@ from recai.evaluate.parsing import ListGrounder, parse_item_list
 from recai.llm.base import ChatModel
 from recai.llm.catalog_prompter import CatalogPrompter, title_list
 from recai.llm.prompting import render_prompt
-from recai.llm.usage import UsageMeter, scoped, track
+from recai.llm.usage import UsageMeter, scoped
 
 
 @dataclass
@@ -265,26 +265,26 @@ class AgentSystem(ConversationalSystem):
         return {"name": self.name, "llm": self.agent.llm.name}
 
 
-class ChatModelSystem(ConversationalSystem):
+@dataclass(eq=False, kw_only=True)
+class ChatModelSystem(CatalogPrompter, ConversationalSystem):
     """A plain chat model without tools: success is judged on the titles in its replies, grounded.
 
     It is the baseline that shows what an LLM knows about the catalog on its own.
 
-    Args:
+    Attributes:
         llm: The chat model that answers.
         catalog: The catalog the titles in replies are grounded to.
         item_noun: What the catalog's items are called in prompts ("films", "books").
-        name: The system's name in reports; defaults to ``plain:<model name>``.
+        max_tokens: Longest reply, in tokens.
+        name: The system's name in reports; empty: ``plain:<model name>``.
     """
 
-    def __init__(
-        self, llm: ChatModel, catalog: Catalog, *, item_noun: str = "items", name: str | None = None
-    ) -> None:
-        self.llm = llm
-        self.catalog = catalog
-        self.item_noun = item_noun
-        self.name = name or f"plain:{llm.name}"
-        self.grounder = ListGrounder(catalog)
+    max_tokens: int = 250
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or f"plain:{self.llm.name}"
+        self.grounder = ListGrounder(self.catalog)
         self._messages: list[dict[str, str]] = []
 
     def system_prompt(self) -> str:
@@ -295,8 +295,7 @@ class ChatModelSystem(ConversationalSystem):
 
     def _ask(self, text: str, extra: str = "") -> str:
         self._messages.append({"role": "user", "content": f"{extra}{text}"})
-        with track("system"):
-            reply = self.llm.complete(self._messages, max_tokens=250, temperature=0.0).text
+        reply = self.ask("system", self._messages, temperature=0.0).text
         self._messages[-1] = {"role": "user", "content": text}  # keep retrieved lists out of the history
         self._messages.append({"role": "assistant", "content": reply})
         return reply
