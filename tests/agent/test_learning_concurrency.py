@@ -22,7 +22,7 @@ from recai.agent.learning import (
     record_templates,
     template_requests,
 )
-from recai.agent.learning.evaluation import simulate_with_planner
+from recai.agent.learning.evaluation import planner_system
 from recai.agent.planner import planner_sampling
 from recai.cli import app
 from recai.data import Dataset
@@ -164,9 +164,8 @@ def test_simulated_recording_and_planner_evaluation_at_any_concurrency(
             evaluate_planner(planner, agent, data.test, progress=False, batch=batch)
         )
         assert planner.most == 1 if concurrency == 1 else planner.most > 1
-        sessions[concurrency] = timeless(
-            simulate_with_planner(agent, jittered_teacher(), evaluator, samples, progress=False, batch=batch)
-        )
+        with planner_system(agent, jittered_teacher()) as system:
+            sessions[concurrency] = timeless(evaluator.run(system, samples, progress=False, batch=batch))
     assert records_of(tmp_path / "sim1") == records_of(tmp_path / "sim4")
     assert all(len(r["turns"]) >= 1 for r in records_of(tmp_path / "sim4"))
     assert plans[1] == plans[4] and sessions[1] == sessions[4]

@@ -231,7 +231,7 @@ def eval_planner(
     run: BatchRun,
 ) -> None:
     """Plan validity, exact and step match against held-out teacher plans, and simulated success."""
-    from recai.agent.learning.evaluation import evaluate_planner, simulate_with_planner, summarize_plans
+    from recai.agent.learning.evaluation import evaluate_planner, planner_system, summarize_plans
     from recai.data.atomic import write_text_atomic
     from recai.evaluate.conversation import summarize_conversations
     from recai.evaluate.runs import RunFolder
@@ -270,16 +270,11 @@ def eval_planner(
                 agent, split, simulator, turns=turns, n=sessions, seed=seed
             )
             conf = {"model": spec, "simulator": simulator, "responder": llm, "turns": turns, "seed": seed}
-            with RunFolder.open(out / name / "sessions", task="conversation", config=conf) as conv:
-                simulate_with_planner(
-                    agent,
-                    planner_llm,
-                    evaluator,
-                    samples,
-                    on_record=conv.append,
-                    skip_ids=conv.done_ids(),
-                    batch=batch,
-                )
+            with (
+                RunFolder.open(out / name / "sessions", task="conversation", config=conf) as conv,
+                planner_system(agent, planner_llm) as system,
+            ):
+                evaluator.run(system, samples, on_record=conv.append, skip_ids=conv.done_ids(), batch=batch)
             sample_ids = {s.id for s in samples}
             records = [r for r in conv.records() if r["id"] in sample_ids]
             entry["simulated"] = summarize_conversations(records, turns, agent.settings.k)

@@ -26,7 +26,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -34,12 +34,12 @@ from recai.data.catalog import Catalog
 from recai.data.errors import plain_value
 from recai.data.schema import ColumnRole
 from recai.data.splits import Split
-from recai.evaluate.generative import evaluate_pending, user_seed
+from recai.evaluate.generative import SampleEvaluator, user_seed
 from recai.evaluate.parsing import ListGrounder, parse_item_list
 from recai.llm.base import ChatModel
-from recai.llm.batch import BatchSettings
+from recai.llm.catalog_prompter import CatalogPrompter, title_list
 from recai.llm.prompting import render_prompt
-from recai.llm.usage import UsageMeter, scoped, track
+from recai.llm.usage import UsageMeter, scoped
 
 
 @dataclass
@@ -265,26 +265,26 @@ class AgentSystem(ConversationalSystem):
         return {"name": self.name, "llm": self.agent.llm.name}
 
 
-class ChatModelSystem(ConversationalSystem):
+@dataclass(eq=False, kw_only=True)
+class ChatModelSystem(CatalogPrompter, ConversationalSystem):
     """A plain chat model without tools: success is judged on the titles in its replies, grounded.
 
     It is the baseline that shows what an LLM knows about the catalog on its own.
 
-    Args:
+    Attributes:
         llm: The chat model that answers.
         catalog: The catalog the titles in replies are grounded to.
         item_noun: What the catalog's items are called in prompts ("films", "books").
-        name: The system's name in reports; defaults to ``plain:<model name>``.
+        max_tokens: Longest reply, in tokens.
+        name: The system's name in reports; empty: ``plain:<model name>``.
     """
 
-    def __init__(
-        self, llm: ChatModel, catalog: Catalog, *, item_noun: str = "items", name: str | None = None
-    ) -> None:
-        self.llm = llm
-        self.catalog = catalog
-        self.item_noun = item_noun
-        self.name = name or f"plain:{llm.name}"
-        self.grounder = ListGrounder(catalog)
+    max_tokens: int = 250
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or f"plain:{self.llm.name}"
+        self.grounder = ListGrounder(self.catalog)
         self._messages: list[dict[str, str]] = []
 
     def system_prompt(self) -> str:
@@ -295,8 +295,7 @@ class ChatModelSystem(ConversationalSystem):
 
     def _ask(self, text: str, extra: str = "") -> str:
         self._messages.append({"role": "user", "content": f"{extra}{text}"})
-        with track("system"):
-            reply = self.llm.complete(self._messages, max_tokens=250, temperature=0.0).text
+        reply = self.ask("system", self._messages, temperature=0.0).text
         self._messages[-1] = {"role": "user", "content": text}  # keep retrieved lists out of the history
         self._messages.append({"role": "assistant", "content": reply})
         return reply
@@ -349,7 +348,7 @@ class ChatRecSystem(ChatModelSystem):
         query = self.encoder.encode([" ".join(self._said[-3:])], "query")[0]
         ids, _ = self.index.search(query, self.n_candidates)  # an item VectorIndex keyed by catalog id
         positions = self.catalog.index_of(ids[0], missing="drop")
-        listing = "\n".join(f"- {self.catalog.display_title(int(p))}" for p in positions)
+        listing = title_list(self.catalog, positions)
         extra = render_prompt(
             "chatrec_candidates", package="recai.evaluate", item_noun=self.item_noun, candidates=listing
         )
@@ -400,13 +399,14 @@ class HistoryRecommenderSystem(ConversationalSystem):
 
 
 # ------------------------------------------------------------------ the simulator
-class UserSimulator:
+@dataclass(eq=False, kw_only=True)
+class UserSimulator(CatalogPrompter):
     """An LLM playing a user who wants the target item but knows it only by its attributes.
 
     A draft that names the target is regenerated (at a higher temperature) and, if it still leaks, masked,
     so a system cannot succeed by echoing the title.
 
-    Args:
+    Attributes:
         llm: The chat model that plays the user.
         catalog: The catalog the target comes from (for its title guard).
         item_noun: What the catalog's items are called in prompts.
@@ -415,22 +415,9 @@ class UserSimulator:
         max_tokens: Longest user message, in tokens.
     """
 
-    def __init__(
-        self,
-        llm: ChatModel,
-        catalog: Catalog,
-        *,
-        item_noun: str = "items",
-        leak_retries: int = 2,
-        seed: int = 0,
-        max_tokens: int = 80,
-    ) -> None:
-        self.llm = llm
-        self.catalog = catalog
-        self.item_noun = item_noun
-        self.leak_retries = leak_retries
-        self.seed = seed
-        self.max_tokens = max_tokens
+    leak_retries: int = 2
+    seed: int = 0
+    max_tokens: int = 80
 
     def messages(self, sample: ConversationSample, dialogue: list[tuple[str, str]]) -> list[dict[str, str]]:
         system = render_prompt(
@@ -458,13 +445,12 @@ class UserSimulator:
         regenerated = 0
         text = ""
         for attempt in range(self.leak_retries + 1):
-            with track("simulator"):
-                text = self.llm.complete(
-                    messages,
-                    max_tokens=self.max_tokens,
-                    temperature=0.0 if attempt == 0 else 0.8,
-                    seed=user_seed(self.seed + 1000 * attempt + turn, sample.user) % 2**31,
-                ).text.strip()
+            text = self.ask(
+                "simulator",
+                messages,
+                temperature=0.0 if attempt == 0 else 0.8,
+                seed=user_seed(self.seed + 1000 * attempt + turn, sample.user) % 2**31,
+            ).text.strip()
             if not guard.leaks(text):
                 return text, regenerated, False
             regenerated += 1
@@ -472,8 +458,9 @@ class UserSimulator:
 
 
 @dataclass
-class ConversationEvaluator:
-    """Runs simulated sessions against one system.
+class ConversationEvaluator(SampleEvaluator[ConversationalSystem, ConversationSample]):
+    """Runs simulated sessions against one system (``run``: every pending sample, see
+    :class:`~recai.evaluate.generative.SampleEvaluator`).
 
     Attributes:
         catalog: The catalog whose ids the records report.
@@ -481,6 +468,9 @@ class ConversationEvaluator:
         max_turns: A session ends as a failure after this many turns without a hit.
         k: A turn is a hit when the target is among the system's top ``k`` items.
     """
+
+    activity: ClassVar[str] = "conversations with"
+    unit: ClassVar[str] = "session"
 
     catalog: Catalog
     simulator: UserSimulator
@@ -541,34 +531,17 @@ class ConversationEvaluator:
             "scores": scores,
         }
 
-    def run(
-        self,
-        system: ConversationalSystem,
-        samples: Sequence[ConversationSample],
-        *,
-        on_record: Callable[[dict[str, Any]], None] | None = None,
-        skip_ids: set[str] | frozenset[str] = frozenset(),
-        progress: bool = True,
-        batch: BatchSettings | None = None,
-    ) -> list[dict[str, Any]]:
-        """Run a session for every sample not in ``skip_ids``; ``on_record`` sees each record in order.
+    def evaluate_sample(self, system: ConversationalSystem, sample: ConversationSample) -> dict[str, Any]:
+        """A session on a fork of ``system``, so sessions in flight side by side share no state."""
+        return self.run_session(system.fork(), sample)
 
-        With more than one session in flight (``batch``), each runs on its own ``system.fork()``."""
+    def models(self, system: ConversationalSystem) -> list[Any]:
+        """The simulator's model as well as the system's (and an agent's), which run in the same sessions."""
         models = [self.simulator.llm, getattr(system, "llm", None)]
         agent = getattr(system, "agent", None)
         if agent is not None:
             models.append(agent.llm)
-        return evaluate_pending(
-            samples,
-            lambda sample: self.run_session(system.fork(), sample),
-            desc=f"conversations with {system.name}",
-            unit="session",
-            on_record=on_record,
-            skip_ids=skip_ids,
-            progress=progress,
-            batch=batch,
-            models=[m for m in models if m is not None],
-        )
+        return [m for m in models if m is not None]
 
 
 def _split_usage(usage: UsageMeter) -> dict[str, dict[str, float]]:

@@ -27,7 +27,7 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -35,10 +35,10 @@ from recai.data.catalog import Catalog
 from recai.data.errors import plain_value
 from recai.data.splits import Split
 from recai.evaluate.parsing import GroundedList, ListGrounder, parse_item_list
-from recai.llm.base import ChatModel, SchemaError
+from recai.llm.base import SchemaError
 from recai.llm.batch import BatchSettings, run_batch
+from recai.llm.catalog_prompter import CatalogPrompter, title_list
 from recai.llm.prompting import render_prompt
-from recai.llm.usage import track
 
 if TYPE_CHECKING:
     from recai.evaluate.prepare import DataOptions
@@ -210,52 +210,40 @@ class ListSystem(ABC):
         return {"name": self.name}
 
 
-class LLMListSystem(ListSystem):
+@dataclass(eq=False, kw_only=True)
+class LLMListSystem(CatalogPrompter, ListSystem):
     """A chat model asked for a list of titles (zero-shot), parsed and grounded afterwards.
 
     ``constrained`` asks the backend for a JSON array of strings (a grammar on local backends); off by
     default, because measuring how well a model follows the format is part of the evaluation.
 
-    Args:
+    Attributes:
         llm: The chat model asked for the list.
         catalog: The catalog whose titles the prompt shows.
         item_noun: What the catalog's items are called in prompts ("films", "books").
         constrained: Ask for a JSON array of strings instead of free text.
         max_tokens: Longest reply, in tokens.
-        name: The system's name in reports; defaults to ``llm:<model name>``.
+        name: The system's name in reports; empty: ``llm:<model name>``.
     """
 
-    def __init__(
-        self,
-        llm: ChatModel,
-        catalog: Catalog,
-        *,
-        item_noun: str = "items",
-        constrained: bool = False,
-        max_tokens: int = 400,
-        name: str | None = None,
-    ) -> None:
-        self.llm = llm
-        self.catalog = catalog
-        self.item_noun = item_noun
-        self.constrained = constrained
-        self.max_tokens = max_tokens
-        self.name = name or f"llm:{llm.name}"
+    constrained: bool = False
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or f"llm:{self.llm.name}"
 
     def prompt(self, sample: ListSample, candidates: list[int] | None, k: int) -> str:
-        titles = [self.catalog.display_title(p) for p in sample.history]
-        history = "\n".join(f"- {t}" for t in titles) or "(nothing yet)"
+        history = title_list(self.catalog, sample.history) or "(nothing yet)"
         if candidates is None:
             return render_prompt(
                 "retrieval", package="recai.evaluate", item_noun=self.item_noun, history=history, k=str(k)
             )
-        shown = "\n".join(f"- {self.catalog.display_title(p)}" for p in candidates)
         return render_prompt(
             "ranking",
             package="recai.evaluate",
             item_noun=self.item_noun,
             history=history,
-            candidates=shown,
+            candidates=title_list(self.catalog, candidates),
             n=str(len(candidates)),
             k=str(min(k, len(candidates))),
         )
@@ -266,10 +254,7 @@ class LLMListSystem(ListSystem):
         if self.constrained:
             schema = {"type": "array", "items": {"type": "string", "maxLength": 200}, "maxItems": k}
         try:
-            with track("evaluated"):
-                out = self.llm.complete(
-                    messages, response_format=schema, max_tokens=self.max_tokens, temperature=0.0
-                )
+            out = self.ask("evaluated", messages, response_format=schema, temperature=0.0)
         except SchemaError as exc:
             return ListAnswer(text=exc.raw[-1] if exc.raw else "", error=f"invalid structured output: {exc}")
         return ListAnswer(text=out.text)
@@ -378,8 +363,64 @@ def single_target_scores(ranked: Sequence[int], target: int, ks: Sequence[int]) 
     return out
 
 
+class _NamedSystem(Protocol):
+    name: str
+
+
+SystemT = TypeVar("SystemT", bound=_NamedSystem)
+SampleT = TypeVar("SampleT")
+
+
+class SampleEvaluator(ABC, Generic[SystemT, SampleT]):
+    """The resumable loop every evaluator of one system over samples shares (lists, multiple choice,
+    conversations): ``run`` evaluates the samples a run folder has not recorded yet, records in sample
+    order, as many at once as the chat models involved allow. A subclass says how one sample is
+    evaluated, what the progress bar calls the work and which models set the concurrency.
+
+    Attributes:
+        activity: The progress bar's words before the system's name.
+        unit: What the progress bar counts.
+    """
+
+    activity: ClassVar[str] = "evaluating"
+    unit: ClassVar[str] = "sample"
+
+    @abstractmethod
+    def evaluate_sample(self, system: SystemT, sample: SampleT) -> dict[str, Any]:
+        """The scored record of ``system`` on ``sample``."""
+
+    def models(self, system: SystemT) -> list[Any]:
+        """The chat models whose limits set how many samples are in flight: the system's own, if any."""
+        llm = getattr(system, "llm", None)
+        return [llm] if llm is not None else []
+
+    def run(
+        self,
+        system: SystemT,
+        samples: Sequence[SampleT],
+        *,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+        skip_ids: set[str] | frozenset[str] = frozenset(),
+        progress: bool = True,
+        batch: BatchSettings | None = None,
+    ) -> list[dict[str, Any]]:
+        """Evaluate every sample not in ``skip_ids``; ``on_record`` sees the records in sample order
+        (``batch``: samples in flight at once, and a budget)."""
+        return evaluate_pending(
+            samples,
+            lambda sample: self.evaluate_sample(system, sample),
+            desc=f"{self.activity} {system.name}",
+            unit=self.unit,
+            on_record=on_record,
+            skip_ids=skip_ids,
+            progress=progress,
+            batch=batch,
+            models=self.models(system),
+        )
+
+
 @dataclass
-class ListEvaluator:
+class ListEvaluator(SampleEvaluator[ListSystem, ListSample]):
     """Runs a ListSystem over samples and turns every answer into a scored record.
 
     Attributes:
@@ -462,31 +503,6 @@ class ListEvaluator:
             ]
             record["topk_overlap"] = float(np.mean(overlaps))
         return record
-
-    def run(
-        self,
-        system: ListSystem,
-        samples: Sequence[ListSample],
-        *,
-        on_record: Callable[[dict[str, Any]], None] | None = None,
-        skip_ids: set[str] | frozenset[str] = frozenset(),
-        progress: bool = True,
-        batch: BatchSettings | None = None,
-    ) -> list[dict[str, Any]]:
-        """Evaluate every sample not in ``skip_ids``; ``on_record`` sees the records in sample order
-        (``batch``: samples in flight at once, and a budget)."""
-        llm = getattr(system, "llm", None)
-        return evaluate_pending(
-            samples,
-            lambda sample: self.evaluate_sample(system, sample),
-            desc=f"evaluating {system.name}",
-            unit="sample",
-            on_record=on_record,
-            skip_ids=skip_ids,
-            progress=progress,
-            batch=batch,
-            models=[llm] if llm is not None else [],
-        )
 
 
 def evaluate_pending(

@@ -11,19 +11,20 @@ with the titles. A model that returns nothing usable falls back to the titles an
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from recai.data.catalog import Catalog
 from recai.evaluate.generative import EncoderListSystem, ListAnswer, ListSample
-from recai.llm.base import ChatModel
+from recai.llm.catalog_prompter import CatalogPrompter, title_list
 from recai.llm.prompting import render_prompt
-from recai.llm.usage import track
 
 
-class UserSummarizer:
+@dataclass(eq=False, kw_only=True)
+class UserSummarizer(CatalogPrompter):
     """Describes a user's taste from their history with a chat model; one call per distinct history.
 
-    Args:
+    Attributes:
         llm: the summarising model (behind the response cache in evaluations, so reruns are free).
         catalog: renders the history as display titles.
         item_noun: what the items are called in the prompt.
@@ -31,25 +32,13 @@ class UserSummarizer:
         max_chars: summaries are cut here, so a rambling model cannot flood the encoder's input.
     """
 
-    def __init__(
-        self,
-        llm: ChatModel,
-        catalog: Catalog,
-        *,
-        item_noun: str = "items",
-        max_tokens: int = 160,
-        max_chars: int = 1000,
-    ) -> None:
-        self.llm = llm
-        self.catalog = catalog
-        self.item_noun = item_noun
-        self.max_tokens = max_tokens
-        self.max_chars = max_chars
-        self._memo: dict[tuple[int, ...], str] = {}
-        self._lock = threading.Lock()
+    max_tokens: int = 160
+    max_chars: int = 1000
+    _memo: dict[tuple[int, ...], str] = field(default_factory=dict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def prompt(self, history: list[int]) -> str:
-        titles = "\n".join(f"- {self.catalog.display_title(p)}" for p in history) or "(nothing yet)"
+        titles = title_list(self.catalog, history) or "(nothing yet)"
         return render_prompt(
             "user_summary", package="recai.evaluate", item_noun=self.item_noun, history=titles
         )
@@ -61,8 +50,7 @@ class UserSummarizer:
             if key in self._memo:
                 return self._memo[key]
         messages = [{"role": "user", "content": self.prompt(history)}]
-        with track("summarised"):
-            out = self.llm.complete(messages, max_tokens=self.max_tokens, temperature=0.0)
+        out = self.ask("summarised", messages, temperature=0.0)
         text = " ".join(out.text.split())[: self.max_chars]
         with self._lock:
             self._memo[key] = text

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -172,19 +173,29 @@ class ExplainerModel(nn.Module):
         return {n: p.detach().cpu().contiguous() for n, p in self.named_parameters() if p.requires_grad}
 
 
+@dataclass(eq=False)
 class Explainer:
-    """A trained explainer ready to generate: the model, its tokenizer, the target model and the catalog."""
+    """A trained explainer ready to generate: the model, its tokenizer, the target model and the catalog.
 
-    def __init__(
-        self, model: ExplainerModel, tokenizer: Any, target: Any, catalog: Any, info: dict[str, Any]
-    ) -> None:
-        self.model = model
-        self.catalog = catalog
-        self.tokenizer = tokenizer
-        self.target = target
-        self.info = info
-        self.mode: str = info["mode"]
-        self._items: np.ndarray | None = None
+    Attributes:
+        model: The LM with its user and item projectors.
+        tokenizer: The LM's tokenizer, placeholder tokens included.
+        target: The frozen recommender whose vectors fill the placeholders.
+        catalog: The catalog the explained items come from.
+        info: The folder's ``explainer.json`` (mode, name, dimensions, base model).
+    """
+
+    model: ExplainerModel
+    tokenizer: Any
+    target: Any
+    catalog: Any
+    info: dict[str, Any]
+    _items: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    @property
+    def mode(self) -> str:
+        """The input mode it was trained on: behaviour, intention or hybrid."""
+        return str(self.info["mode"])
 
     @property
     def name(self) -> str:

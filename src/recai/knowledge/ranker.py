@@ -39,6 +39,7 @@ from recai.knowledge.store import KnowledgeBase
 from recai.knowledge.tokens import TokenCounter, token_counter
 from recai.knowledge.verbalise import Verbaliser
 from recai.llm.base import ChatModel, SchemaError
+from recai.llm.catalog_prompter import title_list
 from recai.llm.prompting import render_prompt
 from recai.llm.structured import json_candidates
 from recai.llm.usage import track
@@ -365,7 +366,7 @@ class KnowledgeRanker:
                 "knowledge_section", package="recai.knowledge", item_noun=self.item_noun, facts=selection.text
             )
             knowledge += f"\n{section}\n"
-        history = "\n".join(f"- {catalog.display_title(p)}" for p in query.history) or "(nothing yet)"
+        history = title_list(catalog, query.history) or "(nothing yet)"
         listed = "\n".join(f"[{i + 1}] {catalog.display_title(p)}" for i, p in enumerate(shown))
         text = render_prompt(
             _TEMPLATES[self.prompt_style],

@@ -15,7 +15,7 @@ from recai.agent.learning.evaluation import (
     compare_plans,
     evaluate_plan,
     evaluate_planner,
-    simulate_with_planner,
+    planner_system,
     summarize_plans,
 )
 from recai.agent.learning.requests import SHAPES, TemplateRequest, check_turn, template_requests
@@ -36,9 +36,9 @@ __all__ = [
     "evaluate_plan",
     "evaluate_planner",
     "plan_shape",
+    "planner_system",
     "record_simulated",
     "record_templates",
-    "simulate_with_planner",
     "split_pairs",
     "student_config",
     "summarize_plans",

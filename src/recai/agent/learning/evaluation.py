@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -24,11 +25,7 @@ import numpy as np
 from recai.agent.agent import Agent
 from recai.agent.learning.dataset import plan_shape, reference_plan
 from recai.agent.planner import Planner, normalise_plan
-from recai.evaluate.conversation import (
-    AgentSystem,
-    ConversationEvaluator,
-    ConversationSample,
-)
+from recai.evaluate.conversation import AgentSystem
 from recai.gen.examples import GenExample
 from recai.llm.base import ChatModel
 from recai.llm.batch import BatchSettings
@@ -173,27 +170,16 @@ def summarize_plans(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def simulate_with_planner(
-    agent: Agent,
-    llm: ChatModel,
-    evaluator: ConversationEvaluator,
-    samples: Sequence[ConversationSample],
-    *,
-    on_record: Callable[[dict[str, Any]], None] | None = None,
-    skip_ids: set[str] | frozenset[str] = frozenset(),
-    progress: bool = True,
-    batch: BatchSettings | None = None,
-) -> list[dict[str, Any]]:
-    """End-to-end simulated sessions with ``llm`` as the agent's planner (the responder is unchanged);
-    the session records, for :func:`~recai.evaluate.conversation.summarize_conversations`. ``batch``
-    sets how many sessions run at once (each on its own fork of the system) and a budget."""
+@contextmanager
+def planner_system(agent: Agent, llm: ChatModel) -> Iterator[AgentSystem]:
+    """``agent`` with ``llm`` as its planner (the responder unchanged), as the system that
+    :meth:`~recai.evaluate.conversation.ConversationEvaluator.run` simulates sessions with, end to end;
+    the agent's own planner is back when the block ends. Its demonstrations are built on entry, once,
+    before sessions run side by side."""
     original = agent.planner
     agent.planner = planner_for(agent, llm)
     try:
-        agent.ensure_demonstrations()  # once, before sessions run side by side
-        system = AgentSystem(agent, name=f"agent-planner:{llm.name}")
-        return evaluator.run(
-            system, samples, on_record=on_record, skip_ids=skip_ids, progress=progress, batch=batch
-        )
+        agent.ensure_demonstrations()
+        yield AgentSystem(agent, name=f"agent-planner:{llm.name}")
     finally:
         agent.planner = original
