@@ -6,7 +6,7 @@
 tallies to the record's answer counts and keeps the selected knowledge, the model's numbers and the
 prompt's token count in the record.
 
-:func:`run_knowledge_task` writes the run folder. Its config has the keys of a ``recai eval ranking``
+:func:`run_knowledge_eval` writes the run folder. Its config has the keys of a ``recai eval ranking``
 run (so the two compare), with everything about the knowledge inside ``system``. The knowledge base is
 either given (a folder from ``recai knowledge build``, recorded with its save time so a rebuilt base is
 not mixed into a resumed run) or built on the split's training part and saved in the run folder's
@@ -110,7 +110,7 @@ def summarize_knowledge(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_knowledge_task(
+def run_knowledge_eval(
     system: str,
     out: str | Path,
     *,
