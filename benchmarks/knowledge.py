@@ -41,7 +41,7 @@ from recai.evaluate.compare import compare_runs
 from recai.evaluate.prepare import DataOptions
 from recai.evaluate.runs import RunFolder
 from recai.knowledge import KINDS
-from recai.knowledge.evaluation import run_knowledge_task
+from recai.knowledge.evaluation import run_knowledge_eval
 from recai.knowledge.ranker import in_shown_order, lenient_numbers, repair
 from recai.knowledge.workflows import build_knowledge
 
@@ -121,13 +121,13 @@ def main() -> None:
                 "sasrec_budget_s": args.sasrec_budget_s,
             }
             if config in BASELINES:
-                run_knowledge_task(config, out, knowledge="none", **common)
+                run_knowledge_eval(config, out, knowledge="none", **common)
             elif config in DOKE_CONFIGS:
                 ranker = {"budget_tokens": args.budget, **DOKE_CONFIGS[config]}
                 common["n_users"] = min(args.users, args.doke_users)
-                run_knowledge_task(f"llm:{args.llm}", out, knowledge="all", ranker=ranker, **common)
+                run_knowledge_eval(f"llm:{args.llm}", out, knowledge="all", ranker=ranker, **common)
             else:
-                run_knowledge_task(
+                run_knowledge_eval(
                     f"llm:{args.llm}", out, knowledge=config, ranker={"budget_tokens": args.budget}, **common
                 )
             entry["configs"][config] = _result(out, time.perf_counter() - started)

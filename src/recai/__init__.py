@@ -69,7 +69,7 @@ _LAZY: dict[str, str] = {
     # knowledge: domain knowledge in the prompt
     "KnowledgeBase": "recai.knowledge.store",
     "KnowledgeRanker": "recai.knowledge.ranker",
-    "run_knowledge_task": "recai.knowledge.evaluation",
+    "run_knowledge_eval": "recai.knowledge.evaluation",
     # gen: RecLM-gen / cgen
     "build_gen_data": "recai.gen.tasks",
     "SFTConfig": "recai.train.sft",
@@ -166,7 +166,7 @@ __all__ = [  # written out (not ``[*_LAZY]``) so that linters and type checkers 
     "run_batch",
     "run_conversation_eval",
     "run_judge_eval",
-    "run_knowledge_task",
+    "run_knowledge_eval",
     "run_list_eval",
     "run_recommender_eval",
     "temporal_split",
@@ -232,7 +232,7 @@ if TYPE_CHECKING:
     from recai.gen.generate import GenRecommender
     from recai.gen.tasks import build_gen_data
     from recai.gen.training import train_sft
-    from recai.knowledge.evaluation import run_knowledge_task
+    from recai.knowledge.evaluation import run_knowledge_eval
     from recai.knowledge.ranker import KnowledgeRanker
     from recai.knowledge.store import KnowledgeBase
     from recai.llm.base import ChatModel, Completion

@@ -99,7 +99,7 @@ def test_hand_written_and_edited_sets_are_marked(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("not json", "line 2: not JSON"),
+        ("not json", "line 2: not valid JSON"),
         ('{"id": "b", "kind": "chitchat"}', "line 2, field 'prompt'"),
         ('{"id": "b", "kind": "explanation", "prompt": "x"}', "same kind"),
         ('{"id": "b", "kind": "chitchat", "prompt": "x", "items": 3}', "field 'items'"),

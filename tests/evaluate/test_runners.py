@@ -158,6 +158,25 @@ def test_a_conversation_run_can_be_extended(tmp_path: Path, monkeypatch: pytest.
     assert RunFolder.load(out).read_metrics()["n"] == 5
 
 
+def test_a_finished_conversation_run_builds_nothing_and_keeps_its_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        "recai.llm.factory.load_chat_model", lambda spec: ScriptedChatModel(lambda m: "anything", name="sim")
+    )
+    out = tmp_path / "pop"
+    run_conversation_eval("popularity", out, simulator="sim", n=3, max_turns=1, progress=False)
+    system = RunFolder.load(out).read_metrics()["extra"]["system"]
+
+    def refuse(spec: str) -> ScriptedChatModel:
+        raise AssertionError("a finished run loads no chat model")
+
+    monkeypatch.setattr("recai.llm.factory.load_chat_model", refuse)
+    run_conversation_eval("popularity", out, simulator="sim", n=3, max_turns=1, progress=False)
+    metrics = RunFolder.load(out).read_metrics()
+    assert metrics["n"] == 3 and metrics["extra"]["system"] == system
+
+
 def test_judge_pairs_from_two_conversation_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from recai.evaluate.runners import judge_pairs_from_runs, read_judge_items
 

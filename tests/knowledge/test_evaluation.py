@@ -18,7 +18,7 @@ from recai.evaluate.compare import compare_runs
 from recai.evaluate.prepare import DataOptions
 from recai.evaluate.runners import run_list_eval
 from recai.evaluate.runs import ConfigMismatchError, RunFolder
-from recai.knowledge import KnowledgeBase, run_knowledge_task
+from recai.knowledge import KnowledgeBase, run_knowledge_eval
 from recai.knowledge.workflows import build_knowledge, parse_params
 from recai.llm.base import Message
 from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
@@ -58,7 +58,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_a_knowledge_run_is_a_ranking_run_that_resumes(tmp_path: Path, calls: list[str]) -> None:
     out = tmp_path / "kn"
     options = {"n_users": 6, "negatives": "popularity", "progress": False}
-    report = run_knowledge_task("llm:fake", out, knowledge="attributes,cooccurrence,graph", **options)
+    report = run_knowledge_eval("llm:fake", out, knowledge="attributes,cooccurrence,graph", **options)
     assert report.exists() and len(calls) == 6
     assert (out / "knowledge" / "knowledge.json").exists()  # the run's own base, for resuming
     metrics = RunFolder.load(out).read_metrics()
@@ -72,11 +72,11 @@ def test_a_knowledge_run_is_a_ranking_run_that_resumes(tmp_path: Path, calls: li
     # interrupted: two records lost and a half-written line; the resumed run redoes only those
     lines = (out / "records.jsonl").read_text().splitlines(keepends=True)
     (out / "records.jsonl").write_text("".join(lines[:4]) + lines[4][:30])
-    run_knowledge_task("llm:fake", out, knowledge="attributes,cooccurrence,graph", **options)
+    run_knowledge_eval("llm:fake", out, knowledge="attributes,cooccurrence,graph", **options)
     assert len(calls) == 6  # the two redone samples get the same prompts, answered from the cache
     assert sorted(lines) == sorted((out / "records.jsonl").read_text().splitlines(keepends=True))
     with pytest.raises(ConfigMismatchError, match="system"):
-        run_knowledge_task("llm:fake", out, knowledge="attributes", **options)
+        run_knowledge_eval("llm:fake", out, knowledge="attributes", **options)
     # the same samples as `recai eval ranking`, so the two runs pair up sample by sample
     run_list_eval(
         "ranking", "popularity", tmp_path / "pop", n_users=6, negatives="popularity", progress=False
@@ -87,16 +87,16 @@ def test_a_knowledge_run_is_a_ranking_run_that_resumes(tmp_path: Path, calls: li
 
 def test_no_knowledge_and_baselines_through_one_task(tmp_path: Path, calls: list[str]) -> None:
     options = {"n_users": 4, "progress": False}
-    run_knowledge_task("llm:fake", tmp_path / "none", knowledge="none", **options)
+    run_knowledge_eval("llm:fake", tmp_path / "none", knowledge="none", **options)
     assert not (tmp_path / "none" / "knowledge").exists()
     assert all("What is known" not in prompt for prompt in calls)
-    run_knowledge_task("popularity", tmp_path / "pop", knowledge="none", **options)
+    run_knowledge_eval("popularity", tmp_path / "pop", knowledge="none", **options)
     metrics = RunFolder.load(tmp_path / "pop").read_metrics()
     assert metrics["n"] == 4 and metrics["counts"]["invalid"] == 0
     with pytest.raises(ValueError, match="unknown system"):
-        run_knowledge_task("gpt", tmp_path / "bad", **options)
+        run_knowledge_eval("gpt", tmp_path / "bad", **options)
     with pytest.raises(ValueError, match="unknown knowledge kind"):
-        run_knowledge_task("llm:fake", tmp_path / "bad", knowledge="vibes", **options)
+        run_knowledge_eval("llm:fake", tmp_path / "bad", knowledge="vibes", **options)
 
 
 def test_baselines_reuse_the_bases_own_model(
@@ -115,17 +115,17 @@ def test_baselines_reuse_the_bases_own_model(
         raise AssertionError("the baseline must come from the knowledge base, not a new fit")
 
     monkeypatch.setattr("recai.knowledge.evaluation.fit_classic", refuse)
-    run_knowledge_task("popularity", tmp_path / "pop", base=tmp_path / "kb", n_users=3, progress=False)
-    run_knowledge_task(
+    run_knowledge_eval("popularity", tmp_path / "pop", base=tmp_path / "kb", n_users=3, progress=False)
+    run_knowledge_eval(
         "llm:fake", tmp_path / "llm", knowledge="recommender", base=tmp_path / "kb", n_users=3, progress=False
     )
     config = RunFolder.load(tmp_path / "llm").config
     assert config["system"]["base"]["path"] == str(tmp_path / "kb")
     assert "#1 of 20 candidates" in calls[0]
     with pytest.raises(ValueError, match="no \\['graph'\\] extractor"):
-        run_knowledge_task("llm:fake", tmp_path / "g", knowledge="graph", base=tmp_path / "kb", n_users=3)
+        run_knowledge_eval("llm:fake", tmp_path / "g", knowledge="graph", base=tmp_path / "kb", n_users=3)
     with pytest.raises(ValueError, match="was built on"):
-        run_knowledge_task(
+        run_knowledge_eval(
             "llm:fake",
             tmp_path / "k",
             knowledge="recommender",
@@ -304,7 +304,7 @@ def test_a_run_measures_the_budget_with_the_target_models_tokenizer(tmp_path: Pa
         pytest.skip("the smollm2 weight package is not installed")
     out = tmp_path / "kn"
     options = {"n_users": 2, "progress": False, "ranker": {"budget_tokens": 60}}
-    run_knowledge_task("llm:local:smollm2-135m-instruct", out, knowledge="attributes,cooccurrence", **options)
+    run_knowledge_eval("llm:local:smollm2-135m-instruct", out, knowledge="attributes,cooccurrence", **options)
     metrics = RunFolder.load(out).read_metrics()
     assert [name.split(":")[0] for name in metrics["extra"]["token_counter"]] == ["gguf"]
     assert 0 < metrics["extra"]["knowledge_tokens_mean"] <= 60
@@ -339,15 +339,15 @@ def test_records_are_byte_identical_at_any_concurrency(
         "recai.llm.factory.load_chat_model", lambda spec: ScriptedChatModel(replies, name="fake-llm")
     )
     options = {"n_users": 8, "knowledge": "attributes,cooccurrence", "cache": False, "progress": False}
-    run_knowledge_task("llm:fake", tmp_path / "one", batch=BatchSettings(concurrency=1), **options)
+    run_knowledge_eval("llm:fake", tmp_path / "one", batch=BatchSettings(concurrency=1), **options)
     assert replies.most == 1
-    run_knowledge_task("llm:fake", tmp_path / "four", batch=BatchSettings(concurrency=4), **options)
+    run_knowledge_eval("llm:fake", tmp_path / "four", batch=BatchSettings(concurrency=4), **options)
     assert replies.most > 1
     one, four = ((tmp_path / name / "records.jsonl").read_bytes() for name in ("one", "four"))
     assert one == four and one.count(b"\n") == 8
     # a token budget stops new work; the records written are the first ones, and a rerun finishes
     with pytest.raises(BudgetExhaustedError):
-        run_knowledge_task(
+        run_knowledge_eval(
             "llm:fake",
             tmp_path / "budget",
             batch=BatchSettings(concurrency=4, budget=Budget(max_tokens=1)),
@@ -355,7 +355,7 @@ def test_records_are_byte_identical_at_any_concurrency(
         )
     partial = (tmp_path / "budget" / "records.jsonl").read_bytes()
     assert partial and one.startswith(partial) and partial.count(b"\n") < 8
-    run_knowledge_task("llm:fake", tmp_path / "budget", batch=BatchSettings(concurrency=4), **options)
+    run_knowledge_eval("llm:fake", tmp_path / "budget", batch=BatchSettings(concurrency=4), **options)
     assert (tmp_path / "budget" / "records.jsonl").read_bytes() == one
 
 
@@ -371,14 +371,14 @@ def test_cli_knowledge_eval_takes_concurrency(tmp_path: Path, calls: list[str]) 
 def test_doke_variants_run_through_knowledge_eval(tmp_path: Path, calls: list[str]) -> None:
     options = {"n_users": 3, "progress": False}
     ranker = {"n_examples": 2, "prompt_style": "rating"}
-    run_knowledge_task("llm:fake", tmp_path / "doke", knowledge="none", ranker=ranker, **options)
+    run_knowledge_eval("llm:fake", tmp_path / "doke", knowledge="none", ranker=ranker, **options)
     first = calls[0]  # later calls include the schema's corrections: the fake answers with numbers 1-20
     assert "Users with similar taste" in first and "Rate each of the" in first
     metrics = RunFolder.load(tmp_path / "doke").read_metrics()
     assert metrics["extra"]["system"]["prompt_style"] == "rating"
     assert metrics["extra"]["system"]["n_examples"] == 2
     with pytest.raises(ConfigMismatchError, match="system"):
-        run_knowledge_task("llm:fake", tmp_path / "doke", knowledge="none", **options)
+        run_knowledge_eval("llm:fake", tmp_path / "doke", knowledge="none", **options)
 
 
 def test_cli_knowledge_eval_takes_the_doke_options(tmp_path: Path, calls: list[str]) -> None:

@@ -76,15 +76,15 @@ def fit_classic(
     *,
     sasrec_budget_s: float = 300.0,
     seed: int = 0,
-    memo: tuple[Any, ...] | None = None,
+    memo: DataOptions | None = None,
 ) -> Recommender:
     """The recommender ``name`` (of :data:`recai.rec.MODELS`) fitted on the split's training part
     (validation for early stopping), SASRec to a time budget (:data:`TIME_BUDGETED_SASREC`).
 
-    ``memo`` (the data options) keeps the fitted model for this process, so evaluating one model on
-    several tasks trains it once.
+    ``memo`` (the data options ``split`` came from) keeps the fitted model for this process, so
+    evaluating one model on several tasks trains it once.
     """
-    key = (name, sasrec_budget_s, seed, memo)
+    key = (name, sasrec_budget_s, seed, None if memo is None else (memo.data, memo.k_core, memo.seed))
     if memo is not None and key in _FITTED:
         return _FITTED[key]
     params = TIME_BUDGETED_SASREC if name == "sasrec" else {}

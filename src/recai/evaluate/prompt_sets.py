@@ -34,7 +34,7 @@ from recai.data.atomic import atomic_directory
 from recai.data.dataset import Dataset
 from recai.data.errors import DataError, plain_value
 from recai.data.grounding import spoken_title
-from recai.data.jsonl import read_json_object
+from recai.data.jsonl import FieldError, read_json_object, read_jsonl
 from recai.data.schema import ColumnRole
 from recai.data.splits import Split
 from recai.llm.prompting import render_variant
@@ -119,10 +119,7 @@ class PromptSet:
         provenance: dict[str, Any] = {"source": "written"}
         if path.is_dir() and provenance_path.is_file():
             provenance = read_json_object(provenance_path)
-        items = []
-        for number, line in enumerate(prompts_path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                items.append(_item(line, prompts_path, number))
+        items = read_jsonl(prompts_path, _item)
         if not items:
             raise DataError("holds no prompts", path=prompts_path)
         kinds = {item.kind for item in items}
@@ -140,21 +137,17 @@ class PromptSet:
         return out
 
 
-def _item(line: str, path: Path, number: int) -> PromptItem:
-    try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"not JSON: {exc.msg}", path=path, line=number) from exc
+def _item(raw: Any) -> PromptItem:
     if not isinstance(raw, dict):
-        raise DataError("must be a JSON object", path=path, line=number)
+        raise FieldError(None, "must be a JSON object")
     for name in ("id", "kind", "prompt"):
         if not isinstance(raw.get(name), str) or not raw[name].strip():
-            raise DataError("missing or not a non-empty string", path=path, line=number, field=name)
+            raise FieldError(name, "missing or not a non-empty string")
     if not isinstance(raw.get("facts", ""), str):
-        raise DataError("must be a string", path=path, line=number, field="facts")
+        raise FieldError("facts", "must be a string")
     items = raw.get("items", [])
     if not isinstance(items, list):
-        raise DataError("must be a list of item ids", path=path, line=number, field="items")
+        raise FieldError("items", "must be a list of item ids")
     return PromptItem(raw["id"], raw["kind"], raw["prompt"], raw.get("facts", ""), raw.get("user"), items)
 
 

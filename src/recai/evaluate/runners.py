@@ -5,7 +5,10 @@ Each ``run_*_eval`` function is what one ``recai eval`` command calls (ranking a
 :mod:`recai.evaluate.runs`) with the config, one JSONL record per sample (written as soon as the
 sample is done, so an interrupted run resumes where it stopped), metrics with 95% bootstrap intervals,
 LLM usage with a cost estimate, and ``report.md``. LLM replies go through a response cache keyed by
-model, prompt and sampling parameters, so re-running an evaluation costs nothing.
+model, prompt and sampling parameters, so re-running an evaluation costs nothing. The steps the
+sample-based runners share (build only what is left, stop on a budget, finish the folder) are in
+:mod:`recai.evaluate.sampled`; each runner here states its config, samples, system and summary, and
+:class:`SystemBuilder` turns a ``--system`` spec into the system under test.
 
 System specs (``--system``):
 - ranking/retrieval: ``random`` or a name in :data:`recai.rec.MODELS` (``popularity``, ``itemcf``,
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,8 @@ import numpy as np
 
 from recai.data import Dataset
 from recai.data import load as load_dataset
-from recai.data.errors import DataError, plain_value
+from recai.data.errors import plain_value
+from recai.data.jsonl import FieldError, read_jsonl
 from recai.evaluate.answers import Answerer, ChatModelAnswerer, ConversationAnswerer, answer_prompts
 from recai.evaluate.choice import (
     ChoiceEvaluator,
@@ -71,16 +76,21 @@ from recai.evaluate.generative import (
 from recai.evaluate.judge import JudgeItem, JudgeVerdict, PairwiseJudge, evaluate_pairwise, summarize_verdicts
 from recai.evaluate.metrics import ranking_metrics
 from recai.evaluate.prepare import DataOptions, cached_llm, fit_classic, item_noun
-from recai.evaluate.prices import PriceTable
 from recai.evaluate.prompt_sets import KINDS as PROMPT_KINDS
 from recai.evaluate.prompt_sets import PromptSet, build_chitchat_set, build_explanation_set
 from recai.evaluate.recommender import rank_users
 from recai.evaluate.report import metrics_document
 from recai.evaluate.runs import RunFolder
+from recai.evaluate.sampled import (
+    Built,
+    finish_run,
+    response_caches,
+    run_sampled_eval,
+    spend_recorded_on_stop,
+)
 from recai.evaluate.summaries import SummaryEncoderListSystem, UserSummarizer
 from recai.llm.base import ChatModel
-from recai.llm.batch import BatchSettings, BudgetExhaustedError
-from recai.llm.cache import CachedChatModel
+from recai.llm.batch import BatchSettings
 from recai.llm.usage import UsageMeter, scoped
 from recai.rec import MODELS
 
@@ -124,112 +134,149 @@ class ChatRecListSystem(LLMListSystem):
         return {**super().config(), "n_retrieve": self.n_retrieve, "retriever": self.retriever.config()}
 
 
-def list_system(
-    spec: str,
-    dataset: Dataset,
-    split: Any,
-    *,
-    seed: int = 0,
-    sasrec_budget_s: float = 300.0,
-    cache: bool = True,
-) -> ListSystem:
-    """The system under test for ranking/retrieval (see the module docstring for the specs)."""
-    if spec == "random":
-        return RandomListSystem(len(dataset.catalog), seed=seed)
-    if spec in MODELS:
-        return RecommenderListSystem(
-            fit_classic(spec, split, sasrec_budget_s=sasrec_budget_s, seed=seed), name=spec
+@dataclass(frozen=True)
+class SystemBuilder:
+    """Builds the systems under test of one run (and the prompt sets they answer) from the same prepared
+    data and settings, so each runner states the data, seed and cache choice once and asks for the kind
+    of system its task needs (the specs are in the module docstring).
+
+    Attributes:
+        dataset: The dataset (after any k-core).
+        split: Its leave-one-out split; classic models train on its training part.
+        data: The options it was prepared with: their seed seeds every system.
+        sasrec_budget_s: SASRec's training time budget in ranking, retrieval and multiple choice.
+        cache: Whether chat models answer through the response cache.
+    """
+
+    dataset: Dataset
+    split: Any
+    data: DataOptions
+    sasrec_budget_s: float = 300.0
+    cache: bool = True
+
+    def llm(self, spec: str) -> ChatModel:
+        """The chat model for ``spec``, behind the response cache unless the run turned it off."""
+        return cached_llm(spec, cache=self.cache)
+
+    def list_system(self, spec: str) -> ListSystem:
+        """The system under test for ranking and retrieval."""
+        catalog, noun = self.dataset.catalog, item_noun(self.dataset)
+        if spec == "random":
+            return RandomListSystem(len(catalog), seed=self.data.seed)
+        if spec in MODELS:
+            fitted = fit_classic(spec, self.split, sasrec_budget_s=self.sasrec_budget_s, seed=self.data.seed)
+            return RecommenderListSystem(fitted, name=spec)
+        from recai.embed.encoder import load_encoder
+
+        kind, _, llm_spec = spec.partition(":")
+        if kind == "llm" and llm_spec:
+            return LLMListSystem(self.llm(llm_spec), catalog, item_noun=noun)
+        if kind == "chatrec" and llm_spec:
+            retriever = EncoderListSystem(load_encoder(), catalog)
+            return ChatRecListSystem(self.llm(llm_spec), self.dataset, retriever, item_noun=noun)
+        if kind == "encoder":
+            return EncoderListSystem(load_encoder(llm_spec or None), catalog)
+        if kind == "summary" and llm_spec:
+            summarizer = UserSummarizer(self.llm(llm_spec), catalog, item_noun=noun)
+            return SummaryEncoderListSystem(load_encoder(), catalog, summarizer)
+        raise ValueError(
+            f"unknown system '{spec}': use random, {', '.join(MODELS)}, llm:SPEC, chatrec:SPEC, "
+            "encoder[:SPEC] or summary:SPEC"
         )
-    from recai.embed.encoder import load_encoder
 
-    kind, _, llm_spec = spec.partition(":")
-    if kind == "llm" and llm_spec:
-        return LLMListSystem(cached_llm(llm_spec, cache=cache), dataset.catalog, item_noun=item_noun(dataset))
-    if kind == "chatrec" and llm_spec:
-        retriever = EncoderListSystem(load_encoder(), dataset.catalog)
-        return ChatRecListSystem(
-            cached_llm(llm_spec, cache=cache), dataset, retriever, item_noun=item_noun(dataset)
+    def choice_system(self, spec: str, kind: str) -> ListSystem:
+        """The system under test for multiple choice of ``kind``: a chat model answers a letter, anything
+        that ranks candidates chooses its top one (Chat-Rec's retrieval would drop options: refused)."""
+        family, _, llm_spec = spec.partition(":")
+        if family == "llm" and llm_spec:
+            noun = item_noun(self.dataset)
+            return LLMChoiceSystem(self.llm(llm_spec), self.dataset.catalog, kind=kind, item_noun=noun)
+        if family == "chatrec":
+            raise ValueError("chatrec retrieves a subset of the candidates; multiple choice shows them all")
+        return self.list_system(spec)
+
+    def conversation_system(
+        self, spec: str, *, k: int = 5, llm: ChatModel | None = None
+    ) -> ConversationalSystem:
+        """The system under test in conversations; ``k`` items per turn for the history baselines (the
+        agent shows its own). ``llm`` is the spec's chat model when the caller already holds it (a local
+        model is loaded once)."""
+        if spec == "random" or spec in MODELS:
+            return self.history_system(spec, k=k)
+        kind, _, llm_spec = spec.partition(":")
+        if not llm_spec:
+            raise ValueError(
+                f"unknown system '{spec}': use agent:SPEC, plain:SPEC, chatrec:SPEC, random or "
+                + ", ".join(MODELS)
+            )
+        llm = llm or self.llm(llm_spec)
+        catalog, noun = self.dataset.catalog, item_noun(self.dataset)
+        if kind == "agent":
+            # the agent's own resources (popularity, item-CF, SASRec) must not see the test events
+            known = self.dataset.with_interactions(
+                self.split.train_and_valid(), note="evaluation: train + valid only"
+            )
+            return AgentSystem(_agent(known, llm))
+        if kind == "plain":
+            return ChatModelSystem(llm, catalog, item_noun=noun)
+        if kind == "chatrec":
+            from recai.embed.encoder import load_encoder
+
+            encoder = load_encoder()
+            index = catalog.index(encoder, progress=False)
+            return ChatRecSystem(llm, catalog, index, encoder, item_noun=noun)
+        raise ValueError(f"unknown system '{spec}': use agent:SPEC, plain:SPEC or chatrec:SPEC")
+
+    def history_system(self, spec: str, *, k: int = 5) -> ConversationalSystem:
+        """A classic recommender (or random) as a conversation baseline that only uses the user's
+        history (fitted once per data options in this process)."""
+        n_items, seed = len(self.dataset.catalog), self.data.seed
+        if spec == "random":
+
+            def recommend(history: list[int], k: int, shown: set[int]) -> list[int]:
+                # seeded per session and turn, so a session never depends on which sessions ran before it
+                rng = np.random.default_rng(user_seed(seed, (tuple(history), len(shown))))
+                blocked = set(history) | shown
+                pool = np.array([i for i in range(n_items) if i not in blocked])
+                return rng.choice(pool, size=min(k, len(pool)), replace=False).astype(int).tolist()
+
+        else:
+            model = fit_classic(spec, self.split, seed=seed, memo=self.data)
+
+            def recommend(history: list[int], k: int, shown: set[int]) -> list[int]:
+                positions, _ = model.recommend(history, k, exclude=shown)
+                return [int(p) for p in positions]
+
+        return HistoryRecommenderSystem(recommend, self.dataset.catalog, name=spec, k=k)
+
+    def answerer(self, spec: str) -> Answerer:
+        """``llm:SPEC`` answers prompts directly; ``agent:``, ``plain:`` and ``chatrec:`` answer them as
+        the first message of a conversation. Systems that write no text (random, classic models) are
+        refused."""
+        family, _, llm_spec = spec.partition(":")
+        if not llm_spec:
+            raise ValueError(f"'{spec}' writes no text: use llm:SPEC, agent:SPEC, plain:SPEC or chatrec:SPEC")
+        llm = self.llm(llm_spec)
+        if family == "llm":
+            return ChatModelAnswerer(spec, llm)
+        return ConversationAnswerer(spec, self.conversation_system(spec, llm=llm), llm)
+
+    def prompt_set(self, kind: str, recommender: str, *, n: int = 100, history_len: int = 10) -> PromptSet:
+        """A prompt set of ``kind`` for the systems to answer (see :mod:`recai.evaluate.prompt_sets`):
+        explanations of the classic ``recommender``'s top item for ``n`` test users, or ``n`` chit-chat
+        prompts."""
+        if kind == "chitchat":
+            return build_chitchat_set(self.dataset, n=n, seed=self.data.seed)
+        model = fit_classic(recommender, self.split, seed=self.data.seed, memo=self.data)
+        return build_explanation_set(
+            self.dataset,
+            self.split,
+            model,
+            recommender=recommender,
+            n_users=n,
+            history_len=history_len,
+            seed=self.data.seed,
         )
-    if kind == "encoder":
-        return EncoderListSystem(load_encoder(llm_spec or None), dataset.catalog)
-    if kind == "summary" and llm_spec:
-        summarizer = UserSummarizer(
-            cached_llm(llm_spec, cache=cache), dataset.catalog, item_noun=item_noun(dataset)
-        )
-        return SummaryEncoderListSystem(load_encoder(), dataset.catalog, summarizer)
-    raise ValueError(
-        f"unknown system '{spec}': use random, {', '.join(MODELS)}, llm:SPEC, chatrec:SPEC, encoder[:SPEC] "
-        "or summary:SPEC"
-    )
-
-
-def choice_system(
-    spec: str,
-    kind: str,
-    dataset: Dataset,
-    split: Any,
-    *,
-    seed: int = 0,
-    sasrec_budget_s: float = 300.0,
-    cache: bool = True,
-) -> ListSystem:
-    """The system under test for multiple choice: a chat model answers a letter, anything that ranks
-    candidates chooses its top one (Chat-Rec's retrieval would drop options, so it is refused)."""
-    family, _, llm_spec = spec.partition(":")
-    if family == "llm" and llm_spec:
-        return LLMChoiceSystem(
-            cached_llm(llm_spec, cache=cache), dataset.catalog, kind=kind, item_noun=item_noun(dataset)
-        )
-    if family == "chatrec":
-        raise ValueError("chatrec retrieves a subset of the candidates; multiple choice shows them all")
-    return list_system(spec, dataset, split, seed=seed, sasrec_budget_s=sasrec_budget_s, cache=cache)
-
-
-def _finish(
-    run: RunFolder, document: dict[str, Any], usage: Any, caches: list[Any], prices: str | None
-) -> Path:
-    run.write_metrics(document)
-    run.write_usage(usage.report(), PriceTable.load(prices), cache=[c.stats() for c in caches])
-    report = run.write_report()
-    run.close()
-    return report
-
-
-def _evaluate_into(
-    run: RunFolder,
-    evaluator: ListEvaluator | ConversationEvaluator,
-    system: Any,
-    samples: Sequence[Any],
-    usage: Any,
-    caches: list[Any],
-    prices: str | None,
-    progress: bool,
-    batch: BatchSettings | None,
-) -> None:
-    """Evaluate the samples the run does not hold yet, appending each record; a budget stop first
-    records what was spent (see :func:`_finish_partial`)."""
-    try:
-        evaluator.run(
-            system, samples, on_record=run.append, skip_ids=run.done_ids(), progress=progress, batch=batch
-        )
-    except BudgetExhaustedError:
-        _finish_partial(run, usage, caches, prices)
-        raise
-
-
-def _finish_partial(run: RunFolder, usage: Any, caches: list[Any], prices: str | None) -> None:
-    """A run stopped by its budget: its records are saved; record what was spent (the metrics and
-    report wait for the run to be resumed and finished)."""
-    run.write_usage(usage.report(), PriceTable.load(prices), cache=[c.stats() for c in caches])
-
-
-def _caches(*objects: Any) -> list[Any]:
-    out = []
-    for obj in objects:
-        llm = getattr(obj, "llm", None)
-        if isinstance(llm, CachedChatModel):
-            out.append(llm)
-    return out
 
 
 def run_list_eval(
@@ -256,72 +303,39 @@ def run_list_eval(
     ``batch`` sets the requests in flight and a budget; neither changes the records, so neither is
     part of the run's config (a run may be resumed at another concurrency)."""
     data = data or DataOptions()
+    sizes = {
+        "n_users": n_users,
+        "n_candidates": n_candidates,
+        "negatives": negatives,
+        "history_len": history_len,
+    }
     config = list_run_config(
         task,
         data,
         system,
-        n_users=n_users,
-        n_candidates=n_candidates,
-        negatives=negatives,
-        history_len=history_len,
+        **sizes,
         k=k,
         orders=orders,
         sasrec_budget_s=sasrec_budget_s if system == "sasrec" else None,
     )
-    run = RunFolder.open(out, task=task, config=config, resume=resume)
-    try:
-        dataset, split = data.load()
-        samples = build_samples(
-            split,
-            task=task,
-            n_users=n_users,
-            n_candidates=n_candidates,
-            negatives=negatives,
-            history_len=history_len,
-            seed=data.seed,
-        )
-        return _sampled_eval(
-            run,
-            samples,
-            lambda: list_system(
-                system, dataset, split, seed=data.seed, sasrec_budget_s=sasrec_budget_s, cache=cache
-            ),
-            ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed),
-            summarize_list_records,
-            seed=data.seed,
-            prices=prices,
-            progress=progress,
-            batch=batch,
-        )
-    finally:
-        run.close()
 
+    def build(dataset: Dataset, split: Any, run: RunFolder) -> Built:
+        systems = SystemBuilder(dataset, split, data, sasrec_budget_s=sasrec_budget_s, cache=cache)
+        evaluator = ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed)
+        return systems.list_system(system), evaluator
 
-def _sampled_eval(
-    run: RunFolder,
-    samples: Sequence[Any],
-    make_system: Any,
-    evaluator: Any,
-    summarize: Any,
-    *,
-    seed: int,
-    prices: str | None,
-    progress: bool,
-    batch: BatchSettings | None,
-) -> Path:
-    """Evaluate the samples the run lacks with the system ``make_system`` builds (not built when nothing
-    is left, so a finished run trains and loads nothing), then write its metrics and report."""
-    sut = None
-    usage: Any = UsageMeter()
-    if not all(sample.id in run.done_ids() for sample in samples):
-        with scoped() as usage:
-            sut = make_system()
-            _evaluate_into(run, evaluator, sut, samples, usage, _caches(sut), prices, progress, batch)
-    records = _current(run, samples)
-    summary = summarize(records)
-    extra = summary if sut is None else {**summary, "system": sut.config()}
-    document = metrics_document(run.task, records, seed=seed, counts=summary["counts"], extra=extra)
-    return _finish(run, document, usage, _caches(sut) if sut is not None else [], prices)
+    return run_sampled_eval(
+        out,
+        config,
+        data,
+        lambda dataset, split: build_samples(split, task=task, **sizes, seed=data.seed),
+        build,
+        summarize_list_records,
+        prices=prices,
+        resume=resume,
+        progress=progress,
+        batch=batch,
+    )
 
 
 def run_choice_eval(
@@ -358,35 +372,36 @@ def run_choice_eval(
         "history_len": history_len,
         "orders": orders,
     }
-    # the samples first: a question the data cannot answer ('seq' on an untimed log) leaves no run behind
-    dataset, split = data.load()
-    samples = build_choice_samples(
-        split,
-        kind=kind,
-        n_users=n_users,
-        n_candidates=n_candidates,
-        negatives=negatives,
-        history_len=history_len,
-        seed=data.seed,
-        timed=dataset.interactions.has_timestamps,
-    )
-    run = RunFolder.open(out, task=task, config=config, resume=resume)
-    try:
-        return _sampled_eval(
-            run,
-            samples,
-            lambda: choice_system(
-                system, kind, dataset, split, seed=data.seed, sasrec_budget_s=sasrec_budget_s, cache=cache
-            ),
-            ChoiceEvaluator(dataset.catalog, orders=orders, seed=data.seed),
-            summarize_choice_records,
+
+    def draw(dataset: Dataset, split: Any) -> list[ListSample]:
+        return build_choice_samples(
+            split,
+            kind=kind,
+            n_users=n_users,
+            n_candidates=n_candidates,
+            negatives=negatives,
+            history_len=history_len,
             seed=data.seed,
-            prices=prices,
-            progress=progress,
-            batch=batch,
+            timed=dataset.interactions.has_timestamps,
         )
-    finally:
-        run.close()
+
+    def build(dataset: Dataset, split: Any, run: RunFolder) -> Built:
+        systems = SystemBuilder(dataset, split, data, sasrec_budget_s=sasrec_budget_s, cache=cache)
+        evaluator = ChoiceEvaluator(dataset.catalog, orders=orders, seed=data.seed)
+        return systems.choice_system(system, kind), evaluator
+
+    return run_sampled_eval(
+        out,
+        config,
+        data,
+        draw,
+        build,
+        summarize_choice_records,
+        prices=prices,
+        resume=resume,
+        progress=progress,
+        batch=batch,
+    )
 
 
 def run_recommender_eval(
@@ -419,116 +434,47 @@ def run_recommender_eval(
         dataset, split = data.load()
         history, targets = split.train_and_valid(), split.test
         done = run.done_ids()
-        if done:
-            expected = {str(u) for u in targets.user_ids}
-            if done != expected:
-                raise ValueError(
-                    f"{out} holds {len(done)} of {len(expected)} users from an interrupted run; "
-                    "run it again from scratch (resume=False)"
-                )
-            records = run.records()
-            return _finish(
-                run, metrics_document("recommender", records, seed=data.seed), UsageMeter(), [], prices
+        expected = {str(u) for u in targets.user_ids}
+        if done and done != expected:
+            raise ValueError(
+                f"{out} holds {len(done)} of {len(expected)} users from an interrupted run; "
+                "run it again from scratch (resume=False)"
             )
-        if system == "random":
-            users = list(targets.user_ids)
-            target_items = np.array([targets.sequence(u)[-1] for u in users])
-            rng = np.random.default_rng(data.seed)
-            competing = np.flatnonzero(dataset.interactions.item_counts() > 0)
-            known = set(history.user_ids)
-            rankings = np.empty((len(users), max(ks)), dtype=np.int64)
-            for row, user in enumerate(users):
-                seen = history.sequence(user) if user in known else np.empty(0, dtype=np.int64)
-                pool = np.setdiff1d(competing, seen)
-                rankings[row] = rng.choice(pool, size=max(ks), replace=False)
-        else:
-            memo = (data.data, data.k_core, data.seed)
-            model = fit_classic(system, split, sasrec_budget_s=sasrec_budget_s, seed=data.seed, memo=memo)
+        if not done:
             # items that survive the k-core filter compete (RecBole's item set), as in `recai rec eval`
             competing = np.flatnonzero(dataset.interactions.item_counts() > 0)
-            rankings, target_items, users = rank_users(
-                model, history, targets, k=max(ks), candidates=competing
-            )
-        per_user = ranking_metrics(rankings, target_items, ks=ks, metrics=("hit", "ndcg", "mrr"))
-        for row, user in enumerate(users):
-            run.append(
-                {
-                    "id": str(user),
-                    "target": plain_value(dataset.catalog.ids[int(target_items[row])]),
-                    "top": [
-                        plain_value(i) for i in dataset.catalog.ids[rankings[row][rankings[row] >= 0][:10]]
-                    ],
-                    "scores": {name: float(values[row]) for name, values in per_user.items()},
-                }
-            )
-        records = run.records()
-        return _finish(
-            run, metrics_document("recommender", records, seed=data.seed), UsageMeter(), [], prices
-        )
+            if system == "random":
+                users = list(targets.user_ids)
+                target_items = np.array([targets.sequence(u)[-1] for u in users])
+                rng = np.random.default_rng(data.seed)
+                known = set(history.user_ids)
+                rankings = np.empty((len(users), max(ks)), dtype=np.int64)
+                for row, user in enumerate(users):
+                    seen = history.sequence(user) if user in known else np.empty(0, dtype=np.int64)
+                    pool = np.setdiff1d(competing, seen)
+                    rankings[row] = rng.choice(pool, size=max(ks), replace=False)
+            else:
+                model = fit_classic(system, split, sasrec_budget_s=sasrec_budget_s, seed=data.seed, memo=data)
+                rankings, target_items, users = rank_users(
+                    model, history, targets, k=max(ks), candidates=competing
+                )
+            per_user = ranking_metrics(rankings, target_items, ks=ks, metrics=("hit", "ndcg", "mrr"))
+            for row, user in enumerate(users):
+                run.append(
+                    {
+                        "id": str(user),
+                        "target": plain_value(dataset.catalog.ids[int(target_items[row])]),
+                        "top": [
+                            plain_value(i)
+                            for i in dataset.catalog.ids[rankings[row][rankings[row] >= 0][:10]]
+                        ],
+                        "scores": {name: float(values[row]) for name, values in per_user.items()},
+                    }
+                )
+        document = metrics_document("recommender", run.records(), seed=data.seed)
+        return finish_run(run, document, UsageMeter(), [], prices)
     finally:
         run.close()
-
-
-def conversation_system(
-    spec: str,
-    dataset: Dataset,
-    split: Any = None,
-    *,
-    cache: bool = True,
-    k: int = 5,
-    seed: int = 0,
-    memo: tuple[Any, ...] | None = None,
-    llm: ChatModel | None = None,
-) -> ConversationalSystem:
-    """The system under test; ``k`` items per turn for the history baselines (the agent shows its own).
-    ``llm`` is the spec's chat model when the caller already holds it (a local model is loaded once)."""
-    if spec == "random" or spec in MODELS:
-        return history_system(spec, dataset, split, k=k, seed=seed, memo=memo)
-    kind, _, llm_spec = spec.partition(":")
-    if not llm_spec:
-        raise ValueError(
-            f"unknown system '{spec}': use agent:SPEC, plain:SPEC, chatrec:SPEC, random or "
-            + ", ".join(MODELS)
-        )
-    llm = llm or cached_llm(llm_spec, cache=cache)
-    noun = item_noun(dataset)
-    if kind == "agent":
-        # the agent's own resources (popularity, item-CF, SASRec) must not see the test events
-        known = dataset.with_interactions(split.train_and_valid(), note="evaluation: train + valid only")
-        return AgentSystem(_agent(known, llm))
-    if kind == "plain":
-        return ChatModelSystem(llm, dataset.catalog, item_noun=noun)
-    if kind == "chatrec":
-        from recai.embed.encoder import load_encoder
-
-        encoder = load_encoder()
-        index = dataset.catalog.index(encoder, progress=False)
-        return ChatRecSystem(llm, dataset.catalog, index, encoder, item_noun=noun)
-    raise ValueError(f"unknown system '{spec}': use agent:SPEC, plain:SPEC or chatrec:SPEC")
-
-
-def history_system(
-    spec: str, dataset: Dataset, split: Any, *, k: int = 5, seed: int = 0, memo: tuple[Any, ...] | None = None
-) -> ConversationalSystem:
-    """A classic recommender (or random) as a conversation baseline that only uses the user's history."""
-    n_items = len(dataset.catalog)
-    if spec == "random":
-
-        def recommend(history: list[int], k: int, shown: set[int]) -> list[int]:
-            # seeded per session and turn, so a session never depends on which sessions ran before it
-            rng = np.random.default_rng(user_seed(seed, (tuple(history), len(shown))))
-            blocked = set(history) | shown
-            pool = np.array([i for i in range(n_items) if i not in blocked])
-            return rng.choice(pool, size=min(k, len(pool)), replace=False).astype(int).tolist()
-
-    else:
-        model = fit_classic(spec, split, seed=seed, memo=memo)
-
-        def recommend(history: list[int], k: int, shown: set[int]) -> list[int]:
-            positions, _ = model.recommend(history, k, exclude=shown)
-            return [int(p) for p in positions]
-
-    return HistoryRecommenderSystem(recommend, dataset.catalog, name=spec, k=k)
 
 
 def _agent(dataset: Dataset, llm: ChatModel) -> Any:
@@ -567,48 +513,33 @@ def run_conversation_eval(
         "k": k,
         "history_len": history_len,
     }
-    run = RunFolder.open(out, task="conversation", config=config, resume=resume)
-    try:
-        dataset, split = data.load()
-        samples = build_conversation_samples(
+
+    def build(dataset: Dataset, split: Any, run: RunFolder) -> Built:
+        made = SystemBuilder(dataset, split, data, cache=cache).conversation_system(system, k=k)
+        sim = UserSimulator(
+            cached_llm(simulator, cache=cache), dataset.catalog, item_noun=item_noun(dataset), seed=data.seed
+        )
+        return made, ConversationEvaluator(dataset.catalog, sim, max_turns=max_turns, k=k)
+
+    def sections(summary: dict[str, Any]) -> dict[str, Any]:
+        leaks = {name: summary[name] for name in ("leak_regenerations", "masked_turns")}
+        return {"per_turn": summary["per_turn"], "counts": leaks}
+
+    return run_sampled_eval(
+        out,
+        config,
+        data,
+        lambda dataset, split: build_conversation_samples(
             split, dataset.catalog, n=n, history_len=history_len, seed=data.seed
-        )
-        with scoped() as usage:
-            sut = conversation_system(
-                system,
-                dataset,
-                split,
-                cache=cache,
-                k=k,
-                seed=data.seed,
-                memo=(data.data, data.k_core, data.seed),
-            )
-            sim = UserSimulator(
-                cached_llm(simulator, cache=cache),
-                dataset.catalog,
-                item_noun=item_noun(dataset),
-                seed=data.seed,
-            )
-            evaluator = ConversationEvaluator(dataset.catalog, sim, max_turns=max_turns, k=k)
-            llms = [getattr(sut, "llm", None) or getattr(getattr(sut, "agent", None), "llm", None), sim.llm]
-            caches = list({id(c): c for c in llms if isinstance(c, CachedChatModel)}.values())
-            _evaluate_into(run, evaluator, sut, samples, usage, caches, prices, progress, batch)
-        records = _current(run, samples)
-        summary = summarize_conversations(records, max_turns, k)
-        document = metrics_document(
-            "conversation",
-            records,
-            seed=data.seed,
-            per_turn=summary["per_turn"],
-            counts={
-                "leak_regenerations": summary["leak_regenerations"],
-                "masked_turns": summary["masked_turns"],
-            },
-            extra={**summary, "system": sut.config()},
-        )
-        return _finish(run, document, usage, caches, prices)
-    finally:
-        run.close()
+        ),
+        build,
+        lambda records: summarize_conversations(records, max_turns, k),
+        sections=sections,
+        prices=prices,
+        resume=resume,
+        progress=progress,
+        batch=batch,
+    )
 
 
 def judge_pairs_from_runs(run_a: str | Path, run_b: str | Path, out: str | Path, *, turn: int = 1) -> int:
@@ -657,22 +588,16 @@ def judge_pairs_from_runs(run_a: str | Path, run_b: str | Path, out: str | Path,
 
 def read_judge_items(path: str | Path) -> list[JudgeItem]:
     """JSONL with one object per line: id, prompt, answer_a, answer_b and optional facts."""
-    path = Path(path)
-    items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"not JSON: {exc.msg}", path=path, line=number) from exc
-        for field in ("id", "prompt", "answer_a", "answer_b"):
-            if not isinstance(raw.get(field), str):
-                raise DataError("missing or not a string", path=path, line=number, field=field)
-        items.append(
-            JudgeItem(raw["id"], raw["prompt"], raw["answer_a"], raw["answer_b"], str(raw.get("facts", "")))
-        )
-    return items
+    return read_jsonl(path, _judge_item)
+
+
+def _judge_item(raw: Any) -> JudgeItem:
+    if not isinstance(raw, dict):
+        raise FieldError(None, "must be a JSON object")
+    for name in ("id", "prompt", "answer_a", "answer_b"):
+        if not isinstance(raw.get(name), str):
+            raise FieldError(name, "missing or not a string")
+    return JudgeItem(raw["id"], raw["prompt"], raw["answer_a"], raw["answer_b"], str(raw.get("facts", "")))
 
 
 def run_judge_eval(
@@ -734,8 +659,8 @@ def _judge_into(
 ) -> Path:
     """Judge the items the run does not hold yet (both orders), then write its metrics and report."""
     pairwise = PairwiseJudge(cached_llm(judge, cache=cache), kind=kind, seed=seed)
-    caches = [pairwise.llm] if isinstance(pairwise.llm, CachedChatModel) else []
-    try:
+    caches = response_caches(pairwise)
+    with spend_recorded_on_stop(run, usage, caches, prices):
         evaluate_pairwise(
             items,
             pairwise,
@@ -744,9 +669,6 @@ def _judge_into(
             progress=progress,
             batch=batch,
         )
-    except BudgetExhaustedError:
-        _finish_partial(run, usage, caches, prices)
-        raise
     records = run.records()
     verdicts = [JudgeVerdict.from_record(r) for r in records]
     summary = summarize_verdicts(verdicts, seed=seed)
@@ -760,7 +682,7 @@ def _judge_into(
     document = metrics_document(
         run.task, records, seed=seed, judge=counts, extra={**summary, **(extra or {})}
     )
-    return _finish(run, document, usage, caches, prices)
+    return finish_run(run, document, usage, caches, prices)
 
 
 def run_generation_eval(
@@ -809,30 +731,26 @@ def run_generation_eval(
     run = RunFolder.open(out, task=kind, config=config, resume=resume)
     try:
         dataset, split = data.load()
+        systems = SystemBuilder(dataset, split, data, cache=cache)
         if not built:
             prompt_set = PromptSet.load(Path(str(prompts)), kind=kind)
         elif (run.path / "prompts").exists():
             prompt_set = PromptSet.load(run.path / "prompts", kind=kind)
         else:
-            prompt_set = build_prompt_set(
-                kind, dataset, split, data, recommender, n=n, history_len=history_len
-            )
+            prompt_set = systems.prompt_set(kind, recommender, n=n, history_len=history_len)
             prompt_set.save(run.path / "prompts")
         answers: dict[str, dict[str, str]] = {}
         with scoped() as usage:
-            try:
+            with spend_recorded_on_stop(run, usage, [], prices):
                 for side, spec in (("a", system_a), ("b", system_b)):
                     answers[side] = answer_prompts(
-                        _answerer(spec, dataset, split, data, cache=cache),
+                        systems.answerer(spec),
                         prompt_set.items,
                         run.path / f"answers_{side}",
                         prompts_sha256=prompt_set.sha256(),
                         batch=batch,
                         progress=progress,
                     )
-            except BudgetExhaustedError:
-                _finish_partial(run, usage, [], prices)
-                raise
             items = [
                 JudgeItem(p.id, p.prompt, answers["a"][p.id], answers["b"][p.id], p.facts)
                 for p in prompt_set.items
@@ -855,39 +773,6 @@ def run_generation_eval(
         run.close()
 
 
-def build_prompt_set(
-    kind: str,
-    dataset: Dataset,
-    split: Any,
-    data: DataOptions,
-    recommender: str,
-    *,
-    n: int = 100,
-    history_len: int = 10,
-) -> PromptSet:
-    """A prompt set of ``kind`` for ``dataset``, seeded by the data options (see :mod:`prompt_sets`)."""
-    if kind == "chitchat":
-        return build_chitchat_set(dataset, n=n, seed=data.seed)
-    memo = (data.data, data.k_core, data.seed)
-    model = fit_classic(recommender, split, seed=data.seed, memo=memo)
-    return build_explanation_set(
-        dataset, split, model, recommender=recommender, n_users=n, history_len=history_len, seed=data.seed
-    )
-
-
-def _answerer(spec: str, dataset: Dataset, split: Any, data: DataOptions, *, cache: bool) -> Answerer:
-    """``llm:SPEC`` answers prompts directly; ``agent:``, ``plain:`` and ``chatrec:`` answer them as the
-    first message of a conversation. Systems that write no text (random, classic models) are refused."""
-    family, _, llm_spec = spec.partition(":")
-    if not llm_spec:
-        raise ValueError(f"'{spec}' writes no text: use llm:SPEC, agent:SPEC, plain:SPEC or chatrec:SPEC")
-    llm = cached_llm(llm_spec, cache=cache)
-    if family == "llm":
-        return ChatModelAnswerer(spec, llm)
-    system = conversation_system(spec, dataset, split, cache=cache, seed=data.seed, llm=llm)
-    return ConversationAnswerer(spec, system, llm)
-
-
 def _judge_scores(verdict: JudgeVerdict) -> dict[str, float]:
     """Per-item numbers for CIs and paired comparisons: A's win (1), tie or conflict (0.5), loss (0)."""
     if verdict.outcome == "invalid":
@@ -898,15 +783,8 @@ def _judge_scores(verdict: JudgeVerdict) -> dict[str, float]:
     return out
 
 
-def _current(run: RunFolder, samples: Sequence[Any]) -> list[dict[str, Any]]:
-    """The run's records for this call's samples (a run extended to more samples and then summarised
-    with fewer must not mix the two)."""
-    wanted = {s.id for s in samples}
-    return [r for r in run.records() if r["id"] in wanted]
-
-
 __all__ = [
-    "build_prompt_set",
+    "SystemBuilder",
     "judge_pairs_from_runs",
     "read_judge_items",
     "run_choice_eval",

@@ -8,7 +8,7 @@ measured with the target model's tokenizer, verbalise, and rank candidates with 
   :class:`KnowledgeBase`;
 - :func:`select` and :mod:`recai.knowledge.tokens` (budgets), :class:`Verbaliser` (styles);
 - :class:`KnowledgeRanker` (listwise, JSON list of candidate numbers, repairs counted),
-  :class:`KnowledgeListSystem` and :func:`run_knowledge_task` (evaluation runs), and
+  :class:`KnowledgeListSystem` and :func:`run_knowledge_eval` (evaluation runs), and
   :class:`recai.knowledge.tool.KnowledgeRankTool` for the agent.
 
 The names are imported on first access, so ``recai knowledge --help`` stays quick.
@@ -26,7 +26,7 @@ _LAZY = {
     "CooccurrenceExtractor": "recai.knowledge.cooccurrence",
     "EmbeddingExtractor": "recai.knowledge.embedding",
     "KnowledgeListSystem": "recai.knowledge.evaluation",
-    "run_knowledge_task": "recai.knowledge.evaluation",
+    "run_knowledge_eval": "recai.knowledge.evaluation",
     "KINDS": "recai.knowledge.facts",
     "Fact": "recai.knowledge.facts",
     "Query": "recai.knowledge.facts",
@@ -71,7 +71,7 @@ __all__ = [
     "Verbaliser",
     "parse_kinds",
     "repair",
-    "run_knowledge_task",
+    "run_knowledge_eval",
     "select",
     "token_counter",
 ]
@@ -83,7 +83,7 @@ if TYPE_CHECKING:
     from recai.knowledge.base import Extractor
     from recai.knowledge.cooccurrence import CooccurrenceExtractor
     from recai.knowledge.embedding import EmbeddingExtractor
-    from recai.knowledge.evaluation import KnowledgeListSystem, run_knowledge_task
+    from recai.knowledge.evaluation import KnowledgeListSystem, run_knowledge_eval
     from recai.knowledge.facts import KINDS, Fact, Query
     from recai.knowledge.graph import GraphExtractor
     from recai.knowledge.patterns import PatternsExtractor

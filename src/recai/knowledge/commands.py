@@ -257,7 +257,7 @@ def knowledge_eval(
     run: BatchRun,
 ) -> None:
     """Candidate ranking with knowledge in the prompt: a run folder like `recai eval ranking`'s."""
-    from recai.knowledge.evaluation import run_knowledge_task
+    from recai.knowledge.evaluation import run_knowledge_eval
     from recai.knowledge.workflows import load_knowledge
 
     options = sample.data_options()
@@ -287,7 +287,7 @@ def knowledge_eval(
             )
     params = _knowledge_params(param, recommender_model or "sasrec", embedding_model or "sasrec")
     report_done(
-        run_knowledge_task(
+        run_knowledge_eval(
             system,
             out,
             knowledge=knowledge,

@@ -6,12 +6,14 @@
 tallies to the record's answer counts and keeps the selected knowledge, the model's numbers and the
 prompt's token count in the record.
 
-:func:`run_knowledge_task` writes the run folder. Its config has the keys of a ``recai eval ranking``
+:func:`run_knowledge_eval` writes the run folder. Its config has the keys of a ``recai eval ranking``
 run (so the two compare), with everything about the knowledge inside ``system``. The knowledge base is
 either given (a folder from ``recai knowledge build``, recorded with its save time so a rebuilt base is
 not mixed into a resumed run) or built on the split's training part and saved in the run folder's
 ``knowledge/``, where a resumed run finds it again instead of refitting (a time-budgeted SASRec would
-come out different). Classic baselines (``popularity``, ``itemcf``, ``bpr``, ``als``, ``sasrec``) run
+come out different). The run itself goes through :func:`recai.evaluate.sampled.run_sampled_eval`, as
+every ``recai eval`` runner's does; this module states only the config, the samples, the system and the
+knowledge summary. Classic baselines (``popularity``, ``itemcf``, ``bpr``, ``als``, ``sasrec``) run
 through the same code, and use the knowledge base's own fitted model when it holds that one, so "SASRec
 alone" and "the LLM told what SASRec thinks" are the same SASRec.
 """
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from recai.data.catalog import Catalog
+from recai.data.dataset import Dataset
 from recai.evaluate.generative import (
     ListAnswer,
     ListEvaluator,
@@ -37,15 +40,12 @@ from recai.evaluate.generative import (
     summarize_list_records,
 )
 from recai.evaluate.prepare import DataOptions, fit_classic
-from recai.evaluate.prices import PriceTable
-from recai.evaluate.report import metrics_document
 from recai.evaluate.runs import RunFolder
+from recai.evaluate.sampled import Built, run_sampled_eval
 from recai.knowledge.ranker import KnowledgeRanker
 from recai.knowledge.store import KnowledgeBase, parse_kinds
 from recai.knowledge.workflows import evaluation_ranker, evaluation_samples, load_knowledge
 from recai.llm.batch import BatchSettings
-from recai.llm.cache import CachedChatModel
-from recai.llm.usage import UsageMeter, scoped
 from recai.rec import MODELS
 
 KNOWLEDGE_DIR = "knowledge"
@@ -110,7 +110,7 @@ def summarize_knowledge(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_knowledge_task(
+def run_knowledge_eval(
     system: str,
     out: str | Path,
     *,
@@ -177,57 +177,52 @@ def run_knowledge_task(
     needs_base = is_llm and bool(kinds)
     if needs_base or system == "sasrec":
         described["sasrec_budget_s"] = sasrec_budget_s
+    sizes = {
+        "n_users": n_users,
+        "n_candidates": n_candidates,
+        "negatives": negatives,
+        "history_len": history_len,
+    }
     config = list_run_config(
         "ranking",
         data,
         described,
-        n_users=n_users,
-        n_candidates=n_candidates,
-        negatives=negatives,
-        history_len=history_len,
+        **sizes,
         k=k,
         orders=orders,
         sasrec_budget_s=sasrec_budget_s if system == "sasrec" else None,
     )
-    run = RunFolder.open(out, task="ranking", config=config, resume=resume)
-    try:
-        dataset, split = data.load()
-        samples = evaluation_samples(
-            split,
-            data,
-            n_users=n_users,
-            n_candidates=n_candidates,
-            negatives=negatives,
-            history_len=history_len,
-        )
-        done = run.done_ids()
-        if all(sample.id in done for sample in samples):  # nothing left: load nothing, fit nothing
-            return _finish(run, samples, data.seed, None, UsageMeter(), prices)
-        memo = (data.data, data.k_core, data.seed)
 
+    def build(dataset: Dataset, split: Any, run: RunFolder) -> Built:
         def fit_model(name: str) -> Any:
-            return fit_classic(name, split, sasrec_budget_s=sasrec_budget_s, seed=data.seed, memo=memo)
+            return fit_classic(name, split, sasrec_budget_s=sasrec_budget_s, seed=data.seed, memo=data)
 
         kb = given
         if kb is None and needs_base:
             kb = _run_base(run.path, dataset.catalog, split, kinds, params, fit_model, data, progress)
-        with scoped() as usage:
-            if is_llm:
-                sut: ListSystem = KnowledgeListSystem(
-                    evaluation_ranker(llm_spec, dataset, split, data, kb, kinds, options=ranker, cache=cache)
-                )
-            elif system == "random":
-                sut = RandomListSystem(len(dataset.catalog), seed=data.seed)
-            else:
-                model = kb.model(system) if kb is not None else None
-                sut = RecommenderListSystem(model if model is not None else fit_model(system), name=system)
-            evaluator = ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed)
-            evaluator.run(
-                sut, samples, on_record=run.append, skip_ids=run.done_ids(), progress=progress, batch=batch
+        if is_llm:
+            sut: ListSystem = KnowledgeListSystem(
+                evaluation_ranker(llm_spec, dataset, split, data, kb, kinds, options=ranker, cache=cache)
             )
-        return _finish(run, samples, data.seed, sut, usage, prices)
-    finally:
-        run.close()
+        elif system == "random":
+            sut = RandomListSystem(len(dataset.catalog), seed=data.seed)
+        else:
+            model = kb.model(system) if kb is not None else None
+            sut = RecommenderListSystem(model if model is not None else fit_model(system), name=system)
+        return sut, ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed)
+
+    return run_sampled_eval(
+        out,
+        config,
+        data,
+        lambda dataset, split: evaluation_samples(split, data, **sizes),
+        build,
+        lambda records: {**summarize_list_records(records), **summarize_knowledge(records)},
+        prices=prices,
+        resume=resume,
+        progress=progress,
+        batch=batch,
+    )
 
 
 def _check_base_data(base: KnowledgeBase, data: DataOptions, where: Any) -> None:
@@ -263,27 +258,3 @@ def _run_base(
     )
     kb.save(target)
     return kb
-
-
-def _finish(
-    run: RunFolder,
-    samples: Sequence[ListSample],
-    seed: int,
-    sut: ListSystem | None,
-    usage: Any,
-    prices: str | None,
-) -> Path:
-    wanted = {s.id for s in samples}
-    records = [r for r in run.records() if r["id"] in wanted]
-    summary = summarize_list_records(records)
-    extra: dict[str, Any] = {**summary, **summarize_knowledge(records)}
-    if sut is not None:
-        extra["system"] = sut.config()
-    document = metrics_document("ranking", records, seed=seed, counts=summary["counts"], extra=extra)
-    run.write_metrics(document)
-    llm = getattr(sut, "llm", None)
-    caches = [llm.stats()] if isinstance(llm, CachedChatModel) else []
-    run.write_usage(usage.report(), PriceTable.load(prices), cache=caches)
-    report = run.write_report()
-    run.close()
-    return report
