@@ -289,10 +289,3 @@ def train_explainer(
 
     work.finish(trainer, save)
     return ExplainResult(output, record["steps"], seconds, work.resume_from, summary, examples=len(rows))
-
-
-def config_from_dict(data: dict[str, Any]) -> ExplainConfig:
-    """The inverse of :meth:`ExplainConfig.to_dict`."""
-    return ExplainConfig(
-        mode=data["mode"], sft=SFTConfig.from_dict(data), projector_hidden=data.get("projector_hidden")
-    )
