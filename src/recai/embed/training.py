@@ -281,11 +281,7 @@ def train_embedder(
     config = config or TrainConfig()
     split = data if isinstance(data, ExampleSplit) else ExampleSplit.load(data)
     output = refuse_existing(output, overwrite)
-    examples = [e for e in split.train if config.tasks is None or e.task in config.tasks]
-    if config.tasks is not None:
-        unknown = sorted(set(config.tasks) - {e.task for e in split.train})
-        if unknown:
-            raise ValueError(f"TrainConfig.tasks: no training examples for {unknown}")
+    examples = config.selected_examples(split.train)
     rows = training_rows(
         examples, catalog, hard_negatives=config.hard_negatives, item_max_chars=config.item_max_chars
     )

@@ -197,7 +197,7 @@ def train_explainer(
     output = refuse_existing(output, overwrite)
     if split.target is None:
         raise ValueError("the data has no target model")
-    examples = [e for e in split.train if sft.tasks is None or e.task in sft.tasks]
+    examples = sft.selected_examples(split.train)
     if not examples:
         raise ValueError("no training examples")
 

@@ -11,12 +11,15 @@ is no config field (a batch sampler) it passes as extra keywords.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
+from recai.train.example_sets import ExampleRecord
+
 Arguments = TypeVar("Arguments")
+Example = TypeVar("Example", bound=ExampleRecord)
 
 #: Config fields that not every trainer has, and the trainer keyword each one sets.
 OPTIONAL_FIELDS = {
@@ -88,6 +91,17 @@ class TrainingConfig:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"{type(self).__name__}.{name}: invalid value {getattr(self, name)!r}")
+
+    def selected_examples(self, examples: Iterable[Example]) -> list[Example]:
+        """The examples of :attr:`tasks` (all of them when None), in order; refuses a task named there
+        that has no example, so a misspelt task does not quietly train on the others only."""
+        examples = list(examples)
+        if self.tasks is None:
+            return examples
+        unknown = sorted(set(self.tasks) - {e.task for e in examples})
+        if unknown:
+            raise ValueError(f"{type(self).__name__}.tasks: no training examples for {unknown}")
+        return [e for e in examples if e.task in self.tasks]
 
     def to_dict(self) -> dict[str, Any]:
         """The config as the JSON-ready dict stored with a model and in its work folder's marker: its
