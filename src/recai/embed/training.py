@@ -36,25 +36,25 @@ import numpy as np
 from recai.data.atomic import atomic_directory, write_text_atomic
 from recai.data.catalog import Catalog
 from recai.embed.tasks.example import Example, ExampleSplit
-from recai.train.arguments import config_dict, resolve_precision, trainer_arguments
+from recai.train.arguments import Precision, TrainingConfig, resolve_precision, trainer_arguments
 from recai.train.work import TrainingResult, WorkFolder, data_fingerprint, refuse_existing
 
 LossName = Literal["mnrl", "cached-mnrl"]
 TRAINING_FILE = "recai_training.json"
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """What an embedder training run depends on; stored with the model and checked when a run resumes.
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(TrainingConfig):
+    """What an embedder training run depends on: the schedule every trainer has
+    (:class:`~recai.train.arguments.TrainingConfig`: tasks, steps, batch size, learning rate, seed,
+    checkpoints, precision, device) and the contrastive recipe below.
 
     Attributes:
         base_model: An encoder spec: a sentence-transformers model name or folder (``st:`` optional),
             ``decoder:NAME_OR_PATH`` for a causal LM, with ``?prefixes=``/``?query=``/``?item=`` and
             (decoder) ``?pooling=`` options.
-        epochs: Passes over the training rows.
-        max_steps: Stop after this many steps; overrides ``epochs`` when positive.
+        epochs: Passes over the training rows (``max_steps``, when positive, overrides them).
         batch_size: Rows per batch (the in-batch negatives); at least 2.
-        learning_rate: Peak learning rate.
         warmup_ratio: Warm-up, as a share of the steps.
         weight_decay: AdamW weight decay.
         scale: 1 / temperature of the softmax over in-batch candidates.
@@ -65,13 +65,6 @@ class TrainConfig:
         max_seq_length: Longest input in tokens; None: the base model's own.
         item_max_chars: Item text length, as the catalog index renders items, so training matches
             retrieval.
-        tasks: The tasks trained on; None: every task in the training data.
-        seed: Seeds the model's initialisation and the order of the rows.
-        save_steps: A checkpoint every this many steps.
-        save_total_limit: Checkpoints kept in the work folder.
-        logging_steps: A loss record every this many steps.
-        precision: ``fp32``, ``fp16`` or ``bf16``.
-        device: ``cpu`` forces the CPU; None: CUDA when present, else CPU.
         lora_r: LoRA rank; 0 trains every weight. The adapter is merged into the saved weights.
         lora_alpha: LoRA scaling numerator (the update is scaled by ``lora_alpha / lora_r``).
         lora_dropout: Dropout on the LoRA branch.
@@ -79,7 +72,6 @@ class TrainConfig:
 
     base_model: str = "all-minilm-l6-v2"
     epochs: float = 1.0
-    max_steps: int = -1
     batch_size: int = 64
     learning_rate: float = 5e-5
     warmup_ratio: float = 0.1
@@ -91,35 +83,28 @@ class TrainConfig:
     mini_batch_size: int = 32
     max_seq_length: int | None = None
     item_max_chars: int = 512
-    tasks: tuple[str, ...] | None = None
-    seed: int = 0
     save_steps: int = 100
-    save_total_limit: int = 2
-    logging_steps: int = 10
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
-    device: str | None = None
+    precision: Precision = "fp32"
     lora_r: int = 0
     lora_alpha: int = 16
     lora_dropout: float = 0.05
 
     def __post_init__(self) -> None:
-        checks = {
-            "batch_size": self.batch_size >= 2,
-            "learning_rate": self.learning_rate > 0,
-            "scale": self.scale > 0,
-            "hard_negatives": self.hard_negatives >= 0,
-            "epochs": self.epochs > 0 or self.max_steps > 0,
-            "warmup_ratio": 0 <= self.warmup_ratio < 1,
-            "mini_batch_size": self.mini_batch_size >= 1,
-            "item_max_chars": self.item_max_chars >= 16,
-            "save_steps": self.save_steps >= 1,
-            "lora_r": self.lora_r >= 0,
-            "lora_alpha": self.lora_alpha > 0,
-            "lora_dropout": 0 <= self.lora_dropout < 1,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"TrainConfig.{name}: invalid value {getattr(self, name)!r}")
+        super().__post_init__()
+        self.refuse_invalid(
+            {
+                "batch_size": self.batch_size >= 2,
+                "scale": self.scale > 0,
+                "hard_negatives": self.hard_negatives >= 0,
+                "epochs": self.epochs > 0 or self.max_steps > 0,
+                "warmup_ratio": 0 <= self.warmup_ratio < 1,
+                "mini_batch_size": self.mini_batch_size >= 1,
+                "item_max_chars": self.item_max_chars >= 16,
+                "lora_r": self.lora_r >= 0,
+                "lora_alpha": self.lora_alpha > 0,
+                "lora_dropout": 0 <= self.lora_dropout < 1,
+            }
+        )
         if self.loss not in ("mnrl", "cached-mnrl"):
             raise ValueError(f"TrainConfig.loss: expected 'mnrl' or 'cached-mnrl', got {self.loss!r}")
         if self.loss == "cached-mnrl" and self.mask_false_negatives:
@@ -127,9 +112,6 @@ class TrainConfig:
                 "TrainConfig.mask_false_negatives: the cached loss cannot mask false negatives; "
                 "pass mask_false_negatives=False with loss='cached-mnrl'"
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_dict(self)
 
 
 @dataclass
@@ -299,11 +281,7 @@ def train_embedder(
     config = config or TrainConfig()
     split = data if isinstance(data, ExampleSplit) else ExampleSplit.load(data)
     output = refuse_existing(output, overwrite)
-    examples = [e for e in split.train if config.tasks is None or e.task in config.tasks]
-    if config.tasks is not None:
-        unknown = sorted(set(config.tasks) - {e.task for e in split.train})
-        if unknown:
-            raise ValueError(f"TrainConfig.tasks: no training examples for {unknown}")
+    examples = config.selected_examples(split.train)
     rows = training_rows(
         examples, catalog, hard_negatives=config.hard_negatives, item_max_chars=config.item_max_chars
     )

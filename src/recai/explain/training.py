@@ -197,7 +197,7 @@ def train_explainer(
     output = refuse_existing(output, overwrite)
     if split.target is None:
         raise ValueError("the data has no target model")
-    examples = [e for e in split.train if sft.tasks is None or e.task in sft.tasks]
+    examples = sft.selected_examples(split.train)
     if not examples:
         raise ValueError("no training examples")
 
@@ -289,10 +289,3 @@ def train_explainer(
 
     work.finish(trainer, save)
     return ExplainResult(output, record["steps"], seconds, work.resume_from, summary, examples=len(rows))
-
-
-def config_from_dict(data: dict[str, Any]) -> ExplainConfig:
-    """The inverse of :meth:`ExplainConfig.to_dict`."""
-    return ExplainConfig(
-        mode=data["mode"], sft=SFTConfig.from_dict(data), projector_hidden=data.get("projector_hidden")
-    )

@@ -33,7 +33,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from recai.gen.generate import Parsed, ReplyParser
 from recai.gen.metrics import compliance
 from recai.gen.models import GEN_FILE, read_gen_info
 from recai.gen.tasks import LIST_TASKS, item_values
-from recai.train.arguments import config_dict, resolve_precision, trainer_arguments
+from recai.train.arguments import TrainingConfig, resolve_precision, trainer_arguments
 from recai.train.models import save_model_folder
 from recai.train.work import TrainingResult, WorkFolder, examples_fingerprint, logged_curve, refuse_existing
 
@@ -210,9 +210,11 @@ def reward_function(parser: ReplyParser, config: RewardConfig | None = None) -> 
     return recai_list_reward
 
 
-@dataclass(frozen=True)
-class RLConfig:
-    """What a GRPO run depends on; stored with the model and checked when a run resumes.
+@dataclass(frozen=True, kw_only=True)
+class RLConfig(TrainingConfig):
+    """What a GRPO run depends on: the schedule every trainer has
+    (:class:`~recai.train.arguments.TrainingConfig`: steps, batch size, learning rate, seed,
+    checkpoints, precision, device) and the GRPO recipe below.
 
     Attributes:
         sft_model: A folder written by ``recai gen train`` (adapter or full); required.
@@ -222,21 +224,15 @@ class RLConfig:
         num_generations: Replies per prompt, the group GRPO compares.
         max_completion_length: Reply length limit in tokens.
         temperature: Sampling temperature of the rollouts.
-        learning_rate: Peak learning rate.
         beta: KL penalty to the frozen SFT model.
         lora_r: Rank of the RL adapter (on the SFT model with its own adapter folded in).
         lora_alpha: LoRA scaling numerator of the RL adapter.
         seed: Seeds the adapter's initialisation, the prompts' order and the sampling.
-        save_steps: A checkpoint every this many steps.
-        save_total_limit: Checkpoints kept in the work folder.
         logging_steps: A reward and loss record every this many steps.
-        precision: ``auto`` (bf16 on a GPU that has it, else fp32), ``fp32``, ``bf16`` or ``fp16``.
-        device: ``cpu`` forces the CPU; None: CUDA when present, else CPU.
         reward: The weights of the reward terms.
     """
 
     sft_model: str = ""
-    tasks: tuple[str, ...] | None = None
     max_steps: int = 200
     batch_size: int = 8
     num_generations: int = 4
@@ -246,12 +242,8 @@ class RLConfig:
     beta: float = 0.04
     lora_r: int = 16
     lora_alpha: int = 32
-    seed: int = 0
     save_steps: int = 50
-    save_total_limit: int = 2
     logging_steps: int = 5
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    device: str | None = None
     reward: RewardConfig = field(default_factory=RewardConfig)
 
     def __post_init__(self) -> None:
@@ -268,9 +260,7 @@ class RLConfig:
             raise ValueError(
                 "RLConfig: max_steps >= 1, max_completion_length >= 8 and beta >= 0 are required"
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_dict(self)
+        super().__post_init__()
 
 
 @dataclass
@@ -349,10 +339,6 @@ def train_grpo(
         output_dir=work.path,
         precision=precision,
         progress=progress,
-        num_generations=config.num_generations,
-        max_completion_length=config.max_completion_length,
-        temperature=config.temperature,
-        beta=config.beta,
     )
     trainer = GRPOTrainer(
         model=model,

@@ -64,11 +64,6 @@ def encode_examples(
     return kept, dropped
 
 
-def selected_examples(data: GenData, config: SFTConfig) -> list[GenExample]:
-    """The training examples ``config`` trains on (``config.tasks`` of them, or all)."""
-    return [e for e in data.train if config.tasks is None or e.task in config.tasks]
-
-
 def finished_sft(output: str | Path, config: SFTConfig, data: GenData) -> dict[str, Any] | None:
     """The ``recai_gen.json`` summary of a finished :func:`train_sft` in ``output`` on the same config and
     examples, else None: a caller that reruns a pipeline reuses it instead of training again."""
@@ -77,7 +72,7 @@ def finished_sft(output: str | Path, config: SFTConfig, data: GenData) -> dict[s
         return None
     info = json.loads(info_path.read_text(encoding="utf-8"))
     same_config = info.get("config") == json.loads(json.dumps(config.to_dict(), default=str))
-    fingerprint = examples_fingerprint(selected_examples(data, config))
+    fingerprint = examples_fingerprint(config.selected_examples(data.train))
     same_data = (info.get("data") or {}).get("fingerprint") == fingerprint
     return info if same_config and same_data and "training" in info else None
 
@@ -103,11 +98,7 @@ def train_sft(
     config = config or SFTConfig()
     split = data if isinstance(data, GenData) else GenData.load(data)
     output = refuse_existing(output, overwrite)
-    examples = selected_examples(split, config)
-    if config.tasks is not None:
-        unknown = sorted(set(config.tasks) - {e.task for e in split.train})
-        if unknown:
-            raise ValueError(f"SFTConfig.tasks: no training examples for {unknown}")
+    examples = config.selected_examples(split.train)
     if not examples:
         raise ValueError("no training examples")
     scope_names = list(catalog_names or []) if config.scope_loss else []

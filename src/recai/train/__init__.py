@@ -1,7 +1,9 @@
 """The training layer: what every recai trainer shares, so each pillar writes only what is its own.
 
-- :mod:`recai.train.arguments`: :func:`trainer_arguments`, the one place trainer arguments are built from
-  a config (for the Hugging Face, TRL and sentence-transformers trainers), and :func:`resolve_precision`;
+- :mod:`recai.train.arguments`: :class:`TrainingConfig`, the schedule fields every training config
+  extends (checked and stored one way), :func:`trainer_arguments`, the one place trainer arguments are
+  built from a config (for the Hugging Face, TRL and sentence-transformers trainers), and
+  :func:`resolve_precision`;
 - :mod:`recai.train.work`: the ``OUTPUT.work/`` folder of a resumable run (:class:`WorkFolder`), its
   marker and the data fingerprint it records;
 - :mod:`recai.train.sft`: supervised fine-tuning of a causal LM (:class:`SFTConfig`, loading the base,

@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from recai.train.arguments import config_dict, resolve_precision, trainer_arguments
+from recai.train.arguments import TrainingConfig, resolve_precision, trainer_arguments
 from recai.train.chat import Encoded
 from recai.train.models import resolve_base
 
 
-@dataclass(frozen=True)
-class SFTConfig:
-    """What a supervised fine-tuning run depends on; stored with the model and checked when a run resumes.
+@dataclass(frozen=True, kw_only=True)
+class SFTConfig(TrainingConfig):
+    """What a supervised fine-tuning run depends on: the schedule every trainer has
+    (:class:`~recai.train.arguments.TrainingConfig`: tasks, steps, batch size, learning rate, seed,
+    checkpoints, precision, device) and the LM recipe below.
 
     Attributes:
         base_model: A causal-LM folder or a known GGUF model (converted once).
@@ -30,22 +32,12 @@ class SFTConfig:
         lora_alpha: LoRA scaling numerator (the update is scaled by ``lora_alpha / lora_r``).
         lora_dropout: Dropout on the LoRA branch.
         target_modules: Module names LoRA adapts; None: every linear layer of the transformer blocks.
-        epochs: Passes over the training examples.
-        max_steps: Stop after this many optimiser steps; overrides ``epochs`` when positive.
-        batch_size: Examples per device and step.
+        epochs: Passes over the training examples (``max_steps``, when positive, overrides them).
         grad_accum: Gradient accumulation steps.
-        learning_rate: Peak learning rate.
         warmup: Warm-up, as a share of the steps.
         weight_decay: AdamW weight decay.
         max_length: Longest example in tokens; longer ones are dropped, never cut.
-        tasks: The tasks trained on; None: every task in the data.
-        seed: Seeds LoRA's initialisation and the order of the batches.
-        save_steps: A checkpoint every this many steps.
-        save_total_limit: Checkpoints kept in the work folder.
-        logging_steps: A loss record every this many steps.
-        precision: ``auto`` (bf16 on a GPU that has it, else fp32), ``fp32``, ``bf16`` or ``fp16``.
         gradient_checkpointing: Recompute activations in the backward pass (less memory, more compute).
-        device: ``cpu`` forces the CPU; None: CUDA when present, else CPU.
         scope_loss: Inside item spans, softmax over the catalog's valid continuations only (gen).
         group_by_length: Batches of similar lengths (less padding), their order seeded.
     """
@@ -57,52 +49,29 @@ class SFTConfig:
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] | None = None
     epochs: float = 1.0
-    max_steps: int = -1
     batch_size: int = 4
     grad_accum: int = 1
     learning_rate: float = 2e-4
     warmup: float = 0.03
     weight_decay: float = 0.0
     max_length: int = 1024
-    tasks: tuple[str, ...] | None = None
-    seed: int = 0
     save_steps: int = 200
-    save_total_limit: int = 2
-    logging_steps: int = 10
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool = False
-    device: str | None = None
     scope_loss: bool = False
     group_by_length: bool = True
 
     def __post_init__(self) -> None:
-        checks = {
-            "method": self.method in ("lora", "full"),
-            "lora_r": self.lora_r >= 1,
-            "batch_size": self.batch_size >= 1,
-            "grad_accum": self.grad_accum >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "epochs": self.epochs > 0 or self.max_steps > 0,
-            "warmup": 0 <= self.warmup < 1,
-            "max_length": self.max_length >= 16,
-            "save_steps": self.save_steps >= 1,
-            "precision": self.precision in ("auto", "fp32", "bf16", "fp16"),
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"SFTConfig.{name}: invalid value {getattr(self, name)!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return config_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SFTConfig:
-        """The inverse of :meth:`to_dict`; keys that are not fields (a wrapping config's own) are ignored."""
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("tasks", "target_modules"):
-            if fields.get(key) is not None:
-                fields[key] = tuple(fields[key])
-        return cls(**fields)
+        super().__post_init__()
+        self.refuse_invalid(
+            {
+                "method": self.method in ("lora", "full"),
+                "lora_r": self.lora_r >= 1,
+                "grad_accum": self.grad_accum >= 1,
+                "epochs": self.epochs > 0 or self.max_steps > 0,
+                "warmup": 0 <= self.warmup < 1,
+                "max_length": self.max_length >= 16,
+            }
+        )
 
 
 @dataclass
