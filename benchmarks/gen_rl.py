@@ -17,8 +17,9 @@ bootstrap intervals; the pairs rl-list - sft, rl-item - sft and rl-item - rl-lis
 by sample (paired bootstrap interval, sign-flip p, Holm over the metrics; ``recai eval compare``).
 
 Everything resumes and is seeded: the data, the SFT and RL models (checkpoints in their ``.work``
-folders under benchmarks/.work/gen_rl/DATASET/) and the run folders (benchmarks/results/gen_rl/DATASET/);
-the summary goes to benchmarks/results/gen_rl.json after every stage.
+folders under benchmarks/.work/gen_rl/DATASET/) and the run folders (benchmarks/results/gen_rl/DATASET/,
+one per model folder, so other settings start new ones); the summary goes to
+benchmarks/results/gen_rl.json after every stage, with a report in benchmarks/results/gen_rl/report.md.
 """
 
 from __future__ import annotations
@@ -144,9 +145,10 @@ def main() -> None:
     summary["examples"] = {"train": len(data.train), "test": len(test), "data_dir": str(data_dir)}
     device = args.device or _device()
 
+    base_name = Path(args.base).name  # a model name, or a folder's
     sft_dir = (
         args.sft
-        or work / f"sft-{args.base}-{args.per_task}-{args.sft_steps}-{args.sft_batch_size}-{args.seed}"
+        or work / f"sft-{base_name}-{args.per_task}-{args.sft_steps}-{args.sft_batch_size}-{args.seed}"
     )
     if not (sft_dir / GEN_FILE).exists():
         config = SFTConfig(
@@ -163,7 +165,10 @@ def main() -> None:
 
     models = {"sft": sft_dir}
     for row, weight in (("rl-list", 0.0), ("rl-item", args.item_weight)):
-        name = f"{row}-{args.rl_steps}-{args.rl_batch_size}x{args.num_generations}-{args.rl_lr:g}-w{weight:g}"
+        name = (
+            f"{row}-{args.rl_steps}-{args.rl_batch_size}x{args.num_generations}-c{args.max_completion_length}"
+            f"-{args.rl_lr:g}-b{args.beta:g}-w{weight:g}"
+        )
         model_dir = work / f"{sft_dir.name}-{name}"
         if not (model_dir / GEN_FILE).exists():
             config = RLConfig(
@@ -193,11 +198,15 @@ def main() -> None:
         )
         for row, model_dir in models.items():
             gen = GenRecommender.load(model_dir, dataset.catalog, device=device, name=row)
-            document = run_evaluation(gen, test, runs / f"{row}-{decoding}", decode)
+            # one run folder per model folder, so a rerun with other settings never reuses stale replies
+            document = run_evaluation(gen, test, runs / f"{model_dir.name}-{decoding}", decode)
             summary["rows"][f"{row}-{decoding}"] = _metrics(document)
             save()
         summary.setdefault("paired", {})[decoding] = {
-            f"{b} - {a}": _paired(runs / f"{a}-{decoding}", runs / f"{b}-{decoding}") for a, b in PAIRS
+            f"{b} - {a}": _paired(
+                runs / f"{models[a].name}-{decoding}", runs / f"{models[b].name}-{decoding}"
+            )
+            for a, b in PAIRS
         }
         save()
     write_text_atomic(args.out / "gen_rl" / "report.md", report(summary))
