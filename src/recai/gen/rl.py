@@ -278,8 +278,7 @@ class RLConfig:
             )
         if self.max_steps < 1 or self.max_completion_length < 8 or self.beta < 0 or self.item_weight < 0:
             raise ValueError(
-                "RLConfig: max_steps >= 1, max_completion_length >= 8, beta >= 0 and item_weight >= 0 "
-                "are required"
+                "RLConfig: max_steps >= 1, max_completion_length >= 8, beta >= 0, item_weight >= 0 required"
             )
 
     def to_dict(self) -> dict[str, Any]:
