@@ -222,7 +222,15 @@ def _training(model_dir: Path) -> dict[str, Any]:
     """What the model folder records of its training: steps, time, loss, and for GRPO its reward curve."""
     info = json.loads((model_dir / GEN_FILE).read_text())
     trained = info["training"]
-    kept = ("steps", "seconds_this_run", "train_loss", "precision", "device", "reward_curve")
+    kept = (
+        "steps",
+        "seconds_this_run",
+        "train_loss",
+        "precision",
+        "device",
+        "reward_curve",
+        "item_reward_curve",
+    )
     return {"folder": str(model_dir), **{k: trained[k] for k in kept if k in trained}}
 
 

@@ -395,6 +395,7 @@ def train_grpo(
         "training": {
             **record,
             "reward_curve": logged_curve(trainer.state.log_history, "reward"),
+            "item_reward_curve": logged_curve(trainer.state.log_history, "item_reward"),
             "precision": precision,
             "device": str(next(trainer.model.parameters()).device),
         },
