@@ -53,9 +53,11 @@ def test_the_whole_recipe_from_the_command_line(tmp_path: Path) -> None:
     out = _invoke(
         "gen", "rl", str(data), "--sft", str(model), "--out", str(rl), "--max-steps", "1", "--batch-size", "2",
         "--num-generations", "2", "--max-completion-length", "12", "--device", "cpu", "--reward", "invalid=2",
+        "--item-weight", "0.5",
     )  # fmt: skip
     assert "1 GRPO steps" in out and (rl / "model.safetensors").exists()
-    assert json.loads((rl / "recai_gen.json").read_text())["config"]["reward"]["invalid"] == 2.0
+    rl_config = json.loads((rl / "recai_gen.json").read_text())["config"]
+    assert rl_config["reward"]["invalid"] == 2.0 and rl_config["item_weight"] == 0.5
 
     merged = tmp_path / "merged"
     _invoke("gen", "merge", str(model), "--out", str(merged), "--dtype", "float32")

@@ -218,6 +218,9 @@ def gen_rl(
     max_completion_length: Annotated[int, typer.Option(help="Reply length limit in tokens.")] = 256,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-5,
     beta: Annotated[float, typer.Option(help="KL penalty to the SFT model.")] = 0.04,
+    item_weight: Annotated[
+        float, typer.Option(help="Weight of each item's own reward on its tokens (0: list reward only).")
+    ] = 0.0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature of the rollouts.")] = 1.0,
     reward: Annotated[
         list[str] | None,
@@ -253,6 +256,7 @@ def gen_rl(
         max_completion_length=max_completion_length,
         learning_rate=lr,
         beta=beta,
+        item_weight=item_weight,
         temperature=temperature,
         seed=seed,
         save_steps=save_steps,

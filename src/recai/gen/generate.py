@@ -52,12 +52,16 @@ class Parsed:
         positions: The catalog row of each name, ``None`` where it grounds to nothing.
         spans: Whether the names came from item spans (else from free text).
         partial: Whether the output ended inside an unterminated span.
+        token_spans: For names read from item spans in token ids, the ``[start, end)`` range of each
+            name's tokens (its markers included), so a reward per item can reach the tokens that wrote
+            it; None when the names were read from text.
     """
 
     names: list[str]
     positions: list[int | None]
     spans: bool
     partial: bool = False
+    token_spans: list[tuple[int, int]] | None = None
 
     def grounded(
         self, catalog: Catalog, *, seen: Iterable[int] = (), candidates: Sequence[int] | None = None
@@ -132,22 +136,27 @@ class ReplyParser:
         """
         names: list[str] = []
         positions: list[int | None] = []
+        token_spans: list[tuple[int, int]] = []
         current: list[int] | None = None
+        opened = 0  # where the current span's start marker is
         any_span = False
-        for token in token_ids:
+        for index, token in enumerate(token_ids):
             token = int(token)
             if token == self.start_id:
                 any_span = True
                 if current is not None:  # a span left open and started again: an invalid name
                     names.append(self.tokenizer.decode(current, skip_special_tokens=True).strip())
                     positions.append(None)
+                    token_spans.append((opened, index))
                 current = []
+                opened = index
             elif token == self.end_id:
                 if current is not None:
                     text = self.tokenizer.decode(current, skip_special_tokens=True).strip()
                     found = self.trie.lookup(current) if current else None
                     names.append(text)
                     positions.append(found if found is not None else (self._position(text) if text else None))
+                    token_spans.append((opened, index + 1))
                 current = None
             elif current is not None:
                 current.append(token)
@@ -155,8 +164,9 @@ class ReplyParser:
         if partial:
             names.append(self.tokenizer.decode(current, skip_special_tokens=True).strip())
             positions.append(None)
+            token_spans.append((opened, len(token_ids)))
         if any_span or not free_text:
-            return Parsed(names, positions, spans=True, partial=partial)
+            return Parsed(names, positions, spans=True, partial=partial, token_spans=token_spans)
         return self.parse_text(self.tokenizer.decode(list(token_ids), skip_special_tokens=True))
 
     def parse_text(self, text: str) -> Parsed:

@@ -14,8 +14,9 @@ The reward of one reply to one list task (:class:`ListReward`, weights in :class
 The reference list is the example's label: the next item, then the teacher's top-k when the data was
 built with a teacher (``recai gen data --teacher sasrec``), else the user's own later items; so the
 "teacher-rank credit" is what the issue asks for when a teacher was used. :meth:`ListReward.items` gives
-the same terms per item. Replies are parsed exactly as in evaluation (:class:`ReplyParser`), from the
-generated token ids, so item spans are read as spans.
+the same terms per item; with ``RLConfig.item_weight`` they also credit each item's own tokens
+(:mod:`recai.gen.item_advantages`). Replies are parsed exactly as in evaluation (:class:`ReplyParser`),
+from the generated token ids, so item spans are read as spans.
 
 :func:`train_grpo` optimises the SFT model with TRL's ``GRPOTrainer``: a group of replies per prompt, the
 group-relative advantage of their rewards, and a KL penalty (``beta``) to a frozen copy of the SFT model
@@ -39,6 +40,7 @@ import numpy as np
 
 from recai.gen.examples import GenData, GenExample
 from recai.gen.generate import Parsed, ReplyParser
+from recai.gen.item_advantages import ItemRewards, item_advantage_trainer
 from recai.gen.metrics import compliance
 from recai.gen.models import GEN_FILE, read_gen_info
 from recai.gen.tasks import LIST_TASKS, item_values
@@ -180,9 +182,12 @@ class ListReward:
         return out
 
 
-def reward_function(parser: ReplyParser, config: RewardConfig | None = None) -> Any:
+def reward_function(
+    parser: ReplyParser, config: RewardConfig | None = None, items: list[ItemRewards] | None = None
+) -> Any:
     """A TRL reward function: reads each completion's token ids, and the example from the ``example``
-    column (its JSON), and returns one reward per completion; logs the mean of each term."""
+    column (its JSON), and returns one reward per completion; logs the mean of each term. Given
+    ``items``, each call refills it with every completion's item rewards and their token spans."""
     reward = ListReward(parser, config)
 
     def recai_list_reward(
@@ -194,6 +199,8 @@ def reward_function(parser: ReplyParser, config: RewardConfig | None = None) -> 
     ) -> list[float]:
         values = []
         sums: dict[str, float] = {}
+        if items is not None:
+            items.clear()
         for ids, raw in zip(completion_ids, example, strict=True):
             item = GenExample.from_dict(json.loads(raw))
             body = [t for t in ids if t != parser.tokenizer.eos_token_id]
@@ -201,6 +208,8 @@ def reward_function(parser: ReplyParser, config: RewardConfig | None = None) -> 
             for name, value in reward.terms(item, parsed).items():
                 sums[name] = sums.get(name, 0.0) + value
             values.append(reward(item, parsed))
+            if items is not None:  # body is ids without its final end token, so spans index ids too
+                items.append(ItemRewards.of(reward.items(item, parsed), parsed))
         log_metric = kwargs.get("log_metric")
         if callable(log_metric) and values:
             for name, total in sums.items():
@@ -225,6 +234,8 @@ class RLConfig(TrainingConfig):
         max_completion_length: Reply length limit in tokens.
         temperature: Sampling temperature of the rollouts.
         beta: KL penalty to the frozen SFT model.
+        item_weight: Weight of the item-level advantage on each named item's tokens
+            (:mod:`recai.gen.item_advantages`); 0: GRPO's list-level advantage only.
         lora_r: Rank of the RL adapter (on the SFT model with its own adapter folded in).
         lora_alpha: LoRA scaling numerator of the RL adapter.
         seed: Seeds the adapter's initialisation, the prompts' order and the sampling.
@@ -240,6 +251,7 @@ class RLConfig(TrainingConfig):
     temperature: float = 1.0
     learning_rate: float = 1e-5
     beta: float = 0.04
+    item_weight: float = 0.0
     lora_r: int = 16
     lora_alpha: int = 32
     save_steps: int = 50
@@ -256,9 +268,9 @@ class RLConfig(TrainingConfig):
                 f"RLConfig.batch_size ({self.batch_size}) must be a multiple of num_generations "
                 f"({self.num_generations})"
             )
-        if self.max_steps < 1 or self.max_completion_length < 8 or self.beta < 0:
+        if self.max_steps < 1 or self.max_completion_length < 8 or self.beta < 0 or self.item_weight < 0:
             raise ValueError(
-                "RLConfig: max_steps >= 1, max_completion_length >= 8 and beta >= 0 are required"
+                "RLConfig: max_steps >= 1, max_completion_length >= 8, beta >= 0, item_weight >= 0 required"
             )
         super().__post_init__()
 
@@ -340,14 +352,17 @@ def train_grpo(
         precision=precision,
         progress=progress,
     )
-    trainer = GRPOTrainer(
+    items: list[ItemRewards] | None = [] if config.item_weight else None
+    item_level = {"item_rewards": items, "item_weight": config.item_weight} if items is not None else {}
+    trainer = (item_advantage_trainer(GRPOTrainer) if items is not None else GRPOTrainer)(
         model=model,
-        reward_funcs=[reward_function(parser, config.reward)],
+        reward_funcs=[reward_function(parser, config.reward, items)],
         args=args,
         train_dataset=HFDataset.from_list(rows),
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=list(callbacks) or None,
+        **item_level,
     )
     record, seconds = work.run(trainer)
     sft_info = read_gen_info(config.sft_model)
@@ -366,6 +381,7 @@ def train_grpo(
         "training": {
             **record,
             "reward_curve": logged_curve(trainer.state.log_history, "reward"),
+            "item_reward_curve": logged_curve(trainer.state.log_history, "item_reward"),
             "precision": precision,
             "device": str(next(trainer.model.parameters()).device),
         },
