@@ -268,11 +268,15 @@ class RLConfig(TrainingConfig):
                 f"RLConfig.batch_size ({self.batch_size}) must be a multiple of num_generations "
                 f"({self.num_generations})"
             )
-        if self.max_steps < 1 or self.max_completion_length < 8 or self.beta < 0 or self.item_weight < 0:
-            raise ValueError(
-                "RLConfig: max_steps >= 1, max_completion_length >= 8, beta >= 0, item_weight >= 0 required"
-            )
         super().__post_init__()
+        self.refuse_invalid(
+            {
+                "max_steps": self.max_steps >= 1,
+                "max_completion_length": self.max_completion_length >= 8,
+                "beta": self.beta >= 0,
+                "item_weight": self.item_weight >= 0,
+            }
+        )
 
 
 @dataclass
