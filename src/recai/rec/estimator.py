@@ -25,6 +25,7 @@ from recai.data.errors import DataError
 from recai.data.jsonl import read_json_object
 from recai.errors import RecaiError
 
+#: the concrete estimator class: ``fit`` returns self, ``load`` an instance of the class it is called on
 E = TypeVar("E", bound="Estimator")
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
