@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from recai.data.dataset import Dataset, is_dataset_folder
 from recai.data.errors import UnknownDatasetError
-from recai.data.home import datasets_dir, is_dataset_name
+from recai.data.home import datasets_dir, is_dataset_folder, is_dataset_name
+
+if TYPE_CHECKING:
+    from recai.data.dataset import Dataset
 
 BUILTIN = ("demo",)
 
@@ -19,6 +21,7 @@ def load(name_or_path: str | Path) -> Dataset:
     Resolution order: the built-in ``demo``; a dataset saved or downloaded under ``$RECAI_HOME/datasets``;
     an existing path (a recai dataset folder, or a publisher's raw layout such as a MovieLens folder).
     """
+    from recai.data.dataset import Dataset  # here: naming and listing datasets must not import pandas
     from recai.data.loaders.registry import KNOWN, load_path
 
     text = str(name_or_path)
