@@ -9,19 +9,16 @@
   shows how much of an alignment score popularity alone explains.
 
 Modules import torch and transformers only when they need them (``model`` and ``training`` do).
+
+The names below are imported on first access: every command module reaches this package, and
+``recai --help`` must not import what the commands need only when they run.
 """
 
-from recai.explain.examples import ExplainData, ExplainExample
-from recai.explain.render import ITEM_TOKEN, MODES, USER_TOKEN, Renderer
-from recai.explain.target import TargetModel, fit_target
-from recai.explain.tasks import (
-    EXPLAIN_TASKS,
-    TASKS,
-    ExplainContext,
-    ExplainTask,
-    ExplainTaskBuilder,
-    build_explain_data,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from recai._lazy import lazy_exports
 
 __all__ = [
     "EXPLAIN_TASKS",
@@ -39,3 +36,33 @@ __all__ = [
     "build_explain_data",
     "fit_target",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".examples": ["ExplainData", "ExplainExample"],
+        ".render": ["ITEM_TOKEN", "MODES", "USER_TOKEN", "Renderer"],
+        ".target": ["TargetModel", "fit_target"],
+        ".tasks": [
+            "EXPLAIN_TASKS",
+            "TASKS",
+            "ExplainContext",
+            "ExplainTask",
+            "ExplainTaskBuilder",
+            "build_explain_data",
+        ],
+    },
+)
+
+if TYPE_CHECKING:
+    from recai.explain.examples import ExplainData, ExplainExample
+    from recai.explain.render import ITEM_TOKEN, MODES, USER_TOKEN, Renderer
+    from recai.explain.target import TargetModel, fit_target
+    from recai.explain.tasks import (
+        EXPLAIN_TASKS,
+        TASKS,
+        ExplainContext,
+        ExplainTask,
+        ExplainTaskBuilder,
+        build_explain_data,
+    )

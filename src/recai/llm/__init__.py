@@ -1,11 +1,14 @@
-"""The model layer: one ChatModel protocol, several backends, and offline model resolution."""
+"""The model layer: one ChatModel protocol, several backends, and offline model resolution.
 
-from recai.llm.base import ChatModel, Completion, Decoding, Generation, Message
-from recai.llm.factory import ChatModelConfig, load_chat_model
-from recai.llm.resolve import KNOWN_MODELS, ModelNotFoundError, resolve_model
-from recai.llm.scripted import ScriptedChatModel
-from recai.llm.structured import SchemaError
-from recai.llm.usage import meter, track
+The names below are imported on first access: every command module reaches this package, and
+``recai --help`` must not import what the commands need only when they run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from recai._lazy import lazy_exports
 
 __all__ = [
     "KNOWN_MODELS",
@@ -23,3 +26,23 @@ __all__ = [
     "resolve_model",
     "track",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".base": ["ChatModel", "Completion", "Decoding", "Generation", "Message"],
+        ".factory": ["ChatModelConfig", "load_chat_model"],
+        ".resolve": ["KNOWN_MODELS", "ModelNotFoundError", "resolve_model"],
+        ".scripted": ["ScriptedChatModel"],
+        ".structured": ["SchemaError"],
+        ".usage": ["meter", "track"],
+    },
+)
+
+if TYPE_CHECKING:
+    from recai.llm.base import ChatModel, Completion, Decoding, Generation, Message
+    from recai.llm.factory import ChatModelConfig, load_chat_model
+    from recai.llm.resolve import KNOWN_MODELS, ModelNotFoundError, resolve_model
+    from recai.llm.scripted import ScriptedChatModel
+    from recai.llm.structured import SchemaError
+    from recai.llm.usage import meter, track
