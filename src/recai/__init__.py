@@ -83,6 +83,8 @@ _EXPORTS: dict[str, list[str]] = {
     ".serve.app": ["create_app"],
 }
 
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
 __all__ = [  # written out (not derived from _EXPORTS) so that linters and type checkers see it
     # rec
     "ALS",
@@ -160,8 +162,6 @@ __all__ = [  # written out (not derived from _EXPORTS) so that linters and type 
     "train_explainer",
     "train_sft",
 ]
-
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from recai.agent.agent import Agent, Session, TurnResult, default_tools

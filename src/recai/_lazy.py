@@ -4,11 +4,11 @@ A package whose names would be costly or circular to import eagerly (``recai``, 
 pillars) declares which of its modules defines which public name; ``__getattr__`` imports a name's
 module on first access, so ``import recai`` and ``recai --help`` load neither pandas nor torch::
 
-    __all__ = ["Catalog", "Split", "leave_one_out"]  # written out, so that linters see it
-
     __getattr__, __dir__ = lazy_exports(
         __name__, {".catalog": ["Catalog"], ".splits": ["Split", "leave_one_out"]}
     )
+
+    __all__ = ["Catalog", "Split", "leave_one_out"]  # written out, so that linters see it
 
     if TYPE_CHECKING:  # the same names, for type checkers
         from recai.data.catalog import Catalog

@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
 
-__all__ = ["Agent", "AgentSettings", "Session", "TurnResult"]
-
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
@@ -19,6 +17,8 @@ __getattr__, __dir__ = lazy_exports(
         ".context": ["AgentSettings"],
     },
 )
+
+__all__ = ["Agent", "AgentSettings", "Session", "TurnResult"]
 
 if TYPE_CHECKING:
     from recai.agent.agent import Agent, Session, TurnResult

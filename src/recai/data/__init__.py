@@ -10,6 +10,21 @@ from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
 
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".catalog": ["Catalog", "SqlError", "SqlResult"],
+        ".dataset": ["Dataset"],
+        ".errors": ["DataError", "UnknownDatasetError"],
+        ".grounding": ["Grounding", "Match", "TitleMatcher"],
+        ".home": ["check_dataset_name", "data_home", "saved_dataset_dir"],
+        ".interactions": ["Interactions"],
+        ".library": ["BUILTIN", "list_datasets", "load", "portable_spec"],
+        ".schema": ["CatalogSchema", "ColumnRole", "ColumnSpec"],
+        ".splits": ["Split", "leave_one_out", "temporal_split"],
+    },
+)
+
 __all__ = [
     "BUILTIN",
     "Catalog",
@@ -35,21 +50,6 @@ __all__ = [
     "saved_dataset_dir",
     "temporal_split",
 ]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        ".catalog": ["Catalog", "SqlError", "SqlResult"],
-        ".dataset": ["Dataset"],
-        ".errors": ["DataError", "UnknownDatasetError"],
-        ".grounding": ["Grounding", "Match", "TitleMatcher"],
-        ".home": ["check_dataset_name", "data_home", "saved_dataset_dir"],
-        ".interactions": ["Interactions"],
-        ".library": ["BUILTIN", "list_datasets", "load", "portable_spec"],
-        ".schema": ["CatalogSchema", "ColumnRole", "ColumnSpec"],
-        ".splits": ["Split", "leave_one_out", "temporal_split"],
-    },
-)
 
 if TYPE_CHECKING:
     from recai.data.catalog import Catalog, SqlError, SqlResult

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
 
-__all__ = ["Encoder", "VectorIndex", "load_encoder"]
-
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
@@ -21,6 +19,8 @@ __getattr__, __dir__ = lazy_exports(
         ".index": ["VectorIndex"],
     },
 )
+
+__all__ = ["Encoder", "VectorIndex", "load_encoder"]
 
 if TYPE_CHECKING:
     from recai.embed.encoder import Encoder, load_encoder

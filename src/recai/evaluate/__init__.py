@@ -23,42 +23,6 @@ from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
 
-__all__ = [
-    "ConversationEvaluator",
-    "ConversationalSystem",
-    "DataOptions",
-    "JudgeItem",
-    "LLMListSystem",
-    "ListEvaluator",
-    "ListGrounder",
-    "ListSample",
-    "ListSystem",
-    "MetricSummary",
-    "PairwiseJudge",
-    "PriceTable",
-    "RecommenderListSystem",
-    "RunFolder",
-    "UserSimulator",
-    "bootstrap_ci",
-    "build_samples",
-    "compare_runs",
-    "coverage",
-    "evaluate_pairwise",
-    "evaluate_recommender",
-    "judge_pairs_from_runs",
-    "parse_item_list",
-    "popularity_bias",
-    "rank_users",
-    "ranking_metrics",
-    "run_conversation_eval",
-    "run_judge_eval",
-    "run_list_eval",
-    "run_recommender_eval",
-    "summarize",
-    "top_k",
-    "write_report",
-]
-
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
@@ -97,6 +61,42 @@ __getattr__, __dir__ = lazy_exports(
         ],
     },
 )
+
+__all__ = [
+    "ConversationEvaluator",
+    "ConversationalSystem",
+    "DataOptions",
+    "JudgeItem",
+    "LLMListSystem",
+    "ListEvaluator",
+    "ListGrounder",
+    "ListSample",
+    "ListSystem",
+    "MetricSummary",
+    "PairwiseJudge",
+    "PriceTable",
+    "RecommenderListSystem",
+    "RunFolder",
+    "UserSimulator",
+    "bootstrap_ci",
+    "build_samples",
+    "compare_runs",
+    "coverage",
+    "evaluate_pairwise",
+    "evaluate_recommender",
+    "judge_pairs_from_runs",
+    "parse_item_list",
+    "popularity_bias",
+    "rank_users",
+    "ranking_metrics",
+    "run_conversation_eval",
+    "run_judge_eval",
+    "run_list_eval",
+    "run_recommender_eval",
+    "summarize",
+    "top_k",
+    "write_report",
+]
 
 if TYPE_CHECKING:
     from recai.evaluate.compare import compare_runs

@@ -10,8 +10,7 @@
 
 Modules import torch and transformers only when they need them (``model`` and ``training`` do).
 
-The names below are imported on first access: every command module reaches this package, and
-``recai --help`` must not import what the commands need only when they run.
+Each name is imported when first used, so ``recai explain --help`` renders nothing and fits no target.
 """
 
 from __future__ import annotations
@@ -19,23 +18,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
-
-__all__ = [
-    "EXPLAIN_TASKS",
-    "ITEM_TOKEN",
-    "MODES",
-    "TASKS",
-    "USER_TOKEN",
-    "ExplainContext",
-    "ExplainData",
-    "ExplainExample",
-    "ExplainTask",
-    "ExplainTaskBuilder",
-    "Renderer",
-    "TargetModel",
-    "build_explain_data",
-    "fit_target",
-]
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -53,6 +35,23 @@ __getattr__, __dir__ = lazy_exports(
         ],
     },
 )
+
+__all__ = [
+    "EXPLAIN_TASKS",
+    "ITEM_TOKEN",
+    "MODES",
+    "TASKS",
+    "USER_TOKEN",
+    "ExplainContext",
+    "ExplainData",
+    "ExplainExample",
+    "ExplainTask",
+    "ExplainTaskBuilder",
+    "Renderer",
+    "TargetModel",
+    "build_explain_data",
+    "fit_target",
+]
 
 if TYPE_CHECKING:
     from recai.explain.examples import ExplainData, ExplainExample

@@ -9,8 +9,7 @@
 
 Modules import torch and transformers only when they need them.
 
-The names below are imported on first access: every command module reaches this package, and
-``recai --help`` must not import what the commands need only when they run.
+The names are imported on first access (``recai gen --help`` reads only the SFT defaults).
 """
 
 from __future__ import annotations
@@ -18,6 +17,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".examples": ["Control", "GenData", "GenExample"],
+        ".items": ["ITEM_END", "ITEM_START", "ItemNames", "SpanFormat", "add_item_tokens"],
+        ".tasks": [
+            "GEN_TASKS",
+            "LIST_TASKS",
+            "TASKS",
+            "GenContext",
+            "GenTask",
+            "GenTaskBuilder",
+            "build_gen_data",
+            "fit_teacher",
+        ],
+        ".trie": ["ItemTrie"],
+    },
+)
 
 __all__ = [
     "GEN_TASKS",
@@ -38,25 +56,6 @@ __all__ = [
     "build_gen_data",
     "fit_teacher",
 ]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        ".examples": ["Control", "GenData", "GenExample"],
-        ".items": ["ITEM_END", "ITEM_START", "ItemNames", "SpanFormat", "add_item_tokens"],
-        ".tasks": [
-            "GEN_TASKS",
-            "LIST_TASKS",
-            "TASKS",
-            "GenContext",
-            "GenTask",
-            "GenTaskBuilder",
-            "build_gen_data",
-            "fit_teacher",
-        ],
-        ".trie": ["ItemTrie"],
-    },
-)
 
 if TYPE_CHECKING:
     from recai.gen.examples import Control, GenData, GenExample

@@ -20,6 +20,26 @@ from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
 
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".attributes": ["AttributeExtractor"],
+        ".base": ["Extractor"],
+        ".cooccurrence": ["CooccurrenceExtractor"],
+        ".embedding": ["EmbeddingExtractor"],
+        ".evaluation": ["KnowledgeListSystem", "run_knowledge_task"],
+        ".facts": ["KINDS", "Fact", "Query"],
+        ".graph": ["GraphExtractor"],
+        ".patterns": ["PatternsExtractor"],
+        ".ranker": ["KnowledgeRanker", "RankResult", "repair"],
+        ".recommender": ["RecommenderExtractor"],
+        ".selection": ["Selection", "select"],
+        ".store": ["EXTRACTORS", "KnowledgeBase", "parse_kinds"],
+        ".tokens": ["ApproximateCounter", "TokenCounter", "token_counter"],
+        ".verbalise": ["STYLES", "Verbaliser"],
+    },
+)
+
 __all__ = [
     "EXTRACTORS",
     "KINDS",
@@ -47,26 +67,6 @@ __all__ = [
     "select",
     "token_counter",
 ]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        ".attributes": ["AttributeExtractor"],
-        ".base": ["Extractor"],
-        ".cooccurrence": ["CooccurrenceExtractor"],
-        ".embedding": ["EmbeddingExtractor"],
-        ".evaluation": ["KnowledgeListSystem", "run_knowledge_task"],
-        ".facts": ["KINDS", "Fact", "Query"],
-        ".graph": ["GraphExtractor"],
-        ".patterns": ["PatternsExtractor"],
-        ".ranker": ["KnowledgeRanker", "RankResult", "repair"],
-        ".recommender": ["RecommenderExtractor"],
-        ".selection": ["Selection", "select"],
-        ".store": ["EXTRACTORS", "KnowledgeBase", "parse_kinds"],
-        ".tokens": ["ApproximateCounter", "TokenCounter", "token_counter"],
-        ".verbalise": ["STYLES", "Verbaliser"],
-    },
-)
 
 if TYPE_CHECKING:
     from recai.knowledge.attributes import AttributeExtractor

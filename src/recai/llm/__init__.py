@@ -1,7 +1,7 @@
 """The model layer: one ChatModel protocol, several backends, and offline model resolution.
 
-The names below are imported on first access: every command module reaches this package, and
-``recai --help`` must not import what the commands need only when they run.
+The names are imported on first access: ``recai --help`` reads the llm commands and their options
+without loading a backend.
 """
 
 from __future__ import annotations
@@ -9,6 +9,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".base": ["ChatModel", "Completion", "Decoding", "Generation", "Message"],
+        ".factory": ["ChatModelConfig", "load_chat_model"],
+        ".resolve": ["KNOWN_MODELS", "ModelNotFoundError", "resolve_model"],
+        ".scripted": ["ScriptedChatModel"],
+        ".structured": ["SchemaError"],
+        ".usage": ["meter", "track"],
+    },
+)
 
 __all__ = [
     "KNOWN_MODELS",
@@ -26,18 +38,6 @@ __all__ = [
     "resolve_model",
     "track",
 ]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        ".base": ["ChatModel", "Completion", "Decoding", "Generation", "Message"],
-        ".factory": ["ChatModelConfig", "load_chat_model"],
-        ".resolve": ["KNOWN_MODELS", "ModelNotFoundError", "resolve_model"],
-        ".scripted": ["ScriptedChatModel"],
-        ".structured": ["SchemaError"],
-        ".usage": ["meter", "track"],
-    },
-)
 
 if TYPE_CHECKING:
     from recai.llm.base import ChatModel, Completion, Decoding, Generation, Message

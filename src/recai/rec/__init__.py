@@ -27,6 +27,18 @@ MODELS: Registry[Recommender] = Registry(
     run_options=("seed", "progress", "time_budget_s"),
 )
 
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".base": ["Recommender"],
+        ".estimator": ["Estimator", "NotFittedError"],
+        ".itemcf": ["ItemKNN"],
+        ".mf": ["ALS", "BPR"],
+        ".popularity": ["Popularity"],
+        ".sasrec": ["SASRec"],
+    },
+)
+
 __all__ = [
     "ALS",
     "BPR",
@@ -39,18 +51,6 @@ __all__ = [
     "Registry",
     "SASRec",
 ]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        ".base": ["Recommender"],
-        ".estimator": ["Estimator", "NotFittedError"],
-        ".itemcf": ["ItemKNN"],
-        ".mf": ["ALS", "BPR"],
-        ".popularity": ["Popularity"],
-        ".sasrec": ["SASRec"],
-    },
-)
 
 if TYPE_CHECKING:
     from recai.rec.base import Recommender

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
 
-__all__ = ["ServeSettings", "create_app"]
-
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
@@ -26,6 +24,8 @@ __getattr__, __dir__ = lazy_exports(
         ".settings": ["ServeSettings"],
     },
 )
+
+__all__ = ["ServeSettings", "create_app"]
 
 if TYPE_CHECKING:
     from recai.serve.app import create_app

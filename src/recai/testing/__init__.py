@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
 
-__all__ = ["ChatModelSuite", "EncoderSuite", "ExtractorSuite", "RecommenderSuite", "ToolSuite"]
-
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
@@ -38,6 +36,8 @@ __getattr__, __dir__ = lazy_exports(
         ".tool": ["ToolSuite"],
     },
 )
+
+__all__ = ["ChatModelSuite", "EncoderSuite", "ExtractorSuite", "RecommenderSuite", "ToolSuite"]
 
 if TYPE_CHECKING:
     from recai.testing.chat_model import ChatModelSuite

@@ -16,8 +16,8 @@
 It sits above ``data``, ``llm`` and ``rec`` and below the pillars that train (embed, gen, explain,
 agent). Modules import torch, transformers and peft only when they need them.
 
-The names below are imported on first access: every command module reaches this package, and
-``recai --help`` must not import what the commands need only when they run.
+A name is imported when first used: a command module that reads :class:`SFTConfig` for its
+defaults imports nothing else from here.
 """
 
 from __future__ import annotations
@@ -25,6 +25,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".arguments": ["TrainingConfig", "resolve_precision", "trainer_arguments"],
+        ".chat": ["IGNORE_INDEX", "Encoded", "TemplateError", "encode_chat", "prompt_ids"],
+        ".collate": ["PadCollator"],
+        ".example_sets": ["ExampleSet"],
+        ".models": ["add_special_tokens", "convert_gguf", "resolve_base", "save_model_folder"],
+        ".sft": ["SFTConfig"],
+        ".tasks": ["Task", "TaskRegistry"],
+        ".work": ["WORK_SUFFIX", "WorkFolder", "data_fingerprint", "examples_fingerprint"],
+    },
+)
 
 __all__ = [
     "IGNORE_INDEX",
@@ -49,20 +63,6 @@ __all__ = [
     "save_model_folder",
     "trainer_arguments",
 ]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        ".arguments": ["TrainingConfig", "resolve_precision", "trainer_arguments"],
-        ".chat": ["IGNORE_INDEX", "Encoded", "TemplateError", "encode_chat", "prompt_ids"],
-        ".collate": ["PadCollator"],
-        ".example_sets": ["ExampleSet"],
-        ".models": ["add_special_tokens", "convert_gguf", "resolve_base", "save_model_folder"],
-        ".sft": ["SFTConfig"],
-        ".tasks": ["Task", "TaskRegistry"],
-        ".work": ["WORK_SUFFIX", "WorkFolder", "data_fingerprint", "examples_fingerprint"],
-    },
-)
 
 if TYPE_CHECKING:
     from recai.train.arguments import TrainingConfig, resolve_precision, trainer_arguments

@@ -11,31 +11,6 @@ from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_CONFIG",
-    "SHAPES",
-    "PlanPair",
-    "TemplateRequest",
-    "TurnRecorder",
-    "balance",
-    "build_planner_data",
-    "check_turn",
-    "compare_plans",
-    "deduplicate",
-    "distill_planner",
-    "evaluate_plan",
-    "evaluate_planner",
-    "plan_shape",
-    "record_simulated",
-    "record_templates",
-    "simulate_with_planner",
-    "split_pairs",
-    "student_config",
-    "summarize_plans",
-    "template_requests",
-    "training_pairs",
-]
-
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
@@ -60,6 +35,31 @@ __getattr__, __dir__ = lazy_exports(
         ".trajectories": ["TurnRecorder", "record_simulated", "record_templates"],
     },
 )
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "SHAPES",
+    "PlanPair",
+    "TemplateRequest",
+    "TurnRecorder",
+    "balance",
+    "build_planner_data",
+    "check_turn",
+    "compare_plans",
+    "deduplicate",
+    "distill_planner",
+    "evaluate_plan",
+    "evaluate_planner",
+    "plan_shape",
+    "record_simulated",
+    "record_templates",
+    "simulate_with_planner",
+    "split_pairs",
+    "student_config",
+    "summarize_plans",
+    "template_requests",
+    "training_pairs",
+]
 
 if TYPE_CHECKING:
     from recai.agent.learning.dataset import (

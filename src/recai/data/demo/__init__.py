@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
 
-__all__ = ["SimulationConfig", "demo_films", "load_demo", "simulate_interactions"]
-
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
@@ -19,6 +17,8 @@ __getattr__, __dir__ = lazy_exports(
         ".simulate": ["SimulationConfig", "simulate_interactions"],
     },
 )
+
+__all__ = ["SimulationConfig", "demo_films", "load_demo", "simulate_interactions"]
 
 if TYPE_CHECKING:
     from recai.data.demo.loader import demo_films, load_demo

@@ -17,6 +17,18 @@ from typing import TYPE_CHECKING
 
 from recai._lazy import lazy_exports
 
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".tabular": ["ImportResult", "ImportSpec", "import_tabular", "read_spec"],
+        ".tables": ["ReadOptions", "read_user_table"],
+        ".movielens": ["load_ml100k", "load_ml1m", "load_movielens_csv"],
+        ".amazon": ["load_amazon", "load_sequence_file"],
+        ".registry": ["KNOWN", "load_path"],
+        ".download": ["DownloadSpec", "download"],
+    },
+)
+
 __all__ = [
     "KNOWN",
     "DownloadSpec",
@@ -34,18 +46,6 @@ __all__ = [
     "read_spec",
     "read_user_table",
 ]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        ".tabular": ["ImportResult", "ImportSpec", "import_tabular", "read_spec"],
-        ".tables": ["ReadOptions", "read_user_table"],
-        ".movielens": ["load_ml100k", "load_ml1m", "load_movielens_csv"],
-        ".amazon": ["load_amazon", "load_sequence_file"],
-        ".registry": ["KNOWN", "load_path"],
-        ".download": ["DownloadSpec", "download"],
-    },
-)
 
 if TYPE_CHECKING:
     from recai.data.loaders.amazon import load_amazon, load_sequence_file
