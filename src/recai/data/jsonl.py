@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
-
 from recai.data.atomic import atomic_file
 from recai.data.errors import DataError, plain_value
 from recai.errors import RecaiError
@@ -88,6 +86,8 @@ def check_messages(value: Any, field_name: str = "messages") -> tuple[dict[str, 
 
 def plain_json(value: Any) -> Any:
     """NumPy scalars, arrays and tuples as plain JSON values, recursively (dict keys as text)."""
+    import numpy as np  # here, not at the top: reading a saved folder's metadata needs no NumPy
+
     if isinstance(value, dict):
         return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):

@@ -17,14 +17,15 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from recai.data.atomic import atomic_directory
 from recai.data.errors import DataError
 from recai.data.jsonl import read_json_object
 from recai.errors import RecaiError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: the concrete estimator class: ``fit`` returns self, ``load`` an instance of the class it is called on
 E = TypeVar("E", bound="Estimator")
@@ -103,6 +104,8 @@ class Estimator(ABC):
     # ------------------------------------------------------------- persist
     def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
         """Write ``meta.json`` and ``state.npz`` (and what :meth:`_save_extra` adds) atomically."""
+        import numpy as np  # here, not at the top: ``recai --help`` lists MODELS without loading NumPy
+
         self._check_fitted()
         path = Path(path)
         with atomic_directory(path, overwrite=overwrite) as tmp:
@@ -120,6 +123,8 @@ class Estimator(ABC):
     @classmethod
     def _restore(cls: type[E], path: str | Path) -> E:
         """A new instance with the saved hyperparameters and state (the subclass's ``load`` finishes it)."""
+        import numpy as np
+
         path = Path(path)
         meta = read_meta(path, f"a saved {cls.family}")
         if meta.get("class") != cls.__name__:
