@@ -80,6 +80,20 @@ def test_import_recai_imports_no_heavy_library() -> None:
     assert out.strip() == "[] ['recai', 'recai._lazy']"
 
 
+def test_the_packages_every_command_reaches_import_no_heavy_library() -> None:
+    """``recai --help`` imports every command module; the packages they reach resolve names lazily."""
+    code = (
+        "import sys\n"
+        "import recai.agent.learning, recai.data, recai.embed, recai.explain, recai.gen, recai.llm, recai.train\n"
+        "from recai.data import DataError, portable_spec\n"
+        "from recai.rec import MODELS\n"
+        "assert list(MODELS) == ['popularity', 'itemcf', 'als', 'bpr', 'sasrec']\n"
+        "print([m for m in ('torch', 'duckdb', 'pandas', 'numpy', 'scipy') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 @pytest.mark.parametrize("package", _packages())
 def test_every_package_declares_all_and_its_names_exist(package: str) -> None:
     module = importlib.import_module(package)
