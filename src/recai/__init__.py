@@ -14,91 +14,78 @@ interaction log every pillar shares, ``recai.llm`` and ``recai.embed`` the chat 
 ``recai.explain`` the LLM pillars, ``recai.evaluate`` the measurements and ``recai.serve`` the HTTP API.
 """
 
-# not ``from typing import TYPE_CHECKING``: importing typing would double the cost of ``import recai``
-TYPE_CHECKING = False
+from recai._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-# name -> the module that defines it; kept in step with __all__ and the TYPE_CHECKING block below
-# (tests/test_public_api.py checks all three agree)
-_LAZY: dict[str, str] = {
+# not ``from typing import TYPE_CHECKING``: importing typing would double the cost of ``import recai``
+TYPE_CHECKING = False
+
+# module (relative to recai) -> the public names it defines; kept in step with __all__ and the
+# TYPE_CHECKING block below (tests/test_public_api.py checks all three agree)
+_EXPORTS: dict[str, list[str]] = {
     # data: datasets, catalogs, logs, splits, importing your own tables
-    "load": "recai.data",
-    "list_datasets": "recai.data",
-    "Dataset": "recai.data.dataset",
-    "Catalog": "recai.data.catalog",
-    "CatalogSchema": "recai.data.schema",
-    "Interactions": "recai.data.interactions",
-    "Split": "recai.data.splits",
-    "leave_one_out": "recai.data.splits",
-    "temporal_split": "recai.data.splits",
-    "DataError": "recai.data.errors",
-    "RecaiError": "recai.errors",
-    "import_tabular": "recai.data.loaders.tabular",
-    "ImportSpec": "recai.data.loaders.tabular",
+    ".data.library": ["load", "list_datasets"],
+    ".data.dataset": ["Dataset"],
+    ".data.catalog": ["Catalog"],
+    ".data.schema": ["CatalogSchema"],
+    ".data.interactions": ["Interactions"],
+    ".data.splits": ["Split", "leave_one_out", "temporal_split"],
+    ".data.errors": ["DataError"],
+    ".errors": ["RecaiError"],
+    ".data.loaders.tabular": ["import_tabular", "ImportSpec"],
     # rec: classic recommenders behind one API
-    "Recommender": "recai.rec.base",
-    "Popularity": "recai.rec.popularity",
-    "ItemKNN": "recai.rec.itemcf",
-    "ALS": "recai.rec.mf",
-    "BPR": "recai.rec.mf",
-    "SASRec": "recai.rec.sasrec",
-    "resolve_history": "recai.rec.history",
+    ".rec.base": ["Recommender"],
+    ".rec.popularity": ["Popularity"],
+    ".rec.itemcf": ["ItemKNN"],
+    ".rec.mf": ["ALS", "BPR"],
+    ".rec.sasrec": ["SASRec"],
+    ".rec.history": ["resolve_history"],
     # llm: chat models and batch work
-    "ChatModel": "recai.llm.base",
-    "Completion": "recai.llm.base",
-    "load_chat_model": "recai.llm.factory",
-    "ScriptedChatModel": "recai.llm.scripted",
-    "BatchSettings": "recai.llm.batch",
-    "run_batch": "recai.llm.batch",
+    ".llm.base": ["ChatModel", "Completion"],
+    ".llm.factory": ["load_chat_model"],
+    ".llm.scripted": ["ScriptedChatModel"],
+    ".llm.batch": ["BatchSettings", "run_batch"],
     # embed: encoders, vector search, RecLM-emb
-    "Encoder": "recai.embed.encoder",
-    "load_encoder": "recai.embed.encoder",
-    "VectorIndex": "recai.embed.index",
-    "build_examples": "recai.embed.tasks.build",
-    "train_embedder": "recai.embed.training",
-    "evaluate_retrieval": "recai.embed.evaluation",
-    "compare_retrieval": "recai.embed.evaluation",
+    ".embed.encoder": ["Encoder", "load_encoder"],
+    ".embed.index": ["VectorIndex"],
+    ".embed.tasks.build": ["build_examples"],
+    ".embed.training": ["train_embedder"],
+    ".embed.evaluation": ["evaluate_retrieval", "compare_retrieval"],
     # agent: the conversational recommender
-    "Agent": "recai.agent.agent",
-    "Session": "recai.agent.agent",
-    "TurnResult": "recai.agent.agent",
-    "default_tools": "recai.agent.agent",
-    "AgentSettings": "recai.agent.context",
-    "Tool": "recai.agent.tools.base",
+    ".agent.agent": ["Agent", "Session", "TurnResult", "default_tools"],
+    ".agent.context": ["AgentSettings"],
+    ".agent.tools.base": ["Tool"],
     # knowledge: domain knowledge in the prompt
-    "KnowledgeBase": "recai.knowledge.store",
-    "KnowledgeRanker": "recai.knowledge.ranker",
-    "run_knowledge_eval": "recai.knowledge.evaluation",
+    ".knowledge.store": ["KnowledgeBase"],
+    ".knowledge.ranker": ["KnowledgeRanker"],
+    ".knowledge.evaluation": ["run_knowledge_eval"],
     # gen: RecLM-gen / cgen
-    "build_gen_data": "recai.gen.tasks",
-    "SFTConfig": "recai.train.sft",
-    "train_sft": "recai.gen.training",
-    "GenRecommender": "recai.gen.generate",
+    ".gen.tasks": ["build_gen_data"],
+    ".train.sft": ["SFTConfig"],
+    ".gen.training": ["train_sft"],
+    ".gen.generate": ["GenRecommender"],
     # explain: RecExplainer
-    "fit_target": "recai.explain.target",
-    "build_explain_data": "recai.explain.tasks",
-    "ExplainConfig": "recai.explain.training",
-    "train_explainer": "recai.explain.training",
-    "Explainer": "recai.explain.model",
-    "run_alignment": "recai.explain.evaluation",
+    ".explain.target": ["fit_target"],
+    ".explain.tasks": ["build_explain_data"],
+    ".explain.training": ["ExplainConfig", "train_explainer"],
+    ".explain.model": ["Explainer"],
+    ".explain.evaluation": ["run_alignment"],
     # evaluate: what `recai eval` runs, run folders, metrics
-    "DataOptions": "recai.evaluate.prepare",
-    "run_list_eval": "recai.evaluate.runners",
-    "run_recommender_eval": "recai.evaluate.runners",
-    "run_conversation_eval": "recai.evaluate.runners",
-    "run_judge_eval": "recai.evaluate.runners",
-    "RunFolder": "recai.evaluate.runs",
-    "compare_runs": "recai.evaluate.compare",
-    "evaluate_recommender": "recai.evaluate.recommender",
-    "ranking_metrics": "recai.evaluate.metrics",
-    "top_k": "recai.evaluate.metrics",
+    ".evaluate.prepare": ["DataOptions"],
+    ".evaluate.runners": ["run_list_eval", "run_recommender_eval", "run_conversation_eval", "run_judge_eval"],
+    ".evaluate.runs": ["RunFolder"],
+    ".evaluate.compare": ["compare_runs"],
+    ".evaluate.recommender": ["evaluate_recommender"],
+    ".evaluate.metrics": ["ranking_metrics", "top_k"],
     # serve: the HTTP API (needs the `serve` extra)
-    "ServeSettings": "recai.serve.settings",
-    "create_app": "recai.serve.app",
+    ".serve.settings": ["ServeSettings"],
+    ".serve.app": ["create_app"],
 }
 
-__all__ = [  # written out (not ``[*_LAZY]``) so that linters and type checkers see it
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = [  # written out (not derived from _EXPORTS) so that linters and type checkers see it
     # rec
     "ALS",
     "BPR",
@@ -176,34 +163,15 @@ __all__ = [  # written out (not ``[*_LAZY]``) so that linters and type checkers 
     "train_sft",
 ]
 
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(
-            f"module 'recai' has no attribute {name!r}; the public names are listed in recai.__all__, "
-            "and everything else is imported from its package (e.g. recai.evaluate.metrics)"
-        )
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # resolved once; later accesses do not come back here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
-
 if TYPE_CHECKING:
     from recai.agent.agent import Agent, Session, TurnResult, default_tools
     from recai.agent.context import AgentSettings
     from recai.agent.tools.base import Tool
-    from recai.data import list_datasets, load
     from recai.data.catalog import Catalog
     from recai.data.dataset import Dataset
     from recai.data.errors import DataError
     from recai.data.interactions import Interactions
+    from recai.data.library import list_datasets, load
     from recai.data.loaders.tabular import ImportSpec, import_tabular
     from recai.data.schema import CatalogSchema
     from recai.data.splits import Split, leave_one_out, temporal_split

@@ -80,7 +80,7 @@ def test_read_table_formats(tmp_path: Path) -> None:
     for name in ("t.parquet", "t.jsonl", "t.tsv"):
         assert read_table(tmp_path / name)["b"].tolist() == ["x", "y"]
     (tmp_path / "bad.jsonl").write_text('{"a": 1}\n{"a": \n')
-    with pytest.raises(DataError, match=r"bad.jsonl, line 2: invalid JSON"):
+    with pytest.raises(DataError, match=r"bad.jsonl, line 2: not valid JSON"):
         read_table(tmp_path / "bad.jsonl")
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n3,4,5\n")
     with pytest.raises(DataError, match=r"bad.csv, line 3: expected 2 fields, found 3"):

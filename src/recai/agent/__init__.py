@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from recai._lazy import lazy_attributes
+from recai._lazy import lazy_exports
 
-_LAZY = {
-    "Agent": "recai.agent.agent",
-    "Session": "recai.agent.agent",
-    "TurnResult": "recai.agent.agent",
-    "AgentSettings": "recai.agent.context",
-}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".agent": ["Agent", "Session", "TurnResult"],
+        ".context": ["AgentSettings"],
+    },
+)
 
 __all__ = ["Agent", "AgentSettings", "Session", "TurnResult"]
-
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 if TYPE_CHECKING:
     from recai.agent.agent import Agent, Session, TurnResult

@@ -54,7 +54,8 @@ class SqlResult:
     truncated: bool
 
 
-# Catalog.index is served by recai.embed, a higher layer: recai.embed registers its builder here on import
+# Catalog.index is served by recai.embed, a higher layer: recai.embed.catalog_index registers its builder here
+# on import
 _index_provider: Callable[..., Any] | None = None
 
 
@@ -330,17 +331,17 @@ class Catalog:
         """The item VectorIndex for ``encoder`` (default: the default embedder), built once per catalog and
         cached on disk; see :func:`recai.embed.catalog_index.build_item_index` for the options.
 
-        recai.embed answers this (data sits below embed and never imports it): importing ``recai.embed``
-        registers :func:`recai.embed.catalog_index.item_index` here, and the first call loads it if
+        recai.embed answers this (data sits below embed and never imports it): importing
+        :mod:`recai.embed.catalog_index` registers its ``item_index`` here, and the first call loads it if
         nothing has.
         """
         if _index_provider is None:
             # The default provider is loaded on first use, by name: data must not import embed (which
             # imports data), but a user who loads a dataset and asks for its index should not have to
             # know which package answers.
-            importlib.import_module("recai.embed")
+            importlib.import_module("recai.embed.catalog_index")
         if _index_provider is None:
-            raise RuntimeError("recai.embed did not register the item index provider (Catalog.index)")
+            raise RuntimeError("recai.embed.catalog_index registered no item index provider (Catalog.index)")
         return _index_provider(self, encoder, **kwargs)
 
     # ------------------------------------------------------------ description

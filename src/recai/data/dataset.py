@@ -19,13 +19,13 @@ import pandas as pd
 from recai.data.atomic import atomic_directory, remove_stale_temporaries
 from recai.data.catalog import Catalog
 from recai.data.errors import DataError
+from recai.data.home import DATASET_FILES, is_dataset_folder
 from recai.data.interactions import Interactions
 from recai.data.jsonl import read_json_object
 from recai.data.schema import CatalogSchema
 from recai.data.splits import Split, leave_one_out, temporal_split
 
 FORMAT_VERSION = 1
-_FILES = ("items.parquet", "interactions.parquet", "schema.yaml", "meta.json")
 
 
 @dataclass
@@ -141,7 +141,7 @@ class Dataset:
             )
         remove_stale_temporaries(path.parent)
         for name in extra_files or {}:
-            if name in _FILES or "/" in name or name.startswith("."):
+            if name in DATASET_FILES or "/" in name or name.startswith("."):
                 raise ValueError(f"extra file name {name!r} is reserved or not a plain file name")
         with atomic_directory(path, overwrite=overwrite) as tmp:
             self.catalog.items.to_parquet(tmp / "items.parquet", index=False)
@@ -169,7 +169,7 @@ class Dataset:
     def load(cls, path: str | Path) -> Dataset:
         """Read a dataset folder written by :meth:`save` (or by hand in the same layout)."""
         path = Path(path)
-        missing = [f for f in _FILES if not (path / f).exists()]
+        missing = [f for f in DATASET_FILES if not (path / f).exists()]
         if missing:
             raise DataError(f"not a recai dataset folder: missing {missing}", path=path)
         meta = read_json_object(path / "meta.json")
@@ -206,10 +206,6 @@ def _flag_interaction_columns(schema: CatalogSchema, meta: dict[str, Any]) -> Ca
         c.model_copy(update={"from_interactions": True}) if c.name in names else c for c in schema.columns
     ]
     return schema.model_copy(update={"columns": columns})
-
-
-def is_dataset_folder(path: Path) -> bool:
-    return path.is_dir() and all((path / f).exists() for f in _FILES)
 
 
 def _empty_dir(path: Path) -> bool:

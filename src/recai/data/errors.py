@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from recai.errors import RecaiError
 
 
@@ -48,10 +46,14 @@ class UnknownDatasetError(KeyError, RecaiError):
 
 def plain_value(value: Any) -> Any:
     """A NumPy scalar as the Python value it holds, so messages read '10', not 'np.int64(10)'."""
+    import numpy as np  # here, not at the top: every module imports DataError, ``recai --help`` too
+
     return value.item() if isinstance(value, np.generic) else value
 
 
 def first_flagged(mask: Any) -> int | None:
     """The position of the first true value in a boolean mask (the row an error names), or None."""
+    import numpy as np
+
     hits = np.flatnonzero(np.asarray(mask, dtype=bool))
     return int(hits[0]) if len(hits) else None

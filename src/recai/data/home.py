@@ -11,6 +11,8 @@ from recai.data.errors import DataError
 #: A saved dataset's name is one plain path component: letters, digits, '.', '_' and '-', starting
 #: with a letter or digit (so never '.', '..', a hidden name, an absolute path or a nested path).
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+#: The files every dataset folder holds (:mod:`recai.data.dataset` writes and reads them).
+DATASET_FILES = ("items.parquet", "interactions.parquet", "schema.yaml", "meta.json")
 
 
 def data_home() -> Path:
@@ -48,6 +50,11 @@ def check_dataset_name(name: str, *, field: str = "name") -> str:
 def is_dataset_name(text: str) -> bool:
     """Whether ``text`` could name a saved dataset (it is a plain name, not a path)."""
     return bool(_DATASET_NAME.match(text)) and ".." not in text
+
+
+def is_dataset_folder(path: Path) -> bool:
+    """Whether ``path`` is a dataset folder (told by its files, so without reading them)."""
+    return path.is_dir() and all((path / f).exists() for f in DATASET_FILES)
 
 
 def saved_dataset_dir(name: str) -> Path:

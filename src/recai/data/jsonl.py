@@ -10,11 +10,9 @@ error that names the file, the line and the field of the first problem. A record
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
-
-import numpy as np
 
 from recai.data.atomic import atomic_file
 from recai.data.errors import DataError, plain_value
@@ -88,6 +86,8 @@ def check_messages(value: Any, field_name: str = "messages") -> tuple[dict[str, 
 
 def plain_json(value: Any) -> Any:
     """NumPy scalars, arrays and tuples as plain JSON values, recursively (dict keys as text)."""
+    import numpy as np  # here, not at the top: reading a saved folder's metadata needs no NumPy
+
     if isinstance(value, dict):
         return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -104,22 +104,31 @@ def write_jsonl(path: str | Path, records: Iterable[Mapping[str, Any]]) -> Path:
     return path
 
 
-def read_jsonl(path: str | Path, parse: Callable[[Any], T]) -> list[T]:
+def json_objects(lines: Iterable[str], path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSON-lines file read from ``path``; a line that
+    is not one JSON object is a :class:`DataError` naming the file and the line."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"not valid JSON: {exc.msg} (column {exc.colno})", path=path, line=number
+            ) from None
+        if not isinstance(value, dict):
+            raise DataError(f"expected a JSON object, got {type(value).__name__}", path=path, line=number)
+        yield number, value
+
+
+def read_jsonl(path: str | Path, parse: Callable[[dict[str, Any]], T]) -> list[T]:
     """Each non-blank line of ``path`` through ``parse``; a :class:`DataError` names file, line and field."""
     path = Path(path)
     if not path.exists():
         raise DataError("no such file", path=path)
     out: list[T] = []
     with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"not valid JSON: {exc.msg} (column {exc.colno})", path=path, line=number
-                ) from None
+        for number, data in json_objects(f, path):
             try:
                 out.append(parse(data))
             except FieldError as exc:

@@ -21,43 +21,46 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from recai._lazy import lazy_attributes
+from recai._lazy import lazy_exports
 
-_LAZY = {
-    "MetricSummary": "recai.evaluate.metrics",
-    "bootstrap_ci": "recai.evaluate.metrics",
-    "coverage": "recai.evaluate.metrics",
-    "popularity_bias": "recai.evaluate.metrics",
-    "ranking_metrics": "recai.evaluate.metrics",
-    "summarize": "recai.evaluate.metrics",
-    "top_k": "recai.evaluate.metrics",
-    "evaluate_recommender": "recai.evaluate.recommender",
-    "rank_users": "recai.evaluate.recommender",
-    "ListEvaluator": "recai.evaluate.generative",
-    "ListSample": "recai.evaluate.generative",
-    "ListSystem": "recai.evaluate.generative",
-    "LLMListSystem": "recai.evaluate.generative",
-    "RecommenderListSystem": "recai.evaluate.generative",
-    "build_samples": "recai.evaluate.generative",
-    "ListGrounder": "recai.evaluate.parsing",
-    "parse_item_list": "recai.evaluate.parsing",
-    "ConversationEvaluator": "recai.evaluate.conversation",
-    "ConversationalSystem": "recai.evaluate.conversation",
-    "UserSimulator": "recai.evaluate.conversation",
-    "JudgeItem": "recai.evaluate.judge",
-    "PairwiseJudge": "recai.evaluate.judge",
-    "evaluate_pairwise": "recai.evaluate.judge",
-    "RunFolder": "recai.evaluate.runs",
-    "write_report": "recai.evaluate.report",
-    "compare_runs": "recai.evaluate.compare",
-    "PriceTable": "recai.evaluate.prices",
-    "DataOptions": "recai.evaluate.prepare",
-    "judge_pairs_from_runs": "recai.evaluate.runners",
-    "run_conversation_eval": "recai.evaluate.runners",
-    "run_judge_eval": "recai.evaluate.runners",
-    "run_list_eval": "recai.evaluate.runners",
-    "run_recommender_eval": "recai.evaluate.runners",
-}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".metrics": [
+            "MetricSummary",
+            "bootstrap_ci",
+            "coverage",
+            "popularity_bias",
+            "ranking_metrics",
+            "summarize",
+            "top_k",
+        ],
+        ".recommender": ["evaluate_recommender", "rank_users"],
+        ".generative": [
+            "ListEvaluator",
+            "ListSample",
+            "ListSystem",
+            "LLMListSystem",
+            "RecommenderListSystem",
+            "build_samples",
+        ],
+        ".parsing": ["ListGrounder", "parse_item_list"],
+        ".conversation": ["ConversationEvaluator", "ConversationalSystem", "UserSimulator"],
+        ".judge": ["JudgeItem", "PairwiseJudge", "evaluate_pairwise"],
+        ".runs": ["RunFolder"],
+        ".report": ["write_report"],
+        ".compare": ["compare_runs"],
+        ".prices": ["PriceTable"],
+        ".prepare": ["DataOptions"],
+        ".runners": [
+            "judge_pairs_from_runs",
+            "run_conversation_eval",
+            "run_judge_eval",
+            "run_list_eval",
+            "run_recommender_eval",
+        ],
+    },
+)
 
 __all__ = [
     "ConversationEvaluator",
@@ -94,8 +97,6 @@ __all__ = [
     "top_k",
     "write_report",
 ]
-
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 if TYPE_CHECKING:
     from recai.evaluate.compare import compare_runs

@@ -9,18 +9,31 @@
   shows how much of an alignment score popularity alone explains.
 
 Modules import torch and transformers only when they need them (``model`` and ``training`` do).
+
+Each name is imported when first used, so ``recai explain --help`` renders nothing and fits no target.
 """
 
-from recai.explain.examples import ExplainData, ExplainExample
-from recai.explain.render import ITEM_TOKEN, MODES, USER_TOKEN, Renderer
-from recai.explain.target import TargetModel, fit_target
-from recai.explain.tasks import (
-    EXPLAIN_TASKS,
-    TASKS,
-    ExplainContext,
-    ExplainTask,
-    ExplainTaskBuilder,
-    build_explain_data,
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from recai._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".examples": ["ExplainData", "ExplainExample"],
+        ".render": ["ITEM_TOKEN", "MODES", "USER_TOKEN", "Renderer"],
+        ".target": ["TargetModel", "fit_target"],
+        ".tasks": [
+            "EXPLAIN_TASKS",
+            "TASKS",
+            "ExplainContext",
+            "ExplainTask",
+            "ExplainTaskBuilder",
+            "build_explain_data",
+        ],
+    },
 )
 
 __all__ = [
@@ -39,3 +52,16 @@ __all__ = [
     "build_explain_data",
     "fit_target",
 ]
+
+if TYPE_CHECKING:
+    from recai.explain.examples import ExplainData, ExplainExample
+    from recai.explain.render import ITEM_TOKEN, MODES, USER_TOKEN, Renderer
+    from recai.explain.target import TargetModel, fit_target
+    from recai.explain.tasks import (
+        EXPLAIN_TASKS,
+        TASKS,
+        ExplainContext,
+        ExplainTask,
+        ExplainTaskBuilder,
+        build_explain_data,
+    )

@@ -8,21 +8,34 @@
 - :mod:`recai.gen.models`: loading trained folders, merging adapters (base models: :mod:`recai.train.models`).
 
 Modules import torch and transformers only when they need them.
+
+The names are imported on first access (``recai gen --help`` reads only the SFT defaults).
 """
 
-from recai.gen.examples import Control, GenData, GenExample
-from recai.gen.items import ITEM_END, ITEM_START, ItemNames, SpanFormat, add_item_tokens
-from recai.gen.tasks import (
-    GEN_TASKS,
-    LIST_TASKS,
-    TASKS,
-    GenContext,
-    GenTask,
-    GenTaskBuilder,
-    build_gen_data,
-    fit_teacher,
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from recai._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".examples": ["Control", "GenData", "GenExample"],
+        ".items": ["ITEM_END", "ITEM_START", "ItemNames", "SpanFormat", "add_item_tokens"],
+        ".tasks": [
+            "GEN_TASKS",
+            "LIST_TASKS",
+            "TASKS",
+            "GenContext",
+            "GenTask",
+            "GenTaskBuilder",
+            "build_gen_data",
+            "fit_teacher",
+        ],
+        ".trie": ["ItemTrie"],
+    },
 )
-from recai.gen.trie import ItemTrie
 
 __all__ = [
     "GEN_TASKS",
@@ -43,3 +56,18 @@ __all__ = [
     "build_gen_data",
     "fit_teacher",
 ]
+
+if TYPE_CHECKING:
+    from recai.gen.examples import Control, GenData, GenExample
+    from recai.gen.items import ITEM_END, ITEM_START, ItemNames, SpanFormat, add_item_tokens
+    from recai.gen.tasks import (
+        GEN_TASKS,
+        LIST_TASKS,
+        TASKS,
+        GenContext,
+        GenTask,
+        GenTaskBuilder,
+        build_gen_data,
+        fit_teacher,
+    )
+    from recai.gen.trie import ItemTrie

@@ -18,35 +18,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from recai._lazy import lazy_attributes
+from recai._lazy import lazy_exports
 
-_LAZY = {
-    "AttributeExtractor": "recai.knowledge.attributes",
-    "Extractor": "recai.knowledge.base",
-    "CooccurrenceExtractor": "recai.knowledge.cooccurrence",
-    "EmbeddingExtractor": "recai.knowledge.embedding",
-    "KnowledgeListSystem": "recai.knowledge.evaluation",
-    "run_knowledge_eval": "recai.knowledge.evaluation",
-    "KINDS": "recai.knowledge.facts",
-    "Fact": "recai.knowledge.facts",
-    "Query": "recai.knowledge.facts",
-    "GraphExtractor": "recai.knowledge.graph",
-    "PatternsExtractor": "recai.knowledge.patterns",
-    "KnowledgeRanker": "recai.knowledge.ranker",
-    "RankResult": "recai.knowledge.ranker",
-    "repair": "recai.knowledge.ranker",
-    "RecommenderExtractor": "recai.knowledge.recommender",
-    "Selection": "recai.knowledge.selection",
-    "select": "recai.knowledge.selection",
-    "EXTRACTORS": "recai.knowledge.store",
-    "KnowledgeBase": "recai.knowledge.store",
-    "parse_kinds": "recai.knowledge.store",
-    "ApproximateCounter": "recai.knowledge.tokens",
-    "TokenCounter": "recai.knowledge.tokens",
-    "token_counter": "recai.knowledge.tokens",
-    "STYLES": "recai.knowledge.verbalise",
-    "Verbaliser": "recai.knowledge.verbalise",
-}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".attributes": ["AttributeExtractor"],
+        ".base": ["Extractor"],
+        ".cooccurrence": ["CooccurrenceExtractor"],
+        ".embedding": ["EmbeddingExtractor"],
+        ".evaluation": ["KnowledgeListSystem", "run_knowledge_eval"],
+        ".facts": ["KINDS", "Fact", "Query"],
+        ".graph": ["GraphExtractor"],
+        ".patterns": ["PatternsExtractor"],
+        ".ranker": ["KnowledgeRanker", "RankResult", "repair"],
+        ".recommender": ["RecommenderExtractor"],
+        ".selection": ["Selection", "select"],
+        ".store": ["EXTRACTORS", "KnowledgeBase", "parse_kinds"],
+        ".tokens": ["ApproximateCounter", "TokenCounter", "token_counter"],
+        ".verbalise": ["STYLES", "Verbaliser"],
+    },
+)
 
 __all__ = [
     "EXTRACTORS",
@@ -75,8 +67,6 @@ __all__ = [
     "select",
     "token_counter",
 ]
-
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 if TYPE_CHECKING:
     from recai.knowledge.attributes import AttributeExtractor

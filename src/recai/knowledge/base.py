@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,15 +20,14 @@ from recai.data.catalog import Catalog
 from recai.data.errors import DataError
 from recai.data.interactions import Interactions
 from recai.knowledge.facts import Fact, Query
-from recai.rec.estimator import STATE_FILE, Estimator
-
-X = TypeVar("X", bound="Extractor")
+from recai.rec.estimator import STATE_FILE, E, Estimator
 
 
 class Extractor(Estimator):
-    """Base class of the knowledge extractors, so a knowledge base fits, queries and saves them alike:
-    subclasses declare their hyperparameters as :class:`~recai.rec.estimator.Estimator` says and
-    implement ``_fit``, ``_facts`` and the state they save.
+    """Base class of the knowledge extractors, so a knowledge base fits, queries and saves them alike.
+
+    An extractor implements ``_fit(catalog, train, model)`` and ``_facts(query)``, and ``_n_items`` when
+    its state is tied to the catalog's size (loading then refuses a catalog of another size).
 
     Args:
         arguments: the subclass ``__init__``'s ``locals()`` (its hyperparameters).
@@ -44,12 +43,12 @@ class Extractor(Estimator):
 
     # ------------------------------------------------------------------ API
     def fit(
-        self: X,
+        self: E,
         catalog: Catalog,
         train: Interactions,
         *,
         model: Any = None,
-    ) -> X:
+    ) -> E:
         """Learn from the catalog and the training log (the item vocabulary must be the catalog's)."""
         if not train.item_ids.equals(catalog.ids):
             raise ValueError(
@@ -75,7 +74,7 @@ class Extractor(Estimator):
 
     # ------------------------------------------------------------- persist
     @classmethod
-    def load(cls: type[X], path: str | Path, catalog: Catalog) -> X:
+    def load(cls: type[E], path: str | Path, catalog: Catalog) -> E:
         """A saved extractor, attached to ``catalog`` (the one it was fitted with)."""
         extractor = cls._restore(path)
         extractor.catalog_ = catalog

@@ -30,16 +30,21 @@ from recai.knowledge.facts import KINDS, Fact, Query
 from recai.knowledge.graph import GraphExtractor
 from recai.knowledge.patterns import PatternsExtractor
 from recai.knowledge.recommender import RecommenderExtractor
-from recai.rec.estimator import read_meta
+from recai.rec.estimator import Registry, read_meta
 
-EXTRACTORS: dict[str, type[Extractor]] = {
-    "attributes": AttributeExtractor,
-    "cooccurrence": CooccurrenceExtractor,
-    "embedding": EmbeddingExtractor,
-    "recommender": RecommenderExtractor,
-    "patterns": PatternsExtractor,
-    "graph": GraphExtractor,
-}
+#: The extractors by knowledge kind, in the order of :data:`~recai.knowledge.facts.KINDS`: the one list
+#: that ``--knowledge``, ``--param kind.key=value`` and saved knowledge bases name them by.
+EXTRACTORS: Registry[Extractor] = Registry(
+    "knowledge kind",
+    {
+        "attributes": AttributeExtractor,
+        "cooccurrence": CooccurrenceExtractor,
+        "embedding": EmbeddingExtractor,
+        "recommender": RecommenderExtractor,
+        "patterns": PatternsExtractor,
+        "graph": GraphExtractor,
+    },
+)
 assert tuple(EXTRACTORS) == KINDS
 FORMAT_VERSION = 1
 META_FILE = "knowledge.json"
@@ -137,12 +142,7 @@ class KnowledgeBase:
         extractors: dict[str, Extractor] = {}
         started = time.perf_counter()
         for kind in tqdm(chosen, desc="fitting knowledge", disable=not progress, unit="extractor"):
-            try:
-                extractor = EXTRACTORS[kind](**dict(params.get(kind, {})))
-            except TypeError as exc:
-                raise ValueError(
-                    f"knowledge '{kind}': bad parameters {dict(params.get(kind, {}))}: {exc}"
-                ) from None
+            extractor = EXTRACTORS.build(kind, params.get(kind))
             model = None
             if extractor.needs_model:
                 name = str(extractor.get_params()["model"])

@@ -11,20 +11,19 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from recai.data.interactions import Interactions
-from recai.rec.estimator import Estimator
-
-R = TypeVar("R", bound="Recommender")
+from recai.rec.estimator import E, Estimator
 
 
 class Recommender(Estimator):
-    """Base class of the classic recommenders, so every model scores, recommends and saves alike:
-    subclasses declare their hyperparameters as :class:`~recai.rec.estimator.Estimator` says and
-    implement ``_fit``, ``_score`` and the state they save.
+    """Base class of the classic recommenders, so every model scores, recommends and saves alike.
+
+    A model implements ``_fit(interactions, valid)`` and ``_score(histories, users)``; ``score`` checks
+    the histories and ``recommend`` ranks, excludes and restricts to candidates for all of them.
 
     Args:
         arguments: the subclass ``__init__``'s ``locals()`` (its hyperparameters).
@@ -41,7 +40,7 @@ class Recommender(Estimator):
         return self.n_items_ is not None
 
     # ------------------------------------------------------------------ API
-    def fit(self: R, interactions: Interactions, *, valid: Interactions | None = None) -> R:
+    def fit(self: E, interactions: Interactions, *, valid: Interactions | None = None) -> E:
         """Learn from a log; the item space is the log's item vocabulary.
 
         Iterative models evaluate NDCG@10 on ``valid`` (one held-out event per user, ranked with the
@@ -124,7 +123,7 @@ class Recommender(Estimator):
 
     # ------------------------------------------------------------- persist
     @classmethod
-    def load(cls: type[R], path: str | Path) -> R:
+    def load(cls: type[E], path: str | Path) -> E:
         """A model saved by :meth:`save` (use :meth:`recai.rec.MODELS.saved_class` when the class is
         not known in advance)."""
         return cls._restore(path)

@@ -11,20 +11,23 @@ file. :class:`Registry` maps the names a CLI argument or a config uses to the cl
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from recai.data.atomic import atomic_directory
 from recai.data.errors import DataError
 from recai.data.jsonl import read_json_object
 from recai.errors import RecaiError
 
+if TYPE_CHECKING:
+    import numpy as np
+
+#: the concrete estimator class: ``fit`` returns self, ``load`` an instance of the class it is called on
 E = TypeVar("E", bound="Estimator")
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -101,6 +104,8 @@ class Estimator(ABC):
     # ------------------------------------------------------------- persist
     def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
         """Write ``meta.json`` and ``state.npz`` (and what :meth:`_save_extra` adds) atomically."""
+        import numpy as np  # here, not at the top: ``recai --help`` lists MODELS without loading NumPy
+
         self._check_fitted()
         path = Path(path)
         with atomic_directory(path, overwrite=overwrite) as tmp:
@@ -118,6 +123,8 @@ class Estimator(ABC):
     @classmethod
     def _restore(cls: type[E], path: str | Path) -> E:
         """A new instance with the saved hyperparameters and state (the subclass's ``load`` finishes it)."""
+        import numpy as np
+
         path = Path(path)
         meta = read_meta(path, f"a saved {cls.family}")
         if meta.get("class") != cls.__name__:
@@ -164,18 +171,26 @@ class Registry(Mapping[str, type[E]], Generic[E]):
 
     Args:
         what: what a name names, for messages ("recommender", "knowledge kind").
-        classes: name -> class, in the order listings show them.
+        classes: name -> class, in the order listings show them; a class may be given by its dotted path
+            (``"recai.rec.sasrec.SASRec"``) and is then imported when first asked for, so that listing
+            the names (``recai rec train --help``) imports no model.
         run_options: the options a caller may set for every model alike (a seed, a progress bar, a time
             budget); hyperparameters of one model go to :meth:`build` as ``params``.
     """
 
-    def __init__(self, what: str, classes: Mapping[str, type[E]], *, run_options: Sequence[str] = ()) -> None:
+    def __init__(
+        self, what: str, classes: Mapping[str, type[E] | str], *, run_options: Sequence[str] = ()
+    ) -> None:
         self.what = what
         self._classes = dict(classes)
         self.run_options = tuple(run_options)
 
     def __getitem__(self, name: str) -> type[E]:
-        return self._classes[name]
+        cls = self._classes[name]
+        if isinstance(cls, str):
+            module, _, attribute = cls.rpartition(".")
+            cls = self._classes[name] = getattr(importlib.import_module(module), attribute)
+        return cls
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._classes)
@@ -187,7 +202,7 @@ class Registry(Mapping[str, type[E]], Generic[E]):
         """The class registered as ``name``, or a ValueError listing the names there are."""
         if name not in self._classes:
             raise ValueError(f"unknown {self.what} '{name}'; available: {', '.join(self._classes)}")
-        return self._classes[name]
+        return self[name]
 
     def build(self, name: str, params: Mapping[str, Any] | None = None, **run_options: Any) -> E:
         """An unfitted ``name`` with hyperparameters ``params`` (they win over run options of the same
@@ -206,7 +221,7 @@ class Registry(Mapping[str, type[E]], Generic[E]):
     def saved_class(self, path: str | Path) -> type[E]:
         """The registered class a saved folder holds (read from its ``meta.json``)."""
         meta = read_meta(path, f"a saved {self.what}")
-        by_class = {cls.__name__: cls for cls in self._classes.values()}
+        by_class = {cls.__name__: cls for cls in self.values()}
         if meta.get("class") not in by_class:
             raise DataError(
                 f"holds no known {self.what} (class {meta.get('class')!r}; known: {', '.join(by_class)})",

@@ -15,16 +15,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from recai._lazy import lazy_attributes
+from recai._lazy import lazy_exports
 
-_LAZY = {
-    "create_app": "recai.serve.app",
-    "ServeSettings": "recai.serve.settings",
-}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".app": ["create_app"],
+        ".settings": ["ServeSettings"],
+    },
+)
 
 __all__ = ["ServeSettings", "create_app"]
-
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 if TYPE_CHECKING:
     from recai.serve.app import create_app

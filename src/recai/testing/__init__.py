@@ -12,8 +12,9 @@ Subclass a suite in a test module, LensKit-style, and pytest runs the whole cont
 The suites: :class:`RecommenderSuite` (``make``), :class:`ChatModelSuite` (a ``chat_model`` fixture),
 :class:`EncoderSuite` (an ``encoder`` fixture), :class:`ToolSuite` (``tool`` and ``tool_args``
 fixtures) and :class:`ExtractorSuite` (``make``). Their names do not start with ``Test``, so pytest
-collects only your subclasses. :mod:`recai.testing.data` builds the small datasets they run on, and
-:mod:`recai.testing.fakes` holds deterministic stand-ins (an encoder without weights).
+collects only your subclasses. :mod:`recai.testing.data` builds the small datasets they run on,
+:mod:`recai.testing.fakes` holds deterministic stand-ins (an encoder without weights) and
+:func:`recai.testing.suite.class_fixture` declares a fixture built once per suite class.
 
 ``import recai`` never imports this package, and this package imports pytest only when a suite is used,
 so pytest stays a test-time dependency.
@@ -21,25 +22,26 @@ so pytest stays a test-time dependency.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
 
-_SUITES = {
-    "RecommenderSuite": "recai.testing.recommender",
-    "ChatModelSuite": "recai.testing.chat_model",
-    "EncoderSuite": "recai.testing.encoder",
-    "ToolSuite": "recai.testing.tool",
-    "ExtractorSuite": "recai.testing.extractor",
-}
+from recai._lazy import lazy_exports
 
-__all__ = sorted(_SUITES)
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".chat_model": ["ChatModelSuite"],
+        ".encoder": ["EncoderSuite"],
+        ".extractor": ["ExtractorSuite"],
+        ".recommender": ["RecommenderSuite"],
+        ".tool": ["ToolSuite"],
+    },
+)
 
+__all__ = ["ChatModelSuite", "EncoderSuite", "ExtractorSuite", "RecommenderSuite", "ToolSuite"]
 
-def __getattr__(name: str) -> Any:
-    if name in _SUITES:
-        return getattr(import_module(_SUITES[name]), name)
-    raise AttributeError(f"module 'recai.testing' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_SUITES])
+if TYPE_CHECKING:
+    from recai.testing.chat_model import ChatModelSuite
+    from recai.testing.encoder import EncoderSuite
+    from recai.testing.extractor import ExtractorSuite
+    from recai.testing.recommender import RecommenderSuite
+    from recai.testing.tool import ToolSuite

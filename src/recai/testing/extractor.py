@@ -37,6 +37,7 @@ from recai.knowledge.base import Extractor
 from recai.knowledge.facts import Fact, Query
 from recai.rec.estimator import NotFittedError
 from recai.testing.data import N_ITEMS, ring_dataset
+from recai.testing.suite import class_fixture
 
 __all__ = ["ExtractorSuite", "ring_queries"]
 
@@ -73,23 +74,19 @@ class ExtractorSuite:
         return ALS(factors=8, iterations=10, seed=1).fit(train)
 
     # ------------------------------------------------------------ fixtures
-    @pytest.fixture(scope="class")
-    @classmethod
+    @class_fixture
     def ring(cls) -> Dataset:
         return ring_dataset()
 
-    @pytest.fixture(scope="class")
-    @classmethod
+    @class_fixture
     def split(cls, ring: Dataset) -> Split:
         return ring.split()
 
-    @pytest.fixture(scope="class")
-    @classmethod
+    @class_fixture
     def model(cls, split: Split) -> Any:
         return cls.make_model(split.train) if cls.make().needs_model else None
 
-    @pytest.fixture(scope="class")
-    @classmethod
+    @class_fixture
     def fitted(cls, ring: Dataset, split: Split, model: Any) -> Extractor:
         extractor = cls.make()
         assert extractor.fit(ring.catalog, split.train, model=model) is extractor

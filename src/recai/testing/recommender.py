@@ -26,6 +26,7 @@ from recai.data import Interactions
 from recai.rec.base import Recommender
 from recai.rec.estimator import NotFittedError
 from recai.testing.data import N_ITEMS, ring_log
+from recai.testing.suite import class_fixture
 
 __all__ = ["RecommenderSuite"]
 
@@ -44,13 +45,11 @@ class RecommenderSuite:
     make: Callable[[], Recommender]
     learns_sequences: bool = True
 
-    @pytest.fixture(scope="class")
-    @classmethod
+    @class_fixture
     def log(cls) -> Interactions:
         return ring_log()
 
-    @pytest.fixture(scope="class")
-    @classmethod
+    @class_fixture
     def fitted(cls, log: Interactions) -> Recommender:
         model = cls.make()
         assert model.fit(log) is model

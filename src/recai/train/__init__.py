@@ -17,16 +17,30 @@
 
 It sits above ``data``, ``llm`` and ``rec`` and below the pillars that train (embed, gen, explain,
 agent). Modules import torch, transformers and peft only when they need them.
+
+A name is imported when first used: a command module that reads :class:`SFTConfig` for its
+defaults imports nothing else from here.
 """
 
-from recai.train.arguments import TrainingConfig, resolve_precision, trainer_arguments
-from recai.train.chat import IGNORE_INDEX, Encoded, TemplateError, encode_chat, prompt_ids
-from recai.train.collate import PadCollator
-from recai.train.example_sets import ExampleSet
-from recai.train.models import add_special_tokens, convert_gguf, resolve_base, save_model_folder
-from recai.train.sft import SFTConfig
-from recai.train.tasks import Task, TaskRegistry
-from recai.train.work import WORK_SUFFIX, WorkFolder, data_fingerprint, examples_fingerprint
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from recai._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".arguments": ["TrainingConfig", "resolve_precision", "trainer_arguments"],
+        ".chat": ["IGNORE_INDEX", "Encoded", "TemplateError", "encode_chat", "prompt_ids"],
+        ".collate": ["PadCollator"],
+        ".example_sets": ["ExampleSet"],
+        ".models": ["add_special_tokens", "convert_gguf", "resolve_base", "save_model_folder"],
+        ".sft": ["SFTConfig"],
+        ".tasks": ["Task", "TaskRegistry"],
+        ".work": ["WORK_SUFFIX", "WorkFolder", "data_fingerprint", "examples_fingerprint"],
+    },
+)
 
 __all__ = [
     "IGNORE_INDEX",
@@ -51,3 +65,13 @@ __all__ = [
     "save_model_folder",
     "trainer_arguments",
 ]
+
+if TYPE_CHECKING:
+    from recai.train.arguments import TrainingConfig, resolve_precision, trainer_arguments
+    from recai.train.chat import IGNORE_INDEX, Encoded, TemplateError, encode_chat, prompt_ids
+    from recai.train.collate import PadCollator
+    from recai.train.example_sets import ExampleSet
+    from recai.train.models import add_special_tokens, convert_gguf, resolve_base, save_model_folder
+    from recai.train.sft import SFTConfig
+    from recai.train.tasks import Task, TaskRegistry
+    from recai.train.work import WORK_SUFFIX, WorkFolder, data_fingerprint, examples_fingerprint

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from recai._lazy import lazy_attributes
+from recai._lazy import lazy_exports
 
-_LAZY = {
-    "demo_films": "recai.data.demo.loader",
-    "load_demo": "recai.data.demo.loader",
-    "SimulationConfig": "recai.data.demo.simulate",
-    "simulate_interactions": "recai.data.demo.simulate",
-}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".loader": ["demo_films", "load_demo"],
+        ".simulate": ["SimulationConfig", "simulate_interactions"],
+    },
+)
 
 __all__ = ["SimulationConfig", "demo_films", "load_demo", "simulate_interactions"]
-
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 if TYPE_CHECKING:
     from recai.data.demo.loader import demo_films, load_demo

@@ -15,25 +15,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from recai._lazy import lazy_attributes
+from recai._lazy import lazy_exports
 
-_LAZY = {
-    "ImportResult": "recai.data.loaders.tabular",
-    "ImportSpec": "recai.data.loaders.tabular",
-    "import_tabular": "recai.data.loaders.tabular",
-    "read_spec": "recai.data.loaders.tabular",
-    "ReadOptions": "recai.data.loaders.tables",
-    "read_user_table": "recai.data.loaders.tables",
-    "load_ml100k": "recai.data.loaders.movielens",
-    "load_ml1m": "recai.data.loaders.movielens",
-    "load_movielens_csv": "recai.data.loaders.movielens",
-    "load_amazon": "recai.data.loaders.amazon",
-    "load_sequence_file": "recai.data.loaders.amazon",
-    "KNOWN": "recai.data.loaders.registry",
-    "load_path": "recai.data.loaders.registry",
-    "DownloadSpec": "recai.data.loaders.download",
-    "download": "recai.data.loaders.download",
-}
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        ".tabular": ["ImportResult", "ImportSpec", "import_tabular", "read_spec"],
+        ".tables": ["ReadOptions", "read_user_table"],
+        ".movielens": ["load_ml100k", "load_ml1m", "load_movielens_csv"],
+        ".amazon": ["load_amazon", "load_sequence_file"],
+        ".registry": ["KNOWN", "load_path"],
+        ".download": ["DownloadSpec", "download"],
+    },
+)
 
 __all__ = [
     "KNOWN",
@@ -52,8 +46,6 @@ __all__ = [
     "read_spec",
     "read_user_table",
 ]
-
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 if TYPE_CHECKING:
     from recai.data.loaders.amazon import load_amazon, load_sequence_file

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from recai.data.dataset import Dataset
 from recai.data.errors import DataError
+from recai.data.home import is_dataset_folder
 from recai.data.loaders.amazon import load_sequence_file
 from recai.data.loaders.download import DownloadSpec
 from recai.data.loaders.movielens import detect_movielens, load_ml1m, load_ml100k, load_movielens_csv
@@ -65,8 +66,6 @@ KNOWN: dict[str, DownloadSpec] = {
 
 def load_path(path: Path) -> Dataset:
     """Load a dataset folder or a raw publisher layout found at ``path``."""
-    from recai.data.dataset import is_dataset_folder
-
     if is_dataset_folder(path):
         return Dataset.load(path)
     if path.is_dir():

@@ -39,6 +39,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recai.data.errors import DataError
+from recai.data.jsonl import json_objects
 
 #: Delimiters tried when none is given, in order of preference when several fit.
 SNIFFED_DELIMITERS = ("\t", "::", ",", ";", "|")
@@ -632,21 +633,10 @@ def _typed_frame(table: Any) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- JSON lines
 def _read_json_lines(path: Path, encoding: str) -> pd.DataFrame:
     """One JSON object per line. Values keep their JSON types: no date guessing, "007" stays text."""
-    import json
-
     records = []
     with open_binary(path) as fh, io.TextIOWrapper(fh, encoding=encoding) as text:
         try:
-            for lineno, line in enumerate(text, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"invalid JSON: {exc.msg}", path=path, line=lineno) from None
-                if not isinstance(obj, dict):
-                    raise DataError("each line must be a JSON object", path=path, line=lineno)
-                records.append(obj)
+            records = [record for _, record in json_objects(text, path)]
         except UnicodeDecodeError:
             _raise_decode_error(path, encoding)
     if not records:
