@@ -84,6 +84,8 @@ _LAZY: dict[str, str] = {
     "run_alignment": "recai.explain.evaluation",
     # evaluate: what `recai eval` runs, run folders, metrics
     "DataOptions": "recai.evaluate.prepare",
+    "ListSampling": "recai.evaluate.generative",
+    "RunSettings": "recai.evaluate.sampled",
     "run_list_eval": "recai.evaluate.runners",
     "run_recommender_eval": "recai.evaluate.runners",
     "run_conversation_eval": "recai.evaluate.runners",
@@ -129,10 +131,12 @@ __all__ = [  # written out (not ``[*_LAZY]``) so that linters and type checkers 
     # knowledge
     "KnowledgeBase",
     "KnowledgeRanker",
+    "ListSampling",
     "Popularity",
     "RecaiError",
     "Recommender",
     "RunFolder",
+    "RunSettings",
     "SASRec",
     "SFTConfig",
     "ScriptedChatModel",
@@ -214,6 +218,7 @@ if TYPE_CHECKING:
     from recai.embed.training import train_embedder
     from recai.errors import RecaiError
     from recai.evaluate.compare import compare_runs
+    from recai.evaluate.generative import ListSampling
     from recai.evaluate.metrics import ranking_metrics, top_k
     from recai.evaluate.prepare import DataOptions
     from recai.evaluate.recommender import evaluate_recommender
@@ -224,6 +229,7 @@ if TYPE_CHECKING:
         run_recommender_eval,
     )
     from recai.evaluate.runs import RunFolder
+    from recai.evaluate.sampled import RunSettings
     from recai.explain.evaluation import run_alignment
     from recai.explain.model import Explainer
     from recai.explain.target import fit_target

@@ -11,7 +11,8 @@
   :mod:`recai.evaluate.prices`: run folders, ``metrics.json`` and ``report.md``, paired comparisons of
   runs, and cost estimates;
 - :mod:`recai.evaluate.runners`: what ``recai eval`` runs (``run_list_eval``, ``run_recommender_eval``,
-  ``run_conversation_eval``, ``run_judge_eval``).
+  ``run_conversation_eval``, ``run_judge_eval``), told how to run by a ``RunSettings`` (cache, prices,
+  resume, progress, batch) and, for candidate lists, which samples to draw by a ``ListSampling``.
 
 The names below are imported on first access: ``recai.rec`` uses the metrics for early stopping, and
 importing them must not import the runners (which import ``recai.rec``).
@@ -38,6 +39,7 @@ _LAZY = {
     "ListSystem": "recai.evaluate.generative",
     "LLMListSystem": "recai.evaluate.generative",
     "RecommenderListSystem": "recai.evaluate.generative",
+    "ListSampling": "recai.evaluate.generative",
     "build_samples": "recai.evaluate.generative",
     "ListGrounder": "recai.evaluate.parsing",
     "parse_item_list": "recai.evaluate.parsing",
@@ -52,6 +54,7 @@ _LAZY = {
     "compare_runs": "recai.evaluate.compare",
     "PriceTable": "recai.evaluate.prices",
     "DataOptions": "recai.evaluate.prepare",
+    "RunSettings": "recai.evaluate.sampled",
     "judge_pairs_from_runs": "recai.evaluate.runners",
     "run_conversation_eval": "recai.evaluate.runners",
     "run_judge_eval": "recai.evaluate.runners",
@@ -68,12 +71,14 @@ __all__ = [
     "ListEvaluator",
     "ListGrounder",
     "ListSample",
+    "ListSampling",
     "ListSystem",
     "MetricSummary",
     "PairwiseJudge",
     "PriceTable",
     "RecommenderListSystem",
     "RunFolder",
+    "RunSettings",
     "UserSimulator",
     "bootstrap_ci",
     "build_samples",
@@ -103,6 +108,7 @@ if TYPE_CHECKING:
     from recai.evaluate.generative import (
         ListEvaluator,
         ListSample,
+        ListSampling,
         ListSystem,
         LLMListSystem,
         RecommenderListSystem,
@@ -131,3 +137,4 @@ if TYPE_CHECKING:
         run_recommender_eval,
     )
     from recai.evaluate.runs import RunFolder
+    from recai.evaluate.sampled import RunSettings
