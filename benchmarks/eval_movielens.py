@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from recai.data.atomic import write_text_atomic
+from recai.evaluate.generative import ListSampling
 from recai.evaluate.prepare import DataOptions
 from recai.evaluate.runners import run_list_eval, run_recommender_eval
 from recai.evaluate.runs import RunFolder
@@ -80,8 +81,8 @@ def main() -> None:
             system,
             args.out / f"ranking-{system.replace(':', '_')}",
             data=data,
-            n_users=args.users,
             sasrec_budget_s=args.sasrec_budget_s,
+            sampling=ListSampling(n_users=args.users),
         )
         metrics = RunFolder.load(report.parent).read_metrics()
         summary["candidate_ranking"][system] = {

@@ -33,11 +33,13 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from recai.data.atomic import write_text_atomic
 from recai.evaluate.compare import compare_runs
+from recai.evaluate.generative import ListSampling
 from recai.evaluate.prepare import DataOptions
 from recai.evaluate.runs import RunFolder
 from recai.knowledge import KINDS
@@ -111,20 +113,20 @@ def main() -> None:
         for config in args.configs:
             started = time.perf_counter()
             out = args.out / name / config
+            sampling = ListSampling(
+                n_users=args.users, n_candidates=20, negatives="popularity", history_len=20
+            )
             common = {
                 "base": base,
                 "data": data,
-                "n_users": args.users,
-                "n_candidates": 20,
-                "negatives": "popularity",
-                "history_len": 20,
+                "sampling": sampling,
                 "sasrec_budget_s": args.sasrec_budget_s,
             }
             if config in BASELINES:
                 run_knowledge_eval(config, out, knowledge="none", **common)
             elif config in DOKE_CONFIGS:
                 ranker = {"budget_tokens": args.budget, **DOKE_CONFIGS[config]}
-                common["n_users"] = min(args.users, args.doke_users)
+                common["sampling"] = replace(sampling, n_users=min(args.users, args.doke_users))
                 run_knowledge_eval(f"llm:{args.llm}", out, knowledge="all", ranker=ranker, **common)
             else:
                 run_knowledge_eval(

@@ -37,8 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test server 
 from tests.llm.openai_server import ServerState, openai_server, ranking_responder
 
 from recai.data.atomic import write_text_atomic
+from recai.evaluate.generative import ListSampling
 from recai.evaluate.runners import run_list_eval
 from recai.evaluate.runs import RunFolder
+from recai.evaluate.sampled import RunSettings
 from recai.llm.batch import BatchSettings
 
 RESULT = Path(__file__).parent / "results" / "llm_concurrency.json"
@@ -50,10 +52,8 @@ def timed_run(spec: str, out: Path, users: int, concurrency: int) -> dict[str, A
         "ranking",
         spec,
         out,
-        n_users=users,
-        cache=False,
-        progress=False,
-        batch=BatchSettings(concurrency=concurrency),
+        sampling=ListSampling(n_users=users),
+        settings=RunSettings(cache=False, progress=False, batch=BatchSettings(concurrency=concurrency)),
     )
     wall = time.perf_counter() - started
     records = (out / "records.jsonl").read_bytes()

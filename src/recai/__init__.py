@@ -73,6 +73,8 @@ _EXPORTS: dict[str, list[str]] = {
     ".explain.evaluation": ["run_alignment"],
     # evaluate: what `recai eval` runs, run folders, metrics
     ".evaluate.prepare": ["DataOptions"],
+    ".evaluate.generative": ["ListSampling"],
+    ".evaluate.sampled": ["RunSettings"],
     ".evaluate.runners": ["run_list_eval", "run_recommender_eval", "run_conversation_eval", "run_judge_eval"],
     ".evaluate.runs": ["RunFolder"],
     ".evaluate.compare": ["compare_runs"],
@@ -116,10 +118,12 @@ __all__ = [  # written out (not derived from _EXPORTS) so that linters and type 
     # knowledge
     "KnowledgeBase",
     "KnowledgeRanker",
+    "ListSampling",
     "Popularity",
     "RecaiError",
     "Recommender",
     "RunFolder",
+    "RunSettings",
     "SASRec",
     "SFTConfig",
     "ScriptedChatModel",
@@ -182,6 +186,7 @@ if TYPE_CHECKING:
     from recai.embed.training import train_embedder
     from recai.errors import RecaiError
     from recai.evaluate.compare import compare_runs
+    from recai.evaluate.generative import ListSampling
     from recai.evaluate.metrics import ranking_metrics, top_k
     from recai.evaluate.prepare import DataOptions
     from recai.evaluate.recommender import evaluate_recommender
@@ -192,6 +197,7 @@ if TYPE_CHECKING:
         run_recommender_eval,
     )
     from recai.evaluate.runs import RunFolder
+    from recai.evaluate.sampled import RunSettings
     from recai.explain.evaluation import run_alignment
     from recai.explain.model import Explainer
     from recai.explain.target import fit_target

@@ -16,7 +16,7 @@ from recai.evaluate.choice import (
     parse_choice,
     summarize_choice_records,
 )
-from recai.evaluate.generative import ListSample, RandomListSystem, RecommenderListSystem
+from recai.evaluate.generative import ListSample, ListSampling, RandomListSystem, RecommenderListSystem
 from recai.llm.scripted import ScriptedChatModel
 from recai.rec.popularity import Popularity
 
@@ -62,20 +62,24 @@ def test_parse_refuses_an_impossible_option_count() -> None:
 
 def test_cf_samples_hide_the_order_and_seq_needs_timestamps(catalog: Catalog) -> None:
     split = _dataset(catalog).split()
-    seq = build_choice_samples(split, kind="seq", n_candidates=5, history_len=3, seed=1)
-    cf = build_choice_samples(split, kind="cf", n_candidates=5, history_len=3, seed=1)
+    seq = build_choice_samples(
+        split, kind="seq", seed=1, sampling=ListSampling(n_candidates=5, history_len=3)
+    )
+    cf = build_choice_samples(split, kind="cf", seed=1, sampling=ListSampling(n_candidates=5, history_len=3))
     assert [s.candidates for s in seq] == [s.candidates for s in cf]  # the same question, other history
     for a, b in zip(seq, cf, strict=True):
         full = split.train_and_valid().sequence(a.user).tolist()
         assert a.history == full[-3:]
         assert set(b.history) <= set(full) and len(b.history) == min(3, len(full))
-    assert cf == build_choice_samples(split, kind="cf", n_candidates=5, history_len=3, seed=1)
+    assert cf == build_choice_samples(
+        split, kind="cf", seed=1, sampling=ListSampling(n_candidates=5, history_len=3)
+    )
     untimed = _dataset(catalog, timed=False).split()
     with pytest.raises(ValueError, match="no timestamps"):
         build_choice_samples(untimed, kind="seq", timed=False)
     assert build_choice_samples(untimed, kind="cf", timed=False)
     with pytest.raises(ValueError, match="n_candidates"):
-        build_choice_samples(split, n_candidates=30)
+        build_choice_samples(split, sampling=ListSampling(n_candidates=30))
 
 
 def _answer_with(target_title: str, messages: list[dict]) -> str:
@@ -124,7 +128,7 @@ def test_letter_bias_and_bad_answers_are_counted_not_repaired(catalog: Catalog) 
 def test_classic_and_random_systems_choose_their_top_candidate(catalog: Catalog) -> None:
     data = _dataset(catalog)
     split = data.split()
-    samples = build_choice_samples(split, kind="seq", n_candidates=4, seed=0)
+    samples = build_choice_samples(split, kind="seq", seed=0, sampling=ListSampling(n_candidates=4))
     model = Popularity().fit(split.train)
     evaluator = ChoiceEvaluator(catalog, orders=2, seed=0)
     records = evaluator.run(RecommenderListSystem(model, name="popularity"), samples, progress=False)

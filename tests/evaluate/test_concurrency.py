@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from recai.evaluate.generative import ListSampling
 from recai.evaluate.runners import run_conversation_eval, run_judge_eval, run_list_eval
 from recai.evaluate.runs import RunFolder
+from recai.evaluate.sampled import RunSettings
 from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
 from recai.llm.scripted import ScriptedChatModel
 from tests.llm.openai_server import ServerState, openai_server, ranking_responder
@@ -52,10 +54,10 @@ def test_ranking_against_a_server_is_byte_identical_at_every_concurrency(tmp_pat
                 "ranking",
                 spec,
                 out,
-                n_users=24,
-                cache=False,
-                progress=False,
-                batch=BatchSettings(concurrency=concurrency),
+                sampling=ListSampling(n_users=24),
+                settings=RunSettings(
+                    cache=False, progress=False, batch=BatchSettings(concurrency=concurrency)
+                ),
             )
             outputs.append(_records(out))
         assert state.peak_in_flight >= 12  # the server really had many requests at once
@@ -67,21 +69,31 @@ def test_retrieval_budget_stops_and_a_rerun_finishes_identically(tmp_path: Path)
     with openai_server(ServerState(responder=ranking_responder)) as (url, _):
         spec = f"llm:openai:{url}#ranker"
         whole = tmp_path / "whole"
-        run_list_eval("retrieval", spec, whole, n_users=12, cache=False, progress=False)
+        run_list_eval(
+            "retrieval",
+            spec,
+            whole,
+            sampling=ListSampling(n_users=12),
+            settings=RunSettings(cache=False, progress=False),
+        )
         parts = tmp_path / "parts"
         stop = BatchSettings(concurrency=3, budget=Budget(max_tokens=400))
         with pytest.raises(BudgetExhaustedError) as stopped:
-            run_list_eval("retrieval", spec, parts, n_users=12, cache=False, progress=False, batch=stop)
+            run_list_eval(
+                "retrieval",
+                spec,
+                parts,
+                sampling=ListSampling(n_users=12),
+                settings=RunSettings(cache=False, progress=False, batch=stop),
+            )
         assert 0 < stopped.value.done < 12
         assert (parts / "usage.json").exists() and not (parts / "metrics.json").exists()
         run_list_eval(
             "retrieval",
             spec,
             parts,
-            n_users=12,
-            cache=False,
-            progress=False,
-            batch=BatchSettings(concurrency=3),
+            sampling=ListSampling(n_users=12),
+            settings=RunSettings(cache=False, progress=False, batch=BatchSettings(concurrency=3)),
         )
     assert _records(parts) == _records(whole)
     assert RunFolder.load(parts).read_metrics()["n"] == 12
@@ -110,9 +122,7 @@ def test_conversations_in_flight_match_sequential_ones(
             simulator="sim",
             n=8,
             max_turns=3,
-            cache=False,
-            progress=False,
-            batch=BatchSettings(concurrency=concurrency),
+            settings=RunSettings(cache=False, progress=False, batch=BatchSettings(concurrency=concurrency)),
         )
         runs.append([_without_timings(r) for r in RunFolder.load(out).records()])
     assert runs[0] == runs[1]
@@ -146,7 +156,10 @@ def test_judging_in_flight_matches_sequential_judging(
     for concurrency in (1, 6):
         out = tmp_path / f"c{concurrency}"
         run_judge_eval(
-            items, out, judge="j", cache=False, progress=False, batch=BatchSettings(concurrency=concurrency)
+            items,
+            out,
+            judge="j",
+            settings=RunSettings(cache=False, progress=False, batch=BatchSettings(concurrency=concurrency)),
         )
         outputs.append(_records(out))
     assert outputs[0] == outputs[1]

@@ -12,10 +12,12 @@ from recai.data import Catalog, Dataset, Interactions
 from recai.evaluate.generative import (
     ListEvaluator,
     ListSample,
+    ListSampling,
     LLMListSystem,
     RandomListSystem,
     RecommenderListSystem,
     build_samples,
+    list_run_config,
     single_target_scores,
     summarize_list_records,
 )
@@ -37,15 +39,15 @@ def _dataset(catalog: Catalog) -> Dataset:
 
 def test_samples_are_seeded_and_leak_free(catalog: Catalog) -> None:
     split = _dataset(catalog).split()
-    a = build_samples(split, n_candidates=4, seed=1)
-    b = build_samples(split, n_candidates=4, seed=1)
+    a = build_samples(split, seed=1, sampling=ListSampling(n_candidates=4))
+    b = build_samples(split, seed=1, sampling=ListSampling(n_candidates=4))
     assert [(s.id, s.candidates) for s in a] == [(s.id, s.candidates) for s in b]
     for s in a:
         assert s.target in s.candidates and len(s.candidates) == 4
         assert not set(s.history) & (set(s.candidates) - {s.target})
         full = set(split.train_and_valid().sequence(s.user))
         assert not full & (set(s.candidates) - {s.target})  # negatives never from the user's log
-    fewer = build_samples(split, n_candidates=4, seed=1, n_users=3)
+    fewer = build_samples(split, seed=1, sampling=ListSampling(n_candidates=4, n_users=3))
     by_id = {s.id: s.candidates for s in a}
     assert all(by_id[s.id] == s.candidates for s in fewer)  # per-user seeds: independent of the draw
     assert all(s.candidates is None for s in build_samples(split, task="retrieval"))
@@ -114,7 +116,7 @@ def test_position_bias_is_measured(catalog: Catalog) -> None:
 def test_classic_systems_share_the_protocol(catalog: Catalog) -> None:
     data = _dataset(catalog)
     split = data.split()
-    samples = build_samples(split, n_candidates=4, seed=0)
+    samples = build_samples(split, seed=0, sampling=ListSampling(n_candidates=4))
     evaluator = ListEvaluator(catalog, k=3, ks=(1, 3))
     pop = RecommenderListSystem(Popularity().fit(split.train), name="popularity")
     records = evaluator.run(pop, samples, progress=False)
@@ -164,6 +166,44 @@ def test_the_whole_input_log_is_excluded_not_only_the_shown_history(catalog: Cat
 
 def test_more_users_keep_the_earlier_ones(catalog: Catalog) -> None:
     split = _dataset(catalog).split()
-    few = build_samples(split, n_users=4, seed=2)
-    more = build_samples(split, n_users=8, seed=2)
+    few = build_samples(split, seed=2, sampling=ListSampling(n_users=4))
+    more = build_samples(split, seed=2, sampling=ListSampling(n_users=8))
     assert [(s.id, s.candidates) for s in few] == [(s.id, s.candidates) for s in more[:4]]
+
+
+def test_run_configs_keep_the_keys_saved_runs_hold() -> None:
+    """Committed runs are resumed and compared by these keys: ListSampling must not change them."""
+    from recai.evaluate.prepare import DataOptions
+
+    sampling = ListSampling(n_users=5, n_candidates=7, negatives="popularity", history_len=4, k=3, orders=2)
+    data = DataOptions("demo", seed=3)
+    common = {"_volatile": ["n_users"], "data": "demo", "k_core": 0, "seed": 3, "n_users": 5, "orders": 2}
+    assert list_run_config("ranking", data, "popularity", sampling, sasrec_budget_s=None) == {
+        **common,
+        "task": "ranking",
+        "system": "popularity",
+        "sasrec_budget_s": None,
+        "n_candidates": 7,
+        "negatives": "popularity",
+        "history_len": 4,
+        "k": 3,
+    }
+    assert list_run_config("retrieval", data, "sasrec", sampling, sasrec_budget_s=60.0) == {
+        **common,
+        "task": "retrieval",
+        "system": "sasrec",
+        "sasrec_budget_s": 60.0,
+        "n_candidates": None,
+        "negatives": None,
+        "history_len": 4,
+        "k": 3,
+    }
+    assert list_run_config("choice_cf", data, "popularity", sampling, sasrec_budget_s=None) == {
+        **common,
+        "task": "choice_cf",
+        "system": "popularity",
+        "sasrec_budget_s": None,
+        "n_candidates": 7,
+        "negatives": "popularity",
+        "history_len": 4,
+    }

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from recai.evaluate.generative import ListSampling
 from recai.evaluate.judge import CRITERIA
 from recai.evaluate.runners import run_choice_eval, run_generation_eval, run_list_eval
 from recai.evaluate.runs import ConfigMismatchError, RunFolder
+from recai.evaluate.sampled import RunSettings
 from recai.llm.batch import BatchSettings, Budget, BudgetExhaustedError
 from recai.llm.scripted import ScriptedChatModel
 from recai.testing.fakes import BagOfWordsEncoder
@@ -27,21 +29,51 @@ def test_choice_run_scores_letters_and_resumes(tmp_path: Path, monkeypatch: pyte
 
     monkeypatch.setattr("recai.llm.factory.load_chat_model", fake)
     out = tmp_path / "mc"
-    run_choice_eval("seq", "llm:fake", out, n_users=6, orders=2, progress=False, cache=False)
+    run_choice_eval(
+        "seq",
+        "llm:fake",
+        out,
+        sampling=ListSampling(n_candidates=10, n_users=6, orders=2),
+        settings=RunSettings(progress=False, cache=False),
+    )
     metrics = RunFolder.load(out).read_metrics()
     assert metrics["task"] == "choice_seq" and metrics["n"] == 6
     assert metrics["counts"]["several"] == 4 and metrics["counts"]["valid"] == 8
     assert metrics["extra"]["answer_letters"]["B"] == 8
     assert "top1_agreement" in metrics["extra"]["position_bias"]
-    run_choice_eval("seq", "llm:fake", out, n_users=6, orders=2, progress=False, cache=False)
+    run_choice_eval(
+        "seq",
+        "llm:fake",
+        out,
+        sampling=ListSampling(n_candidates=10, n_users=6, orders=2),
+        settings=RunSettings(progress=False, cache=False),
+    )
     assert len(calls) == 12  # resumed: nothing asked again
     with pytest.raises(ConfigMismatchError):
-        run_choice_eval("seq", "llm:fake", out, n_users=6, orders=3, progress=False, cache=False)
-    run_choice_eval("cf", "popularity", tmp_path / "pop", n_users=6, progress=False)
+        run_choice_eval(
+            "seq",
+            "llm:fake",
+            out,
+            sampling=ListSampling(n_candidates=10, n_users=6, orders=3),
+            settings=RunSettings(progress=False, cache=False),
+        )
+    run_choice_eval(
+        "cf",
+        "popularity",
+        tmp_path / "pop",
+        sampling=ListSampling(n_candidates=10, n_users=6),
+        settings=RunSettings(progress=False),
+    )
     pop = RunFolder.load(tmp_path / "pop").read_metrics()
     assert pop["task"] == "choice_cf" and pop["counts"]["valid"] == 6
     with pytest.raises(ValueError, match="chatrec"):
-        run_choice_eval("cf", "chatrec:fake", tmp_path / "cr", n_users=2, progress=False)
+        run_choice_eval(
+            "cf",
+            "chatrec:fake",
+            tmp_path / "cr",
+            sampling=ListSampling(n_candidates=10, n_users=2),
+            settings=RunSettings(progress=False),
+        )
 
 
 def test_summary_system_in_the_ranking_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,7 +82,13 @@ def test_summary_system_in_the_ranking_run(tmp_path: Path, monkeypatch: pytest.M
         lambda spec: ScriptedChatModel(lambda m: "Enjoys crime dramas and thrillers.", name="summ"),
     )
     monkeypatch.setattr("recai.embed.encoder.load_encoder", lambda spec=None: BagOfWordsEncoder())
-    run_list_eval("retrieval", "summary:fake", tmp_path / "s", n_users=4, progress=False, cache=False)
+    run_list_eval(
+        "retrieval",
+        "summary:fake",
+        tmp_path / "s",
+        sampling=ListSampling(n_users=4),
+        settings=RunSettings(progress=False, cache=False),
+    )
     run = RunFolder.load(tmp_path / "s")
     assert run.read_metrics()["counts"]["summary_fallback"] == 0
     assert all(o["details"]["summary"].startswith("Enjoys") for r in run.records() for o in r["orders"])
@@ -82,7 +120,9 @@ def test_generation_run_builds_answers_and_judges(
 ) -> None:
     monkeypatch.setattr("recai.llm.factory.load_chat_model", _fake)
     out = tmp_path / kind
-    run_generation_eval(kind, "llm:a", "llm:b", out, n=5, judge="judge", cache=False, progress=False)
+    run_generation_eval(
+        kind, "llm:a", "llm:b", out, n=5, judge="judge", settings=RunSettings(cache=False, progress=False)
+    )
     provenance = json.loads((out / "prompts" / "provenance.json").read_text())
     assert provenance["kind"] == kind and provenance["n"] == 5
     metrics = RunFolder.load(out).read_metrics()
@@ -92,7 +132,15 @@ def test_generation_run_builds_answers_and_judges(
     answers = RunFolder.load(out / "answers_a").records()
     assert len(answers) == 5 and all("because" in r["answer"] for r in answers)
     with pytest.raises(ValueError, match="writes no text"):
-        run_generation_eval(kind, "llm:a", "popularity", tmp_path / "x", n=2, judge="judge", progress=False)
+        run_generation_eval(
+            kind,
+            "llm:a",
+            "popularity",
+            tmp_path / "x",
+            n=2,
+            judge="judge",
+            settings=RunSettings(progress=False),
+        )
 
 
 def test_generation_run_resumes_after_a_budget_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,12 +149,26 @@ def test_generation_run_resumes_after_a_budget_stop(tmp_path: Path, monkeypatch:
     tight = BatchSettings(budget=Budget(max_tokens=60))
     with pytest.raises(BudgetExhaustedError):
         run_generation_eval(
-            "chitchat", "llm:a", "llm:b", out, n=6, judge="judge", cache=False, progress=False, batch=tight
+            "chitchat",
+            "llm:a",
+            "llm:b",
+            out,
+            n=6,
+            judge="judge",
+            settings=RunSettings(cache=False, progress=False, batch=tight),
         )
     assert (out / "usage.json").exists()
     partial = len(RunFolder.load(out / "answers_a").records())
     assert 0 < partial < 6
-    run_generation_eval("chitchat", "llm:a", "llm:b", out, n=6, judge="judge", cache=False, progress=False)
+    run_generation_eval(
+        "chitchat",
+        "llm:a",
+        "llm:b",
+        out,
+        n=6,
+        judge="judge",
+        settings=RunSettings(cache=False, progress=False),
+    )
     assert RunFolder.load(out).read_metrics()["n"] == 6
     hand = tmp_path / "mine.jsonl"
     hand.write_text('{"id": "q1", "kind": "chitchat", "prompt": "What is a good heist film?"}\n')
@@ -117,8 +179,7 @@ def test_generation_run_resumes_after_a_budget_stop(tmp_path: Path, monkeypatch:
         tmp_path / "own",
         prompts=hand,
         judge="judge",
-        cache=False,
-        progress=False,
+        settings=RunSettings(cache=False, progress=False),
     )
     assert RunFolder.load(tmp_path / "own").read_metrics()["extra"]["prompts"]["source"] == "written"
 
@@ -156,7 +217,19 @@ def test_seq_choice_on_an_untimed_log_leaves_no_run(tmp_path: Path, monkeypatch:
     assert isinstance(untimed, pd.DataFrame) and not data.interactions.has_timestamps
     monkeypatch.setattr("recai.evaluate.prepare.DataOptions.load", lambda self: (data, data.split()))
     with pytest.raises(ValueError, match="no timestamps"):
-        run_choice_eval("seq", "popularity", tmp_path / "seq", n_users=3, progress=False)
+        run_choice_eval(
+            "seq",
+            "popularity",
+            tmp_path / "seq",
+            sampling=ListSampling(n_candidates=10, n_users=3),
+            settings=RunSettings(progress=False),
+        )
     assert not (tmp_path / "seq").exists()
-    run_choice_eval("cf", "popularity", tmp_path / "seq", n_users=3, progress=False)
+    run_choice_eval(
+        "cf",
+        "popularity",
+        tmp_path / "seq",
+        sampling=ListSampling(n_candidates=10, n_users=3),
+        settings=RunSettings(progress=False),
+    )
     assert RunFolder.load(tmp_path / "seq").read_metrics()["task"] == "choice_cf"

@@ -10,15 +10,19 @@ from typer.testing import CliRunner
 
 from recai.cli import app
 from recai.evaluate import runners
+from recai.evaluate.generative import ListSampling
 from recai.evaluate.prepare import DataOptions
 from recai.evaluate.runners import run_conversation_eval, run_judge_eval, run_list_eval
 from recai.evaluate.runs import ConfigMismatchError, RunFolder
+from recai.evaluate.sampled import RunSettings
 from recai.llm.scripted import ScriptedChatModel
 
 
 def test_ranking_run_writes_a_folder_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "pop"
-    report = run_list_eval("ranking", "popularity", out, n_users=12, progress=False)
+    report = run_list_eval(
+        "ranking", "popularity", out, sampling=ListSampling(n_users=12), settings=RunSettings(progress=False)
+    )
     assert report.exists()
     run = RunFolder.load(out)
     metrics = run.read_metrics()
@@ -29,14 +33,26 @@ def test_ranking_run_writes_a_folder_and_resumes(tmp_path: Path) -> None:
     # an interrupted run: drop the last records and a half-written line, then resume
     lines = first.splitlines(keepends=True)
     (out / "records.jsonl").write_text("".join(lines[:5]) + lines[5][:20])
-    run_list_eval("ranking", "popularity", out, n_users=12, progress=False)
+    run_list_eval(
+        "ranking", "popularity", out, sampling=ListSampling(n_users=12), settings=RunSettings(progress=False)
+    )
     assert sorted(first.splitlines()) == sorted((out / "records.jsonl").read_text().splitlines())
     with pytest.raises(ConfigMismatchError):
-        run_list_eval("ranking", "popularity", out, n_users=12, n_candidates=10, progress=False)
+        run_list_eval(
+            "ranking",
+            "popularity",
+            out,
+            sampling=ListSampling(n_users=12, n_candidates=10),
+            settings=RunSettings(progress=False),
+        )
     # more users extend the run; fewer summarise only those users
-    run_list_eval("ranking", "popularity", out, n_users=15, progress=False)
+    run_list_eval(
+        "ranking", "popularity", out, sampling=ListSampling(n_users=15), settings=RunSettings(progress=False)
+    )
     assert RunFolder.load(out).read_metrics()["n"] == 15
-    run_list_eval("ranking", "popularity", out, n_users=12, progress=False)
+    run_list_eval(
+        "ranking", "popularity", out, sampling=ListSampling(n_users=12), settings=RunSettings(progress=False)
+    )
     assert RunFolder.load(out).read_metrics()["n"] == 12
 
 
@@ -52,11 +68,23 @@ def test_llm_ranking_uses_the_response_cache(tmp_path: Path, monkeypatch: pytest
         return ScriptedChatModel(reply, name="fake-llm")
 
     monkeypatch.setattr("recai.llm.factory.load_chat_model", fake)
-    run_list_eval("ranking", "llm:fake", tmp_path / "a", n_users=5, progress=False)
+    run_list_eval(
+        "ranking",
+        "llm:fake",
+        tmp_path / "a",
+        sampling=ListSampling(n_users=5),
+        settings=RunSettings(progress=False),
+    )
     assert len(calls) == 5
     metrics = RunFolder.load(tmp_path / "a").read_metrics()
     assert metrics["counts"]["invalid"] == 5 and metrics["counts"]["valid"] == 15
-    run_list_eval("ranking", "llm:fake", tmp_path / "b", n_users=5, progress=False)
+    run_list_eval(
+        "ranking",
+        "llm:fake",
+        tmp_path / "b",
+        sampling=ListSampling(n_users=5),
+        settings=RunSettings(progress=False),
+    )
     assert len(calls) == 5  # every reply came from the cache
     usage = json.loads((tmp_path / "b" / "usage.json").read_text())
     assert "cache" in json.dumps(usage)
@@ -70,7 +98,12 @@ def test_conversation_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setattr("recai.llm.factory.load_chat_model", fake)
     report = run_conversation_eval(
-        "plain:x", tmp_path / "conv", simulator="sim", n=4, max_turns=2, progress=False, cache=False
+        "plain:x",
+        tmp_path / "conv",
+        simulator="sim",
+        n=4,
+        max_turns=2,
+        settings=RunSettings(progress=False, cache=False),
     )
     metrics = RunFolder.load(tmp_path / "conv").read_metrics()
     assert metrics["n"] == 4 and len(metrics["per_turn"]["hit@5"]) == 2
@@ -101,7 +134,7 @@ def test_judge_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         "recai.llm.factory.load_chat_model", lambda spec: ScriptedChatModel(verdict, name="judge")
     )
-    run_judge_eval(items, tmp_path / "judge", judge="j", cache=False, progress=False)
+    run_judge_eval(items, tmp_path / "judge", judge="j", settings=RunSettings(cache=False, progress=False))
     metrics = RunFolder.load(tmp_path / "judge").read_metrics()
     assert metrics["n"] == 3
     assert set(metrics["judge"]) == {"win", "tie", "loss", "conflict", "invalid"}
@@ -137,7 +170,13 @@ def test_history_baseline_shows_new_items_each_turn(tmp_path: Path, monkeypatch:
         lambda spec: ScriptedChatModel(lambda m: "something good", name="sim"),
     )
     run_conversation_eval(
-        "popularity", tmp_path / "pop", simulator="sim", n=3, max_turns=3, k=5, progress=False
+        "popularity",
+        tmp_path / "pop",
+        simulator="sim",
+        n=3,
+        max_turns=3,
+        k=5,
+        settings=RunSettings(progress=False),
     )
     for record in RunFolder.load(tmp_path / "pop").records():
         shown = [i for turn in record["turns"] for i in turn["items"]]
@@ -150,9 +189,13 @@ def test_a_conversation_run_can_be_extended(tmp_path: Path, monkeypatch: pytest.
         "recai.llm.factory.load_chat_model", lambda spec: ScriptedChatModel(lambda m: "anything", name="sim")
     )
     out = tmp_path / "pop"
-    run_conversation_eval("popularity", out, simulator="sim", n=3, max_turns=1, progress=False)
+    run_conversation_eval(
+        "popularity", out, simulator="sim", n=3, max_turns=1, settings=RunSettings(progress=False)
+    )
     first = [r["id"] for r in RunFolder.load(out).records()]
-    run_conversation_eval("popularity", out, simulator="sim", n=5, max_turns=1, progress=False)
+    run_conversation_eval(
+        "popularity", out, simulator="sim", n=5, max_turns=1, settings=RunSettings(progress=False)
+    )
     records = RunFolder.load(out).records()
     assert [r["id"] for r in records][:3] == first and len(records) == 5
     assert RunFolder.load(out).read_metrics()["n"] == 5
@@ -165,14 +208,18 @@ def test_a_finished_conversation_run_builds_nothing_and_keeps_its_system(
         "recai.llm.factory.load_chat_model", lambda spec: ScriptedChatModel(lambda m: "anything", name="sim")
     )
     out = tmp_path / "pop"
-    run_conversation_eval("popularity", out, simulator="sim", n=3, max_turns=1, progress=False)
+    run_conversation_eval(
+        "popularity", out, simulator="sim", n=3, max_turns=1, settings=RunSettings(progress=False)
+    )
     system = RunFolder.load(out).read_metrics()["extra"]["system"]
 
     def refuse(spec: str) -> ScriptedChatModel:
         raise AssertionError("a finished run loads no chat model")
 
     monkeypatch.setattr("recai.llm.factory.load_chat_model", refuse)
-    run_conversation_eval("popularity", out, simulator="sim", n=3, max_turns=1, progress=False)
+    run_conversation_eval(
+        "popularity", out, simulator="sim", n=3, max_turns=1, settings=RunSettings(progress=False)
+    )
     metrics = RunFolder.load(out).read_metrics()
     assert metrics["n"] == 3 and metrics["extra"]["system"] == system
 
@@ -188,7 +235,12 @@ def test_judge_pairs_from_two_conversation_runs(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr("recai.llm.factory.load_chat_model", fake)
     for name in ("a", "b"):
         run_conversation_eval(
-            f"plain:{name}", tmp_path / name, simulator="sim", n=3, max_turns=1, progress=False
+            f"plain:{name}",
+            tmp_path / name,
+            simulator="sim",
+            n=3,
+            max_turns=1,
+            settings=RunSettings(progress=False),
         )
     n = judge_pairs_from_runs(tmp_path / "a", tmp_path / "b", tmp_path / "pairs.jsonl")
     items = read_judge_items(tmp_path / "pairs.jsonl")

@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 
 from recai.cli import app
 from recai.evaluate.compare import compare_runs
+from recai.evaluate.generative import ListSampling
 from recai.evaluate.prepare import DataOptions
 from recai.evaluate.runners import run_list_eval
 from recai.evaluate.runs import ConfigMismatchError, RunFolder
+from recai.evaluate.sampled import RunSettings
 from recai.knowledge import KnowledgeBase, run_knowledge_eval
 from recai.knowledge.workflows import build_knowledge, parse_params
 from recai.llm.base import Message
@@ -57,7 +59,10 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def test_a_knowledge_run_is_a_ranking_run_that_resumes(tmp_path: Path, calls: list[str]) -> None:
     out = tmp_path / "kn"
-    options = {"n_users": 6, "negatives": "popularity", "progress": False}
+    options = {
+        "sampling": ListSampling(n_users=6, negatives="popularity"),
+        "settings": RunSettings(progress=False),
+    }
     report = run_knowledge_eval("llm:fake", out, knowledge="attributes,cooccurrence,graph", **options)
     assert report.exists() and len(calls) == 6
     assert (out / "knowledge" / "knowledge.json").exists()  # the run's own base, for resuming
@@ -79,14 +84,18 @@ def test_a_knowledge_run_is_a_ranking_run_that_resumes(tmp_path: Path, calls: li
         run_knowledge_eval("llm:fake", out, knowledge="attributes", **options)
     # the same samples as `recai eval ranking`, so the two runs pair up sample by sample
     run_list_eval(
-        "ranking", "popularity", tmp_path / "pop", n_users=6, negatives="popularity", progress=False
+        "ranking",
+        "popularity",
+        tmp_path / "pop",
+        sampling=ListSampling(n_users=6, negatives="popularity"),
+        settings=RunSettings(progress=False),
     )
     comparison = compare_runs(out, tmp_path / "pop", n_resamples=200)
     assert comparison["metrics"]["ndcg@10"]["n"] == 6
 
 
 def test_no_knowledge_and_baselines_through_one_task(tmp_path: Path, calls: list[str]) -> None:
-    options = {"n_users": 4, "progress": False}
+    options = {"sampling": ListSampling(n_users=4), "settings": RunSettings(progress=False)}
     run_knowledge_eval("llm:fake", tmp_path / "none", knowledge="none", **options)
     assert not (tmp_path / "none" / "knowledge").exists()
     assert all("What is known" not in prompt for prompt in calls)
@@ -115,15 +124,32 @@ def test_baselines_reuse_the_bases_own_model(
         raise AssertionError("the baseline must come from the knowledge base, not a new fit")
 
     monkeypatch.setattr("recai.knowledge.evaluation.fit_classic", refuse)
-    run_knowledge_eval("popularity", tmp_path / "pop", base=tmp_path / "kb", n_users=3, progress=False)
     run_knowledge_eval(
-        "llm:fake", tmp_path / "llm", knowledge="recommender", base=tmp_path / "kb", n_users=3, progress=False
+        "popularity",
+        tmp_path / "pop",
+        base=tmp_path / "kb",
+        sampling=ListSampling(n_users=3),
+        settings=RunSettings(progress=False),
+    )
+    run_knowledge_eval(
+        "llm:fake",
+        tmp_path / "llm",
+        knowledge="recommender",
+        base=tmp_path / "kb",
+        sampling=ListSampling(n_users=3),
+        settings=RunSettings(progress=False),
     )
     config = RunFolder.load(tmp_path / "llm").config
     assert config["system"]["base"]["path"] == str(tmp_path / "kb")
     assert "#1 of 20 candidates" in calls[0]
     with pytest.raises(ValueError, match="no \\['graph'\\] extractor"):
-        run_knowledge_eval("llm:fake", tmp_path / "g", knowledge="graph", base=tmp_path / "kb", n_users=3)
+        run_knowledge_eval(
+            "llm:fake",
+            tmp_path / "g",
+            knowledge="graph",
+            base=tmp_path / "kb",
+            sampling=ListSampling(n_users=3),
+        )
     with pytest.raises(ValueError, match="was built on"):
         run_knowledge_eval(
             "llm:fake",
@@ -303,7 +329,11 @@ def test_a_run_measures_the_budget_with_the_target_models_tokenizer(tmp_path: Pa
     if packaged_parts(KNOWN_MODELS["smollm2-135m-instruct"])[1]:
         pytest.skip("the smollm2 weight package is not installed")
     out = tmp_path / "kn"
-    options = {"n_users": 2, "progress": False, "ranker": {"budget_tokens": 60}}
+    options = {
+        "sampling": ListSampling(n_users=2),
+        "settings": RunSettings(progress=False),
+        "ranker": {"budget_tokens": 60},
+    }
     run_knowledge_eval("llm:local:smollm2-135m-instruct", out, knowledge="attributes,cooccurrence", **options)
     metrics = RunFolder.load(out).read_metrics()
     assert [name.split(":")[0] for name in metrics["extra"]["token_counter"]] == ["gguf"]
@@ -338,10 +368,20 @@ def test_records_are_byte_identical_at_any_concurrency(
     monkeypatch.setattr(
         "recai.llm.factory.load_chat_model", lambda spec: ScriptedChatModel(replies, name="fake-llm")
     )
-    options = {"n_users": 8, "knowledge": "attributes,cooccurrence", "cache": False, "progress": False}
-    run_knowledge_eval("llm:fake", tmp_path / "one", batch=BatchSettings(concurrency=1), **options)
+    options = {"sampling": ListSampling(n_users=8), "knowledge": "attributes,cooccurrence"}
+    run_knowledge_eval(
+        "llm:fake",
+        tmp_path / "one",
+        settings=RunSettings(cache=False, progress=False, batch=BatchSettings(concurrency=1)),
+        **options,
+    )
     assert replies.most == 1
-    run_knowledge_eval("llm:fake", tmp_path / "four", batch=BatchSettings(concurrency=4), **options)
+    run_knowledge_eval(
+        "llm:fake",
+        tmp_path / "four",
+        settings=RunSettings(cache=False, progress=False, batch=BatchSettings(concurrency=4)),
+        **options,
+    )
     assert replies.most > 1
     one, four = ((tmp_path / name / "records.jsonl").read_bytes() for name in ("one", "four"))
     assert one == four and one.count(b"\n") == 8
@@ -350,12 +390,19 @@ def test_records_are_byte_identical_at_any_concurrency(
         run_knowledge_eval(
             "llm:fake",
             tmp_path / "budget",
-            batch=BatchSettings(concurrency=4, budget=Budget(max_tokens=1)),
+            settings=RunSettings(
+                cache=False, progress=False, batch=BatchSettings(concurrency=4, budget=Budget(max_tokens=1))
+            ),
             **options,
         )
     partial = (tmp_path / "budget" / "records.jsonl").read_bytes()
     assert partial and one.startswith(partial) and partial.count(b"\n") < 8
-    run_knowledge_eval("llm:fake", tmp_path / "budget", batch=BatchSettings(concurrency=4), **options)
+    run_knowledge_eval(
+        "llm:fake",
+        tmp_path / "budget",
+        settings=RunSettings(cache=False, progress=False, batch=BatchSettings(concurrency=4)),
+        **options,
+    )
     assert (tmp_path / "budget" / "records.jsonl").read_bytes() == one
 
 
@@ -369,7 +416,7 @@ def test_cli_knowledge_eval_takes_concurrency(tmp_path: Path, calls: list[str]) 
 
 
 def test_doke_variants_run_through_knowledge_eval(tmp_path: Path, calls: list[str]) -> None:
-    options = {"n_users": 3, "progress": False}
+    options = {"sampling": ListSampling(n_users=3), "settings": RunSettings(progress=False)}
     ranker = {"n_examples": 2, "prompt_style": "rating"}
     run_knowledge_eval("llm:fake", tmp_path / "doke", knowledge="none", ranker=ranker, **options)
     first = calls[0]  # later calls include the schema's corrections: the fake answers with numbers 1-20

@@ -11,7 +11,8 @@
   :mod:`recai.evaluate.prices`: run folders, ``metrics.json`` and ``report.md``, paired comparisons of
   runs, and cost estimates;
 - :mod:`recai.evaluate.runners`: what ``recai eval`` runs (``run_list_eval``, ``run_recommender_eval``,
-  ``run_conversation_eval``, ``run_judge_eval``).
+  ``run_conversation_eval``, ``run_judge_eval``), told how to run by a ``RunSettings`` (cache, prices,
+  resume, progress, batch) and, for candidate lists, which samples to draw by a ``ListSampling``.
 
 The names below are imported on first access: ``recai.rec`` uses the metrics for early stopping, and
 importing them must not import the runners (which import ``recai.rec``).
@@ -41,6 +42,7 @@ __getattr__, __dir__ = lazy_exports(
             "ListSample",
             "ListSystem",
             "LLMListSystem",
+            "ListSampling",
             "RecommenderListSystem",
             "build_samples",
         ],
@@ -52,6 +54,7 @@ __getattr__, __dir__ = lazy_exports(
         ".compare": ["compare_runs"],
         ".prices": ["PriceTable"],
         ".prepare": ["DataOptions"],
+        ".sampled": ["RunSettings"],
         ".runners": [
             "judge_pairs_from_runs",
             "run_conversation_eval",
@@ -71,12 +74,14 @@ __all__ = [
     "ListEvaluator",
     "ListGrounder",
     "ListSample",
+    "ListSampling",
     "ListSystem",
     "MetricSummary",
     "PairwiseJudge",
     "PriceTable",
     "RecommenderListSystem",
     "RunFolder",
+    "RunSettings",
     "UserSimulator",
     "bootstrap_ci",
     "build_samples",
@@ -104,6 +109,7 @@ if TYPE_CHECKING:
     from recai.evaluate.generative import (
         ListEvaluator,
         ListSample,
+        ListSampling,
         ListSystem,
         LLMListSystem,
         RecommenderListSystem,
@@ -132,3 +138,4 @@ if TYPE_CHECKING:
         run_recommender_eval,
     )
     from recai.evaluate.runs import RunFolder
+    from recai.evaluate.sampled import RunSettings

@@ -40,6 +40,7 @@ from recai.evaluate.generative import (
     ListAnswer,
     ListEvaluator,
     ListSample,
+    ListSampling,
     ListSystem,
     build_samples,
     user_seed,
@@ -51,6 +52,8 @@ from recai.llm.usage import track
 KINDS = ("cf", "seq")
 LETTERS = string.ascii_uppercase
 OUTCOMES = ("valid", "invalid", "several")
+#: The sampling a multiple-choice run uses unless told otherwise: ten lettered options per user.
+CHOICE_SAMPLING = ListSampling(n_candidates=10)
 
 _WHOLE = re.compile(r"^\W*([A-Za-z])\W*$")
 _ANSWER_PHRASE = re.compile(r"\b(?i:answer|option|choice)\s*(?i:is|would be|:)?\s*[\(\[]?([A-Z])(?![\w'])")
@@ -110,12 +113,9 @@ def parse_choice(text: str, n_options: int) -> ParsedChoice:
 
 def build_choice_samples(
     split: Split,
+    sampling: ListSampling = CHOICE_SAMPLING,
     *,
     kind: str = "seq",
-    n_users: int | None = 200,
-    n_candidates: int = 10,
-    negatives: str = "uniform",
-    history_len: int = 20,
     seed: int = 0,
     timed: bool = True,
 ) -> list[ListSample]:
@@ -126,17 +126,10 @@ def build_choice_samples(
         raise ValueError(
             "kind 'seq' asks what comes next, but this dataset's log has no timestamps; use kind 'cf'"
         )
-    if not 2 <= n_candidates <= len(LETTERS):
-        raise ValueError(f"n_candidates must be between 2 and {len(LETTERS)}, got {n_candidates}")
-    samples = build_samples(
-        split,
-        task="ranking",
-        n_users=n_users,
-        n_candidates=n_candidates,
-        negatives=negatives,
-        history_len=history_len,
-        seed=seed,
-    )
+    if not 2 <= sampling.n_candidates <= len(LETTERS):
+        raise ValueError(f"n_candidates must be between 2 and {len(LETTERS)}, got {sampling.n_candidates}")
+    samples = build_samples(split, sampling, task="ranking", seed=seed)
+    history_len = sampling.history_len
     if kind == "cf":
         for sample in samples:
             seen = sample.excluded

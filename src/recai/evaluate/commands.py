@@ -35,12 +35,14 @@ eval_app = typer.Typer(
 
 
 def _list_task(task: str, system: str, out: Path, run: BatchRun, sample: UserSample, **kwargs: Any) -> None:
+    from recai.evaluate.generative import ListSampling
     from recai.evaluate.runners import run_list_eval
+    from recai.evaluate.sampled import RunSettings
 
+    sampling = ListSampling(**sample.sizes(), **kwargs)
+    settings = RunSettings(**run.settings())
     report_done(
-        run_list_eval(
-            task, system, out, data=sample.data_options(), **sample.sizes(), **run.settings(), **kwargs
-        )
+        run_list_eval(task, system, out, data=sample.data_options(), sampling=sampling, settings=settings)
     )
 
 
@@ -92,6 +94,7 @@ def eval_recommender(
     """Full-catalog ranking of every test user (history excluded) by a classic recommender."""
     from recai.evaluate.prepare import DataOptions
     from recai.evaluate.runners import run_recommender_eval
+    from recai.evaluate.sampled import RunSettings
 
     report_done(
         run_recommender_eval(
@@ -99,7 +102,7 @@ def eval_recommender(
             out,
             data=DataOptions(data, k_core=k_core, seed=seed),
             sasrec_budget_s=sasrec_budget_s,
-            resume=not fresh,
+            settings=RunSettings(resume=not fresh),
         )
     )
 
@@ -121,6 +124,7 @@ def eval_conversation(
     """Simulated users who know the target only by its attributes talk to the system."""
     from recai.evaluate.prepare import DataOptions
     from recai.evaluate.runners import run_conversation_eval
+    from recai.evaluate.sampled import RunSettings
 
     report_done(
         run_conversation_eval(
@@ -131,7 +135,7 @@ def eval_conversation(
             n=sessions,
             max_turns=turns,
             k=k,
-            **run.settings(),
+            settings=RunSettings(**run.settings()),
         )
     )
 
@@ -149,8 +153,10 @@ def eval_judge(
 ) -> None:
     """Pairwise LLM-as-judge in both orders; a win counts only when both orders agree."""
     from recai.evaluate.runners import run_judge_eval
+    from recai.evaluate.sampled import RunSettings
 
-    report_done(run_judge_eval(items, out, judge=judge, kind=kind, seed=seed, **run.settings()))
+    settings = RunSettings(**run.settings())
+    report_done(run_judge_eval(items, out, judge=judge, kind=kind, seed=seed, settings=settings))
 
 
 @eval_app.command("mc")
@@ -180,21 +186,22 @@ def eval_mc(
 ) -> None:
     """Multiple choice: a history and lettered candidates; accuracy@1 with invalid and several-letter
     answers counted, and letter and position bias reported."""
+    from recai.evaluate.generative import ListSampling
     from recai.evaluate.prepare import DataOptions
     from recai.evaluate.runners import run_choice_eval
+    from recai.evaluate.sampled import RunSettings
 
+    sampling = ListSampling(
+        n_users=users, n_candidates=candidates, negatives=negatives, history_len=history, orders=orders
+    )
     report_done(
         run_choice_eval(
             kind,
             system,
             out,
             data=DataOptions(data, k_core=k_core, seed=seed),
-            n_users=users,
-            n_candidates=candidates,
-            negatives=negatives,
-            orders=orders,
-            history_len=history,
-            **run.settings(),
+            sampling=sampling,
+            settings=RunSettings(**run.settings()),
         )
     )
 
@@ -237,14 +244,24 @@ def _generation(
 ) -> None:
     from recai.evaluate.prepare import DataOptions
     from recai.evaluate.runners import run_generation_eval
+    from recai.evaluate.sampled import RunSettings
 
     if len(systems) != 2:
         raise CommandError(f"give exactly two --system options (got {len(systems)})")
     data = DataOptions(judged.data, seed=judged.seed)
     a, b = systems
+    settings = RunSettings(**run.settings())
     report_done(
         run_generation_eval(
-            kind, a, b, out, data=data, prompts=judged.prompts, judge=judged.judge, **run.settings(), **kwargs
+            kind,
+            a,
+            b,
+            out,
+            data=data,
+            prompts=judged.prompts,
+            judge=judged.judge,
+            settings=settings,
+            **kwargs,
         )
     )
 

@@ -78,26 +78,45 @@ def user_seed(seed: int, user: Any) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
+@dataclass(frozen=True)
+class ListSampling:
+    """Which samples a candidate-list run draws and how its answers are scored: the options ranking,
+    retrieval, multiple choice and the knowledge ranker's runs share, with their defaults stated once.
+    The seed is the run's data seed (:class:`~recai.evaluate.prepare.DataOptions`), not repeated here.
+
+    Attributes:
+        n_users: Test users sampled, a seeded prefix of all of them (a larger value extends a run);
+            ``None``: every test user.
+        n_candidates: Candidates shown per user in ranking and multiple choice, the target included.
+        negatives: How the other candidates are drawn: ``uniform``, or in proportion to training
+            ``popularity``.
+        history_len: The user's most recent items shown (0: none).
+        k: The list length scored in ranking and retrieval (multiple choice scores one letter).
+        orders: Candidate orders each sample is answered under (position bias).
+    """
+
+    n_users: int | None = 200
+    n_candidates: int = 20
+    negatives: str = "uniform"
+    history_len: int = 20
+    k: int = 10
+    orders: int = 1
+
+
 def build_samples(
-    split: Split,
-    *,
-    task: str = "ranking",
-    n_users: int | None = 200,
-    n_candidates: int = 20,
-    negatives: str = "uniform",
-    history_len: int = 20,
-    seed: int = 0,
+    split: Split, sampling: ListSampling = ListSampling(), *, task: str = "ranking", seed: int = 0
 ) -> list[ListSample]:
     """Samples for ``task`` ('ranking' or 'retrieval') from the test users of ``split``."""
     if task not in ("ranking", "retrieval"):
         raise ValueError(f"task must be 'ranking' or 'retrieval', not '{task}'")
+    negatives, history_len = sampling.negatives, sampling.history_len
     if negatives not in ("uniform", "popularity"):
         raise ValueError(f"negatives must be 'uniform' or 'popularity', not '{negatives}'")
     history_log = split.train_and_valid()
     users = sorted(split.test.user_ids, key=str)
     # a seeded order of all users, cut at n_users: a larger n_users adds users and keeps the others
     order = np.random.default_rng(seed).permutation(len(users))
-    users = [users[i] for i in order[: n_users if n_users is not None else len(users)]]
+    users = [users[i] for i in order[: sampling.n_users if sampling.n_users is not None else len(users)]]
     counts = split.train.item_counts().astype(np.float64)
     samples = []
     for user in users:
@@ -113,7 +132,7 @@ def build_samples(
             blocked[full] = True
             blocked[target] = True
             pool = np.flatnonzero(~blocked)
-            n_neg = min(n_candidates - 1, len(pool))
+            n_neg = min(sampling.n_candidates - 1, len(pool))
             if negatives == "uniform":
                 chosen = rng.choice(pool, size=n_neg, replace=False)
             else:
@@ -138,32 +157,30 @@ def list_run_config(
     task: str,
     data: DataOptions,
     system: Any,
+    sampling: ListSampling,
     *,
-    n_users: int | None,
-    n_candidates: int,
-    negatives: str,
-    history_len: int,
-    k: int,
-    orders: int,
     sasrec_budget_s: float | None,
 ) -> dict[str, Any]:
-    """A ranking or retrieval run's config: what decides its samples and scores. ``recai eval`` and
-    ``recai knowledge eval`` write the same keys, so their runs can be compared sample by sample
-    (:mod:`recai.evaluate.compare`). ``sasrec_budget_s`` is the classic SASRec's training budget,
-    ``None`` for any other system."""
-    ranking = task == "ranking"
+    """A ranking, retrieval or multiple-choice (``choice_*``) run's config: what decides its samples and
+    scores. ``recai eval`` and ``recai knowledge eval`` write the same keys, so their runs can be
+    compared sample by sample (:mod:`recai.evaluate.compare`). Retrieval shows no candidates (its
+    candidate options are ``None``), multiple choice scores one letter (its config has no ``k``).
+    ``sasrec_budget_s`` is the classic SASRec's training budget, ``None`` for any other system."""
+    shown = task != "retrieval"
+    scored_k = {} if task.startswith("choice_") else {"k": sampling.k}
     return {
         "task": task,
         **data.as_config(),
         "system": system,
-        "n_users": n_users,  # volatile: users are a seeded prefix, so a larger n_users extends the run
+        # volatile: users are a seeded prefix, so a larger n_users extends the run
+        "n_users": sampling.n_users,
         "_volatile": ["n_users"],
         "sasrec_budget_s": sasrec_budget_s,
-        "n_candidates": n_candidates if ranking else None,
-        "negatives": negatives if ranking else None,
-        "history_len": history_len,
-        "k": k,
-        "orders": orders,
+        "n_candidates": sampling.n_candidates if shown else None,
+        "negatives": sampling.negatives if shown else None,
+        "history_len": sampling.history_len,
+        **scored_k,
+        "orders": sampling.orders,
     }
 
 

@@ -44,6 +44,7 @@ from recai.data.errors import plain_value
 from recai.data.jsonl import FieldError, read_jsonl
 from recai.evaluate.answers import Answerer, ChatModelAnswerer, ConversationAnswerer, answer_prompts
 from recai.evaluate.choice import (
+    CHOICE_SAMPLING,
     ChoiceEvaluator,
     LLMChoiceSystem,
     build_choice_samples,
@@ -64,6 +65,7 @@ from recai.evaluate.generative import (
     EncoderListSystem,
     ListEvaluator,
     ListSample,
+    ListSampling,
     ListSystem,
     LLMListSystem,
     RandomListSystem,
@@ -83,6 +85,7 @@ from recai.evaluate.report import metrics_document
 from recai.evaluate.runs import RunFolder
 from recai.evaluate.sampled import (
     Built,
+    RunSettings,
     finish_run,
     response_caches,
     run_sampled_eval,
@@ -90,7 +93,6 @@ from recai.evaluate.sampled import (
 )
 from recai.evaluate.summaries import SummaryEncoderListSystem, UserSummarizer
 from recai.llm.base import ChatModel
-from recai.llm.batch import BatchSettings
 from recai.llm.usage import UsageMeter, scoped
 from recai.rec import MODELS
 
@@ -285,56 +287,28 @@ def run_list_eval(
     out: str | Path,
     *,
     data: DataOptions | None = None,
-    n_users: int | None = 200,
-    n_candidates: int = 20,
-    negatives: str = "uniform",
-    history_len: int = 20,
-    k: int = 10,
-    orders: int = 1,
+    sampling: ListSampling = ListSampling(),
     sasrec_budget_s: float = 300.0,
-    cache: bool = True,
-    prices: str | None = None,
-    resume: bool = True,
-    progress: bool = True,
-    batch: BatchSettings | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> Path:
-    """Generative ranking ('ranking') or retrieval ('retrieval'); returns the report's path.
-
-    ``batch`` sets the requests in flight and a budget; neither changes the records, so neither is
-    part of the run's config (a run may be resumed at another concurrency)."""
+    """Generative ranking ('ranking') or retrieval ('retrieval'); returns the report's path."""
     data = data or DataOptions()
-    sizes = {
-        "n_users": n_users,
-        "n_candidates": n_candidates,
-        "negatives": negatives,
-        "history_len": history_len,
-    }
-    config = list_run_config(
-        task,
-        data,
-        system,
-        **sizes,
-        k=k,
-        orders=orders,
-        sasrec_budget_s=sasrec_budget_s if system == "sasrec" else None,
-    )
+    budget = sasrec_budget_s if system == "sasrec" else None
+    config = list_run_config(task, data, system, sampling, sasrec_budget_s=budget)
 
     def build(dataset: Dataset, split: Any, run: RunFolder) -> Built:
-        systems = SystemBuilder(dataset, split, data, sasrec_budget_s=sasrec_budget_s, cache=cache)
-        evaluator = ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed)
+        systems = SystemBuilder(dataset, split, data, sasrec_budget_s=sasrec_budget_s, cache=settings.cache)
+        evaluator = ListEvaluator(dataset.catalog, k=sampling.k, orders=sampling.orders, seed=data.seed)
         return systems.list_system(system), evaluator
 
     return run_sampled_eval(
         out,
         config,
         data,
-        lambda dataset, split: build_samples(split, task=task, **sizes, seed=data.seed),
+        lambda dataset, split: build_samples(split, sampling, task=task, seed=data.seed),
         build,
         summarize_list_records,
-        prices=prices,
-        resume=resume,
-        progress=progress,
-        batch=batch,
+        settings=settings,
     )
 
 
@@ -344,64 +318,29 @@ def run_choice_eval(
     out: str | Path,
     *,
     data: DataOptions | None = None,
-    n_users: int | None = 200,
-    n_candidates: int = 10,
-    negatives: str = "uniform",
-    history_len: int = 20,
-    orders: int = 1,
+    sampling: ListSampling = CHOICE_SAMPLING,
     sasrec_budget_s: float = 300.0,
-    cache: bool = True,
-    prices: str | None = None,
-    resume: bool = True,
-    progress: bool = True,
-    batch: BatchSettings | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> Path:
     """Multiple-choice recommendation (``kind`` 'cf' or 'seq', see :mod:`recai.evaluate.choice`);
-    returns the report's path. The run's task is ``choice_cf`` or ``choice_seq``."""
+    returns the report's path. The run's task is ``choice_cf`` or ``choice_seq``. ``sampling`` defaults
+    to ten lettered options (:data:`~recai.evaluate.choice.CHOICE_SAMPLING`); its ``k`` plays no part
+    (one letter is scored)."""
     data = data or DataOptions()
     task = f"choice_{kind}"
-    config = {
-        "task": task,
-        **data.as_config(),
-        "system": system,
-        "n_users": n_users,
-        "_volatile": ["n_users"],
-        "sasrec_budget_s": sasrec_budget_s if system == "sasrec" else None,
-        "n_candidates": n_candidates,
-        "negatives": negatives,
-        "history_len": history_len,
-        "orders": orders,
-    }
+    budget = sasrec_budget_s if system == "sasrec" else None
+    config = list_run_config(task, data, system, sampling, sasrec_budget_s=budget)
 
     def draw(dataset: Dataset, split: Any) -> list[ListSample]:
-        return build_choice_samples(
-            split,
-            kind=kind,
-            n_users=n_users,
-            n_candidates=n_candidates,
-            negatives=negatives,
-            history_len=history_len,
-            seed=data.seed,
-            timed=dataset.interactions.has_timestamps,
-        )
+        timed = dataset.interactions.has_timestamps
+        return build_choice_samples(split, sampling, kind=kind, seed=data.seed, timed=timed)
 
     def build(dataset: Dataset, split: Any, run: RunFolder) -> Built:
-        systems = SystemBuilder(dataset, split, data, sasrec_budget_s=sasrec_budget_s, cache=cache)
-        evaluator = ChoiceEvaluator(dataset.catalog, orders=orders, seed=data.seed)
+        systems = SystemBuilder(dataset, split, data, sasrec_budget_s=sasrec_budget_s, cache=settings.cache)
+        evaluator = ChoiceEvaluator(dataset.catalog, orders=sampling.orders, seed=data.seed)
         return systems.choice_system(system, kind), evaluator
 
-    return run_sampled_eval(
-        out,
-        config,
-        data,
-        draw,
-        build,
-        summarize_choice_records,
-        prices=prices,
-        resume=resume,
-        progress=progress,
-        batch=batch,
-    )
+    return run_sampled_eval(out, config, data, draw, build, summarize_choice_records, settings=settings)
 
 
 def run_recommender_eval(
@@ -411,15 +350,14 @@ def run_recommender_eval(
     data: DataOptions | None = None,
     ks: Sequence[int] = (1, 5, 10, 20),
     sasrec_budget_s: float = 300.0,
-    prices: str | None = None,
-    resume: bool = True,
-    progress: bool = True,
+    settings: RunSettings = RunSettings(),
 ) -> Path:
     """Full-catalog ranking of every test user (history excluded) by a classic recommender or random.
 
     All users are ranked by one fitted model. A resumed run whose records are complete only rebuilds
     the metrics and the report; an incomplete one is refused, because SASRec trains to a time budget
-    and a refit would not be the same model (start again with ``resume=False``).
+    and a refit would not be the same model (start again with ``settings.resume=False``). No chat model
+    and no batch take part: of the ``settings``, only ``prices`` and ``resume`` matter here.
     """
     data = data or DataOptions()
     config = {
@@ -429,6 +367,7 @@ def run_recommender_eval(
         "ks": list(ks),
         "sasrec_budget_s": sasrec_budget_s if system == "sasrec" else None,
     }
+    resume = settings.resume
     run = RunFolder.open(out, task="recommender", config=config, resume=resume, overwrite=not resume)
     try:
         dataset, split = data.load()
@@ -472,7 +411,7 @@ def run_recommender_eval(
                     }
                 )
         document = metrics_document("recommender", run.records(), seed=data.seed)
-        return finish_run(run, document, UsageMeter(), [], prices)
+        return finish_run(run, document, UsageMeter(), [], settings.prices)
     finally:
         run.close()
 
@@ -493,14 +432,10 @@ def run_conversation_eval(
     max_turns: int = 5,
     k: int = 5,
     history_len: int = 20,
-    cache: bool = True,
-    prices: str | None = None,
-    resume: bool = True,
-    progress: bool = True,
-    batch: BatchSettings | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> Path:
-    """Simulated-user conversations with ``system``; returns the report's path (``batch``: sessions in
-    flight at once, each on its own fork of the system, and a budget)."""
+    """Simulated-user conversations with ``system``; returns the report's path (``settings.batch``:
+    sessions in flight at once, each on its own fork of the system, and a budget)."""
     data = data or DataOptions()
     config = {
         "task": "conversation",
@@ -515,9 +450,12 @@ def run_conversation_eval(
     }
 
     def build(dataset: Dataset, split: Any, run: RunFolder) -> Built:
-        made = SystemBuilder(dataset, split, data, cache=cache).conversation_system(system, k=k)
+        made = SystemBuilder(dataset, split, data, cache=settings.cache).conversation_system(system, k=k)
         sim = UserSimulator(
-            cached_llm(simulator, cache=cache), dataset.catalog, item_noun=item_noun(dataset), seed=data.seed
+            cached_llm(simulator, cache=settings.cache),
+            dataset.catalog,
+            item_noun=item_noun(dataset),
+            seed=data.seed,
         )
         return made, ConversationEvaluator(dataset.catalog, sim, max_turns=max_turns, k=k)
 
@@ -535,10 +473,7 @@ def run_conversation_eval(
         build,
         lambda records: summarize_conversations(records, max_turns, k),
         sections=sections,
-        prices=prices,
-        resume=resume,
-        progress=progress,
-        batch=batch,
+        settings=settings,
     )
 
 
@@ -606,15 +541,11 @@ def run_judge_eval(
     *,
     judge: str = "local:qwen2.5-1.5b-instruct",
     kind: str = "explanation",
-    cache: bool = True,
-    prices: str | None = None,
-    resume: bool = True,
-    progress: bool = True,
     seed: int = 0,
-    batch: BatchSettings | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> Path:
     """Pairwise judging of the answers in ``items_path`` in both orders; returns the report's path
-    (``batch``: items judged at once, and a budget)."""
+    (``settings.batch``: items judged at once, and a budget)."""
     items = read_judge_items(items_path)
     config = {
         "task": "judge",
@@ -624,21 +555,10 @@ def run_judge_eval(
         "seed": seed,
         "n": len(items),
     }
-    run = RunFolder.open(out, task="judge", config=config, resume=resume)
+    run = RunFolder.open(out, task="judge", config=config, resume=settings.resume)
     try:
         with scoped() as usage:
-            return _judge_into(
-                run,
-                items,
-                judge,
-                kind=kind,
-                seed=seed,
-                cache=cache,
-                prices=prices,
-                progress=progress,
-                batch=batch,
-                usage=usage,
-            )
+            return _judge_into(run, items, judge, kind=kind, seed=seed, settings=settings, usage=usage)
     finally:
         run.close()
 
@@ -650,24 +570,21 @@ def _judge_into(
     *,
     kind: str,
     seed: int,
-    cache: bool,
-    prices: str | None,
-    progress: bool,
-    batch: BatchSettings | None,
+    settings: RunSettings,
     usage: Any,
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Judge the items the run does not hold yet (both orders), then write its metrics and report."""
-    pairwise = PairwiseJudge(cached_llm(judge, cache=cache), kind=kind, seed=seed)
+    pairwise = PairwiseJudge(cached_llm(judge, cache=settings.cache), kind=kind, seed=seed)
     caches = response_caches(pairwise)
-    with spend_recorded_on_stop(run, usage, caches, prices):
+    with spend_recorded_on_stop(run, usage, caches, settings.prices):
         evaluate_pairwise(
             items,
             pairwise,
             on_verdict=lambda v: run.append({**v.as_record(), "scores": _judge_scores(v)}),
             skip_ids=run.done_ids(),
-            progress=progress,
-            batch=batch,
+            progress=settings.progress,
+            batch=settings.batch,
         )
     records = run.records()
     verdicts = [JudgeVerdict.from_record(r) for r in records]
@@ -682,7 +599,7 @@ def _judge_into(
     document = metrics_document(
         run.task, records, seed=seed, judge=counts, extra={**summary, **(extra or {})}
     )
-    return finish_run(run, document, usage, caches, prices)
+    return finish_run(run, document, usage, caches, settings.prices)
 
 
 def run_generation_eval(
@@ -697,11 +614,7 @@ def run_generation_eval(
     n: int = 100,
     history_len: int = 10,
     judge: str = "local:qwen2.5-1.5b-instruct",
-    cache: bool = True,
-    prices: str | None = None,
-    resume: bool = True,
-    progress: bool = True,
-    batch: BatchSettings | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> Path:
     """Both systems answer a prompt set of ``kind`` ('explanation' or 'chitchat') and a judge compares
     the answers in both orders; returns the report's path.
@@ -728,10 +641,10 @@ def run_generation_eval(
         "n": n if built else None,
         "history_len": history_len if built and kind == "explanation" else None,
     }
-    run = RunFolder.open(out, task=kind, config=config, resume=resume)
+    run = RunFolder.open(out, task=kind, config=config, resume=settings.resume)
     try:
         dataset, split = data.load()
-        systems = SystemBuilder(dataset, split, data, cache=cache)
+        systems = SystemBuilder(dataset, split, data, cache=settings.cache)
         if not built:
             prompt_set = PromptSet.load(Path(str(prompts)), kind=kind)
         elif (run.path / "prompts").exists():
@@ -741,15 +654,15 @@ def run_generation_eval(
             prompt_set.save(run.path / "prompts")
         answers: dict[str, dict[str, str]] = {}
         with scoped() as usage:
-            with spend_recorded_on_stop(run, usage, [], prices):
+            with spend_recorded_on_stop(run, usage, [], settings.prices):
                 for side, spec in (("a", system_a), ("b", system_b)):
                     answers[side] = answer_prompts(
                         systems.answerer(spec),
                         prompt_set.items,
                         run.path / f"answers_{side}",
                         prompts_sha256=prompt_set.sha256(),
-                        batch=batch,
-                        progress=progress,
+                        batch=settings.batch,
+                        progress=settings.progress,
                     )
             items = [
                 JudgeItem(p.id, p.prompt, answers["a"][p.id], answers["b"][p.id], p.facts)
@@ -757,17 +670,7 @@ def run_generation_eval(
             ]
             extra = {"system_a": system_a, "system_b": system_b, "prompts": prompt_set.provenance}
             return _judge_into(
-                run,
-                items,
-                judge,
-                kind=kind,
-                seed=data.seed,
-                cache=cache,
-                prices=prices,
-                progress=progress,
-                batch=batch,
-                usage=usage,
-                extra=extra,
+                run, items, judge, kind=kind, seed=data.seed, settings=settings, usage=usage, extra=extra
             )
     finally:
         run.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,30 @@ Records = list[dict[str, Any]]
 Built = tuple[Any, ListEvaluator | ConversationEvaluator]
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How an evaluation run executes, as opposed to what it measures: every runner takes these, and
+    none of them is part of the run's config, so a run may be resumed with other settings (another
+    concurrency, a fresh budget, the cache off).
+
+    Attributes:
+        cache: Whether chat models answer through the response cache (runners without a chat model,
+            like the classic recommenders' full ranking, have nothing to cache).
+        prices: The price table for the run's cost estimate (a path); ``None``: the built-in one.
+        resume: Continue the run already in the output folder (refused when its config differs);
+            ``False`` starts it again.
+        progress: Show a progress bar.
+        batch: The requests in flight at once and a token or cost budget (:mod:`recai.llm.batch`);
+            ``None``: one at a time, no budget.
+    """
+
+    cache: bool = True
+    prices: str | None = None
+    resume: bool = True
+    progress: bool = True
+    batch: BatchSettings | None = None
+
+
 def answer_counts(summary: dict[str, Any]) -> dict[str, Any]:
     """The metrics document's sections of a list summary: its answer counts (valid, invalid, ...)."""
     return {"counts": summary["counts"]}
@@ -48,10 +73,7 @@ def run_sampled_eval(
     summarize: Callable[[Records], dict[str, Any]],
     *,
     sections: Callable[[dict[str, Any]], dict[str, Any]] = answer_counts,
-    prices: str | None = None,
-    resume: bool = True,
-    progress: bool = True,
-    batch: BatchSettings | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> Path:
     """Evaluate the samples ``draw`` takes from ``data`` that the run in ``out`` lacks, then write its
     metrics and report; returns the report's path.
@@ -59,32 +81,24 @@ def run_sampled_eval(
     ``config`` is the run's config (its ``task`` is the run's task). ``build`` gets the data and the open
     run (a runner may keep what it fits in the folder). ``summarize`` turns the records into the
     metrics' ``extra`` (the system's description is added), ``sections`` picks the metrics document's
-    other sections from that summary. ``batch`` sets the work in flight and a budget; neither changes
-    the records, so neither belongs in the config (a run may be resumed at another concurrency).
+    other sections from that summary. ``settings`` say how the run executes (``build`` reads their
+    ``cache``); they change no record, so they are not in the config.
     """
     dataset, split = data.load()
     samples = draw(dataset, split)  # first: a question the data cannot answer leaves no run behind
-    with RunFolder.open(out, task=config["task"], config=config, resume=resume) as run:
-        system, caches, usage = _evaluate_rest(
-            run, samples, lambda: build(dataset, split, run), prices=prices, progress=progress, batch=batch
-        )
+    with RunFolder.open(out, task=config["task"], config=config, resume=settings.resume) as run:
+        system, caches, usage = _evaluate_rest(run, samples, lambda: build(dataset, split, run), settings)
         wanted = {sample.id for sample in samples}  # a run extended to more samples, summarised with fewer
         records = [record for record in run.records() if record["id"] in wanted]
         summary = summarize(records)
         described = system.config() if system is not None else _system_recorded(run)
         extra = summary if described is None else {**summary, "system": described}
         document = metrics_document(run.task, records, seed=data.seed, extra=extra, **sections(summary))
-        return finish_run(run, document, usage, caches, prices)
+        return finish_run(run, document, usage, caches, settings.prices)
 
 
 def _evaluate_rest(
-    run: RunFolder,
-    samples: Sequence[Any],
-    build: Callable[[], Built],
-    *,
-    prices: str | None,
-    progress: bool,
-    batch: BatchSettings | None,
+    run: RunFolder, samples: Sequence[Any], build: Callable[[], Built], settings: RunSettings
 ) -> tuple[Any, list[CachedChatModel], UsageMeter]:
     """Build the system and evaluate the samples the run lacks; returns the system (None when nothing was
     left, so nothing was built), the response caches it talked through and the usage it spent."""
@@ -93,9 +107,14 @@ def _evaluate_rest(
     with scoped() as usage:
         system, evaluator = build()
         caches = response_caches(system, getattr(evaluator, "simulator", None))
-        with spend_recorded_on_stop(run, usage, caches, prices):
+        with spend_recorded_on_stop(run, usage, caches, settings.prices):
             evaluator.run(
-                system, samples, on_record=run.append, skip_ids=run.done_ids(), progress=progress, batch=batch
+                system,
+                samples,
+                on_record=run.append,
+                skip_ids=run.done_ids(),
+                progress=settings.progress,
+                batch=settings.batch,
             )
     return system, caches, usage
 

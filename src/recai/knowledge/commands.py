@@ -170,6 +170,7 @@ def knowledge_rank(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Rank one user's candidates with the LLM and show the knowledge it was given."""
+    from recai.evaluate.generative import ListSampling
     from recai.knowledge.workflows import rank_user
 
     ranking = rank_user(
@@ -178,9 +179,7 @@ def knowledge_rank(
         llm=llm,
         kinds=knowledge,
         candidates=[c.strip() for c in candidates.split(",") if c.strip()] if candidates else None,
-        n_candidates=n_candidates,
-        negatives=negatives,
-        history_len=history,
+        sampling=ListSampling(n_candidates=n_candidates, negatives=negatives, history_len=history),
         ranker=prompt.options(),
         cache=not no_cache,
     )
@@ -257,6 +256,8 @@ def knowledge_eval(
     run: BatchRun,
 ) -> None:
     """Candidate ranking with knowledge in the prompt: a run folder like `recai eval ranking`'s."""
+    from recai.evaluate.generative import ListSampling
+    from recai.evaluate.sampled import RunSettings
     from recai.knowledge.evaluation import run_knowledge_eval
     from recai.knowledge.workflows import load_knowledge
 
@@ -294,10 +295,9 @@ def knowledge_eval(
             base=base,
             params=None if base is not None else params,
             data=options,
-            **sample.sizes(),
-            **shown.sizes(),
+            sampling=ListSampling(**sample.sizes(), **shown.sizes()),
             ranker=prompt.options(),
             sasrec_budget_s=sasrec_budget_s,
-            **run.settings(),
+            settings=RunSettings(**run.settings()),
         )
     )

@@ -33,19 +33,20 @@ from recai.evaluate.generative import (
     ListAnswer,
     ListEvaluator,
     ListSample,
+    ListSampling,
     ListSystem,
     RandomListSystem,
     RecommenderListSystem,
+    build_samples,
     list_run_config,
     summarize_list_records,
 )
 from recai.evaluate.prepare import DataOptions, fit_classic
 from recai.evaluate.runs import RunFolder
-from recai.evaluate.sampled import Built, run_sampled_eval
+from recai.evaluate.sampled import Built, RunSettings, run_sampled_eval
 from recai.knowledge.ranker import KnowledgeRanker
 from recai.knowledge.store import KnowledgeBase, parse_kinds
-from recai.knowledge.workflows import evaluation_ranker, evaluation_samples, load_knowledge
-from recai.llm.batch import BatchSettings
+from recai.knowledge.workflows import evaluation_ranker, load_knowledge
 from recai.rec import MODELS
 
 KNOWLEDGE_DIR = "knowledge"
@@ -118,28 +119,19 @@ def run_knowledge_eval(
     base: str | Path | KnowledgeBase | None = None,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     data: DataOptions | None = None,
-    n_users: int | None = 200,
-    n_candidates: int = 20,
-    negatives: str = "uniform",
-    history_len: int = 20,
-    k: int = 10,
-    orders: int = 1,
+    sampling: ListSampling = ListSampling(),
     ranker: Mapping[str, Any] | None = None,
     sasrec_budget_s: float = 300.0,
-    cache: bool = True,
-    prices: str | None = None,
-    resume: bool = True,
-    progress: bool = True,
-    batch: BatchSettings | None = None,
+    settings: RunSettings = RunSettings(),
 ) -> Path:
     """Candidate ranking by the knowledge ranker (``system="llm:SPEC"``) or a classic baseline.
 
     ``knowledge`` names the extractor kinds in the prompt ('none', 'all' or a list; with a ``base``,
     'all' means every kind it holds); ``params`` their hyperparameters (when the base is built here);
     ``ranker`` the KnowledgeRanker options (``budget_tokens``, ``style``, ``orders``,
-    ``candidate_order``...). ``data`` defaults to the base's data when a base is given. ``batch`` sets
-    the LLM requests in flight (samples ranked at once; records stay in sample order) and a token or
-    cost budget (:mod:`recai.llm.batch`). Returns the report's path.
+    ``candidate_order``...). ``data`` defaults to the base's data when a base is given. ``settings.batch``
+    sets the LLM requests in flight (samples ranked at once; records stay in sample order) and a token
+    or cost budget (:mod:`recai.llm.batch`). Returns the report's path.
     """
     kind, _, llm_spec = system.partition(":")
     is_llm = kind == "llm" and bool(llm_spec)
@@ -177,21 +169,8 @@ def run_knowledge_eval(
     needs_base = is_llm and bool(kinds)
     if needs_base or system == "sasrec":
         described["sasrec_budget_s"] = sasrec_budget_s
-    sizes = {
-        "n_users": n_users,
-        "n_candidates": n_candidates,
-        "negatives": negatives,
-        "history_len": history_len,
-    }
-    config = list_run_config(
-        "ranking",
-        data,
-        described,
-        **sizes,
-        k=k,
-        orders=orders,
-        sasrec_budget_s=sasrec_budget_s if system == "sasrec" else None,
-    )
+    budget = sasrec_budget_s if system == "sasrec" else None
+    config = list_run_config("ranking", data, described, sampling, sasrec_budget_s=budget)
 
     def build(dataset: Dataset, split: Any, run: RunFolder) -> Built:
         def fit_model(name: str) -> Any:
@@ -199,29 +178,29 @@ def run_knowledge_eval(
 
         kb = given
         if kb is None and needs_base:
+            progress = settings.progress
             kb = _run_base(run.path, dataset.catalog, split, kinds, params, fit_model, data, progress)
         if is_llm:
             sut: ListSystem = KnowledgeListSystem(
-                evaluation_ranker(llm_spec, dataset, split, data, kb, kinds, options=ranker, cache=cache)
+                evaluation_ranker(
+                    llm_spec, dataset, split, data, kb, kinds, options=ranker, cache=settings.cache
+                )
             )
         elif system == "random":
             sut = RandomListSystem(len(dataset.catalog), seed=data.seed)
         else:
             model = kb.model(system) if kb is not None else None
             sut = RecommenderListSystem(model if model is not None else fit_model(system), name=system)
-        return sut, ListEvaluator(dataset.catalog, k=k, orders=orders, seed=data.seed)
+        return sut, ListEvaluator(dataset.catalog, k=sampling.k, orders=sampling.orders, seed=data.seed)
 
     return run_sampled_eval(
         out,
         config,
         data,
-        lambda dataset, split: evaluation_samples(split, data, **sizes),
+        lambda dataset, split: build_samples(split, sampling, seed=data.seed),
         build,
         lambda records: {**summarize_list_records(records), **summarize_knowledge(records)},
-        prices=prices,
-        resume=resume,
-        progress=progress,
-        batch=batch,
+        settings=settings,
     )
 
 

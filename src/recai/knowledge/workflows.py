@@ -11,13 +11,13 @@ import inspect
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from recai.data import portable_spec
 from recai.data.dataset import Dataset
-from recai.evaluate.generative import ListSample, build_samples
+from recai.evaluate.generative import ListSample, ListSampling, build_samples
 from recai.evaluate.prepare import DataOptions, cached_llm, fit_classic, item_noun
 from recai.knowledge.ranker import KnowledgeRanker, RankResult
 from recai.knowledge.similar_users import SimilarUsers
@@ -181,22 +181,6 @@ def load_knowledge(path: str | Path) -> tuple[KnowledgeBase, Dataset, Any, DataO
     return KnowledgeBase.load(path, dataset.catalog), dataset, split, data
 
 
-def evaluation_samples(
-    split: Any, data: DataOptions, *, n_users: int | None, n_candidates: int, negatives: str, history_len: int
-) -> list[ListSample]:
-    """The ranking samples ``recai knowledge eval`` scores, seeded by ``data``: :func:`rank_user` shows a
-    user exactly the candidates the evaluation did."""
-    return build_samples(
-        split,
-        task="ranking",
-        n_users=n_users,
-        n_candidates=n_candidates,
-        negatives=negatives,
-        history_len=history_len,
-        seed=data.seed,
-    )
-
-
 def evaluation_ranker(
     llm: str,
     dataset: Dataset,
@@ -252,9 +236,7 @@ def rank_user(
     llm: str,
     kinds: str | Sequence[str] = "all",
     candidates: Sequence[str] | None = None,
-    n_candidates: int = 20,
-    negatives: str = "uniform",
-    history_len: int = 20,
+    sampling: ListSampling = ListSampling(),
     ranker: Mapping[str, Any] | None = None,
     cache: bool = True,
 ) -> UserRanking:
@@ -262,8 +244,10 @@ def rank_user(
     kind it holds).
 
     Without ``candidates`` (item ids), they are the evaluation's: the user's held-out item plus
-    negatives, seeded exactly as ``recai knowledge eval`` draws them. The history is the user's
-    training and validation events (the most recent ``history_len``).
+    negatives, drawn with the ``sampling`` of a ``recai knowledge eval`` run and seeded exactly as it
+    draws them (a user's sample depends on neither ``n_users`` nor the other users, and ``k`` and
+    ``orders`` play no part here). The history is the user's training and validation events (the
+    most recent ``sampling.history_len``).
     """
     kb, dataset, split, data = load_knowledge(base)
     if isinstance(kinds, str) and kinds.strip() == "all":
@@ -286,16 +270,14 @@ def rank_user(
         sample = ListSample(
             id=str(user_id),
             user=user_id,
-            history=[int(p) for p in full[-history_len:]] if history_len > 0 else [],
+            history=[int(p) for p in full[-sampling.history_len :]] if sampling.history_len > 0 else [],
             target=-1,
             candidates=positions,
             seen=[int(p) for p in full],
         )
         target_known = False
     else:
-        samples = evaluation_samples(
-            split, data, n_users=None, n_candidates=n_candidates, negatives=negatives, history_len=history_len
-        )
+        samples = build_samples(split, replace(sampling, n_users=None), seed=data.seed)
         found = [s for s in samples if s.id == str(user_id)]
         if not found:
             raise ValueError(
