@@ -78,7 +78,7 @@ _LAZY: dict[str, str] = {
     # explain: RecExplainer
     "fit_target": "recai.explain.target",
     "build_explain_data": "recai.explain.tasks",
-    "ExplainConfig": "recai.explain.training",
+    "ExplainConfig": "recai.explain.config",
     "train_explainer": "recai.explain.training",
     "Explainer": "recai.explain.model",
     "run_alignment": "recai.explain.evaluation",
@@ -224,11 +224,12 @@ if TYPE_CHECKING:
         run_recommender_eval,
     )
     from recai.evaluate.runs import RunFolder
+    from recai.explain.config import ExplainConfig
     from recai.explain.evaluation import run_alignment
     from recai.explain.model import Explainer
     from recai.explain.target import fit_target
     from recai.explain.tasks import build_explain_data
-    from recai.explain.training import ExplainConfig, train_explainer
+    from recai.explain.training import train_explainer
     from recai.gen.generate import GenRecommender
     from recai.gen.tasks import build_gen_data
     from recai.gen.training import train_sft
