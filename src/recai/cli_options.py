@@ -146,6 +146,12 @@ def csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+def csv_tuple(value: str | None) -> tuple[str, ...] | None:
+    """A comma-separated option as the tuple a frozen config takes (None when not given or empty)."""
+    items = csv(value)
+    return tuple(items) if items else None
+
+
 def key_values(pairs: list[str] | None, option: str) -> dict[str, Any]:
     """The ``key=value`` pairs of a repeatable ``option`` (``--param``, ``--teacher-param``) as keyword
     arguments: dashes in keys become underscores, values are parsed as numbers, booleans or text."""

@@ -26,6 +26,7 @@ from recai.cli_options import (
     budget_stop,
     console,
     csv,
+    csv_tuple,
     dataset_spec,
     load_dataset,
     save_examples,
@@ -172,7 +173,7 @@ def embed_train(
         hard_negatives=hard_negatives,
         loss=loss,  # type: ignore[arg-type]
         mask_false_negatives=mask and loss == "mnrl",
-        tasks=tuple(csv(tasks) or ()) or None,
+        tasks=csv_tuple(tasks),
         **training,
         lora_alpha=lora_alpha,
         max_seq_length=max_seq_length,

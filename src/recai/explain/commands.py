@@ -26,6 +26,7 @@ from recai.cli_options import (
     budget_stop,
     console,
     csv,
+    csv_tuple,
     dataset_spec,
     key_values,
     load_dataset,
@@ -155,7 +156,7 @@ def explain_train(
     sft = SFTConfig(
         base_model=base,
         lora_alpha=2 * training["lora_r"],
-        tasks=tuple(csv(tasks)) if tasks else None,
+        tasks=csv_tuple(tasks),
         seed=seed,
         **training,
     )

@@ -29,6 +29,7 @@ from recai.cli_options import (
     config_defaults,
     console,
     csv,
+    csv_tuple,
     dataset_spec,
     key_values,
     load_dataset,
@@ -188,8 +189,8 @@ def gen_train(
     config = SFTConfig(
         base_model=base,
         lora_alpha=lora_alpha,
-        target_modules=tuple(csv(target_modules) or ()) or None,
-        tasks=tuple(csv(tasks) or ()) or None,
+        target_modules=csv_tuple(target_modules),
+        tasks=csv_tuple(tasks),
         scope_loss=scope_loss,
         **training,
     )
@@ -258,7 +259,7 @@ def gen_rl(
             raise CommandError(f"--reward takes name=number, got '{pair}'")
     config = RLConfig(
         sft_model=str(sft),
-        tasks=tuple(csv(tasks) or ()) or None,
+        tasks=csv_tuple(tasks),
         max_steps=max_steps,
         batch_size=batch_size,
         num_generations=num_generations,
