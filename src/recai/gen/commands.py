@@ -51,6 +51,13 @@ _RL = config_defaults(RLConfig)  # the defaults of `gen rl`
 GenDataArg = Annotated[Path, typer.Argument(help="A folder written by `recai gen data`.")]
 ModelArg = Annotated[str, typer.Argument(help="A trained or merged model folder (or any causal LM).")]
 DtypeOpt = Annotated[str, typer.Option(help="bfloat16, float16 or float32.")]
+# the GRPO options of `gen rl` whose declarations do not fit beside their defaults
+GenerationsOpt = Annotated[int, typer.Option(help="Replies per prompt (the group GRPO compares).")]
+CompletionLengthOpt = Annotated[int, typer.Option(help="Reply length limit in tokens.")]
+ItemWeightOpt = Annotated[
+    float, typer.Option(help="Weight of each item's own reward on its tokens (0: list reward only).")
+]
+RolloutTemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature of the rollouts.")]
 # the decoding options `gen generate` and `gen eval` share
 SampleOpt = Annotated[bool, typer.Option(help="Sample instead of greedy decoding.")]
 TemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature.")]
@@ -217,20 +224,12 @@ def gen_rl(
     tasks: Annotated[str | None, typer.Option(help="Comma-separated list tasks (default all five).")] = None,
     max_steps: Annotated[int, typer.Option(help="GRPO steps.")] = _RL.max_steps,
     batch_size: Annotated[int, typer.Option(help="Replies per device and step.")] = _RL.batch_size,
-    num_generations: Annotated[
-        int, typer.Option(help="Replies per prompt (the group GRPO compares).")
-    ] = _RL.num_generations,
-    max_completion_length: Annotated[
-        int, typer.Option(help="Reply length limit in tokens.")
-    ] = _RL.max_completion_length,
+    num_generations: GenerationsOpt = _RL.num_generations,
+    max_completion_length: CompletionLengthOpt = _RL.max_completion_length,
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = _RL.learning_rate,
     beta: Annotated[float, typer.Option(help="KL penalty to the SFT model.")] = _RL.beta,
-    item_weight: Annotated[
-        float, typer.Option(help="Weight of each item's own reward on its tokens (0: list reward only).")
-    ] = _RL.item_weight,
-    temperature: Annotated[
-        float, typer.Option(help="Sampling temperature of the rollouts.")
-    ] = _RL.temperature,
+    item_weight: ItemWeightOpt = _RL.item_weight,
+    temperature: RolloutTemperatureOpt = _RL.temperature,
     reward: Annotated[
         list[str] | None,
         typer.Option(help="A reward weight name=value (hit, teacher, invalid, ...); repeatable."),
