@@ -83,7 +83,7 @@ def test_item_weight_zero_gives_exactly_trls_sequence_advantages() -> None:
     tokens = token_advantages(sequence, items, group_item_advantages(items, 2), width=5, weight=0.0)
     assert torch.equal(tokens, sequence.unsqueeze(1).expand(2, 5))  # what TRL's loss broadcasts
     assert RLConfig(sft_model="x").item_weight == 0.0  # configs written before the field load as before
-    with pytest.raises(ValueError, match="RLConfig.item_weight"):
+    with pytest.raises(ValueError, match=r"RLConfig\.item_weight"):
         RLConfig(sft_model="x", item_weight=-1)
 
 
