@@ -43,6 +43,7 @@ from typing import Any
 from recai.data import load
 from recai.data.atomic import write_text_atomic
 from recai.explain import ExplainData, build_explain_data, fit_target
+from recai.explain.config import ExplainConfig
 from recai.explain.evaluation import (
     decision_judge,
     explain_cases,
@@ -53,7 +54,7 @@ from recai.explain.evaluation import (
 from recai.explain.model import Explainer
 from recai.explain.reference import reference_alignment
 from recai.explain.tasks import parse_task_sizes
-from recai.explain.training import ExplainConfig, train_explainer
+from recai.explain.training import train_explainer
 from recai.train.sft import SFTConfig
 
 HERE = Path(__file__).resolve().parent

@@ -40,7 +40,8 @@ from recai.gen.evaluation import DecodeConfig, run_evaluation
 from recai.gen.examples import GenData, first_per_task
 from recai.gen.generate import GenRecommender
 from recai.gen.models import GEN_FILE
-from recai.gen.rl import RLConfig, train_grpo
+from recai.gen.rl import train_grpo
+from recai.gen.rl_config import RLConfig
 from recai.gen.tasks import fit_teacher
 from recai.gen.training import train_sft
 from recai.train.models import resolve_base

@@ -29,7 +29,8 @@ from typing import Any
 from recai.data.atomic import write_text_atomic
 from recai.explain import examples as explain_examples
 from recai.explain import model as explain_model
-from recai.explain.training import ExplainConfig, train_explainer
+from recai.explain.config import ExplainConfig
+from recai.explain.training import train_explainer
 from recai.train.sft import SFTConfig
 
 HERE = Path(__file__).resolve().parent

@@ -38,9 +38,10 @@ from recai.agent.planner import compact_plan_json
 from recai.data import load
 from recai.evaluate.runs import RunFolder
 from recai.explain import Renderer, build_explain_data, fit_target
+from recai.explain.config import ExplainConfig
 from recai.explain.evaluation import run_alignment
 from recai.explain.model import Explainer
-from recai.explain.training import ExplainConfig, train_explainer
+from recai.explain.training import train_explainer
 from recai.gen.examples import GenData, GenExample
 from recai.train.chat import encode_chat, prompt_ids
 from recai.train.sft import SFTConfig

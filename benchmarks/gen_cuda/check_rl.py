@@ -64,7 +64,8 @@ from transformers import TrainerCallback
 from recai.data import load
 from recai.gen.generate import GenRecommender
 from recai.gen.models import load_gen_model
-from recai.gen.rl import RLConfig, rl_examples, train_grpo
+from recai.gen.rl import rl_examples, train_grpo
+from recai.gen.rl_config import RLConfig
 from recai.gen.tasks import build_gen_data
 from recai.gen.training import train_sft
 from recai.train.chat import prompt_ids

@@ -68,7 +68,8 @@ _EXPORTS: dict[str, list[str]] = {
     # explain: RecExplainer
     ".explain.target": ["fit_target"],
     ".explain.tasks": ["build_explain_data"],
-    ".explain.training": ["ExplainConfig", "train_explainer"],
+    ".explain.config": ["ExplainConfig"],
+    ".explain.training": ["train_explainer"],
     ".explain.model": ["Explainer"],
     ".explain.evaluation": ["run_alignment"],
     # evaluate: what `recai eval` runs, run folders, metrics
@@ -198,11 +199,12 @@ if TYPE_CHECKING:
     )
     from recai.evaluate.runs import RunFolder
     from recai.evaluate.sampled import RunSettings
+    from recai.explain.config import ExplainConfig
     from recai.explain.evaluation import run_alignment
     from recai.explain.model import Explainer
     from recai.explain.target import fit_target
     from recai.explain.tasks import build_explain_data
-    from recai.explain.training import ExplainConfig, train_explainer
+    from recai.explain.training import train_explainer
     from recai.gen.generate import GenRecommender
     from recai.gen.tasks import build_gen_data
     from recai.gen.training import train_sft

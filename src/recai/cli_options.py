@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 import click
@@ -114,9 +115,41 @@ def load_dataset(spec: str, *, min_rating: float | None = None, k_core: int = 0)
     return ds
 
 
+def source_dataset(meta: dict[str, Any], override: str | None, owner: str) -> Any:
+    """The dataset a saved example set or model came from, filtered as it was (what its ``meta``
+    records, see :func:`save_examples`), or the ``--data`` given instead; ``owner`` names the folder
+    in the error when it records none."""
+    spec = override or meta.get("dataset_spec") or meta.get("dataset")
+    if not spec:
+        raise CommandError(f"{owner} does not say which dataset it came from: pass --data")
+    return load_dataset(str(spec), min_rating=meta.get("min_rating"), k_core=int(meta.get("k_core") or 0))
+
+
+def save_examples(examples: Any, out: Path, *, source: str, title: str, overwrite: bool) -> None:
+    """Save the example set `recai gen data`, `embed data` or `explain data` built from the dataset
+    ``source`` (recorded for :func:`source_dataset`) and show its examples per task."""
+    from rich.table import Table
+
+    from recai.data import portable_spec
+
+    examples.meta["dataset_spec"] = portable_spec(source)
+    examples.save(out, overwrite=overwrite)
+    table = Table("task", "train", "test", title=title)
+    for task, counts in examples.counts().items():
+        table.add_row(task, str(counts.get("train", 0)), str(counts.get("test", 0)))
+    console.print(table)
+    console.print(f"written to {out}")
+
+
 def csv(value: str | None) -> list[str] | None:
     """A comma-separated option as a list (None when not given or empty)."""
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def csv_tuple(value: str | None) -> tuple[str, ...] | None:
+    """A comma-separated option as the tuple a frozen config takes (None when not given or empty)."""
+    items = csv(value)
+    return tuple(items) if items else None
 
 
 def key_values(pairs: list[str] | None, option: str) -> dict[str, Any]:
@@ -158,6 +191,18 @@ def dataset_spec(option: str | None, argument: str | None, default: str | None =
     return spec
 
 
+SourceDataOpt = Annotated[
+    str | None, typer.Option(help="Dataset (default: the one the data was built from).")
+]
+MinRatingOpt = Annotated[float | None, typer.Option(help="Keep events rated at least this.")]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing folder.")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+NounOpt = Annotated[str | None, typer.Option(help="What an item is called (film, product).")]
+# what the example builders of `recai gen data` and `recai explain data` take, and the trainers select
+PerTaskOpt = Annotated[int, typer.Option(help="Training examples per task.")]
+TrainTasksOpt = Annotated[str | None, typer.Option(help="Comma-separated tasks to train on (default all).")]
+SasrecBudgetOpt = Annotated[float, typer.Option(help="SASRec training time budget.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Run folder (resumed when it exists).")]
 ExamplesOutOpt = Annotated[Path, typer.Option("--out", help="Folder for train.jsonl, test.jsonl, meta.json.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed for sampling users, negatives and orders.")]
@@ -452,6 +497,14 @@ _TRAINING_OPTIONS: dict[str, tuple[str, Any]] = {
         Annotated[bool, typer.Option(help="Batch examples of similar length together (less padding).")],
     ),
 }
+
+
+def config_defaults(config: type[Any]) -> SimpleNamespace:
+    """The field defaults of a config dataclass, read without building one (``RLConfig`` needs its SFT
+    model), as attributes like a config's: a command's options default to these, so each default is
+    written once, in the config."""
+    fields = dataclasses.fields(config)
+    return SimpleNamespace(**{f.name: f.default for f in fields if f.default is not dataclasses.MISSING})
 
 
 def training_options(defaults: Any, *fields: str) -> Callable[[Callable[..., None]], Callable[..., None]]:

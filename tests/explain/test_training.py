@@ -12,6 +12,7 @@ pytest.importorskip("peft")
 from safetensors import safe_open  # noqa: E402
 
 from recai.explain import Renderer  # noqa: E402
+from recai.explain.config import ExplainConfig  # noqa: E402
 from recai.explain.model import (  # noqa: E402
     PROJECTORS_FILE,
     Explainer,
@@ -19,7 +20,7 @@ from recai.explain.model import (  # noqa: E402
     add_placeholder_tokens,
     make_projector,
 )
-from recai.explain.training import ExplainConfig, encode, train_explainer  # noqa: E402
+from recai.explain.training import encode, train_explainer  # noqa: E402
 from recai.train.sft import SFTConfig  # noqa: E402
 from tests.explain.helpers import base_folder, small_data  # noqa: E402
 from tests.gen.tiny import tiny_model, tiny_tokenizer  # noqa: E402

@@ -17,7 +17,7 @@ from recai.gen.item_advantages import (
     item_advantage_trainer,
     token_advantages,
 )
-from recai.gen.rl import RLConfig
+from recai.gen.rl_config import RLConfig
 
 torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")

@@ -11,7 +11,8 @@ import pytest
 from recai.data import Catalog, load
 from recai.gen.examples import Control, GenExample
 from recai.gen.generate import Parsed
-from recai.gen.rl import ListReward, RewardConfig, RLConfig, reward_function, rl_examples
+from recai.gen.rl import ListReward, reward_function, rl_examples
+from recai.gen.rl_config import RewardConfig, RLConfig
 
 pytest.importorskip("trl")
 

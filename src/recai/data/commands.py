@@ -13,12 +13,17 @@ from rich.table import Table
 from recai.cli_options import (
     CommandError,
     DataArg,
+    JsonOpt,
+    KCoreOpt,
+    MinRatingOpt,
     console,
     dataset_spec,
     load_dataset,
 )
 
 data_app = typer.Typer(help="Datasets: list, describe, import, download, split.", no_args_is_help=True)
+# `describe` and `split` take the dataset as an argument or as --data, with no default
+DataOptionOpt = Annotated[str | None, typer.Option("--data", help="Dataset name or path.")]
 
 
 @data_app.command("list")
@@ -35,11 +40,11 @@ def data_list() -> None:
 @data_app.command("describe")
 def data_describe(
     name_or_path: DataArg = None,
-    data_option: Annotated[str | None, typer.Option("--data", help="Dataset name or path.")] = None,
+    data_option: DataOptionOpt = None,
     path: Annotated[
         Path | None, typer.Option("--path", help="A folder (raw MovieLens layout or a saved dataset).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    as_json: JsonOpt = False,
     samples: Annotated[int, typer.Option(help="How many example items to print.")] = 3,
 ) -> None:
     """Summarise a dataset: catalog columns and roles, interaction statistics, examples."""
@@ -163,10 +168,10 @@ def data_split(
         ),
     ],
     name_or_path: DataArg = None,
-    data_option: Annotated[str | None, typer.Option("--data", help="Dataset name or path.")] = None,
+    data_option: DataOptionOpt = None,
     protocol: Annotated[str, typer.Option(help="leave_one_out or temporal.")] = "leave_one_out",
-    min_rating: Annotated[float | None, typer.Option(help="Keep events rated at least this.")] = None,
-    k_core: Annotated[int, typer.Option(help="Iterative k-core before splitting (0: none).")] = 0,
+    min_rating: MinRatingOpt = None,
+    k_core: KCoreOpt = 0,
     test_start: Annotated[
         str | None, typer.Option(help="temporal: first test time (epoch s or ISO date).")
     ] = None,
@@ -186,11 +191,7 @@ def data_split(
 
     from recai.data.atomic import atomic_file
 
-    ds = load_dataset(name_or_path)
-    if min_rating is not None:
-        ds = ds.implicit(min_rating)
-    if k_core:
-        ds = ds.k_core(k_core)
+    ds = load_dataset(name_or_path, min_rating=min_rating, k_core=k_core)
     kwargs: dict[str, Any] = {}
     if order is not None:
         if protocol not in ("leave_one_out", "loo"):

@@ -18,15 +18,21 @@ from recai.cli_options import (
     DataArg,
     DataOrArgOpt,
     ExamplesOutOpt,
+    NounOpt,
+    OverwriteOpt,
+    SourceDataOpt,
+    TrainTasksOpt,
     batch_options,
     budget_stop,
     console,
     csv,
+    csv_tuple,
     dataset_spec,
     load_dataset,
+    save_examples,
+    source_dataset,
     training_options,
 )
-from recai.data import Dataset, portable_spec
 from recai.embed.training import TrainConfig
 
 index_app = typer.Typer(help="Vector indexes of catalog items.", no_args_is_help=True)
@@ -34,6 +40,7 @@ embed_app = typer.Typer(
     help="Fine-tuned item retrievers (RecLM-emb): build training data, train, evaluate.", no_args_is_help=True
 )
 _TRAIN = TrainConfig()  # the defaults of `embed train`
+EmbedDataArg = Annotated[Path, typer.Argument(help="A folder written by `recai embed data`.")]
 
 
 @index_app.command("build")
@@ -69,13 +76,6 @@ def _embed_split(folder: Path) -> Any:
     return ExampleSplit.load(folder)
 
 
-def _embed_dataset(split: Any, data: str | None) -> Dataset:
-    spec = data or split.meta.get("dataset_spec") or split.meta.get("dataset")
-    if not spec:
-        raise CommandError("the training data does not say which dataset it came from: pass --data")
-    return load_dataset(str(spec))
-
-
 @embed_app.command("data")
 @batch_options(cache=False)
 def embed_data(
@@ -92,8 +92,8 @@ def embed_data(
     test_fraction: Annotated[float, typer.Option(help="Share of items (or users) held out.")] = 0.1,
     negatives: Annotated[int, typer.Option(help="Hard negatives per example.")] = 5,
     history_len: Annotated[int, typer.Option(help="Most recent history items in a query.")] = 10,
-    noun: Annotated[str | None, typer.Option(help="What an item is called (film, product).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+    noun: NounOpt = None,
+    overwrite: OverwriteOpt = False,
     *,
     run: BatchRun,
 ) -> None:
@@ -123,27 +123,18 @@ def embed_data(
             noun=noun,
             batch=batch,
         )
-        split.meta["dataset_spec"] = portable_spec(name_or_path)
-        split.save(out, overwrite=overwrite)
     except BudgetExhaustedError as exc:
         raise budget_stop(exc, "Nothing was written; the replies so far are cached for the rerun.") from None
-    table = Table(title=f"{dataset.name}: examples per task")
-    for column in ("task", "train", "test"):
-        table.add_column(column)
-    for task, counts in split.counts().items():
-        table.add_row(task, str(counts.get("train", 0)), str(counts.get("test", 0)))
-    console.print(table)
-    console.print(f"written to {out}")
+    title = f"{dataset.name}: examples per task"
+    save_examples(split, out, source=name_or_path, title=title, overwrite=overwrite)
 
 
 @embed_app.command("train")
 @training_options(_TRAIN, "epochs", "max_steps", "learning_rate", "seed", "save_steps", "lora_r")
 def embed_train(
-    data_dir: Annotated[Path, typer.Argument(help="A folder written by `recai embed data`.")],
+    data_dir: EmbedDataArg,
     out: Annotated[Path, typer.Option("--out", help="The fine-tuned model folder.")],
-    data: Annotated[
-        str | None, typer.Option(help="Dataset (default: the one the data was built from).")
-    ] = None,
+    data: SourceDataOpt = None,
     base: Annotated[
         str,
         typer.Option(
@@ -160,9 +151,7 @@ def embed_train(
     mask: Annotated[
         bool, typer.Option(help="Do not treat in-batch items that answer a query as negatives.")
     ] = _TRAIN.mask_false_negatives,
-    tasks: Annotated[
-        str | None, typer.Option(help="Comma-separated tasks to train on (default all).")
-    ] = None,
+    tasks: TrainTasksOpt = None,
     lora_alpha: Annotated[int, typer.Option(help="LoRA scaling numerator.")] = _TRAIN.lora_alpha,
     max_seq_length: Annotated[
         int | None, typer.Option(help="Longest input in tokens (default: the base model's own).")
@@ -176,7 +165,7 @@ def embed_train(
     from recai.embed.training import is_main_process, train_embedder, write_model_card
 
     split = _embed_split(data_dir)
-    dataset = _embed_dataset(split, data)
+    dataset = source_dataset(split.meta, data, "the training data")
     config = TrainConfig(
         base_model=base,
         batch_size=batch_size,
@@ -184,7 +173,7 @@ def embed_train(
         hard_negatives=hard_negatives,
         loss=loss,  # type: ignore[arg-type]
         mask_false_negatives=mask and loss == "mnrl",
-        tasks=tuple(csv(tasks) or ()) or None,
+        tasks=csv_tuple(tasks),
         **training,
         lora_alpha=lora_alpha,
         max_seq_length=max_seq_length,
@@ -220,7 +209,7 @@ def _print_retrieval(evaluations: list[Any], k: int = 10) -> None:
 
 @embed_app.command("eval")
 def embed_eval(
-    data_dir: Annotated[Path, typer.Argument(help="A folder written by `recai embed data`.")],
+    data_dir: EmbedDataArg,
     encoder: Annotated[
         list[str] | None,
         typer.Option(
@@ -228,9 +217,7 @@ def embed_eval(
             "?query=...&item=... (repeatable; the first is the baseline)."
         ),
     ] = None,
-    data: Annotated[
-        str | None, typer.Option(help="Dataset (default: the one the data was built from).")
-    ] = None,
+    data: SourceDataOpt = None,
     split_name: Annotated[str, typer.Option("--split", help="test or train.")] = "test",
     k: Annotated[str, typer.Option("--k", help="Comma-separated cut-offs.")] = "1,5,10,20",
     tasks: Annotated[str | None, typer.Option(help="Comma-separated tasks (default all).")] = None,
@@ -243,7 +230,7 @@ def embed_eval(
     from recai.embed.evaluation import compare_retrieval, evaluate_retrieval
 
     split = _embed_split(data_dir)
-    dataset = _embed_dataset(split, data)
+    dataset = source_dataset(split.meta, data, "the training data")
     if split_name not in ("test", "train"):
         raise CommandError(f"--split must be test or train, got {split_name!r}")
     wanted = csv(tasks)

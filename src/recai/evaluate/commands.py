@@ -18,6 +18,7 @@ from recai.cli_options import (
     NegativesOpt,
     OrdersOpt,
     OutOpt,
+    SasrecBudgetOpt,
     SeedOpt,
     SimulatorOpt,
     UserSample,
@@ -88,7 +89,7 @@ def eval_recommender(
     data: DataOpt = "demo",
     k_core: KCoreOpt = 0,
     seed: SeedOpt = 0,
-    sasrec_budget_s: Annotated[float, typer.Option(help="SASRec training time budget.")] = 300.0,
+    sasrec_budget_s: SasrecBudgetOpt = 300.0,
     fresh: Annotated[bool, typer.Option(help="Replace an existing run of the same task in --out.")] = False,
 ) -> None:
     """Full-catalog ranking of every test user (history excluded) by a classic recommender."""

@@ -3,7 +3,8 @@
 - :mod:`recai.explain.target`: the frozen target recommender (SASRec, ALS, BPR) and its vectors;
 - :mod:`recai.explain.tasks`: alignment data labelled by running the target;
 - :mod:`recai.explain.render`: users and items as text, as embedding placeholders, or both;
-- :mod:`recai.explain.model` and :mod:`recai.explain.training`: LoRA + projectors, trained and loaded;
+- :mod:`recai.explain.model` and :mod:`recai.explain.training`: LoRA + projectors, trained and loaded
+  (:mod:`recai.explain.config`: what a run depends on);
 - :mod:`recai.explain.evaluation`: alignment metrics per task and judged explanations;
 - :mod:`recai.explain.reference`: a model-free reference (the target's popular training answers) that
   shows how much of an alignment score popularity alone explains.

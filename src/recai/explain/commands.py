@@ -19,23 +19,31 @@ from recai.cli_options import (
     ConcurrencyOpt,
     DataArg,
     DataOrArgOpt,
+    DeviceOpt,
+    OverwriteOpt,
+    PerTaskOpt,
     batch_settings,
     budget_stop,
     console,
     csv,
+    csv_tuple,
     dataset_spec,
     key_values,
     load_dataset,
+    save_examples,
+    source_dataset,
     training_options,
     user_input,
 )
+from recai.explain.config import ExplainConfig
 from recai.train.sft import SFTConfig
 
 explain_app = typer.Typer(
     help="RecExplainer: align an LLM to a recommender (behaviour, intention, hybrid) and explain it.",
     no_args_is_help=True,
 )
-_SFT = SFTConfig()  # the LM-side defaults of `explain train`
+_EXPLAIN = ExplainConfig()  # the defaults of `explain train`
+_SFT = _EXPLAIN.sft
 
 
 def _data(folder: Path) -> Any:
@@ -62,7 +70,7 @@ def explain_data(
     ] = Path("explain-data"),
     target: Annotated[str, typer.Option(help="Target recommender: sasrec, als or bpr.")] = "sasrec",
     target_param: Annotated[list[str] | None, typer.Option(help="Target hyperparameter key=value.")] = None,
-    per_task: Annotated[int, typer.Option(help="Training examples per task.")] = 500,
+    per_task: PerTaskOpt = 500,
     test_per_task: Annotated[int, typer.Option(help="Test examples per scored task.")] = 100,
     task_size: Annotated[
         list[str] | None,
@@ -89,7 +97,7 @@ def explain_data(
     test_share: Annotated[float, typer.Option(help="Share of users kept for testing.")] = 0.2,
     noun: Annotated[str, typer.Option(help="What an item is called (film, product).")] = "item",
     seed: Annotated[int, typer.Option(help="Seed for users, cuts and items.")] = 0,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Fit the target on a leave-one-out split and label the alignment tasks by running it."""
     name_or_path = dataset_spec(data_option, name_or_path)
@@ -116,15 +124,8 @@ def explain_data(
             bottom_share=bottom_share, negatives=negatives, history_len=history_len, test_share=test_share,
             noun=noun,
         )  # fmt: skip
-    from recai.data import portable_spec
-
-    data.meta["dataset_spec"] = portable_spec(name_or_path)
-    data.save(out, overwrite=overwrite)
-    table = Table("task", "train", "test", title=f"alignment data ({fitted.name} target)")
-    for task, c in data.counts().items():
-        table.add_row(task, str(c["train"]), str(c["test"]))
-    console.print(table)
-    console.print(f"written to {out}")
+    title = f"alignment data ({fitted.name} target)"
+    save_examples(data, out, source=name_or_path, title=title, overwrite=overwrite)
 
 
 @explain_app.command("train")
@@ -135,7 +136,7 @@ def explain_data(
 def explain_train(
     data: Annotated[Path, typer.Argument(help="A folder written by `recai explain data`.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the explainer.")] = Path("explainer"),
-    mode: Annotated[str, typer.Option(help="behaviour, intention or hybrid.")] = "hybrid",
+    mode: Annotated[str, typer.Option(help="behaviour, intention or hybrid.")] = _EXPLAIN.mode,
     base: Annotated[
         str, typer.Option(help="Base model: a folder or a known offline model.")
     ] = _SFT.base_model,
@@ -143,19 +144,19 @@ def explain_train(
     training: dict[str, Any],
     projector_hidden: Annotated[
         int | None, typer.Option(help="Projector hidden size (default: LLM's).")
-    ] = None,
+    ] = _EXPLAIN.projector_hidden,
     tasks: Annotated[str | None, typer.Option(help="Train on these tasks only (comma-separated).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for LoRA, projectors and batches.")] = _SFT.seed,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """LoRA on the LLM plus, in intention and hybrid modes, the user and item projectors."""
-    from recai.explain.training import ExplainConfig, train_explainer
+    from recai.explain.training import train_explainer
 
     split = _data(data)
     sft = SFTConfig(
         base_model=base,
         lora_alpha=2 * training["lora_r"],
-        tasks=tuple(csv(tasks)) if tasks else None,
+        tasks=csv_tuple(tasks),
         seed=seed,
         **training,
     )
@@ -210,7 +211,7 @@ def explain_eval(
         str | None, typer.Option(help="The discriminator's text encoder (default: the default embedder).")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per generation batch.")] = 8,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Start the run again.")] = False,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not use the LLM response cache for the judge.")
@@ -359,7 +360,7 @@ def explain_why(
         typer.Option(help="Most recent items of the user's history (default: as in the training data)."),
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Length of the explanation in tokens.")] = 160,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Why the target model would or would not recommend ITEM to USER, in the explainer's words."""
@@ -369,10 +370,7 @@ def explain_why(
 
     explainer = Explainer.load(model, device=device)
     meta = explainer.info.get("data", {}).get("meta", {})
-    spec = dataset or meta.get("dataset_spec") or meta.get("dataset")
-    if not spec:
-        raise CommandError("the explainer does not say which dataset it came from: pass --data")
-    ds = load_dataset(str(spec))
+    ds = source_dataset(meta, dataset, "the explainer")
     catalog = explainer.catalog
     with user_input(KeyError):  # an unknown user
         codes = ds.interactions.sequence(user)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recai.data.atomic import atomic_directory
+from recai.explain.config import ExplainConfig
 from recai.explain.examples import CATALOG_DIR, ExplainData, ExplainExample, save_catalog
 from recai.explain.model import (
     EXPLAIN_FILE,
@@ -30,43 +31,14 @@ from recai.explain.model import (
     batch_vectors,
     projector_dims,
 )
-from recai.explain.render import Renderer, check_mode, uses_embeddings
+from recai.explain.render import Renderer, uses_embeddings
 from recai.train.chat import encode_chat
 from recai.train.collate import PadCollator
 from recai.train.label_logits import label_logits_trainer
-from recai.train.sft import SFTConfig, drop_reason, load_base_lm, prepare_lm, sft_arguments
+from recai.train.sft import drop_reason, load_base_lm, prepare_lm, sft_arguments
 from recai.train.work import TrainingResult, WorkFolder, examples_fingerprint, refuse_existing
 
 CHECKPOINT_FILE = "explainer_trainable.safetensors"
-
-
-@dataclass(frozen=True)
-class ExplainConfig:
-    """What an explainer run depends on: the mode, the LM recipe and the projectors' size; stored with
-    the explainer (flattened, see :meth:`to_dict`) and checked when a run resumes.
-
-    Attributes:
-        mode: ``behaviour`` (text only), ``intention`` (recommender vectors only) or ``hybrid`` (both).
-        sft: The LM side's recipe; the explainer trains LoRA only (the embedding matrix and head stay
-            frozen).
-        projector_hidden: The projectors' hidden size; None: the LLM's hidden size.
-    """
-
-    mode: str = "hybrid"
-    sft: SFTConfig = field(default_factory=SFTConfig)
-    projector_hidden: int | None = None
-
-    def __post_init__(self) -> None:
-        check_mode(self.mode)
-        if self.sft.method != "lora":
-            raise ValueError(
-                "the explainer trains a LoRA adapter (the embedding matrix and head stay frozen)"
-            )
-        if self.projector_hidden is not None and self.projector_hidden < 1:
-            raise ValueError("projector_hidden must be positive")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.sft.to_dict(), "mode": self.mode, "projector_hidden": self.projector_hidden}
 
 
 @dataclass

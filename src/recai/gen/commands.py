@@ -16,15 +16,29 @@ from recai.cli_options import (
     CommandError,
     DataArg,
     DataOrArgOpt,
+    DeviceOpt,
     ExamplesOutOpt,
+    JsonOpt,
+    KCoreOpt,
+    MinRatingOpt,
+    NounOpt,
+    OverwriteOpt,
+    PerTaskOpt,
+    SourceDataOpt,
+    TrainTasksOpt,
+    config_defaults,
     console,
     csv,
+    csv_tuple,
     dataset_spec,
     key_values,
     load_dataset,
+    save_examples,
+    source_dataset,
     training_options,
     user_input,
 )
+from recai.gen.rl_config import RLConfig
 from recai.train.sft import SFTConfig
 
 gen_app = typer.Typer(
@@ -32,6 +46,24 @@ gen_app = typer.Typer(
     no_args_is_help=True,
 )
 _SFT = SFTConfig()  # the defaults of `gen train`
+_RL = config_defaults(RLConfig)  # the defaults of `gen rl`
+
+GenDataArg = Annotated[Path, typer.Argument(help="A folder written by `recai gen data`.")]
+ModelArg = Annotated[str, typer.Argument(help="A trained or merged model folder (or any causal LM).")]
+DtypeOpt = Annotated[str, typer.Option(help="bfloat16, float16 or float32.")]
+# the GRPO options of `gen rl` whose declarations do not fit beside their defaults
+GenerationsOpt = Annotated[int, typer.Option(help="Replies per prompt (the group GRPO compares).")]
+CompletionLengthOpt = Annotated[int, typer.Option(help="Reply length limit in tokens.")]
+ItemWeightOpt = Annotated[
+    float, typer.Option(help="Weight of each item's own reward on its tokens (0: list reward only).")
+]
+RolloutTemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature of the rollouts.")]
+# the decoding options `gen generate` and `gen eval` share
+SampleOpt = Annotated[bool, typer.Option(help="Sample instead of greedy decoding.")]
+TemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature.")]
+RepetitionPenaltyOpt = Annotated[
+    float, typer.Option(help="Penalty on tokens already in the prompt or reply (1.0: none).")
+]
 
 
 def _gen_data(folder: Path) -> Any:
@@ -40,25 +72,10 @@ def _gen_data(folder: Path) -> Any:
     return GenData.load(folder)
 
 
-def _data_dataset(data: Any, override: str | None) -> Any:
-    meta = data.meta
-    spec = override or meta.get("dataset_spec") or meta.get("dataset")
-    if not spec:
-        raise CommandError("the data folder does not say which dataset it came from: pass --data")
-    return load_dataset(spec, min_rating=meta.get("min_rating"), k_core=int(meta.get("k_core") or 0))
-
-
 def _model_folder(spec: str) -> Path:
     from recai.train.models import resolve_base
 
     return resolve_base(spec)
-
-
-def _counts_table(title: str, counts: dict[str, dict[str, int]]) -> Table:
-    table = Table("task", "train", "test", title=title)
-    for task, c in counts.items():
-        table.add_row(task, str(c.get("train", 0)), str(c.get("test", 0)))
-    return table
 
 
 @gen_app.command("data")
@@ -66,7 +83,7 @@ def gen_data(
     name_or_path: DataArg = None,
     data_option: DataOrArgOpt = None,
     out: ExamplesOutOpt = Path("gen-data"),
-    per_task: Annotated[int, typer.Option(help="Training examples per task.")] = 500,
+    per_task: PerTaskOpt = 500,
     test_per_task: Annotated[
         int, typer.Option(help="Test examples per list task (one per test user).")
     ] = 100,
@@ -78,7 +95,7 @@ def gen_data(
     min_k: Annotated[int, typer.Option(help="Smallest list a control task asks for.")] = 3,
     history_len: Annotated[int, typer.Option(help="Most recent history items shown in a prompt.")] = 10,
     category: Annotated[str | None, typer.Option(help="Categorical column for control tasks.")] = None,
-    noun: Annotated[str | None, typer.Option(help="What an item is called (film, product).")] = None,
+    noun: NounOpt = None,
     system: Annotated[str | None, typer.Option(help="A system message for every example.")] = None,
     teacher: Annotated[
         str | None, typer.Option(help="A recommender fitted on the training log whose top-k fills the lists.")
@@ -86,10 +103,10 @@ def gen_data(
     teacher_param: Annotated[
         list[str] | None, typer.Option(help="Teacher hyperparameter key=value (repeatable).")
     ] = None,
-    min_rating: Annotated[float | None, typer.Option(help="Keep events rated at least this.")] = None,
-    k_core: Annotated[int, typer.Option(help="Iterative k-core before splitting (0: none).")] = 0,
+    min_rating: MinRatingOpt = None,
+    k_core: KCoreOpt = 0,
     seed: Annotated[int, typer.Option(help="Seed for anchors, wordings and categories.")] = 0,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Build the SFT tasks' training and test examples from a leave-one-out split of a dataset."""
     name_or_path = dataset_spec(data_option, name_or_path)
@@ -119,12 +136,9 @@ def gen_data(
             system=system,
             seed=seed,
         )
-    from recai.data import portable_spec
-
-    data.meta.update(dataset_spec=portable_spec(name_or_path), min_rating=min_rating, k_core=k_core)
-    data.save(out, overwrite=overwrite)
-    console.print(_counts_table(f"{dataset.name}: examples per task", data.counts()))
-    console.print(f"written to {out}")
+    data.meta.update(min_rating=min_rating, k_core=k_core)
+    title = f"{dataset.name}: examples per task"
+    save_examples(data, out, source=name_or_path, title=title, overwrite=overwrite)
 
 
 @gen_app.command("convert")
@@ -133,8 +147,8 @@ def gen_convert(
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder to write (default: $RECAI_MODELS_DIR/NAME-hf).")
     ] = None,
-    dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32.")] = "bfloat16",
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+    dtype: DtypeOpt = "bfloat16",
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Dequantise a GGUF model once into a safetensors folder that training and vLLM load."""
     from recai.train.models import convert_gguf, converted_path
@@ -151,7 +165,7 @@ def gen_convert(
     "max_length", "seed", "save_steps", "precision", "device", "gradient_checkpointing", "group_by_length",
 )  # fmt: skip
 def gen_train(
-    data_dir: Annotated[Path, typer.Argument(help="A folder written by `recai gen data`.")],
+    data_dir: GenDataArg,
     out: Annotated[Path, typer.Option("--out", help="The trained model folder (adapter or full model).")],
     base: Annotated[
         str, typer.Option(help="A causal-LM folder or a known GGUF model (converted once).")
@@ -162,9 +176,7 @@ def gen_train(
     target_modules: Annotated[
         str | None, typer.Option(help="Comma-separated module names for LoRA (default: all linear).")
     ] = None,
-    tasks: Annotated[
-        str | None, typer.Option(help="Comma-separated tasks to train on (default all).")
-    ] = None,
+    tasks: TrainTasksOpt = None,
     scope_loss: Annotated[
         bool,
         typer.Option(help="Inside item spans, softmax over the catalog's valid continuations only (cgen)."),
@@ -184,8 +196,8 @@ def gen_train(
     config = SFTConfig(
         base_model=base,
         lora_alpha=lora_alpha,
-        target_modules=tuple(csv(target_modules) or ()) or None,
-        tasks=tuple(csv(tasks) or ()) or None,
+        target_modules=csv_tuple(target_modules),
+        tasks=csv_tuple(tasks),
         scope_loss=scope_loss,
         **training,
     )
@@ -193,7 +205,7 @@ def gen_train(
     if scope_loss:
         from recai.gen.items import ItemNames
 
-        names = ItemNames(_data_dataset(examples, data).catalog).names
+        names = ItemNames(source_dataset(examples.meta, data, "the data folder").catalog).names
     result = train_sft(examples, out, config, overwrite=overwrite, catalog_names=names)
     trained = result.summary["training"]
     console.print(
@@ -205,39 +217,36 @@ def gen_train(
 
 @gen_app.command("rl")
 def gen_rl(
-    data_dir: Annotated[Path, typer.Argument(help="A folder written by `recai gen data`.")],
+    data_dir: GenDataArg,
     sft: Annotated[Path, typer.Option("--sft", help="The SFT model folder from `recai gen train`.")],
     out: Annotated[Path, typer.Option("--out", help="The RL-tuned model folder (SFT and RL folded in).")],
-    data: Annotated[
-        str | None, typer.Option(help="Dataset (default: the one the data was built from).")
-    ] = None,
+    data: SourceDataOpt = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated list tasks (default all five).")] = None,
-    max_steps: Annotated[int, typer.Option(help="GRPO steps.")] = 200,
-    batch_size: Annotated[int, typer.Option(help="Replies per device and step.")] = 8,
-    num_generations: Annotated[int, typer.Option(help="Replies per prompt (the group GRPO compares).")] = 4,
-    max_completion_length: Annotated[int, typer.Option(help="Reply length limit in tokens.")] = 256,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-5,
-    beta: Annotated[float, typer.Option(help="KL penalty to the SFT model.")] = 0.04,
-    item_weight: Annotated[
-        float, typer.Option(help="Weight of each item's own reward on its tokens (0: list reward only).")
-    ] = 0.0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature of the rollouts.")] = 1.0,
+    max_steps: Annotated[int, typer.Option(help="GRPO steps.")] = _RL.max_steps,
+    batch_size: Annotated[int, typer.Option(help="Replies per device and step.")] = _RL.batch_size,
+    num_generations: GenerationsOpt = _RL.num_generations,
+    max_completion_length: CompletionLengthOpt = _RL.max_completion_length,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = _RL.learning_rate,
+    beta: Annotated[float, typer.Option(help="KL penalty to the SFT model.")] = _RL.beta,
+    item_weight: ItemWeightOpt = _RL.item_weight,
+    temperature: RolloutTemperatureOpt = _RL.temperature,
     reward: Annotated[
         list[str] | None,
         typer.Option(help="A reward weight name=value (hit, teacher, invalid, ...); repeatable."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = 50,
-    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
-    device: Annotated[str | None, typer.Option(help="cpu to force the CPU.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed.")] = _RL.seed,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every this many steps.")] = _RL.save_steps,
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = _RL.precision,
+    device: Annotated[str | None, typer.Option(help="cpu to force the CPU.")] = _RL.device,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Reinforce control with GRPO: a reward per list (hit, teacher rank, penalties for invalid, repeated,
     seen items, wrong counts and broken categories), KL to the SFT model; resumes from OUT.work/."""
-    from recai.gen.rl import RewardConfig, RLConfig, train_grpo
+    from recai.gen.rl import train_grpo
+    from recai.gen.rl_config import RewardConfig
 
     split = _gen_data(data_dir)
-    dataset = _data_dataset(split, data)
+    dataset = source_dataset(split.meta, data, "the data folder")
     weights: dict[str, float] = {}
     for pair in reward or []:
         key, sep, value = pair.partition("=")
@@ -249,7 +258,7 @@ def gen_rl(
             raise CommandError(f"--reward takes name=number, got '{pair}'")
     config = RLConfig(
         sft_model=str(sft),
-        tasks=tuple(csv(tasks) or ()) or None,
+        tasks=csv_tuple(tasks),
         max_steps=max_steps,
         batch_size=batch_size,
         num_generations=num_generations,
@@ -275,8 +284,8 @@ def gen_rl(
 def gen_merge(
     model_dir: Annotated[Path, typer.Argument(help="A LoRA folder written by `recai gen train`.")],
     out: Annotated[Path, typer.Option("--out", help="The merged model folder.")],
-    dtype: Annotated[str, typer.Option(help="bfloat16, float16 or float32.")] = "bfloat16",
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+    dtype: DtypeOpt = "bfloat16",
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Fold the adapter into its base: a plain safetensors folder for vLLM or transformers."""
     from recai.gen.models import merge_adapter
@@ -297,7 +306,7 @@ def _recommender(model: str, dataset: Any, device: str) -> Any:
 
 @gen_app.command("generate")
 def gen_generate(
-    model: Annotated[str, typer.Argument(help="A trained or merged model folder (or any causal LM).")],
+    model: ModelArg,
     data: Annotated[str, typer.Option(help="The dataset whose catalog constrains decoding.")] = "demo",
     history: Annotated[str, typer.Option(help="Titles or ids separated by ';', oldest first.")] = "",
     prompt: Annotated[str | None, typer.Option(help="A free request instead of the history prompt.")] = None,
@@ -305,15 +314,13 @@ def gen_generate(
     noun: Annotated[str | None, typer.Option(help="What an item is called.")] = None,
     constrained: Annotated[bool, typer.Option(help="Only catalog names inside item spans.")] = True,
     beams: Annotated[int, typer.Option(help="Beam search width (1: greedy or sampling).")] = 1,
-    sample: Annotated[bool, typer.Option(help="Sample instead of greedy decoding.")] = False,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
+    sample: SampleOpt = False,
+    temperature: TemperatureOpt = 0.8,
     max_new_tokens: Annotated[int, typer.Option(help="Reply length limit in tokens.")] = 400,
-    repetition_penalty: Annotated[
-        float, typer.Option(help="Penalty on tokens already in the prompt or reply (1.0: none).")
-    ] = 1.0,
+    repetition_penalty: RepetitionPenaltyOpt = 1.0,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    device: DeviceOpt = "cpu",
+    as_json: JsonOpt = False,
 ) -> None:
     """Ask the model for recommendations and print its reply with the items it names (as ids)."""
     from recai.gen.templates import plural, render
@@ -369,26 +376,22 @@ def gen_generate(
 
 @gen_app.command("eval")
 def gen_eval(
-    model: Annotated[str, typer.Argument(help="A trained or merged model folder (or any causal LM).")],
-    data_dir: Annotated[Path, typer.Argument(help="A folder written by `recai gen data`.")],
+    model: ModelArg,
+    data_dir: GenDataArg,
     out: Annotated[Path, typer.Option("--out", help="The run folder (resumed when it exists).")],
-    data: Annotated[
-        str | None, typer.Option(help="Dataset (default: the one the data was built from).")
-    ] = None,
+    data: SourceDataOpt = None,
     tasks: Annotated[str | None, typer.Option(help="Comma-separated list tasks (default all).")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many examples per task.")] = None,
     constrained: Annotated[bool, typer.Option(help="Catalog-constrained decoding.")] = True,
     exclude_seen: Annotated[bool, typer.Option(help="Constrained: never name the user's own items.")] = True,
     beams: Annotated[int, typer.Option(help="Beam search width.")] = 1,
-    sample: Annotated[bool, typer.Option(help="Sample instead of greedy decoding.")] = False,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
+    sample: SampleOpt = False,
+    temperature: TemperatureOpt = 0.8,
     batch_size: Annotated[int, typer.Option(help="Prompts per generate call.")] = 8,
     max_new_tokens: Annotated[int | None, typer.Option(help="Reply limit (default: enough for k).")] = None,
-    repetition_penalty: Annotated[
-        float, typer.Option(help="Penalty on tokens already in the prompt or reply (1.0: none).")
-    ] = 1.0,
+    repetition_penalty: RepetitionPenaltyOpt = 1.0,
     seed: Annotated[int, typer.Option(help="Sampling and bootstrap seed.")] = 0,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: DeviceOpt = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Start the run folder again.")] = False,
 ) -> None:
     """Generate for the test examples and score ranking, validity and control (ratios over all samples)."""
@@ -396,7 +399,7 @@ def gen_eval(
     from recai.gen.examples import first_per_task
 
     split = _gen_data(data_dir)
-    dataset = _data_dataset(split, data)
+    dataset = source_dataset(split.meta, data, "the data folder")
     wanted = csv(tasks)
     examples = [e for e in split.test if wanted is None or e.task in wanted]
     examples = first_per_task(examples, limit)

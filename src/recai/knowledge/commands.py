@@ -22,6 +22,7 @@ from recai.cli_options import (
     KCoreOpt,
     NoCacheOpt,
     OutOpt,
+    SasrecBudgetOpt,
     SeedOpt,
     UserSample,
     batch_options,
@@ -128,7 +129,7 @@ def knowledge_build(
     knowledge: KnowledgeOpt = "all",
     recommender_model: RecModelOpt = "sasrec",
     embedding_model: EmbModelOpt = "sasrec",
-    sasrec_budget_s: Annotated[float, typer.Option(help="SASRec training time budget.")] = 300.0,
+    sasrec_budget_s: SasrecBudgetOpt = 300.0,
     param: ParamOpt = None,
     fresh: Annotated[bool, typer.Option(help="Replace an existing knowledge base in --out.")] = False,
 ) -> None:
@@ -251,7 +252,7 @@ def knowledge_eval(
         str | None,
         typer.Option("--embedding-model", help="Recommender whose item embeddings give similarity (sasrec)."),
     ] = None,
-    sasrec_budget_s: Annotated[float, typer.Option(help="SASRec training time budget.")] = 300.0,
+    sasrec_budget_s: SasrecBudgetOpt = 300.0,
     param: ParamOpt = None,
     run: BatchRun,
 ) -> None:

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from recai.cli_options import (
     CommandError,
+    JsonOpt,
     console,
     err,
     user_input,
@@ -27,7 +28,7 @@ llm_app = typer.Typer(help="Talk to a chat model.", no_args_is_help=True)
 
 @models_app.command("list")
 def models_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Known models: role, size, whether present, and where the offline copy comes from."""
     from recai.llm.resolve import model_table

@@ -13,6 +13,8 @@ from rich.table import Table
 
 from recai.cli_options import (
     CommandError,
+    KCoreOpt,
+    MinRatingOpt,
     console,
     key_values,
     load_dataset,
@@ -23,6 +25,7 @@ from recai.rec import MODELS
 from recai.rec.base import Recommender
 
 rec_app = typer.Typer(help="Classic recommenders.", no_args_is_help=True)
+RecDataOpt = Annotated[str, typer.Option(help="Dataset name or folder.")]
 
 
 def _prepare(data: str, min_rating: float | None, k_core: int) -> tuple[Dataset, Split]:
@@ -60,13 +63,13 @@ def _print_metrics(title: str, result: dict[str, Any]) -> None:
 @rec_app.command("train")
 def rec_train(
     model: Annotated[str, typer.Argument(help=f"{', '.join(MODELS)}.")],
-    data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
+    data: RecDataOpt = "demo",
     out: Annotated[
         Path | None, typer.Option(help="Model folder (default $RECAI_HOME/recommenders/DATA-MODEL).")
     ] = None,
     param: Annotated[list[str] | None, typer.Option(help="Hyperparameter key=value (repeatable).")] = None,
-    min_rating: Annotated[float | None, typer.Option(help="Keep events rated at least this.")] = None,
-    k_core: Annotated[int, typer.Option(help="Iterative k-core before splitting (0: none).")] = 5,
+    min_rating: MinRatingOpt = None,
+    k_core: KCoreOpt = 5,
 ) -> None:
     """Train on a leave-one-out split (early stopping on validation), report test metrics, save the model."""
     from recai.data.atomic import write_text_atomic
@@ -126,7 +129,7 @@ def rec_recommend(
     user: Annotated[
         str | None, typer.Option(help="A known user id (their logged history comes first).")
     ] = None,
-    data: Annotated[str, typer.Option(help="Dataset name or folder.")] = "demo",
+    data: RecDataOpt = "demo",
     model: Annotated[
         str, typer.Option(help=f"A model name to fit now ({', '.join(MODELS)}).")
     ] = "popularity",
