@@ -33,7 +33,7 @@ from recai.cli_options import (
     source_dataset,
     training_options,
 )
-from recai.embed.training import TrainConfig
+from recai.embed.train_config import TrainConfig
 
 index_app = typer.Typer(help="Vector indexes of catalog items.", no_args_is_help=True)
 embed_app = typer.Typer(

@@ -13,11 +13,13 @@ they appear in the rendered chat, so vector ``j`` of a row fills placeholder ``j
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from recai.data.catalog import Catalog
 from recai.explain.examples import SLOT, ExplainExample
 from recai.llm.prompting import render_prompt
+
+if TYPE_CHECKING:
+    from recai.data.catalog import Catalog
 
 Mode = Literal["behaviour", "intention", "hybrid"]
 MODES: tuple[str, ...] = ("behaviour", "intention", "hybrid")

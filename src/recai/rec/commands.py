@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -20,9 +19,11 @@ from recai.cli_options import (
     load_dataset,
     user_input,
 )
-from recai.data import Dataset, Split
 from recai.rec import MODELS
-from recai.rec.base import Recommender
+
+if TYPE_CHECKING:
+    from recai.data import Dataset, Split
+    from recai.rec.base import Recommender
 
 rec_app = typer.Typer(help="Classic recommenders.", no_args_is_help=True)
 RecDataOpt = Annotated[str, typer.Option(help="Dataset name or folder.")]
@@ -40,6 +41,8 @@ def _prepare(data: str, min_rating: float | None, k_core: int) -> tuple[Dataset,
 def _test_metrics(recommender: Recommender, ds: Dataset, split: Split) -> dict[str, Any]:
     """Test metrics with the history excluded, over the items that survived the filters (RecBole's
     item set), as `rec train` reports them and `rec eval` recomputes them."""
+    import numpy as np
+
     from recai.evaluate.recommender import evaluate_recommender
 
     return evaluate_recommender(

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recai.data.atomic import write_text_atomic
-from recai.gen.examples import GenData
-from recai.gen.training import finished_sft, train_sft
 from recai.train.sft import SFTConfig
+
+if TYPE_CHECKING:
+    from recai.gen.examples import GenData
 
 DEFAULT_STUDENT = "qwen2.5-0.5b-instruct"
 PLANNER_FOLDER = "planner"
@@ -46,6 +47,9 @@ def distill_planner(
     ``OUT/data`` keeps the training and held-out examples (``recai agent eval-planner`` reads the
     held-out ones), ``OUT/distill.json`` what was done. ``merge=False`` keeps the LoRA adapter only
     (load it with ``hf:BASE?adapter=OUT/adapter``)."""
+    from recai.gen.examples import GenData  # imported on a run: `agent --help` reads DEFAULT_CONFIG only
+    from recai.gen.training import finished_sft, train_sft
+
     config = config or DEFAULT_CONFIG
     out = Path(out)
     if not data.train:
