@@ -94,7 +94,6 @@ def test_record_distill_and_evaluate_from_the_command_line(
         raise AssertionError("trained again")
 
     monkeypatch.setattr(gen_training, "train_sft", no_training)
-    monkeypatch.setattr("recai.agent.learning.distill.train_sft", no_training)
     again = _invoke(
         "agent", "distill", str(runs), "--out", str(distilled), "--base", str(tmp_path / "base"),
         "--max-steps", "2", "--batch-size", "2", "--max-length", "8192", "--lora-r", "4", "--device", "cpu",
