@@ -69,15 +69,21 @@ def test_an_unknown_name_raises_attribute_error_naming_it() -> None:
     assert not hasattr(recai, "no_such_thing")
 
 
+def _fresh_interpreter(code: str) -> str:
+    """What ``code`` prints in a new Python process (imports already made here would hide a cost)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _loaded(modules: tuple[str, ...]) -> str:
+    return f"[m for m in {modules!r} if m in sys.modules]"
+
+
 def test_import_recai_imports_no_heavy_library() -> None:
-    code = (
-        "import sys, recai\n"
-        "heavy = [m for m in ('torch', 'transformers', 'duckdb', 'pandas', 'numpy') if m in sys.modules]\n"
-        "mine = sorted(m for m in sys.modules if m.startswith('recai'))\n"
-        "print(heavy, mine)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[] ['recai', 'recai._lazy']"
+    heavy = _loaded(("torch", "transformers", "duckdb", "pandas", "numpy"))
+    mine = "sorted(m for m in sys.modules if m.startswith('recai'))"
+    assert _fresh_interpreter(f"import sys, recai\nprint({heavy}, {mine})") == "[] ['recai', 'recai._lazy']"
 
 
 def test_the_packages_every_command_reaches_import_no_heavy_library() -> None:
@@ -88,21 +94,16 @@ def test_the_packages_every_command_reaches_import_no_heavy_library() -> None:
         "from recai.data import DataError, portable_spec\n"
         "from recai.rec import MODELS\n"
         "assert list(MODELS) == ['popularity', 'itemcf', 'als', 'bpr', 'sasrec']\n"
-        "print([m for m in ('torch', 'duckdb', 'pandas', 'numpy', 'scipy') if m in sys.modules])\n"
+        f"print({_loaded(('torch', 'duckdb', 'pandas', 'numpy', 'scipy'))})\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert _fresh_interpreter(code) == "[]"
 
 
 def test_the_cli_imports_no_heavy_library() -> None:
     """``recai --help`` builds every command and its defaults; the data, model and training libraries
     wait for a command that runs (it took ~7 s when they did not)."""
-    code = (
-        "import sys, recai.cli\n"
-        "print([m for m in ('torch', 'transformers', 'duckdb', 'pandas', 'scipy', 'fastapi') if m in sys.modules])\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    heavy = _loaded(("torch", "transformers", "duckdb", "pandas", "scipy", "fastapi"))
+    assert _fresh_interpreter(f"import sys, recai.cli\nprint({heavy})") == "[]"
 
 
 @pytest.mark.parametrize("package", _packages())
