@@ -4,7 +4,7 @@ Usage: python benchmarks/gen.py [--datasets demo ml-latest-small] [--base qwen2.
        [--per-task 300] [--test-per-task 50] [--max-steps 400] [--batch-size 4]
        [--grad-accum 1] [--precision auto|fp32|bf16] [--repetition-penalty 1.1]
        [--limit-per-task N] [--configs zero-shot sft sft-cgen sasrec popularity] [--device cpu|cuda]
-       [--rescore-only]
+       [--eval-tasks sequential ...] [--name gen] [--rescore-only]
 
 Per dataset: a leave-one-out split (5-core on MovieLens), a SASRec teacher fitted on the training log
 only, the eight gen tasks built with the teacher's top-k as list labels, LoRA SFT of the base model,
@@ -20,6 +20,12 @@ examples only, for every row: the other list tasks' held-out items can lie outsi
 ask for, and the recommenders answer the sequential examples only. ``--rescore-only`` rescores the
 stored replies of the existing LLM runs with the current scorer (no model is loaded) and rewrites the
 summary, for a corrected or added metric.
+
+The ranking measurement (every row on the same few hundred users' next item, so systems separate):
+``--eval-tasks sequential --test-per-task 300 --name gen_ranking``. SFT still trains on every task;
+only the sequential test examples are answered. Every pair of rows (the LLM rows with each other and
+with SASRec and popularity) is compared on the same examples: the paired bootstrap interval of the
+difference and the sign-flip p, Holm-corrected over the pairs of each metric.
 """
 
 from __future__ import annotations
@@ -37,14 +43,16 @@ import numpy as np
 
 from recai.data import load
 from recai.data.atomic import write_text_atomic
+from recai.evaluate.compare import holm, paired_statistics
 from recai.evaluate.generative import single_target_scores
 from recai.evaluate.metrics import bootstrap_ci
+from recai.evaluate.runs import RunFolder
 from recai.gen import build_gen_data
 from recai.gen.evaluation import DecodeConfig, run_evaluation
 from recai.gen.examples import GenData, first_per_task
 from recai.gen.generate import GenRecommender
 from recai.gen.models import GEN_FILE
-from recai.gen.tasks import fit_teacher
+from recai.gen.tasks import LIST_TASKS, fit_teacher
 from recai.gen.training import train_sft
 from recai.train.models import resolve_base
 from recai.train.sft import SFTConfig
@@ -56,6 +64,15 @@ SOURCES = {
     "ml-latest-small": (str(SHARED / "datasets" / "ml-latest-small"), 5, "movie"),
 }
 CONFIGS = ("zero-shot", "sft", "sft-cgen", "sasrec", "popularity")
+LLM_ROWS = ("zero-shot", "sft", "sft-cgen")
+PAIRS = (
+    ("zero-shot", "sft"),
+    ("sft", "sft-cgen"),
+    ("zero-shot", "sft-cgen"),
+    ("popularity", "sft-cgen"),
+    ("sasrec", "sft-cgen"),
+    ("popularity", "sasrec"),
+)
 KS = (1, 5, 10)
 RANKING = ("ndcg@10", "recall@10")
 HEADLINE = (
@@ -94,6 +111,18 @@ def main() -> None:
         help="evaluate only the first N test examples of each task (every row alike)",
     )
     parser.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument(
+        "--eval-tasks",
+        nargs="*",
+        default=None,
+        choices=list(LIST_TASKS),
+        help="answer only these tasks' test examples (default: all); SFT trains on every task",
+    )
+    parser.add_argument(
+        "--name",
+        default="gen",
+        help="the summary (RESULTS/NAME.json) and run folders (RESULTS/NAME/DATASET/) of this measurement",
+    )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
     parser.add_argument("--sasrec-budget-s", type=float, default=240.0)
     parser.add_argument(
@@ -109,7 +138,7 @@ def main() -> None:
         "--rescore-only", action="store_true", help="rescore the stored LLM runs; generate and train nothing"
     )
     args = parser.parse_args()
-    summary_path = args.out / "gen.json"
+    summary_path = args.out / f"{args.name}.json"
     summary: dict[str, Any] = (
         json.loads(summary_path.read_text()) if summary_path.exists() else {"datasets": {}}
     )
@@ -127,7 +156,7 @@ def main() -> None:
         run = rescore_dataset if args.rescore_only else run_dataset
         summary["datasets"][name] = run(name, args, previous)
         write_text_atomic(summary_path, json.dumps(summary, indent=2) + "\n")
-        write_text_atomic(args.out / "gen" / "report.md", report(summary))
+        write_text_atomic(args.out / args.name / "report.md", report(summary))
 
 
 def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -> dict[str, Any]:
@@ -151,6 +180,7 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
             "precision",
             "repetition_penalty",
             "limit_per_task",
+            "eval_tasks",
         )
     }
     data_dir = work / f"data-{args.per_task}-{args.test_per_task}"
@@ -169,15 +199,14 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
             noun=noun,
         )
         data.save(data_dir)
-    data = GenData.load(data_dir)
-    data = replace(data, test=first_per_task(data.test, args.limit_per_task))
+    data = evaluated(GenData.load(data_dir), args)
 
     def decode(*, constrained: bool) -> DecodeConfig:
         """Greedy decoding, the same penalty for every LLM row."""
         return DecodeConfig(constrained=constrained, repetition_penalty=args.repetition_penalty)
 
     result["examples"] = {"train": len(data.train), "test": len(data.test)}
-    runs = args.out / "gen" / name
+    runs = args.out / args.name / name
     configs = result.setdefault("configs", {})
     base = resolve_base(args.base)
     if "zero-shot" in args.configs:
@@ -234,10 +263,18 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
                     decode(constrained=True),
                 )
             )
+    per_example: dict[str, dict[str, dict[str, float]]] = {}
     if "sasrec" in args.configs and teacher is not None:
-        configs["sasrec"] = teacher_scores(teacher, dataset.catalog, data)
+        configs["sasrec"], per_example["sasrec"] = teacher_scores(teacher, dataset.catalog, data)
     if "popularity" in args.configs:
-        configs["popularity"] = teacher_scores(fit_teacher(split, "popularity"), dataset.catalog, data)
+        configs["popularity"], per_example["popularity"] = teacher_scores(
+            fit_teacher(split, "popularity"), dataset.catalog, data
+        )
+    for config in LLM_ROWS:
+        if config in args.configs and (runs / config / "config.json").exists():
+            per_example[config] = run_scores(runs / config, data)
+    if len(per_example) > 1:
+        result["paired"] = {**result.get("paired", {}), **paired_rows(per_example)}
     for config in args.configs:  # a later partial rerun must not relabel the rows it did not rerun
         if config in configs:
             configs[config]["settings"] = result["settings"]
@@ -254,14 +291,13 @@ def rescore_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any
     dataset = load(source)
     if k_core:
         dataset = dataset.k_core(k_core)
-    data = GenData.load(args.work / name / f"data-{args.per_task}-{args.test_per_task}")
-    data = replace(data, test=first_per_task(data.test, args.limit_per_task))
+    data = evaluated(GenData.load(args.work / name / f"data-{args.per_task}-{args.test_per_task}"), args)
     scorer = GenScorer(dataset.catalog, ks=KS)
     result = dict(previous)
     configs = result.setdefault("configs", {})
     wanted = {e.id for e in data.test}
     for config in ("zero-shot", "sft", "sft-cgen"):
-        folder = args.out / "gen" / name / config
+        folder = args.out / args.name / name / config
         if config not in args.configs or not (folder / "config.json").exists():
             continue
         stored = json.loads((folder / "config.json").read_text())
@@ -301,9 +337,52 @@ def _metrics(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def teacher_scores(teacher: Any, catalog: Any, data: GenData) -> dict[str, Any]:
-    """A recommender's top-10 on the sequential test examples (the same users and targets as the LLMs)."""
+def evaluated(data: GenData, args: argparse.Namespace) -> GenData:
+    """The test examples every row answers: the chosen tasks', the first N of each."""
+    test = [e for e in data.test if args.eval_tasks is None or e.task in args.eval_tasks]
+    return replace(data, test=first_per_task(test, args.limit_per_task))
+
+
+def run_scores(folder: Path, data: GenData) -> dict[str, dict[str, float]]:
+    """{example id: {ranking metric: score}} of an LLM row's sequential test examples."""
+    wanted = {e.id for e in data.test if e.task == "sequential"}
+    out: dict[str, dict[str, float]] = {}
+    for record in RunFolder.load(folder).records():
+        scores = record.get("scores") or {}
+        if record["id"] in wanted:
+            out[record["id"]] = {m: float(scores[m]) for m in RANKING if scores.get(m) is not None}
+    return out
+
+
+def paired_rows(per_example: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """B - A for each pair of rows present, on the sequential examples both answered, Holm-corrected
+    over the pairs of each metric (the question is which rows differ, asked of every pair at once)."""
+    pairs = [(a, b) for a, b in PAIRS if a in per_example and b in per_example]
+    out: dict[str, Any] = {f"{b} - {a}": {} for a, b in pairs}
+    for metric in RANKING:
+        stats = []
+        for a, b in pairs:
+            ids = sorted(i for i in set(per_example[a]) & set(per_example[b]) if metric in per_example[a][i])
+            ids = [i for i in ids if metric in per_example[b][i]]
+            if not ids:
+                continue
+            sa = np.array([per_example[a][i][metric] for i in ids])
+            sb = np.array([per_example[b][i][metric] for i in ids])
+            entry = paired_statistics(sa, sb, seed=0, n_resamples=10000)
+            out[f"{b} - {a}"][metric] = entry
+            stats.append(entry)
+        for entry, p in zip(stats, holm([s["p_permutation"] for s in stats]), strict=True):
+            entry["p_holm"] = p
+    return out
+
+
+def teacher_scores(
+    teacher: Any, catalog: Any, data: GenData
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """A recommender's top-10 on the sequential test examples (the same users and targets as the LLMs),
+    summarised, and each example's scores (for pairing with the other rows)."""
     per: dict[str, list[float]] = {}
+    by_example: dict[str, dict[str, float]] = {}
     for example in data.test:
         if example.task != "sequential" or example.target is None:
             continue
@@ -311,13 +390,19 @@ def teacher_scores(teacher: Any, catalog: Any, data: GenData) -> dict[str, Any]:
         seen = [int(p) for p in catalog.index_of(list(example.seen or example.history), missing="drop")]
         positions, _ = teacher.recommend(history, max(KS), exclude=seen)
         target = int(catalog.index_of([example.target])[0])
-        for key, value in single_target_scores([int(p) for p in positions], target, KS).items():
-            per.setdefault(key.replace("hit@", "recall@"), []).append(value)
+        scores = {
+            key.replace("hit@", "recall@"): value
+            for key, value in single_target_scores([int(p) for p in positions], target, KS).items()
+        }
+        by_example[example.id] = scores
+        for key, value in scores.items():
+            per.setdefault(key, []).append(value)
     metrics = {}
     for key, values in per.items():
         low, high = bootstrap_ci(np.array(values))
         metrics[key] = {"mean": float(np.mean(values)), "low": low, "high": high}
-    return {"n": len(next(iter(per.values()), [])), "metrics": metrics, "task": "sequential only"}
+    summary = {"n": len(next(iter(per.values()), [])), "metrics": metrics, "task": "sequential only"}
+    return summary, by_example
 
 
 def report(summary: dict[str, Any]) -> str:
@@ -359,11 +444,39 @@ def report(summary: dict[str, Any]) -> str:
         header = "| config | n | n_seq | " + " | ".join(HEADLINE) + " |"
         lines += [header, "|---" * (len(HEADLINE) + 3) + "|"]
         for config, entry in result.get("configs", {}).items():
-            cells = [f"{entry['metrics'][m]['mean']:.3f}" if m in entry["metrics"] else "-" for m in HEADLINE]
+            cells = [_cell(entry["metrics"].get(m), interval=m in RANKING) for m in HEADLINE]
             n_seq = entry.get("n_sequential", entry["n"])
             lines.append(f"| {config} | {entry['n']} | {n_seq} | " + " | ".join(cells) + " |")
         lines.append("")
+        if result.get("paired"):
+            lines += [
+                "Paired on the same sequential examples (B - A, 95% paired bootstrap interval, sign-flip p "
+                "Holm-corrected over the pairs):",
+                "",
+                "| B - A | n | " + " | ".join(RANKING) + " |",
+                "|---" * (len(RANKING) + 2) + "|",
+            ]
+            for pair, stats in result["paired"].items():
+                n = next((s["n"] for s in stats.values()), 0)
+                cells = [
+                    f"{stats[m]['diff']:+.3f} [{stats[m]['diff_low']:+.3f}, {stats[m]['diff_high']:+.3f}] "
+                    f"p={stats[m]['p_holm']:.3g}"
+                    if m in stats
+                    else "-"
+                    for m in RANKING
+                ]
+                lines.append(f"| {pair} | {n} | " + " | ".join(cells) + " |")
+            lines.append("")
     return "\n".join(lines)
+
+
+def _cell(stat: dict[str, Any] | None, *, interval: bool) -> str:
+    """A table cell: the mean, with its 95% interval where asked."""
+    if stat is None:
+        return "-"
+    if interval and "low" in stat:
+        return f"{stat['mean']:.3f} [{stat['low']:.3f}, {stat['high']:.3f}]"
+    return f"{stat['mean']:.3f}"
 
 
 if __name__ == "__main__":

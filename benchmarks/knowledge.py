@@ -113,6 +113,7 @@ def main() -> None:
         for config in args.configs:
             started = time.perf_counter()
             out = args.out / name / config
+            answered_before = _records(out)
             sampling = ListSampling(
                 n_users=args.users, n_candidates=20, negatives="popularity", history_len=20
             )
@@ -132,7 +133,12 @@ def main() -> None:
                 run_knowledge_eval(
                     f"llm:{args.llm}", out, knowledge=config, ranker={"budget_tokens": args.budget}, **common
                 )
-            entry["configs"][config] = _result(out, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            previous = entry["configs"].get(config, {})
+            entry["configs"][config] = _result(out, seconds)
+            if answered_before == _records(out) and "wall_s_this_invocation" in previous:
+                # a finished run reopened to re-summarise: keep the time of the invocation that ran it
+                entry["configs"][config]["wall_s_this_invocation"] = previous["wall_s_this_invocation"]
             _paired(entry, args.out / name)
             _against(entry, args.out / name, "all", DOKE_CONFIGS, "doke_vs_all")
             _save(summary, args.summary)  # after every configuration: an interrupted run keeps its results
@@ -158,6 +164,11 @@ def _base(folder: Path, data: DataOptions, sasrec_budget_s: float) -> Path:
     build_knowledge(data, folder, kinds="all", params=params, sasrec_budget_s=sasrec_budget_s)
     print(f"built the knowledge base {folder} in {time.perf_counter() - started:.0f} s", flush=True)
     return folder
+
+
+def _records(run_folder: Path) -> int:
+    """How many samples the run folder has answered (0 before it exists)."""
+    return len(RunFolder.load(run_folder).records()) if (run_folder / "config.json").exists() else 0
 
 
 def _result(run_folder: Path, seconds: float) -> dict[str, Any]:

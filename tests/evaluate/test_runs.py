@@ -304,6 +304,20 @@ def test_usage_adds_up_over_resumed_sessions(tmp_path: Path) -> None:
     assert usage["by_model"]["gpt-4o-mini"]["calls"] == 20
 
 
+def test_a_resumed_session_that_called_nothing_adds_no_session(tmp_path: Path) -> None:
+    prices = PriceTable.load()
+    with open_run(tmp_path / "run") as run:
+        run.write_usage(usage_report(prompt=10), prices)
+    before = (tmp_path / "run" / "usage.json").read_text()
+    with open_run(tmp_path / "run") as run:  # reopened to re-summarise: nothing left to call
+        run.write_usage({}, prices, cache={"model": "gpt-4o-mini", "hits": 0, "misses": 0})
+    assert (tmp_path / "run" / "usage.json").read_text() == before
+    with open_run(tmp_path / "fresh") as run:  # a first session writes its (empty) file all the same
+        run.write_usage({}, prices)
+        usage = run.read_usage()
+    assert usage is not None and len(usage["sessions"]) == 1
+
+
 def test_usage_accepts_a_meter_and_refuses_other_shapes(tmp_path: Path) -> None:
     from recai.llm.usage import UsageMeter
 

@@ -324,6 +324,8 @@ class RunFolder:
         replaces this session's entry) next to earlier sessions', with totals and a cost estimate.
 
         ``cache`` takes :meth:`CachedChatModel.stats` (one or a list) to report hits and what they saved.
+        A resumed session that called nothing (a finished run reopened to re-summarise it) leaves the
+        earlier sessions' file as it was, so the report does not count it as a session.
         """
         target = self.path / USAGE
         sessions: list[dict[str, Any]] = []
@@ -331,6 +333,9 @@ class RunFolder:
             old = _read_json(target)
             sessions = [s for s in old.get("sessions", []) if s.get("id") != self.session]
         caches = [dict(cache)] if isinstance(cache, Mapping) else [dict(c) for c in cache or ()]
+        idle = not usage and not any(c.get("hits") or c.get("misses") for c in caches)
+        if idle and sessions:
+            return target
         entry = {
             "id": self.session,
             "started": self.started,
