@@ -4,7 +4,7 @@ Usage: python benchmarks/gen.py [--datasets demo ml-latest-small] [--base qwen2.
        [--per-task 300] [--test-per-task 50] [--max-steps 400] [--batch-size 4]
        [--grad-accum 1] [--precision auto|fp32|bf16] [--repetition-penalty 1.1]
        [--limit-per-task N] [--configs zero-shot sft sft-cgen sasrec popularity] [--device cpu|cuda]
-       [--eval-tasks sequential ...] [--name gen] [--rescore-only]
+       [--eval-tasks sequential ...] [--name gen] [--decode-batch-size 8] [--rescore-only]
 
 Per dataset: a leave-one-out split (5-core on MovieLens), a SASRec teacher fitted on the training log
 only, the eight gen tasks built with the teacher's top-k as list labels, LoRA SFT of the base model,
@@ -132,6 +132,12 @@ def main() -> None:
         help="for every LLM row alike (Qwen2.5 instruct models ship 1.05 to 1.1 in their "
         "generation config; 1.0: none)",
     )
+    parser.add_argument(
+        "--decode-batch-size",
+        type=int,
+        default=8,
+        help="prompts generated at once (SmolLM2-135M on 2 CPU cores: 16 gives 1.5x the tokens/s of 8)",
+    )
     parser.add_argument("--work", type=Path, default=HERE / ".work" / "gen")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument(
@@ -203,7 +209,11 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
 
     def decode(*, constrained: bool) -> DecodeConfig:
         """Greedy decoding, the same penalty for every LLM row."""
-        return DecodeConfig(constrained=constrained, repetition_penalty=args.repetition_penalty)
+        return DecodeConfig(
+            constrained=constrained,
+            repetition_penalty=args.repetition_penalty,
+            batch_size=args.decode_batch_size,
+        )
 
     result["examples"] = {"train": len(data.train), "test": len(data.test)}
     runs = args.out / args.name / name
