@@ -103,14 +103,17 @@ def main() -> None:
         parser.error("--item-weight must be positive (rl-list is the item_weight 0 row)")
 
     summary_path = args.out / "gen_rl.json"
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if summary.get("settings") != settings:  # rows of other settings must not mix into this report
+        summary = {}
     summary.update(
         {
             "benchmark": "gen_rl",
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
             "base_model": args.base,
             "dataset": args.dataset,
-            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "settings": settings,
         }
     )
     summary.setdefault("stages", {})
@@ -147,9 +150,9 @@ def main() -> None:
     device = args.device or _device()
 
     base_name = Path(args.base).name  # a model name, or a folder's
-    sft_dir = (
-        args.sft
-        or work / f"sft-{base_name}-{args.per_task}-{args.sft_steps}-{args.sft_batch_size}-{args.seed}"
+    # named after its data too, so other data (teacher, test share, --data-dir) never reuses this model
+    sft_dir = args.sft or work / (
+        f"sft-{base_name}-{data_dir.name}-{args.sft_steps}-{args.sft_batch_size}-s{args.seed}"
     )
     if not (sft_dir / GEN_FILE).exists():
         config = SFTConfig(

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from recai.data import Catalog
@@ -75,6 +76,36 @@ def test_token_advantages_equal_the_hand_computed_values() -> None:
         ]
     )
     torch.testing.assert_close(tokens, want)
+
+
+def test_item_advantages_follow_trls_reward_scaling() -> None:
+    items = [
+        ItemRewards((1.0, -1.0), ((0, 1), (1, 2))),
+        ItemRewards((0.0,), ((0, 1),)),
+        ItemRewards((4.0,), ((0, 1),)),
+        ItemRewards((0.0,), ((0, 1),)),
+    ]
+    unscaled = group_item_advantages(items, 2, "none")
+    assert unscaled[:2] == [[1.0, -1.0], [0.0]] and unscaled[2:] == [[2.0], [-2.0]]  # minus the group mean
+    batch_std = float(np.std([1.0, -1.0, 0.0, 4.0, 0.0], ddof=1))
+    batch = group_item_advantages(items, 2, "batch")
+    assert batch[2] == [pytest.approx(2.0 / (batch_std + STD_EPSILON))]
+    group = group_item_advantages(items, 2, "group")
+    assert group[2] == [pytest.approx(2.0 / (math.sqrt(8.0) + STD_EPSILON))]
+    with pytest.raises(ValueError, match="scale must be one of"):
+        group_item_advantages(items, 2, "sometimes")
+
+
+def test_settings_that_read_one_advantage_per_reply_are_refused() -> None:
+    from types import SimpleNamespace
+
+    from recai.gen.item_advantages import refuse_sequence_level_settings
+
+    refuse_sequence_level_settings(SimpleNamespace(off_policy_mask_threshold=None, loss_type="dapo"))
+    with pytest.raises(ValueError, match=r"off_policy_mask_threshold.*set item_weight 0"):
+        refuse_sequence_level_settings(SimpleNamespace(off_policy_mask_threshold=0.5))
+    with pytest.raises(ValueError, match="vespo"):
+        refuse_sequence_level_settings(SimpleNamespace(loss_type="vespo"))
 
 
 def test_item_weight_zero_gives_exactly_trls_sequence_advantages() -> None:

@@ -67,6 +67,14 @@ def test_the_hit_is_discounted_by_rank_and_cut_at_k(catalog: Catalog) -> None:
     assert too_late["hit"] == 0.0 and too_late["count"] == 1.0
 
 
+def test_an_item_past_the_k_asked_for_pays_its_share_of_the_count_penalty(catalog: Catalog) -> None:
+    reward = ListReward(FakeParser(catalog))  # type: ignore[arg-type]
+    # k 2: Heat (target) and Pulp Fiction are the list; Amélie is a third valid item, one too many
+    per_item = reward.items(example(k=2), Parsed(["Heat", "Pulp Fiction", "Amélie"], [2, 0, 3], spans=True))
+    assert per_item[2] == pytest.approx(-1.0 / 2)  # count weight 1 over k 2: what it adds to the list's term
+    assert per_item[0] > 0 and per_item[1] > 0
+
+
 def test_control_count_and_empty_penalties(catalog: Catalog) -> None:
     reward = ListReward(FakeParser(catalog))  # type: ignore[arg-type]
     crime = example(control=Control("genres", "Crime", "in"), k=2, target=None)
@@ -109,6 +117,29 @@ def test_the_trl_reward_reads_token_ids_and_logs_its_terms(catalog: Catalog) -> 
     assert values[0] == pytest.approx(reward(example(), parser.parse_ids(good[:-1])))
     assert values[0] > values[1]
     assert logged["reward_terms/invalid"] == pytest.approx(0.5) and "reward_terms/hit" in logged
+    assert logged["reward_terms/replies_with_spans"] == 1.0 and "reward_terms/item_mean" in logged
+
+
+def test_a_name_cut_off_by_the_length_limit_gets_no_item_reward(catalog: Catalog) -> None:
+    pytest.importorskip("transformers")
+    from recai.gen.generate import ReplyParser
+    from recai.gen.item_advantages import ItemRewards
+    from recai.gen.items import add_item_tokens
+    from tests.gen.tiny import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    add_item_tokens(tok)
+    parser = ReplyParser(tok, catalog)
+    text = "1. <|item_start|>Heat (1995)<|item_end|> 2. <|item_start|>Pulp"
+    cut = tok(text, add_special_tokens=False)["input_ids"]  # no end token: the length limit stopped it
+    ended = [*cut, tok.eos_token_id]  # the model itself stopped inside a name: an invalid item
+    items: list[ItemRewards] = []
+    raw = json.dumps(example().to_dict())
+    reward_function(parser, items=items)(
+        prompts=[None] * 2, completions=[None] * 2, completion_ids=[cut, ended], example=[raw] * 2
+    )
+    assert len(items[0].rewards) == 1 and items[0].rewards[0] > 0  # only Heat is judged
+    assert len(items[1].rewards) == 2 and items[1].rewards[1] == pytest.approx(-1.0)
 
 
 def test_rl_uses_list_tasks_only_and_checks_its_config() -> None:

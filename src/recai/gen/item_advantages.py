@@ -74,19 +74,37 @@ class ItemRewards:
         return cls(tuple(float(r) for r in rewards), tuple(parsed.token_spans))
 
 
-def group_item_advantages(items: Sequence[ItemRewards], num_generations: int) -> list[list[float]]:
-    """Each item's reward minus the mean of every item in its group's replies, over their standard
-    deviation (with Bessel's correction, as TRL's) plus :data:`STD_EPSILON`; 0 where a group names
+#: TRL's ``scale_rewards`` values, which the item advantages follow as the list advantages do.
+SCALES = ("group", "batch", "none")
+
+
+def _std(values: np.ndarray) -> float:
+    """The standard deviation with Bessel's correction (TRL's ``nanstd``), 0 under two values."""
+    return float(values.std(ddof=1)) if values.size > 1 else 0.0
+
+
+def group_item_advantages(
+    items: Sequence[ItemRewards], num_generations: int, scale: str = "group"
+) -> list[list[float]]:
+    """Each item's reward minus the mean of every item in its group's replies, over a standard deviation
+    plus :data:`STD_EPSILON`, as TRL scales the list rewards (``scale``): the group's items' (``group``),
+    every item's in the batch (``batch``), or none (``none``: the difference only). 0 where a group names
     fewer than two items. ``items`` holds the replies in TRL's order: each group's replies together."""
     if num_generations < 1 or len(items) % num_generations:
         raise ValueError(f"{len(items)} replies do not split into groups of {num_generations}")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    batch_std = _std(np.array([r for item in items for r in item.rewards], dtype=np.float64))
     out: list[list[float]] = []
     for lo in range(0, len(items), num_generations):
         group = items[lo : lo + num_generations]
         values = np.array([r for item in group for r in item.rewards], dtype=np.float64)
-        mean = float(values.mean()) if values.size else 0.0
-        std = float(values.std(ddof=1)) if values.size > 1 else 0.0
-        out.extend([[(r - mean) / (std + STD_EPSILON) for r in item.rewards] for item in group])
+        if values.size < 2:
+            out.extend([[0.0] * len(item.rewards) for item in group])
+            continue
+        mean = float(values.mean())
+        divisor = {"group": _std(values) + STD_EPSILON, "batch": batch_std + STD_EPSILON, "none": 1.0}[scale]
+        out.extend([[(r - mean) / divisor for r in item.rewards] for item in group])
     return out
 
 
@@ -142,6 +160,26 @@ def check_trl_internals(trainer_class: type) -> None:
         )
 
 
+def refuse_sequence_level_settings(trainer: Any) -> None:
+    """Refuse the GRPO settings that read the advantage as one number per reply (a per-token advantage
+    would silently change their meaning) or that normalise the rewards other than per group."""
+    problems = []
+    if getattr(trainer, "off_policy_mask_threshold", None) is not None:
+        problems.append("off_policy_mask_threshold (it masks whole replies by the sign of their advantage)")
+    if getattr(trainer, "loss_type", None) == "vespo":
+        problems.append("loss_type 'vespo' (it weighs whole replies by the sign of their advantage)")
+    if getattr(trainer, "multi_objective_aggregation", "sum_then_normalize") != "sum_then_normalize":
+        problems.append("multi_objective_aggregation other than 'sum_then_normalize'")
+    if getattr(trainer, "scale_rewards", "group") not in SCALES:
+        problems.append(f"scale_rewards {trainer.scale_rewards!r}")
+    if problems:
+        raise ValueError(
+            "item-level advantages (item_weight > 0) cannot be used with "
+            + "; ".join(problems)
+            + ": set item_weight 0 or leave these at their defaults"
+        )
+
+
 def item_advantage_trainer(trainer_class: type) -> type:
     """A subclass of ``trainer_class`` (TRL's ``GRPOTrainer``) whose advantages are per token: the list
     advantage TRL computes, plus ``item_weight`` times each item's advantage on its span's tokens.
@@ -157,6 +195,7 @@ def item_advantage_trainer(trainer_class: type) -> type:
             self, *args: Any, item_rewards: list[ItemRewards], item_weight: float, **kwargs: Any
         ) -> None:
             super().__init__(*args, **kwargs)
+            refuse_sequence_level_settings(self)
             self.item_rewards = item_rewards
             self.item_weight = float(item_weight)
 
@@ -180,7 +219,7 @@ def item_advantage_trainer(trainer_class: type) -> type:
             mode = "train" if self.model.training else "eval"
             generations = self.num_generations if mode == "train" else self.num_generations_eval
             every = gather_object(local)  # the group of a reply may lie on another process
-            advantages = group_item_advantages(every, generations)
+            advantages = group_item_advantages(every, generations, self.scale_rewards)
             first = self.accelerator.process_index * len(local)
             mine = advantages[first : first + len(local)]
             output["advantages"] = token_advantages(

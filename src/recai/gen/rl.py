@@ -119,7 +119,9 @@ class ListReward:
 
     def items(self, example: GenExample, parsed: Parsed) -> list[float]:
         """A reward per named item, in order: the hit and teacher credit it earns, minus the penalty it
-        incurs (invalid, repeated, seen, or breaking an in / not-in control)."""
+        incurs (invalid, repeated, seen, or breaking an in / not-in control). A valid item past the k
+        asked for earns nothing and pays its share of the list's count penalty (``count / k``), so the
+        item rewards never favour lists longer than asked."""
         c = self.config
         seen = set(self._rows(example.seen))
         target = self._rows([example.target]) if example.target is not None else []
@@ -138,6 +140,9 @@ class ListReward:
             named.add(p)
             if p in seen:
                 out.append(-c.seen)
+                continue
+            if example.k and valid_rank >= example.k:
+                out.append(-c.count / example.k)
                 continue
             value = c.teacher * (_discount(rank[p]) if p in rank else 0.0)
             if target and p == target[0] and example.k is not None and valid_rank < example.k:
@@ -172,19 +177,32 @@ def reward_function(
         sums: dict[str, float] = {}
         if items is not None:
             items.clear()
+        item_values: list[float] = []
+        with_spans = 0
         for ids, raw in zip(completion_ids, example, strict=True):
             item = GenExample.from_dict(json.loads(raw))
-            body = [t for t in ids if t != parser.tokenizer.eos_token_id]
+            ids = list(ids)
+            ended = bool(ids) and ids[-1] == parser.tokenizer.eos_token_id
+            body = ids[:-1] if ended else ids  # a prefix of ids, so spans index ids too
             parsed = parser.parse_ids(body)
             for name, value in reward.terms(item, parsed).items():
                 sums[name] = sums.get(name, 0.0) + value
             values.append(reward(item, parsed))
-            if items is not None:  # body is ids without its final end token, so spans index ids too
-                items.append(ItemRewards.of(reward.items(item, parsed), parsed))
+            rewarded = ItemRewards.of(reward.items(item, parsed), parsed)
+            if parsed.partial and not ended and rewarded.spans:
+                # cut off by the length limit, not an invented title: no item reward for the last name
+                rewarded = ItemRewards(rewarded.rewards[:-1], rewarded.spans[:-1])
+            item_values.extend(rewarded.rewards)
+            with_spans += bool(rewarded.spans)
+            if items is not None:
+                items.append(rewarded)
         log_metric = kwargs.get("log_metric")
         if callable(log_metric) and values:
             for name, total in sums.items():
                 log_metric(f"reward_terms/{name}", total / len(values))
+            # logged by both trainers, so a list-level run shows the item rewards it did not train on
+            log_metric("reward_terms/item_mean", float(np.mean(item_values)) if item_values else 0.0)
+            log_metric("reward_terms/replies_with_spans", with_spans / len(values))
         return values
 
     return recai_list_reward
