@@ -145,7 +145,7 @@ class ListReward:
                 out.append(-c.count / example.k)
                 continue
             value = c.teacher * (_discount(rank[p]) if p in rank else 0.0)
-            if target and p == target[0] and example.k is not None and valid_rank < example.k:
+            if target and p == target[0] and example.k is not None:  # within k: extras left above
                 value += c.hit * _discount(valid_rank)
             if (
                 column is not None
