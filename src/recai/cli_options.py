@@ -496,6 +496,12 @@ _TRAINING_OPTIONS: dict[str, tuple[str, Any]] = {
         "group_by_length",
         Annotated[bool, typer.Option(help="Batch examples of similar length together (less padding).")],
     ),
+    "token_lr_scale": (
+        "token_lr_scale",
+        Annotated[
+            float, typer.Option(help="Added tokens' embedding rows learn at the learning rate times this.")
+        ],
+    ),
 }
 
 

@@ -163,6 +163,7 @@ def gen_convert(
 @training_options(
     _SFT, "method", "epochs", "max_steps", "batch_size", "grad_accum", "learning_rate", "lora_r",
     "max_length", "seed", "save_steps", "precision", "device", "gradient_checkpointing", "group_by_length",
+    "token_lr_scale",
 )  # fmt: skip
 def gen_train(
     data_dir: GenDataArg,

@@ -30,6 +30,7 @@ from recai.train.chat import Encoded, TemplateError, encode_chat
 from recai.train.collate import PadCollator
 from recai.train.label_logits import label_logits_trainer
 from recai.train.sft import SFTConfig, drop_reason, load_base_lm, prepare_lm, sft_arguments
+from recai.train.token_rows import token_rate_trainer
 from recai.train.work import TrainingResult, WorkFolder, examples_fingerprint, refuse_existing
 
 
@@ -134,6 +135,7 @@ def train_sft(
             raise ValueError("scope_loss: no trained token lies inside a catalog item span")
         scope_summary = {"catalog_items": len(trie), "scoped_tokens": scoped}
         trainer_class = scope_loss_trainer(Trainer)
+    trainer_class = token_rate_trainer(trainer_class, config.token_lr_scale)
     collator = (ScopeCollator if scope_names else PadCollator)(int(tokenizer.pad_token_id))
     trainer = trainer_class(
         model=model,

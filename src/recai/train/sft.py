@@ -40,6 +40,9 @@ class SFTConfig(TrainingConfig):
         gradient_checkpointing: Recompute activations in the backward pass (less memory, more compute).
         scope_loss: Inside item spans, softmax over the catalog's valid continuations only (gen).
         group_by_length: Batches of similar lengths (less padding), their order seeded.
+        token_lr_scale: Added tokens' embedding rows (the item-span markers) learn at ``learning_rate``
+            times this (:mod:`recai.train.token_rows`): at the adapter's rate they barely move in a
+            short run, and the model never emits them. LoRA only; ``full`` trains every row alike.
     """
 
     base_model: str = "qwen2.5-0.5b-instruct"
@@ -59,6 +62,7 @@ class SFTConfig(TrainingConfig):
     gradient_checkpointing: bool = False
     scope_loss: bool = False
     group_by_length: bool = True
+    token_lr_scale: float = 10.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -70,6 +74,7 @@ class SFTConfig(TrainingConfig):
                 "epochs": self.epochs > 0 or self.max_steps > 0,
                 "warmup": 0 <= self.warmup < 1,
                 "max_length": self.max_length >= 16,
+                "token_lr_scale": self.token_lr_scale > 0,
             }
         )
 
