@@ -95,6 +95,10 @@ def main() -> None:
     parser.add_argument("--per-task", type=int, default=300)
     parser.add_argument("--test-per-task", type=int, default=50)
     parser.add_argument("--max-steps", type=int, default=400)
+    parser.add_argument(
+        "--token-lr-scale", type=float, default=SFTConfig.token_lr_scale,
+        help="the span markers' rows learn at the learning rate times this (1: as runs before 2026-12-07)",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument(
@@ -237,6 +241,8 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
             model_dir = model_dir.with_name(f"{model_dir.name}-x{args.grad_accum}-{args.precision}")
         if args.group_by_length:
             model_dir = model_dir.with_name(f"{model_dir.name}-grouped")
+        if args.token_lr_scale != 1:
+            model_dir = model_dir.with_name(f"{model_dir.name}-t{args.token_lr_scale:g}")
         if not model_dir.exists():
             config = SFTConfig(
                 base_model=str(base),
@@ -246,6 +252,7 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
                 precision=args.precision,
                 device=args.device,
                 group_by_length=args.group_by_length,
+                token_lr_scale=args.token_lr_scale,
             )
             train_sft(data, model_dir, config)
         trained = json.loads((model_dir / GEN_FILE).read_text())["training"]
@@ -254,6 +261,8 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
             for key in ("steps", "seconds_this_run", "tokens_per_second", "precision", "device", "train_loss")
         }
         result["training"]["batches"] = "by length" if args.group_by_length else "random"
+        result["training"]["token_lr_scale"] = args.token_lr_scale
+        model_run = {"model": model_dir.name}  # a row's records resume only with the model that wrote them
         gen = GenRecommender.load(model_dir, dataset.catalog, device=args.device or _device(), name="sft")
         if "sft" in args.configs:
             configs["sft"] = _metrics(
@@ -262,6 +271,7 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
                     data.test,
                     runs / "sft",
                     decode(constrained=False),
+                    run_config=model_run,
                 )
             )
         if "sft-cgen" in args.configs:
@@ -271,6 +281,7 @@ def run_dataset(name: str, args: argparse.Namespace, previous: dict[str, Any]) -
                     data.test,
                     runs / "sft-cgen",
                     decode(constrained=True),
+                    run_config=model_run,
                 )
             )
     per_example: dict[str, dict[str, dict[str, float]]] = {}

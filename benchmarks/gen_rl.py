@@ -153,6 +153,7 @@ def main() -> None:
     # named after its data too, so other data (teacher, test share, --data-dir) never reuses this model
     sft_dir = args.sft or work / (
         f"sft-{base_name}-{data_dir.name}-{args.sft_steps}-{args.sft_batch_size}-s{args.seed}"
+        f"-t{SFTConfig.token_lr_scale:g}"
     )
     if not (sft_dir / GEN_FILE).exists():
         config = SFTConfig(
