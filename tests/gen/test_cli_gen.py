@@ -107,3 +107,22 @@ def test_errors_are_clear(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and "repetition_penalty" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_gen_data_on_a_name_only_catalog_says_which_tasks_it_cannot_build(tmp_path: Path) -> None:
+    from recai.data import Catalog, CatalogSchema, ColumnRole, Dataset, load
+
+    full = load("demo")
+    kept = [c for c in full.catalog.schema.columns if c.role in (ColumnRole.ID, ColumnRole.TITLE)]
+    catalog = Catalog(full.catalog.items[[c.name for c in kept]], CatalogSchema(columns=kept))
+    Dataset("names-only", catalog, full.interactions).save(tmp_path / "names-only")
+    out = _invoke(
+        "gen", "data", str(tmp_path / "names-only"), "--out", str(tmp_path / "d"), "--per-task", "3",
+        "--test-per-task", "2",
+    )  # fmt: skip
+    said = " ".join(out.split())  # the console wraps long lines
+    assert (
+        "no examples of category, category_cold, category_share, item_title, item_category, general" in said
+    )
+    meta = json.loads((tmp_path / "d" / "meta.json").read_text())
+    assert meta["counts"] == {"sequential": {"train": 3, "test": 2}, "count": {"train": 3, "test": 2}}

@@ -270,3 +270,24 @@ def test_not_json_names_the_line(tmp_path: Path) -> None:
     path.write_text("{not json}\n", encoding="utf-8")
     with pytest.raises(DataError, match="line 1"):
         read_examples(path, GenExample)
+
+
+def test_a_name_only_catalog_builds_the_tasks_it_can_and_says_which_it_cannot() -> None:
+    """Last.fm's artists have a name and nothing else: no category to control and nothing to describe an
+    item by, so the control and grounding tasks give no examples (and are named in the meta) while the
+    list tasks are built as usual."""
+    from recai.data import Catalog, CatalogSchema
+    from recai.data.schema import ColumnRole
+
+    full = demo()
+    kept = [c for c in full.catalog.schema.columns if c.role in (ColumnRole.ID, ColumnRole.TITLE)]
+    catalog = Catalog(full.catalog.items[[c.name for c in kept]], CatalogSchema(columns=kept))
+    names_only = Dataset("names-only", catalog, full.interactions)
+    data = build_gen_data(names_only, per_task=5, test_per_task=3, noun="artist", progress=False)
+    counts = data.counts()
+    cannot = ["category", "category_cold", "category_share", "item_title", "item_category", "general"]
+    assert data.meta["category"] is None and data.meta["inapplicable"] == cannot
+    for task in cannot:
+        assert sum(counts.get(task, {}).values()) == 0, counts
+    assert counts["sequential"] == counts["count"] == {"train": 5, "test": 3}, counts
+    assert built().meta["inapplicable"] == []  # demo's genres serve every task

@@ -137,6 +137,11 @@ def gen_data(
             seed=seed,
         )
     data.meta.update(min_rating=min_rating, k_core=k_core)
+    if data.meta["inapplicable"]:
+        console.print(
+            f"no examples of {', '.join(data.meta['inapplicable'])}: the catalog has no category column "
+            "with a usable value, or no column besides the title to describe an item by"
+        )
     title = f"{dataset.name}: examples per task"
     save_examples(data, out, source=name_or_path, title=title, overwrite=overwrite)
 

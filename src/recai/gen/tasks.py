@@ -62,9 +62,10 @@ MAX_ROUNDS = 20
 _SHARES = (0.2, 0.4, 0.6, 0.8)
 
 
-def category_column(catalog: Catalog, column: str | None = None) -> str:
+def category_column(catalog: Catalog, column: str | None = None) -> str | None:
     """The column used for category control: ``column``, else the first multi-valued categorical column,
-    else the first categorical one."""
+    else the first categorical one, else None (a name-only catalog such as Last.fm's: its control and
+    item-category tasks then give no examples, the other tasks are unaffected)."""
     schema = catalog.schema
     if column is not None:
         role = schema.column(column).role
@@ -75,7 +76,7 @@ def category_column(catalog: Catalog, column: str | None = None) -> str:
         found = [c for c in schema.by_role(role) if c in catalog.items]
         if found:
             return found[0]
-    raise ValueError("the catalog has no categorical column for category control")
+    return None
 
 
 def item_values(catalog: Catalog, column: str) -> list[frozenset[str]]:
@@ -178,8 +179,11 @@ class GenContext:
         self.popular = np.lexsort((np.arange(n), -self.counts))  # most popular first, ties by position
         self.history_log = self.split.train_and_valid()
         self.column = category_column(self.catalog, category)
-        self.multi = self.catalog.schema.column(self.column).role is ColumnRole.MULTI_CATEGORICAL
-        self.values = item_values(self.catalog, self.column)
+        self.multi = (
+            self.column is not None
+            and self.catalog.schema.column(self.column).role is ColumnRole.MULTI_CATEGORICAL
+        )
+        self.values = item_values(self.catalog, self.column) if self.column else [frozenset()] * n
         sizes: dict[str, int] = {}
         for vals in self.values:
             for v in vals:
@@ -370,6 +374,11 @@ class GenTask(Task[GenContext, Any, GenExample]):
     anchor: ClassVar[Literal["user", "item"]] = "user"
     one_per_anchor: ClassVar[bool] = True
 
+    def applies(self, ctx: GenContext) -> bool:
+        """Whether the catalog can give this task any example; one that cannot is skipped at once
+        instead of trying every anchor for many rounds."""
+        return True
+
 
 class Sequential(GenTask):
     """History -> top-k list: the next item first, then the teacher's top items or the user's later ones."""
@@ -401,6 +410,9 @@ class Count(GenTask):
 class ControlTask(GenTask):
     """A list under a category constraint (:class:`Control`): it needs a category value for which both
     "in" and "not in" lists of ``k`` items exist, so a catalog without one gives no examples."""
+
+    def applies(self, ctx: GenContext) -> bool:
+        return bool(ctx.eligible)
 
     def make(self, ctx: GenContext, anchor: Any, rng: np.random.Generator) -> GenExample | None:
         return self.controlled(ctx, anchor, rng) if ctx.eligible else None
@@ -509,13 +521,21 @@ class ItemTitle(GroundingTask):
 
     name = "item_title"
 
-    def make(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
-        catalog = ctx.catalog
-        columns = [
+    def applies(self, ctx: GenContext) -> bool:
+        return bool(self._described_by(ctx.catalog))
+
+    @staticmethod
+    def _described_by(catalog: Catalog) -> list[str]:
+        """The columns that describe an item without naming it."""
+        return [
             c
             for c in catalog.schema.rendered_columns()
             if c in catalog.items and c not in (catalog.title_column, catalog.id_column)
         ]
+
+    def make(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
+        catalog = ctx.catalog
+        columns = self._described_by(catalog)
         if not columns:
             return None
         description = catalog.render(anchor, columns=columns, max_chars=300, by_position=True).strip()
@@ -530,6 +550,9 @@ class ItemCategory(GroundingTask):
     """Item -> its categories in the category column."""
 
     name = "item_category"
+
+    def applies(self, ctx: GenContext) -> bool:
+        return ctx.column is not None
 
     def make(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
         values = sorted(ctx.values[anchor])
@@ -547,6 +570,9 @@ class General(GroundingTask):
 
     name = "general"
     one_per_anchor = False
+
+    def applies(self, ctx: GenContext) -> bool:
+        return bool(_general_kinds(ctx))
 
     def make(self, ctx: GenContext, anchor: int, rng: np.random.Generator) -> GenExample | None:
         kinds = _general_kinds(ctx)
@@ -656,6 +682,8 @@ class GenTaskBuilder:
         avoided = {_prompt_key(e) for e in avoid}
         task = GEN_TASKS.for_part(task, part)
         out: list[GenExample] = []
+        if not task.applies(self.ctx):
+            return out
         seen_keys: set[Any] = set()
         bar = tqdm(total=n, desc=f"{task.name} ({part})", disable=not progress, unit="ex")
         for attempt, key in self._attempts(task, part):
@@ -785,6 +813,8 @@ def build_gen_data(
         "min_k": ctx.min_k,
         "history_len": ctx.history_len,
         "category": ctx.column,
+        # asked for, yet the catalog can give them no example (no category column or no usable value)
+        "inapplicable": [task.name for task in chosen if not task.applies(ctx)],
         "noun": ctx.noun,
         "system": ctx.system,
         "seed": seed,
